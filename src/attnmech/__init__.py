@@ -1,0 +1,50 @@
+"""attnmech: the mechanics of next-token prediction with self-attention, as a working instrument.
+
+Implements Li, Huang, Ildiz, Rawat, Oymak, "Mechanics of Next Token Prediction with
+Self-Attention", AISTATS 2024 (arXiv 2403.08081): token-priority graphs and their SCCs, the
+Graph-SVM direction ``W_svm``, the finite part ``W_fin``, the automaton they define, and training
+of a single attention layer measured against that prediction.
+
+Names used for the paper's letters:
+
+=====  ==================  ==============================================
+paper  attnmech            meaning
+=====  ==================  ==============================================
+K      ``vocab_size``      number of tokens (rows of ``embeddings``)
+d      ``embedding_dim``   embedding dimension (``W`` is d x d)
+T      ``seq_len``         sequence length (sequences may be ragged)
+n      ``n_samples``       number of (sequence, label) samples
+G^(k)  ``graphs``          token-priority graph of last token k
+=====  ==================  ==============================================
+"""
+
+from .data import Dataset, load_dataset, make_dataset, make_embeddings, repair_labels
+from .errors import (
+    AttnmechError,
+    ConvergenceWarning,
+    InfeasibleProblemError,
+    InvalidDatasetError,
+    NotFittedError,
+    SolverError,
+    UnrealizableLabelError,
+)
+from .graphs import PriorityGraphs, build_priority_graphs
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Dataset",
+    "load_dataset",
+    "make_dataset",
+    "make_embeddings",
+    "repair_labels",
+    "PriorityGraphs",
+    "build_priority_graphs",
+    "AttnmechError",
+    "ConvergenceWarning",
+    "InfeasibleProblemError",
+    "InvalidDatasetError",
+    "NotFittedError",
+    "SolverError",
+    "UnrealizableLabelError",
+]

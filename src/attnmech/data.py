@@ -1,0 +1,724 @@
+"""Next-token datasets: token sequences, labels and token embeddings (SPEC section 1).
+
+A :class:`Dataset` stores ``n_samples`` sequences of token ids (lengths may differ, tokens may
+repeat), one label per sequence and the embedding table ``embeddings`` of shape
+``(vocab_size, embedding_dim)``. Sequences are kept flat (CSR layout: ``tokens`` and ``offsets``)
+so that everything downstream runs as array operations, with no Python loop over samples.
+
+Paper letters: K = ``vocab_size``, d = ``embedding_dim``, T = sequence length, n = ``n_samples``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from ._io import atomic_path, atomic_savez
+from .errors import InvalidDatasetError, UnrealizableLabelError
+
+__all__ = [
+    "Dataset",
+    "make_embeddings",
+    "make_dataset",
+    "load_dataset",
+    "repair_labels",
+    "unrealizable_samples",
+    "EMBEDDING_KINDS",
+    "GRAPH_KINDS",
+]
+
+logger = logging.getLogger(__name__)
+
+EMBEDDING_KINDS = ("random", "ortho", "equicorr")
+GRAPH_KINDS = ("cyclic", "acyclic", "any")
+
+
+def _readonly(array: np.ndarray) -> np.ndarray:
+    array.flags.writeable = False
+    return array
+
+
+def _list_preview(indices: np.ndarray, limit: int = 10) -> str:
+    shown = ", ".join(str(int(i)) for i in indices[:limit])
+    more = f", ... ({len(indices)} in all)" if len(indices) > limit else ""
+    return f"[{shown}{more}]"
+
+
+def _as_embeddings(embeddings: Any) -> np.ndarray:
+    try:
+        E = np.array(embeddings, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise InvalidDatasetError(
+            f"embeddings must be a numeric array of shape (vocab_size, embedding_dim): {exc}"
+        ) from None
+    if E.ndim != 2 or E.shape[0] == 0 or E.shape[1] == 0:
+        raise InvalidDatasetError(
+            f"embeddings must have shape (vocab_size, embedding_dim) with both > 0, got shape "
+            f"{E.shape}; pass one row per token"
+        )
+    bad = np.flatnonzero(~np.isfinite(E).all(axis=1))
+    if bad.size:
+        raise InvalidDatasetError(
+            f"embeddings of tokens {_list_preview(bad)} contain NaN or inf; replace them with "
+            "finite values"
+        )
+    return E
+
+
+def _flatten_sequences(sequences: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Turn a padded 2-D array (pad -1 on the right) or a list of sequences into CSR arrays."""
+    if isinstance(sequences, np.ndarray) and sequences.ndim == 2:
+        return _flatten_padded(sequences)
+    if isinstance(sequences, np.ndarray) and sequences.ndim != 1:
+        raise InvalidDatasetError(
+            f"sequences must be a 2-D array right-padded with -1 or a list of sequences, got an "
+            f"array of shape {sequences.shape}"
+        )
+    try:
+        seqs = [np.asarray(s) for s in sequences]
+    except TypeError:
+        raise InvalidDatasetError("sequences must be a list of token-id sequences") from None
+    lengths = np.fromiter((s.size for s in seqs), dtype=np.int64, count=len(seqs))
+    for i, s in enumerate(seqs):
+        if s.ndim != 1:
+            raise InvalidDatasetError(f"sequence of sample {i} must be 1-D, got shape {s.shape}")
+        if s.size and not (np.issubdtype(s.dtype, np.integer) or _is_integral_float(s)):
+            raise InvalidDatasetError(
+                f"sequence of sample {i} must hold integer token ids, got dtype {s.dtype}"
+            )
+    offsets = np.zeros(len(seqs) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    tokens = (
+        np.concatenate([s.astype(np.int64) for s in seqs]) if seqs else np.zeros(0, np.int64)
+    )
+    return tokens, offsets
+
+
+def _is_integral_float(array: np.ndarray) -> bool:
+    return np.issubdtype(array.dtype, np.floating) and bool(np.all(np.mod(array, 1) == 0))
+
+
+def _flatten_padded(padded: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    if not (np.issubdtype(padded.dtype, np.integer) or _is_integral_float(padded)):
+        raise InvalidDatasetError(
+            f"sequences must hold integer token ids (pad with -1), got dtype {padded.dtype}"
+        )
+    padded = padded.astype(np.int64)
+    valid = padded >= 0
+    lengths = valid.sum(axis=1)
+    # padding must be trailing: position t is valid iff t < length
+    expected = np.arange(padded.shape[1])[None, :] < lengths[:, None]
+    bad_rows = np.flatnonzero((valid != expected).any(axis=1))
+    if bad_rows.size:
+        raise InvalidDatasetError(
+            f"sequences of samples {_list_preview(bad_rows)} have negative entries before their "
+            "last token; pad with -1 on the right only"
+        )
+    offsets = np.zeros(padded.shape[0] + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    return padded[valid], offsets
+
+
+def unrealizable_samples(tokens: np.ndarray, offsets: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Indices of samples whose label does not occur in their sequence.
+
+    Parameters
+    ----------
+    tokens : ndarray of shape (total_tokens,)
+        Concatenated sequences.
+    offsets : ndarray of shape (n_samples + 1,)
+        Sequence ``i`` is ``tokens[offsets[i]:offsets[i + 1]]``.
+    labels : ndarray of shape (n_samples,)
+    """
+    n = labels.shape[0]
+    sample_of = np.repeat(np.arange(n), np.diff(offsets))
+    hits = np.bincount(sample_of[tokens == labels[sample_of]], minlength=n)
+    return np.flatnonzero(hits == 0)
+
+
+class Dataset:
+    """A next-token prediction dataset.
+
+    Parameters
+    ----------
+    sequences : list of sequences of int, or ndarray of shape (n_samples, max_length)
+        Token ids in ``[0, vocab_size)``. A 2-D array is right-padded with -1. Sequences may have
+        different lengths and may repeat tokens; the last entry of each is its query (last token).
+    labels : array-like of int of shape (n_samples,)
+        Next-token labels.
+    embeddings : array-like of shape (vocab_size, embedding_dim)
+        Token embeddings, one row per token (float64).
+    on_unrealizable : {"raise", "drop", "repair", "keep"}, default="raise"
+        What to do with samples whose label is not in their sequence (SPEC section 1): raise
+        :class:`UnrealizableLabelError`, drop them, replace the label by a uniform token of the
+        sequence (seeded by ``seed``), or keep them (the log-loss is then infinite; only for
+        experiments outside the theorem).
+    seed : int, default=0
+        Seed for ``on_unrealizable="repair"``.
+
+    Attributes
+    ----------
+    tokens : ndarray of shape (total_tokens,)
+        All sequences concatenated.
+    offsets : ndarray of shape (n_samples + 1,)
+        Sequence ``i`` is ``tokens[offsets[i]:offsets[i + 1]]``.
+    labels : ndarray of shape (n_samples,)
+    embeddings : ndarray of shape (vocab_size, embedding_dim)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> ds = Dataset([[0, 1], [0, 1], [0, 1]], [0, 0, 1], np.eye(2))
+    >>> ds.n_samples, ds.vocab_size, ds.last_tokens.tolist()
+    (3, 2, [1, 1, 1])
+    """
+
+    __slots__ = ("tokens", "offsets", "labels", "embeddings", "dropped")
+
+    def __init__(
+        self,
+        sequences: Any,
+        labels: Any,
+        embeddings: Any,
+        *,
+        on_unrealizable: Literal["raise", "drop", "repair", "keep"] = "raise",
+        seed: int = 0,
+    ) -> None:
+        E = _as_embeddings(embeddings)
+        tokens, offsets = _flatten_sequences(sequences)
+        labels_arr = np.asarray(labels)
+        if labels_arr.ndim != 1:
+            raise InvalidDatasetError(f"labels must be 1-D, got shape {labels_arr.shape}")
+        if labels_arr.size and not (
+            np.issubdtype(labels_arr.dtype, np.integer) or _is_integral_float(labels_arr)
+        ):
+            raise InvalidDatasetError(f"labels must be integer token ids, got {labels_arr.dtype}")
+        labels_arr = labels_arr.astype(np.int64)
+        n = offsets.size - 1
+        if n == 0:
+            raise InvalidDatasetError("the dataset is empty; give at least one sample")
+        if labels_arr.size != n:
+            raise InvalidDatasetError(
+                f"got {n} sequences but {labels_arr.size} labels; give one label per sequence"
+            )
+        lengths = np.diff(offsets)
+        empty = np.flatnonzero(lengths == 0)
+        if empty.size:
+            raise InvalidDatasetError(
+                f"sequences of samples {_list_preview(empty)} are empty; every sequence needs at "
+                "least its last token"
+            )
+        K = E.shape[0]
+        bad_tok = (tokens < 0) | (tokens >= K)
+        if bad_tok.any():
+            sample_of = np.repeat(np.arange(n), lengths)
+            rows = np.unique(sample_of[bad_tok])
+            raise InvalidDatasetError(
+                f"samples {_list_preview(rows)} hold token ids outside [0, {K}) (vocab_size is the "
+                f"number of embedding rows, {K}); fix the ids or give more embedding rows"
+            )
+        bad_lab = np.flatnonzero((labels_arr < 0) | (labels_arr >= K))
+        if bad_lab.size:
+            raise InvalidDatasetError(
+                f"labels of samples {_list_preview(bad_lab)} are outside [0, {K}); fix them or give "
+                "more embedding rows"
+            )
+        dropped = np.zeros(0, dtype=np.int64)
+        if on_unrealizable != "keep":
+            bad = unrealizable_samples(tokens, offsets, labels_arr)
+            if bad.size:
+                if on_unrealizable == "raise":
+                    raise UnrealizableLabelError(
+                        f"labels of samples {_list_preview(bad)} do not occur in their sequences "
+                        "(the log-loss is infinite); pass on_unrealizable='drop' or 'repair', or "
+                        "call attnmech.repair_labels()",
+                        samples=bad.tolist(),
+                    )
+                if on_unrealizable == "drop":
+                    if bad.size == n:
+                        raise InvalidDatasetError(
+                            "every label is absent from its sequence; nothing is left after "
+                            "dropping them"
+                        )
+                    keep = np.ones(n, dtype=bool)
+                    keep[bad] = False
+                    tokens, offsets = _take(tokens, offsets, np.flatnonzero(keep))
+                    labels_arr = labels_arr[keep]
+                    dropped = bad
+                    logger.info("dropped %d unrealizable samples", bad.size)
+                elif on_unrealizable == "repair":
+                    labels_arr = repair_labels(tokens, offsets, labels_arr, seed=seed)
+                else:
+                    raise InvalidDatasetError(
+                        f"on_unrealizable must be 'raise', 'drop', 'repair' or 'keep', got "
+                        f"{on_unrealizable!r}"
+                    )
+        self.tokens = _readonly(np.ascontiguousarray(tokens, dtype=np.int64))
+        self.offsets = _readonly(np.ascontiguousarray(offsets, dtype=np.int64))
+        self.labels = _readonly(np.ascontiguousarray(labels_arr))
+        self.embeddings = _readonly(np.ascontiguousarray(E))
+        self.dropped = _readonly(dropped)
+
+    # ------------------------------------------------------------------ construction helpers
+    @classmethod
+    def _from_valid(
+        cls, tokens: np.ndarray, offsets: np.ndarray, labels: np.ndarray, embeddings: np.ndarray
+    ) -> Dataset:
+        """Build without validation (internal: inputs are known to be valid)."""
+        obj = cls.__new__(cls)
+        obj.tokens = _readonly(np.ascontiguousarray(tokens, dtype=np.int64))
+        obj.offsets = _readonly(np.ascontiguousarray(offsets, dtype=np.int64))
+        obj.labels = _readonly(np.ascontiguousarray(labels, dtype=np.int64))
+        obj.embeddings = _readonly(np.ascontiguousarray(embeddings, dtype=np.float64))
+        obj.dropped = _readonly(np.zeros(0, dtype=np.int64))
+        return obj
+
+    def subset(self, indices: Any) -> Dataset:
+        """The samples at ``indices`` (an index array or boolean mask), same embeddings."""
+        idx = np.arange(self.n_samples)[np.asarray(indices)]
+        if idx.size == 0:
+            raise InvalidDatasetError("subset selects no samples")
+        tokens, offsets = _take(self.tokens, self.offsets, idx)
+        return Dataset._from_valid(tokens, offsets, self.labels[idx], self.embeddings)
+
+    def with_embeddings(self, embeddings: Any) -> Dataset:
+        """The same sequences and labels with another embedding table of the same vocab_size."""
+        E = _as_embeddings(embeddings)
+        if E.shape[0] != self.vocab_size:
+            raise InvalidDatasetError(
+                f"new embeddings have {E.shape[0]} rows but the dataset's vocab_size is "
+                f"{self.vocab_size}"
+            )
+        return Dataset._from_valid(self.tokens, self.offsets, self.labels, E)
+
+    # ------------------------------------------------------------------ views
+    @property
+    def n_samples(self) -> int:
+        return int(self.offsets.size - 1)
+
+    def __len__(self) -> int:
+        return self.n_samples
+
+    @property
+    def vocab_size(self) -> int:
+        return int(self.embeddings.shape[0])
+
+    @property
+    def embedding_dim(self) -> int:
+        return int(self.embeddings.shape[1])
+
+    @property
+    def lengths(self) -> np.ndarray:
+        """ndarray of shape (n_samples,): length of each sequence."""
+        return np.diff(self.offsets)
+
+    @property
+    def max_length(self) -> int:
+        return int(self.lengths.max())
+
+    @property
+    def last_tokens(self) -> np.ndarray:
+        """ndarray of shape (n_samples,): the query (last token) of each sequence."""
+        return self.tokens[self.offsets[1:] - 1]
+
+    @property
+    def sample_of_token(self) -> np.ndarray:
+        """ndarray of shape (total_tokens,): the sample each entry of ``tokens`` belongs to."""
+        return np.repeat(np.arange(self.n_samples), self.lengths)
+
+    def sequence(self, i: int) -> np.ndarray:
+        """The token ids of sample ``i``."""
+        return self.tokens[self.offsets[i] : self.offsets[i + 1]]
+
+    @property
+    def sequences(self) -> list[np.ndarray]:
+        """The sequences as a list of arrays (a Python loop: for display, not for hot paths)."""
+        return [self.sequence(i) for i in range(self.n_samples)]
+
+    def padded(self, fill: int = -1) -> np.ndarray:
+        """ndarray of shape (n_samples, max_length): sequences right-padded with ``fill``."""
+        lengths = self.lengths
+        out = np.full((self.n_samples, self.max_length), fill, dtype=np.int64)
+        mask = np.arange(self.max_length)[None, :] < lengths[:, None]
+        out[mask] = self.tokens
+        return out
+
+    def padded_mask(self) -> np.ndarray:
+        """ndarray of bool of shape (n_samples, max_length): True where ``padded()`` holds a token."""
+        return np.arange(self.max_length)[None, :] < self.lengths[:, None]
+
+    def __repr__(self) -> str:
+        lengths = self.lengths
+        length = (
+            str(int(lengths[0])) if lengths.min() == lengths.max()
+            else f"{int(lengths.min())}..{int(lengths.max())}"
+        )
+        return (
+            f"Dataset(n_samples={self.n_samples}, vocab_size={self.vocab_size}, "
+            f"embedding_dim={self.embedding_dim}, length={length})"
+        )
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Dataset):
+            return NotImplemented
+        return (
+            np.array_equal(self.offsets, other.offsets)
+            and np.array_equal(self.tokens, other.tokens)
+            and np.array_equal(self.labels, other.labels)
+            and np.array_equal(self.embeddings, other.embeddings)
+        )
+
+    __hash__ = None  # type: ignore[assignment]
+
+    # ------------------------------------------------------------------ files
+    def save(self, path: str | os.PathLike[str], *, embeddings_path: str | None = None) -> Path:
+        """Write the dataset to ``path`` atomically.
+
+        ``.npz``: ``sequences`` int64 (n, T) right-padded with -1, ``labels`` int64 (n,),
+        ``embeddings`` float64 (K, d). ``.jsonl``: one ``{"sequence": [...], "label": y}`` per
+        line, embeddings in ``embeddings_path`` (default: ``<stem>.embeddings.npy`` beside it).
+        Returns the path written.
+        """
+        path = Path(path)
+        if path.suffix == ".npz":
+            atomic_savez(
+                path, sequences=self.padded(), labels=self.labels, embeddings=self.embeddings
+            )
+        elif path.suffix == ".jsonl":
+            emb_path = Path(embeddings_path) if embeddings_path else _default_embeddings_path(path)
+            with atomic_path(emb_path, suffix=".npy") as tmp:
+                np.save(tmp, self.embeddings)
+            lines = [
+                json.dumps({"sequence": seq.tolist(), "label": int(y)})
+                for seq, y in zip(self.sequences, self.labels, strict=True)
+            ]
+            with atomic_path(path) as tmp:
+                tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        else:
+            raise InvalidDatasetError(
+                f"cannot save to {path}: use a .npz or .jsonl file name"
+            )
+        return path
+
+
+def _take(tokens: np.ndarray, offsets: np.ndarray, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """CSR rows ``idx`` of (tokens, offsets), vectorised."""
+    lengths = np.diff(offsets)[idx]
+    new_offsets = np.zeros(idx.size + 1, dtype=np.int64)
+    np.cumsum(lengths, out=new_offsets[1:])
+    starts = np.repeat(offsets[idx] - new_offsets[:-1], lengths)
+    gather = starts + np.arange(new_offsets[-1])
+    return tokens[gather], new_offsets
+
+
+def _default_embeddings_path(path: Path) -> Path:
+    return path.with_name(path.stem + ".embeddings.npy")
+
+
+def repair_labels(
+    tokens: Any, offsets: Any, labels: Any, *, seed: int | np.random.Generator = 0
+) -> np.ndarray:
+    """Replace every label absent from its sequence by a uniformly drawn token of that sequence.
+
+    This is the paper's generator rule (SPEC section 9). Accepts the CSR arrays of a dataset
+    (``Dataset.tokens``, ``Dataset.offsets``) and the labels; returns new labels.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> repair_labels(np.array([3, 3, 5]), np.array([0, 2, 3]), np.array([3, 4])).tolist()
+    [3, 5]
+    """
+    tokens = np.asarray(tokens, dtype=np.int64)
+    offsets = np.asarray(offsets, dtype=np.int64)
+    labels = np.array(labels, dtype=np.int64)
+    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+    bad = unrealizable_samples(tokens, offsets, labels)
+    if bad.size:
+        lengths = np.diff(offsets)[bad]
+        pick = offsets[bad] + (rng.random(bad.size) * lengths).astype(np.int64)
+        labels[bad] = tokens[pick]
+    return labels
+
+
+# ---------------------------------------------------------------------------------- generators
+def make_embeddings(
+    kind: str,
+    vocab_size: int,
+    embedding_dim: int,
+    *,
+    seed: int | np.random.Generator = 0,
+    rho: float = 0.5,
+) -> np.ndarray:
+    """Token embeddings of shape (vocab_size, embedding_dim), float64.
+
+    Parameters
+    ----------
+    kind : {"random", "ortho", "equicorr"}
+        ``random``: i.i.d. Gaussian rows normalised to unit norm (the paper's experiments).
+        ``ortho``: orthonormal rows (needs vocab_size <= embedding_dim).
+        ``equicorr``: unit rows with pairwise inner product ``rho`` (needs vocab_size <=
+        embedding_dim and -1/(vocab_size - 1) < rho < 1), randomly rotated.
+    seed : int or numpy Generator
+    rho : float, default=0.5
+        Pairwise correlation for ``equicorr``.
+
+    Examples
+    --------
+    >>> E = make_embeddings("equicorr", 3, 4, rho=0.25, seed=1)
+    >>> np.round(E @ E.T, 6).tolist()
+    [[1.0, 0.25, 0.25], [0.25, 1.0, 0.25], [0.25, 0.25, 1.0]]
+    """
+    _check_positive_int("vocab_size", vocab_size)
+    _check_positive_int("embedding_dim", embedding_dim)
+    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+    K, d = int(vocab_size), int(embedding_dim)
+    if kind == "random":
+        E = rng.standard_normal((K, d))
+        return E / np.linalg.norm(E, axis=1, keepdims=True)
+    if kind in ("ortho", "equicorr") and K > d:
+        raise InvalidDatasetError(
+            f"{kind} embeddings need vocab_size <= embedding_dim, got {K} > {d}; use "
+            "embeddings='random' or a larger embedding_dim"
+        )
+    rotation, _ = np.linalg.qr(rng.standard_normal((d, d)))
+    if kind == "ortho":
+        return np.ascontiguousarray(rotation[:K])
+    if kind == "equicorr":
+        if not (-1.0 / max(K - 1, 1) < rho < 1.0):
+            raise InvalidDatasetError(
+                f"equicorr needs -1/(vocab_size-1) < rho < 1, got rho={rho} with vocab_size={K}"
+            )
+        gram = (1.0 - rho) * np.eye(K) + rho * np.ones((K, K))
+        root = np.linalg.cholesky(gram)  # (K, K), rows have the wanted inner products
+        return root @ rotation[:K]
+    raise InvalidDatasetError(
+        f"unknown embeddings kind {kind!r}; choose one of {', '.join(EMBEDDING_KINDS)}"
+    )
+
+
+def _check_positive_int(name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise InvalidDatasetError(f"{name} must be a positive integer, got {value!r}")
+
+
+def _draw_sequences(n: int, T: int, K: int, rng: np.random.Generator) -> np.ndarray:
+    """(n, T) token ids: T distinct tokens when T <= K, else a permutation of all K then draws."""
+    perms = np.argsort(rng.random((n, K)), axis=1)  # (n, K): a random permutation per row
+    if T <= K:
+        return perms[:, :T]
+    extra = rng.integers(0, K, size=(n, T - K))
+    return np.concatenate([perms, extra], axis=1)
+
+
+def make_dataset(
+    n_samples: int,
+    seq_len: int,
+    vocab_size: int,
+    embedding_dim: int,
+    *,
+    embeddings: str | np.ndarray = "random",
+    graph: str = "any",
+    seed: int | np.random.Generator = 0,
+    rho: float = 0.5,
+    max_tries: int = 10_000,
+) -> Dataset:
+    """Draw a dataset as in the paper's experiments (SPEC section 9).
+
+    Each sequence holds ``seq_len`` distinct tokens when ``seq_len <= vocab_size`` (else a
+    permutation of all tokens followed by draws with replacement). The label is uniform on the
+    vocabulary and is replaced by a uniform token of the sequence when absent. With
+    ``graph="cyclic"`` (or ``"acyclic"``) the whole dataset is redrawn until some token-priority
+    graph has an SCC of size > 1 (or none has).
+
+    Parameters
+    ----------
+    n_samples, seq_len, vocab_size, embedding_dim : int
+        n, T, K and d.
+    embeddings : {"random", "ortho", "equicorr"} or ndarray of shape (vocab_size, embedding_dim)
+    graph : {"cyclic", "acyclic", "any"}
+    seed : int or numpy Generator
+        All randomness comes from ``np.random.default_rng(seed)``; no global state is touched.
+    max_tries : int
+        Give up (with an error) after this many redraws.
+
+    Examples
+    --------
+    >>> ds = make_dataset(6, 4, 6, 8, graph="cyclic", seed=0)
+    >>> ds
+    Dataset(n_samples=6, vocab_size=6, embedding_dim=8, length=4)
+    """
+    from .graphs import build_priority_graphs  # local import: graphs depends on this module
+
+    for name, value in [("n_samples", n_samples), ("seq_len", seq_len), ("max_tries", max_tries)]:
+        _check_positive_int(name, value)
+    if graph not in GRAPH_KINDS:
+        raise InvalidDatasetError(f"graph must be one of {', '.join(GRAPH_KINDS)}, got {graph!r}")
+    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+    if isinstance(embeddings, str):
+        E = make_embeddings(embeddings, vocab_size, embedding_dim, seed=rng, rho=rho)
+    else:
+        E = _as_embeddings(embeddings)
+        if E.shape != (vocab_size, embedding_dim):
+            raise InvalidDatasetError(
+                f"embeddings have shape {E.shape}, expected ({vocab_size}, {embedding_dim})"
+            )
+    n, T, K = int(n_samples), int(seq_len), int(vocab_size)
+    offsets = np.arange(0, n * T + 1, T, dtype=np.int64)
+    for _ in range(max_tries):
+        seqs = _draw_sequences(n, T, K, rng)
+        labels = rng.integers(0, K, size=n)
+        labels = repair_labels(seqs.ravel(), offsets, labels, seed=rng)
+        ds = Dataset._from_valid(seqs.ravel(), offsets, labels, E)
+        if graph == "any":
+            return ds
+        cyclic = build_priority_graphs(ds).is_cyclic
+        if cyclic == (graph == "cyclic"):
+            return ds
+    raise InvalidDatasetError(
+        f"no {graph} dataset found in {max_tries} draws with n={n}, T={T}, K={K}; change the "
+        "sizes or raise max_tries"
+    )
+
+
+# ---------------------------------------------------------------------------------- loading
+def parse_embeddings_spec(spec: str, vocab_size: int) -> np.ndarray:
+    """Embeddings from a generator spec such as ``"random:d=8,seed=0"`` or ``"ortho:d=16"``.
+
+    Keys: ``d`` (embedding_dim, required), ``seed`` (default 0), ``rho`` (equicorr, default 0.5).
+    """
+    kind, _, rest = spec.partition(":")
+    params: dict[str, str] = {}
+    for item in filter(None, rest.split(",")):
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise InvalidDatasetError(f"bad embeddings spec {spec!r}: expected key=value, got {item!r}")
+        params[key.strip()] = value.strip()
+    unknown = set(params) - {"d", "seed", "rho"}
+    if unknown or "d" not in params:
+        raise InvalidDatasetError(
+            f"bad embeddings spec {spec!r}: write KIND:d=DIM[,seed=S][,rho=R] with KIND one of "
+            f"{', '.join(EMBEDDING_KINDS)}"
+        )
+    try:
+        d, seed, rho = int(params["d"]), int(params.get("seed", 0)), float(params.get("rho", 0.5))
+    except ValueError as exc:
+        raise InvalidDatasetError(f"bad embeddings spec {spec!r}: {exc}") from None
+    return make_embeddings(kind, vocab_size, d, seed=seed, rho=rho)
+
+
+def load_dataset(
+    path: str | os.PathLike[str],
+    *,
+    embeddings: str | os.PathLike[str] | np.ndarray | None = None,
+    on_unrealizable: Literal["raise", "drop", "repair", "keep"] = "raise",
+) -> Dataset:
+    """Read a dataset written by :meth:`Dataset.save` (or by hand in the same format).
+
+    Parameters
+    ----------
+    path : path to a ``.npz`` or ``.jsonl`` file
+    embeddings : ndarray, path to a ``.npy`` file, or generator spec, optional
+        For ``.jsonl`` files: the embedding table, a ``.npy`` path, or a spec such as
+        ``"random:d=8,seed=0"`` (see :func:`parse_embeddings_spec`). Default: the file
+        ``<stem>.embeddings.npy`` beside ``path``. For ``.npz`` files it overrides the stored table.
+    on_unrealizable : see :class:`Dataset`
+    """
+    path = Path(path)
+    if not path.exists():
+        raise InvalidDatasetError(f"dataset file {path} does not exist")
+    if path.suffix == ".npz":
+        try:
+            with np.load(path, allow_pickle=False) as archive:
+                missing = {"sequences", "labels"} - set(archive.files)
+                if missing or ("embeddings" not in archive.files and embeddings is None):
+                    need = sorted(missing | ({"embeddings"} if embeddings is None else set()))
+                    raise InvalidDatasetError(
+                        f"{path} lacks the keys {need}; a dataset .npz holds 'sequences' "
+                        "(int64 (n, T), right-padded with -1), 'labels' (int64 (n,)) and "
+                        "'embeddings' (float64 (K, d))"
+                    )
+                sequences = archive["sequences"]
+                labels = archive["labels"]
+                stored = archive["embeddings"] if "embeddings" in archive.files else None
+        except (OSError, ValueError) as exc:
+            raise InvalidDatasetError(f"cannot read {path} as .npz: {exc}") from None
+        if sequences.ndim != 2:
+            raise InvalidDatasetError(
+                f"{path}: 'sequences' must be 2-D (n, T) padded with -1, got shape {sequences.shape}"
+            )
+        if embeddings is None:
+            E = stored
+        else:
+            E = _resolve_embeddings(embeddings, _vocab_hint(sequences, labels, stored))
+        return Dataset(sequences, labels, E, on_unrealizable=on_unrealizable)
+    if path.suffix == ".jsonl":
+        seqs, labels = _read_jsonl(path)
+        hint = _vocab_hint_lists(seqs, labels)
+        if embeddings is None:
+            default = _default_embeddings_path(path)
+            if not default.exists():
+                raise InvalidDatasetError(
+                    f"{path} needs embeddings: pass embeddings= (a .npy path or a spec such as "
+                    f"'random:d=8,seed=0') or put them in {default}"
+                )
+            embeddings = default
+        E = _resolve_embeddings(embeddings, hint)
+        return Dataset(seqs, labels, E, on_unrealizable=on_unrealizable)
+    raise InvalidDatasetError(f"cannot read {path}: use a .npz or .jsonl file")
+
+
+def _vocab_hint(sequences: np.ndarray, labels: np.ndarray, stored: np.ndarray | None) -> int:
+    if stored is not None and stored.ndim == 2:
+        return int(stored.shape[0])
+    return int(max(sequences.max(initial=-1), labels.max(initial=-1))) + 1
+
+
+def _vocab_hint_lists(seqs: list[list[int]], labels: list[int]) -> int:
+    top = max((max(s) for s in seqs if s), default=-1)
+    return int(max(top, max(labels, default=-1))) + 1
+
+
+def _resolve_embeddings(embeddings: Any, vocab_size: int) -> np.ndarray:
+    if isinstance(embeddings, np.ndarray):
+        return embeddings
+    text = str(embeddings)
+    if text.endswith(".npy"):
+        try:
+            return np.load(text, allow_pickle=False)
+        except (OSError, ValueError) as exc:
+            raise InvalidDatasetError(f"cannot read embeddings {text}: {exc}") from None
+    return parse_embeddings_spec(text, vocab_size)
+
+
+def _read_jsonl(path: Path) -> tuple[list[list[int]], list[int]]:
+    seqs: list[list[int]] = []
+    labels: list[int] = []
+    with open(path, encoding="utf-8") as handle:
+        for lineno, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+                seq, label = record["sequence"], record["label"]
+            except (json.JSONDecodeError, KeyError, TypeError) as exc:
+                raise InvalidDatasetError(
+                    f"{path} line {lineno}: expected {{\"sequence\": [...], \"label\": y}} ({exc})"
+                ) from None
+            if not isinstance(seq, Sequence) or isinstance(seq, str):
+                raise InvalidDatasetError(f"{path} line {lineno}: 'sequence' must be a list")
+            if not all(isinstance(t, int) and not isinstance(t, bool) for t in seq) or not (
+                isinstance(label, int) and not isinstance(label, bool)
+            ):
+                raise InvalidDatasetError(
+                    f"{path} line {lineno}: token ids and label must be integers"
+                )
+            seqs.append(list(seq))
+            labels.append(label)
+    return seqs, labels

@@ -1,0 +1,67 @@
+"""Exceptions and warnings raised by attnmech.
+
+Every error the library raises on purpose derives from :class:`AttnmechError`, so a caller (and the
+command-line interface) can catch them all in one place. Messages say what was wrong, where, and
+what to do about it.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AttnmechError",
+    "InvalidDatasetError",
+    "UnrealizableLabelError",
+    "InfeasibleProblemError",
+    "SolverError",
+    "NotFittedError",
+    "ConvergenceWarning",
+]
+
+
+class AttnmechError(Exception):
+    """Root of every error raised by attnmech."""
+
+
+class InvalidDatasetError(AttnmechError, ValueError):
+    """A dataset (sequences, labels or embeddings) is malformed."""
+
+
+class UnrealizableLabelError(InvalidDatasetError):
+    """Some labels do not occur in their own sequence (the log-loss would be infinite).
+
+    Attributes
+    ----------
+    samples : list of int
+        Indices of the offending samples.
+    """
+
+    def __init__(self, message: str, samples: list[int] | None = None) -> None:
+        super().__init__(message)
+        self.samples = list(samples or [])
+
+
+class InfeasibleProblemError(AttnmechError):
+    """The Graph-SVM constraints cannot all hold (embeddings not linearly independent).
+
+    Attributes
+    ----------
+    conflicts : list of tuple (last_token, i, j, kind)
+        A set of constraints that cannot hold together. ``kind`` is ``"strict"`` for
+        ``(e_i - e_j)^T W e_k >= 1`` and ``"equal"`` for ``(e_i - e_j)^T W e_k = 0``.
+    """
+
+    def __init__(self, message: str, conflicts: list[tuple[int, int, int, str]] | None = None):
+        super().__init__(message)
+        self.conflicts = list(conflicts or [])
+
+
+class SolverError(AttnmechError):
+    """A numerical solver failed to reach the requested accuracy."""
+
+
+class NotFittedError(AttnmechError, AttributeError):
+    """An estimator was used before ``fit`` was called."""
+
+
+class ConvergenceWarning(UserWarning):
+    """An iterative method stopped before reaching its tolerance."""
