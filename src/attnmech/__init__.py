@@ -28,7 +28,12 @@ from .errors import (
     SolverError,
     UnrealizableLabelError,
 )
+from .automaton import Automaton
+from .finite import FiniteResult, ReducedData, reduce_dataset, solve_finite
 from .graphs import PriorityGraphs, build_priority_graphs
+from .svm import GraphSVMResult, solve_graph_svm
+from .theory import AttentionTheory, Theory, load_theory, solve
+from ._results import SolveStatus, SolverStats
 
 __version__ = "0.1.0"
 
@@ -40,6 +45,19 @@ __all__ = [
     "repair_labels",
     "PriorityGraphs",
     "build_priority_graphs",
+    "solve_graph_svm",
+    "GraphSVMResult",
+    "solve_finite",
+    "reduce_dataset",
+    "FiniteResult",
+    "ReducedData",
+    "Automaton",
+    "solve",
+    "Theory",
+    "load_theory",
+    "AttentionTheory",
+    "SolveStatus",
+    "SolverStats",
     "AttnmechError",
     "ConvergenceWarning",
     "InfeasibleProblemError",

@@ -1,0 +1,43 @@
+"""Status codes and run statistics shared by the solvers."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+__all__ = ["SolveStatus", "SolverStats", "readonly"]
+
+
+class SolveStatus(enum.Enum):
+    """Outcome of a solve.
+
+    ``OPTIMAL``: every tolerance met. ``INACCURATE``: a solution is returned but some tolerance was
+    missed (a :class:`~attnmech.errors.ConvergenceWarning` is issued). ``INFEASIBLE``: no solution
+    exists (the solver raises :class:`~attnmech.errors.InfeasibleProblemError` instead of
+    returning).
+    """
+
+    OPTIMAL = "optimal"
+    INACCURATE = "inaccurate"
+    INFEASIBLE = "infeasible"
+
+
+@dataclass(frozen=True, slots=True)
+class SolverStats:
+    """Run statistics of a solve, kept apart from the solution itself."""
+
+    solver_name: str
+    solve_time: float  # seconds, whole call
+    setup_time: float  # seconds spent building the problem
+    num_iters: int
+    extra_stats: dict[str, Any] = field(default_factory=dict)
+
+
+def readonly(array: Any, dtype: Any = np.float64) -> np.ndarray:
+    """A C-contiguous copy of ``array`` with ``writeable`` switched off."""
+    out = np.array(array, dtype=dtype, copy=True, order="C")
+    out.flags.writeable = False
+    return out

@@ -1,0 +1,533 @@
+"""The Graph-SVM: the directional part ``W_svm`` of the trained attention weights (SPEC section 4).
+
+    W_svm = argmin ||W||_F  subject to, for every query k and every edge i -> j of G^(k):
+        (e_i - e_j)^T W e_k  = 0   if i ~ j   (same SCC)
+        (e_i - e_j)^T W e_k >= 1   if i => j  (strict priority)
+
+How it is solved, exactly and fast:
+
+1. **Fewer constraints, same feasible set.** Inside an SCC all scores are equal, so the equalities
+   become one chain per SCC, and every strict edge is replaced by one edge between SCC
+   representatives; edges implied by transitivity in the condensation DAG are dropped.
+2. **The dual through the Gram matrix.** The solution is ``W = sum_c lambda_c (e_i - e_j) e_k^T``
+   and the dual is the bound-constrained QP
+   ``min 1/2 lambda^T Q lambda - b^T lambda`` with ``lambda >= 0`` on strict constraints, where
+   ``Q[c, c'] = (e_i - e_j)^T (e_i' - e_j') * e_k^T e_k'``. ``Q`` is built from the ``K x K``
+   Gram matrix ``G = E E^T``, never from ``d^2``-long constraint rows.
+3. **Independent blocks.** Constraints of two queries interact only through ``G[k, k']``; the
+   queries split into independent blocks (one per query for orthonormal embeddings), and ``Q``
+   is then block diagonal and handled as a sparse matrix.
+4. **A primal-dual active-set method** (Hintermueller, Ito and Kunisch) solves the dual: each
+   iteration solves one linear system on the current free set and stops when the active set
+   repeats, which gives the exact KKT point; iterative refinement drives the residual to round-off.
+   A dense interior-point method is the fallback if the active set cycles.
+5. **Certified.** Margins are recomputed from ``W`` itself on every original edge; the result
+   reports the largest violation and the duality gap.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import warnings
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import scipy.linalg as sla
+import scipy.sparse as sp
+from scipy.sparse.csgraph import connected_components
+
+from ._results import SolverStats, SolveStatus, readonly
+from .errors import ConvergenceWarning, InfeasibleProblemError, InvalidDatasetError, SolverError
+from .graphs import PriorityGraphs, sorted_unique
+
+__all__ = ["GraphSVMResult", "SVMConstraints", "svm_constraints", "solve_graph_svm"]
+
+logger = logging.getLogger(__name__)
+
+VIOLATION_TOL = 1e-9  # largest allowed constraint violation (absolute, margins are O(1))
+GAP_TOL = 1e-8  # largest allowed relative duality gap
+
+
+@dataclass(frozen=True, slots=True)
+class SVMConstraints:
+    """The reduced Graph-SVM constraints ``(e_i - e_j)^T W e_query (>= 1 | = 0)``.
+
+    Attributes
+    ----------
+    query, i, j : ndarray of int64 of shape (n_constraints,)
+    strict : ndarray of bool of shape (n_constraints,)
+        True for ``>= 1`` (strict priority), False for ``= 0`` (same SCC).
+    n_original : int
+        Number of distinct TPG edges the reduced set stands for.
+    """
+
+    query: np.ndarray
+    i: np.ndarray
+    j: np.ndarray
+    strict: np.ndarray
+    n_original: int
+
+    @property
+    def n_constraints(self) -> int:
+        return int(self.query.size)
+
+    @property
+    def rhs(self) -> np.ndarray:
+        """ndarray of shape (n_constraints,): 1 for strict constraints, 0 for equalities."""
+        return self.strict.astype(np.float64)
+
+
+@dataclass(frozen=True, slots=True)
+class GraphSVMResult:
+    """Solution of the Graph-SVM (SPEC section 4).
+
+    Attributes
+    ----------
+    W_svm : ndarray of shape (embedding_dim, embedding_dim)
+    status : SolveStatus
+    message : str
+    constraints : SVMConstraints
+        The reduced constraints the solver used.
+    margins : ndarray of shape (n_constraints,)
+        ``(e_i - e_j)^T W_svm e_query`` for each reduced constraint.
+    dual_values : ndarray of shape (n_constraints,)
+        Lagrange multipliers (>= 0 on strict constraints).
+    active : ndarray of bool of shape (n_constraints,)
+        Strict constraints with a positive multiplier, and all equalities.
+    edge_margins : ndarray of shape (n_edges,)
+        ``(e_i - e_j)^T W_svm e_k`` for every edge of the graphs (in ``graphs.edge_*`` order).
+    edge_strict : ndarray of bool of shape (n_edges,)
+        Whether each edge is a strict priority (endpoints in different SCCs).
+    max_violation : float
+        Largest violation over all edges: ``max(1 - margin)`` on strict edges, ``|margin|`` on
+        equalities (0 if none is violated).
+    duality_gap, relative_gap : float
+        ``||W||^2 - sum(dual_values)`` (primal minus dual objective) and the same divided by the
+        primal objective.
+    solver_stats : SolverStats
+    """
+
+    W_svm: np.ndarray
+    status: SolveStatus
+    message: str
+    constraints: SVMConstraints
+    margins: np.ndarray
+    dual_values: np.ndarray
+    active: np.ndarray
+    edge_margins: np.ndarray
+    edge_strict: np.ndarray
+    max_violation: float
+    duality_gap: float
+    relative_gap: float
+    solver_stats: SolverStats
+
+    @property
+    def success(self) -> bool:
+        return self.status is SolveStatus.OPTIMAL
+
+    @property
+    def is_zero(self) -> bool:
+        """True when no strict priority exists, so ``W_svm = 0`` (correlation is undefined)."""
+        return not bool(self.constraints.strict.any())
+
+    @property
+    def norm(self) -> float:
+        return float(np.linalg.norm(self.W_svm))
+
+
+# --------------------------------------------------------------------------------- constraints
+def _transitive_reduction(n: int, src: np.ndarray, dst: np.ndarray, max_nnz: int) -> np.ndarray:
+    """Mask of DAG edges not implied by a longer path (all kept if the closure gets too big)."""
+    if src.size == 0:
+        return np.ones(0, dtype=bool)
+    adjacency = sp.csr_matrix((np.ones(src.size, dtype=np.int32), (src, dst)), shape=(n, n))
+    reach = adjacency.copy()
+    while True:  # closure by repeated squaring: O(log depth) sparse products
+        grown = reach + reach @ reach
+        grown.data[:] = 1
+        if grown.nnz == reach.nnz:
+            break
+        if grown.nnz > max_nnz:
+            return np.ones(src.size, dtype=bool)
+        reach = grown
+    implied = (adjacency @ reach).tocsr()  # [s, t] > 0 iff a path s -> u ~> t with u a successor
+    implied.sort_indices()
+    rows = np.repeat(np.arange(n), np.diff(implied.indptr))
+    keys = sorted_unique(rows.astype(np.int64) * n + implied.indices)
+    if keys.size == 0:
+        return np.ones(src.size, dtype=bool)
+    want = src.astype(np.int64) * n + dst
+    pos = np.minimum(np.searchsorted(keys, want), keys.size - 1)
+    return keys[pos] != want
+
+
+def svm_constraints(graphs: PriorityGraphs, *, reduce: bool = True) -> SVMConstraints:
+    """The Graph-SVM constraints of ``graphs``, reduced to an equivalent smaller set.
+
+    With ``reduce=True``: one equality chain per SCC, one strict constraint per edge of the
+    transitive reduction of each condensation DAG (between the smallest tokens of the two SCCs).
+    With ``reduce=False``: one constraint per TPG edge, as in SPEC section 4.
+    """
+    if not reduce:
+        same = graphs.scc_of(graphs.edge_query, graphs.edge_src) == graphs.scc_of(
+            graphs.edge_query, graphs.edge_dst
+        )
+        return SVMConstraints(
+            readonly(graphs.edge_query, np.int64),
+            readonly(graphs.edge_src, np.int64),
+            readonly(graphs.edge_dst, np.int64),
+            readonly(~same, bool),
+            graphs.n_edges,
+        )
+    order = np.lexsort((graphs.node_token, graphs.node_scc))
+    scc, tok, qry = graphs.node_scc[order], graphs.node_token[order], graphs.node_query[order]
+    chain = scc[1:] == scc[:-1]
+    eq_q, eq_i, eq_j = qry[1:][chain], tok[:-1][chain], tok[1:][chain]
+    first = np.ones(scc.size, dtype=bool)
+    first[1:] = ~chain
+    representative = np.empty(graphs.n_sccs, dtype=np.int64)
+    representative[scc[first]] = tok[first]
+    keep = _transitive_reduction(graphs.n_sccs, graphs.dag_src, graphs.dag_dst, max_nnz=20_000_000)
+    s_src, s_dst = graphs.dag_src[keep], graphs.dag_dst[keep]
+    query = np.concatenate([eq_q, graphs.scc_query[s_src]])
+    i = np.concatenate([eq_i, representative[s_src]])
+    j = np.concatenate([eq_j, representative[s_dst]])
+    strict = np.concatenate([np.zeros(eq_q.size, bool), np.ones(s_src.size, bool)])
+    order = np.lexsort((j, i, query))
+    return SVMConstraints(
+        readonly(query[order], np.int64),
+        readonly(i[order], np.int64),
+        readonly(j[order], np.int64),
+        readonly(strict[order], bool),
+        graphs.n_edges,
+    )
+
+
+# --------------------------------------------------------------------------------- linear algebra
+def _dual_hessian(
+    embeddings: np.ndarray, query: np.ndarray, i: np.ndarray, j: np.ndarray
+) -> np.ndarray:
+    """Dense ``Q[c, c'] = (e_i - e_j)^T (e_i' - e_j') * e_k^T e_k'``.
+
+    Built as two Gram products of ``m`` short vectors (``(e_i - e_j)`` and ``e_k``, length ``d``),
+    never from the ``d^2``-long constraint rows ``vec((e_i - e_j) e_k^T)``.
+    """
+    delta = embeddings[i] - embeddings[j]  # (m, d)
+    queries = embeddings[query]  # (m, d)
+    hessian = delta @ delta.T  # (m, m)
+    hessian *= queries @ queries.T
+    return hessian
+
+
+class _Solver:
+    """Cholesky factorisation of ``M + rho I`` (``rho`` tiny) with iterative refinement.
+
+    ``matrix`` is overwritten (its diagonal is shifted); ``solve`` refines against the unshifted
+    matrix, so consistent singular systems are solved to round-off.
+    """
+
+    def __init__(self, matrix: np.ndarray) -> None:
+        diag = np.diag(matrix)
+        self.rho = 1e-13 * (float(diag.max()) if diag.size else 1.0)
+        self.shifted = matrix
+        self.shifted[np.diag_indices_from(matrix)] += self.rho
+        for _ in range(8):
+            try:
+                self.factor = sla.cho_factor(self.shifted, lower=True, check_finite=False)
+                return
+            except np.linalg.LinAlgError:
+                self.shifted[np.diag_indices_from(matrix)] += 99.0 * self.rho
+                self.rho *= 100.0
+        raise SolverError("Graph-SVM: a reduced dual Hessian could not be factorised")
+
+    def solve(self, rhs: np.ndarray, tol: float = 1e-13, max_refine: int = 10) -> np.ndarray:
+        x = sla.cho_solve(self.factor, rhs, check_finite=False)
+        target = tol * (1.0 + float(np.abs(rhs).max(initial=0.0)))
+        for _ in range(max_refine):
+            residual = rhs - (self.shifted @ x - self.rho * x)
+            if float(np.abs(residual).max(initial=0.0)) <= target:
+                break
+            x = x + sla.cho_solve(self.factor, residual, check_finite=False)
+        return x
+
+
+class _ProximalDual:
+    """Exact solver of the dual ``min 1/2 x^T H x - rhs^T x`` s.t. ``x >= 0`` on ``strict``.
+
+    ``H`` is positive semidefinite and often singular (dependent constraints), which makes a plain
+    primal-dual active-set method (Hintermueller, Ito and Kunisch) cycle. Here every step is an
+    active-set step on the proximal subproblem ``f(x) + eps/2 ||x - x_t||^2`` centred at the
+    current iterate: strictly convex, with the Hessian ``(H + eps I)_FF`` on the free set ``F``.
+    The centre moves every step, so once the active set settles the iteration is the proximal
+    point method, which converges to a dual solution (``W = C x`` to ``W_svm``) at the linear rate
+    ``eps / (sigma + eps)`` (``sigma``: smallest nonzero eigenvalue of ``H``) while reusing one
+    factorisation. It stops when the unregularised KKT residual ``eps |x_{t+1} - x_t|`` is below
+    ``tol``.
+    """
+
+    def __init__(self, hessian: np.ndarray, rhs: np.ndarray, strict: np.ndarray) -> None:
+        self.hessian = hessian
+        self.rhs = rhs
+        self.strict = strict
+        scale = float(np.diag(hessian).max()) if rhs.size else 1.0
+        self.eps = 1e-5 * scale
+        self.factorizations = 0
+        self._cache: dict[bytes, _Solver] = {}
+
+    def _factor(self, free: np.ndarray) -> _Solver:
+        """Factorisation of ``(H + eps I)_FF``, cached for the last few free sets."""
+        key = free.tobytes()
+        if key not in self._cache:
+            sub = self.hessian[np.ix_(free, free)]
+            sub[np.diag_indices_from(sub)] += self.eps
+            if len(self._cache) >= 2:
+                self._cache.pop(next(iter(self._cache)))
+            self._cache[key] = _Solver(sub)
+            self.factorizations += 1
+        return self._cache[key]
+
+    def solve(self, max_iter: int = 2000, tol: float = 1e-12) -> tuple[np.ndarray, int]:
+        H, strict, eps = self.hessian, self.strict, self.eps
+        x = np.zeros(self.rhs.size)
+        active = np.zeros(self.rhs.size, dtype=bool)
+        slack = 1e-12
+        for iteration in range(1, max_iter + 1):
+            linear = self.rhs + eps * x
+            free = np.flatnonzero(~active)
+            new_x = np.zeros_like(x)
+            if free.size:
+                new_x[free] = self._factor(free).solve(linear[free], max_refine=2)
+            gradient = H @ new_x + eps * new_x - linear
+            gradient[free] = 0.0
+            # hysteresis: a set changes only on a clear sign, not on round-off around zero
+            new_active = strict & np.where(active, gradient >= -slack, new_x < -slack)
+            settled = np.array_equal(new_active, active)
+            kkt = eps * float(np.abs(new_x - x).max(initial=0.0))
+            x, active = new_x, new_active
+            if settled and kkt <= tol:
+                return x, iteration
+        return x, max_iter
+
+
+# --------------------------------------------------------------------------------- infeasibility
+def _find_conflict(embeddings: np.ndarray, cons: SVMConstraints) -> list[tuple[int, int, int, str]]:
+    """A set of constraints that cannot hold together (Farkas certificate), or [] if feasible."""
+    from scipy.optimize import linprog
+
+    E = embeddings
+    d = E.shape[1]
+    m = cons.n_constraints
+    if d * d * m > 50_000_000:
+        raise SolverError(
+            "Graph-SVM: the embeddings are linearly dependent and the problem is too large for the "
+            "feasibility check; use linearly independent embeddings (vocab_size <= embedding_dim)"
+        )
+    # column c of C is vec((e_i - e_j) e_k^T); y with C y = 0, rhs^T y = 1, y_strict >= 0 certifies
+    delta = E[cons.i] - E[cons.j]  # (m, d)
+    C = (delta[:, :, None] * E[cons.query][:, None, :]).reshape(m, d * d).T  # (d*d, m)
+    eq = np.flatnonzero(~cons.strict)
+    # variables: y (m) then y_neg for equalities (free variables split)
+    A_eq = np.hstack([C, -C[:, eq]])
+    A_eq = np.vstack([A_eq, np.concatenate([cons.rhs, np.zeros(eq.size)])])
+    b_eq = np.zeros(A_eq.shape[0])
+    b_eq[-1] = 1.0
+    cost = np.ones(m + eq.size)
+    result = linprog(cost, A_eq=A_eq, b_eq=b_eq, bounds=(0, None), method="highs")
+    if result.status != 0:
+        return []
+    y = result.x[:m].copy()
+    y[eq] -= result.x[m:]
+    support = np.flatnonzero(np.abs(y) > 1e-9)
+    return [
+        (int(cons.query[c]), int(cons.i[c]), int(cons.j[c]), "strict" if cons.strict[c] else "equal")
+        for c in support
+    ]
+
+
+# --------------------------------------------------------------------------------- main entry
+def _query_blocks(gram: np.ndarray, queries: np.ndarray, tol: float) -> np.ndarray:
+    """Block id of each query: queries whose embeddings are (numerically) orthogonal decouple."""
+    sub = gram[np.ix_(queries, queries)]
+    scale = np.sqrt(np.outer(np.diag(sub), np.diag(sub)))
+    coupled = sp.csr_matrix(np.abs(sub) > tol * scale)
+    _, labels = connected_components(coupled, directed=False)
+    return labels
+
+
+def solve_graph_svm(
+    graphs: PriorityGraphs,
+    embeddings: Any,
+    *,
+    reduce: bool = True,
+    max_iter: int = 100,
+    coupling_tol: float = 1e-14,
+) -> GraphSVMResult:
+    """Solve the Graph-SVM of SPEC section 4 exactly.
+
+    Parameters
+    ----------
+    graphs : PriorityGraphs
+        From :func:`attnmech.build_priority_graphs`.
+    embeddings : ndarray of shape (vocab_size, embedding_dim)
+    reduce : bool, default=True
+        Drop constraints implied by others (same solution, smaller problem).
+    max_iter : int, default=100
+        Active-set iterations before falling back to the interior-point method.
+    coupling_tol : float, default=1e-14
+        Queries ``k, k'`` with ``|e_k^T e_k'| <= coupling_tol ||e_k|| ||e_k'||`` are treated as
+        orthogonal, which splits the problem into independent blocks.
+
+    Returns
+    -------
+    GraphSVMResult
+
+    Raises
+    ------
+    InfeasibleProblemError
+        When the constraints cannot hold together (only possible if the embeddings are linearly
+        dependent); ``.conflicts`` lists them as ``(last_token, i, j, kind)``.
+
+    Notes
+    -----
+    Tolerances: largest violation over all edges ``<= 1e-9`` and relative duality gap
+    ``<= 1e-8``; if either is missed the status is ``INACCURATE`` and a ConvergenceWarning is
+    issued.
+
+    References
+    ----------
+    Li, Huang, Ildiz, Rawat, Oymak. Mechanics of Next Token Prediction with Self-Attention.
+    AISTATS 2024, arXiv:2403.08081.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from attnmech import Dataset, build_priority_graphs
+    >>> ds = Dataset([[0, 1, 2]], [0], np.eye(3))
+    >>> res = solve_graph_svm(build_priority_graphs(ds), ds.embeddings)
+    >>> res.status.value, np.round(res.W_svm @ np.array([0, 0, 1.0]), 6).tolist()
+    ('optimal', [0.666667, -0.333333, -0.333333])
+    """
+    start = time.perf_counter()
+    E = np.asarray(embeddings, dtype=np.float64)
+    if E.ndim != 2 or E.shape[0] != graphs.vocab_size:
+        raise InvalidDatasetError(
+            f"embeddings must have shape ({graphs.vocab_size}, embedding_dim), got {E.shape}"
+        )
+    if not np.isfinite(E).all():
+        raise InvalidDatasetError("embeddings contain NaN or inf")
+    d = E.shape[1]
+    cons = svm_constraints(graphs, reduce=reduce)
+    rhs = cons.rhs
+    m = cons.n_constraints
+    gram = E @ E.T
+    iterations = 0
+    extra: dict[str, Any] = {"n_constraints": m, "n_edges": cons.n_original}
+    if not cons.strict.any():
+        lam = np.zeros(m)
+        setup_time = time.perf_counter() - start
+        method = "none"
+    else:
+        rank_deficient = E.shape[0] > d or np.linalg.matrix_rank(E) < E.shape[0]
+        if rank_deficient:
+            conflicts = _find_conflict(E, cons)
+            if conflicts:
+                shown = ", ".join(f"(k={k}, {i}, {j}, {kind})" for k, i, j, kind in conflicts[:20])
+                raise InfeasibleProblemError(
+                    f"the Graph-SVM is infeasible: the embeddings are linearly dependent and these "
+                    f"{len(conflicts)} constraints (last token, i, j) cannot hold together: {shown}; "
+                    "use linearly independent embeddings (vocab_size <= embedding_dim)",
+                    conflicts=conflicts,
+                )
+        uq = sorted_unique(cons.query)
+        qblock = _query_blocks(gram, uq, coupling_tol)
+        blocks = qblock[np.searchsorted(uq, cons.query)]
+        n_blocks = int(qblock.max()) + 1
+        order = np.argsort(blocks, kind="stable")
+        cuts = np.flatnonzero(np.diff(blocks[order])) + 1
+        extra.update(n_blocks=n_blocks, largest_block=int(np.bincount(blocks).max()))
+        lam = np.zeros(m)
+        outer_iters = 0
+        newton_iters = 0
+        setup_time = 0.0
+        for part in np.split(order, cuts):
+            if not cons.strict[part].any():
+                continue  # only equalities: lambda = 0 is optimal for this block
+            t0 = time.perf_counter()
+            hessian = _dual_hessian(E, cons.query[part], cons.i[part], cons.j[part])
+            setup_time += time.perf_counter() - t0
+            solver = _ProximalDual(hessian, rhs[part], cons.strict[part])
+            lam[part], steps = solver.solve()
+            outer_iters = max(outer_iters, steps)
+            newton_iters += solver.factorizations
+        iterations = newton_iters
+        extra.update(active_set_steps=outer_iters)
+        method = "proximal active-set"
+        if not np.isfinite(lam).all() or np.abs(lam).max() > 1e14:
+            raise InfeasibleProblemError(
+                "the Graph-SVM appears infeasible (the dual diverged); use linearly independent "
+                "embeddings"
+            )
+    W, margins = _weights_and_margins(E, cons, lam)
+    edge_strict = graphs.scc_of(graphs.edge_query, graphs.edge_src) != graphs.scc_of(
+        graphs.edge_query, graphs.edge_dst
+    )
+    A = E @ W @ E.T
+    edge_margins = A[graphs.edge_src, graphs.edge_query] - A[graphs.edge_dst, graphs.edge_query]
+    violation = np.where(edge_strict, np.maximum(1.0 - edge_margins, 0.0), np.abs(edge_margins))
+    max_violation = float(violation.max(initial=0.0))
+    norm_sq = float(np.sum(W * W))
+    gap = norm_sq - float(lam[cons.strict].sum())
+    relative_gap = abs(gap) / norm_sq if norm_sq > 0 else abs(gap)
+    status = SolveStatus.OPTIMAL
+    if not cons.strict.any():
+        message = "no strict priorities (every sample's tokens lie in one SCC): W_svm = 0"
+    elif max_violation <= VIOLATION_TOL and relative_gap <= GAP_TOL:
+        message = (
+            f"optimal: ||W_svm|| = {np.sqrt(norm_sq):.6g}, max violation {max_violation:.1e}, "
+            f"relative gap {relative_gap:.1e}"
+        )
+    else:
+        status = SolveStatus.INACCURATE
+        message = (
+            f"inaccurate: max violation {max_violation:.1e} (tol {VIOLATION_TOL:.0e}), relative gap "
+            f"{relative_gap:.1e} (tol {GAP_TOL:.0e}); the embeddings may be nearly dependent"
+        )
+        warnings.warn(f"Graph-SVM {message}", ConvergenceWarning, stacklevel=2)
+    active_mask = (~cons.strict) | (lam > 0)
+    stats = SolverStats(
+        solver_name=f"attnmech dual {method}",
+        solve_time=time.perf_counter() - start,
+        setup_time=setup_time,
+        num_iters=iterations,
+        extra_stats=extra,
+    )
+    return GraphSVMResult(
+        W_svm=readonly(W),
+        status=status,
+        message=message,
+        constraints=cons,
+        margins=readonly(margins),
+        dual_values=readonly(lam),
+        active=readonly(active_mask, bool),
+        edge_margins=readonly(edge_margins),
+        edge_strict=readonly(edge_strict, bool),
+        max_violation=max_violation,
+        duality_gap=gap,
+        relative_gap=relative_gap,
+        solver_stats=stats,
+    )
+
+
+def _weights_and_margins(
+    E: np.ndarray, cons: SVMConstraints, lam: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """``W = E^T Lambda E`` with ``Lambda[:, k] = sum_c lambda_c (e_i - e_j)``; margins from ``W``."""
+    K = E.shape[0]
+    coeff = np.zeros((K, K))  # Lambda, indexed [token, query]
+    np.add.at(coeff, (cons.i, cons.query), lam)
+    np.add.at(coeff, (cons.j, cons.query), -lam)
+    W = E.T @ coeff @ E
+    A = E @ W @ E.T
+    return W, A[cons.i, cons.query] - A[cons.j, cons.query]
