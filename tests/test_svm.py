@@ -153,3 +153,34 @@ def test_dependent_but_feasible_embeddings_solve():
     ds = Dataset([[0, 1]], [0], E)
     res = solve_graph_svm(build_priority_graphs(ds), E)
     assert res.success and res.max_violation <= 1e-9
+
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@st.composite
+def ragged_datasets(draw):
+    K = draw(st.integers(2, 7))
+    d = draw(st.integers(K, K + 3))
+    n = draw(st.integers(1, 12))
+    sequences = [draw(st.lists(st.integers(0, K - 1), min_size=1, max_size=7)) for _ in range(n)]
+    labels = [draw(st.sampled_from(s)) for s in sequences]
+    kind = draw(st.sampled_from(["random", "ortho", "equicorr"]))
+    E = make_embeddings(kind, K, d, seed=draw(st.integers(0, 2**16)), rho=0.4)
+    return Dataset(sequences, labels, E)
+
+
+@settings(max_examples=60, deadline=None)
+@given(ds=ragged_datasets())
+def test_property_feasible_optimal_and_orthogonal_to_s_fin(ds):
+    graphs = build_priority_graphs(ds)
+    res = solve_graph_svm(graphs, ds.embeddings)
+    assert res.success
+    assert res.max_violation <= 1e-9 and res.relative_gap <= 1e-8
+    fin = solve_finite(ds, graphs)
+    scale = max(1.0, res.norm)
+    np.testing.assert_allclose(fin.project(res.W_svm), 0.0, atol=1e-9 * scale)
+    # strict edges have margin >= 1, same-SCC edges margin 0
+    assert (res.edge_margins[res.edge_strict] >= 1 - 1e-9).all()
+    np.testing.assert_allclose(res.edge_margins[~res.edge_strict], 0.0, atol=1e-9)

@@ -31,12 +31,14 @@ __all__ = [
     "unrealizable_samples",
     "EMBEDDING_KINDS",
     "GRAPH_KINDS",
+    "UNREALIZABLE_POLICIES",
 ]
 
 logger = logging.getLogger(__name__)
 
 EMBEDDING_KINDS = ("random", "ortho", "equicorr")
 GRAPH_KINDS = ("cyclic", "acyclic", "any")
+UNREALIZABLE_POLICIES = ("raise", "drop", "repair", "keep")
 
 
 def _readonly(array: np.ndarray) -> np.ndarray:
@@ -190,6 +192,11 @@ class Dataset:
         on_unrealizable: Literal["raise", "drop", "repair", "keep"] = "raise",
         seed: int = 0,
     ) -> None:
+        if on_unrealizable not in UNREALIZABLE_POLICIES:
+            raise InvalidDatasetError(
+                f"on_unrealizable must be one of {', '.join(UNREALIZABLE_POLICIES)}, got "
+                f"{on_unrealizable!r}"
+            )
         E = _as_embeddings(embeddings)
         tokens, offsets = _flatten_sequences(sequences)
         labels_arr = np.asarray(labels)
@@ -252,13 +259,8 @@ class Dataset:
                     labels_arr = labels_arr[keep]
                     dropped = bad
                     logger.info("dropped %d unrealizable samples", bad.size)
-                elif on_unrealizable == "repair":
+                else:  # "repair"
                     labels_arr = repair_labels(tokens, offsets, labels_arr, seed=seed)
-                else:
-                    raise InvalidDatasetError(
-                        f"on_unrealizable must be 'raise', 'drop', 'repair' or 'keep', got "
-                        f"{on_unrealizable!r}"
-                    )
         self.tokens = _readonly(np.ascontiguousarray(tokens, dtype=np.int64))
         self.offsets = _readonly(np.ascontiguousarray(offsets, dtype=np.int64))
         self.labels = _readonly(np.ascontiguousarray(labels_arr))
@@ -281,7 +283,15 @@ class Dataset:
 
     def subset(self, indices: Any) -> Dataset:
         """The samples at ``indices`` (an index array or boolean mask), same embeddings."""
-        idx = np.arange(self.n_samples)[np.asarray(indices)]
+        selection = np.asarray(indices)
+        if selection.size == 0:  # an empty list is float64 to numpy, not a valid index
+            raise InvalidDatasetError("subset selects no samples")
+        try:
+            idx = np.arange(self.n_samples)[selection]
+        except IndexError as exc:
+            raise InvalidDatasetError(
+                f"bad subset of a dataset with {self.n_samples} samples: {exc}"
+            ) from None
         if idx.size == 0:
             raise InvalidDatasetError("subset selects no samples")
         tokens, offsets = _take(self.tokens, self.offsets, idx)

@@ -256,7 +256,7 @@ class PriorityGraphs:
                 text = "{" + ", ".join(names(t) for t in members) + "}"
                 by_level.setdefault(int(self.scc_level[scc]), []).append(text)
             order = " > ".join(" ".join(by_level[lv]) for lv in sorted(by_level))
-            lines.append(f"  last token {names(q)}: {order}")
+            lines.append(f"  last token {names(q)}: {order or '(never a last token)'}")
         if len(chosen) > max_queries:
             lines.append(f"  ... {len(chosen) - max_queries} more last tokens")
         return "\n".join(lines)

@@ -1,0 +1,379 @@
+"""Tests for the command-line interface (typer's CliRunner, plus one real ``python -m`` run)."""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+import attnmech
+from attnmech import (
+    ConvergenceWarning,
+    Dataset,
+    build_priority_graphs,
+    load_dataset,
+    make_dataset,
+)
+from attnmech.cli import app
+
+runner = CliRunner()
+
+HAS_THEORY = importlib.util.find_spec("attnmech.theory") is not None
+
+
+def invoke(*args: str):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def assert_error(result, *fragments: str) -> None:
+    """Exit status 1 and one ``error: ...`` line naming each fragment; never a traceback."""
+    assert result.exit_code == 1, result.output
+    lines = [line for line in result.output.splitlines() if line.startswith("error: ")]
+    assert len(lines) == 1, result.output
+    for fragment in fragments:
+        assert fragment in lines[0]
+    assert "Traceback" not in result.output
+    assert not isinstance(result.exception, Exception) or isinstance(result.exception, SystemExit)
+
+
+@pytest.fixture
+def data_file(tmp_path):
+    """The paper's first setting (n=6, T=4, K=6, d=8, cyclic), written by the CLI."""
+    path = tmp_path / "data.npz"
+    result = invoke(
+        "make-dataset", "--n", 6, "--T", 4, "--K", 6, "--d", 8, "--embeddings", "random",
+        "--graph", "cyclic", "--seed", 0, "-o", path,
+    )
+    assert result.exit_code == 0, result.output
+    return path
+
+
+@pytest.fixture
+def unrealizable_file(tmp_path):
+    """Sample 1's label (2) is not in its sequence."""
+    path = tmp_path / "bad.jsonl"
+    path.write_text(
+        '{"sequence": [0, 1], "label": 0}\n{"sequence": [0, 1], "label": 2}\n'
+        '{"sequence": [2, 1], "label": 2}\n'
+    )
+    np.save(tmp_path / "bad.embeddings.npy", np.eye(3))
+    return path
+
+
+# ----------------------------------------------------------------------------- make-dataset
+
+
+def test_make_dataset_writes_the_library_dataset(data_file):
+    assert load_dataset(data_file) == make_dataset(6, 4, 6, 8, graph="cyclic", seed=0)
+
+
+def test_make_dataset_reports_what_it_wrote(tmp_path):
+    path = tmp_path / "acyclic.npz"
+    result = invoke("make-dataset", "--graph", "acyclic", "--seed", 3, "-o", path)
+    assert result.exit_code == 0, result.output
+    graphs = build_priority_graphs(load_dataset(path))
+    assert not graphs.is_cyclic
+    assert result.output.splitlines() == [
+        f"wrote {path}",
+        "Dataset(n_samples=6, vocab_size=6, embedding_dim=8, length=4)",
+        f"token-priority graphs: acyclic (0 of {graphs.queries.size} last tokens have an SCC of "
+        "size > 1)",
+    ]
+
+
+def test_make_dataset_jsonl_with_equicorr_embeddings(tmp_path):
+    path = tmp_path / "out" / "data.jsonl"
+    result = invoke(
+        "make-dataset", "--n", 5, "--T", 3, "--K", 5, "--d", 6, "--embeddings", "equicorr",
+        "--rho", 0.25, "--seed", 1, "-o", path,
+    )
+    assert result.exit_code == 0, result.output
+    sibling = tmp_path / "out" / "data.embeddings.npy"
+    assert f"wrote {sibling} (embeddings)" in result.output
+    ds = load_dataset(path)
+    np.testing.assert_allclose(ds.embeddings @ ds.embeddings.T, 0.75 * np.eye(5) + 0.25, atol=1e-12)
+    assert ds == make_dataset(5, 3, 5, 6, embeddings="equicorr", rho=0.25, seed=1)
+
+
+def test_make_dataset_embeddings_out(tmp_path):
+    emb = tmp_path / "E.npy"
+    result = invoke("make-dataset", "-o", tmp_path / "d.jsonl", "--embeddings-out", emb)
+    assert result.exit_code == 0, result.output
+    assert emb.exists() and not (tmp_path / "d.embeddings.npy").exists()
+    assert load_dataset(tmp_path / "d.jsonl", embeddings=emb) == make_dataset(6, 4, 6, 8, seed=0)
+
+
+@pytest.mark.parametrize(
+    ("args", "fragments"),
+    [
+        (("--n", 0), ("n_samples must be a positive integer, got 0",)),
+        (("--embeddings", "ortho", "--K", 9, "--d", 4), ("vocab_size <= embedding_dim",)),
+        (("--embeddings", "equicorr", "--rho", 1.5), ("rho < 1",)),
+    ],
+)
+def test_make_dataset_bad_values(tmp_path, args, fragments):
+    assert_error(invoke("make-dataset", "-o", tmp_path / "d.npz", *args), *fragments)
+    assert not (tmp_path / "d.npz").exists()
+
+
+def test_make_dataset_bad_suffix_and_unwritable_place(tmp_path):
+    assert_error(invoke("make-dataset", "-o", tmp_path / "d.csv"), "use a .npz or .jsonl")
+    blocker = tmp_path / "file.txt"
+    blocker.write_text("not a folder")
+    assert_error(invoke("make-dataset", "-o", blocker / "d.npz"), str(blocker))
+
+
+def test_make_dataset_option_errors(tmp_path):
+    result = invoke("make-dataset", "-o", tmp_path / "d.npz", "--graph", "tree")
+    assert result.exit_code == 2
+    assert "tree" in result.output
+    result = invoke("make-dataset", "--n", 6)  # -o is required
+    assert result.exit_code == 2
+    assert "--output" in result.output
+    result = invoke("make-dataset", "-o", tmp_path / "d.npz", "--n", "six")
+    assert result.exit_code == 2
+
+
+# ----------------------------------------------------------------------------- graphs
+
+
+def test_graphs_prints_the_summary(data_file):
+    result = invoke("graphs", data_file)
+    assert result.exit_code == 0, result.output
+    graphs = build_priority_graphs(load_dataset(data_file))
+    assert result.output == graphs.summary() + "\n"
+    assert "cyclic" in result.output.splitlines()[0]
+
+
+def test_graphs_hand_made_queries(tmp_path, ragged_with_repeats):
+    path = ragged_with_repeats.save(tmp_path / "ragged.npz")
+    result = invoke("graphs", path, "--query", 4, "-q", 2, "-q", 0)
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines()[1:] == [
+        "  last token 4: {0, 1} > {2, 3} > {4}",
+        "  last token 2: {3} > {2}",
+        "  last token 0: (never a last token)",
+    ]
+    assert_error(invoke("graphs", path, "--query", 7), "query 7 is outside [0, 5)")
+
+
+def test_graphs_max_queries(tmp_path, ragged_with_repeats):
+    path = ragged_with_repeats.save(tmp_path / "ragged.npz")
+    result = invoke("graphs", path, "--max-queries", 1)
+    assert result.output.splitlines()[-1] == "  ... 1 more last tokens"
+
+
+def test_graphs_dot_and_drawings(tmp_path, ragged_with_repeats):
+    path = ragged_with_repeats.save(tmp_path / "ragged.npz")
+    dot, png, pdf = tmp_path / "g.dot", tmp_path / "figs" / "g.png", tmp_path / "g.pdf"
+    result = invoke("graphs", path, "--dot", dot, "--draw", png)
+    assert result.exit_code == 0, result.output
+    assert f"wrote {dot}" in result.output and f"wrote {png}" in result.output
+    text = dot.read_text()
+    assert text == build_priority_graphs(ragged_with_repeats).to_dot()
+    assert len(re.findall(r"subgraph cluster_q\d+_scc\d+ ", text)) == 5  # one cluster per SCC
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000
+    result = invoke("graphs", path, "-q", 4, "--draw", pdf, "--edges", "all")
+    assert result.exit_code == 0, result.output
+    assert pdf.read_bytes()[:5] == b"%PDF-"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["figs", "g.dot", "g.pdf", "ragged.npz"]
+
+
+def test_graphs_draw_needs_a_known_suffix(data_file, tmp_path):
+    result = invoke("graphs", data_file, "--draw", tmp_path / "g.gif")
+    assert result.exit_code == 2
+    assert ".png, .pdf or .svg" in result.output
+    assert not (tmp_path / "g.gif").exists()
+
+
+def test_graphs_jsonl_with_embeddings_spec(tmp_path):
+    path = tmp_path / "seqs.jsonl"
+    path.write_text('{"sequence": [0, 1], "label": 0}\n{"sequence": [0, 1], "label": 1}\n')
+    assert_error(invoke("graphs", path), "needs embeddings", "random:d=8,seed=0")
+    result = invoke("graphs", path, "--embeddings", "random:d=4,seed=0")
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines()[1] == "  last token 1: {0, 1}"
+    assert_error(invoke("graphs", path, "--embeddings", "random:dim=4"), "bad embeddings spec")
+    assert_error(invoke("graphs", path, "--embeddings", tmp_path / "none.npy"), "none.npy")
+
+
+def test_missing_file(tmp_path):
+    missing = tmp_path / "missing.npz"
+    assert_error(invoke("graphs", missing), f"dataset file {missing} does not exist")
+    assert_error(invoke("solve", missing), "does not exist")
+
+
+def test_corrupt_file(tmp_path):
+    path = tmp_path / "broken.npz"
+    path.write_bytes(b"this is no zip archive")
+    assert_error(invoke("graphs", path), "cannot read", "broken.npz")
+
+
+def test_unrealizable_labels(unrealizable_file):
+    assert_error(
+        invoke("graphs", unrealizable_file),
+        "labels of samples [1] do not occur in their sequences",
+        "on_unrealizable",
+    )
+    dropped = invoke("graphs", unrealizable_file, "--on-unrealizable", "drop")
+    assert dropped.exit_code == 0, dropped.output
+    assert "dropped 1 samples whose label is not in their sequence" in dropped.output
+    assert "  last token 1: {0} {2}" in dropped.output
+    repaired = invoke("graphs", unrealizable_file, "--on-unrealizable", "repair")
+    assert repaired.exit_code == 0, repaired.output
+    assert "dropped" not in repaired.output
+    bad = invoke("graphs", unrealizable_file, "--on-unrealizable", "ignore")
+    assert bad.exit_code == 2
+    assert "ignore" in bad.output
+
+
+def test_bad_dataset_contents(tmp_path):
+    np.savez(
+        tmp_path / "bad.npz",
+        sequences=np.array([[0, -1, 1], [0, 1, -1]]),
+        labels=np.array([0, 0]),
+        embeddings=np.eye(2),
+    )
+    assert_error(invoke("graphs", tmp_path / "bad.npz"), "samples [0]", "pad with -1")
+
+
+def test_warnings_become_one_line(monkeypatch, tmp_path, balanced_cycle):
+    import warnings
+
+    import attnmech.cli
+
+    def build_and_warn(dataset):
+        warnings.warn("solver stopped early;\nmargins may be off", ConvergenceWarning, stacklevel=1)
+        return build_priority_graphs(dataset)
+
+    monkeypatch.setattr(attnmech.cli, "build_priority_graphs", build_and_warn)
+    result = invoke("graphs", balanced_cycle.save(tmp_path / "b.npz"))
+    assert result.exit_code == 0, result.output
+    assert "warning: solver stopped early; margins may be off\n" in result.output
+    assert "  last token 1: {0, 1}" in result.output
+
+
+# ----------------------------------------------------------------------------- solve
+
+
+@pytest.mark.skipif(not HAS_THEORY, reason="attnmech.theory is not written yet")
+def test_solve_summary_and_file(tmp_path, unbalanced_cycle):
+    from attnmech.theory import load_theory
+
+    path = unbalanced_cycle.save(tmp_path / "cycle.npz")
+    out = tmp_path / "theory.npz"
+    result = invoke("solve", path, "-o", out)
+    assert result.exit_code == 0, result.output
+    theory = attnmech.solve(unbalanced_cycle)
+    lines = result.output.splitlines()
+    assert lines[: len(theory.summary().splitlines())] == theory.summary().splitlines()
+    assert lines[2].startswith("W_svm: optimal, ||W_svm|| = 0, ")
+    assert "min strict margin: n/a (no strict priority, W_svm = 0)" in lines
+    assert lines[-2].startswith("total time: ")
+    assert lines[-1] == f"wrote {out}"
+    saved = load_theory(out)
+    e_a, e_b = unbalanced_cycle.embeddings
+    assert (e_a - e_b) @ saved.W_fin @ e_b == pytest.approx(np.log(2), rel=1e-8)  # SPEC 5
+    np.testing.assert_allclose(saved.W_fin, theory.W_fin, rtol=1e-12)
+
+
+@pytest.mark.skipif(not HAS_THEORY, reason="attnmech.theory is not written yet")
+def test_solve_strict_margins(tmp_path, acyclic_chain):
+    path = acyclic_chain.save(tmp_path / "chain.npz")
+    result = invoke("solve", path)
+    assert result.exit_code == 0, result.output
+    assert "min strict margin: 1 over 6 strict edges" in result.output.splitlines()
+    assert "||W_fin|| = 0, dim S_fin = 0" in result.output
+    assert "wrote" not in result.output
+
+
+@pytest.mark.skipif(not HAS_THEORY, reason="attnmech.theory is not written yet")
+def test_solve_errors(tmp_path, unrealizable_file):
+    assert_error(invoke("solve", unrealizable_file), "samples [1]")
+    result = invoke("solve", unrealizable_file, "--on-unrealizable", "drop")
+    assert result.exit_code == 0, result.output
+    # tokens 0 and 1 share an embedding, so (e_0 - e_1)^T W e_1 >= 1 cannot hold
+    ds = Dataset([[0, 1]], [0], np.array([[1.0, 0.0], [1.0, 0.0]]))
+    path = ds.save(tmp_path / "twins.npz")
+    assert_error(invoke("solve", path, "-o", tmp_path / "t.npz"), "infeasible")
+    assert not (tmp_path / "t.npz").exists()
+
+
+# ----------------------------------------------------------------------------- app
+
+
+def test_help_and_version():
+    result = invoke("--help")
+    assert result.exit_code == 0
+    for command in ("make-dataset", "graphs", "solve"):
+        assert command in result.output
+    result = invoke("--version")
+    assert result.exit_code == 0 and result.output == f"attnmech {attnmech.__version__}\n"
+    assert invoke("frobnicate").exit_code == 2
+
+
+def test_python_dash_m_runs_the_cli(tmp_path):
+    completed = subprocess.run(
+        [sys.executable, "-m", "attnmech", "graphs", str(tmp_path / "missing.npz")],
+        capture_output=True, text=True, timeout=120, check=False,
+    )
+    assert completed.returncode == 1
+    missing = tmp_path / "missing.npz"
+    assert completed.stderr.strip() == f"error: dataset file {missing} does not exist"
+    assert completed.stdout == ""
+
+
+# ----------------------------------------------------------------------------- README
+
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def readme_blocks(language: str) -> list[str]:
+    return re.findall(rf"```{language}\n(.*?)```", README.read_text(encoding="utf-8"), re.S)
+
+
+def test_readme_quick_start_is_two_commands_and_ci_runs_the_test_one():
+    text = README.read_text(encoding="utf-8")
+    quick_start = text.split("## Quick start", 1)[1].split("\n## ", 1)[0]
+    commands = re.findall(r"```bash\n(.*?)\n```", quick_start, re.S)
+    assert len(commands) == 2 and all("\n" not in c for c in commands)
+    assert commands[0].endswith("attnmech demo")
+    test_command = commands[1].rsplit(" && ", 1)[1]
+    assert test_command == "python -m pytest -q"
+    ci = (README.parent / ".ci" / "run").read_text(encoding="utf-8")
+    assert "set -euo pipefail" in ci
+    assert ci.strip().splitlines()[-1] == test_command
+    assert 'pip install -c constraints.txt -e ".[test]"' in ci
+
+
+def test_readme_cli_examples_run(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    lines = [
+        line.split("#", 1)[0].split()
+        for block in readme_blocks("bash")
+        for line in block.splitlines()
+        if line.startswith("attnmech ") and "demo" not in line
+    ]
+    assert {line[1] for line in lines} >= {"make-dataset", "graphs", "solve"}
+    for words in lines:
+        if words[1] == "solve" and not HAS_THEORY:
+            continue
+        result = invoke(*words[1:])
+        assert result.exit_code == 0, (words, result.output)
+
+
+@pytest.mark.skipif(not hasattr(attnmech, "solve"), reason="attnmech.solve is not written yet")
+def test_readme_python_example_runs(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    (code,) = readme_blocks("python")
+    exec(compile(code, str(README), "exec"), {})
+    printed = capsys.readouterr().out
+    assert "last token 1: {0, 1}" in printed
+    assert "0.693147" in printed
