@@ -32,6 +32,7 @@ from .automaton import Automaton
 from .finite import FiniteResult, ReducedData, reduce_dataset, solve_finite
 from .graphs import PriorityGraphs, build_priority_graphs
 from .svm import GraphSVMResult, solve_graph_svm
+from .text import TextDataset, text_dataset
 from .theory import AttentionTheory, Theory, load_theory, solve
 from ._results import SolveStatus, SolverStats
 
@@ -57,6 +58,8 @@ __all__ = [
     "load_theory",
     "AttentionTheory",
     "SolveStatus",
+    "text_dataset",
+    "TextDataset",
     "SolverStats",
     "AttnmechError",
     "ConvergenceWarning",
