@@ -32,9 +32,22 @@ from .automaton import Automaton
 from .finite import FiniteResult, ReducedData, reduce_dataset, solve_finite
 from .graphs import PriorityGraphs, build_priority_graphs
 from .svm import GraphSVMResult, solve_graph_svm
+from .model import AttentionConfig, AttentionObjective, SingleLayerAttention, run_with_cache
 from .text import TextDataset, text_dataset
 from .theory import AttentionTheory, Theory, load_theory, solve
 from ._results import SolveStatus, SolverStats
+from .train import (
+    FiniteTrajectory,
+    RegularizationPath,
+    TrainConfig,
+    TrainResult,
+    gradient_descent,
+    load_run,
+    regularization_path,
+    run_finite_trajectory,
+    train,
+)
+from .verify import TrajectoryMetrics, VerificationReport, correlation, verify
 
 __version__ = "0.1.0"
 
@@ -59,6 +72,23 @@ __all__ = [
     "AttentionTheory",
     "SolveStatus",
     "text_dataset",
+    "AttentionConfig",
+    "AttentionObjective",
+    "SingleLayerAttention",
+    "run_with_cache",
+    "TrainConfig",
+    "TrainResult",
+    "train",
+    "load_run",
+    "regularization_path",
+    "RegularizationPath",
+    "run_finite_trajectory",
+    "FiniteTrajectory",
+    "gradient_descent",
+    "verify",
+    "VerificationReport",
+    "TrajectoryMetrics",
+    "correlation",
     "TextDataset",
     "SolverStats",
     "AttnmechError",
