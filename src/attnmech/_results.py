@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["SolveStatus", "SolverStats", "readonly"]
+__all__ = ["SolveStatus", "SolverStats", "readonly", "frozen"]
 
 
 class SolveStatus(enum.Enum):
@@ -36,7 +36,14 @@ class SolverStats:
     extra_stats: dict[str, Any] = field(default_factory=dict)
 
 
-def readonly(array: Any, dtype: Any = np.float64) -> np.ndarray:
+def frozen(array: Any) -> np.ndarray:
+    """``array`` as a C-contiguous array (copied only if needed) with ``writeable`` switched off."""
+    out = np.ascontiguousarray(array)
+    out.flags.writeable = False
+    return out
+
+
+def readonly(array: Any, dtype: Any = None) -> np.ndarray:
     """A C-contiguous copy of ``array`` with ``writeable`` switched off."""
     out = np.array(array, dtype=dtype, copy=True, order="C")
     out.flags.writeable = False

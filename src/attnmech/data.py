@@ -20,6 +20,7 @@ from typing import Any, Literal
 import numpy as np
 
 from ._io import atomic_path, atomic_savez
+from ._results import frozen
 from .errors import InvalidDatasetError, UnrealizableLabelError
 
 __all__ = [
@@ -39,11 +40,6 @@ logger = logging.getLogger(__name__)
 EMBEDDING_KINDS = ("random", "ortho", "equicorr")
 GRAPH_KINDS = ("cyclic", "acyclic", "any")
 UNREALIZABLE_POLICIES = ("raise", "drop", "repair", "keep")
-
-
-def _readonly(array: np.ndarray) -> np.ndarray:
-    array.flags.writeable = False
-    return array
 
 
 def _list_preview(indices: np.ndarray, limit: int = 10) -> str:
@@ -261,11 +257,11 @@ class Dataset:
                     logger.info("dropped %d unrealizable samples", bad.size)
                 else:  # "repair"
                     labels_arr = repair_labels(tokens, offsets, labels_arr, seed=seed)
-        self.tokens = _readonly(np.ascontiguousarray(tokens, dtype=np.int64))
-        self.offsets = _readonly(np.ascontiguousarray(offsets, dtype=np.int64))
-        self.labels = _readonly(np.ascontiguousarray(labels_arr))
-        self.embeddings = _readonly(np.ascontiguousarray(E))
-        self.dropped = _readonly(dropped)
+        self.tokens = frozen(np.asarray(tokens, dtype=np.int64))
+        self.offsets = frozen(np.asarray(offsets, dtype=np.int64))
+        self.labels = frozen(labels_arr)
+        self.embeddings = frozen(E)
+        self.dropped = frozen(dropped)
 
     # ------------------------------------------------------------------ construction helpers
     @classmethod
@@ -274,11 +270,11 @@ class Dataset:
     ) -> Dataset:
         """Build without validation (internal: inputs are known to be valid)."""
         obj = cls.__new__(cls)
-        obj.tokens = _readonly(np.ascontiguousarray(tokens, dtype=np.int64))
-        obj.offsets = _readonly(np.ascontiguousarray(offsets, dtype=np.int64))
-        obj.labels = _readonly(np.ascontiguousarray(labels, dtype=np.int64))
-        obj.embeddings = _readonly(np.ascontiguousarray(embeddings, dtype=np.float64))
-        obj.dropped = _readonly(np.zeros(0, dtype=np.int64))
+        obj.tokens = frozen(np.asarray(tokens, dtype=np.int64))
+        obj.offsets = frozen(np.asarray(offsets, dtype=np.int64))
+        obj.labels = frozen(np.asarray(labels, dtype=np.int64))
+        obj.embeddings = frozen(np.asarray(embeddings, dtype=np.float64))
+        obj.dropped = frozen(np.zeros(0, dtype=np.int64))
         return obj
 
     def subset(self, indices: Any) -> Dataset:

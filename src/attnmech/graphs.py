@@ -20,6 +20,7 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
 
+from ._results import frozen
 from .data import Dataset
 from .errors import InvalidDatasetError
 
@@ -37,12 +38,6 @@ def sorted_unique(values: np.ndarray) -> np.ndarray:
     keep[0] = True
     np.not_equal(values[1:], values[:-1], out=keep[1:])
     return values[keep]
-
-
-def _ro(array: np.ndarray) -> np.ndarray:
-    array = np.ascontiguousarray(array)
-    array.flags.writeable = False
-    return array
 
 
 def priority_edges(dataset: Dataset) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -360,16 +355,16 @@ def build_priority_graphs(dataset: Dataset) -> PriorityGraphs:
     dag_order = np.lexsort((dag_dst, dag_src))
     return PriorityGraphs(
         vocab_size=K,
-        queries=_ro(sorted_unique(dataset.last_tokens)),
-        node_query=_ro(node_query),
-        node_token=_ro(node_token),
-        node_scc=_ro(node_scc),
-        scc_query=_ro(raw_query[order]),
-        scc_level=_ro(raw_level[order]),
-        scc_size=_ro(scc_size),
-        edge_query=_ro(e_query),
-        edge_src=_ro(e_src),
-        edge_dst=_ro(e_dst),
-        dag_src=_ro(dag_src[dag_order]),
-        dag_dst=_ro(dag_dst[dag_order]),
+        queries=frozen(sorted_unique(dataset.last_tokens)),
+        node_query=frozen(node_query),
+        node_token=frozen(node_token),
+        node_scc=frozen(node_scc),
+        scc_query=frozen(raw_query[order]),
+        scc_level=frozen(raw_level[order]),
+        scc_size=frozen(scc_size),
+        edge_query=frozen(e_query),
+        edge_src=frozen(e_src),
+        edge_dst=frozen(e_dst),
+        dag_src=frozen(dag_src[dag_order]),
+        dag_dst=frozen(dag_dst[dag_order]),
     )

@@ -5,12 +5,13 @@ without pyplot: nothing is shown, no global figure state is touched, and the cal
 the figure goes (:func:`save_figure`). Files are written atomically, so a reader never sees half a
 PNG or half a report.
 
-Used by the command-line interface (``attnmech graphs --draw``), the demo and the paper
-reproduction.
+Used by the command-line interface (``attnmech graphs --draw``, the tables that ``train`` and
+``demo`` print, the JSON summaries), the demo and the paper reproduction.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import numbers
@@ -32,7 +33,10 @@ __all__ = [
     "plot_metric_bands",
     "save_figure",
     "markdown_table",
+    "text_table",
     "write_markdown",
+    "to_jsonable",
+    "write_json",
 ]
 
 logger = logging.getLogger(__name__)
@@ -341,18 +345,45 @@ def save_figure(
     return written
 
 
-def _cell(value: Any, float_format: str) -> str:
+def _cell(value: Any, float_format: str, markdown: bool = True) -> str:
     if value is None:
         return ""
     if isinstance(value, numbers.Real) and not isinstance(value, (bool, numbers.Integral)):
         text = float_format.format(float(value))
     else:
         text = str(value)
-    return " ".join(text.split()).replace("|", "\\|")
+    text = " ".join(text.split())
+    return text.replace("|", "\\|") if markdown else text
 
 
 def _is_number(value: Any) -> bool:
     return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def _aligned(
+    rows: Sequence[Sequence[Any]], headers: Sequence[str], float_format: str, markdown: bool
+) -> tuple[list[str], list[list[str]], list[bool], list[int]]:
+    """Cells as text, which columns are numeric (right-aligned) and each column's width."""
+    for index, row in enumerate(rows):
+        if len(row) != len(headers):
+            raise ValueError(
+                f"row {index} has {len(row)} cells but there are {len(headers)} headers"
+            )
+    head = [_cell(h, float_format, markdown) for h in headers]
+    cells = [[_cell(v, float_format, markdown) for v in row] for row in rows]
+    numeric = [
+        bool(rows) and all(_is_number(row[c]) or row[c] is None for row in rows)
+        for c in range(len(headers))
+    ]
+    minimum = 3 if markdown else 1
+    widths = [max([minimum, len(h)] + [len(r[c]) for r in cells]) for c, h in enumerate(head)]
+    return head, cells, numeric, widths
+
+
+def _pad(values: Sequence[str], widths: Sequence[int], numeric: Sequence[bool]) -> list[str]:
+    return [
+        v.rjust(w) if num else v.ljust(w) for v, w, num in zip(values, widths, numeric, strict=True)
+    ]
 
 
 def markdown_table(
@@ -368,6 +399,10 @@ def markdown_table(
     ValueError
         If a row's length differs from the number of headers.
 
+    See Also
+    --------
+    text_table : the same table as plain text, for a terminal.
+
     Examples
     --------
     >>> print(markdown_table([["cyclic", 0.98612], ["acyclic", 1]], ["data", "corr"]))
@@ -376,25 +411,10 @@ def markdown_table(
     | cyclic  | 0.9861 |
     | acyclic |      1 |
     """
-    head = [_cell(h, float_format) for h in headers]
-    for index, row in enumerate(rows):
-        if len(row) != len(headers):
-            raise ValueError(
-                f"row {index} has {len(row)} cells but there are {len(headers)} headers"
-            )
-    cells = [[_cell(v, float_format) for v in row] for row in rows]
-    numeric = [
-        bool(rows) and all(_is_number(row[c]) or row[c] is None for row in rows)
-        for c in range(len(headers))
-    ]
-    widths = [max([3, len(h)] + [len(r[c]) for r in cells]) for c, h in enumerate(head)]
+    head, cells, numeric, widths = _aligned(rows, headers, float_format, markdown=True)
 
     def line(values: Sequence[str]) -> str:
-        padded = [
-            v.rjust(w) if num else v.ljust(w)
-            for v, w, num in zip(values, widths, numeric, strict=True)
-        ]
-        return "| " + " | ".join(padded) + " |"
+        return "| " + " | ".join(_pad(values, widths, numeric)) + " |"
 
     rule = [
         ("-" * (w - 1) + ":") if num else "-" * w for w, num in zip(widths, numeric, strict=True)
@@ -404,8 +424,69 @@ def markdown_table(
     return "\n".join(out)
 
 
+def text_table(
+    rows: Sequence[Sequence[Any]], headers: Sequence[str], *, float_format: str = "{:.4g}"
+) -> str:
+    """A plain-text table for a terminal: columns separated by two spaces, a rule under the header.
+
+    Cells are written as in :func:`markdown_table` (``None`` is empty, numeric columns are
+    right-aligned) but ``|`` is kept as it is. Trailing spaces are stripped.
+
+    Raises
+    ------
+    ValueError
+        If a row's length differs from the number of headers.
+
+    Examples
+    --------
+    >>> print(text_table([["corr(W, W_svm)", 0.98612], ["top-SCC mass", 1]], ["metric", "mean"]))
+    metric            mean
+    --------------  ------
+    corr(W, W_svm)  0.9861
+    top-SCC mass         1
+    """
+    head, cells, numeric, widths = _aligned(rows, headers, float_format, markdown=False)
+    out = ["  ".join(_pad(head, widths, numeric)).rstrip(), "  ".join("-" * w for w in widths)]
+    out.extend("  ".join(_pad(r, widths, numeric)).rstrip() for r in cells)
+    return "\n".join(out)
+
+
 def write_markdown(path: str | os.PathLike[str], text: str) -> Path:
     """Write Markdown ``text`` to ``path`` atomically (UTF-8, ending in a newline); return path."""
     path = Path(path)
     atomic_write_text(path, text if text.endswith("\n") else text + "\n")
+    return path
+
+
+def to_jsonable(value: Any) -> Any:
+    """``value`` with numpy scalars and arrays turned into Python numbers and lists, paths into
+    strings, and every NaN or infinity into ``None`` (strict JSON has no such numbers).
+
+    Examples
+    --------
+    >>> to_jsonable({"corr": np.array([0.5, np.nan]), "steps": np.int64(4000)})
+    {'corr': [0.5, None], 'steps': 4000}
+    """
+    if isinstance(value, Mapping):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, np.ndarray):
+        return to_jsonable(value.tolist())
+    if isinstance(value, (list, tuple)):
+        return [to_jsonable(v) for v in value]
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if isinstance(value, numbers.Real):
+        return float(value) if math.isfinite(float(value)) else None
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    return value
+
+
+def write_json(path: str | os.PathLike[str], data: Any) -> Path:
+    """Write ``data`` as indented, strict JSON (see :func:`to_jsonable`) to ``path`` atomically."""
+    path = Path(path)
+    text = json.dumps(to_jsonable(data), indent=2, allow_nan=False, ensure_ascii=False)
+    atomic_write_text(path, text + "\n")
     return path

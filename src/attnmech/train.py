@@ -34,6 +34,7 @@ import torch
 from torch import Tensor
 
 from ._io import atomic_path
+from ._results import readonly as _copy_readonly
 from .data import Dataset
 from .errors import ConvergenceWarning, InvalidDatasetError
 from .model import (
@@ -335,7 +336,9 @@ class TrainResult:
         Final raw parameters: ``W``, or the factors stacked as (B, 2, d, r) (``W = W_K W_Q^T``).
     history : dict of str to ndarray
         ``"step"`` (L,) and one array per metric of shape (L, B) (or (L,) when ``W`` is 2-D),
-        recorded every ``config.log_every`` steps and at the last step.
+        recorded every ``config.log_every`` steps and at the last step. With
+        ``train(..., record_W=True)`` also ``"W"`` of shape (L, B, d, d) (or (L, d, d)): ``W`` at
+        those steps.
     config : TrainConfig
     num_steps : int
         Updates done.
@@ -356,7 +359,7 @@ class TrainResult:
 
     def final_metrics(self) -> dict[str, np.ndarray]:
         """Each metric at the last logged step (arrays of shape (B,) or scalars)."""
-        return {k: v[-1] for k, v in self.history.items() if k != "step"}
+        return {k: v[-1] for k, v in self.history.items() if k not in ("step", "W")}
 
     def summary(self) -> dict[str, Any]:
         """A JSON-friendly run summary: config, versions, sizes, time and final metrics."""
@@ -417,22 +420,16 @@ def load_run(path: str | os.PathLike[str]) -> TrainResult:
                 )
             meta = json.loads(str(archive["meta"]))
             history = {
-                k.split("/", 1)[1]: _readonly(archive[k])
+                k.split("/", 1)[1]: _copy_readonly(archive[k])
                 for k in archive.files
                 if k.startswith("history/")
             }
             init = archive["init"] if "init" in archive.files else None
-            W, params = _readonly(archive["W"]), _readonly(archive["params"])
+            W, params = _copy_readonly(archive["W"]), _copy_readonly(archive["params"])
     except (OSError, ValueError, KeyError) as exc:
         raise InvalidDatasetError(f"cannot read run {path}: {exc}") from None
     config = TrainConfig.from_dict(meta["config"], init=init)
     return TrainResult(W, params, history, config, int(meta["num_steps"]), float(meta["elapsed_s"]))
-
-
-def _readonly(array: Any) -> np.ndarray:
-    out = np.array(array, copy=True)
-    out.flags.writeable = False
-    return out
 
 
 def _versions() -> dict[str, str]:
@@ -547,6 +544,7 @@ def train(
     checkpoint_path: str | os.PathLike[str] | None = None,
     resume: bool = False,
     progress: bool = False,
+    record_W: bool = False,
 ) -> TrainResult:
     """Train single-layer attention on one or more datasets, all trials in one batch.
 
@@ -571,6 +569,10 @@ def train(
         an uninterrupted run.
     progress : bool, default=False
         Show a tqdm progress bar.
+    record_W : bool, default=False
+        Also keep ``W`` itself at every logged step, as ``history["W"]`` of shape (L, B, d, d)
+        (for measuring the trajectory against a prediction known only after training, such as
+        the local Graph-SVM of SPEC section 8).
 
     Returns
     -------
@@ -600,6 +602,7 @@ def train(
             checkpoint_path=checkpoint_path,
             resume=resume,
             progress=progress,
+            record_W=record_W,
         )
 
 
@@ -613,6 +616,7 @@ def _train(
     checkpoint_path: str | os.PathLike[str] | None,
     resume: bool,
     progress: bool,
+    record_W: bool = False,
 ) -> TrainResult:
     started = time.perf_counter()
     trial_datasets = [ds for ds in datasets for _ in range(config.num_trials)]
@@ -675,6 +679,8 @@ def _train(
         history.setdefault("step", []).append(np.array(step))
         for key, value in metrics.items():
             history.setdefault(key, []).append(value)
+        if record_W:
+            history.setdefault("W", []).append(W.detach().cpu().numpy().astype(np.float64))
         return bool(callback(step, metrics)) if callback is not None else False
 
     def observer(
@@ -727,11 +733,11 @@ def _train(
     hist = {k: np.stack(v) for k, v in history.items()}
     if squeeze:
         W, params_np = W[0], params_np[0]
-        hist = {k: (v[:, 0] if v.ndim == 2 else v) for k, v in hist.items()}
+        hist = {k: (v[:, 0] if v.ndim == 2 or k == "W" else v) for k, v in hist.items()}
     return TrainResult(
-        W=_readonly(W),
-        params=_readonly(params_np),
-        history={k: _readonly(v) for k, v in hist.items()},
+        W=_copy_readonly(W),
+        params=_copy_readonly(params_np),
+        history={k: _copy_readonly(v) for k, v in hist.items()},
         config=config,
         num_steps=int(final_step),
         elapsed_s=time.perf_counter() - started,
@@ -1173,12 +1179,12 @@ def _regularization_path(
             stacklevel=2,
         )
     return RegularizationPath(
-        radii=_readonly(radii_arr),
-        W=_readonly(np.stack(out_W)),
-        loss=_readonly(np.array(out_loss)),
-        multiplier=_readonly(np.array(out_lam)),
-        kkt_residual=_readonly(kkt_arr),
-        converged=_readonly(converged),
-        n_iter=_readonly(np.array(out_it)),
+        radii=_copy_readonly(radii_arr),
+        W=_copy_readonly(np.stack(out_W)),
+        loss=_copy_readonly(np.array(out_loss)),
+        multiplier=_copy_readonly(np.array(out_lam)),
+        kkt_residual=_copy_readonly(kkt_arr),
+        converged=_copy_readonly(converged),
+        n_iter=_copy_readonly(np.array(out_it)),
         tol=float(tol),
     )

@@ -38,6 +38,7 @@ import torch
 from torch import Tensor
 
 from .data import Dataset
+from .finite import project
 from .errors import InvalidDatasetError
 from .model import HEADS, AttentionConfig, AttentionInputs, inputs_from_datasets, pair_scores
 
@@ -86,19 +87,6 @@ def correlation(A: Any, B: Any) -> np.ndarray | float:
     with np.errstate(invalid="ignore", divide="ignore"):
         out = np.where(norms > 0, inner / np.where(norms > 0, norms, 1.0), np.nan)
     return float(out) if out.ndim == 0 else out
-
-
-def project(W: Any, basis: Any) -> np.ndarray:
-    """``Proj_{span(basis)} W`` for an orthonormal basis of shape (p, d, d) (p may be 0).
-
-    ``W`` may have leading dimensions, ``(..., d, d)``.
-    """
-    W = np.asarray(W, dtype=np.float64)
-    basis = np.asarray(basis, dtype=np.float64)
-    if basis.shape[0] == 0:
-        return np.zeros_like(W)
-    coef = np.einsum("...ij,pij->...p", W, basis)
-    return np.einsum("...p,pij->...ij", coef, basis)
 
 
 def fitted_scale(W: Any, W_svm: Any, W_fin: Any) -> np.ndarray | float:
