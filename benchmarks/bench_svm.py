@@ -14,10 +14,10 @@ import sys
 import time
 
 import numpy as np
-import scipy.sparse as sp
 
 import attnmech
-from attnmech.svm import solve_graph_svm, svm_constraints
+from attnmech.reference import svm_dual_clarabel
+from attnmech.svm import solve_graph_svm
 
 
 def setting(K: int, embeddings: str, seed: int = 0) -> attnmech.Dataset:
@@ -27,25 +27,8 @@ def setting(K: int, embeddings: str, seed: int = 0) -> attnmech.Dataset:
 
 def straightforward_dual(graphs, E) -> tuple[np.ndarray, float]:
     """Reference: dense constraint rows (d^2 each), Q = C^T C, Clarabel on the dual QP."""
-    import clarabel
-
     start = time.perf_counter()
-    cons = svm_constraints(graphs, reduce=False)
-    d = E.shape[1]
-    rows = np.einsum("ci,cj->cij", E[cons.i] - E[cons.j], E[cons.query]).reshape(-1, d * d)
-    Q = rows @ rows.T
-    m = Q.shape[0]
-    strict = np.flatnonzero(cons.strict)
-    P = sp.triu(sp.csc_matrix(Q), format="csc")
-    q = -cons.rhs
-    A = sp.csc_matrix((-np.ones(strict.size), (np.arange(strict.size), strict)), shape=(strict.size, m))
-    settings = clarabel.DefaultSettings()
-    settings.verbose = False
-    settings.tol_gap_abs = settings.tol_gap_rel = 1e-10
-    settings.tol_feas = 1e-10
-    solver = clarabel.DefaultSolver(P, q, A, np.zeros(strict.size), [clarabel.NonnegativeConeT(strict.size)], settings)
-    lam = np.asarray(solver.solve().x)
-    W = (rows.T @ lam).reshape(d, d)
+    W = svm_dual_clarabel(graphs, E)
     return W, time.perf_counter() - start
 
 

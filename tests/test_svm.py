@@ -15,6 +15,7 @@ from attnmech import (
     solve_graph_svm,
     solve_finite,
 )
+from attnmech.reference import svm_dual_clarabel, svm_primal_cvxpy
 from attnmech.svm import svm_constraints
 
 cp = pytest.importorskip("cvxpy")
@@ -24,17 +25,7 @@ SOLVER_RTOL = 1e-5  # the reference interior-point solver is accurate to about t
 
 def reference_svm(graphs, E):
     """The primal QP over all d^2 entries of W, straight from SPEC section 4, one row per edge."""
-    d = E.shape[1]
-    W = cp.Variable((d, d))
-    cons = svm_constraints(graphs, reduce=False)
-    rows = [
-        (E[cons.i[c]] - E[cons.j[c]]) @ W @ E[cons.query[c]] for c in range(cons.n_constraints)
-    ]
-    constraints = [r >= 1 if s else r == 0 for r, s in zip(rows, cons.strict, strict=True)]
-    problem = cp.Problem(cp.Minimize(cp.sum_squares(W)), constraints)
-    problem.solve(solver=cp.CLARABEL, tol_gap_abs=1e-12, tol_gap_rel=1e-12, tol_feas=1e-12)
-    assert problem.status == cp.OPTIMAL
-    return W.value
+    return svm_primal_cvxpy(graphs, E)
 
 
 def random_ragged(seed: int, n: int, K: int, d: int, embeddings: str) -> Dataset:
@@ -70,6 +61,17 @@ def test_matches_independent_primal(name, make, seed):
     np.testing.assert_allclose(res.W_svm, W_ref, atol=SOLVER_RTOL * scale)
     # ours is feasible to 1e-9 and no larger than the reference optimum
     assert np.sum(res.W_svm**2) <= np.sum(W_ref**2) * (1 + 1e-7)
+
+
+@pytest.mark.parametrize("seed", range(2))
+def test_coupled_active_set_path_matches_reference_dual(seed):
+    # K = d = 32, n = 128: over 500 constraints, so the per-query warm start is used
+    ds = make_dataset(128, 8, 32, 32, seed=seed)
+    graphs = build_priority_graphs(ds)
+    res = solve_graph_svm(graphs, ds.embeddings)
+    assert res.constraints.n_constraints >= 500 and res.success
+    W_ref = svm_dual_clarabel(graphs, ds.embeddings)
+    np.testing.assert_allclose(res.W_svm, W_ref, atol=SOLVER_RTOL * np.linalg.norm(W_ref))
 
 
 @pytest.mark.parametrize("seed", range(4))
