@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
+import json
 import re
 import subprocess
 import sys
@@ -272,7 +274,12 @@ def test_solve_summary_and_file(tmp_path, unbalanced_cycle):
     assert result.exit_code == 0, result.output
     theory = attnmech.solve(unbalanced_cycle)
     lines = result.output.splitlines()
-    assert lines[: len(theory.summary().splitlines())] == theory.summary().splitlines()
+    expected = theory.summary().splitlines()
+
+    def no_times(text_lines):  # solve times differ from one solve to the next
+        return [re.sub(r"\d+\.\d+ s\b", "<time> s", line) for line in text_lines]
+
+    assert no_times(lines[: len(expected)]) == no_times(expected)
     assert lines[2].startswith("W_svm: optimal, ||W_svm|| = 0, ")
     assert "min strict margin: n/a (no strict priority, W_svm = 0)" in lines
     assert lines[-2].startswith("total time: ")
@@ -305,13 +312,269 @@ def test_solve_errors(tmp_path, unrealizable_file):
     assert not (tmp_path / "t.npz").exists()
 
 
+# ----------------------------------------------------------------------------- train
+
+
+def train_args(data, output, *extra):
+    """A short run of the paper's optimiser: 60 steps of normalised GD, metrics every 10."""
+    return ("train", data, "--steps", 60, "--lr", 0.01, "--optimizer", "ngd", "--seed", 0,
+            "-o", output, "--log-every", 10, *extra)
+
+
+def test_train_writes_run_summary_and_table(data_file, tmp_path):
+    from attnmech.train import load_run
+
+    out = tmp_path / "runs" / "run.npz"
+    result = invoke(*train_args(data_file, out, "--trials", 2))
+    assert result.exit_code == 0, result.output
+    run = load_run(out)
+    assert run.W.shape == (2, 8, 8) and run.num_steps == 60
+    np.testing.assert_array_equal(run.history["step"], [0, 10, 20, 30, 40, 50, 60])
+    for key in ("loss", "norm", "corr_svm", "corr_svm_fin", "corr_perp_svm", "fin_gap",
+                "fin_gap_traj", "top_scc_mass", "automaton_tv"):
+        assert run.history[key].shape == (7, 2), key
+    assert run.config.optimizer == "ngd" and run.config.learning_rate == 0.01
+    lines = result.output.splitlines()
+    assert lines[0].startswith("trained 2 trial(s) for 60 steps in ")
+    assert lines[0].endswith(" s (ngd, lr=0.01, head=iden, loss=log)")
+    assert lines[1].split() == ["metric", "mean", "std", "min", "max", "meaning"]
+    corr_row = next(line for line in lines if line.startswith("corr_svm "))
+    assert float(corr_row.split()[1]) == pytest.approx(run.history["corr_svm"][-1].mean(),
+                                                       rel=1e-5)
+    assert lines[-2:] == [f"wrote {out}", f"wrote {out.with_suffix('.json')}"]
+    summary = json.loads(out.with_suffix(".json").read_text())
+    assert summary["config"]["num_steps"] == 60 and summary["config"]["num_trials"] == 2
+    assert summary["versions"]["attnmech"] == attnmech.__version__
+    assert summary["final"]["corr_svm"]["values"] == pytest.approx(run.history["corr_svm"][-1])
+    assert summary["data"] == {"path": str(data_file), "n_samples": 6, "vocab_size": 6,
+                               "embedding_dim": 8, "dropped_samples": []}
+    assert summary["theory"] is True and summary["options"]["optimizer"] == "ngd"
+    assert sorted(p.name for p in out.parent.iterdir()) == ["run.json", "run.npz"]
+
+
+def test_train_options(data_file, tmp_path):
+    from attnmech.train import load_run
+
+    out, summary = tmp_path / "run.npz", tmp_path / "meta" / "summary.json"
+    result = invoke(*train_args(data_file, out, "--head", "gen", "--loss", "squared", "--init",
+                                "zero", "--optimizer", "gd", "--lr", 0.5, "--summary", summary))
+    assert result.exit_code == 0, result.output
+    assert lines_start(result.output, "trained 1 trial(s) for 60 steps")
+    assert "(gd, lr=0.5, head=gen, loss=squared)" in result.output.splitlines()[0]
+    assert result.output.splitlines()[1].split() == ["metric", "value", "meaning"]
+    run = load_run(out)
+    assert run.W.shape == (8, 8)
+    assert (run.config.model.head, run.config.model.loss, run.config.init) == (
+        "gen", "squared", "zero")
+    assert json.loads(summary.read_text())["config"]["model"]["head"] == "gen"
+    assert not out.with_suffix(".json").exists()
+    result = invoke(*train_args(data_file, out, "--no-theory", "--log-every", 0))
+    assert result.exit_code == 0, result.output
+    run = load_run(out)
+    assert sorted(run.history) == ["grad_norm", "loss", "norm", "step"]
+    np.testing.assert_array_equal(run.history["step"], [0, 60])
+
+
+def lines_start(output: str, prefix: str) -> bool:
+    return output.splitlines()[0].startswith(prefix)
+
+
+def test_train_resume_after_an_interruption_gives_the_same_run(monkeypatch, data_file, tmp_path):
+    """Kill the run right after its second checkpoint (step 20), then resume it."""
+    from attnmech.train import load_run
+
+    train_module = importlib.import_module("attnmech.train")
+
+    full = tmp_path / "full.npz"
+    assert invoke(*train_args(data_file, full, "--trials", 2)).exit_code == 0
+
+    out = tmp_path / "run.npz"
+    ckpt = tmp_path / "run.npz.ckpt.npz"
+    args = train_args(data_file, out, "--trials", 2, "--checkpoint-every", 10)
+    save = train_module._save_checkpoint
+    saved = []
+
+    def save_then_die(path, **kwargs):
+        save(path, **kwargs)
+        saved.append(kwargs["step"])
+        if len(saved) == 2:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(train_module, "_save_checkpoint", save_then_die)
+    result = invoke(*args)
+    assert result.exit_code == 130, result.output
+    assert saved == [10, 20]
+    assert result.output.strip().splitlines()[-1] == (
+        f"interrupted: the last checkpoint is {ckpt} (step 20); run the same command with "
+        "--resume"
+    )
+    assert ckpt.exists() and not out.exists()
+    monkeypatch.setattr(train_module, "_save_checkpoint", save)
+
+    result = invoke(*args, "--resume")
+    assert result.exit_code == 0, result.output
+    assert f"resuming from {ckpt} at step 20" in result.output
+    resumed, reference = load_run(out), load_run(full)
+    np.testing.assert_array_equal(resumed.W, reference.W)  # bit for bit
+    assert resumed.history.keys() == reference.history.keys()
+    for key in reference.history:
+        np.testing.assert_array_equal(resumed.history[key], reference.history[key])
+    assert not ckpt.exists()  # the run file holds the result now
+
+
+def test_train_checkpoint_path_and_resume_without_checkpoint(data_file, tmp_path):
+    out, ckpt = tmp_path / "run.npz", tmp_path / "state" / "c.npz"
+    result = invoke(*train_args(data_file, out, "--checkpoint", ckpt, "--checkpoint-every", 20,
+                                "--resume"))
+    assert result.exit_code == 0, result.output
+    assert f"no checkpoint at {ckpt}; starting from step 0" in result.output
+    assert out.exists() and not ckpt.exists()
+
+
+def test_train_refuses_a_checkpoint_of_other_options(monkeypatch, data_file, tmp_path):
+    train_module = importlib.import_module("attnmech.train")
+    out = tmp_path / "run.npz"
+    save = train_module._save_checkpoint
+
+    def die(path, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(train_module, "_save_checkpoint", die)
+    result = invoke(*train_args(data_file, out, "--checkpoint-every", 10))
+    assert result.exit_code == 130
+    assert "interrupted: no checkpoint was written yet; nothing to resume from" in result.output
+
+    def save_then_die(path, **kwargs):
+        save(path, **kwargs)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(train_module, "_save_checkpoint", save_then_die)
+    assert invoke(*train_args(data_file, out, "--checkpoint-every", 10)).exit_code == 130
+    monkeypatch.setattr(train_module, "_save_checkpoint", save)
+    other_lr = train_args(data_file, out, "--checkpoint-every", 10, "--lr", 0.1, "--resume")
+    assert_error(invoke(*other_lr), "belongs to another run")
+    result = invoke(*train_args(data_file, out, "--checkpoint-every", 10))
+    assert result.exit_code == 0, result.output
+    assert "note: starting over; the existing checkpoint" in result.output
+    assert out.exists() and not (tmp_path / "run.npz.ckpt.npz").exists()
+
+
+def test_train_interrupted_without_checkpoints(monkeypatch, data_file, tmp_path):
+    train_module = importlib.import_module("attnmech.train")
+    def interrupt(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(train_module, "_train", interrupt)
+    result = invoke(*train_args(data_file, tmp_path / "run.npz"))
+    assert result.exit_code == 130
+    assert "interrupted: nothing was saved; --checkpoint-every N makes a run resumable" in (
+        result.output)
+
+
+def test_train_bad_input(data_file, tmp_path, unrealizable_file):
+    out = tmp_path / "run.npz"
+    assert_error(invoke(*train_args(tmp_path / "missing.npz", out)), "does not exist")
+    assert_error(invoke(*train_args(data_file, out, "--lr", -1)),
+                 "learning_rate must be a positive number, got -1.0")
+    assert_error(invoke(*train_args(unrealizable_file, out)), "samples [1]")
+    result = invoke(*train_args(unrealizable_file, out, "--on-unrealizable", "drop"))
+    assert result.exit_code == 0, result.output
+    assert "dropped 1 samples" in result.output
+    assert json.loads(out.with_suffix(".json").read_text())["data"]["dropped_samples"] == [1]
+    for args in (("-o", tmp_path / "run.txt"), ("--steps", -5), ("--trials", 0),
+                 ("--optimizer", "sgd"), ("--head", "mlp")):
+        result = invoke("train", data_file, "-o", out, *args)
+        assert result.exit_code == 2, (args, result.output)
+    blocker = tmp_path / "file.txt"
+    blocker.write_text("not a folder")
+    assert_error(invoke(*train_args(data_file, blocker / "run.npz")), str(blocker))
+
+
+@pytest.mark.skipif(not HAS_THEORY, reason="attnmech.theory is not written yet")
+def test_train_infeasible_theory_warns_and_trains(tmp_path):
+    from attnmech.train import load_run
+
+    # tokens 0 and 1 share an embedding: the Graph-SVM is infeasible
+    ds = Dataset([[0, 1]], [0], np.array([[1.0, 0.0], [1.0, 0.0]]))
+    path = ds.save(tmp_path / "twins.npz")
+    result = invoke(*train_args(path, tmp_path / "run.npz"))
+    assert result.exit_code == 0, result.output
+    warning = [line for line in result.output.splitlines() if line.startswith("warning: ")]
+    assert len(warning) == 1 and "infeasible" in warning[0] and "--no-theory" in warning[0]
+    assert "corr_svm" not in load_run(tmp_path / "run.npz").history
+
+
+# ----------------------------------------------------------------------------- verify
+
+
+def test_verify_prints_the_table_and_writes_json(data_file, tmp_path):
+    from attnmech.verify import verify
+
+    run = tmp_path / "run.npz"
+    assert invoke(*train_args(data_file, run, "--trials", 3)).exit_code == 0
+    result = invoke("verify", data_file, run, "--json", tmp_path / "v.json")
+    assert result.exit_code == 0, result.output
+    report = verify(load_dataset(data_file), run)
+    assert result.output == f"{report.to_table()}\nwrote {tmp_path / 'v.json'}\n"
+    assert result.output.startswith("3 trial(s), head=iden, loss=log")
+    written = json.loads((tmp_path / "v.json").read_text())
+    assert written == json.loads(json.dumps(report.to_dict()))
+    assert written["metrics"]["corr_svm"]["mean"] == pytest.approx(
+        float(np.mean(report.metrics["corr_svm"])))
+    result = invoke("verify", data_file, run)
+    assert result.output == report.to_table() + "\n"
+
+
+def test_verify_errors(data_file, tmp_path):
+    run = tmp_path / "run.npz"
+    assert_error(invoke("verify", data_file, run), "does not exist")
+    assert_error(invoke("verify", data_file, data_file), "not a training run")
+    other = make_dataset(6, 4, 6, 5, seed=1).save(tmp_path / "d5.npz")
+    assert invoke(*train_args(other, run)).exit_code == 0
+    assert_error(invoke("verify", data_file, run), "dimension 8", "the run was trained on")
+    assert invoke("verify", data_file).exit_code == 2  # RUN is required
+
+
+# ----------------------------------------------------------------------------- demo
+
+
+def test_demo_writes_every_file(tmp_path):
+    out = tmp_path / "demo"
+    result = invoke("demo", "--out", out, "--trials", 2, "--steps", 40)
+    assert result.exit_code == 0, result.output
+    names = {"correlations", "finite_part", "automaton", "priority_graphs"}
+    expected = {f"{n}.{ext}" for n in names for ext in ("png", "pdf")}
+    expected |= {"run.npz", "summary.json", "REPORT.md"}
+    assert {p.name for p in out.iterdir()} == expected
+    lines = result.output.splitlines()
+    assert lines[0] == ("the cyclic experiment of Li et al. (2024): n=6, T=4, K=6, d=8, 2 trials, "
+                        "normalised GD lr 0.01, 40 steps")
+    assert lines[1].split()[:3] == ["metric", "measured", "at"]
+    assert any(line.startswith("corr(W, W_svm) ") for line in lines)
+    assert any(line.startswith("top-SCC attention mass ") and "~0.9997" in line
+               for line in lines)
+    assert lines[-2] == f"report: {out / 'REPORT.md'}"
+    assert re.fullmatch(r"wall time: \d+\.\d\d s", lines[-1])
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["setting"]["trials"] == 2 and summary["config"]["num_steps"] == 40
+
+
+def test_demo_bad_input(tmp_path):
+    blocker = tmp_path / "file.txt"
+    blocker.write_text("not a folder")
+    assert_error(invoke("demo", "--out", blocker, "--steps", 5, "--trials", 1),
+                 str(blocker), "not a folder")
+    assert invoke("demo", "--trials", 0).exit_code == 2
+    assert not (tmp_path / "attnmech-demo").exists()
+
+
 # ----------------------------------------------------------------------------- app
 
 
 def test_help_and_version():
     result = invoke("--help")
     assert result.exit_code == 0
-    for command in ("make-dataset", "graphs", "solve"):
+    for command in ("make-dataset", "graphs", "solve", "train", "verify", "demo"):
         assert command in result.output
     result = invoke("--version")
     assert result.exit_code == 0 and result.output == f"attnmech {attnmech.__version__}\n"
@@ -354,19 +617,20 @@ def test_readme_quick_start_is_two_commands_and_ci_runs_the_test_one():
 
 
 def test_readme_cli_examples_run(tmp_path, monkeypatch):
+    """Every command line of the README's reference runs, in order, in an empty folder."""
     monkeypatch.chdir(tmp_path)
     lines = [
         line.split("#", 1)[0].split()
         for block in readme_blocks("bash")
         for line in block.splitlines()
-        if line.startswith("attnmech ") and "demo" not in line
+        if line.startswith("attnmech ")
     ]
-    assert {line[1] for line in lines} >= {"make-dataset", "graphs", "solve"}
+    assert {line[1] for line in lines} >= {
+        "make-dataset", "graphs", "solve", "train", "verify", "demo"}
     for words in lines:
-        if words[1] == "solve" and not HAS_THEORY:
-            continue
         result = invoke(*words[1:])
         assert result.exit_code == 0, (words, result.output)
+    assert (tmp_path / "attnmech-demo" / "REPORT.md").exists()
 
 
 @pytest.mark.skipif(not hasattr(attnmech, "solve"), reason="attnmech.solve is not written yet")

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import warnings
+
 import numpy as np
 import pytest
 from matplotlib.figure import Figure
@@ -13,6 +16,9 @@ from attnmech.report import (
     plot_metric_bands,
     plot_priority_graphs,
     save_figure,
+    text_table,
+    to_jsonable,
+    write_json,
     write_markdown,
 )
 
@@ -189,3 +195,51 @@ def test_write_markdown(tmp_path):
     write_markdown(path, "± done\n")
     assert path.read_text(encoding="utf-8") == "± done\n"
     assert [p.name for p in path.parent.iterdir()] == ["report.md"]
+
+
+def test_metric_bands_line_styles_tell_overlapping_curves_apart():
+    steps = np.arange(3)
+    fig = plot_metric_bands(steps, {k: np.ones(3) for k in "abcde"}, ylabel="y")
+    styles = [line.get_linestyle() for line in fig.axes[0].get_lines()]
+    assert styles == ["-", "--", "-.", ":", "-"]
+
+
+def test_metric_bands_log_band_stays_within_the_data():
+    steps = np.arange(2)
+    gap = np.array([[1e-1, 1.0], [1e-3, 3.0], [1e-3, 2.0]])  # mean - std < 0 at step 0
+    fig = plot_metric_bands(steps, {"gap": gap}, ylabel="gap", logy=True)
+    lower = fig.axes[0].collections[0].get_paths()[0].vertices[:, 1]
+    assert lower.min() == pytest.approx(1e-3)  # the smallest trial at step 0, not the mean - std
+    nan_step = np.array([[np.nan, 1.0], [np.nan, 2.0]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a step without data draws nothing, quietly
+        plot_metric_bands(steps, {"gap": nan_step}, ylabel="gap", logy=True)
+
+
+def test_text_table():
+    rows = [["corr(W, W_svm)", 0.98612, None], ["a|b", np.float64(1.0), "x"]]
+    assert text_table(rows, ["metric", "mean", "note"]) == (
+        "metric            mean  note\n"
+        "--------------  ------  ----\n"
+        "corr(W, W_svm)  0.9861\n"
+        "a|b                  1  x"
+    )
+    with pytest.raises(ValueError, match="row 0 has 1 cells but there are 2 headers"):
+        text_table([[1]], ["a", "b"])
+
+
+def test_to_jsonable_and_write_json(tmp_path):
+    data = {
+        "corr": np.array([0.5, np.nan]),
+        "n": np.int64(3),
+        "ok": np.bool_(True),
+        "inf": float("inf"),
+        "nested": [(1, 2.5), {"path": tmp_path}],
+    }
+    assert to_jsonable(data) == {
+        "corr": [0.5, None], "n": 3, "ok": True, "inf": None,
+        "nested": [[1, 2.5], {"path": str(tmp_path)}],
+    }
+    path = write_json(tmp_path / "out" / "s.json", {"mean ± std": np.float64(0.25)})
+    assert path.read_text(encoding="utf-8") == '{\n  "mean ± std": 0.25\n}\n'
+    assert json.loads(path.read_text(encoding="utf-8")) == {"mean ± std": 0.25}

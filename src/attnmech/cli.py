@@ -6,8 +6,9 @@ purpose (:class:`~attnmech.errors.AttnmechError`) and every file-system error be
 ``error: ...``, on stderr and exit status 1; option errors are reported by the parser with exit
 status 2. Warnings (for example an inaccurate solve) are printed as ``warning: ...``.
 
-Commands: ``make-dataset``, ``graphs``, ``solve``. Heavy imports (the solvers, matplotlib) happen
-inside the command that needs them, so that ``attnmech --help`` stays fast.
+Commands: ``make-dataset``, ``graphs``, ``solve``, ``train``, ``verify``, ``demo``. Heavy imports
+(torch, the solvers, matplotlib) happen inside the command that needs them, so that
+``attnmech --help`` stays fast.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from __future__ import annotations
 import enum
 import functools
 import logging
+import os
+import sys
 import time
 import warnings
 from collections.abc import Callable
@@ -304,8 +307,317 @@ def _margin_line(svm: Any) -> str:
     return f"min strict margin: {margins.min():.6g} over {int(strict.sum())} strict edges"
 
 
-# Further commands (train, verify, demo, reproduce) register on ``app`` the same way: a thin
-# function decorated with ``@app.command(...)`` and ``@_reports_errors`` that calls the library.
+# --------------------------------------------------------------------------- train
+class Optimizer(str, enum.Enum):
+    gd = "gd"
+    ngd = "ngd"
+    adam = "adam"
+
+
+class HeadKind(str, enum.Enum):
+    iden = "iden"
+    gen = "gen"
+
+
+class LossKind(str, enum.Enum):
+    log = "log"
+    ce = "ce"
+    squared = "squared"
+    correlation = "correlation"
+
+
+class InitKind(str, enum.Enum):
+    uniform = "uniform"
+    zero = "zero"
+
+
+PROGRESS_MIN_STEPS = 1000  # runs at least this long show a progress bar (on a terminal)
+
+
+def _show_progress(no_progress: bool, num_steps: int) -> bool:
+    """Progress bars go to stderr, and only to a terminal: a log file gets no bar."""
+    if no_progress or num_steps < PROGRESS_MIN_STEPS:
+        return False
+    return bool(getattr(sys.stderr, "isatty", lambda: False)())
+
+
+def _checkpoint_step(path: Path) -> int | None:
+    """The step a checkpoint was written at (for the message only), or None if unreadable."""
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            return int(archive["step"])
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def _solve_or_warn(dataset: Dataset) -> Any:
+    """The theory of ``dataset``, or None (with a warning) when its Graph-SVM is infeasible."""
+    from .errors import InfeasibleProblemError
+    from .theory import solve
+
+    try:
+        return solve(dataset)
+    except InfeasibleProblemError as exc:
+        typer.echo(
+            f"warning: {_one_line(str(exc))}; training without the theory's metrics "
+            "(pass --no-theory to skip solving)",
+            err=True,
+        )
+        return None
+
+
+def _final_table(result: Any) -> str:
+    """Each recorded metric at the last step: mean, std, min, max over trials, and its meaning."""
+    from .report import text_table
+    from .verify import METRICS
+
+    meanings = {**METRICS, "grad_norm": "||grad L||_F"}
+    final = result.summary()["final"]
+    if result.num_trials == 1:
+        rows = [[name, s["mean"], meanings.get(name, "")] for name, s in final.items()]
+        return text_table(rows, ["metric", "value", "meaning"], float_format="{:.6g}")
+    rows = [
+        [name, s["mean"], s["std"], s["min"], s["max"], meanings.get(name, "")]
+        for name, s in final.items()
+    ]
+    return text_table(
+        rows, ["metric", "mean", "std", "min", "max", "meaning"], float_format="{:.6g}"
+    )
+
+
+@app.command("train")
+@_reports_errors
+def train_command(
+    ctx: typer.Context,
+    data: DataArgument,
+    output: Annotated[
+        Path,
+        typer.Option("--output", "-o", help="Where to write the run (.npz: final W and the "
+                     "metric histories).", show_default=False),
+    ],
+    steps: Annotated[int, typer.Option("--steps", min=0, help="Number of updates.")] = 4000,
+    learning_rate: Annotated[float, typer.Option("--lr", help="Step size (eta).")] = 0.01,
+    optimizer: Annotated[
+        Optimizer,
+        typer.Option("--optimizer", help="Gradient descent, normalised GD (the paper's) or Adam.",
+                     case_sensitive=False),
+    ] = Optimizer.ngd,
+    seed: Annotated[int, typer.Option("--seed", min=0, help="Seed of the initialisation.")] = 0,
+    head: Annotated[
+        HeadKind,
+        typer.Option("--head", help="iden: p = attention mass per token (the theory's); gen: "
+                     "softmax(E X^T s).", case_sensitive=False),
+    ] = HeadKind.iden,
+    loss: Annotated[
+        LossKind,
+        typer.Option("--loss", help="-log p_y (log and ce are the same), (1 - p_y)^2 or -p_y.",
+                     case_sensitive=False),
+    ] = LossKind.log,
+    init: Annotated[
+        InitKind,
+        typer.Option("--init", help="uniform: U(-1/sqrt(d), 1/sqrt(d)) entries; zero: W = 0.",
+                     case_sensitive=False),
+    ] = InitKind.uniform,
+    trials: Annotated[
+        int, typer.Option("--trials", min=1, help="Initialisations, trained in one batch.")
+    ] = 1,
+    log_every: Annotated[
+        int,
+        typer.Option("--log-every", min=0, help="Record metrics every this many steps (0: the "
+                     "first and last step only)."),
+    ] = 10,
+    checkpoint_every: Annotated[
+        int,
+        typer.Option("--checkpoint-every", min=0, help="Write a checkpoint every this many steps "
+                     "(0: never), so that --resume can continue a killed run."),
+    ] = 0,
+    checkpoint: Annotated[
+        Path | None,
+        typer.Option("--checkpoint", help="Checkpoint file (default: <output>.ckpt.npz).",
+                     show_default=False),
+    ] = None,
+    resume: Annotated[
+        bool,
+        typer.Option("--resume", help="Continue from the checkpoint, if there is one. Give the "
+                     "same options as the interrupted run; the result is the same as an "
+                     "uninterrupted run."),
+    ] = False,
+    no_progress: Annotated[
+        bool, typer.Option("--no-progress", help="No progress bar (shown on a terminal for runs "
+                           f"of {PROGRESS_MIN_STEPS} steps or more).")
+    ] = False,
+    summary: Annotated[
+        Path | None,
+        typer.Option("--summary", help="Run summary JSON: config, versions, final metrics "
+                     "(default: <output> with suffix .json).", show_default=False),
+    ] = None,
+    no_theory: Annotated[
+        bool,
+        typer.Option("--no-theory", help="Do not solve for W_svm and W_fin: record only loss "
+                     "and norms."),
+    ] = False,
+    threads: Annotated[
+        int | None,
+        typer.Option("--threads", min=1, help="torch threads (default: 1 for small problems).",
+                     show_default=False),
+    ] = None,
+    embeddings: EmbeddingsOption = None,
+    on_unrealizable: UnrealizableOption = OnUnrealizable.raise_,
+) -> None:
+    """Train a single attention layer on a dataset and record the theory's metrics (SPEC 2, 9).
+
+    The run file holds the final W and the metric histories; a summary JSON goes beside it.
+    With --checkpoint-every N a checkpoint is written (atomically) every N steps; if the run is
+    killed, the same command with --resume added continues it to the same final W.
+    """
+    from .model import AttentionConfig
+    from .train import TrainConfig, train
+
+    if output.suffix != ".npz":
+        raise typer.BadParameter(f"{output} must end in .npz", param_hint="--output")
+    try:
+        config = TrainConfig(
+            model=AttentionConfig(head=head.value, loss=loss.value),
+            optimizer=optimizer.value,
+            learning_rate=learning_rate,
+            num_steps=steps,
+            log_every=log_every,
+            init=init.value,
+            seed=seed,
+            num_trials=trials,
+            checkpoint_every=checkpoint_every,
+            num_threads=threads,
+        )
+    except ValueError as exc:
+        _fail(str(exc))
+    dataset = _load(data, embeddings, on_unrealizable)
+    theory = None if no_theory else _solve_or_warn(dataset)
+    ckpt = checkpoint if checkpoint is not None else output.with_name(output.name + ".ckpt.npz")
+    uses_checkpoint = checkpoint_every > 0 or resume
+    if not resume and checkpoint_every > 0 and ckpt.exists():
+        typer.echo(f"note: starting over; the existing checkpoint {ckpt} will be replaced "
+                   "(add --resume to continue it)", err=True)
+    if resume:
+        if ckpt.exists():
+            at = _checkpoint_step(ckpt)
+            typer.echo(f"resuming from {ckpt}" + (f" at step {at}" if at is not None else ""),
+                       err=True)
+        else:
+            typer.echo(f"no checkpoint at {ckpt}; starting from step 0", err=True)
+    try:
+        result = train(
+            dataset,
+            config,
+            theory=theory,
+            checkpoint_path=ckpt if uses_checkpoint else None,
+            resume=resume,
+            progress=_show_progress(no_progress, steps),
+        )
+    except KeyboardInterrupt:
+        if checkpoint_every > 0 and ckpt.exists():
+            at = _checkpoint_step(ckpt)
+            where = f" (step {at})" if at is not None else ""
+            hint = f"the last checkpoint is {ckpt}{where}; run the same command with --resume"
+        elif checkpoint_every > 0:
+            hint = "no checkpoint was written yet; nothing to resume from"
+        else:
+            hint = "nothing was saved; --checkpoint-every N makes a run resumable"
+        typer.echo(f"interrupted: {hint}", err=True)
+        raise typer.Exit(code=130) from None
+    written = result.save(output)
+    summary_path = summary if summary is not None else output.with_suffix(".json")
+    from .report import write_json
+
+    info = result.summary()
+    info["data"] = {
+        "path": os.fspath(data),
+        "n_samples": dataset.n_samples,
+        "vocab_size": dataset.vocab_size,
+        "embedding_dim": dataset.embedding_dim,
+        "dropped_samples": [int(i) for i in dataset.dropped],
+    }
+    info["theory"] = theory is not None
+    info["run_file"] = os.fspath(written)
+    info["options"] = {
+        name: (value.value if isinstance(value, enum.Enum) else value)
+        for name, value in ctx.params.items()
+    }
+    write_json(summary_path, info)
+    if uses_checkpoint and ckpt.exists():
+        ckpt.unlink()  # the run file now holds the result
+    kind = f"{config.optimizer}, lr={config.learning_rate:g}, head={head.value}, loss={loss.value}"
+    typer.echo(
+        f"trained {result.num_trials} trial(s) for {result.num_steps} steps in "
+        f"{result.elapsed_s:.3g} s ({kind})"
+    )
+    typer.echo(_final_table(result))
+    typer.echo(f"wrote {written}")
+    typer.echo(f"wrote {summary_path}")
+
+
+# --------------------------------------------------------------------------- verify
+@app.command("verify")
+@_reports_errors
+def verify_command(
+    data: DataArgument,
+    run: Annotated[
+        Path,
+        typer.Argument(metavar="RUN", help="A run written by 'attnmech train -o'.",
+                       show_default=False),
+    ],
+    json_path: Annotated[
+        Path | None,
+        typer.Option("--json", help="Also write the report as JSON to this file.",
+                     show_default=False),
+    ] = None,
+    embeddings: EmbeddingsOption = None,
+    on_unrealizable: UnrealizableOption = OnUnrealizable.raise_,
+) -> None:
+    """Compare a trained W with the theory's prediction: W_svm, W_fin, the automaton (SPEC 6-7).
+
+    Give the dataset the run was trained on, with the same --embeddings and --on-unrealizable.
+    """
+    from .train import load_run
+    from .verify import verify
+
+    dataset = _load(data, embeddings, on_unrealizable)
+    result = load_run(run)
+    report = verify(dataset, result)
+    typer.echo(report.to_table())
+    if json_path is not None:
+        from .report import write_json
+
+        write_json(json_path, report.to_dict())
+        typer.echo(f"wrote {json_path}")
+
+
+# --------------------------------------------------------------------------- demo
+@app.command("demo")
+@_reports_errors
+def demo_command(
+    out: Annotated[
+        Path, typer.Option("--out", help="Folder for the figures, summary.json and REPORT.md.")
+    ] = Path("attnmech-demo"),
+    trials: Annotated[int, typer.Option("--trials", min=1, help="Datasets, one trial each.")] = 10,
+    steps: Annotated[int, typer.Option("--steps", min=1, help="Normalised-GD steps.")] = 4000,
+    no_progress: Annotated[
+        bool, typer.Option("--no-progress", help="No progress bar while training.")
+    ] = False,
+) -> None:
+    """Run the paper's cyclic experiment end to end (n=6, T=4, K=6, d=8, 10 trials, 4000 steps):
+    graphs, theory, training, verification, figures and a Markdown report."""
+    from .demo import run_demo
+
+    typer.echo(
+        f"the cyclic experiment of Li et al. (2024): n=6, T=4, K=6, d=8, {trials} "
+        f"trial{'s' if trials != 1 else ''}, normalised GD lr 0.01, {steps} steps"
+    )
+    result = run_demo(out, trials=trials, steps=steps, progress=_show_progress(no_progress, steps))
+    typer.echo(result.table())
+    typer.echo(f"wrote {len(result.files)} files to {result.out_dir}: "
+               + ", ".join(p.name for p in result.files))
+    typer.echo(f"report: {result.out_dir / 'REPORT.md'}")
+    typer.echo(f"wall time: {result.elapsed_s:.2f} s")
 
 
 def main() -> None:

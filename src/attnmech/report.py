@@ -16,6 +16,7 @@ import logging
 import math
 import numbers
 import os
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -47,6 +48,7 @@ _SCC_GAP = 0.7  # extra distance between neighbouring SCCs on one level
 _LEVEL_GAP = 1.0  # vertical distance between priority levels
 _BOX_PAD = 0.32  # half-size of the box drawn around an SCC's tokens
 _SHADE = "#fff2b3"  # fill of an SCC with several tokens (a cycle)
+_LINE_STYLES = ("-", "--", "-.", ":")  # one per curve of a metric plot, in turn
 
 
 def _new_figure(width: float, height: float) -> Figure:
@@ -240,8 +242,9 @@ def plot_metric_bands(
     ylabel : str
     title : str, optional
     logy : bool, default=False
-        Logarithmic y axis. The lower edge of a band is then clipped at the curve's smallest
-        positive value, so that a band wider than its mean stays visible.
+        Logarithmic y axis. Where ``mean - std`` is not above the smallest positive value of the
+        trials at that step, the lower edge of the band is that value, so that a band wider
+        than its mean stays visible and never reaches below the data.
     reference : float or mapping of str to float, optional
         Horizontal reference lines (dashed), such as a value the paper reports. A mapping gives
         each line a legend label; a bare float is labelled "reference".
@@ -250,7 +253,9 @@ def plot_metric_bands(
     Returns
     -------
     matplotlib.figure.Figure
-        One axes; its legend lists the curves in order, then the references.
+        One axes; its legend lists the curves in order, then the references. Curves cycle
+        through solid, dashed, dash-dot and dotted lines, so that curves lying on top of each
+        other stay distinguishable.
 
     Raises
     ------
@@ -265,7 +270,7 @@ def plot_metric_bands(
     fig = _new_figure(6.0, 4.0)
     ax = fig.add_subplot()
     n_trials = set()
-    for name, values in curves.items():
+    for index, (name, values) in enumerate(curves.items()):
         data = np.atleast_2d(np.asarray(values, dtype=np.float64))  # (n_trials, n_steps)
         if data.ndim != 2 or data.shape[1] != x.size:
             raise ValueError(
@@ -273,14 +278,18 @@ def plot_metric_bands(
                 "match steps"
             )
         n_trials.add(data.shape[0])
-        mean = np.nanmean(data, axis=0)
-        std = np.nanstd(data, axis=0)
+        with warnings.catch_warnings():  # a step where every trial is NaN stays NaN, quietly
+            warnings.simplefilter("ignore", RuntimeWarning)
+            mean = np.nanmean(data, axis=0)
+            std = np.nanstd(data, axis=0)
         lower, upper = mean - std, mean + std
         if logy:
-            positive = data[data > 0]
-            floor = positive.min() if positive.size else np.nan
-            lower = np.maximum(lower, floor)
-        (line,) = ax.plot(x, mean, label=str(name), linewidth=1.5)
+            with np.errstate(invalid="ignore"):
+                positive = np.where(data > 0, data, np.inf).min(axis=0)  # per step
+            floor = np.where(np.isfinite(positive), positive, np.nan)
+            lower = np.fmax(lower, floor)
+        style = _LINE_STYLES[index % len(_LINE_STYLES)]
+        (line,) = ax.plot(x, mean, label=str(name), linewidth=1.5, linestyle=style)
         ax.fill_between(x, lower, upper, color=line.get_color(), alpha=0.25, linewidth=0)
     if reference is not None:
         refs = reference if isinstance(reference, Mapping) else {"reference": reference}
