@@ -641,3 +641,36 @@ def test_readme_python_example_runs(tmp_path, monkeypatch, capsys):
     printed = capsys.readouterr().out
     assert "last token 1: {0, 1}" in printed
     assert "0.693147" in printed
+
+
+def test_make_dataset_from_text(tmp_path):
+    text = tmp_path / "play.txt"
+    text.write_text("to be or not to be that is the question to be or not " * 20)
+    out = tmp_path / "text.npz"
+    result = runner.invoke(
+        app, ["make-dataset", "--text", str(text), "--K", "6", "--T", "4", "--d", "6",
+              "--stride", "1", "--n", "30", "-o", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    ds = attnmech.load_dataset(out)
+    assert ds.n_samples == 30 and ds.vocab_size == 6
+    vocab = json.loads((tmp_path / "text.vocab.json").read_text())
+    assert vocab[-1] == "<unk>" and len(vocab) == 6
+    missing = runner.invoke(app, ["make-dataset", "--text", str(tmp_path / "nope.txt"), "-o", str(out)])
+    assert missing.exit_code == 1 and missing.output.startswith("error:")
+
+
+def test_reproduce_command_writes_the_report(tmp_path):
+    out = tmp_path / "repro"
+    result = runner.invoke(
+        app, ["reproduce", "--only", "acyclic-6-4-6-8-lr0.1", "--trials", "2",
+              "--steps-scale", "0.1", "--out", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    data = json.loads((out / "results.json").read_text())
+    assert "acyclic-6-4-6-8-lr0.1" in json.dumps(data)
+    assert "| " in (out / "REPRODUCTION.md").read_text()
+    bad = runner.invoke(app, ["reproduce", "--only", "nope", "--out", str(out)])
+    assert bad.exit_code == 1 and "unknown experiment 'nope'" in bad.output
+    listing = runner.invoke(app, ["experiments"])
+    assert listing.exit_code == 0 and "local-ce" in listing.output

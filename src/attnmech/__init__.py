@@ -22,7 +22,9 @@ from .data import Dataset, load_dataset, make_dataset, make_embeddings, repair_l
 from .errors import (
     AttnmechError,
     ConvergenceWarning,
+    ExperimentNotFoundError,
     InfeasibleProblemError,
+    InvalidParameterError,
     InvalidDatasetError,
     NotFittedError,
     SolverError,
@@ -93,6 +95,8 @@ __all__ = [
     "SolverStats",
     "AttnmechError",
     "ConvergenceWarning",
+    "ExperimentNotFoundError",
+    "InvalidParameterError",
     "InfeasibleProblemError",
     "InvalidDatasetError",
     "NotFittedError",

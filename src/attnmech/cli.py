@@ -30,8 +30,9 @@ import typer
 from . import __version__
 from ._io import atomic_write_text
 from .data import Dataset, load_dataset, make_dataset
-from .errors import AttnmechError
+from .errors import AttnmechError, InvalidDatasetError
 from .graphs import build_priority_graphs
+from .text import text_dataset
 
 __all__ = ["app", "main"]
 
@@ -175,7 +176,11 @@ def make_dataset_command(
         typer.Option("--output", "-o", help="File to write: .npz, or .jsonl (+ embeddings .npy).",
                      show_default=False),
     ],
-    n_samples: Annotated[int, typer.Option("--n", help="Number of samples n.")] = 6,
+    n_samples: Annotated[
+        int | None,
+        typer.Option("--n", help="Number of samples n [default: 6; with --text: a cap].",
+                     show_default=False),
+    ] = None,
     seq_len: Annotated[int, typer.Option("--T", help="Sequence length T.")] = 4,
     vocab_size: Annotated[int, typer.Option("--K", help="Vocabulary size K.")] = 6,
     embedding_dim: Annotated[int, typer.Option("--d", help="Embedding dimension d.")] = 8,
@@ -196,12 +201,46 @@ def make_dataset_command(
             show_default=False,
         ),
     ] = None,
+    text: Annotated[
+        Path | None,
+        typer.Option(
+            "--text",
+            help="Cut the dataset from this plain-text file instead (windows of T tokens, the "
+            "K-1 most frequent words plus <unk>; windows whose next token is absent are dropped; "
+            "--n caps the number of samples when given).",
+            show_default=False,
+        ),
+    ] = None,
+    level: Annotated[
+        str, typer.Option("--level", help="With --text: 'word' or 'char' tokens.")
+    ] = "word",
+    stride: Annotated[
+        int | None,
+        typer.Option("--stride", help="With --text: step between windows (default T).",
+                     show_default=False),
+    ] = None,
 ) -> None:
-    """Draw a dataset as in the paper's experiments (SPEC section 9) and save it."""
-    dataset = make_dataset(
-        n_samples, seq_len, vocab_size, embedding_dim,
-        embeddings=embeddings.value, graph=graph.value, seed=seed, rho=rho,
-    )
+    """Draw a dataset as in the paper's experiments (SPEC section 9), or cut one from text."""
+    if text is not None:
+        if not text.is_file():
+            raise InvalidDatasetError(f"text file {text} does not exist")
+        cut = text_dataset(
+            text, vocab_size=vocab_size, seq_len=seq_len, embedding_dim=embedding_dim,
+            level=level, embeddings=embeddings.value, stride=stride,
+            max_samples=n_samples, seed=seed,
+        )
+        dataset = cut.dataset
+        from .report import write_json
+
+        vocab_file = output.with_name(output.stem + ".vocab.json")
+        write_json(vocab_file, cut.vocabulary)
+        typer.echo(f"{cut.n_windows} windows, {dataset.n_samples} kept (label inside the window)")
+        typer.echo(f"wrote {vocab_file} (token names)")
+    else:
+        dataset = make_dataset(
+            6 if n_samples is None else n_samples, seq_len, vocab_size, embedding_dim,
+            embeddings=embeddings.value, graph=graph.value, seed=seed, rho=rho,
+        )
     written = dataset.save(output, embeddings_path=embeddings_path and str(embeddings_path))
     typer.echo(f"wrote {written}")
     if written.suffix == ".jsonl":
@@ -618,6 +657,49 @@ def demo_command(
                + ", ".join(p.name for p in result.files))
     typer.echo(f"report: {result.out_dir / 'REPORT.md'}")
     typer.echo(f"wall time: {result.elapsed_s:.2f} s")
+
+
+# --------------------------------------------------------------------------- reproduce
+@app.command("reproduce")
+@_reports_errors
+def reproduce_command(
+    out: Annotated[
+        Path,
+        typer.Option("--out", help="Folder for figures, results.json and REPRODUCTION.md."),
+    ],
+    only: Annotated[
+        list[str] | None,
+        typer.Option("--only", help="Run only this setting (repeatable); see `attnmech experiments`.",
+                     show_default=False),
+    ] = None,
+    trials: Annotated[int, typer.Option("--trials", min=1, help="Trials per setting.")] = 10,
+    steps_scale: Annotated[
+        float,
+        typer.Option("--steps-scale", min=1e-6,
+                     help="Multiply every setting's steps (quick checks; compare at 1.0)."),
+    ] = 1.0,
+) -> None:
+    """Run every experiment of the paper (SPEC section 9) and write figures, results.json and
+    REPRODUCTION.md with the paper's values next to ours."""
+    from .experiments import run_reproduction
+
+    result = run_reproduction(
+        out, only=only, trials=trials, steps_scale=steps_scale,
+        progress=lambda message: typer.echo(message, err=True),
+    )
+    typer.echo(f"{len(result.settings)} settings, {result.trials} trials each, "
+               f"{result.wall_time_s:.1f} s")
+    typer.echo(f"results: {result.results_path}")
+    typer.echo(f"report: {result.report_path} ({len(result.figures)} figures)")
+
+
+@app.command("experiments")
+def experiments_command() -> None:
+    """List the settings `reproduce --only` accepts."""
+    from .experiments import EXPERIMENTS
+
+    for name, spec in EXPERIMENTS.items():
+        typer.echo(f"{name}: {spec.title}")
 
 
 def main() -> None:

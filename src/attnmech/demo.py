@@ -38,6 +38,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from .data import Dataset, make_dataset
+from .errors import InvalidParameterError
 from .report import (
     markdown_table,
     plot_metric_bands,
@@ -216,7 +217,7 @@ def run_demo(
     """
     for name, value in (("trials", trials), ("steps", steps)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+            raise InvalidParameterError(f"{name} must be a positive integer, got {value!r}")
     started = time.perf_counter()
     out = Path(out_dir)
     if out.exists() and not out.is_dir():

@@ -10,6 +10,8 @@ from __future__ import annotations
 __all__ = [
     "AttnmechError",
     "InvalidDatasetError",
+    "InvalidParameterError",
+    "ExperimentNotFoundError",
     "UnrealizableLabelError",
     "InfeasibleProblemError",
     "SolverError",
@@ -24,6 +26,14 @@ class AttnmechError(Exception):
 
 class InvalidDatasetError(AttnmechError, ValueError):
     """A dataset (sequences, labels or embeddings) is malformed."""
+
+
+class InvalidParameterError(AttnmechError, ValueError):
+    """An option or configuration value is out of its allowed range."""
+
+
+class ExperimentNotFoundError(InvalidParameterError):
+    """A paper experiment was named that the registry does not have."""
 
 
 class UnrealizableLabelError(InvalidDatasetError):

@@ -50,7 +50,7 @@ import torch
 from torch import Tensor
 
 from .data import Dataset
-from .errors import InvalidDatasetError
+from .errors import InvalidDatasetError, InvalidParameterError
 
 __all__ = [
     "AttentionConfig",
@@ -620,7 +620,14 @@ class GenerativeHead(Head):
         dlogits.scatter_add_(-1, inputs.labels[..., None], torch.ones_like(upstream)[..., None])
         doutput = _matmul(dlogits * upstream[..., None], inputs.embeddings)  # (B, n, d)
         dattention = (X * doutput[..., None, :]).sum(-1)  # (B, n, T)
-        dscores = s * (dattention - (s * dattention).sum(-1, keepdim=True))  # (B, n, T)
+        # Softmax backward s * (g - <s, g>), with g centred on its value at the most attended
+        # position first (the result is the same in exact arithmetic). Uncentred, once s is
+        # within 1e-16 of one-hot, <s, g> rounds to g at that position and the output loses its
+        # zero sum over positions by as much as the true, exponentially small gradient; with
+        # normalised GD that rounding error then sets the direction of every step.
+        pivot = dattention.gather(-1, s.argmax(-1, keepdim=True))  # (B, n, 1)
+        centred = dattention - pivot  # (B, n, T)
+        dscores = s * (centred - (s * centred).sum(-1, keepdim=True))  # (B, n, T)
         return _positions_to_pairs(dscores, inputs)
 
     def probabilities(self, state: HeadState, inputs: AttentionInputs) -> Tensor:
@@ -698,19 +705,19 @@ class AttentionConfig:
             ("parameterization", PARAMETERIZATIONS),
         ]:
             if getattr(self, name) not in table:
-                raise ValueError(
+                raise InvalidParameterError(
                     f"{name} must be one of {', '.join(map(repr, table))}, "
                     f"got {getattr(self, name)!r}"
                 )
         if isinstance(self.dtype, torch.dtype):
             names = {v: k for k, v in _DTYPES.items()}
             if self.dtype not in names:
-                raise ValueError(f"dtype must be float64 or float32, got {self.dtype}")
+                raise InvalidParameterError(f"dtype must be float64 or float32, got {self.dtype}")
             object.__setattr__(self, "dtype", names[self.dtype])
         elif self.dtype not in _DTYPES:
-            raise ValueError(f"dtype must be one of {', '.join(_DTYPES)}, got {self.dtype!r}")
+            raise InvalidParameterError(f"dtype must be one of {', '.join(_DTYPES)}, got {self.dtype!r}")
         if self.rank is not None and (isinstance(self.rank, bool) or int(self.rank) < 1):
-            raise ValueError(f"rank must be a positive integer or None, got {self.rank!r}")
+            raise InvalidParameterError(f"rank must be a positive integer or None, got {self.rank!r}")
         object.__setattr__(self, "device", str(self.device))
 
     @property

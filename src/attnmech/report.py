@@ -27,6 +27,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
 
 from ._io import atomic_path, atomic_write_text
+from .errors import InvalidParameterError
 from .graphs import PriorityGraphs
 
 __all__ = [
@@ -192,7 +193,7 @@ def plot_priority_graphs(
         If a query is outside ``[0, vocab_size)``.
     """
     if edges not in EDGE_MODES:
-        raise ValueError(f"edges must be one of {', '.join(EDGE_MODES)}, got {edges!r}")
+        raise InvalidParameterError(f"edges must be one of {', '.join(EDGE_MODES)}, got {edges!r}")
     if queries is None:
         chosen = graphs.queries.tolist()
         if len(chosen) > max_queries:
@@ -201,7 +202,7 @@ def plot_priority_graphs(
     else:
         chosen = [int(q) for q in np.atleast_1d(queries)]
     if not chosen:
-        raise ValueError("no last tokens to draw; pass queries= or a dataset with samples")
+        raise InvalidParameterError("no last tokens to draw; pass queries= or a dataset with samples")
     names = (lambda t: str(token_names[t])) if token_names is not None else str
     layouts = [_layout(graphs, q) for q in chosen]  # also validates the query ids
     half_width = max((abs(x) for pos, _ in layouts for x, _ in pos.values()), default=0.0)
@@ -264,16 +265,16 @@ def plot_metric_bands(
     """
     x = np.asarray(steps, dtype=np.float64)
     if x.ndim != 1:
-        raise ValueError(f"steps must be 1-D, got shape {x.shape}")
+        raise InvalidParameterError(f"steps must be 1-D, got shape {x.shape}")
     if not curves:
-        raise ValueError("curves is empty; give at least one named curve")
+        raise InvalidParameterError("curves is empty; give at least one named curve")
     fig = _new_figure(6.0, 4.0)
     ax = fig.add_subplot()
     n_trials = set()
     for index, (name, values) in enumerate(curves.items()):
         data = np.atleast_2d(np.asarray(values, dtype=np.float64))  # (n_trials, n_steps)
         if data.ndim != 2 or data.shape[1] != x.size:
-            raise ValueError(
+            raise InvalidParameterError(
                 f"curve {name!r} has shape {np.shape(values)}; expected (n_trials, {x.size}) to "
                 "match steps"
             )
@@ -342,7 +343,7 @@ def save_figure(
     supported = FigureCanvasAgg.get_supported_filetypes()
     bad = [f for f in formats if f.lower().lstrip(".") not in supported]
     if bad or not formats:
-        raise ValueError(
+        raise InvalidParameterError(
             f"cannot save figures as {bad or 'nothing'}; use one of {', '.join(sorted(supported))}"
         )
     written = []
@@ -375,7 +376,7 @@ def _aligned(
     """Cells as text, which columns are numeric (right-aligned) and each column's width."""
     for index, row in enumerate(rows):
         if len(row) != len(headers):
-            raise ValueError(
+            raise InvalidParameterError(
                 f"row {index} has {len(row)} cells but there are {len(headers)} headers"
             )
     head = [_cell(h, float_format, markdown) for h in headers]

@@ -105,7 +105,7 @@ def text_dataset(
     stride : int, optional
         Step between window starts (default: ``seq_len``, non-overlapping windows).
     max_samples : int, optional
-        Keep at most this many samples (the first ones).
+        Keep at most this many samples (the first ones, after dropping unrealizable windows).
     on_unrealizable : {"drop", "keep", "repair"}
     seed : int
         Seed of the embeddings (and of label repair).
@@ -141,8 +141,8 @@ def text_dataset(
     starts = np.arange(0, stream.size - seq_len, step)
     windows = stream[starts[:, None] + np.arange(seq_len)[None, :]]  # (n, T)
     labels = stream[starts + seq_len]
-    if max_samples is not None:
-        windows, labels = windows[:max_samples], labels[:max_samples]
     E = make_embeddings(embeddings, len(vocabulary), embedding_dim, seed=seed)
     dataset = Dataset(windows, labels, E, on_unrealizable=on_unrealizable, seed=seed)
+    if max_samples is not None and dataset.n_samples > max_samples:
+        dataset = dataset.subset(np.arange(max_samples))
     return TextDataset(dataset=dataset, vocabulary=vocabulary, n_windows=int(labels.size))

@@ -36,7 +36,7 @@ from torch import Tensor
 from ._io import atomic_path
 from ._results import readonly as _copy_readonly
 from .data import Dataset
-from .errors import ConvergenceWarning, InvalidDatasetError
+from .errors import ConvergenceWarning, InvalidDatasetError, InvalidParameterError
 from .model import (
     AttentionConfig,
     AttentionInputs,
@@ -268,21 +268,21 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         if not isinstance(self.model, AttentionConfig):
-            raise ValueError(f"model must be an AttentionConfig, got {type(self.model).__name__}")
+            raise InvalidParameterError(f"model must be an AttentionConfig, got {type(self.model).__name__}")
         if self.optimizer not in OPTIMIZERS:
-            raise ValueError(
+            raise InvalidParameterError(
                 f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}"
             )
         if not (math.isfinite(self.learning_rate) and self.learning_rate > 0):
-            raise ValueError(f"learning_rate must be a positive number, got {self.learning_rate!r}")
+            raise InvalidParameterError(f"learning_rate must be a positive number, got {self.learning_rate!r}")
         for name in ("num_steps", "log_every", "checkpoint_every", "seed"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
-                raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
+                raise InvalidParameterError(f"{name} must be a non-negative integer, got {value!r}")
         if self.num_threads is not None and (
             isinstance(self.num_threads, bool) or int(self.num_threads) < 1
         ):
-            raise ValueError(
+            raise InvalidParameterError(
                 f"num_threads must be a positive integer or None, got {self.num_threads!r}"
             )
         if (
@@ -290,9 +290,9 @@ class TrainConfig:
             or not isinstance(self.num_trials, (int, np.integer))
             or self.num_trials < 1
         ):
-            raise ValueError(f"num_trials must be a positive integer, got {self.num_trials!r}")
+            raise InvalidParameterError(f"num_trials must be a positive integer, got {self.num_trials!r}")
         if isinstance(self.init, str) and self.init not in INITS:
-            raise ValueError(
+            raise InvalidParameterError(
                 f"init must be one of {', '.join(INITS)} or an array, got {self.init!r}"
             )
         if not isinstance(self.init, str):
@@ -475,7 +475,7 @@ def _initial_params(config: TrainConfig, num_trials: int, embedding_dim: int) ->
         return np.random.default_rng(config.seed).uniform(-bound, bound, size=shape)
     init = config.init
     if init.shape not in (shape, shape[1:]):
-        raise ValueError(
+        raise InvalidParameterError(
             f"init array has shape {init.shape}; expected {shape[1:]} or {shape} for this model"
         )
     return np.broadcast_to(init, shape).copy()
@@ -660,7 +660,7 @@ def _train(
         history = {k: list(v[keep]) for k, v in saved["history"].items()}
         logger.info("resuming from %s at step %d", path, start_step)
     elif resume and path is None:
-        raise ValueError("resume=True needs a checkpoint_path")
+        raise InvalidParameterError("resume=True needs a checkpoint_path")
 
     log_set = set(log_steps.tolist())
     bar = _progress_bar(config.num_steps, start_step, progress)
@@ -1127,12 +1127,12 @@ def regularization_path(
     """
     config = config if config is not None else AttentionConfig()
     if config.parameterization != "combined":
-        raise ValueError("regularization_path needs the combined parameterization (W itself)")
+        raise InvalidParameterError("regularization_path needs the combined parameterization (W itself)")
     if not isinstance(dataset, Dataset):
         raise InvalidDatasetError(f"expected an attnmech.Dataset, got {type(dataset).__name__}")
     radii_arr = np.sort(np.asarray(radii, dtype=np.float64).reshape(-1))
     if radii_arr.size == 0 or not np.all(np.isfinite(radii_arr)) or radii_arr[0] <= 0:
-        raise ValueError("radii must be a non-empty list of positive finite numbers")
+        raise InvalidParameterError("radii must be a non-empty list of positive finite numbers")
     with torch_threads(None, dataset.n_samples * dataset.max_length):
         return _regularization_path(dataset, radii_arr, config, tol, max_iter)
 
