@@ -179,6 +179,23 @@ def test_resume_equals_uninterrupted(tmp_path, optimizer: str) -> None:
         np.testing.assert_array_equal(resumed.history[key], full.history[key])
 
 
+def test_resume_accepts_other_checkpoint_period(tmp_path) -> None:
+    ds = make_dataset(6, 4, 6, 8, graph="cyclic", seed=3)
+    config = TrainConfig(num_steps=300, log_every=50, checkpoint_every=100)
+    full = train(ds, config)
+    path = tmp_path / "ckpt.npz"
+
+    def crash(step, metrics):
+        if step == 150:
+            raise _Stop
+
+    with pytest.raises(_Stop):
+        train(ds, config, checkpoint_path=path, callback=crash)
+    other = TrainConfig(num_steps=300, log_every=50, checkpoint_every=30, num_threads=1)
+    resumed = train(ds, other, checkpoint_path=path, resume=True)
+    np.testing.assert_array_equal(resumed.W, full.W)
+
+
 def test_resume_refuses_a_checkpoint_of_another_run(tmp_path) -> None:
     ds = make_dataset(6, 4, 6, 8, seed=7)
     path = tmp_path / "ckpt.npz"

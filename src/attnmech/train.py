@@ -426,6 +426,8 @@ def load_run(path: str | os.PathLike[str]) -> TrainResult:
             }
             init = archive["init"] if "init" in archive.files else None
             W, params = _copy_readonly(archive["W"]), _copy_readonly(archive["params"])
+    except InvalidDatasetError:
+        raise
     except (OSError, ValueError, KeyError) as exc:
         raise InvalidDatasetError(f"cannot read run {path}: {exc}") from None
     config = TrainConfig.from_dict(meta["config"], init=init)
@@ -486,9 +488,14 @@ def _log_steps(num_steps: int, log_every: int) -> np.ndarray:
     return np.array(sorted(steps | {num_steps}), dtype=np.int64)
 
 
+# options that do not change the numbers a run produces: a checkpoint may be resumed with others
+_RESULT_NEUTRAL = ("checkpoint_every", "num_threads")
+
+
 def _fingerprint(config: TrainConfig, inputs: AttentionInputs, params0: np.ndarray) -> str:
     digest = hashlib.sha256()
-    digest.update(json.dumps(config.to_dict(), sort_keys=True).encode())
+    options = {k: v for k, v in config.to_dict().items() if k not in _RESULT_NEUTRAL}
+    digest.update(json.dumps(options, sort_keys=True).encode())
     digest.update(inputs.fingerprint())
     digest.update(np.ascontiguousarray(params0).tobytes())
     return digest.hexdigest()
@@ -519,8 +526,8 @@ def _load_checkpoint(path: Path, fingerprint: str) -> dict[str, Any]:
     with np.load(path, allow_pickle=False) as archive:
         if str(archive["fingerprint"]) != fingerprint:
             raise InvalidDatasetError(
-                f"checkpoint {path} belongs to another run (different data, config or init); "
-                "delete it or pass resume=False"
+                f"checkpoint {path} belongs to another run (different data, options or init); "
+                "delete it or start the run without resuming"
             )
         return {
             "step": int(archive["step"]),
