@@ -87,6 +87,8 @@ def test_bad_input_is_reported():
     auto = Automaton(np.zeros((2, 2)), np.zeros((2, 2)), np.eye(2))
     with pytest.raises(InvalidDatasetError, match="outside"):
         auto.predict_proba([[0, 5]])
+    with pytest.raises(InvalidDatasetError, match="non-negative"):
+        auto.predict_proba([[0, -3, 1]])
     with pytest.raises(InvalidDatasetError, match="empty"):
         auto.generate([], 3)
     with pytest.raises(InvalidDatasetError, match="shape"):

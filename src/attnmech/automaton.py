@@ -89,10 +89,15 @@ class Automaton:
                 tokens = array.astype(np.int64)
             else:
                 rows = [np.asarray(s, dtype=np.int64).ravel() for s in sequences]
-                width = max((r.size for r in rows), default=0)
+                lengths = np.fromiter((r.size for r in rows), dtype=np.int64, count=len(rows))
+                width = int(lengths.max(initial=0))
+                flat = np.concatenate(rows) if rows else np.zeros(0, np.int64)
+                if (flat < 0).any():
+                    raise InvalidDatasetError(
+                        "token ids must be non-negative (-1 pads only a 2-D array)"
+                    )
                 tokens = np.full((len(rows), width), -1, dtype=np.int64)
-                for r, row in enumerate(rows):
-                    tokens[r, : row.size] = row
+                tokens[np.arange(width)[None, :] < lengths[:, None]] = flat
             mask = tokens >= 0
             lengths = mask.sum(axis=1)
             if (lengths == 0).any():
