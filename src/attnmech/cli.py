@@ -30,7 +30,7 @@ import typer
 from . import __version__
 from ._io import atomic_write_text
 from .data import Dataset, load_dataset, make_dataset
-from .errors import AttnmechError, InvalidDatasetError
+from .errors import AttnmechError, InvalidDatasetError, UnrealizableLabelError
 from .graphs import build_priority_graphs
 from .text import text_dataset
 
@@ -68,6 +68,8 @@ def _reports_errors(command: F) -> F:
         with warnings.catch_warnings(record=True) as caught:
             try:
                 return command(*args, **kwargs)
+            except UnrealizableLabelError as exc:
+                _fail(f"{exc} (on the command line: --on-unrealizable drop or repair)")
             except AttnmechError as exc:
                 _fail(str(exc))
             except OSError as exc:  # missing folder, permission denied, disk full, ...
