@@ -280,7 +280,7 @@ def test_solve_summary_and_file(tmp_path, unbalanced_cycle):
         return [re.sub(r"\d+\.\d+ s\b", "<time> s", line) for line in text_lines]
 
     assert no_times(lines[: len(expected)]) == no_times(expected)
-    assert lines[2].startswith("W_svm: optimal, ||W_svm|| = 0, ")
+    assert lines[2].startswith("W_svm: optimal, ||W_svm||_F = 0, ")
     assert "min strict margin: n/a (no strict priority, W_svm = 0)" in lines
     assert lines[-2].startswith("total time: ")
     assert lines[-1] == f"wrote {out}"

@@ -33,7 +33,7 @@ from .errors import (
 from .automaton import Automaton
 from .finite import FiniteResult, ReducedData, reduce_dataset, solve_finite
 from .graphs import PriorityGraphs, build_priority_graphs
-from .svm import GraphSVMResult, solve_graph_svm
+from .svm import GraphSVMResult, solve_graph_svm, solve_nuclear_svm
 from .model import AttentionConfig, AttentionObjective, SingleLayerAttention, run_with_cache
 from .text import TextDataset, text_dataset
 from .theory import AttentionTheory, Theory, load_theory, solve
@@ -62,6 +62,7 @@ __all__ = [
     "PriorityGraphs",
     "build_priority_graphs",
     "solve_graph_svm",
+    "solve_nuclear_svm",
     "GraphSVMResult",
     "solve_finite",
     "reduce_dataset",

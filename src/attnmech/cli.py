@@ -97,6 +97,16 @@ class EmbeddingKind(str, enum.Enum):
     equicorr = "equicorr"
 
 
+class Parameterization(str, enum.Enum):
+    combined = "combined"
+    factorized = "factorized"
+
+
+class SvmNorm(str, enum.Enum):
+    fro = "fro"
+    nuclear = "nuclear"
+
+
 class GraphKind(str, enum.Enum):
     cyclic = "cyclic"
     acyclic = "acyclic"
@@ -321,6 +331,12 @@ def solve_command(
         typer.Option("--output", "-o", help="Save the solution (W_svm, W_fin, ...) to this .npz.",
                      show_default=False),
     ] = None,
+    svm_norm: Annotated[
+        SvmNorm,
+        typer.Option("--svm-norm", help="fro: the paper's Graph-SVM; nuclear: min ||W||_*, the "
+                     "direction expected for factorized W = K Q^T (needs cvxpy).",
+                     case_sensitive=False),
+    ] = SvmNorm.fro,
     embeddings: EmbeddingsOption = None,
     on_unrealizable: UnrealizableOption = OnUnrealizable.raise_,
 ) -> None:
@@ -329,7 +345,7 @@ def solve_command(
     from .theory import solve
 
     start = time.perf_counter()
-    theory = solve(dataset)
+    theory = solve(dataset, svm_norm=svm_norm.value)
     elapsed = time.perf_counter() - start
     typer.echo(theory.summary())
     typer.echo(_margin_line(theory.svm))
@@ -391,13 +407,13 @@ def _checkpoint_step(path: Path) -> int | None:
         return None
 
 
-def _solve_or_warn(dataset: Dataset) -> Any:
+def _solve_or_warn(dataset: Dataset, svm_norm: str = "fro") -> Any:
     """The theory of ``dataset``, or None (with a warning) when its Graph-SVM is infeasible."""
     from .errors import InfeasibleProblemError
     from .theory import solve
 
     try:
-        return solve(dataset)
+        return solve(dataset, svm_norm=svm_norm)
     except InfeasibleProblemError as exc:
         typer.echo(
             f"warning: {_one_line(str(exc))}; training without the theory's metrics "
@@ -454,6 +470,12 @@ def train_command(
         typer.Option("--loss", help="-log p_y (log and ce are the same), (1 - p_y)^2 or -p_y.",
                      case_sensitive=False),
     ] = LossKind.log,
+    parameterization: Annotated[
+        Parameterization,
+        typer.Option("--parameterization", help="combined: train W; factorized: W = K Q^T with "
+                     "both trained (measured against the nuclear-norm Graph-SVM).",
+                     case_sensitive=False),
+    ] = Parameterization.combined,
     init: Annotated[
         InitKind,
         typer.Option("--init", help="uniform: U(-1/sqrt(d), 1/sqrt(d)) entries; zero: W = 0.",
@@ -512,13 +534,15 @@ def train_command(
     killed, the same command with --resume added continues it to the same final W.
     """
     from .model import AttentionConfig
-    from .train import TrainConfig, train
+    from .train import TrainConfig, svm_norm_for, train
 
     if output.suffix != ".npz":
         raise typer.BadParameter(f"{output} must end in .npz", param_hint="--output")
     try:
         config = TrainConfig(
-            model=AttentionConfig(head=head.value, loss=loss.value),
+            model=AttentionConfig(
+                head=head.value, loss=loss.value, parameterization=parameterization.value
+            ),
             optimizer=optimizer.value,
             learning_rate=learning_rate,
             num_steps=steps,
@@ -532,7 +556,7 @@ def train_command(
     except ValueError as exc:
         _fail(str(exc))
     dataset = _load(data, embeddings, on_unrealizable)
-    theory = None if no_theory else _solve_or_warn(dataset)
+    theory = None if no_theory else _solve_or_warn(dataset, svm_norm_for(config.model))
     ckpt = checkpoint if checkpoint is not None else output.with_name(output.name + ".ckpt.npz")
     uses_checkpoint = checkpoint_every > 0 or resume
     if not resume and checkpoint_every > 0 and ckpt.exists():

@@ -13,10 +13,10 @@ import numpy as np
 from ._io import atomic_savez
 from .automaton import Automaton
 from .data import Dataset
-from .errors import InvalidDatasetError, NotFittedError
+from .errors import InvalidDatasetError, InvalidParameterError, NotFittedError
 from .finite import FiniteResult, solve_finite
 from .graphs import PriorityGraphs, build_priority_graphs
-from .svm import GraphSVMResult, solve_graph_svm
+from .svm import GraphSVMResult, solve_graph_svm, solve_nuclear_svm
 
 __all__ = ["Theory", "TheoryFile", "solve", "load_theory", "AttentionTheory"]
 
@@ -59,7 +59,8 @@ class Theory:
             [
                 f"dataset: {self.dataset!r}",
                 f"graphs: {self.graphs.summary(max_queries=0).splitlines()[0]}",
-                f"W_svm: {s.status.value}, ||W_svm|| = {s.norm:.6g}, "
+                f"W_svm{' (nuclear norm)' if s.solver_stats.extra_stats.get('norm') == 'nuclear' else ''}: "
+                f"{s.status.value}, ||W_svm||_F = {s.norm:.6g}, "
                 f"{s.constraints.n_constraints} constraints ({s.constraints.n_original} edges), "
                 f"max violation {s.max_violation:.1e}, relative gap {s.relative_gap:.1e}, "
                 f"{s.solver_stats.solve_time:.3f} s",
@@ -138,13 +139,17 @@ def load_theory(path: str | os.PathLike[str]) -> TheoryFile:
     )
 
 
-def solve(dataset: Dataset, *, svm_options: dict[str, Any] | None = None,
+def solve(dataset: Dataset, *, svm_norm: str = "fro", svm_options: dict[str, Any] | None = None,
           finite_options: dict[str, Any] | None = None) -> Theory:
     """Build the token-priority graphs and solve for ``W_svm`` and ``W_fin``.
 
     Parameters
     ----------
     dataset : Dataset
+    svm_norm : {"fro", "nuclear"}, default="fro"
+        ``"fro"``: the paper's Graph-SVM (combined ``W``). ``"nuclear"``: the nuclear-norm
+        Graph-SVM, the expected direction when ``W = K Q^T`` is trained with both factors (an
+        extension; see :func:`attnmech.svm.solve_nuclear_svm`).
     svm_options, finite_options : dict, optional
         Keyword arguments for :func:`attnmech.svm.solve_graph_svm` and
         :func:`attnmech.finite.solve_finite`.
@@ -166,8 +171,13 @@ def solve(dataset: Dataset, *, svm_options: dict[str, Any] | None = None,
             f"solve expects an attnmech.Dataset, got {type(dataset).__name__}; build one with "
             "attnmech.Dataset(sequences, labels, embeddings) or attnmech.load_dataset(path)"
         )
+    if svm_norm not in ("fro", "nuclear"):
+        raise InvalidParameterError(f"svm_norm must be 'fro' or 'nuclear', got {svm_norm!r}")
     graphs = build_priority_graphs(dataset)
-    svm = solve_graph_svm(graphs, dataset.embeddings, **(svm_options or {}))
+    if svm_norm == "nuclear":
+        svm = solve_nuclear_svm(graphs, dataset.embeddings)
+    else:
+        svm = solve_graph_svm(graphs, dataset.embeddings, **(svm_options or {}))
     finite = solve_finite(dataset, graphs, **(finite_options or {}))
     return Theory(dataset=dataset, graphs=graphs, svm=svm, finite=finite)
 

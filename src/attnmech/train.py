@@ -453,13 +453,21 @@ def _as_list(data: Dataset | Sequence[Dataset]) -> list[Dataset]:
     return items
 
 
-def _resolve_theories(theory: Any, datasets: list[Dataset]) -> list[Any] | None:
+def svm_norm_for(model: AttentionConfig) -> str:
+    """The Graph-SVM a parameterization is measured against: Frobenius for ``W`` itself, the
+    nuclear norm for ``W = K Q^T`` with both factors trained (an extension beyond the paper)."""
+    return "nuclear" if model.parameterization == "factorized" else "fro"
+
+
+def _resolve_theories(
+    theory: Any, datasets: list[Dataset], model: AttentionConfig
+) -> list[Any] | None:
     if theory is None or theory is False:
         return None
     if theory is True:
         from . import solve
 
-        return [solve(ds) for ds in datasets]
+        return [solve(ds, svm_norm=svm_norm_for(model)) for ds in datasets]
     items = list(theory) if isinstance(theory, (list, tuple)) else [theory]
     if len(items) != len(datasets):
         raise InvalidDatasetError(
@@ -627,7 +635,7 @@ def _train(
 ) -> TrainResult:
     started = time.perf_counter()
     trial_datasets = [ds for ds in datasets for _ in range(config.num_trials)]
-    theories = _resolve_theories(theory, datasets)
+    theories = _resolve_theories(theory, datasets, config.model)
     trial_theories = (
         None if theories is None else [t for t in theories for _ in range(config.num_trials)]
     )

@@ -389,8 +389,9 @@ def verify(
         )
     if theory is None:
         from . import solve
+        from .train import svm_norm_for
 
-        theories = [solve(ds) for ds in datasets]
+        theories = [solve(ds, svm_norm=svm_norm_for(config)) for ds in datasets]
     else:
         theories = list(theory) if isinstance(theory, (list, tuple)) else [theory]
     if len(theories) != len(datasets):
