@@ -88,6 +88,7 @@ def text_dataset(
     stride: int | None = None,
     max_samples: int | None = None,
     on_unrealizable: Literal["drop", "keep", "repair"] = "drop",
+    unknown_labels: bool = True,
     seed: int = 0,
 ) -> TextDataset:
     """Cut a text into (window, next token) samples.
@@ -107,6 +108,9 @@ def text_dataset(
     max_samples : int, optional
         Keep at most this many samples (the first ones, after dropping unrealizable windows).
     on_unrealizable : {"drop", "keep", "repair"}
+    unknown_labels : bool, default=True
+        Keep windows whose next token is ``<unk>``; False drops them (so that what is learned,
+        and generated, are real tokens).
     seed : int
         Seed of the embeddings (and of label repair).
 
@@ -141,6 +145,11 @@ def text_dataset(
     starts = np.arange(0, stream.size - seq_len, step)
     windows = stream[starts[:, None] + np.arange(seq_len)[None, :]]  # (n, T)
     labels = stream[starts + seq_len]
+    if not unknown_labels:
+        known = labels != unk
+        windows, labels = windows[known], labels[known]
+        if labels.size == 0:
+            raise InvalidDatasetError("every window is labelled <unk>; raise vocab_size")
     E = make_embeddings(embeddings, len(vocabulary), embedding_dim, seed=seed)
     dataset = Dataset(windows, labels, E, on_unrealizable=on_unrealizable, seed=seed)
     if max_samples is not None and dataset.n_samples > max_samples:
