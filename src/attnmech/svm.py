@@ -504,14 +504,8 @@ def solve_graph_svm(
                 "the Graph-SVM appears infeasible (the dual diverged); use linearly independent "
                 "embeddings"
             )
-    W, margins = _weights_and_margins(E, cons, lam)
-    edge_strict = graphs.scc_of(graphs.edge_query, graphs.edge_src) != graphs.scc_of(
-        graphs.edge_query, graphs.edge_dst
-    )
-    A = E @ W @ E.T
-    edge_margins = A[graphs.edge_src, graphs.edge_query] - A[graphs.edge_dst, graphs.edge_query]
-    violation = np.where(edge_strict, np.maximum(1.0 - edge_margins, 0.0), np.abs(edge_margins))
-    max_violation = float(violation.max(initial=0.0))
+    W = _dual_to_weights(E, cons, lam)
+    margins, edge_margins, edge_strict, max_violation = _certify(graphs, cons, E, W)
     norm_sq = float(np.sum(W * W))
     gap = norm_sq - float(lam[cons.strict].sum())
     relative_gap = abs(gap) / norm_sq if norm_sq > 0 else abs(gap)
@@ -555,17 +549,28 @@ def solve_graph_svm(
     )
 
 
-def _weights_and_margins(
-    E: np.ndarray, cons: SVMConstraints, lam: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """``W = E^T Lambda E`` with ``Lambda[:, k] = sum_c lambda_c (e_i - e_j)``; margins from ``W``."""
+def _dual_to_weights(E: np.ndarray, cons: SVMConstraints, lam: np.ndarray) -> np.ndarray:
+    """``W = E^T Lambda E`` with ``Lambda[:, k] = sum_c lambda_c (e_i - e_j)`` (the dual map)."""
     K = E.shape[0]
     coeff = np.zeros((K, K))  # Lambda, indexed [token, query]
     np.add.at(coeff, (cons.i, cons.query), lam)
     np.add.at(coeff, (cons.j, cons.query), -lam)
-    W = E.T @ coeff @ E
-    A = E @ W @ E.T
-    return W, A[cons.i, cons.query] - A[cons.j, cons.query]
+    return E.T @ coeff @ E
+
+
+def _certify(
+    graphs: PriorityGraphs, cons: SVMConstraints, E: np.ndarray, W: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    """Margins recomputed from ``W``: per reduced constraint and per TPG edge, which edges are
+    strict, and the largest violation (``1 - margin`` on strict edges, ``|margin|`` on others)."""
+    A = E @ W @ E.T  # (K, K) scores [token, query]
+    margins = A[cons.i, cons.query] - A[cons.j, cons.query]
+    edge_strict = graphs.scc_of(graphs.edge_query, graphs.edge_src) != graphs.scc_of(
+        graphs.edge_query, graphs.edge_dst
+    )
+    edge_margins = A[graphs.edge_src, graphs.edge_query] - A[graphs.edge_dst, graphs.edge_query]
+    violation = np.where(edge_strict, np.maximum(1.0 - edge_margins, 0.0), np.abs(edge_margins))
+    return margins, edge_margins, edge_strict, float(violation.max(initial=0.0))
 
 
 # --------------------------------------------------------------------------------- nuclear norm
@@ -605,9 +610,6 @@ def solve_nuclear_svm(graphs: PriorityGraphs, embeddings: Any) -> GraphSVMResult
     cons = svm_constraints(graphs)
     d = E.shape[1]
     m = cons.n_constraints
-    edge_strict = graphs.scc_of(graphs.edge_query, graphs.edge_src) != graphs.scc_of(
-        graphs.edge_query, graphs.edge_dst
-    )
     if not cons.strict.any():
         W = np.zeros((d, d))
         lam = np.zeros(m)
@@ -643,11 +645,7 @@ def solve_nuclear_svm(graphs: PriorityGraphs, embeddings: Any) -> GraphSVMResult
         iters = int(problem.solver_stats.num_iters or 0)
         status = SolveStatus.OPTIMAL if problem.status == cp.OPTIMAL else SolveStatus.INACCURATE
         message = f"{problem.status}: ||W||_* = {primal:.6g}"
-    A = E @ W @ E.T
-    margins = A[cons.i, cons.query] - A[cons.j, cons.query]
-    edge_margins = A[graphs.edge_src, graphs.edge_query] - A[graphs.edge_dst, graphs.edge_query]
-    violation = np.where(edge_strict, np.maximum(1.0 - edge_margins, 0.0), np.abs(edge_margins))
-    max_violation = float(violation.max(initial=0.0))
+    margins, edge_margins, edge_strict, max_violation = _certify(graphs, cons, E, W)
     nuc = float(np.linalg.norm(W, "nuc"))
     if status is SolveStatus.OPTIMAL and max_violation > 1e-6:
         status = SolveStatus.INACCURATE
