@@ -2,9 +2,10 @@
 
 Prints a table: attnmech's solver against a straightforward dual QP measured in the same run
 (constraint rows vec((e_i - e_j) e_k^T) of length d^2, one per TPG edge, Q = C^T C, solved by the
-Clarabel interior-point solver; run at K <= 128, not at K = 256, where its dense constraint matrix
-alone would take 3.75 GB), plus the large-scale graph build. Targets (2 cores): K = d = 128 under 1.5 s and
-at least 10x the reference; K = d = 256 under 5 s; orthonormal K = d = 1024 under 10 s.
+Clarabel interior-point solver; run at K <= 128, not at K = 256, where its dense constraint
+matrix alone would take 3.75 GB), plus the large-scale graph build. Targets (2 cores): K = d =
+128 under 1.5 s and at least 10x the reference; K = d = 256 under 5 s; orthonormal K = d = 1024
+under 10 s.
 
 Run:  python benchmarks/bench_svm.py [--quick] [--skip-reference]
 """
