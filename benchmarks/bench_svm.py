@@ -40,10 +40,18 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="small sizes only")
     parser.add_argument("--skip-reference", action="store_true")
     args = parser.parse_args()
-    cases = [(64, "random", True), (128, "random", True), (256, "random", False), (1024, "ortho", False)]
+    cases = [
+        (64, "random", True),
+        (128, "random", True),
+        (256, "random", False),
+        (1024, "ortho", False),
+    ]
     if args.quick:
         cases = [(32, "random", True), (64, "random", True)]
-    header = f"{'setting':<26}{'m (reduced)':>12}{'attnmech s':>12}{'reference s':>13}{'ratio':>8}{'max viol':>10}{'rel gap':>10}{'|dW|/|W|':>10}"
+    header = (
+        f"{'setting':<26}{'m (reduced)':>12}{'attnmech s':>12}{'reference s':>13}{'ratio':>8}"
+        f"{'max viol':>10}{'rel gap':>10}{'|dW|/|W|':>10}"
+    )
     print(header)
     print("-" * len(header))
     for K, emb, with_ref in cases:

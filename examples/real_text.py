@@ -30,22 +30,38 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     parser.add_argument("--lr", type=float, default=0.1)
     args = parser.parse_args(argv)
 
-    cut = attnmech.text_dataset(args.text, vocab_size=args.K, seq_len=args.T, embedding_dim=args.K,
-                                stride=2, max_samples=args.n, unknown_labels=False)
+    cut = attnmech.text_dataset(
+        args.text,
+        vocab_size=args.K,
+        seq_len=args.T,
+        embedding_dim=args.K,
+        stride=2,
+        max_samples=args.n,
+        unknown_labels=False,
+    )
     ds = cut.dataset
     print(f"{args.text.name}: {cut.n_windows} windows, {ds.n_samples} kept; {ds!r}")
     theory = attnmech.solve(ds)
     print(theory.summary())
-    config = attnmech.TrainConfig(num_steps=args.steps, learning_rate=args.lr,
-                                  log_every=max(args.steps // 8, 1))
+    config = attnmech.TrainConfig(
+        num_steps=args.steps, learning_rate=args.lr, log_every=max(args.steps // 8, 1)
+    )
     run = attnmech.train(ds, config, theory=theory)
-    print(f"{'step':>6} {'loss':>8} {'corr(W,W_svm)':>14} {'top-SCC mass':>13} {'TV(automaton)':>14}")
-    for row in zip(run.history["step"], run.history["loss"], run.history["corr_svm"],
-                   run.history["top_scc_mass"], run.history["automaton_tv"], strict=True):
+    print(
+        f"{'step':>6} {'loss':>8} {'corr(W,W_svm)':>14} {'top-SCC mass':>13} {'TV(automaton)':>14}"
+    )
+    for row in zip(
+        run.history["step"],
+        run.history["loss"],
+        run.history["corr_svm"],
+        run.history["top_scc_mass"],
+        run.history["automaton_tv"],
+        strict=True,
+    ):
         print(f"{int(row[0]):>6} {row[1]:>8.4f} {row[2]:>14.4f} {row[3]:>13.4f} {row[4]:>14.4f}")
     prompt = ds.sequence(0)
     words = theory.automaton().generate(prompt, 12, seed=0)
-    print(f"automaton: [{cut.decode(prompt)}] {cut.decode(words[prompt.size:])}")
+    print(f"automaton: [{cut.decode(prompt)}] {cut.decode(words[prompt.size :])}")
     return {k: float(np.asarray(run.history[k])[-1]) for k in ("corr_svm", "automaton_tv")}
 
 

@@ -50,7 +50,9 @@ def test_composition_uses_counts_and_finite_scores():
     auto = solve(ds).automaton()
     # W_fin gives 0 a log-odds of log 3 over 1 under query 1; a repeated 1 doubles its weight
     np.testing.assert_allclose(auto.next_token_probabilities([0, 1, 1])[:2], [0.6, 0.4], rtol=1e-10)
-    np.testing.assert_allclose(auto.next_token_probabilities([2, 0, 1])[:2], [0.75, 0.25], rtol=1e-10)
+    np.testing.assert_allclose(
+        auto.next_token_probabilities([2, 0, 1])[:2], [0.75, 0.25], rtol=1e-10
+    )
 
 
 def test_incomparable_top_sccs_are_kept_together():

@@ -49,8 +49,23 @@ def data_file(tmp_path):
     """The paper's first setting (n=6, T=4, K=6, d=8, cyclic), written by the CLI."""
     path = tmp_path / "data.npz"
     result = invoke(
-        "make-dataset", "--n", 6, "--T", 4, "--K", 6, "--d", 8, "--embeddings", "random",
-        "--graph", "cyclic", "--seed", 0, "-o", path,
+        "make-dataset",
+        "--n",
+        6,
+        "--T",
+        4,
+        "--K",
+        6,
+        "--d",
+        8,
+        "--embeddings",
+        "random",
+        "--graph",
+        "cyclic",
+        "--seed",
+        0,
+        "-o",
+        path,
     )
     assert result.exit_code == 0, result.output
     return path
@@ -92,8 +107,23 @@ def test_make_dataset_reports_what_it_wrote(tmp_path):
 def test_make_dataset_jsonl_with_equicorr_embeddings(tmp_path):
     path = tmp_path / "out" / "data.jsonl"
     result = invoke(
-        "make-dataset", "--n", 5, "--T", 3, "--K", 5, "--d", 6, "--embeddings", "equicorr",
-        "--rho", 0.25, "--seed", 1, "-o", path,
+        "make-dataset",
+        "--n",
+        5,
+        "--T",
+        3,
+        "--K",
+        5,
+        "--d",
+        6,
+        "--embeddings",
+        "equicorr",
+        "--rho",
+        0.25,
+        "--seed",
+        1,
+        "-o",
+        path,
     )
     assert result.exit_code == 0, result.output
     sibling = tmp_path / "out" / "data.embeddings.npy"
@@ -317,8 +347,23 @@ def test_solve_errors(tmp_path, unrealizable_file):
 
 def train_args(data, output, *extra):
     """A short run of the paper's optimiser: 60 steps of normalised GD, metrics every 10."""
-    return ("train", data, "--steps", 60, "--lr", 0.01, "--optimizer", "ngd", "--seed", 0,
-            "-o", output, "--log-every", 10, *extra)
+    return (
+        "train",
+        data,
+        "--steps",
+        60,
+        "--lr",
+        0.01,
+        "--optimizer",
+        "ngd",
+        "--seed",
+        0,
+        "-o",
+        output,
+        "--log-every",
+        10,
+        *extra,
+    )
 
 
 def test_train_writes_run_summary_and_table(data_file, tmp_path):
@@ -330,8 +375,17 @@ def test_train_writes_run_summary_and_table(data_file, tmp_path):
     run = load_run(out)
     assert run.W.shape == (2, 8, 8) and run.num_steps == 60
     np.testing.assert_array_equal(run.history["step"], [0, 10, 20, 30, 40, 50, 60])
-    for key in ("loss", "norm", "corr_svm", "corr_svm_fin", "corr_perp_svm", "fin_gap",
-                "fin_gap_traj", "top_scc_mass", "automaton_tv"):
+    for key in (
+        "loss",
+        "norm",
+        "corr_svm",
+        "corr_svm_fin",
+        "corr_perp_svm",
+        "fin_gap",
+        "fin_gap_traj",
+        "top_scc_mass",
+        "automaton_tv",
+    ):
         assert run.history[key].shape == (7, 2), key
     assert run.config.optimizer == "ngd" and run.config.learning_rate == 0.01
     lines = result.output.splitlines()
@@ -339,15 +393,19 @@ def test_train_writes_run_summary_and_table(data_file, tmp_path):
     assert lines[0].endswith(" s (ngd, lr=0.01, head=iden, loss=log)")
     assert lines[1].split() == ["metric", "mean", "std", "min", "max", "meaning"]
     corr_row = next(line for line in lines if line.startswith("corr_svm "))
-    assert float(corr_row.split()[1]) == pytest.approx(run.history["corr_svm"][-1].mean(),
-                                                       rel=1e-5)
+    assert float(corr_row.split()[1]) == pytest.approx(run.history["corr_svm"][-1].mean(), rel=1e-5)
     assert lines[-2:] == [f"wrote {out}", f"wrote {out.with_suffix('.json')}"]
     summary = json.loads(out.with_suffix(".json").read_text())
     assert summary["config"]["num_steps"] == 60 and summary["config"]["num_trials"] == 2
     assert summary["versions"]["attnmech"] == attnmech.__version__
     assert summary["final"]["corr_svm"]["values"] == pytest.approx(run.history["corr_svm"][-1])
-    assert summary["data"] == {"path": str(data_file), "n_samples": 6, "vocab_size": 6,
-                               "embedding_dim": 8, "dropped_samples": []}
+    assert summary["data"] == {
+        "path": str(data_file),
+        "n_samples": 6,
+        "vocab_size": 6,
+        "embedding_dim": 8,
+        "dropped_samples": [],
+    }
     assert summary["theory"] is True and summary["options"]["optimizer"] == "ngd"
     assert sorted(p.name for p in out.parent.iterdir()) == ["run.json", "run.npz"]
 
@@ -356,8 +414,24 @@ def test_train_options(data_file, tmp_path):
     from attnmech.train import load_run
 
     out, summary = tmp_path / "run.npz", tmp_path / "meta" / "summary.json"
-    result = invoke(*train_args(data_file, out, "--head", "gen", "--loss", "squared", "--init",
-                                "zero", "--optimizer", "gd", "--lr", 0.5, "--summary", summary))
+    result = invoke(
+        *train_args(
+            data_file,
+            out,
+            "--head",
+            "gen",
+            "--loss",
+            "squared",
+            "--init",
+            "zero",
+            "--optimizer",
+            "gd",
+            "--lr",
+            0.5,
+            "--summary",
+            summary,
+        )
+    )
     assert result.exit_code == 0, result.output
     assert lines_start(result.output, "trained 1 trial(s) for 60 steps")
     assert "(gd, lr=0.5, head=gen, loss=squared)" in result.output.splitlines()[0]
@@ -365,7 +439,10 @@ def test_train_options(data_file, tmp_path):
     run = load_run(out)
     assert run.W.shape == (8, 8)
     assert (run.config.model.head, run.config.model.loss, run.config.init) == (
-        "gen", "squared", "zero")
+        "gen",
+        "squared",
+        "zero",
+    )
     assert json.loads(summary.read_text())["config"]["model"]["head"] == "gen"
     assert not out.with_suffix(".json").exists()
     result = invoke(*train_args(data_file, out, "--no-theory", "--log-every", 0))
@@ -405,8 +482,7 @@ def test_train_resume_after_an_interruption_gives_the_same_run(monkeypatch, data
     assert result.exit_code == 130, result.output
     assert saved == [10, 20]
     assert result.output.strip().splitlines()[-1] == (
-        f"interrupted: the last checkpoint is {ckpt} (step 20); run the same command with "
-        "--resume"
+        f"interrupted: the last checkpoint is {ckpt} (step 20); run the same command with --resume"
     )
     assert ckpt.exists() and not out.exists()
     monkeypatch.setattr(train_module, "_save_checkpoint", save)
@@ -424,8 +500,9 @@ def test_train_resume_after_an_interruption_gives_the_same_run(monkeypatch, data
 
 def test_train_checkpoint_path_and_resume_without_checkpoint(data_file, tmp_path):
     out, ckpt = tmp_path / "run.npz", tmp_path / "state" / "c.npz"
-    result = invoke(*train_args(data_file, out, "--checkpoint", ckpt, "--checkpoint-every", 20,
-                                "--resume"))
+    result = invoke(
+        *train_args(data_file, out, "--checkpoint", ckpt, "--checkpoint-every", 20, "--resume")
+    )
     assert result.exit_code == 0, result.output
     assert f"no checkpoint at {ckpt}; starting from step 0" in result.output
     assert out.exists() and not ckpt.exists()
@@ -461,6 +538,7 @@ def test_train_refuses_a_checkpoint_of_other_options(monkeypatch, data_file, tmp
 
 def test_train_interrupted_without_checkpoints(monkeypatch, data_file, tmp_path):
     train_module = importlib.import_module("attnmech.train")
+
     def interrupt(*args, **kwargs):
         raise KeyboardInterrupt
 
@@ -468,21 +546,29 @@ def test_train_interrupted_without_checkpoints(monkeypatch, data_file, tmp_path)
     result = invoke(*train_args(data_file, tmp_path / "run.npz"))
     assert result.exit_code == 130
     assert "interrupted: nothing was saved; --checkpoint-every N makes a run resumable" in (
-        result.output)
+        result.output
+    )
 
 
 def test_train_bad_input(data_file, tmp_path, unrealizable_file):
     out = tmp_path / "run.npz"
     assert_error(invoke(*train_args(tmp_path / "missing.npz", out)), "does not exist")
-    assert_error(invoke(*train_args(data_file, out, "--lr", -1)),
-                 "learning_rate must be a positive number, got -1.0")
+    assert_error(
+        invoke(*train_args(data_file, out, "--lr", -1)),
+        "learning_rate must be a positive number, got -1.0",
+    )
     assert_error(invoke(*train_args(unrealizable_file, out)), "samples [1]")
     result = invoke(*train_args(unrealizable_file, out, "--on-unrealizable", "drop"))
     assert result.exit_code == 0, result.output
     assert "dropped 1 samples" in result.output
     assert json.loads(out.with_suffix(".json").read_text())["data"]["dropped_samples"] == [1]
-    for args in (("-o", tmp_path / "run.txt"), ("--steps", -5), ("--trials", 0),
-                 ("--optimizer", "sgd"), ("--head", "mlp")):
+    for args in (
+        ("-o", tmp_path / "run.txt"),
+        ("--steps", -5),
+        ("--trials", 0),
+        ("--optimizer", "sgd"),
+        ("--head", "mlp"),
+    ):
         result = invoke("train", data_file, "-o", out, *args)
         assert result.exit_code == 2, (args, result.output)
     blocker = tmp_path / "file.txt"
@@ -520,7 +606,8 @@ def test_verify_prints_the_table_and_writes_json(data_file, tmp_path):
     written = json.loads((tmp_path / "v.json").read_text())
     assert written == json.loads(json.dumps(report.to_dict()))
     assert written["metrics"]["corr_svm"]["mean"] == pytest.approx(
-        float(np.mean(report.metrics["corr_svm"])))
+        float(np.mean(report.metrics["corr_svm"]))
+    )
     result = invoke("verify", data_file, run)
     assert result.output == report.to_table() + "\n"
 
@@ -547,12 +634,13 @@ def test_demo_writes_every_file(tmp_path):
     expected |= {"run.npz", "summary.json", "REPORT.md"}
     assert {p.name for p in out.iterdir()} == expected
     lines = result.output.splitlines()
-    assert lines[0] == ("the cyclic experiment of Li et al. (2024): n=6, T=4, K=6, d=8, 2 trials, "
-                        "normalised GD lr 0.01, 40 steps")
+    assert lines[0] == (
+        "the cyclic experiment of Li et al. (2024): n=6, T=4, K=6, d=8, 2 trials, "
+        "normalised GD lr 0.01, 40 steps"
+    )
     assert lines[1].split()[:3] == ["metric", "measured", "at"]
     assert any(line.startswith("corr(W, W_svm) ") for line in lines)
-    assert any(line.startswith("top-SCC attention mass ") and "~0.9997" in line
-               for line in lines)
+    assert any(line.startswith("top-SCC attention mass ") and "~0.9997" in line for line in lines)
     assert lines[-2] == f"report: {out / 'REPORT.md'}"
     assert re.fullmatch(r"wall time: \d+\.\d\d s", lines[-1])
     summary = json.loads((out / "summary.json").read_text())
@@ -562,8 +650,9 @@ def test_demo_writes_every_file(tmp_path):
 def test_demo_bad_input(tmp_path):
     blocker = tmp_path / "file.txt"
     blocker.write_text("not a folder")
-    assert_error(invoke("demo", "--out", blocker, "--steps", 5, "--trials", 1),
-                 str(blocker), "not a folder")
+    assert_error(
+        invoke("demo", "--out", blocker, "--steps", 5, "--trials", 1), str(blocker), "not a folder"
+    )
     assert invoke("demo", "--trials", 0).exit_code == 2
     assert not (tmp_path / "attnmech-demo").exists()
 
@@ -584,7 +673,10 @@ def test_help_and_version():
 def test_python_dash_m_runs_the_cli(tmp_path):
     completed = subprocess.run(
         [sys.executable, "-m", "attnmech", "graphs", str(tmp_path / "missing.npz")],
-        capture_output=True, text=True, timeout=120, check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     assert completed.returncode == 1
     missing = tmp_path / "missing.npz"
@@ -626,13 +718,21 @@ def test_readme_cli_examples_run(tmp_path, monkeypatch):
         if line.startswith("attnmech ")
     ]
     assert {line[1] for line in lines} >= {
-        "make-dataset", "graphs", "solve", "train", "verify", "demo", "reproduce"}
+        "make-dataset",
+        "graphs",
+        "solve",
+        "train",
+        "verify",
+        "demo",
+        "reproduce",
+    }
     shared = README.parent.parent / "shared"  # the README's ../shared, seen from the repo root
     for words in lines:
         if any(w.startswith("../shared/") for w in words) and not shared.exists():
             continue
-        words = [str(shared) + w[len("../shared"):] if w.startswith("../shared/") else w
-                 for w in words]
+        words = [
+            str(shared) + w[len("../shared") :] if w.startswith("../shared/") else w for w in words
+        ]
         result = invoke(*words[1:])
         assert result.exit_code == 0, (words, result.output)
     assert (tmp_path / "attnmech-demo" / "REPORT.md").exists()
@@ -653,23 +753,51 @@ def test_make_dataset_from_text(tmp_path):
     text.write_text("to be or not to be that is the question to be or not " * 20)
     out = tmp_path / "text.npz"
     result = runner.invoke(
-        app, ["make-dataset", "--text", str(text), "--K", "6", "--T", "4", "--d", "6",
-              "--stride", "1", "--n", "30", "-o", str(out)]
+        app,
+        [
+            "make-dataset",
+            "--text",
+            str(text),
+            "--K",
+            "6",
+            "--T",
+            "4",
+            "--d",
+            "6",
+            "--stride",
+            "1",
+            "--n",
+            "30",
+            "-o",
+            str(out),
+        ],
     )
     assert result.exit_code == 0, result.output
     ds = attnmech.load_dataset(out)
     assert ds.n_samples == 30 and ds.vocab_size == 6
     vocab = json.loads((tmp_path / "text.vocab.json").read_text())
     assert vocab[-1] == "<unk>" and len(vocab) == 6
-    missing = runner.invoke(app, ["make-dataset", "--text", str(tmp_path / "nope.txt"), "-o", str(out)])
+    missing = runner.invoke(
+        app, ["make-dataset", "--text", str(tmp_path / "nope.txt"), "-o", str(out)]
+    )
     assert missing.exit_code == 1 and missing.output.startswith("error:")
 
 
 def test_reproduce_command_writes_the_report(tmp_path):
     out = tmp_path / "repro"
     result = runner.invoke(
-        app, ["reproduce", "--only", "acyclic-6-4-6-8-lr0.1", "--trials", "2",
-              "--steps-scale", "0.1", "--out", str(out)]
+        app,
+        [
+            "reproduce",
+            "--only",
+            "acyclic-6-4-6-8-lr0.1",
+            "--trials",
+            "2",
+            "--steps-scale",
+            "0.1",
+            "--out",
+            str(out),
+        ],
     )
     assert result.exit_code == 0, result.output
     data = json.loads((out / "results.json").read_text())

@@ -124,9 +124,7 @@ def test_unrealizable_raise_names_samples():
 
 
 def test_unrealizable_drop():
-    ds = Dataset(
-        [[0, 1], [0, 1], [2, 1], [2, 1]], [0, 2, 2, 0], np.eye(3), on_unrealizable="drop"
-    )
+    ds = Dataset([[0, 1], [0, 1], [2, 1], [2, 1]], [0, 2, 2, 0], np.eye(3), on_unrealizable="drop")
     assert [s.tolist() for s in ds.sequences] == [[0, 1], [2, 1]]
     assert ds.labels.tolist() == [0, 2]
     assert ds.dropped.tolist() == [1, 3]

@@ -23,13 +23,15 @@ def small_demo(tmp_path_factory) -> DemoResult:
 
 def test_demo_trains_the_papers_setting(small_demo):
     result = small_demo
-    assert result.datasets == [
-        make_dataset(6, 4, 6, 8, graph="cyclic", seed=s) for s in range(3)
-    ]
+    assert result.datasets == [make_dataset(6, 4, 6, 8, graph="cyclic", seed=s) for s in range(3)]
     assert result.run.W.shape == (3, 8, 8) and result.run.num_steps == 120
     config = result.run.config
     assert (config.optimizer, config.learning_rate, config.init, config.seed) == (
-        "ngd", 0.01, "uniform", 0)
+        "ngd",
+        0.01,
+        "uniform",
+        0,
+    )
     assert (config.model.head, config.model.loss, config.model.dtype) == ("iden", "log", "float64")
     assert result.report.num_trials == 3 and result.report.is_cyclic.all()
 
@@ -37,12 +39,24 @@ def test_demo_trains_the_papers_setting(small_demo):
 def test_demo_table_matches_the_report(small_demo):
     rows = {row.key: row for row in small_demo.rows}
     assert list(rows) == [
-        "corr_svm", "corr_svm_fin", "corr_perp_svm", "fin_gap_traj", "fin_gap_traj_peak",
-        "fin_gap", "top_scc_mass", "automaton_tv",
+        "corr_svm",
+        "corr_svm_fin",
+        "corr_perp_svm",
+        "fin_gap_traj",
+        "fin_gap_traj_peak",
+        "fin_gap",
+        "top_scc_mass",
+        "automaton_tv",
     ]
     metrics = small_demo.report.metrics
-    for key in ("corr_svm", "corr_svm_fin", "corr_perp_svm", "fin_gap", "top_scc_mass",
-                "automaton_tv"):
+    for key in (
+        "corr_svm",
+        "corr_svm_fin",
+        "corr_perp_svm",
+        "fin_gap",
+        "top_scc_mass",
+        "automaton_tv",
+    ):
         assert rows[key].mean == pytest.approx(float(np.mean(metrics[key])), rel=1e-12)
         assert rows[key].std == pytest.approx(float(np.std(metrics[key])), rel=1e-12, abs=1e-15)
     history = small_demo.run.history
@@ -62,7 +76,10 @@ def test_demo_writes_figures_summary_and_report(small_demo):
     out = small_demo.out_dir
     names = [p.name for p in small_demo.files]
     assert names == [f"{f}.{ext}" for f in FIGURES for ext in ("png", "pdf")] + [
-        "run.npz", "summary.json", "REPORT.md"]
+        "run.npz",
+        "summary.json",
+        "REPORT.md",
+    ]
     assert sorted(p.name for p in out.iterdir()) == sorted(names)
     for figure in FIGURES:
         png = (out / f"{figure}.png").read_bytes()
@@ -92,20 +109,30 @@ def test_demo_text_table(small_demo):
     assert "(mean ± std, 3 trials)" in lines[0]
     assert len(lines) == 2 + len(small_demo.rows)
     assert lines[2].startswith("corr(W, W_svm) ") and lines[2].endswith(
-        "~0.99 (notebook: 0.986 ± 0.005)")
+        "~0.99 (notebook: 0.986 ± 0.005)"
+    )
 
 
 def test_demo_figures_are_labelled(small_demo):
     figures = demo_figures(small_demo.run.history, small_demo.theories[0])
     assert list(figures) == list(FIGURES)
     expected_legends = {
-        "correlations": ["1 - corr(W, W_svm)", "1 - corr(W, W_fin + R W_svm)",
-                         "1 - corr(Proj_perp W, W_svm)",
-                         "paper's notebook at step 4000: 1 - 0.986"],
-        "finite_part": ["||Proj W - W_fin(t)||_F", "||Proj W - W_fin||_F",
-                        "paper: ~0.005 at step 4000"],
-        "automaton": ["1 - top-SCC attention mass", "TV(model, automaton at fitted R)",
-                      "paper: 1 - 0.9997 (top-SCC mass)"],
+        "correlations": [
+            "1 - corr(W, W_svm)",
+            "1 - corr(W, W_fin + R W_svm)",
+            "1 - corr(Proj_perp W, W_svm)",
+            "paper's notebook at step 4000: 1 - 0.986",
+        ],
+        "finite_part": [
+            "||Proj W - W_fin(t)||_F",
+            "||Proj W - W_fin||_F",
+            "paper: ~0.005 at step 4000",
+        ],
+        "automaton": [
+            "1 - top-SCC attention mass",
+            "TV(model, automaton at fitted R)",
+            "paper: 1 - 0.9997 (top-SCC mass)",
+        ],
     }
     for name, legend in expected_legends.items():
         (ax,) = figures[name].axes

@@ -22,10 +22,10 @@ from attnmech.experiments import (
     ExperimentNotFoundError,
     Measure,
     PaperValue,
+    _measure,  # the per-trial extraction behind every table row
     run_experiment,
     run_reproduction,
 )
-from attnmech.experiments import _measure  # the per-trial extraction behind every table row
 
 REDUCED = {"trials": 3, "steps_scale": 0.25}
 GLOBAL = [name for name, spec in EXPERIMENTS.items() if spec.kind == "global"]
@@ -72,8 +72,9 @@ def test_unknown_experiment_names_the_valid_ones(tmp_path):
     assert not any(tmp_path.iterdir())  # nothing ran, nothing written
 
 
-@pytest.mark.parametrize("kwargs", [{"trials": 0}, {"trials": 2.5}, {"steps_scale": 0.0},
-                                    {"steps_scale": math.nan}])
+@pytest.mark.parametrize(
+    "kwargs", [{"trials": 0}, {"trials": 2.5}, {"steps_scale": 0.0}, {"steps_scale": math.nan}]
+)
 def test_bad_sizes_are_rejected(tmp_path, kwargs):
     with pytest.raises(ValueError):
         run_reproduction(tmp_path, **kwargs)
@@ -181,7 +182,10 @@ def written(tmp_path_factory):
     out = tmp_path_factory.mktemp("repro")
     messages: list[str] = []
     result = run_reproduction(
-        out, only=["cyclic-6-4-6-8", "local-ce"], trials=2, steps_scale=0.05,
+        out,
+        only=["cyclic-6-4-6-8", "local-ce"],
+        trials=2,
+        steps_scale=0.05,
         progress=messages.append,
     )
     return out, result, messages

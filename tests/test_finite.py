@@ -38,7 +38,7 @@ def test_acyclic_data_has_trivial_finite_part(acyclic_chain):
 def test_reduced_dataset_keeps_label_scc(ragged_with_repeats):
     red = reduce_dataset(ragged_with_repeats, build_priority_graphs(ragged_with_repeats))
     # under e = 4: SCCs {a, b} > {c, d} > {e}; under c = 2: {d} > {c} (label alone: dropped)
-    rows = [red.tokens[red.offsets[r]:red.offsets[r + 1]].tolist() for r in range(red.n_samples)]
+    rows = [red.tokens[red.offsets[r] : red.offsets[r + 1]].tolist() for r in range(red.n_samples)]
     assert rows == [[0, 1, 0], [0, 1], [2, 3], [2, 3]]
     assert red.sample_index.tolist() == [0, 1, 3, 4]
     assert red.queries.tolist() == [4, 4, 4, 4]
@@ -94,7 +94,9 @@ def test_matches_independent_formulation(shape, seed):
     ds = make_dataset(*shape, graph="cyclic", seed=seed)
     res = solve_finite(ds, build_priority_graphs(ds))
     expected = naive_finite(ds)
-    np.testing.assert_allclose(res.W_fin, expected, atol=SOLVER_RTOL * max(1, np.abs(expected).max()))
+    np.testing.assert_allclose(
+        res.W_fin, expected, atol=SOLVER_RTOL * max(1, np.abs(expected).max())
+    )
     assert res.gradient_norm <= 1e-10
 
 
@@ -105,6 +107,8 @@ def test_in_subspace_and_orthogonal_to_svm(seed):
     np.testing.assert_allclose(fin.project(theory.W_fin), theory.W_fin, atol=1e-12)
     assert abs(np.sum(theory.W_fin * theory.W_svm)) <= 1e-9 * max(1.0, np.linalg.norm(theory.W_svm))
     basis = fin.basis
-    np.testing.assert_allclose(np.einsum("aij,bij->ab", basis, basis), np.eye(fin.dimension), atol=1e-12)
+    np.testing.assert_allclose(
+        np.einsum("aij,bij->ab", basis, basis), np.eye(fin.dimension), atol=1e-12
+    )
     W = np.random.default_rng(seed).standard_normal((3,) + theory.W_svm.shape)
     np.testing.assert_allclose(project(W, basis), fin.project(W), atol=1e-12)

@@ -178,7 +178,7 @@ def parse_dot(text: str) -> dict:
         line = line.strip()
         if not line:
             continue
-        if match := re.match(r'(digraph|subgraph) (\w+) \{', line):
+        if match := re.match(r"(digraph|subgraph) (\w+) \{", line):
             stack.append(match.group(2))
             if match.group(1) == "subgraph":
                 assert match.group(2).startswith("cluster_")
@@ -264,7 +264,10 @@ def test_hand_made_dot(ragged_with_repeats):
     text = build_priority_graphs(ragged_with_repeats).to_dot(queries=[4], token_names="abcde")
     parsed = parse_dot(text)
     assert parsed["clusters"] == [
-        "cluster_query_4", "cluster_q4_scc2", "cluster_q4_scc3", "cluster_q4_scc4"
+        "cluster_query_4",
+        "cluster_q4_scc2",
+        "cluster_q4_scc3",
+        "cluster_q4_scc4",
     ]
     assert parsed["labels"] == {f"q4_t{t}": name for t, name in enumerate("abcde")}
     assert ("q4_t0", "q4_t1") in parsed["edges"] and len(parsed["edges"]) == 9

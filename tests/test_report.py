@@ -98,7 +98,10 @@ def test_metric_bands_mean_std_and_legend():
     a = np.array([[0.0, 1.0, 2.0, 3.0, 4.0], [2.0, 3.0, 4.0, 5.0, 6.0]])  # mean 1..5, std 1
     b = np.linspace(0.5, 0.9, 5)  # a single trial
     fig = plot_metric_bands(
-        steps, {"corr(W, W_svm)": a, "baseline": b}, ylabel="correlation", title="cyclic",
+        steps,
+        {"corr(W, W_svm)": a, "baseline": b},
+        ylabel="correlation",
+        title="cyclic",
         reference={"paper": 0.986},
     )
     (ax,) = fig.axes
@@ -237,7 +240,10 @@ def test_to_jsonable_and_write_json(tmp_path):
         "nested": [(1, 2.5), {"path": tmp_path}],
     }
     assert to_jsonable(data) == {
-        "corr": [0.5, None], "n": 3, "ok": True, "inf": None,
+        "corr": [0.5, None],
+        "n": 3,
+        "ok": True,
+        "inf": None,
         "nested": [[1, 2.5], {"path": str(tmp_path)}],
     }
     path = write_json(tmp_path / "out" / "s.json", {"mean ± std": np.float64(0.25)})

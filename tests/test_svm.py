@@ -12,11 +12,10 @@ from attnmech import (
     build_priority_graphs,
     make_dataset,
     make_embeddings,
-    solve_graph_svm,
     solve_finite,
+    solve_graph_svm,
 )
 from attnmech.reference import svm_dual_clarabel, svm_primal_cvxpy
-from attnmech.svm import svm_constraints
 
 cp = pytest.importorskip("cvxpy")
 

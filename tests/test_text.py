@@ -14,8 +14,14 @@ CORPUS = Path(__file__).resolve().parents[2] / "shared" / "data" / "shakespeare"
 
 
 def test_windows_and_labels_follow_the_text():
-    td = text_dataset("x y z x y z x y", vocab_size=3, seq_len=3, embedding_dim=3, stride=1,
-                      on_unrealizable="keep")
+    td = text_dataset(
+        "x y z x y z x y",
+        vocab_size=3,
+        seq_len=3,
+        embedding_dim=3,
+        stride=1,
+        on_unrealizable="keep",
+    )
     assert td.vocabulary == ["x", "y", "<unk>"]  # z is the rarest: mapped to <unk>
     assert td.decode(td.dataset.sequence(0)) == "x y <unk>"
     assert td.vocabulary[td.dataset.labels[0]] == "x"
@@ -23,8 +29,12 @@ def test_windows_and_labels_follow_the_text():
 
 
 def test_gutenberg_header_is_stripped():
-    text = "junk header\n*** START OF THIS BOOK ***\nbe be be not\n*** END OF THIS BOOK ***\nlicense"
-    td = text_dataset(text, vocab_size=3, seq_len=2, embedding_dim=3, stride=1, on_unrealizable="keep")
+    text = (
+        "junk header\n*** START OF THIS BOOK ***\nbe be be not\n*** END OF THIS BOOK ***\nlicense"
+    )
+    td = text_dataset(
+        text, vocab_size=3, seq_len=2, embedding_dim=3, stride=1, on_unrealizable="keep"
+    )
     assert "junk" not in td.vocabulary and "license" not in td.vocabulary
     assert td.n_windows == 2
 
@@ -40,8 +50,15 @@ def test_char_level():
 
 @pytest.mark.skipif(not CORPUS.exists(), reason="shared corpus not present")
 def test_shakespeare_end_to_end():
-    td = text_dataset(CORPUS / "sonnets_gut.txt", vocab_size=32, seq_len=6, embedding_dim=32,
-                      embeddings="ortho", stride=3, max_samples=3000)
+    td = text_dataset(
+        CORPUS / "sonnets_gut.txt",
+        vocab_size=32,
+        seq_len=6,
+        embedding_dim=32,
+        embeddings="ortho",
+        stride=3,
+        max_samples=3000,
+    )
     ds = td.dataset
     assert 0 < ds.n_samples <= 3000 and ds.vocab_size == 32
     theory = solve(ds)

@@ -5,7 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from attnmech import AttentionTheory, InvalidDatasetError, NotFittedError, load_theory, make_dataset, solve
+from attnmech import (
+    AttentionTheory,
+    InvalidDatasetError,
+    NotFittedError,
+    load_theory,
+    make_dataset,
+    solve,
+)
 
 
 def test_save_and_load_round_trip(tmp_path):

@@ -18,26 +18,26 @@ G^(k)  ``graphs``          token-priority graph of last token k
 =====  ==================  ==============================================
 """
 
+from ._results import SolverStats, SolveStatus
+from .automaton import Automaton
 from .data import Dataset, load_dataset, make_dataset, make_embeddings, repair_labels
 from .errors import (
     AttnmechError,
     ConvergenceWarning,
     ExperimentNotFoundError,
     InfeasibleProblemError,
-    InvalidParameterError,
     InvalidDatasetError,
+    InvalidParameterError,
     NotFittedError,
     SolverError,
     UnrealizableLabelError,
 )
-from .automaton import Automaton
 from .finite import FiniteResult, ReducedData, reduce_dataset, solve_finite
 from .graphs import PriorityGraphs, build_priority_graphs
-from .svm import GraphSVMResult, solve_graph_svm, solve_nuclear_svm
 from .model import AttentionConfig, AttentionObjective, SingleLayerAttention, run_with_cache
+from .svm import GraphSVMResult, solve_graph_svm, solve_nuclear_svm
 from .text import TextDataset, text_dataset
 from .theory import AttentionTheory, Theory, load_theory, solve
-from ._results import SolveStatus, SolverStats
 from .train import (
     FiniteTrajectory,
     RegularizationPath,

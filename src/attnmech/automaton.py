@@ -119,7 +119,9 @@ class Automaton:
         return tokens, mask, q
 
     # ------------------------------------------------------------------ vectorised core
-    def position_weights(self, sequences: Any, queries: Any = None, R: float | None = None) -> np.ndarray:
+    def position_weights(
+        self, sequences: Any, queries: Any = None, R: float | None = None
+    ) -> np.ndarray:
         """Weight of each position, ndarray of shape (n, T) (rows sum to 1; padding gets 0).
 
         ``R=None``: the automaton (hard retrieval, then ``exp(fin score)``); a float: the softmax
@@ -139,7 +141,9 @@ class Automaton:
         weights = np.exp(logits)
         return weights / weights.sum(axis=1, keepdims=True)
 
-    def predict_proba(self, sequences: Any, queries: Any = None, R: float | None = None) -> np.ndarray:
+    def predict_proba(
+        self, sequences: Any, queries: Any = None, R: float | None = None
+    ) -> np.ndarray:
         """Next-token distributions, ndarray of shape (n, vocab_size).
 
         Parameters

@@ -185,13 +185,18 @@ def _main_options(
 def make_dataset_command(
     output: Annotated[
         Path,
-        typer.Option("--output", "-o", help="File to write: .npz, or .jsonl (+ embeddings .npy).",
-                     show_default=False),
+        typer.Option(
+            "--output",
+            "-o",
+            help="File to write: .npz, or .jsonl (+ embeddings .npy).",
+            show_default=False,
+        ),
     ],
     n_samples: Annotated[
         int | None,
-        typer.Option("--n", help="Number of samples n [default: 6; with --text: a cap].",
-                     show_default=False),
+        typer.Option(
+            "--n", help="Number of samples n [default: 6; with --text: a cap].", show_default=False
+        ),
     ] = None,
     seq_len: Annotated[int, typer.Option("--T", help="Sequence length T.")] = 4,
     vocab_size: Annotated[int, typer.Option("--K", help="Vocabulary size K.")] = 6,
@@ -228,8 +233,9 @@ def make_dataset_command(
     ] = "word",
     stride: Annotated[
         int | None,
-        typer.Option("--stride", help="With --text: step between windows (default T).",
-                     show_default=False),
+        typer.Option(
+            "--stride", help="With --text: step between windows (default T).", show_default=False
+        ),
     ] = None,
 ) -> None:
     """Draw a dataset as in the paper's experiments (SPEC section 9), or cut one from text."""
@@ -237,9 +243,15 @@ def make_dataset_command(
         if not text.is_file():
             raise InvalidDatasetError(f"text file {text} does not exist")
         cut = text_dataset(
-            text, vocab_size=vocab_size, seq_len=seq_len, embedding_dim=embedding_dim,
-            level=level, embeddings=embeddings.value, stride=stride,
-            max_samples=n_samples, seed=seed,
+            text,
+            vocab_size=vocab_size,
+            seq_len=seq_len,
+            embedding_dim=embedding_dim,
+            level=level,
+            embeddings=embeddings.value,
+            stride=stride,
+            max_samples=n_samples,
+            seed=seed,
         )
         dataset = cut.dataset
         from .report import write_json
@@ -250,8 +262,14 @@ def make_dataset_command(
         typer.echo(f"wrote {vocab_file} (token names)")
     else:
         dataset = make_dataset(
-            6 if n_samples is None else n_samples, seq_len, vocab_size, embedding_dim,
-            embeddings=embeddings.value, graph=graph.value, seed=seed, rho=rho,
+            6 if n_samples is None else n_samples,
+            seq_len,
+            vocab_size,
+            embedding_dim,
+            embeddings=embeddings.value,
+            graph=graph.value,
+            seed=seed,
+            rho=rho,
         )
     written = dataset.save(output, embeddings_path=embeddings_path and str(embeddings_path))
     typer.echo(f"wrote {written}")
@@ -278,18 +296,28 @@ def graphs_command(
     data: DataArgument,
     query: Annotated[
         list[int] | None,
-        typer.Option("--query", "-q", help="Last token to show (repeat for several; default all).",
-                     show_default=False),
+        typer.Option(
+            "--query",
+            "-q",
+            help="Last token to show (repeat for several; default all).",
+            show_default=False,
+        ),
     ] = None,
     dot: Annotated[
         Path | None,
-        typer.Option("--dot", help="Write Graphviz DOT (one cluster per SCC) to this file.",
-                     show_default=False),
+        typer.Option(
+            "--dot",
+            help="Write Graphviz DOT (one cluster per SCC) to this file.",
+            show_default=False,
+        ),
     ] = None,
     draw: Annotated[
         Path | None,
-        typer.Option("--draw", help="Draw the graphs (one box per SCC) to a .png, .pdf or .svg.",
-                     show_default=False),
+        typer.Option(
+            "--draw",
+            help="Draw the graphs (one box per SCC) to a .png, .pdf or .svg.",
+            show_default=False,
+        ),
     ] = None,
     edges: Annotated[
         EdgeMode,
@@ -328,14 +356,21 @@ def solve_command(
     data: DataArgument,
     output: Annotated[
         Path | None,
-        typer.Option("--output", "-o", help="Save the solution (W_svm, W_fin, ...) to this .npz.",
-                     show_default=False),
+        typer.Option(
+            "--output",
+            "-o",
+            help="Save the solution (W_svm, W_fin, ...) to this .npz.",
+            show_default=False,
+        ),
     ] = None,
     svm_norm: Annotated[
         SvmNorm,
-        typer.Option("--svm-norm", help="fro: the paper's Graph-SVM; nuclear: min ||W||_*, the "
-                     "direction expected for factorized W = K Q^T (needs cvxpy).",
-                     case_sensitive=False),
+        typer.Option(
+            "--svm-norm",
+            help="fro: the paper's Graph-SVM; nuclear: min ||W||_*, the "
+            "direction expected for factorized W = K Q^T (needs cvxpy).",
+            case_sensitive=False,
+        ),
     ] = SvmNorm.fro,
     embeddings: EmbeddingsOption = None,
     on_unrealizable: UnrealizableOption = OnUnrealizable.raise_,
@@ -449,80 +484,123 @@ def train_command(
     data: DataArgument,
     output: Annotated[
         Path,
-        typer.Option("--output", "-o", help="Where to write the run (.npz: final W and the "
-                     "metric histories).", show_default=False),
+        typer.Option(
+            "--output",
+            "-o",
+            help="Where to write the run (.npz: final W and the metric histories).",
+            show_default=False,
+        ),
     ],
     steps: Annotated[int, typer.Option("--steps", min=0, help="Number of updates.")] = 4000,
     learning_rate: Annotated[float, typer.Option("--lr", help="Step size (eta).")] = 0.01,
     optimizer: Annotated[
         Optimizer,
-        typer.Option("--optimizer", help="Gradient descent, normalised GD (the paper's) or Adam.",
-                     case_sensitive=False),
+        typer.Option(
+            "--optimizer",
+            help="Gradient descent, normalised GD (the paper's) or Adam.",
+            case_sensitive=False,
+        ),
     ] = Optimizer.ngd,
     seed: Annotated[int, typer.Option("--seed", min=0, help="Seed of the initialisation.")] = 0,
     head: Annotated[
         HeadKind,
-        typer.Option("--head", help="iden: p = attention mass per token (the theory's); gen: "
-                     "softmax(E X^T s).", case_sensitive=False),
+        typer.Option(
+            "--head",
+            help="iden: p = attention mass per token (the theory's); gen: softmax(E X^T s).",
+            case_sensitive=False,
+        ),
     ] = HeadKind.iden,
     loss: Annotated[
         LossKind,
-        typer.Option("--loss", help="-log p_y (log and ce are the same), (1 - p_y)^2 or -p_y.",
-                     case_sensitive=False),
+        typer.Option(
+            "--loss",
+            help="-log p_y (log and ce are the same), (1 - p_y)^2 or -p_y.",
+            case_sensitive=False,
+        ),
     ] = LossKind.log,
     parameterization: Annotated[
         Parameterization,
-        typer.Option("--parameterization", help="combined: train W; factorized: W = K Q^T with "
-                     "both trained (measured against the nuclear-norm Graph-SVM).",
-                     case_sensitive=False),
+        typer.Option(
+            "--parameterization",
+            help="combined: train W; factorized: W = K Q^T with "
+            "both trained (measured against the nuclear-norm Graph-SVM).",
+            case_sensitive=False,
+        ),
     ] = Parameterization.combined,
     init: Annotated[
         InitKind,
-        typer.Option("--init", help="uniform: U(-1/sqrt(d), 1/sqrt(d)) entries; zero: W = 0.",
-                     case_sensitive=False),
+        typer.Option(
+            "--init",
+            help="uniform: U(-1/sqrt(d), 1/sqrt(d)) entries; zero: W = 0.",
+            case_sensitive=False,
+        ),
     ] = InitKind.uniform,
     trials: Annotated[
         int, typer.Option("--trials", min=1, help="Initialisations, trained in one batch.")
     ] = 1,
     log_every: Annotated[
         int,
-        typer.Option("--log-every", min=0, help="Record metrics every this many steps (0: the "
-                     "first and last step only)."),
+        typer.Option(
+            "--log-every",
+            min=0,
+            help="Record metrics every this many steps (0: the first and last step only).",
+        ),
     ] = 10,
     checkpoint_every: Annotated[
         int,
-        typer.Option("--checkpoint-every", min=0, help="Write a checkpoint every this many steps "
-                     "(0: never), so that --resume can continue a killed run."),
+        typer.Option(
+            "--checkpoint-every",
+            min=0,
+            help="Write a checkpoint every this many steps "
+            "(0: never), so that --resume can continue a killed run.",
+        ),
     ] = 0,
     checkpoint: Annotated[
         Path | None,
-        typer.Option("--checkpoint", help="Checkpoint file (default: <output>.ckpt.npz).",
-                     show_default=False),
+        typer.Option(
+            "--checkpoint", help="Checkpoint file (default: <output>.ckpt.npz).", show_default=False
+        ),
     ] = None,
     resume: Annotated[
         bool,
-        typer.Option("--resume", help="Continue from the checkpoint, if there is one. Give the "
-                     "same options as the interrupted run; the result is the same as an "
-                     "uninterrupted run."),
+        typer.Option(
+            "--resume",
+            help="Continue from the checkpoint, if there is one. Give the "
+            "same options as the interrupted run; the result is the same as an "
+            "uninterrupted run.",
+        ),
     ] = False,
     no_progress: Annotated[
-        bool, typer.Option("--no-progress", help="No progress bar (shown on a terminal for runs "
-                           f"of {PROGRESS_MIN_STEPS} steps or more).")
+        bool,
+        typer.Option(
+            "--no-progress",
+            help="No progress bar (shown on a terminal for runs "
+            f"of {PROGRESS_MIN_STEPS} steps or more).",
+        ),
     ] = False,
     summary: Annotated[
         Path | None,
-        typer.Option("--summary", help="Run summary JSON: config, versions, final metrics "
-                     "(default: <output> with suffix .json).", show_default=False),
+        typer.Option(
+            "--summary",
+            help="Run summary JSON: config, versions, final metrics "
+            "(default: <output> with suffix .json).",
+            show_default=False,
+        ),
     ] = None,
     no_theory: Annotated[
         bool,
-        typer.Option("--no-theory", help="Do not solve for W_svm and W_fin: record only loss "
-                     "and norms."),
+        typer.Option(
+            "--no-theory", help="Do not solve for W_svm and W_fin: record only loss and norms."
+        ),
     ] = False,
     threads: Annotated[
         int | None,
-        typer.Option("--threads", min=1, help="torch threads (default: 1 for small problems).",
-                     show_default=False),
+        typer.Option(
+            "--threads",
+            min=1,
+            help="torch threads (default: 1 for small problems).",
+            show_default=False,
+        ),
     ] = None,
     embeddings: EmbeddingsOption = None,
     on_unrealizable: UnrealizableOption = OnUnrealizable.raise_,
@@ -560,13 +638,17 @@ def train_command(
     ckpt = checkpoint if checkpoint is not None else output.with_name(output.name + ".ckpt.npz")
     uses_checkpoint = checkpoint_every > 0 or resume
     if not resume and checkpoint_every > 0 and ckpt.exists():
-        typer.echo(f"note: starting over; the existing checkpoint {ckpt} will be replaced "
-                   "(add --resume to continue it)", err=True)
+        typer.echo(
+            f"note: starting over; the existing checkpoint {ckpt} will be replaced "
+            "(add --resume to continue it)",
+            err=True,
+        )
     if resume:
         if ckpt.exists():
             at = _checkpoint_step(ckpt)
-            typer.echo(f"resuming from {ckpt}" + (f" at step {at}" if at is not None else ""),
-                       err=True)
+            typer.echo(
+                f"resuming from {ckpt}" + (f" at step {at}" if at is not None else ""), err=True
+            )
         else:
             typer.echo(f"no checkpoint at {ckpt}; starting from step 0", err=True)
     try:
@@ -627,13 +709,15 @@ def verify_command(
     data: DataArgument,
     run: Annotated[
         Path,
-        typer.Argument(metavar="RUN", help="A run written by 'attnmech train -o'.",
-                       show_default=False),
+        typer.Argument(
+            metavar="RUN", help="A run written by 'attnmech train -o'.", show_default=False
+        ),
     ],
     json_path: Annotated[
         Path | None,
-        typer.Option("--json", help="Also write the report as JSON to this file.",
-                     show_default=False),
+        typer.Option(
+            "--json", help="Also write the report as JSON to this file.", show_default=False
+        ),
     ] = None,
     embeddings: EmbeddingsOption = None,
     on_unrealizable: UnrealizableOption = OnUnrealizable.raise_,
@@ -679,8 +763,10 @@ def demo_command(
     )
     result = run_demo(out, trials=trials, steps=steps, progress=_show_progress(no_progress, steps))
     typer.echo(result.table())
-    typer.echo(f"wrote {len(result.files)} files to {result.out_dir}: "
-               + ", ".join(p.name for p in result.files))
+    typer.echo(
+        f"wrote {len(result.files)} files to {result.out_dir}: "
+        + ", ".join(p.name for p in result.files)
+    )
     typer.echo(f"report: {result.out_dir / 'REPORT.md'}")
     typer.echo(f"wall time: {result.elapsed_s:.2f} s")
 
@@ -695,14 +781,20 @@ def reproduce_command(
     ],
     only: Annotated[
         list[str] | None,
-        typer.Option("--only", help="Run only this setting (repeatable); see `attnmech experiments`.",
-                     show_default=False),
+        typer.Option(
+            "--only",
+            help="Run only this setting (repeatable); see `attnmech experiments`.",
+            show_default=False,
+        ),
     ] = None,
     trials: Annotated[int, typer.Option("--trials", min=1, help="Trials per setting.")] = 10,
     steps_scale: Annotated[
         float,
-        typer.Option("--steps-scale", min=1e-6,
-                     help="Multiply every setting's steps (quick checks; compare at 1.0)."),
+        typer.Option(
+            "--steps-scale",
+            min=1e-6,
+            help="Multiply every setting's steps (quick checks; compare at 1.0).",
+        ),
     ] = 1.0,
 ) -> None:
     """Run every experiment of the paper (SPEC section 9) and write figures, results.json and
@@ -710,11 +802,15 @@ def reproduce_command(
     from .experiments import run_reproduction
 
     result = run_reproduction(
-        out, only=only, trials=trials, steps_scale=steps_scale,
+        out,
+        only=only,
+        trials=trials,
+        steps_scale=steps_scale,
         progress=lambda message: typer.echo(message, err=True),
     )
-    typer.echo(f"{len(result.settings)} settings, {result.trials} trials each, "
-               f"{result.wall_time_s:.1f} s")
+    typer.echo(
+        f"{len(result.settings)} settings, {result.trials} trials each, {result.wall_time_s:.1f} s"
+    )
     typer.echo(f"results: {result.results_path}")
     typer.echo(f"report: {result.report_path} ({len(result.figures)} figures)")
 

@@ -92,9 +92,7 @@ def _flatten_sequences(sequences: Any) -> tuple[np.ndarray, np.ndarray]:
             )
     offsets = np.zeros(len(seqs) + 1, dtype=np.int64)
     np.cumsum(lengths, out=offsets[1:])
-    tokens = (
-        np.concatenate([s.astype(np.int64) for s in seqs]) if seqs else np.zeros(0, np.int64)
-    )
+    tokens = np.concatenate([s.astype(np.int64) for s in seqs]) if seqs else np.zeros(0, np.int64)
     return tokens, offsets
 
 
@@ -229,7 +227,8 @@ class Dataset:
         bad_lab = np.flatnonzero((labels_arr < 0) | (labels_arr >= K))
         if bad_lab.size:
             raise InvalidDatasetError(
-                f"labels of samples {_list_preview(bad_lab)} are outside [0, {K}); fix them or give "
+                f"labels of samples {_list_preview(bad_lab)} are outside [0, {K}); fix them or "
+                "give "
                 "more embedding rows"
             )
         dropped = np.zeros(0, dtype=np.int64)
@@ -356,13 +355,14 @@ class Dataset:
         return out
 
     def padded_mask(self) -> np.ndarray:
-        """ndarray of bool of shape (n_samples, max_length): True where ``padded()`` holds a token."""
+        """ndarray of bool of shape (n_samples, max_length): True where ``padded()`` has a token."""
         return np.arange(self.max_length)[None, :] < self.lengths[:, None]
 
     def __repr__(self) -> str:
         lengths = self.lengths
         length = (
-            str(int(lengths[0])) if lengths.min() == lengths.max()
+            str(int(lengths[0]))
+            if lengths.min() == lengths.max()
             else f"{int(lengths.min())}..{int(lengths.max())}"
         )
         return (
@@ -407,13 +407,13 @@ class Dataset:
             with atomic_path(path) as tmp:
                 tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
         else:
-            raise InvalidDatasetError(
-                f"cannot save to {path}: use a .npz or .jsonl file name"
-            )
+            raise InvalidDatasetError(f"cannot save to {path}: use a .npz or .jsonl file name")
         return path
 
 
-def _take(tokens: np.ndarray, offsets: np.ndarray, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _take(
+    tokens: np.ndarray, offsets: np.ndarray, idx: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """CSR rows ``idx`` of (tokens, offsets), vectorised."""
     lengths = np.diff(offsets)[idx]
     new_offsets = np.zeros(idx.size + 1, dtype=np.int64)
@@ -604,7 +604,9 @@ def parse_embeddings_spec(spec: str, vocab_size: int) -> np.ndarray:
     for item in filter(None, rest.split(",")):
         key, sep, value = item.partition("=")
         if not sep:
-            raise InvalidDatasetError(f"bad embeddings spec {spec!r}: expected key=value, got {item!r}")
+            raise InvalidDatasetError(
+                f"bad embeddings spec {spec!r}: expected key=value, got {item!r}"
+            )
         params[key.strip()] = value.strip()
     unknown = set(params) - {"d", "seed", "rho"}
     if unknown or "d" not in params:
@@ -657,7 +659,8 @@ def load_dataset(
             raise InvalidDatasetError(f"cannot read {path} as .npz: {exc}") from None
         if sequences.ndim != 2:
             raise InvalidDatasetError(
-                f"{path}: 'sequences' must be 2-D (n, T) padded with -1, got shape {sequences.shape}"
+                f"{path}: 'sequences' must be 2-D (n, T) padded with -1, got shape "
+                f"{sequences.shape}"
             )
         if embeddings is None:
             E = stored
@@ -715,7 +718,7 @@ def _read_jsonl(path: Path) -> tuple[list[list[int]], list[int]]:
                 seq, label = record["sequence"], record["label"]
             except (json.JSONDecodeError, KeyError, TypeError) as exc:
                 raise InvalidDatasetError(
-                    f"{path} line {lineno}: expected {{\"sequence\": [...], \"label\": y}} ({exc})"
+                    f'{path} line {lineno}: expected {{"sequence": [...], "label": y}} ({exc})'
                 ) from None
             if not isinstance(seq, Sequence) or isinstance(seq, str):
                 raise InvalidDatasetError(f"{path} line {lineno}: 'sequence' must be a list")

@@ -162,8 +162,11 @@ class DemoResult:
         steps = self.run.num_steps
         return text_table(
             [(row.label, row.measured, row.paper) for row in self.rows],
-            ["metric", f"measured at step {steps} (mean ± std, {self.run.num_trials} trials)",
-             "paper"],
+            [
+                "metric",
+                f"measured at step {steps} (mean ± std, {self.run.num_trials} trials)",
+                "paper",
+            ],
         )
 
 
@@ -227,8 +230,12 @@ def run_demo(
     out.mkdir(parents=True, exist_ok=True)  # fail before training, not after
     timings: dict[str, float] = {}
     config = TrainConfig(
-        optimizer="ngd", learning_rate=learning_rate, num_steps=int(steps), log_every=log_every,
-        init="uniform", seed=seed,
+        optimizer="ngd",
+        learning_rate=learning_rate,
+        num_steps=int(steps),
+        log_every=log_every,
+        init="uniform",
+        seed=seed,
     )
 
     clock = time.perf_counter()
@@ -450,8 +457,14 @@ def _summary(
         "environment": _environment(),
         "timings_s": timings,
         "table": [
-            {"metric": r.key, "label": r.label, "mean": r.mean, "std": r.std, "paper": r.paper,
-             "note": r.note}
+            {
+                "metric": r.key,
+                "label": r.label,
+                "mean": r.mean,
+                "std": r.std,
+                "paper": r.paper,
+                "note": r.note,
+            }
             for r in rows
         ],
         "corr_svm_trajectory": [
@@ -499,7 +512,7 @@ def _markdown(
         "",
         "Setting (the first experiment of SPEC section 9): n=6 samples of T=4 tokens, K=6 tokens "
         "with random unit embeddings in d=8, cyclic token-priority graphs; "
-        f"{trials} trials (`make_dataset(6, 4, 6, 8, graph=\"cyclic\", seed=s)` for "
+        f'{trials} trials (`make_dataset(6, 4, 6, 8, graph="cyclic", seed=s)` for '
         f"s = {seed}..{seed + trials - 1}, one trial each), `iden` head, log-loss, normalised "
         f"GD with step {run.config.learning_rate:g} for {steps} steps, uniform initialisation, "
         "float64, all trials trained in one batch.",

@@ -149,7 +149,9 @@ class PaperValue:
 
     def __post_init__(self) -> None:
         if self.kind not in PAPER_KINDS:
-            raise InvalidParameterError(f"kind must be one of {', '.join(PAPER_KINDS)}, got {self.kind!r}")
+            raise InvalidParameterError(
+                f"kind must be one of {', '.join(PAPER_KINDS)}, got {self.kind!r}"
+            )
 
     def difference(self, mean: float) -> float:
         """``ours - paper``, or the ratio ``ours / paper`` for ``kind="log"``."""
@@ -294,9 +296,7 @@ class ExperimentSpec:
 
     @property
     def sizes(self) -> str:
-        return (
-            f"n={self.n_samples}, T={self.seq_len}, K={self.vocab_size}, d={self.embedding_dim}"
-        )
+        return f"n={self.n_samples}, T={self.seq_len}, K={self.vocab_size}, d={self.embedding_dim}"
 
     def config(self, trials: int, num_steps: int) -> dict[str, Any]:
         return {
@@ -348,7 +348,10 @@ def _cyclic_spec(n: int, T: int, K: int, d: int, paper: dict[str, Any]) -> Exper
     name = f"cyclic-{n}-{T}-{K}-{d}"
     measures: list[Measure] = [
         Measure(
-            "corr_svm@final", f"{_CORR}, final", "corr_svm", paper=paper.get("corr"),
+            "corr_svm@final",
+            f"{_CORR}, final",
+            "corr_svm",
+            paper=paper.get("corr"),
             note=_DRAWS,
         ),
     ]
@@ -389,7 +392,10 @@ def _cyclic_spec(n: int, T: int, K: int, d: int, paper: dict[str, Any]) -> Exper
         ]
     measures.append(
         Measure(
-            "fin_gap_traj@final", f"{_GAP}, final", "fin_gap_traj", paper=paper.get("gap"),
+            "fin_gap_traj@final",
+            f"{_GAP}, final",
+            "fin_gap_traj",
+            paper=paper.get("gap"),
             note=_DRAWS,
         )
     )
@@ -480,22 +486,31 @@ def _acyclic_spec(
     n: int, T: int, K: int, d: int, lr: float, steps: int, name: str, paper: dict[str, Any]
 ) -> ExperimentSpec:
     measures = [
-        Measure("corr_svm@final", f"{_CORR}, final", "corr_svm", paper=paper.get("corr"),
-                note=_DRAWS),
+        Measure(
+            "corr_svm@final", f"{_CORR}, final", "corr_svm", paper=paper.get("corr"), note=_DRAWS
+        ),
     ]
     if "one_minus_corr" in paper:
         measures.append(
             Measure(
-                "one_minus_corr@final", f"1 - {_CORR}, final", "one_minus_corr",
-                paper=paper["one_minus_corr"], note=_DRAWS,
+                "one_minus_corr@final",
+                f"1 - {_CORR}, final",
+                "one_minus_corr",
+                paper=paper["one_minus_corr"],
+                note=_DRAWS,
             )
         )
     if "corr_at" in paper:
         step, value = paper["corr_at"]
         measures.append(
             Measure(
-                f"corr_svm@{step}", f"{_CORR} at step {step}", "corr_svm", mode="step",
-                step=step, paper=value, note=_DRAWS,
+                f"corr_svm@{step}",
+                f"{_CORR} at step {step}",
+                "corr_svm",
+                mode="step",
+                step=step,
+                paper=value,
+                note=_DRAWS,
             )
         )
     if "first_step" in paper:
@@ -530,9 +545,14 @@ def _acyclic_spec(
             "Direction: W(t) against the Graph-SVM solution W_svm.",
             references=(Reference("hline", f"paper: {corr_ref.text}", (corr_ref.value,)),)
             + (
-                (Reference("points", f"paper: {paper['corr_at'][1].text} at step "
-                           f"{paper['corr_at'][0]}", (paper["corr_at"][1].value,),
-                           (paper["corr_at"][0],)),)
+                (
+                    Reference(
+                        "points",
+                        f"paper: {paper['corr_at'][1].text} at step {paper['corr_at'][0]}",
+                        (paper["corr_at"][1].value,),
+                        (paper["corr_at"][0],),
+                    ),
+                )
                 if "corr_at" in paper
                 else ()
             ),
@@ -545,8 +565,13 @@ def _acyclic_spec(
             "The same on a log axis: 1 - corr(W, W_svm).",
             logy=True,
             references=(
-                (Reference("hline", f"paper: {paper['one_minus_corr'].text}",
-                           (paper["one_minus_corr"].value,)),)
+                (
+                    Reference(
+                        "hline",
+                        f"paper: {paper['one_minus_corr'].text}",
+                        (paper["one_minus_corr"].value,),
+                    ),
+                )
                 if "one_minus_corr" in paper
                 else ()
             ),
@@ -566,8 +591,13 @@ def _acyclic_spec(
             "The same on a log axis: 1 - attention on the label.",
             logy=True,
             references=(
-                (Reference("hline", f"paper: {paper['one_minus_attn'].text}",
-                           (paper["one_minus_attn"].value,)),)
+                (
+                    Reference(
+                        "hline",
+                        f"paper: {paper['one_minus_attn'].text}",
+                        (paper["one_minus_attn"].value,),
+                    ),
+                )
                 if "one_minus_attn" in paper
                 else ()
             ),
@@ -604,18 +634,35 @@ def _local_spec(loss: str, n: int, T: int, K: int, d: int, name: str) -> Experim
     loss_name = {"ce": "cross-entropy", "squared": "squared loss"}[loss]
     loss_short = {"ce": "CE", "squared": "squared loss"}[loss]
     global_paper = PaperValue(
-        "~0.70-0.75", 0.725, kind="range", low=0.70, high=0.75,
+        "~0.70-0.75",
+        0.725,
+        kind="range",
+        low=0.70,
+        high=0.75,
         source="figure and authors' notebook",
     )
     local_paper = PaperValue("~0.99", 0.99, kind="approx", tol=0.01)
     measures = (
-        Measure("corr_svm@final", f"global TPG: {_CORR}, final", "corr_svm", paper=global_paper,
-                note=_LOCAL_NOTE),
-        Measure("corr_svm_local@final", "local TPG: corr(W, W_svm^loc), final",
-                "corr_svm_local", paper=local_paper, note=_LOCAL_NOTE),
+        Measure(
+            "corr_svm@final",
+            f"global TPG: {_CORR}, final",
+            "corr_svm",
+            paper=global_paper,
+            note=_LOCAL_NOTE,
+        ),
+        Measure(
+            "corr_svm_local@final",
+            "local TPG: corr(W, W_svm^loc), final",
+            "corr_svm_local",
+            paper=local_paper,
+            note=_LOCAL_NOTE,
+        ),
         Measure("corr_svm_fin@final", f"global TPG: {_CORR_FIN}, final", "corr_svm_fin"),
-        Measure("corr_svm_fin_local@final", "local TPG: corr(W, W_fin^loc + R W_svm^loc), final",
-                "corr_svm_fin_local"),
+        Measure(
+            "corr_svm_fin_local@final",
+            "local TPG: corr(W, W_fin^loc + R W_svm^loc), final",
+            "corr_svm_fin_local",
+        ),
     )
     figures = (
         FigureSpec(
@@ -672,36 +719,59 @@ def _local_spec(loss: str, n: int, T: int, K: int, d: int, name: str) -> Experim
 def _registry() -> dict[str, ExperimentSpec]:
     specs = [
         _cyclic_spec(
-            6, 4, 6, 8,
+            6,
+            4,
+            6,
+            8,
             {
-                "corr": PaperValue("0.986 ± 0.005 (min 0.976)", 0.986, kind="mean_std",
-                                   std=0.005, source=_NOTEBOOK),
+                "corr": PaperValue(
+                    "0.986 ± 0.005 (min 0.976)", 0.986, kind="mean_std", std=0.005, source=_NOTEBOOK
+                ),
                 "corr_at": {step: v for step, v in NOTEBOOK_CORR.items() if step < 4000},
                 "gap_peak": PaperValue("~0.29", 0.29, kind="approx", tol=0.03),
                 "gap_peak_step": PaperValue("~200", 200, kind="approx", tol=100),
                 "gap": PaperValue("~0.005", 0.005, kind="log", tol=math.log10(2)),
-                "top": PaperValue("0.9997", 0.9997, kind="log", tol=math.log10(2),
-                                  complement=True),
+                "top": PaperValue("0.9997", 0.9997, kind="log", tol=math.log10(2), complement=True),
             },
         ),
         _cyclic_spec(
-            10, 6, 8, 8,
+            10,
+            6,
+            8,
+            8,
             {
                 "corr": PaperValue("~0.975", 0.975, kind="approx", tol=0.01),
                 "gap": PaperValue("~1e-2", 1e-2, kind="log", tol=math.log10(2)),
             },
         ),
         _acyclic_spec(
-            4, 6, 8, 8, 0.01, 4000, "acyclic-4-6-8-8",
+            4,
+            6,
+            8,
+            8,
+            0.01,
+            4000,
+            "acyclic-4-6-8-8",
             {
-                "corr": PaperValue("0.994 ± 0.004", 0.994, kind="mean_std", std=0.004,
-                                   source="10 trials of the authors' setup"),
+                "corr": PaperValue(
+                    "0.994 ± 0.004",
+                    0.994,
+                    kind="mean_std",
+                    std=0.004,
+                    source="10 trials of the authors' setup",
+                ),
                 "one_minus_corr": PaperValue("~7e-3", 7e-3, kind="log", tol=math.log10(2)),
                 "one_minus_attn": PaperValue("~7e-5", 7e-5, kind="log", tol=math.log10(2)),
             },
         ),
         _acyclic_spec(
-            6, 4, 6, 8, 0.1, 2000, "acyclic-6-4-6-8-lr0.1",
+            6,
+            4,
+            6,
+            8,
+            0.1,
+            2000,
+            "acyclic-6-4-6-8-lr0.1",
             {
                 "corr": PaperValue("~1.0", 1.0, kind="approx", tol=0.01),
                 "corr_at": (300, PaperValue("~1.0", 1.0, kind="approx", tol=0.01)),
@@ -884,16 +954,19 @@ def _scaled_steps(spec: ExperimentSpec, steps_scale: float) -> int:
 def _datasets(spec: ExperimentSpec, trials: int) -> list[Dataset]:
     return [
         make_dataset(
-            spec.n_samples, spec.seq_len, spec.vocab_size, spec.embedding_dim,
-            embeddings="random", graph=spec.graph, seed=trial,
+            spec.n_samples,
+            spec.seq_len,
+            spec.vocab_size,
+            spec.embedding_dim,
+            embeddings="random",
+            graph=spec.graph,
+            seed=trial,
         )
         for trial in range(trials)
     ]
 
 
-def _local_theories(
-    W: np.ndarray, datasets: list[Dataset], model: AttentionConfig
-) -> list[Theory]:
+def _local_theories(W: np.ndarray, datasets: list[Dataset], model: AttentionConfig) -> list[Theory]:
     """Local TPG theory of each trial from the attention mass of its final ``W``."""
     _, cache = run_with_cache(W, datasets, model)
     mass = cache["token_mass"].cpu().numpy()  # (B, n, K)
@@ -1064,8 +1137,14 @@ def run_experiment(
     curves = {
         key: np.asarray(history[key], dtype=np.float64)
         for key in (
-            "corr_svm", "corr_svm_fin", "corr_perp_svm", "fin_gap_traj", "top_scc_mass",
-            "label_attention", "norm", "loss",
+            "corr_svm",
+            "corr_svm_fin",
+            "corr_perp_svm",
+            "fin_gap_traj",
+            "top_scc_mass",
+            "label_attention",
+            "norm",
+            "loss",
         )
     }
     curves["one_minus_corr"] = 1.0 - curves["corr_svm"]
@@ -1127,18 +1206,31 @@ def _plot_log_bands(
             arithmetic = np.nanmean(data, axis=0)
         (line,) = ax.plot(steps, 10.0**centre, linewidth=1.5, label=f"{label} (geometric mean)")
         ax.fill_between(
-            steps, 10.0 ** (centre - spread), 10.0 ** (centre + spread), color=line.get_color(),
-            alpha=0.25, linewidth=0,
+            steps,
+            10.0 ** (centre - spread),
+            10.0 ** (centre + spread),
+            color=line.get_color(),
+            alpha=0.25,
+            linewidth=0,
         )
-        ax.plot(steps, np.where(arithmetic > 0, arithmetic, np.nan), linestyle=":",
-                linewidth=1.5, color=line.get_color(), label=f"{label} (arithmetic mean)")
+        ax.plot(
+            steps,
+            np.where(arithmetic > 0, arithmetic, np.nan),
+            linestyle=":",
+            linewidth=1.5,
+            color=line.get_color(),
+            label=f"{label} (arithmetic mean)",
+        )
     ax.set_yscale("log")
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.grid(True, alpha=0.3)
-    ax.legend(title=f"band: geometric mean ×/÷ geometric std, {trials} trials", fontsize=8,
-              title_fontsize=8)
+    ax.legend(
+        title=f"band: geometric mean ×/÷ geometric std, {trials} trials",
+        fontsize=8,
+        title_fontsize=8,
+    )
     return fig
 
 
@@ -1148,14 +1240,24 @@ def _draw_references(fig: Any, references: Sequence[Reference], num_steps: int, 
         if ref.kind == "hline":
             ax.axhline(ref.values[0], linestyle="--", color="0.3", linewidth=1.0, label=ref.label)
         elif ref.kind == "band":
-            ax.axhspan(ref.values[0], ref.values[1], color="0.5", alpha=0.2, linewidth=0,
-                       label=ref.label)
+            ax.axhspan(
+                ref.values[0], ref.values[1], color="0.5", alpha=0.2, linewidth=0, label=ref.label
+            )
         else:
             pairs = [(s, v) for s, v in zip(ref.steps, ref.values, strict=True) if s <= num_steps]
             if pairs:
                 xs, ys = zip(*pairs, strict=True)
-                ax.plot(xs, ys, linestyle="none", marker="x", markersize=8, markeredgewidth=2,
-                        color="black", label=ref.label, zorder=5)
+                ax.plot(
+                    xs,
+                    ys,
+                    linestyle="none",
+                    marker="x",
+                    markersize=8,
+                    markeredgewidth=2,
+                    color="black",
+                    label=ref.label,
+                    zorder=5,
+                )
     if logy:
         ax.set_yscale("log")
     title = ax.get_legend().get_title().get_text() if ax.get_legend() else None
@@ -1262,8 +1364,15 @@ def _table(settings: Sequence[SettingResult]) -> str:
             )
     return markdown_table(
         rows,
-        ["setting", "metric", "paper", "ours (mean ± std)", "ours min – max", "ours − paper",
-         "agrees"],
+        [
+            "setting",
+            "metric",
+            "paper",
+            "ours (mean ± std)",
+            "ours min – max",
+            "ours − paper",
+            "agrees",
+        ],
     )
 
 

@@ -108,7 +108,7 @@ def reduce_dataset(dataset: Dataset, graphs: PriorityGraphs) -> ReducedData:
 
 
 def project(W: Any, basis: np.ndarray) -> np.ndarray:
-    """``Proj_{S_fin} W`` for ``W`` of shape (..., d, d), given an orthonormal ``basis`` (p, d, d)."""
+    """``Proj_{S_fin} W`` for ``W`` of shape (..., d, d) and an orthonormal ``basis`` (p, d, d)."""
     W = np.asarray(W, dtype=np.float64)
     if basis.shape[0] == 0:
         return np.zeros_like(W)
@@ -203,8 +203,9 @@ class _ReducedLoss:
     ``u = jacobian @ theta``. Each reduced sample is a list of (pair, count) entries.
     """
 
-    def __init__(self, E: np.ndarray, reduced: ReducedData, gq: np.ndarray, gi: np.ndarray,
-                 gj: np.ndarray) -> None:
+    def __init__(
+        self, E: np.ndarray, reduced: ReducedData, gq: np.ndarray, gi: np.ndarray, gj: np.ndarray
+    ) -> None:
         K = E.shape[0]
         sample_of = np.repeat(np.arange(reduced.n_samples), reduced.lengths)
         keys = (sample_of * K + reduced.tokens).astype(np.int64)
@@ -214,11 +215,15 @@ class _ReducedLoss:
         self.entry_count = counts.astype(np.float64)
         self.entry_is_label = self.entry_token == reduced.labels[self.entry_sample]
         entry_query = reduced.queries[self.entry_sample]
-        pair_keys, self.entry_pair = np.unique(entry_query * K + self.entry_token, return_inverse=True)
+        pair_keys, self.entry_pair = np.unique(
+            entry_query * K + self.entry_token, return_inverse=True
+        )
         pair_query, pair_token = pair_keys // K, pair_keys % K
         gram = E @ E.T
         # d u_(t,k) / d theta_c = (e_t^T (e_i - e_j)) (e_k_c^T e_k)
-        self.jacobian = (gram[pair_token][:, gi] - gram[pair_token][:, gj]) * gram[pair_query][:, gq]
+        self.jacobian = (gram[pair_token][:, gi] - gram[pair_token][:, gj]) * gram[pair_query][
+            :, gq
+        ]
         self.n_samples = reduced.n_samples
         self.n_full = reduced.n_full
         self.n_pairs = pair_keys.size
@@ -309,7 +314,7 @@ def solve_finite(
         jac_phi = frame
         phi = np.zeros(frame.shape[1])
         loss_value, grad, hess = objective.evaluate(jac_phi @ phi)
-        for iterations in range(1, max_iter + 1):
+        for iterations in range(1, max_iter + 1):  # noqa: B007 (the count is reported)
             g_phi = jac_phi.T @ grad
             grad_norm = float(np.linalg.norm(g_phi))
             if grad_norm <= tol:
@@ -318,7 +323,7 @@ def solve_finite(
             step = -np.linalg.lstsq(h_phi, g_phi, rcond=None)[0]
             slope = float(g_phi @ step)
             if slope >= 0:  # not a descent direction (numerical): fall back to the gradient
-                step, slope = -g_phi, -grad_norm**2
+                step, slope = -g_phi, -(grad_norm**2)
             alpha = 1.0
             # below round-off of the loss the Armijo test is noise: take the full Newton step
             tiny = -slope <= 1e-13 * (1.0 + abs(loss_value))
@@ -335,7 +340,9 @@ def solve_finite(
             message = f"optimal: gradient norm {grad_norm:.1e} after {iterations} Newton steps"
         else:
             status = SolveStatus.INACCURATE
-            message = f"inaccurate: gradient norm {grad_norm:.1e} > {tol:.0e} after {max_iter} steps"
+            message = (
+                f"inaccurate: gradient norm {grad_norm:.1e} > {tol:.0e} after {max_iter} steps"
+            )
             warnings.warn(f"W_fin {message}", ConvergenceWarning, stacklevel=2)
     delta = E[gi] - E[gj]
     W_fin = (delta * theta[:, None]).T @ E[gq] if gq.size else np.zeros((d, d))

@@ -197,13 +197,14 @@ class PriorityGraphs:
 
         graph = nx.DiGraph(query=int(query))
         levels = self.levels(query)
-        for token, scc in zip(self.tokens(query).tolist(), self.scc_of(query, self.tokens(query))):
+        tokens = self.tokens(query)
+        for token, scc in zip(tokens.tolist(), self.scc_of(query, tokens), strict=True):
             graph.add_node(token, scc=int(scc), level=levels[token])
         graph.add_edges_from(self.edges(query))
         return graph
 
     def condensation(self, query: int) -> Any:
-        """The condensation DAG of ``G^(query)`` (networkx); nodes carry ``members`` and ``level``."""
+        """The condensation DAG of ``G^(query)`` (networkx); nodes: ``members``, ``level``."""
         import networkx as nx
 
         dag = nx.DiGraph(query=int(query))
@@ -212,32 +213,45 @@ class PriorityGraphs:
         ids = self.scc_ids(query)
         if ids.size:
             sel = (self.dag_src >= ids[0]) & (self.dag_src <= ids[-1])
-            dag.add_edges_from(zip(self.dag_src[sel].tolist(), self.dag_dst[sel].tolist(), strict=True))
+            dag.add_edges_from(
+                zip(self.dag_src[sel].tolist(), self.dag_dst[sel].tolist(), strict=True)
+            )
         return dag
 
     def to_dot(self, queries: Any = None, *, token_names: Any = None) -> str:
         """Graphviz DOT text with one cluster per SCC (all queries unless ``queries`` is given)."""
         names = (lambda t: str(token_names[t])) if token_names is not None else str
-        chosen = self.queries.tolist() if queries is None else [int(q) for q in np.atleast_1d(queries)]
+        chosen = (
+            self.queries.tolist() if queries is None else [int(q) for q in np.atleast_1d(queries)]
+        )
         lines = ["digraph token_priority_graphs {", "  rankdir=TB; node [shape=circle];"]
         for q in chosen:
             lines.append(f'  subgraph cluster_query_{q} {{ label="last token {names(q)}";')
             for scc, members in zip(self.scc_ids(q).tolist(), self.sccs(q), strict=True):
-                style = "style=filled; fillcolor=lightyellow;" if len(members) > 1 else "style=dotted;"
-                lines.append(
-                    f'    subgraph cluster_q{q}_scc{scc} {{ label="level {int(self.scc_level[scc])}"; {style}'
+                style = (
+                    "style=filled; fillcolor=lightyellow;" if len(members) > 1 else "style=dotted;"
                 )
-                lines.extend(f'      "q{q}_t{t}" [label="{_dot_escape(names(t))}"];' for t in members)
+                lines.append(
+                    f"    subgraph cluster_q{q}_scc{scc} "
+                    f'{{ label="level {int(self.scc_level[scc])}"; {style}'
+                )
+                lines.extend(
+                    f'      "q{q}_t{t}" [label="{_dot_escape(names(t))}"];' for t in members
+                )
                 lines.append("    }")
             lines.extend(f'    "q{q}_t{i}" -> "q{q}_t{j}";' for i, j in self.edges(q))
             lines.append("  }")
         lines.append("}")
         return "\n".join(lines) + "\n"
 
-    def summary(self, queries: Any = None, *, token_names: Any = None, max_queries: int = 50) -> str:
+    def summary(
+        self, queries: Any = None, *, token_names: Any = None, max_queries: int = 50
+    ) -> str:
         """Readable text: per last token, its SCCs in priority order (``>`` = strictly above)."""
         names = (lambda t: str(token_names[t])) if token_names is not None else str
-        chosen = self.queries.tolist() if queries is None else [int(q) for q in np.atleast_1d(queries)]
+        chosen = (
+            self.queries.tolist() if queries is None else [int(q) for q in np.atleast_1d(queries)]
+        )
         n_cyclic = self.cyclic_queries.size
         head = (
             f"{self.queries.size} last tokens, {self.n_nodes} nodes, {self.n_edges} edges, "

@@ -24,8 +24,14 @@ from .data import Dataset
 from .errors import InvalidDatasetError
 from .theory import Theory, solve
 
-__all__ = ["SELECTED_THRESHOLD", "AMBIGUOUS_THRESHOLD", "LocalSelection", "select_tokens",
-           "local_dataset", "solve_local"]
+__all__ = [
+    "SELECTED_THRESHOLD",
+    "AMBIGUOUS_THRESHOLD",
+    "LocalSelection",
+    "select_tokens",
+    "local_dataset",
+    "solve_local",
+]
 
 SELECTED_THRESHOLD = 1e-2
 AMBIGUOUS_THRESHOLD = 9e-3

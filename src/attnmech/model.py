@@ -715,9 +715,13 @@ class AttentionConfig:
                 raise InvalidParameterError(f"dtype must be float64 or float32, got {self.dtype}")
             object.__setattr__(self, "dtype", names[self.dtype])
         elif self.dtype not in _DTYPES:
-            raise InvalidParameterError(f"dtype must be one of {', '.join(_DTYPES)}, got {self.dtype!r}")
+            raise InvalidParameterError(
+                f"dtype must be one of {', '.join(_DTYPES)}, got {self.dtype!r}"
+            )
         if self.rank is not None and (isinstance(self.rank, bool) or int(self.rank) < 1):
-            raise InvalidParameterError(f"rank must be a positive integer or None, got {self.rank!r}")
+            raise InvalidParameterError(
+                f"rank must be a positive integer or None, got {self.rank!r}"
+            )
         object.__setattr__(self, "device", str(self.device))
 
     @property

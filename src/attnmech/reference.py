@@ -44,7 +44,7 @@ def svm_primal_cvxpy(graphs: PriorityGraphs, embeddings: np.ndarray) -> np.ndarr
 
 
 def svm_dual_clarabel(graphs: PriorityGraphs, embeddings: np.ndarray) -> np.ndarray:
-    """The dual QP with ``Q = C^T C`` from the ``d^2``-long rows, solved by Clarabel; returns ``W``."""
+    """The dual QP, ``Q = C^T C`` from the ``d^2``-long rows, solved by Clarabel; returns ``W``."""
     import clarabel
 
     E = np.asarray(embeddings, dtype=np.float64)

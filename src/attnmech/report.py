@@ -125,7 +125,13 @@ def _draw_panel(
         )
     for token, (x, y) in positions.items():
         ax.text(
-            x, y, names(token), ha="center", va="center", fontsize=9, zorder=4,
+            x,
+            y,
+            names(token),
+            ha="center",
+            va="center",
+            fontsize=9,
+            zorder=4,
             bbox={"boxstyle": "circle,pad=0.25", "facecolor": "white", "edgecolor": "0.2"},
         )
     if edges == "condensation":
@@ -144,8 +150,15 @@ def _draw_panel(
 def _arrow(ax: Any, start: tuple[float, float], end: tuple[float, float], bend: bool, shrink=2):
     ax.add_patch(
         FancyArrowPatch(
-            start, end, arrowstyle="-|>", mutation_scale=9, color="0.25", linewidth=0.8,
-            connectionstyle=f"arc3,rad={0.35 if bend else 0.0}", shrinkA=shrink, shrinkB=shrink,
+            start,
+            end,
+            arrowstyle="-|>",
+            mutation_scale=9,
+            color="0.25",
+            linewidth=0.8,
+            connectionstyle=f"arc3,rad={0.35 if bend else 0.0}",
+            shrinkA=shrink,
+            shrinkB=shrink,
             zorder=2,
         )
     )
@@ -202,7 +215,9 @@ def plot_priority_graphs(
     else:
         chosen = [int(q) for q in np.atleast_1d(queries)]
     if not chosen:
-        raise InvalidParameterError("no last tokens to draw; pass queries= or a dataset with samples")
+        raise InvalidParameterError(
+            "no last tokens to draw; pass queries= or a dataset with samples"
+        )
     names = (lambda t: str(token_names[t])) if token_names is not None else str
     layouts = [_layout(graphs, q) for q in chosen]  # also validates the query ids
     half_width = max((abs(x) for pos, _ in layouts for x, _ in pos.values()), default=0.0)

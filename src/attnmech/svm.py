@@ -374,7 +374,12 @@ def _find_conflict(embeddings: np.ndarray, cons: SVMConstraints) -> list[tuple[i
     y[eq] -= result.x[m:]
     support = np.flatnonzero(np.abs(y) > 1e-9)
     return [
-        (int(cons.query[c]), int(cons.i[c]), int(cons.j[c]), "strict" if cons.strict[c] else "equal")
+        (
+            int(cons.query[c]),
+            int(cons.i[c]),
+            int(cons.j[c]),
+            "strict" if cons.strict[c] else "equal",
+        )
         for c in support
     ]
 
@@ -470,7 +475,8 @@ def solve_graph_svm(
                 shown = ", ".join(f"(k={k}, {i}, {j}, {kind})" for k, i, j, kind in conflicts[:20])
                 raise InfeasibleProblemError(
                     f"the Graph-SVM is infeasible: the embeddings are linearly dependent and these "
-                    f"{len(conflicts)} constraints (last token, i, j) cannot hold together: {shown}; "
+                    f"{len(conflicts)} constraints (last token, i, j) cannot hold together: "
+                    f"{shown}; "
                     "use linearly independent embeddings (vocab_size <= embedding_dim)",
                     conflicts=conflicts,
                 )
@@ -520,7 +526,8 @@ def solve_graph_svm(
     else:
         status = SolveStatus.INACCURATE
         message = (
-            f"inaccurate: max violation {max_violation:.1e} (tol {VIOLATION_TOL:.0e}), relative gap "
+            f"inaccurate: max violation {max_violation:.1e} (tol {VIOLATION_TOL:.0e}), "
+            "relative gap "
             f"{relative_gap:.1e} (tol {GAP_TOL:.0e}); the embeddings may be nearly dependent"
         )
         warnings.warn(f"Graph-SVM {message}", ConvergenceWarning, stacklevel=2)
@@ -625,8 +632,7 @@ def solve_nuclear_svm(graphs: PriorityGraphs, embeddings: Any) -> GraphSVMResult
             constraints.append(margins_expr[equal] == 0)
         problem = cp.Problem(cp.Minimize(cp.normNuc(W_var)), constraints)
         try:
-            problem.solve(solver=cp.CLARABEL, tol_gap_abs=1e-10, tol_gap_rel=1e-10,
-                          tol_feas=1e-10)
+            problem.solve(solver=cp.CLARABEL, tol_gap_abs=1e-10, tol_gap_rel=1e-10, tol_feas=1e-10)
         except cp.error.SolverError as exc:
             raise SolverError(f"nuclear-norm Graph-SVM: Clarabel failed ({exc})") from None
         if problem.status in (cp.INFEASIBLE, cp.INFEASIBLE_INACCURATE):

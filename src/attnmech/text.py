@@ -120,15 +120,25 @@ def text_dataset(
     >>> td.vocabulary, td.n_windows, td.dataset.n_samples  # 3 of 5 windows miss their label
     (['a', 'b', 'c', '<unk>'], 5, 2)
     """
-    if isinstance(source, (str, os.PathLike)) and len(str(source)) < 4096 and Path(source).is_file():
+    if (
+        isinstance(source, (str, os.PathLike))
+        and len(str(source)) < 4096
+        and Path(source).is_file()
+    ):
         text = Path(source).read_text(encoding="utf-8", errors="replace")
     elif isinstance(source, str):
         text = source
     else:
         raise InvalidDatasetError(f"text file {source} does not exist")
-    for name, value in [("vocab_size", vocab_size), ("seq_len", seq_len), ("embedding_dim", embedding_dim)]:
+    for name, value in [
+        ("vocab_size", vocab_size),
+        ("seq_len", seq_len),
+        ("embedding_dim", embedding_dim),
+    ]:
         if not isinstance(value, int) or value < (2 if name == "vocab_size" else 1):
-            raise InvalidDatasetError(f"{name} must be a positive integer (vocab_size >= 2), got {value!r}")
+            raise InvalidDatasetError(
+                f"{name} must be a positive integer (vocab_size >= 2), got {value!r}"
+            )
     words = tokenize(_strip_gutenberg(text), level)
     if len(words) <= seq_len:
         raise InvalidDatasetError(

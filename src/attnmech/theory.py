@@ -55,11 +55,12 @@ class Theory:
     def summary(self) -> str:
         """A few lines: graphs, both solves, norms and accuracy."""
         s, f = self.svm, self.finite
+        nuclear = " (nuclear norm)" if s.solver_stats.extra_stats.get("norm") == "nuclear" else ""
         return "\n".join(
             [
                 f"dataset: {self.dataset!r}",
                 f"graphs: {self.graphs.summary(max_queries=0).splitlines()[0]}",
-                f"W_svm{' (nuclear norm)' if s.solver_stats.extra_stats.get('norm') == 'nuclear' else ''}: "
+                f"W_svm{nuclear}: "
                 f"{s.status.value}, ||W_svm||_F = {s.norm:.6g}, "
                 f"{s.constraints.n_constraints} constraints ({s.constraints.n_original} edges), "
                 f"max violation {s.max_violation:.1e}, relative gap {s.relative_gap:.1e}, "
@@ -71,7 +72,7 @@ class Theory:
         )
 
     def save(self, path: str | os.PathLike[str]) -> Path:
-        """Write ``W_svm``, ``W_fin``, the embeddings, SCCs and solver reports to ``path`` (.npz)."""
+        """Write ``W_svm``, ``W_fin``, embeddings, SCCs and solver reports to ``path`` (.npz)."""
         path = Path(path)
         if path.suffix != ".npz":
             raise InvalidDatasetError(f"theory files are .npz, got {path}")
@@ -139,8 +140,13 @@ def load_theory(path: str | os.PathLike[str]) -> TheoryFile:
     )
 
 
-def solve(dataset: Dataset, *, svm_norm: str = "fro", svm_options: dict[str, Any] | None = None,
-          finite_options: dict[str, Any] | None = None) -> Theory:
+def solve(
+    dataset: Dataset,
+    *,
+    svm_norm: str = "fro",
+    svm_options: dict[str, Any] | None = None,
+    finite_options: dict[str, Any] | None = None,
+) -> Theory:
     """Build the token-priority graphs and solve for ``W_svm`` and ``W_fin``.
 
     Parameters
@@ -212,7 +218,9 @@ class AttentionTheory:
             raise NotFittedError("this AttentionTheory is not fitted yet; call fit(dataset) first")
         return self.theory_.automaton(tie_tol=self.tie_tol)
 
-    def predict_proba(self, sequences: Any, queries: Any = None, R: float | None = None) -> np.ndarray:
+    def predict_proba(
+        self, sequences: Any, queries: Any = None, R: float | None = None
+    ) -> np.ndarray:
         """Next-token distributions of shape (n, vocab_size); see ``Automaton.predict_proba``."""
         return self._automaton().predict_proba(sequences, queries, R)
 

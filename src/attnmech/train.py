@@ -268,13 +268,17 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         if not isinstance(self.model, AttentionConfig):
-            raise InvalidParameterError(f"model must be an AttentionConfig, got {type(self.model).__name__}")
+            raise InvalidParameterError(
+                f"model must be an AttentionConfig, got {type(self.model).__name__}"
+            )
         if self.optimizer not in OPTIMIZERS:
             raise InvalidParameterError(
                 f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}"
             )
         if not (math.isfinite(self.learning_rate) and self.learning_rate > 0):
-            raise InvalidParameterError(f"learning_rate must be a positive number, got {self.learning_rate!r}")
+            raise InvalidParameterError(
+                f"learning_rate must be a positive number, got {self.learning_rate!r}"
+            )
         for name in ("num_steps", "log_every", "checkpoint_every", "seed"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
@@ -290,7 +294,9 @@ class TrainConfig:
             or not isinstance(self.num_trials, (int, np.integer))
             or self.num_trials < 1
         ):
-            raise InvalidParameterError(f"num_trials must be a positive integer, got {self.num_trials!r}")
+            raise InvalidParameterError(
+                f"num_trials must be a positive integer, got {self.num_trials!r}"
+            )
         if isinstance(self.init, str) and self.init not in INITS:
             raise InvalidParameterError(
                 f"init must be one of {', '.join(INITS)} or an array, got {self.init!r}"
@@ -1142,7 +1148,9 @@ def regularization_path(
     """
     config = config if config is not None else AttentionConfig()
     if config.parameterization != "combined":
-        raise InvalidParameterError("regularization_path needs the combined parameterization (W itself)")
+        raise InvalidParameterError(
+            "regularization_path needs the combined parameterization (W itself)"
+        )
     if not isinstance(dataset, Dataset):
         raise InvalidDatasetError(f"expected an attnmech.Dataset, got {type(dataset).__name__}")
     radii_arr = np.sort(np.asarray(radii, dtype=np.float64).reshape(-1))

@@ -38,8 +38,8 @@ import torch
 from torch import Tensor
 
 from .data import Dataset
-from .finite import project
 from .errors import InvalidDatasetError
+from .finite import project
 from .model import HEADS, AttentionConfig, AttentionInputs, inputs_from_datasets, pair_scores
 
 __all__ = [
