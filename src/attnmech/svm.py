@@ -318,6 +318,14 @@ class _ProximalDual:
             settled = np.array_equal(new_active, active)
             kkt = eps * float(np.abs(new_x - x).max(initial=0.0))
             x, active = new_x, new_active
+            if x.size >= 2000:  # progress on long solves (shown by `attnmech -v ...`)
+                logger.info(
+                    "Graph-SVM step %d: %d of %d constraints free, KKT residual %.1e",
+                    iteration,
+                    int((~active).sum()),
+                    x.size,
+                    kkt,
+                )
             if settled and kkt <= tol:
                 return x, iteration
         return x, max_iter
