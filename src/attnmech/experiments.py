@@ -344,6 +344,13 @@ _LEGEND_CORR = {
 }
 
 
+def _paper_line(paper: dict[str, Any], key: str) -> tuple[Reference, ...]:
+    """A horizontal line at the paper's value for ``key``, or nothing if the paper has none."""
+    if key not in paper:
+        return ()
+    return (Reference("hline", f"paper: {paper[key].text}", (paper[key].value,)),)
+
+
 def _cyclic_spec(n: int, T: int, K: int, d: int, paper: dict[str, Any]) -> ExperimentSpec:
     name = f"cyclic-{n}-{T}-{K}-{d}"
     measures: list[Measure] = [
@@ -427,11 +434,7 @@ def _cyclic_spec(n: int, T: int, K: int, d: int, paper: dict[str, Any]) -> Exper
             )
         )
     gap_refs.append(Reference("hline", f"paper: final {paper['gap'].text}", (paper["gap"].value,)))
-    top_refs = (
-        (Reference("hline", f"paper: {paper['top'].text}", (paper["top"].value,)),)
-        if "top" in paper
-        else ()
-    )
+    top_refs = _paper_line(paper, "top")
     title = f"Cyclic TPGs, n={n} T={T} K={K} d={d}, lr 0.01"
     return ExperimentSpec(
         name=name,
@@ -564,17 +567,7 @@ def _acyclic_spec(
             "direction of W(t): 1 - corr (log axis)",
             "The same on a log axis: 1 - corr(W, W_svm).",
             logy=True,
-            references=(
-                (
-                    Reference(
-                        "hline",
-                        f"paper: {paper['one_minus_corr'].text}",
-                        (paper["one_minus_corr"].value,),
-                    ),
-                )
-                if "one_minus_corr" in paper
-                else ()
-            ),
+            references=_paper_line(paper, "one_minus_corr"),
         ),
         FigureSpec(
             "label-attention",
@@ -590,17 +583,7 @@ def _acyclic_spec(
             "hard retrieval: 1 - attention on the label (log axis)",
             "The same on a log axis: 1 - attention on the label.",
             logy=True,
-            references=(
-                (
-                    Reference(
-                        "hline",
-                        f"paper: {paper['one_minus_attn'].text}",
-                        (paper["one_minus_attn"].value,),
-                    ),
-                )
-                if "one_minus_attn" in paper
-                else ()
-            ),
+            references=_paper_line(paper, "one_minus_attn"),
         ),
     )
     return ExperimentSpec(
