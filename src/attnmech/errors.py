@@ -15,6 +15,9 @@ __all__ = [
     "UnrealizableLabelError",
     "InfeasibleProblemError",
     "SolverError",
+    "FileFormatError",
+    "CheckpointError",
+    "OutputError",
     "NotFittedError",
     "ConvergenceWarning",
 ]
@@ -67,6 +70,29 @@ class InfeasibleProblemError(AttnmechError):
 
 class SolverError(AttnmechError):
     """A numerical solver failed to reach the requested accuracy."""
+
+
+class FileFormatError(AttnmechError, ValueError):
+    """A file cannot be read as what it should be (missing, empty, truncated, corrupt, wrong
+    members or types). The message names the file and what is wrong with it.
+
+    Attributes
+    ----------
+    path : str or None
+        The file concerned.
+    """
+
+    def __init__(self, message: str, path: str | None = None) -> None:
+        super().__init__(message)
+        self.path = None if path is None else str(path)
+
+
+class CheckpointError(FileFormatError):
+    """A checkpoint is unreadable, or was written by a run with other options."""
+
+
+class OutputError(AttnmechError, OSError):
+    """An output file or folder cannot be written (checked before long work starts)."""
 
 
 class NotFittedError(AttnmechError, AttributeError):
