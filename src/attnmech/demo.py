@@ -6,6 +6,12 @@ cyclic experiment): it draws the datasets, builds their token-priority graphs, s
 the theory, and writes figures, ``summary.json`` and ``REPORT.md`` into a folder. It is what
 ``attnmech demo`` runs; tests call it with fewer trials and steps.
 
+It is a thin call of the experiments pipeline, not a second implementation:
+:func:`demo_setting` takes the registry entry ``cyclic-6-4-6-8``
+(:data:`attnmech.experiments.EXPERIMENTS`) with the demo's metrics and figures, and
+:func:`attnmech.experiments.run_setting` runs it. This module only writes the demo's short
+report (its table, ``summary.json`` and ``REPORT.md``).
+
 =====================  =================================================================
 setting                value
 =====================  =================================================================
@@ -30,35 +36,33 @@ import os
 import platform
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
 from matplotlib.figure import Figure
 
-from .data import Dataset, make_dataset
+from .data import Dataset
 from .errors import InvalidParameterError
-from .report import (
-    markdown_table,
-    plot_metric_bands,
-    plot_priority_graphs,
-    save_figure,
-    text_table,
-    write_json,
-    write_markdown,
-)
-from .theory import Theory, solve
-from .train import TrainConfig, TrainResult, train
-from .verify import VerificationReport, verify
+from .experiments import EXPERIMENTS, BandFigure, GraphFigure, History, Setting, Verification
+from .experiments._deps import TrainResult, VerificationReport
+from .experiments.figures import draw_figures
+from .experiments.paper import NOTEBOOK_CORR
+from .experiments.runner import run_setting
+from .report import markdown_table, text_table, write_json, write_markdown
+from .theory import Theory
 
 __all__ = [
     "DEFAULT_OUT_DIR",
     "SETTING",
+    "BASE_SETTING",
     "NOTEBOOK_CORR",
     "DemoRow",
     "DemoResult",
     "run_demo",
+    "demo_setting",
     "demo_figures",
 ]
 
@@ -68,8 +72,8 @@ DEFAULT_OUT_DIR = "attnmech-demo"
 SETTING = {"n_samples": 6, "seq_len": 4, "vocab_size": 6, "embedding_dim": 8, "graph": "cyclic"}
 """Sizes of the paper's first experiment (SPEC section 9): n, T, K, d and the kind of graphs."""
 
-NOTEBOOK_CORR = {100: 0.403, 500: 0.863, 1000: 0.946, 2000: 0.979, 4000: 0.986}
-"""Mean corr(W, W_svm) over the authors' notebook's 10 trials at these steps (SPEC section 9)."""
+BASE_SETTING = "cyclic-6-4-6-8"
+"""The registry entry the demo reruns (its data, model and optimiser)."""
 
 # (history key, label, what the paper reports or the theory predicts), in table order
 _ROWS = (
@@ -170,6 +174,31 @@ class DemoResult:
         )
 
 
+def demo_setting(
+    steps: int = 4000, *, learning_rate: float = 0.01, log_every: int = 10, seed: int = 0
+) -> Setting:
+    """The demo as a setting: ``cyclic-6-4-6-8`` of the registry with the demo's metrics and
+    figures (and its steps, step size, logging period and seeds).
+
+    The data, model and optimiser are the registry entry's; the metrics add the exact finite
+    part gap, the distance to the automaton and the verification report, and the figures are
+    the demo's four.
+    """
+    base = EXPERIMENTS[BASE_SETTING]
+    return replace(
+        base,
+        name="demo",
+        num_steps=int(steps),
+        learning_rate=learning_rate,
+        log_every=log_every,
+        init_seed=seed,
+        data=replace(base.data, seed_offset=seed),
+        metrics=(History(_HISTORY), Verification()),
+        measures=(),
+        figures=_FIGURES,
+    )
+
+
 def run_demo(
     out_dir: str | os.PathLike[str] = DEFAULT_OUT_DIR,
     *,
@@ -182,6 +211,9 @@ def run_demo(
     progress: bool = False,
 ) -> DemoResult:
     """Run the paper's first experiment and write its figures and report into ``out_dir``.
+
+    A thin call of the experiments pipeline (:func:`attnmech.experiments.run_setting` on
+    :func:`demo_setting`), with the demo's own output folder and short report.
 
     Parameters
     ----------
@@ -210,13 +242,15 @@ def run_demo(
     ------
     ValueError
         If ``trials`` or ``steps`` is below 1, or another setting is out of range.
+    NotADirectoryError
+        If ``out_dir`` exists and is not a folder (checked before training).
 
     Notes
     -----
     Files written: ``correlations``, ``finite_part`` and ``automaton`` (convergence curves, mean ±
     std over trials, log y axes), ``priority_graphs`` (the token-priority graphs of trial 0, one
     box per SCC), each in every format; ``run.npz`` (the trained weights and histories, read it
-    with :func:`attnmech.train.load_run`); ``summary.json``; ``REPORT.md``.
+    with ``attnmech.load_run``); ``summary.json``; ``REPORT.md``.
     """
     for name, value in (("trials", trials), ("steps", steps)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
@@ -228,42 +262,18 @@ def run_demo(
             errno.ENOTDIR, "exists and is not a folder; choose another output folder", str(out)
         )
     out.mkdir(parents=True, exist_ok=True)  # fail before training, not after
-    timings: dict[str, float] = {}
-    config = TrainConfig(
-        optimizer="ngd",
-        learning_rate=learning_rate,
-        num_steps=int(steps),
-        log_every=log_every,
-        init="uniform",
-        seed=seed,
-    )
-
-    clock = time.perf_counter()
-    sizes = {k: v for k, v in SETTING.items() if k != "graph"}
-    datasets = [
-        make_dataset(**sizes, graph=SETTING["graph"], seed=seed + s) for s in range(int(trials))
-    ]
-    theories = [solve(ds) for ds in datasets]
-    timings["data_and_theory_s"] = time.perf_counter() - clock
-    logger.info("solved %d datasets in %.2f s", len(datasets), timings["data_and_theory_s"])
-
-    clock = time.perf_counter()
-    run = train(datasets, config, theory=theories, progress=progress)
-    timings["train_s"] = time.perf_counter() - clock
-
-    clock = time.perf_counter()
-    report = verify(datasets, run, theories)
-    timings["verify_s"] = time.perf_counter() - clock
-
-    history = {k: np.asarray(v, dtype=np.float64) for k, v in run.history.items()}
-    history = {k: (v[:, None] if v.ndim == 1 and k != "step" else v) for k, v in history.items()}
+    setting = demo_setting(int(steps), learning_rate=learning_rate, log_every=log_every, seed=seed)
+    result, artefacts = run_setting(setting, trials=int(trials), progress=progress)
+    run, report = artefacts["run"], artefacts["verification"]
+    recorded = artefacts["timings"]
+    timings = {key: recorded[key] for key in ("data_and_theory_s", "train_s", "verify_s")}
+    logger.info("solved %d datasets in %.2f s", int(trials), timings["data_and_theory_s"])
+    history = {"step": result.steps, **result.curves}
     rows = _rows(history, report)
     trajectory = _trajectory(history)
 
     clock = time.perf_counter()
-    files: list[Path] = []
-    for name, figure in demo_figures(history, theories[0]).items():
-        files += save_figure(figure, out / name, formats)
+    files = list(draw_figures(result, artefacts, out, formats))
     timings["figures_s"] = time.perf_counter() - clock
     files.append(run.save(out / "run.npz"))
 
@@ -279,8 +289,8 @@ def run_demo(
     logger.info("demo done in %.2f s; wrote %d files to %s", elapsed, len(all_files), out)
     return DemoResult(
         out_dir=out,
-        datasets=datasets,
-        theories=theories,
+        datasets=artefacts["datasets"],
+        theories=artefacts["theories"],
         run=run,
         report=report,
         rows=tuple(rows),
@@ -337,6 +347,87 @@ def _trajectory(history: dict[str, np.ndarray]) -> list[tuple[int, float, float,
 
 # ---------------------------------------------------------------------------------- figures
 _SETTING_TEXT = "n=6, T=4, K=6, d=8, cyclic"
+_HISTORY = (
+    "corr_svm",
+    "corr_svm_fin",
+    "corr_perp_svm",
+    "fin_gap_traj",
+    "fin_gap",
+    "top_scc_mass",
+    "automaton_tv",
+    "norm",
+    "loss",
+)
+
+_CAPTIONS = {
+    "correlations": (
+        "1 - corr of W with the predicted direction, mean ± std over trials (log scale). The "
+        "three correlations of SPEC section 9 approach 1 and nearly coincide: W grows along "
+        "W_svm."
+    ),
+    "finite_part": (
+        "The distance of Proj W (the projection of W onto S_fin) from W_fin(t), the same "
+        "optimiser run from zero on the reduced data, and from the exact W_fin (log scale). "
+        "Bands are clipped below at the smallest trial's value."
+    ),
+    "automaton": (
+        "1 - the attention mass on the top SCC (hard retrieval), and the total-variation "
+        "distance between the model's next-token distribution and the automaton's (log scale)."
+    ),
+    "priority_graphs": (
+        "The token-priority graphs of trial 0: one panel per last token, one box per SCC "
+        "(shaded: a cycle of conflicting priorities), highest priority at the top."
+    ),
+}
+
+_FIGURES = (
+    BandFigure(
+        "correlations",
+        (
+            ("corr_svm", "1 - corr(W, W_svm)", True),
+            ("corr_svm_fin", "1 - corr(W, W_fin + R W_svm)", True),
+            ("corr_perp_svm", "1 - corr(Proj_perp W, W_svm)", True),
+        ),
+        ylabel="1 - correlation (log scale)",
+        title=f"direction of W ({_SETTING_TEXT})",
+        caption=_CAPTIONS["correlations"],
+        logy=True,
+        references=(("paper's notebook at step 4000: 1 - 0.986", 1.0 - NOTEBOOK_CORR[4000]),),
+    ),
+    BandFigure(
+        "finite_part",
+        (
+            ("fin_gap_traj", "||Proj W - W_fin(t)||_F", False),
+            ("fin_gap", "||Proj W - W_fin||_F", False),
+        ),
+        ylabel="Frobenius norm (log scale)",
+        title=f"finite part of W ({_SETTING_TEXT})",
+        caption=_CAPTIONS["finite_part"],
+        logy=True,
+        references=(("paper: ~0.005 at step 4000", 0.005),),
+    ),
+    BandFigure(
+        "automaton",
+        (
+            ("top_scc_mass", "1 - top-SCC attention mass", True),
+            ("automaton_tv", "TV(model, automaton at fitted R)", False),
+        ),
+        ylabel="distance to the automaton (log scale)",
+        title=f"retrieval and the automaton ({_SETTING_TEXT})",
+        caption=_CAPTIONS["automaton"],
+        logy=True,
+        references=(("paper: 1 - 0.9997 (top-SCC mass)", 1.0 - 0.9997),),
+    ),
+    GraphFigure(
+        "theories",
+        "priority_graphs",
+        "trial {trial}: token-priority graphs, one panel per last token\n"
+        "(boxes: SCCs, shaded when they hold a cycle; top: highest priority)",
+        "priority_graphs",
+        _CAPTIONS["priority_graphs"],
+        trial=0,
+    ),
+)
 
 
 def demo_figures(history: Mapping[str, Any], theory: Theory) -> dict[str, Figure]:
@@ -358,56 +449,15 @@ def demo_figures(history: Mapping[str, Any], theory: Theory) -> dict[str, Figure
         each mean ± std over trials on a log y axis with the paper's value as a dashed line, and
         ``priority_graphs``.
     """
-    steps = np.asarray(history["step"])
-
-    def curve(key: str, one_minus: bool = False) -> np.ndarray:
+    curves = {}
+    for key in {key for figure in _FIGURES for key in figure.needs_curves}:
         values = np.asarray(history[key], dtype=np.float64)
-        values = values[:, None] if values.ndim == 1 else values  # (L, trials)
-        return (1.0 - values.T) if one_minus else values.T  # (trials, L)
-
-    figures = {}
-    figures["correlations"] = plot_metric_bands(
-        steps,
-        {
-            "1 - corr(W, W_svm)": curve("corr_svm", True),
-            "1 - corr(W, W_fin + R W_svm)": curve("corr_svm_fin", True),
-            "1 - corr(Proj_perp W, W_svm)": curve("corr_perp_svm", True),
-        },
-        ylabel="1 - correlation (log scale)",
-        title=f"direction of W ({_SETTING_TEXT})",
-        logy=True,
-        reference={"paper's notebook at step 4000: 1 - 0.986": 1.0 - NOTEBOOK_CORR[4000]},
+        curves[key] = values[:, None] if values.ndim == 1 else values  # (L, trials)
+    view = SimpleNamespace(
+        spec=SimpleNamespace(name="demo"), steps=np.asarray(history["step"]), curves=curves
     )
-    figures["finite_part"] = plot_metric_bands(
-        steps,
-        {
-            "||Proj W - W_fin(t)||_F": curve("fin_gap_traj"),
-            "||Proj W - W_fin||_F": curve("fin_gap"),
-        },
-        ylabel="Frobenius norm (log scale)",
-        title=f"finite part of W ({_SETTING_TEXT})",
-        logy=True,
-        reference={"paper: ~0.005 at step 4000": 0.005},
-    )
-    figures["automaton"] = plot_metric_bands(
-        steps,
-        {
-            "1 - top-SCC attention mass": curve("top_scc_mass", True),
-            "TV(model, automaton at fitted R)": curve("automaton_tv"),
-        },
-        ylabel="distance to the automaton (log scale)",
-        title=f"retrieval and the automaton ({_SETTING_TEXT})",
-        logy=True,
-        reference={"paper: 1 - 0.9997 (top-SCC mass)": 1.0 - 0.9997},
-    )
-    graphs = plot_priority_graphs(theory.graphs)
-    graphs.suptitle(
-        "trial 0: token-priority graphs, one panel per last token\n"
-        "(boxes: SCCs, shaded when they hold a cycle; top: highest priority)",
-        fontsize=10,
-    )
-    figures["priority_graphs"] = graphs
-    return figures
+    artefacts = {"theories": [theory]}
+    return {figure.stem("demo"): figure.render(view, artefacts) for figure in _FIGURES}
 
 
 # ---------------------------------------------------------------------------------- files
@@ -473,28 +523,6 @@ def _summary(
         "verification": report.to_dict(),
         "files": files,
     }
-
-
-_CAPTIONS = {
-    "correlations": (
-        "1 - corr of W with the predicted direction, mean ± std over trials (log scale). The "
-        "three correlations of SPEC section 9 approach 1 and nearly coincide: W grows along "
-        "W_svm."
-    ),
-    "finite_part": (
-        "The distance of Proj W (the projection of W onto S_fin) from W_fin(t), the same "
-        "optimiser run from zero on the reduced data, and from the exact W_fin (log scale). "
-        "Bands are clipped below at the smallest trial's value."
-    ),
-    "automaton": (
-        "1 - the attention mass on the top SCC (hard retrieval), and the total-variation "
-        "distance between the model's next-token distribution and the automaton's (log scale)."
-    ),
-    "priority_graphs": (
-        "The token-priority graphs of trial 0: one panel per last token, one box per SCC "
-        "(shaded: a cycle of conflicting priorities), highest priority at the top."
-    ),
-}
 
 
 def _markdown(
