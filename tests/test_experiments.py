@@ -12,30 +12,89 @@ from __future__ import annotations
 import json
 import math
 import re
+from dataclasses import dataclass, replace
+from typing import ClassVar
 
 import numpy as np
 import pytest
 
-from attnmech import AttnmechError
+from attnmech import AttnmechError, make_dataset
+from attnmech.errors import InvalidParameterError
 from attnmech.experiments import (
+    DATA_SOURCES,
     EXPERIMENTS,
+    Approx,
+    CurveFigure,
+    DataSpec,
     ExperimentNotFoundError,
+    History,
+    LogScale,
+    Mean,
+    MeanStd,
     Measure,
+    Metric,
+    OneMinus,
     PaperValue,
-    _measure,  # the per-trial extraction behind every table row
-    run_experiment,
+    Range,
+    Sample,
+    Setting,
+    VerdictRule,
+    register,
     run_reproduction,
+    run_setting,
+    unregister,
 )
+from attnmech.experiments.measures import extract
 
 REDUCED = {"trials": 3, "steps_scale": 0.25}
-GLOBAL = [name for name, spec in EXPERIMENTS.items() if spec.kind == "global"]
-LOCAL = [name for name, spec in EXPERIMENTS.items() if spec.kind == "local"]
+PAPER_SETTINGS = [
+    "cyclic-6-4-6-8",
+    "cyclic-10-6-8-8",
+    "acyclic-4-6-8-8",
+    "acyclic-6-4-6-8-lr0.1",
+    "local-ce",
+    "local-squared",
+    "local-ce-4-6-8-8",
+    "local-squared-4-6-8-8",
+]
+GLOBAL, LOCAL = PAPER_SETTINGS[:4], PAPER_SETTINGS[4:]
+
+
+FAST = ["cyclic-6-4-6-8", "acyclic-6-4-6-8-lr0.1", "local-ce"]  # one of each family
 
 
 @pytest.fixture(scope="module")
-def reduced():
-    """Every setting with 3 trials and a quarter of the paper's steps (about 2 s in all)."""
-    return {name: run_experiment(spec, **REDUCED)[0] for name, spec in EXPERIMENTS.items()}
+def written(tmp_path_factory):
+    """Three settings (cyclic, acyclic, local) through the whole pipeline: 2 trials, a quarter
+    of the paper's steps, PNG figures."""
+    out = tmp_path_factory.mktemp("repro")
+    messages: list[str] = []
+    result = run_reproduction(
+        out, only=FAST, trials=2, steps_scale=0.25, progress=messages.append, formats=("png",)
+    )
+    return out, result, messages
+
+
+@pytest.fixture(scope="module")
+def reduced(written):
+    return {s.name: s for s in written[1].settings}
+
+
+@pytest.fixture(scope="module")
+def reduced_all():
+    """Every setting with 3 trials and a quarter of the paper's steps (slow suite)."""
+    return {name: run_setting(EXPERIMENTS[name], **REDUCED)[0] for name in EXPERIMENTS}
+
+
+def _params(names):
+    return [n if n in FAST else pytest.param(n, marks=pytest.mark.slow) for n in names]
+
+
+def _result(request, name):
+    """The reduced run of ``name``: from the shared fast run, else from the slow fixture."""
+    if name in FAST:
+        return request.getfixturevalue("reduced")[name]
+    return request.getfixturevalue("reduced_all")[name]
 
 
 def mean_curve(result, curve):
@@ -44,24 +103,36 @@ def mean_curve(result, curve):
 
 # ----------------------------------------------------------------------------- registry
 def test_registry_has_every_setting_of_spec_section_9_in_order():
-    assert list(EXPERIMENTS)[:4] == [
-        "cyclic-6-4-6-8",
-        "cyclic-10-6-8-8",
-        "acyclic-4-6-8-8",
-        "acyclic-6-4-6-8-lr0.1",
-    ]
-    assert {"local-ce", "local-squared", "local-ce-4-6-8-8", "local-squared-4-6-8-8"} <= set(
-        EXPERIMENTS
-    )
+    assert list(EXPERIMENTS) == PAPER_SETTINGS
     for name, spec in EXPERIMENTS.items():
         assert spec.name == name
-        expected = ("iden", "log") if spec.kind == "global" else ("gen", spec.loss)
-        assert (spec.head, spec.loss) == expected
-        assert all(m.curve for m in spec.measures) and spec.figures
+        expected = ("iden", "log") if name in GLOBAL else ("gen", spec.loss)
+        assert (spec.head, spec.loss, spec.optimizer, spec.data.source) == (
+            *expected,
+            "ngd",
+            "generated",
+        )
+        produced = {key for metric in spec.metrics for key in metric.curves}
+        assert {m.curve for m in spec.measures} <= produced and spec.figures
     first = EXPERIMENTS["cyclic-6-4-6-8"]
     assert (first.learning_rate, first.num_steps) == (0.01, 4000)
     assert EXPERIMENTS["acyclic-6-4-6-8-lr0.1"].learning_rate == 0.1
     assert {EXPERIMENTS[name].loss for name in LOCAL} == {"ce", "squared"}
+    # the local settings differ from the global ones by their list of metrics, not by a flag
+    assert "local_tpg" in EXPERIMENTS["local-ce"].config(1, 1)["metrics"]
+    assert "local_tpg" not in first.config(1, 1)["metrics"]
+
+
+def test_a_setting_must_record_every_curve_it_reads():
+    base = EXPERIMENTS["cyclic-6-4-6-8"]
+    with pytest.raises(InvalidParameterError, match=r"top_scc_mass.\].*add the metric"):
+        replace(base, metrics=(History(("corr_svm", "fin_gap_traj")),), figures=())
+    with pytest.raises(InvalidParameterError, match="already registered"):
+        register(base)
+    with pytest.raises(InvalidParameterError, match="mode must be one of"):
+        Measure("k", "k", "corr_svm", mode="median")
+    with pytest.raises(InvalidParameterError, match="unknown data source 'authors'"):
+        run_setting(replace(base, data=replace(base.data, source="authors")), trials=1)
 
 
 def test_unknown_experiment_names_the_valid_ones(tmp_path):
@@ -82,45 +153,57 @@ def test_bad_sizes_are_rejected(tmp_path, kwargs):
 
 # ----------------------------------------------------------------------------- agreement rules
 def test_paper_value_rules():
-    mean_std = PaperValue("0.986 +- 0.005", 0.986, kind="mean_std", std=0.005)
-    assert mean_std.agrees(0.984, 0.005, 10)  # 2 standard errors = 0.0045
-    assert not mean_std.agrees(0.975, 0.005, 10)
-    approx = PaperValue("~0.99", 0.99, tol=0.01)
-    assert approx.agrees(0.981, 0.2, 10) and not approx.agrees(0.979, 0.0, 10)
-    log = PaperValue("~7e-5", 7e-5, kind="log", tol=math.log10(2))
-    assert log.agrees(1.2e-4, 0, 10) and not log.agrees(3e-6, 0, 10)
+    def agrees(paper, values):
+        return paper.agrees(Sample.of(values))
+
+    ten = np.full(10, 1.0)
+    mean_std = PaperValue("0.986 +- 0.005", 0.986, MeanStd(std=0.005))
+    # ours 0.984 +- 0.005 over 10 trials: 2 standard errors = 2 sqrt(2 * 0.005^2 / 10) = 0.0045
+    spread = np.array([0.979, 0.989] * 5)  # std 0.005
+    assert agrees(mean_std, spread - 0.001) and not agrees(mean_std, spread - 0.010)
+    approx = PaperValue("~0.99", 0.99, Approx(tol=0.01))
+    assert agrees(approx, 0.981 * ten) and not agrees(approx, 0.979 * ten)
+    log = PaperValue("~7e-5", 7e-5, LogScale(tol=math.log10(2)))
+    assert agrees(log, 1.2e-4 * ten) and not agrees(log, 3e-6 * ten)
     assert log.difference(3.5e-6) == pytest.approx(0.05)
-    top = PaperValue("0.9997", 0.9997, kind="log", tol=math.log10(2), complement=True)
-    assert top.agrees(0.9996, 0, 10) and not top.agrees(0.999, 0, 10)
-    band = PaperValue("~0.70-0.75", 0.725, kind="range", low=0.70, high=0.75)
-    assert band.agrees(0.65, 0.1, 10) and not band.agrees(0.5, 0.1, 10)
-    assert not approx.agrees(math.nan, 0.0, 0)
-    with pytest.raises(ValueError, match="kind"):
-        PaperValue("x", 1.0, kind="median")
+    top = PaperValue("0.9997", 0.9997, LogScale(tol=math.log10(2), complement=True))
+    assert agrees(top, 0.9996 * ten) and not agrees(top, 0.999 * ten)
+    band = PaperValue("~0.70-0.75", 0.725, Range(low=0.70, high=0.75))
+    wide = np.array([0.55, 0.75] * 5)  # mean 0.65, std 0.1: slack 0.063
+    assert agrees(band, wide) and not agrees(band, wide - 0.15)
+    mean = PaperValue("0.863 (mean)", 0.863, Mean())
+    assert agrees(mean, np.array([0.85, 0.87] * 5)) and not agrees(mean, 0.5 * ten)
+    assert not agrees(approx, [math.nan, math.nan])  # no finite value: no agreement
+    assert approx.to_dict()["kind"] == "approx" and approx.to_dict()["tol"] == 0.01
+    assert top.to_dict()["complement"] is True and "factor 2" in top.to_dict()["rule"]
+    with pytest.raises(InvalidParameterError, match="rule must be a VerdictRule"):
+        PaperValue("x", 1.0, "approx")
+    with pytest.raises(InvalidParameterError, match="low <= high"):
+        Range(low=0.8, high=0.7)
 
 
 def test_measure_modes():
     steps = np.array([0, 10, 20, 30])
     curve = np.array([[0.0, 0.5], [0.6, 0.9], [0.95, 0.8], [0.99, np.nan]])  # (steps, trials)
-    np.testing.assert_array_equal(_measure(Measure("k", "k", "c"), steps, curve), curve[-1])
+    np.testing.assert_array_equal(extract(Measure("k", "k", "c"), steps, curve), curve[-1])
     np.testing.assert_array_equal(
-        _measure(Measure("k", "k", "c", mode="step", step=20), steps, curve), [0.95, 0.8]
+        extract(Measure("k", "k", "c", mode="step", step=20), steps, curve), [0.95, 0.8]
     )
-    assert _measure(Measure("k", "k", "c", mode="step", step=40), steps, curve) is None
+    assert extract(Measure("k", "k", "c", mode="step", step=40), steps, curve) is None
     np.testing.assert_array_equal(
-        _measure(Measure("k", "k", "c", mode="first_step_at_least", threshold=0.9), steps, curve),
+        extract(Measure("k", "k", "c", mode="first_step_at_least", threshold=0.9), steps, curve),
         [20.0, 10.0],
     )
     peak_step = Measure("k", "k", "c", mode="mean_peak_step")
-    np.testing.assert_array_equal(_measure(peak_step, steps, curve), [30.0])
+    np.testing.assert_array_equal(extract(peak_step, steps, curve), [30.0])
     peak = Measure("k", "k", "c", mode="mean_peak")
-    np.testing.assert_array_equal(_measure(peak, steps, curve), curve[-1])
+    np.testing.assert_array_equal(extract(peak, steps, curve), curve[-1])
 
 
 # ----------------------------------------------------------------------------- directions
-@pytest.mark.parametrize("name", GLOBAL)
-def test_global_correlation_grows(reduced, name):
-    result = reduced[name]
+@pytest.mark.parametrize("name", _params(GLOBAL))
+def test_global_correlation_grows(request, name):
+    result = _result(request, name)
     corr = mean_curve(result, "corr_svm")
     middle = corr[corr.size // 2]
     assert corr[-1] > middle > corr[0] + 0.5
@@ -129,13 +212,13 @@ def test_global_correlation_grows(reduced, name):
     assert mean_curve(result, "corr_perp_svm")[-1] >= corr[-1] - 1e-3
 
 
-@pytest.mark.parametrize("name", GLOBAL)
-def test_attention_concentrates_on_the_top_scc(reduced, name):
-    result = reduced[name]
+@pytest.mark.parametrize("name", _params(GLOBAL))
+def test_attention_concentrates_on_the_top_scc(request, name):
+    result = _result(request, name)
     top = mean_curve(result, "top_scc_mass")
     assert top[-1] > top[0] and top[-1] > 0.6
     assert np.all(np.nanmax(result.curves["top_scc_mass"], axis=0) <= 1 + 1e-12)
-    if EXPERIMENTS[name].graph == "acyclic":  # the label is an SCC of its own
+    if EXPERIMENTS[name].data.graph == "acyclic":  # the label is an SCC of its own
         assert np.all(result.curves["label_attention"] <= result.curves["top_scc_mass"] + 1e-12)
         miss = mean_curve(result, "one_minus_label_attention")
         assert miss[-1] < miss[0] / 10 and np.all(result.curves["one_minus_label_attention"] > 0)
@@ -146,15 +229,15 @@ def test_attention_concentrates_on_the_top_scc(reduced, name):
         )
 
 
-@pytest.mark.parametrize("name", [n for n in GLOBAL if EXPERIMENTS[n].graph == "cyclic"])
-def test_finite_part_gap_shrinks(reduced, name):
-    gap = mean_curve(reduced[name], "fin_gap_traj")
+@pytest.mark.parametrize("name", _params(["cyclic-6-4-6-8", "cyclic-10-6-8-8"]))
+def test_finite_part_gap_shrinks(request, name):
+    gap = mean_curve(_result(request, name), "fin_gap_traj")
     assert gap[-1] < gap[3 * gap.size // 4] < gap.max()  # past its peak and falling
 
 
-@pytest.mark.parametrize("name", LOCAL)
-def test_local_prediction_beats_the_global_one(reduced, name):
-    result = reduced[name]
+@pytest.mark.parametrize("name", _params(LOCAL))
+def test_local_prediction_beats_the_global_one(request, name):
+    result = _result(request, name)
     local, global_ = mean_curve(result, "corr_svm_local"), mean_curve(result, "corr_svm")
     assert local[-1] > global_[-1] + 0.1
     assert local[-1] > 0.9
@@ -165,7 +248,7 @@ def test_local_prediction_beats_the_global_one(reduced, name):
 def test_metrics_summarise_the_per_trial_values(reduced):
     result = reduced["cyclic-6-4-6-8"]
     metric = result.metric("corr_svm@final")
-    assert metric.values.shape == (REDUCED["trials"],)
+    assert metric.values.shape == (2,)
     np.testing.assert_allclose(metric.values, result.curves["corr_svm"][-1])
     assert metric.mean == pytest.approx(metric.values.mean())
     assert metric.std == pytest.approx(metric.values.std())
@@ -177,44 +260,31 @@ def test_metrics_summarise_the_per_trial_values(reduced):
 
 
 # ----------------------------------------------------------------------------- files
-@pytest.fixture(scope="module")
-def written(tmp_path_factory):
-    out = tmp_path_factory.mktemp("repro")
-    messages: list[str] = []
-    result = run_reproduction(
-        out,
-        only=["cyclic-6-4-6-8", "local-ce"],
-        trials=2,
-        steps_scale=0.05,
-        progress=messages.append,
-    )
-    return out, result, messages
-
-
 def test_reproduction_writes_figures_results_and_report(written):
     out, result, messages = written
-    assert [s.name for s in result.settings] == ["cyclic-6-4-6-8", "local-ce"]
-    assert len(messages) == 5 and "cyclic-6-4-6-8" in messages[0]
-    for setting in result.settings:
-        pngs = {p.name for p in setting.figures if p.suffix == ".png"}
-        pdfs = {p.name for p in setting.figures if p.suffix == ".pdf"}
-        assert {name[:-4] for name in pngs} == {name[:-4] for name in pdfs}
-        assert len(pngs) >= len(setting.spec.figures)
+    assert [s.name for s in result.settings] == FAST
+    assert len(messages) == 7 and "cyclic-6-4-6-8" in messages[0] and "agree" in messages[1]
+    for setting in result.settings:  # one PNG per figure object, named <setting>-<slug>
+        names = [p.name for p in setting.figures]
+        assert names == [f"{f.stem(setting.name)}.png" for f in setting.spec.figures]
     for path in result.files:
         assert path.exists() and path.stat().st_size > 0
-    assert (out / "local-ce-tpg-local.png").exists() and (out / "local-ce-tpg-global.pdf").exists()
+    assert (out / "local-ce-tpg-local.png").read_bytes()[:4] == b"\x89PNG"
+    assert not list(out.glob("*.pdf"))  # formats=("png",)
     assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temporary files left
 
 
 def test_results_json_has_every_number(written):
     out, result, _ = written
     data = json.loads((out / "results.json").read_text())
-    assert data["trials"] == 2 and data["steps_scale"] == 0.05
+    assert data["trials"] == 2 and data["steps_scale"] == 0.25
     assert data["wall_time_s"] == pytest.approx(result.wall_time_s)
-    assert set(data["settings"]) == {"cyclic-6-4-6-8", "local-ce"}
+    assert list(data["settings"]) == FAST
     setting = data["settings"]["cyclic-6-4-6-8"]
-    assert setting["config"]["num_steps"] == 200 and setting["config"]["learning_rate"] == 0.01
-    assert setting["wall_time_s"] > 0
+    assert setting["config"]["num_steps"] == 1000 and setting["config"]["learning_rate"] == 0.01
+    # the setting's time covers its training; the run's covers every setting
+    assert setting["train_time_s"] <= setting["wall_time_s"] <= data["wall_time_s"]
+    assert setting["config"]["dataset_seeds"] == [0, 1] and setting["config"]["init_seed"] == 0
     corr = setting["metrics"]["corr_svm@final"]
     assert {"mean", "std", "min", "max", "values", "paper", "difference", "agrees"} <= set(corr)
     assert corr["paper"]["value"] == 0.986 and corr["min"] <= corr["mean"] <= corr["max"]
@@ -222,8 +292,19 @@ def test_results_json_has_every_number(written):
     local = data["settings"]["local-ce"]
     assert "corr_svm_local@final" in local["metrics"]
     assert len(local["diagnostics"]["went_local"]) == 2
+    went = local["diagnostics"]["n_went_local"]
+    assert (
+        local["notes"][0].startswith("GD converged to a local direction")
+        and f"in {went} of 2" in local["notes"][0]
+    )
     with np.load(out / "curves.npz") as curves:
-        assert curves["local-ce/corr_svm_local"].shape == (11, 2)  # 100 steps, every 10
+        assert curves["local-ce/corr_svm_local"].shape == (51, 2)  # 500 steps, every 10
+        np.testing.assert_array_equal(curves["local-ce/step"], np.arange(0, 501, 10))
+        for name in FAST:  # the file holds exactly the curves of the run, bit for bit
+            for key, value in result.setting(name).curves.items():
+                np.testing.assert_array_equal(curves[f"{name}/{key}"], value)
+        values = curves["cyclic-6-4-6-8/corr_svm"][-1]
+    np.testing.assert_array_equal(corr["values"], values)
 
 
 def test_report_table_and_text_come_from_the_measurements(written):
@@ -238,7 +319,116 @@ def test_report_table_and_text_come_from_the_measurements(written):
     assert "0.986 ± 0.005" in row and f"{metric.mean:.4g}" in row
     for setting, bad in result.disagreements:  # each disagreement is explained with its numbers
         assert f"**{setting}, {bad.measure.label}**" in text
-    assert "attnmech reproduce --only cyclic-6-4-6-8 --only local-ce --trials 2" in text
+    assert (
+        "attnmech reproduce --only cyclic-6-4-6-8 --only acyclic-6-4-6-8-lr0.1 --only local-ce "
+        "--trials 2" in text
+    )
+
+
+# --------------------------------------------------------------- one entry = one experiment
+@dataclass(frozen=True)
+class NormRatio(Metric):
+    """A new metric: ||W(t)|| / ||W(0)||, from the recorded norm curve."""
+
+    curves: tuple[str, ...] = ("norm_ratio",)
+    requires: tuple[str, ...] = ("norm",)
+    name: ClassVar[str] = "norm_ratio"
+
+    def compute(self, record):
+        norm = record.curves["norm"]
+        return {"norm_ratio": norm / norm[0]}
+
+
+@dataclass(frozen=True)
+class AtLeast(VerdictRule):
+    """A new verdict rule: every trial at or above the paper's value."""
+
+    kind: ClassVar[str] = "at_least"
+
+    def agrees(self, paper, ours):
+        return bool(ours.values.min() >= paper)
+
+    def describe(self):
+        return "every trial at least the paper's value"
+
+
+def _tiny_source(spec, trials):
+    """A new data source: generated datasets with seeds 100, 101, ..."""
+    return [
+        make_dataset(
+            spec.n_samples,
+            spec.seq_len,
+            spec.vocab_size,
+            spec.embedding_dim,
+            graph=spec.graph,
+            seed=100 + trial,
+        )
+        for trial in range(trials)
+    ]
+
+
+@pytest.fixture
+def tiny_entry():
+    """One registry entry (with its own data source, metric and verdict rule), removed after."""
+    DATA_SOURCES["tiny-fixed"] = _tiny_source
+    setting = register(
+        Setting(
+            name="tiny-test",
+            title="Tiny: cyclic n=4 T=4 K=4 d=8, lr 0.1",
+            kind="global",
+            data=DataSpec("cyclic", 4, 4, 4, 8, source="tiny-fixed"),
+            learning_rate=0.1,
+            num_steps=300,
+            metrics=(History(("corr_svm", "norm")), NormRatio(), OneMinus("corr_svm", "gap")),
+            measures=(
+                Measure(
+                    "corr@final",
+                    "corr(W, W_svm), final",
+                    "corr_svm",
+                    paper=PaperValue(">= 0.9", 0.9, AtLeast(), "test"),
+                ),
+                Measure(
+                    "growth@final",
+                    "norm growth",
+                    "norm_ratio",
+                    paper=PaperValue(">= 1000", 1000.0, AtLeast(), "test"),
+                    note="too few steps",
+                ),
+            ),
+            figures=(
+                CurveFigure("corr", (("corr_svm", "corr"), ("gap", "1 - corr")), "c", "h", "cap"),
+            ),
+            description="A test entry.",
+        )
+    )
+    yield setting
+    unregister("tiny-test")
+    del DATA_SOURCES["tiny-fixed"]
+
+
+def test_one_registry_entry_is_one_experiment(tiny_entry, tmp_path):
+    result = run_reproduction(tmp_path, only=["tiny-test"], trials=2, progress=lambda m: None)
+    assert [s.name for s in result.settings] == ["tiny-test"]
+    assert "tiny-test" not in EXPERIMENTS or EXPERIMENTS["tiny-test"] is tiny_entry
+    data = json.loads((tmp_path / "results.json").read_text())["settings"]["tiny-test"]
+    assert data["config"]["data_source"] == "tiny-fixed"
+    assert data["config"]["metrics"] == ["history", "norm_ratio", "one_minus"]
+    with np.load(tmp_path / "curves.npz") as curves:
+        norm, corr = curves["tiny-test/norm"], curves["tiny-test/corr_svm"]
+        np.testing.assert_allclose(curves["tiny-test/norm_ratio"], norm / norm[0], rtol=1e-15)
+        np.testing.assert_allclose(curves["tiny-test/gap"], 1 - corr, rtol=1e-15)
+    # the data source was used: the datasets are those of seeds 100 and 101
+    _, artefacts = run_setting(tiny_entry, trials=1, steps_scale=0.01)
+    assert artefacts["datasets"] == [make_dataset(4, 4, 4, 8, graph="cyclic", seed=100)]
+    corr_row, growth = data["metrics"]["corr@final"], data["metrics"]["growth@final"]
+    np.testing.assert_allclose(corr_row["values"], corr[-1], rtol=1e-15)
+    assert min(corr_row["values"]) >= 0.9 and corr_row["agrees"] is True
+    assert corr_row["paper"]["kind"] == "at_least"
+    assert 1 < growth["mean"] < 1000 and growth["agrees"] is False  # 300 steps of lr 0.1
+    report = (tmp_path / "REPRODUCTION.md").read_text()
+    assert "**tiny-test, norm growth**" in report and "every trial at least" in report
+    assert "Why: too few steps." in report and "![cap](tiny-test-corr.png)" in report
+    assert (tmp_path / "tiny-test-corr.pdf").exists()
 
 
 # ----------------------------------------------------------------------------- the full run
@@ -251,7 +441,6 @@ def full(tmp_path_factory):
 def test_full_reproduction_runs_every_setting(full):
     # its wall time (the issue: under 5 minutes on 2 cores) is measured and stated in
     # REPRODUCTION.md, not asserted here: timings belong in reports and benchmarks
-    assert full.wall_time_s > 0
     assert [s.name for s in full.settings] == list(EXPERIMENTS)
     assert all(s.trials == 10 for s in full.settings)
 

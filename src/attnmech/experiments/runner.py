@@ -152,6 +152,7 @@ def run_reproduction(
     trials: int = 10,
     steps_scale: float = 1.0,
     progress: Progress | None = None,
+    formats: Sequence[str] = ("png", "pdf"),
 ) -> ReproductionResult:
     """Run the paper's experiments and write figures, ``results.json`` and ``REPRODUCTION.md``.
 
@@ -169,6 +170,8 @@ def run_reproduction(
         paper is meaningful at 1.0).
     progress : callable, optional
         ``progress(message)`` is called with one line of text before and after each setting.
+    formats : sequence of str, default=("png", "pdf")
+        Formats of every figure (the report embeds the PNGs and links the PDFs).
 
     Returns
     -------
@@ -193,7 +196,7 @@ def run_reproduction(
         say(f"[{index}/{len(settings)}] {setting.name}: {setting.title} ({trials} trials)")
         setting_started = time.perf_counter()
         result, artefacts = run_setting(setting, trials=trials, steps_scale=steps_scale)
-        figures = draw_figures(result, artefacts, out)
+        figures = draw_figures(result, artefacts, out, formats)
         wall = time.perf_counter() - setting_started
         result = replace(result, wall_time_s=wall, figures=figures)
         results.append(result)
