@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from attnmech import make_dataset
-from attnmech.demo import NOTEBOOK_CORR, DemoResult, demo_figures, run_demo
+from attnmech.demo import NOTEBOOK_CORR, DemoResult, demo_figures, demo_setting, run_demo
+from attnmech.experiments import EXPERIMENTS, run_setting
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 FIGURES = ("correlations", "finite_part", "automaton", "priority_graphs")
@@ -34,6 +35,26 @@ def test_demo_trains_the_papers_setting(small_demo):
     )
     assert (config.model.head, config.model.loss, config.model.dtype) == ("iden", "log", "float64")
     assert result.report.num_trials == 3 and result.report.is_cyclic.all()
+
+
+def test_demo_is_the_registry_pipeline(small_demo):
+    """The demo reruns the registry entry cyclic-6-4-6-8 through the same runner: its curves are
+    those of run_setting on that entry, bit for bit."""
+    base = EXPERIMENTS["cyclic-6-4-6-8"]
+    setting = demo_setting(120)
+    assert setting.data == base.data and setting.optimizer == base.optimizer == "ngd"
+    assert (setting.head, setting.loss, setting.init, setting.init_seed) == (
+        "iden",
+        "log",
+        "uniform",
+        0,
+    )
+    assert demo_setting(120, seed=5).data.seed_offset == 5
+    result, _ = run_setting(base, trials=3, steps_scale=120 / base.num_steps)
+    history = small_demo.run.history
+    np.testing.assert_array_equal(result.steps, history["step"])
+    for key in ("corr_svm", "corr_svm_fin", "fin_gap_traj", "top_scc_mass", "norm"):
+        np.testing.assert_array_equal(result.curves[key], history[key])
 
 
 def test_demo_table_matches_the_report(small_demo):
