@@ -127,6 +127,11 @@ def test_a_setting_must_record_every_curve_it_reads():
     base = EXPERIMENTS["cyclic-6-4-6-8"]
     with pytest.raises(InvalidParameterError, match=r"top_scc_mass.\].*add the metric"):
         replace(base, metrics=(History(("corr_svm", "fin_gap_traj")),), figures=())
+    local = EXPERIMENTS["local-ce"]
+    with pytest.raises(InvalidParameterError, match=r"\['local_theories'\].*LocalTPG"):
+        replace(
+            local, metrics=local.metrics[:3], measures=local.measures[:1], figures=local.figures[3:]
+        )
     with pytest.raises(InvalidParameterError, match="already registered"):
         register(base)
     with pytest.raises(InvalidParameterError, match="mode must be one of"):

@@ -137,6 +137,8 @@ class CurveFigure:
     logy: bool = False
     references: tuple[Reference, ...] = ()
 
+    needs_artefacts = ()
+
     @property
     def needs_curves(self) -> tuple[str, ...]:
         return tuple(key for key, _ in self.curves)
@@ -147,17 +149,18 @@ class CurveFigure:
     def render(self, result: Any, artefacts: dict[str, Any]) -> Figure:
         setting = result.spec
         curves = {label: result.curves[key].T for key, label in self.curves}
-        labels = {
-            "ylabel": self.ylabel,
-            "title": f"{setting.title}\n{self.heading}",
-            "xlabel": f"step ({setting.optimizer_text}, lr {setting.learning_rate:g})",
-        }
+        title = f"{setting.title}\n{self.heading}"
+        xlabel = f"step ({setting.optimizer_text}, lr {setting.learning_rate:g})"
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # NaN columns (W_svm = 0)
             if self.logy:
-                fig = plot_log_bands(result.steps, curves, **labels)
+                fig = plot_log_bands(
+                    result.steps, curves, ylabel=self.ylabel, title=title, xlabel=xlabel
+                )
             else:
-                fig = plot_metric_bands(result.steps, curves, **labels)
+                fig = plot_metric_bands(
+                    result.steps, curves, ylabel=self.ylabel, title=title, xlabel=xlabel
+                )
             _draw_references(fig, self.references, result.num_steps, self.logy)
         return fig
 
@@ -178,6 +181,8 @@ class BandFigure:
     caption: str
     logy: bool = False
     references: tuple[tuple[str, float], ...] = ()
+
+    needs_artefacts = ()
 
     @property
     def needs_curves(self) -> tuple[str, ...]:
@@ -226,6 +231,10 @@ class GraphFigure:
     caption: str
     trial: int | None = None
     needs_curves: tuple[str, ...] = ()
+
+    @property
+    def needs_artefacts(self) -> tuple[str, ...]:
+        return (self.artefact,)
 
     def stem(self, setting_name: str) -> str:
         return self.file_stem.format(name=setting_name)

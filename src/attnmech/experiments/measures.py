@@ -95,11 +95,12 @@ class Metric:
 
     Subclasses set ``curves`` (names) and implement :meth:`compute`; ``needs_W_history`` asks the
     runner to record ``W`` at every logged step; ``requires`` names curves an earlier metric must
-    have produced.
+    have produced; ``artefacts`` names what it adds to the run's artefacts (for figures).
     """
 
     name: ClassVar[str] = ""
     needs_W_history: ClassVar[bool] = False
+    artefacts: ClassVar[tuple[str, ...]] = ()
     curves: tuple[str, ...] = ()
     requires: tuple[str, ...] = ()
 
@@ -191,7 +192,7 @@ def _json_float(value: Any) -> float | None:
     return value if np.isfinite(value) else None
 
 
-def _fmt(value: float | None) -> str:
+def _fmt(value: Any) -> str:
     if value is None or not np.isfinite(value):
         return "n/a"
     magnitude = abs(value)
@@ -214,6 +215,7 @@ class LocalTPG(Metric):
     requires: tuple[str, ...] = ("norm",)
     name: ClassVar[str] = "local_tpg"
     needs_W_history: ClassVar[bool] = True
+    artefacts: ClassVar[tuple[str, ...]] = ("local_theories",)
 
     def compute(self, record: RunRecord) -> dict[str, np.ndarray]:
         W = np.asarray(record.run.W)
@@ -323,6 +325,7 @@ class Verification(Metric):
     """
 
     name: ClassVar[str] = "verify"
+    artefacts: ClassVar[tuple[str, ...]] = ("verification",)
 
     def compute(self, record: RunRecord) -> dict[str, np.ndarray]:
         record.artefacts["verification"] = verify(record.datasets, record.run, record.theories)
@@ -353,8 +356,9 @@ def extract(measure: Measure, steps: np.ndarray, curve: np.ndarray) -> np.ndarra
     if measure.mode == "final":
         return curve[-1]
     if measure.mode == "step":
-        index = int(np.searchsorted(steps, measure.step))
-        if index >= steps.size or steps[index] != measure.step:
+        step = int(measure.step if measure.step is not None else -1)
+        index = int(np.searchsorted(steps, step))
+        if index >= steps.size or steps[index] != step:
             return None
         return curve[index]
     with warnings.catch_warnings():

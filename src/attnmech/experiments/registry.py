@@ -323,7 +323,7 @@ def acyclic_setting(
         ),
     ]
     corr = paper["corr"]
-    corr_refs = (Reference("hline", f"paper: {corr.text}", (corr.value,)),)
+    corr_refs: tuple[Reference, ...] = (Reference("hline", f"paper: {corr.text}", (corr.value,)),)
     corr_refs += tuple(
         Reference("points", f"paper: {value.text} at step {step}", (value.value,), (step,))
         for step, value in corr_at.items()

@@ -211,7 +211,7 @@ def run_reproduction(
     machine = machine_info()
     names = None if only is None else [s.name for s in settings]
     command = command_line(names, trials, out, steps_scale)
-    context = {
+    context: dict[str, Any] = {
         "command": command,
         "trials": trials,
         "steps_scale": steps_scale,

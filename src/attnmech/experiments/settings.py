@@ -26,6 +26,9 @@ OPTIMIZER_TEXT = {"ngd": "normalised GD", "gd": "GD", "adam": "Adam"}
 
 INIT_TEXT = {"uniform": "uniform(-1/sqrt(d), 1/sqrt(d))"}
 
+RUNNER_ARTEFACTS = ("datasets", "theories", "run", "timings")
+"""Artefacts every run has (metrics add more)."""
+
 
 @dataclass(frozen=True, slots=True)
 class DataSpec:
@@ -190,6 +193,18 @@ class Setting:
             raise InvalidParameterError(
                 f"setting {self.name!r} reads curves {missing} that none of its metrics produce "
                 f"(they produce {sorted(produced)}); add the metric that records them"
+            )
+        available = set(RUNNER_ARTEFACTS) | {
+            key for metric in self.metrics for key in type(metric).artefacts
+        }
+        absent = sorted(
+            {key for figure in self.figures for key in figure.needs_artefacts} - available
+        )
+        if absent:
+            raise InvalidParameterError(
+                f"setting {self.name!r} draws figures from {absent}, which none of its metrics "
+                f"provide (available: {sorted(available)}); add the metric that makes them "
+                "(for example LocalTPG() for local_theories)"
             )
 
     @property
