@@ -7,6 +7,7 @@ and :mod:`attnmech.demo` imports these names from here, so that the merge change
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import fields
 from typing import Any
 
@@ -26,7 +27,7 @@ __all__ = [
 ]
 
 
-def make_train_config(optimizer_options: dict[str, Any] | None = None, **kwargs: Any) -> Any:
+def make_train_config(optimizer_options: Mapping[str, Any] | None = None, **kwargs: Any) -> Any:
     """A :class:`TrainConfig` from ``kwargs``, with the step rule's options where supported.
 
     ``optimizer_options`` go to ``TrainConfig(optimizer_options=...)`` once the optimiser

@@ -83,9 +83,6 @@ def run_setting(
     trials = _check_trials(trials)
     num_steps = setting.scaled_steps(_check_scale(steps_scale))
     started = time.perf_counter()
-    datasets = load_datasets(setting.data, trials)
-    theories = [solve(ds) for ds in datasets]
-    timings = {"data_and_theory_s": time.perf_counter() - started}
     model = AttentionConfig(head=setting.head, loss=setting.loss, dtype="float64")
     config = make_train_config(
         setting.optimizer_options,
@@ -96,7 +93,10 @@ def run_setting(
         log_every=setting.log_every,
         init=setting.init,
         seed=setting.init_seed,
-    )
+    )  # checked before any work
+    datasets = load_datasets(setting.data, trials)
+    theories = [solve(ds) for ds in datasets]
+    timings = {"data_and_theory_s": time.perf_counter() - started}
     record_W = any(metric.needs_W_history for metric in setting.metrics)
     train_started = time.perf_counter()
     run = train(datasets, config, theory=theories, record_W=record_W, progress=progress)

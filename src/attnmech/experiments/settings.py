@@ -11,7 +11,9 @@ the paper's value and its verdict rule), and the figures (objects of
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
 from ..errors import InvalidParameterError
@@ -134,8 +136,8 @@ class Setting:
         The model (``AttentionConfig(head=..., loss=...)``), float64.
     optimizer : str, default="ngd"
         A name in the step-rule registry.
-    optimizer_options : dict, default={}
-        Keyword arguments of the step rule.
+    optimizer_options : mapping, default={}
+        Keyword arguments of the step rule (stored read-only).
     learning_rate : float
     num_steps : int
         The paper's steps (``steps_scale`` multiplies them).
@@ -165,13 +167,16 @@ class Setting:
     head: str = "iden"
     loss: str = "log"
     optimizer: str = "ngd"
-    optimizer_options: dict[str, Any] = field(default_factory=dict)
+    optimizer_options: Mapping[str, Any] = field(default_factory=dict)
     log_every: int = 10
     init: str = "uniform"
     init_seed: int = 0
     description: str = ""
 
     def __post_init__(self) -> None:
+        object.__setattr__(
+            self, "optimizer_options", MappingProxyType(dict(self.optimizer_options))
+        )
         if not self.name or any(c in self.name for c in "/\\ "):
             raise InvalidParameterError(
                 f"setting name {self.name!r} must be non-empty without spaces or slashes (it "
