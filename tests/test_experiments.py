@@ -486,3 +486,24 @@ def test_full_local_settings_match_the_paper(full, name):
     assert local.mean >= 0.98
     assert global_.mean <= 0.85
     assert local.mean > global_.mean + 0.2
+
+
+def test_local_drift_paragraph_reports_the_drifting_trials():
+    from types import SimpleNamespace
+
+    from attnmech.experiments import LocalTPG
+
+    drifted = SimpleNamespace(
+        name="local-x",
+        trials=3,
+        extra={"drifting_trials": [1], "corr_svm_local_peak": [0.9, 0.99, 0.8]},
+        curves={"corr_svm_local": np.array([[0.5, 0.6, 0.7], [0.9, 0.95, 0.8]])},
+    )
+    steady = SimpleNamespace(name="local-y", trials=2, extra={"drifting_trials": []}, curves={})
+    (text, blank) = LocalTPG.report_paragraph([drifted, steady])
+    assert blank == "" and "local-y" not in text
+    assert (
+        "(local-x: 1 of 3 trials, corr(W, W_svm^loc) peaking at 0.99 on average and ending at 0.95)"
+        in text
+    )
+    assert LocalTPG.report_paragraph([steady]) == [] and History.report_paragraph([drifted]) == []

@@ -18,7 +18,7 @@ import numpy as np
 
 from .._io import atomic_savez
 from ..report import markdown_table, write_json, write_markdown
-from .measures import _fmt
+from .measures import Metric, _fmt
 from .results import MetricResult, SettingResult
 
 __all__ = ["write_results", "write_curves", "write_report", "machine_info", "command_line"]
@@ -244,23 +244,11 @@ def report_text(
         "numbers are read off its figures.",
         "",
     ]
-    drifting = [(r, r.extra["drifting_trials"]) for r in settings if r.extra.get("drifting_trials")]
-    if drifting:
-        listing = "; ".join(
-            f"{r.name}: {len(idx)} of {r.trials} trials, corr(W, W_svm^loc) peaking at "
-            f"{_fmt(np.nanmean([r.extra['corr_svm_local_peak'][t] for t in idx]))} on average "
-            f"and ending at {_fmt(np.nanmean(r.curves['corr_svm_local'][-1][idx]))}"
-            for r, idx in drifting
-        )
-        lines += [
-            "**Numerical drift in the local settings.** In some gen-head trials W(t) reaches the "
-            "local prediction and then drifts away from it while ||W|| keeps growing "
-            f"({listing}). Once the attention saturates, the true gradient is exponentially small "
-            "and its float64 rounding error dominates; normalised GD rescales every step to "
-            "length lr, so it follows that error. The final local correlations below are lowered "
-            "by it; the per-trial peaks show the local prediction was approached.",
-            "",
-        ]
+    kinds: list[type[Metric]] = []  # each metric class once, in order of appearance
+    for result in settings:
+        kinds += [type(m) for m in result.spec.metrics if type(m) not in kinds]
+    for kind in kinds:
+        lines += kind.report_paragraph(settings)
     if failing:
         lines.append(f"{len(failing)} number(s) do not agree under the rules:")
         lines.append("")
