@@ -20,6 +20,7 @@ from .._io import atomic_savez
 from ..report import markdown_table, write_json, write_markdown
 from .measures import Metric, _fmt
 from .results import MetricResult, SettingResult
+from .settings import INIT_TEXT
 
 __all__ = ["write_results", "write_curves", "write_report", "machine_info", "command_line"]
 
@@ -204,6 +205,16 @@ def report_text(
     failing = [(s, m) for s, m in compared if m.agrees is False]
     minutes = wall_time_s / 60.0
     seeds = sorted({s.spec.init_seed for s in settings}) or [0]
+    optimizers = ", ".join(sorted({s.spec.optimizer_text for s in settings}))
+    inits = ", ".join(sorted({INIT_TEXT.get(s.spec.init, s.spec.init) for s in settings}))
+    sources = sorted({s.spec.data.source for s in settings})
+    if sources == ["generated"]:
+        data = (
+            "datasets `make_dataset(n, T, K, d, graph=..., seed=trial)` for trial = "
+            f"0..{trials - 1}"
+        )
+    else:
+        data = f"datasets from the data source(s) {', '.join(sources)}"
     lines = [
         "# Reproduction of the paper's experiments",
         "",
@@ -212,9 +223,8 @@ def report_text(
         f"{__version__}; every number below is computed by this run.",
         "",
         f"- Command: `{command}`",
-        f"- Trials per setting: {trials} (datasets `make_dataset(n, T, K, d, graph=..., "
-        f"seed=trial)` for trial = 0..{trials - 1}; all trials of a setting in one batched "
-        "`train` call; normalised GD, float64, init uniform(-1/sqrt(d), 1/sqrt(d)) with seed "
+        f"- Trials per setting: {trials} ({data}; all trials of a setting in one batched "
+        f"`train` call; {optimizers}, float64, init {inits} with seed "
         f"{', '.join(map(str, seeds))})",
         "- Steps: "
         + ("as in the paper" if steps_scale == 1.0 else f"the paper's × {steps_scale:g}"),
