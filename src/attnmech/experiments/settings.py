@@ -182,11 +182,8 @@ class Setting:
                 f"setting name {self.name!r} must be non-empty without spaces or slashes (it "
                 "prefixes file names)"
             )
-        if isinstance(self.num_steps, bool) or not isinstance(self.num_steps, int):
-            raise InvalidParameterError(
-                f"setting {self.name!r}: num_steps must be a positive int, got {self.num_steps!r}"
-            )
-        if self.num_steps < 1:
+        steps = self.num_steps
+        if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
             raise InvalidParameterError(
                 f"setting {self.name!r}: num_steps must be a positive int, got {self.num_steps!r}"
             )
