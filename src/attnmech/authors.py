@@ -437,7 +437,7 @@ def _graphs_cyclic(sequences: np.ndarray, labels: np.ndarray, K: int) -> bool:
     last = sequences[:, -1]
     for k in np.unique(last):
         graph = nx.DiGraph()
-        for seq, y in zip(sequences[last == k], labels[last == k]):
+        for seq, y in zip(sequences[last == k], labels[last == k], strict=True):
             graph.add_edges_from((int(y), int(j)) for j in seq if j != y)
         if any(len(c) > 1 for c in nx.strongly_connected_components(graph)):
             return True
@@ -646,7 +646,8 @@ def _padded_batch(
     d = {ds.embedding_dim for ds in datasets}
     if len(n) != 1 or len(K) != 1 or len(d) != 1:
         raise InvalidParameterError(
-            "train_authors trains all trials in one batch: every dataset needs the same n, K and d; "
+            "train_authors trains all trials in one batch: every dataset needs the same n, K "
+            "and d; "
             f"got n={sorted(n)}, K={sorted(K)}, d={sorted(d)}"
         )
     width = max(ds.max_length for ds in datasets)
@@ -712,6 +713,37 @@ def _loss_fn(
 
     fn.attention = attention  # type: ignore[attr-defined]
     return fn
+
+
+def _steps(
+    fn: Any,
+    W: Any,
+    num_steps: int,
+    learning_rate: float,
+    loss_every: int,
+    record_every: int,
+    losses: list[np.ndarray],
+    loss_steps: list[int],
+    hist: list[np.ndarray],
+    hist_steps: list[int],
+) -> None:
+    """The notebooks' loop: loss, gradient, ``g / (||g|| + eps)``, SGD step (in place on ``W``)."""
+    import torch
+
+    for step in range(num_steps):
+        value = fn(W)  # (B,)
+        (grad,) = torch.autograd.grad(value.sum(), W)
+        if loss_every and step % loss_every == 0:
+            loss_steps.append(step)
+            losses.append(value.detach().numpy().copy())
+        with torch.no_grad():
+            norm = torch.linalg.vector_norm(grad, dim=(1, 2), keepdim=True)
+            if step == num_steps - 1:
+                fn.W_prev = W.detach().numpy().copy()
+            W -= learning_rate * (grad / (norm + FLOAT64_EPS))
+        if record_every and (step + 1) % record_every == 0:
+            hist_steps.append(step + 1)
+            hist.append(W.detach().numpy().copy())
 
 
 def train_authors(
@@ -791,23 +823,26 @@ def train_authors(
     )
     W = torch.tensor(W0, dtype=torch.float64, requires_grad=True)
     loss_steps, losses, hist_steps, hist = [], [], [], []
-    W_prev = W.detach().clone()
-    for step in range(int(num_steps)):
-        value = fn(W)  # (B,)
-        (grad,) = torch.autograd.grad(value.sum(), W)
-        if loss_every and step % loss_every == 0:
-            loss_steps.append(step)
-            losses.append(value.detach().numpy().copy())
-        with torch.no_grad():
-            norm = torch.linalg.vector_norm(grad, dim=(1, 2), keepdim=True)
-            W_prev = W.detach().clone()
-            W -= learning_rate * (grad / (norm + FLOAT64_EPS))
-        if record_every and (step + 1) % record_every == 0:
-            hist_steps.append(step + 1)
-            hist.append(W.detach().numpy().copy())
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tensors of a few hundred entries: threads only add overhead
+    try:
+        _steps(
+            fn,
+            W,
+            int(num_steps),
+            learning_rate,
+            loss_every,
+            record_every,
+            losses,
+            loss_steps,
+            hist,
+            hist_steps,
+        )
+    finally:
+        torch.set_num_threads(threads)
     return AuthorsRun(
         W=readonly(W.detach().numpy(), np.float64),
-        W_before_last=readonly(W_prev.numpy(), np.float64),
+        W_before_last=readonly(fn.W_prev, np.float64),  # type: ignore[attr-defined]
         loss_steps=readonly(loss_steps, np.int64),
         losses=readonly(np.stack(losses, axis=1) if losses else np.zeros((B, 0)), np.float64),
         history_steps=readonly(hist_steps, np.int64),
@@ -877,7 +912,7 @@ def authors_metrics(
     num_steps: int | None = None,
     eps: float | None = None,
 ) -> dict[str, float]:
-    """The notebooks' final metrics of one trial, with the exact Graph-SVM of :func:`attnmech.solve`.
+    """The notebooks' final metrics of one trial, against the exact Graph-SVM of ``solve``.
 
     ``corr_svm`` = corr(W, W_svm); with the iden head also ``corr_fin`` = corr(W, W_fin(T) + R
     W_svm) (``W_fin(T)`` trained as the authors do, ``R = <W - W_fin(T), W_svm> / ||W_svm||^2``
@@ -1000,12 +1035,14 @@ def compare_with_notebook(
     record = NOTEBOOK_RECORDS.get(name)
     if record is None:
         raise InvalidParameterError(
-            f"no notebook values for setting {name!r}; available: {', '.join(sorted(NOTEBOOK_RECORDS))}"
+            f"no notebook values for setting {name!r}; available: "
+            f"{', '.join(sorted(NOTEBOOK_RECORDS))}"
         )
     trials = record.num_trials if trials is None else _check_trials(trials)
     if trials > record.num_trials:
         raise InvalidParameterError(
-            f"the notebook printed {record.num_trials} trials of {name!r}; ask for at most that many"
+            f"the notebook printed {record.num_trials} trials of {name!r}; ask for at most "
+            "that many"
         )
     setting = SETTINGS[name]
     steps = setting.num_steps if num_steps is None else int(num_steps)
