@@ -60,6 +60,8 @@ logger = logging.getLogger(__name__)
 
 AUTHORS_REPOSITORY = "yixiao-huang/next-token-prediction"
 FLOAT64_EPS = float(np.finfo(np.float64).eps)
+LOG_FORMS = ("probability", "logsumexp", "exact")
+_FAR = -1e30  # finite "minus infinity" for masked scores (keeps logsumexp's gradient finite)
 
 
 @dataclass(frozen=True)
@@ -74,8 +76,9 @@ class AuthorsSetting:
         Notebook file and commit of :data:`AUTHORS_REPOSITORY` it comes from.
     n, T, K, d : int
         Samples, sequence length, vocabulary size, embedding dimension.
-    graph : {"cyclic"}
-        The rejection loop's condition (``check_asyc=False``: redraw until some graph is cyclic).
+    graph : {"cyclic", "acyclic"}
+        The rejection loop's condition (``check_asyc=False``: redraw until some graph is cyclic;
+        ``True``: until every graph is acyclic).
     head : {"iden", "gen"}
     loss : {"log", "squared"}
         ``log``: ``-log(p_y + eps)`` (their ``nll``); ``squared``: ``(1 - softmax(z)_y)^2``
@@ -153,6 +156,24 @@ SETTINGS: dict[str, AuthorsSetting] = {
         learning_rate=0.1,
         num_steps=2000,
         models_after_training=2,
+    ),
+    # No notebook in the repository prints this run (the PDF figure
+    # corr_asyc_log_n6T4K6d8_pos_0.1.pdf has no notebook behind it): the stream below is the
+    # authors' generator as the global notebook runs it with check_asyc=True, not verified data.
+    "acyclic-6-4-6-8-lr0.1": AuthorsSetting(
+        name="acyclic-6-4-6-8-lr0.1",
+        notebook=_GLOBAL_NB + " (check_asyc=True, lr=0.1, ITN=2000; not in the repository)",
+        commit=_COMMIT,
+        n=6,
+        T=4,
+        K=6,
+        d=8,
+        graph="acyclic",
+        head="iden",
+        loss="log",
+        learning_rate=0.1,
+        num_steps=2000,
+        models_after_training=1,
     ),
 }
 
@@ -461,8 +482,9 @@ def draw_authors_dataset(
     generator : torch.Generator
         Advanced exactly as the notebooks advance torch's global generator.
     n, T, K, d : int
-    graph : {"cyclic"}
-        Redraw (everything: embeddings, sequences, labels) until some graph is cyclic.
+    graph : {"cyclic", "acyclic"}
+        Redraw (everything: embeddings, sequences, labels) until some graph is cyclic (their
+        ``check_asyc=False``) or until every graph is acyclic (``check_asyc=True``).
     max_attempts : int
         Give up (InvalidParameterError) after this many draws.
 
@@ -478,10 +500,10 @@ def draw_authors_dataset(
     for name, value in (("n", n), ("T", T), ("K", K), ("d", d)):
         if not isinstance(value, (int, np.integer)) or value < 1:
             raise InvalidParameterError(f"{name} must be a positive integer, got {value!r}")
-    if graph != "cyclic":
+    if graph not in ("cyclic", "acyclic"):
         raise InvalidParameterError(
-            f"graph={graph!r}: the authors' notebooks replayed here redraw until the graphs are "
-            "'cyclic'; use attnmech.make_dataset for other conditions"
+            f"graph={graph!r}: the authors' generator redraws until the graphs are 'cyclic' or "
+            "'acyclic'; use attnmech.make_dataset for other conditions"
         )
     ones = torch.ones(K, dtype=torch.float32)
     for attempt in range(1, max_attempts + 1):
@@ -500,11 +522,11 @@ def draw_authors_dataset(
             if not bool((seq[i] == labels[i]).any()):
                 labels[i] = seq[i, torch.randint(T, (1,), generator=generator)]
         seq_np, lab_np = seq.numpy().astype(np.int64), labels.numpy().astype(np.int64)
-        if _graphs_cyclic(seq_np, lab_np, K):
+        if _graphs_cyclic(seq_np, lab_np, K) == (graph == "cyclic"):
             return Dataset(seq_np, lab_np, emb.numpy()), attempt
-        logger.debug("authors' generator: draw %d rejected (acyclic graphs)", attempt)
+        logger.debug("authors' generator: draw %d rejected (graphs not %s)", attempt, graph)
     raise InvalidParameterError(
-        f"no cyclic dataset in {max_attempts} draws for n={n}, T={T}, K={K}; raise max_attempts "
+        f"no {graph} dataset in {max_attempts} draws for n={n}, T={T}, K={K}; raise max_attempts "
         "or choose sizes with more samples per last token"
     )
 
@@ -661,7 +683,16 @@ def _padded_batch(
 
 
 def _loss_fn(
-    seqs: Any, queries: Any, labels: Any, emb: Any, *, head: str, loss: str, eps: float, n_full: int
+    seqs: Any,
+    queries: Any,
+    labels: Any,
+    emb: Any,
+    *,
+    head: str,
+    loss: str,
+    eps: float,
+    n_full: int,
+    log_form: str = "probability",
 ) -> Any:
     """Per-trial loss closure: ``W (B, d, d) -> (B,)``, written as the notebooks compute it."""
     import torch
@@ -677,18 +708,28 @@ def _loss_fn(
     onehot = torch.nn.functional.one_hot(tok, K).double() * mask[..., None]  # (B, n, T, K)
     lab = labels.reshape(B, n, 1)
 
-    def attention(W: Any) -> Any:
+    def logits_of(W: Any) -> Any:
         qk = q @ W.transpose(1, 2)  # nn.Linear: x W^T, (B, n, d)
         scores = torch.einsum("bnd,bntd->bnt", qk, X)
-        scores = scores.masked_fill(~mask, -math.inf)
-        return torch.softmax(scores, dim=-1)  # (B, n, T)
+        return scores.masked_fill(~mask, -math.inf)  # (B, n, T)
 
     def fn(W: Any) -> Any:
-        s = attention(W)
+        scores = logits_of(W)
+        s = torch.softmax(scores, dim=-1)
         if head == "iden":
             p = torch.einsum("bnt,bntk->bnk", s, onehot)  # (B, n, K)
             p_y = torch.gather(p, 2, lab).squeeze(-1)
-            if loss == "log":
+            if loss == "log" and log_form == "logsumexp":
+                lab_scores = scores.masked_fill(tok != lab, -math.inf)
+                per = torch.logsumexp(scores, -1) - torch.logsumexp(lab_scores, -1)
+            elif loss == "log" and log_form == "exact":
+                # -log p_y = softplus(lse(other scores) - lse(label scores)): the gradient keeps
+                # the label's share sigmoid(a) ~ exp(a) even when p_y rounds to 1
+                is_label = (tok == lab) & mask
+                lse_lab = torch.logsumexp(scores.masked_fill(~is_label, _FAR), -1)
+                lse_other = torch.logsumexp(scores.masked_fill(is_label | ~mask, _FAR), -1)
+                per = torch.nn.functional.softplus(lse_other - lse_lab)
+            elif loss == "log":
                 per = -torch.log(p_y + eps)
             elif loss == "squared":
                 per = (1.0 - p_y) ** 2
@@ -711,7 +752,6 @@ def _loss_fn(
             raise InvalidParameterError(f"head {head!r} is not one of iden, gen")
         return per.sum(dim=1) / n_full
 
-    fn.attention = attention  # type: ignore[attr-defined]
     return fn
 
 
@@ -755,6 +795,7 @@ def train_authors(
     learning_rate: float = 0.01,
     num_steps: int = 4000,
     eps: float = FLOAT64_EPS,
+    log_form: str = "probability",
     queries: Any = None,
     n_full: int | None = None,
     loss_every: int = 500,
@@ -775,6 +816,13 @@ def train_authors(
         ``iden`` with ``log`` (their ``nll``) or ``squared``; ``gen`` with ``squared`` (their
         ``lsq2``) or ``ce``.
     learning_rate, num_steps, eps : float, int, float
+    log_form : {"probability", "logsumexp", "exact"}, default="probability"
+        ``probability``: the notebooks' ``-log(p_y + eps)`` with ``p_y`` summed from the softmax.
+        Once the softmax saturates ``p_y`` rounds to exactly 1 and the label's share of the
+        gradient (``1 - p_y``) vanishes. ``logsumexp``: ``lse_t u_t - lse_{t: x_t = y} u_t``
+        (SPEC section 2), which autograd differentiates with the same loss of the label's share.
+        ``exact``: ``softplus(lse_{x_t != y} u_t - lse_{x_t = y} u_t)``, whose gradient keeps it.
+        ``eps`` is used by ``probability`` only.
     queries : array-like of shape (trials, n), optional
         Query token per sample (default: the last token). The finite-part model of the notebooks
         keeps the full sequence's last token as query for the reduced sequences.
@@ -792,6 +840,10 @@ def train_authors(
     if not (math.isfinite(learning_rate) and learning_rate > 0):
         raise InvalidParameterError(
             f"learning_rate must be a positive number, got {learning_rate!r}"
+        )
+    if log_form not in LOG_FORMS:
+        raise InvalidParameterError(
+            f"log_form must be one of {', '.join(LOG_FORMS)}, got {log_form!r}"
         )
     if not (math.isfinite(eps) and eps >= 0):
         raise InvalidParameterError(f"eps must be a finite number >= 0, got {eps!r}")
@@ -820,6 +872,7 @@ def train_authors(
         loss=loss,
         eps=eps,
         n_full=n if n_full is None else int(n_full),
+        log_form=log_form,
     )
     W = torch.tensor(W0, dtype=torch.float64, requires_grad=True)
     loss_steps, losses, hist_steps, hist = [], [], [], []
