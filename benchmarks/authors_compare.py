@@ -51,7 +51,9 @@ def notebook_section(name: str, trials: int | None, skip_library: bool) -> None:
     print(f"\n## {name}  ({rec.source})")
     print(
         f"datasets equal to the printed ones: {int(cmp.data_equal.sum())}/{cmp.data_equal.size}; "
-        f"rejection-loop draws equal: {int(cmp.attempts_equal.sum())}/{cmp.attempts_equal.size}; "
+        f"rejection-loop draws equal: {int(cmp.attempts_equal.sum())}/{cmp.attempts_equal.size} "
+        f"({'printed' if rec.attempts is not None else 'not printed'}); "
+        f"init variance equal: {int(cmp.init_variance_equal.sum())}/{cmp.data_equal.size}; "
         f"printed losses (4 decimals) max |diff|: {cmp.loss_max_abs_diff:.1e}; "
         f"replay + metrics wall time {wall:.1f} s"
     )

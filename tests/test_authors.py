@@ -89,6 +89,18 @@ def test_regenerated_datasets_equal_printed_local():
     assert tr.attempts.tolist() == LOCAL_ATTEMPTS
 
 
+def test_regenerated_datasets_equal_printed_acyclic_notebook():
+    # mc_next_single_layer_global_converge_acyc.ipynb @ 0d105ef, cell [7]: its own generator
+    # (label map drawn first), n=4, T=6, K=8
+    tr = authors_trials("acyclic-4-6-8-8", 2)
+    assert [ds.padded().tolist() for ds in tr.datasets] == [
+        [[6, 7, 5, 3, 2, 1], [0, 4, 7, 1, 5, 3], [3, 4, 7, 1, 5, 6], [3, 0, 6, 1, 7, 5]],
+        [[0, 2, 3, 7, 4, 5], [1, 7, 6, 3, 2, 4], [1, 3, 2, 5, 6, 7], [3, 2, 6, 0, 4, 7]],
+    ]
+    assert [ds.labels.tolist() for ds in tr.datasets] == [[7, 7, 4, 3], [0, 2, 6, 0]]
+    assert [round(float(np.var(w, ddof=1)), 4) for w in tr.W0] == [0.0395, 0.0447]
+
+
 def test_training_reproduces_printed_losses():
     tr = authors_trials("cyclic-6-4-6-8", 3)
     run = train_authors(tr.datasets, tr.W0, learning_rate=0.01, num_steps=501, loss_every=500)
@@ -140,7 +152,7 @@ def test_bad_input_errors():
 @pytest.mark.slow
 def test_full_comparison_with_global_notebook():
     cmp = compare_with_notebook("cyclic-6-4-6-8")
-    assert cmp.data_equal.all() and cmp.attempts_equal.all()
+    assert cmp.data_equal.all() and cmp.attempts_equal.all() and cmp.init_variance_equal.all()
     assert cmp.loss_max_abs_diff == 0.0
     diff = cmp.max_abs_diff()
     # the notebook's W_svm is SCS's (tolerance ~1e-5); ours is exact
@@ -152,7 +164,7 @@ def test_full_comparison_with_global_notebook():
 @pytest.mark.slow
 def test_full_comparison_with_local_notebook():
     cmp = compare_with_notebook("local-squared-6-4-6-8")
-    assert cmp.data_equal.all() and cmp.attempts_equal.all()
+    assert cmp.data_equal.all() and cmp.attempts_equal.all() and cmp.init_variance_equal.all()
     assert cmp.loss_max_abs_diff == 0.0
     assert cmp.max_abs_diff()["corr_local_svm"] < 1e-4
     d = cmp.abs_diff("corr_svm")
@@ -182,3 +194,11 @@ def test_saturated_softmax_drops_the_label_share_in_the_notebook_loss():
     ]
     for r in runs[1:]:
         np.testing.assert_allclose(r.W, runs[0].W, rtol=0, atol=1e-12)
+
+
+@pytest.mark.slow
+def test_full_comparison_with_acyclic_notebook():
+    cmp = compare_with_notebook("acyclic-4-6-8-8")
+    assert cmp.data_equal.all() and cmp.init_variance_equal.all()
+    assert cmp.loss_max_abs_diff == 0.0
+    assert cmp.max_abs_diff()["corr_svm"] < 1e-6

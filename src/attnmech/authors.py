@@ -91,6 +91,10 @@ class AuthorsSetting:
         Their ``set_seed(1)``.
     models_after_training : int
         Layers built (and drawn) after training, per trial: finite-part models.
+    labels : {"uniform", "map"}
+        ``uniform``: the generator of ``data_utils.py`` (labels uniform in [K], repaired);
+        ``map``: the acyclic notebook's own generator (a label map ``C`` of shape (n, K) drawn
+        first, label ``C[i, last token]``, the draw rejected when a label is not in its sequence).
     """
 
     name: str
@@ -108,6 +112,7 @@ class AuthorsSetting:
     eps: float = FLOAT64_EPS
     seed: int = 1
     models_after_training: int = 1
+    labels: str = "uniform"
 
     @property
     def training_options(self) -> dict[str, Any]:
@@ -157,6 +162,22 @@ SETTINGS: dict[str, AuthorsSetting] = {
         num_steps=2000,
         models_after_training=2,
     ),
+    "acyclic-4-6-8-8": AuthorsSetting(
+        name="acyclic-4-6-8-8",
+        notebook="mc_next_single_layer_global_converge_acyc.ipynb",
+        commit="0d105ef474e260307831c5dfdc2e4648b24b3520",
+        n=4,
+        T=6,
+        K=8,
+        d=8,
+        graph="acyclic",
+        head="iden",
+        loss="log",
+        learning_rate=0.01,
+        num_steps=4000,
+        models_after_training=1,
+        labels="map",
+    ),
     # No notebook in the repository prints this run (the PDF figure
     # corr_asyc_log_n6T4K6d8_pos_0.1.pdf has no notebook behind it): the stream below is the
     # authors' generator as the global notebook runs it with check_asyc=True, not verified data.
@@ -191,8 +212,9 @@ class NotebookRecord:
         The printed ``idx_token``.
     labels : ndarray of int64 of shape (trials, n)
         The printed ``C_alpha``.
-    attempts : ndarray of int64 of shape (trials,)
-        Draws of the rejection loop (the printed "Generating data" lines).
+    attempts : ndarray of int64 of shape (trials,) or None
+        Draws of the rejection loop (the printed "Generating data" lines; None where the
+        notebook does not print them).
     init_variance : ndarray of shape (trials,)
         The printed ``torch.var`` of the initial weight (4 decimals).
     loss_steps : ndarray of int64
@@ -209,7 +231,7 @@ class NotebookRecord:
     source: str
     sequences: np.ndarray
     labels: np.ndarray
-    attempts: np.ndarray
+    attempts: np.ndarray | None
     init_variance: np.ndarray
     loss_steps: np.ndarray
     losses: np.ndarray
@@ -223,7 +245,8 @@ class NotebookRecord:
 def _record(**kw: Any) -> NotebookRecord:
     kw["sequences"] = readonly(kw["sequences"], np.int64)
     kw["labels"] = readonly(kw["labels"], np.int64)
-    kw["attempts"] = readonly(kw["attempts"], np.int64)
+    if kw.get("attempts") is not None:
+        kw["attempts"] = readonly(kw["attempts"], np.int64)
     kw["init_variance"] = readonly(kw["init_variance"], np.float64)
     kw["loss_steps"] = readonly(kw["loss_steps"], np.int64)
     kw["losses"] = readonly(kw["losses"], np.float64)
@@ -352,6 +375,23 @@ NOTEBOOK_RECORDS: dict[str, NotebookRecord] = {
             ],
         },
     ),
+    "acyclic-4-6-8-8": _record(
+        setting="acyclic-4-6-8-8",
+        source="mc_next_single_layer_global_converge_acyc.ipynb @ 0d105ef, cell [7] (per trial)",
+        sequences=[
+            [[6, 7, 5, 3, 2, 1], [0, 4, 7, 1, 5, 3], [3, 4, 7, 1, 5, 6], [3, 0, 6, 1, 7, 5]],
+            [[0, 2, 3, 7, 4, 5], [1, 7, 6, 3, 2, 4], [1, 3, 2, 5, 6, 7], [3, 2, 6, 0, 4, 7]],
+        ],
+        labels=[[7, 7, 4, 3], [0, 2, 6, 0]],
+        attempts=None,
+        init_variance=[0.0395, 0.0447],
+        loss_steps=[0, 500, 1000, 1500, 2000, 2500, 3000, 3500],
+        losses=[
+            [1.8428, 0.4809, 0.1021, 0.0192, 0.0035, 0.0007, 0.0001, 0.0000],
+            [1.7910, 0.4491, 0.0979, 0.0193, 0.0037, 0.0007, 0.0001, 0.0000],
+        ],
+        metrics={"corr_svm": [0.9910601535780379, 0.9946014883983301]},
+    ),
     "local-squared-6-4-6-8": _record(
         setting="local-squared-6-4-6-8",
         source=f"{_LOCAL_NB} @ {_COMMIT[:7]}, cells [3] (per trial) and [4] (final arrays)",
@@ -473,6 +513,7 @@ def draw_authors_dataset(
     d: int,
     *,
     graph: str = "cyclic",
+    labels: str = "uniform",
     max_attempts: int = 10_000,
 ) -> tuple[Dataset, int]:
     """One dataset through the authors' generator and rejection loop (random embeddings).
@@ -485,6 +526,8 @@ def draw_authors_dataset(
     graph : {"cyclic", "acyclic"}
         Redraw (everything: embeddings, sequences, labels) until some graph is cyclic (their
         ``check_asyc=False``) or until every graph is acyclic (``check_asyc=True``).
+    labels : {"uniform", "map"}
+        See :class:`AuthorsSetting`.
     max_attempts : int
         Give up (InvalidParameterError) after this many draws.
 
@@ -505,10 +548,16 @@ def draw_authors_dataset(
             f"graph={graph!r}: the authors' generator redraws until the graphs are 'cyclic' or "
             "'acyclic'; use attnmech.make_dataset for other conditions"
         )
+    if labels not in ("uniform", "map"):
+        raise InvalidParameterError(f"labels must be 'uniform' or 'map', got {labels!r}")
     ones = torch.ones(K, dtype=torch.float32)
     for attempt in range(1, max_attempts + 1):
         vocab = torch.randn(K, d, generator=generator)  # (K, d) float32, as the notebooks draw it
         emb = torch.nn.functional.normalize(vocab.double(), dim=-1)
+        if labels == "map":
+            label_map = torch.multinomial(
+                ones.expand(n, K), K, replacement=False, generator=generator
+            )
         if T <= K:
             seq = torch.multinomial(ones.expand(n, K), T, replacement=False, generator=generator)
         else:
@@ -517,11 +566,16 @@ def draw_authors_dataset(
                 ones.expand(n, K), T - K, replacement=True, generator=generator
             )
             seq = torch.hstack([head, tail])
-        labels = torch.multinomial(ones, n, replacement=True, generator=generator)
-        for i in range(n):
-            if not bool((seq[i] == labels[i]).any()):
-                labels[i] = seq[i, torch.randint(T, (1,), generator=generator)]
-        seq_np, lab_np = seq.numpy().astype(np.int64), labels.numpy().astype(np.int64)
+        if labels == "map":
+            lab = label_map[torch.arange(n), seq[:, -1]]
+            if not all(bool((seq[i] == lab[i]).any()) for i in range(n)):
+                continue
+        else:
+            lab = torch.multinomial(ones, n, replacement=True, generator=generator)
+            for i in range(n):
+                if not bool((seq[i] == lab[i]).any()):
+                    lab[i] = seq[i, torch.randint(T, (1,), generator=generator)]
+        seq_np, lab_np = seq.numpy().astype(np.int64), lab.numpy().astype(np.int64)
         if _graphs_cyclic(seq_np, lab_np, K) == (graph == "cyclic"):
             return Dataset(seq_np, lab_np, emb.numpy()), attempt
         logger.debug("authors' generator: draw %d rejected (graphs not %s)", attempt, graph)
@@ -613,7 +667,13 @@ def authors_trials(name: str, trials: int = 10, *, seed: int | None = None) -> A
     datasets, inits, attempts = [], [], []
     for _ in range(trials):
         ds, tries = draw_authors_dataset(
-            gen, setting.n, setting.T, setting.K, setting.d, graph=setting.graph
+            gen,
+            setting.n,
+            setting.T,
+            setting.K,
+            setting.d,
+            graph=setting.graph,
+            labels=setting.labels,
         )
         inits.append(draw_authors_init(gen, setting.d))
         for _ in range(setting.models_after_training):  # finite-part models: drawn, then zeroed
@@ -1017,6 +1077,9 @@ class NotebookComparison:
     data_equal : ndarray of bool of shape (trials,)
         Regenerated sequences and labels equal the printed ones.
     attempts_equal : ndarray of bool of shape (trials,)
+        Rejection-loop draws equal the printed count (True where the notebook does not print it).
+    init_variance_equal : ndarray of bool of shape (trials,)
+        ``torch.var`` of our initial weight, to 4 decimals, equals the printed one.
     ours : dict of str to ndarray of shape (trials,)
     notebook : dict of str to ndarray of shape (trials,)
     loss_max_abs_diff : float
@@ -1029,6 +1092,7 @@ class NotebookComparison:
     record: NotebookRecord
     data_equal: np.ndarray
     attempts_equal: np.ndarray
+    init_variance_equal: np.ndarray
     ours: dict[str, np.ndarray]
     notebook: dict[str, np.ndarray]
     loss_max_abs_diff: float
@@ -1142,7 +1206,19 @@ def compare_with_notebook(
         setting=setting,
         record=record,
         data_equal=readonly(data_equal, bool),
-        attempts_equal=readonly(tr.attempts == record.attempts[:trials], bool),
+        attempts_equal=readonly(
+            np.ones(trials, bool)
+            if record.attempts is None
+            else tr.attempts == record.attempts[:trials],
+            bool,
+        ),
+        init_variance_equal=readonly(
+            [
+                round(float(np.var(w, ddof=1)), 4) == v
+                for w, v in zip(tr.W0, record.init_variance, strict=False)
+            ],
+            bool,
+        ),
         ours=ours,
         notebook=notebook,
         loss_max_abs_diff=loss_diff,
