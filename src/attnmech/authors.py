@@ -989,31 +989,43 @@ def _corr(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.sum(a * b) / (na * nb))
 
 
-def _finite_part_trajectory(
-    dataset: Dataset, theory: Any, setting: AuthorsSetting, num_steps: int, eps: float
+def _finite_part_trajectories(
+    datasets: list[Dataset] | tuple[Dataset, ...],
+    theories: list[Any],
+    setting: AuthorsSetting,
+    num_steps: int,
+    eps: float,
 ) -> np.ndarray:
-    """The notebooks' ``W_fin(T)``: their optimiser from zero on the reduced data (global TPG)."""
-    red = theory.finite.reduced
-    d = dataset.embedding_dim
-    if red.labels.size == 0:
-        return np.zeros((d, d))
-    # Reduced sequences as a padded dataset of the same n: samples without a cycle get an empty
-    # contribution by sending their (padded) rows through a zero-weight copy.
-    seqs = [red.tokens[red.offsets[i] : red.offsets[i + 1]] for i in range(red.labels.size)]
-    ds_red = Dataset(seqs, red.labels, dataset.embeddings)
+    """The notebooks' ``W_fin(T)`` per trial: their optimiser from zero on the reduced data.
+
+    All trials train in one batch; each reduced dataset is padded to the same sample count
+    with one-token samples ``([0], label 0, query 0)``, whose softmax is exactly 1 and whose
+    gradient is exactly 0, so they change neither the loss's gradient nor the steps.
+    """
+    d = datasets[0].embedding_dim
+    reduced = [th.finite.reduced for th in theories]
+    m = max(max(red.labels.size for red in reduced), 1)
+    padded, queries = [], []
+    for ds, red in zip(datasets, reduced, strict=True):
+        seqs = [
+            list(red.tokens[red.offsets[i] : red.offsets[i + 1]]) for i in range(red.labels.size)
+        ]
+        pad = m - red.labels.size
+        padded.append(Dataset(seqs + [[0]] * pad, list(red.labels) + [0] * pad, ds.embeddings))
+        queries.append(list(red.queries) + [0] * pad)
     run = train_authors(
-        [ds_red],
-        np.zeros((1, d, d)),
+        padded,
+        np.zeros((len(datasets), d, d)),
         head=setting.head,
         loss=setting.loss,
         learning_rate=setting.learning_rate,
         num_steps=num_steps,
         eps=eps,
-        queries=red.queries[None, :],
-        n_full=dataset.n_samples,
+        queries=np.asarray(queries, dtype=np.int64),
+        n_full=datasets[0].n_samples,
         loss_every=0,
     )
-    return np.asarray(run.W[0])
+    return np.asarray(run.W)
 
 
 def authors_metrics(
@@ -1022,8 +1034,10 @@ def authors_metrics(
     setting: AuthorsSetting,
     *,
     W_attention: np.ndarray | None = None,
+    W_fin_T: np.ndarray | None = None,
     num_steps: int | None = None,
     eps: float | None = None,
+    theory: Any = None,
 ) -> dict[str, float]:
     """The notebooks' final metrics of one trial, against the exact Graph-SVM of ``solve``.
 
@@ -1032,17 +1046,24 @@ def authors_metrics(
     fitted once at the end), ``corr_proj`` = corr(W - Proj_{S_fin} W, W_svm), ``norm_gap`` =
     ||Proj_{S_fin} W - W_fin(T)|| and ``R``; with the gen head ``corr_local_svm`` against the
     local Graph-SVM built from the attention at ``W_attention`` (default ``W``).
+
+    ``W_fin_T`` (the authors' trained finite part) and ``theory`` (:func:`attnmech.solve` of
+    ``dataset``) are computed when not given.
     """
     from .finite import project
     from .theory import solve
 
-    theory = solve(dataset)
+    theory = solve(dataset) if theory is None else theory
     W_svm = np.asarray(theory.W_svm)
     out = {"corr_svm": _corr(W, W_svm)}
     if setting.head == "iden":
         steps = setting.num_steps if num_steps is None else num_steps
-        W_fin = _finite_part_trajectory(
-            dataset, theory, setting, steps, setting.eps if eps is None else eps
+        W_fin = (
+            _finite_part_trajectories(
+                [dataset], [theory], setting, steps, setting.eps if eps is None else eps
+            )[0]
+            if W_fin_T is None
+            else np.asarray(W_fin_T, dtype=np.float64)
         )
         R = float(np.sum((W - W_fin) * W_svm) / np.sum(W_svm * W_svm))
         proj = project(W, np.asarray(theory.finite.basis))
@@ -1188,14 +1209,22 @@ def compare_with_notebook(
         if k
         else float("nan")
     )
+    from .theory import solve
+
+    theories = [solve(ds) for ds in tr.datasets]
+    W_fin_T = (
+        _finite_part_trajectories(tr.datasets, theories, setting, steps, eps_used)
+        if setting.head == "iden"
+        else [None] * trials
+    )
     rows = [
         authors_metrics(
             ds,
             np.asarray(run.W[t]),
             setting,
             W_attention=np.asarray(run.W_before_last[t]),
-            num_steps=steps,
-            eps=eps_used,
+            W_fin_T=W_fin_T[t],
+            theory=theories[t],
         )
         for t, ds in enumerate(tr.datasets)
     ]
