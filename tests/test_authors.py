@@ -83,7 +83,7 @@ def test_regenerated_datasets_equal_printed_global():
 
 
 def test_regenerated_datasets_equal_printed_local():
-    tr = authors_trials("local-squared-6-4-6-8", 2)
+    tr = authors_trials("local-squared", 2)
     assert [ds.padded().tolist() for ds in tr.datasets] == LOCAL_SEQ
     assert [ds.labels.tolist() for ds in tr.datasets] == LOCAL_LAB
     assert tr.attempts.tolist() == LOCAL_ATTEMPTS
@@ -106,7 +106,7 @@ def test_training_reproduces_printed_losses():
     run = train_authors(tr.datasets, tr.W0, learning_rate=0.01, num_steps=501, loss_every=500)
     assert run.loss_steps.tolist() == [0, 500]
     np.testing.assert_array_equal(np.round(run.losses, 4), GLOBAL_LOSS)
-    tr = authors_trials("local-squared-6-4-6-8", 2)
+    tr = authors_trials("local-squared", 2)
     run = train_authors(
         tr.datasets, tr.W0, head="gen", loss="squared", learning_rate=0.1, num_steps=501, eps=0.0
     )
@@ -163,7 +163,7 @@ def test_full_comparison_with_global_notebook():
 
 @pytest.mark.slow
 def test_full_comparison_with_local_notebook():
-    cmp = compare_with_notebook("local-squared-6-4-6-8")
+    cmp = compare_with_notebook("local-squared")
     assert cmp.data_equal.all() and cmp.attempts_equal.all() and cmp.init_variance_equal.all()
     assert cmp.loss_max_abs_diff == 0.0
     assert cmp.max_abs_diff()["corr_local_svm"] < 1e-4

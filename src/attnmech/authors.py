@@ -147,8 +147,8 @@ SETTINGS: dict[str, AuthorsSetting] = {
         num_steps=4000,
         models_after_training=1,
     ),
-    "local-squared-6-4-6-8": AuthorsSetting(
-        name="local-squared-6-4-6-8",
+    "local-squared": AuthorsSetting(
+        name="local-squared",
         notebook=_LOCAL_NB,
         commit=_COMMIT,
         n=6,
@@ -392,8 +392,8 @@ NOTEBOOK_RECORDS: dict[str, NotebookRecord] = {
         ],
         metrics={"corr_svm": [0.9910601535780379, 0.9946014883983301]},
     ),
-    "local-squared-6-4-6-8": _record(
-        setting="local-squared-6-4-6-8",
+    "local-squared": _record(
+        setting="local-squared",
         source=f"{_LOCAL_NB} @ {_COMMIT[:7]}, cells [3] (per trial) and [4] (final arrays)",
         sequences=[
             [[1, 2, 5, 4], [5, 0, 1, 2], [4, 5, 3, 1], [3, 5, 0, 2], [3, 1, 0, 4], [5, 1, 3, 0]],
@@ -641,7 +641,7 @@ def authors_trials(name: str, trials: int = 10, *, seed: int | None = None) -> A
     Parameters
     ----------
     name : str
-        A key of :data:`SETTINGS` (``"cyclic-6-4-6-8"``, ``"local-squared-6-4-6-8"``).
+        A key of :data:`SETTINGS` (``"cyclic-6-4-6-8"``, ``"local-squared"``).
     trials : int, default=10
         The first ``trials`` trials of the notebook's stream (the notebooks ran 10).
     seed : int, optional
