@@ -101,6 +101,14 @@ def test_regenerated_datasets_equal_printed_acyclic_notebook():
     assert [round(float(np.var(w, ddof=1)), 4) for w in tr.W0] == [0.0395, 0.0447]
 
 
+def test_rejection_loop_condition_agrees_with_the_library_graphs():
+    from attnmech import build_priority_graphs
+
+    for name, cyclic in (("cyclic-6-4-6-8", True), ("acyclic-6-4-6-8-lr0.1", False)):
+        for ds in authors_trials(name, 3).datasets:
+            assert build_priority_graphs(ds).is_cyclic is cyclic
+
+
 def test_training_reproduces_printed_losses():
     tr = authors_trials("cyclic-6-4-6-8", 3)
     run = train_authors(tr.datasets, tr.W0, learning_rate=0.01, num_steps=501, loss_every=500)

@@ -641,7 +641,9 @@ def authors_trials(name: str, trials: int = 10, *, seed: int | None = None) -> A
     Parameters
     ----------
     name : str
-        A key of :data:`SETTINGS` (``"cyclic-6-4-6-8"``, ``"local-squared"``).
+        A key of :data:`SETTINGS`: ``"cyclic-6-4-6-8"``, ``"local-squared"`` (6-4-6-8),
+        ``"acyclic-4-6-8-8"`` (the three notebooks that print their data) or
+        ``"acyclic-6-4-6-8-lr0.1"`` (the authors' generator, no printed data to check against).
     trials : int, default=10
         The first ``trials`` trials of the notebook's stream (the notebooks ran 10).
     seed : int, optional
