@@ -937,7 +937,10 @@ def train_authors(
         log_form=log_form,
     )
     W = torch.tensor(W0, dtype=torch.float64, requires_grad=True)
-    loss_steps, losses, hist_steps, hist = [], [], [], []
+    loss_steps: list[int] = []
+    losses: list[np.ndarray] = []
+    hist_steps: list[int] = []
+    hist: list[np.ndarray] = []
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # tensors of a few hundred entries: threads only add overhead
     try:
