@@ -175,9 +175,11 @@ def test_full_comparison_with_local_notebook():
     assert cmp.data_equal.all() and cmp.attempts_equal.all() and cmp.init_variance_equal.all()
     assert cmp.loss_max_abs_diff == 0.0
     assert cmp.max_abs_diff()["corr_local_svm"] < 1e-4
-    d = cmp.abs_diff("corr_svm")
-    # trial 1 has not converged at step 2000 (its printed gradient norm stays 1): 7e-4 apart
-    assert np.delete(d, 1).max() < 1e-4 and d[1] < 1e-3
+    # trial 1 has not converged at step 2000 (its printed gradient norm stays 1): W is in a
+    # period-2 oscillation and the notebook printed the other phase (up to 2e-3 apart)
+    for metric in ("corr_svm", "corr_fin", "corr_proj"):
+        d = cmp.abs_diff(metric)
+        assert np.delete(d, 1).max() < 1e-5 and d[1] < 3e-3, (metric, d)
 
 
 def test_saturated_softmax_drops_the_label_share_in_the_notebook_loss():

@@ -458,6 +458,42 @@ NOTEBOOK_RECORDS: dict[str, NotebookRecord] = {
                 0.5195011023101144,
                 0.5211737769193815,
             ],
+            "corr_fin": [
+                0.39981872,
+                0.73637398,
+                0.39802037,
+                0.96829483,
+                0.93680141,
+                0.97776717,
+                0.96059174,
+                0.57945975,
+                0.02793158,
+                0.5589314,
+            ],
+            "corr_proj": [
+                0.27555242,
+                0.78356897,
+                0.51605233,
+                0.94773956,
+                0.93132346,
+                0.97262178,
+                0.95611379,
+                0.46672828,
+                0.7201225,
+                0.53127658,
+            ],
+            "R": [
+                12.08491081,
+                6.36032853,
+                16.8156475,
+                27.92954924,
+                25.8487098,
+                33.80296168,
+                31.51940728,
+                4.52332399,
+                28.35902112,
+                19.6503916,
+            ],
             "corr_local_svm": [
                 0.9988799224467497,
                 0.9920959587797682,
@@ -1046,11 +1082,12 @@ def authors_metrics(
 ) -> dict[str, float]:
     """The notebooks' final metrics of one trial, against the exact Graph-SVM of ``solve``.
 
-    ``corr_svm`` = corr(W, W_svm); with the iden head also ``corr_fin`` = corr(W, W_fin(T) + R
-    W_svm) (``W_fin(T)`` trained as the authors do, ``R = <W - W_fin(T), W_svm> / ||W_svm||^2``
-    fitted once at the end), ``corr_proj`` = corr(W - Proj_{S_fin} W, W_svm), ``norm_gap`` =
-    ||Proj_{S_fin} W - W_fin(T)|| and ``R``; with the gen head ``corr_local_svm`` against the
-    local Graph-SVM built from the attention at ``W_attention`` (default ``W``).
+    ``corr_svm`` = corr(W, W_svm), ``corr_fin`` = corr(W, W_fin(T) + R W_svm) (``W_fin(T)``
+    trained as the authors do, with the setting's head and loss, ``R = <W - W_fin(T), W_svm> /
+    ||W_svm||^2`` fitted once at the end), ``corr_proj`` = corr(W - Proj_{S_fin} W, W_svm),
+    ``norm_gap`` = ||Proj_{S_fin} W - W_fin(T)|| and ``R``, all against the global graphs; with
+    the gen head also ``corr_local_svm`` against the local Graph-SVM built from the attention at
+    ``W_attention`` (default ``W``).
 
     ``W_fin_T`` (the authors' trained finite part) and ``theory`` (:func:`attnmech.solve` of
     ``dataset``) are computed when not given.
@@ -1061,24 +1098,24 @@ def authors_metrics(
     theory = solve(dataset) if theory is None else theory
     W_svm = np.asarray(theory.W_svm)
     out = {"corr_svm": _corr(W, W_svm)}
-    if setting.head == "iden":
-        steps = setting.num_steps if num_steps is None else num_steps
-        W_fin = (
-            _finite_part_trajectories(
-                [dataset], [theory], setting, steps, setting.eps if eps is None else eps
-            )[0]
-            if W_fin_T is None
-            else np.asarray(W_fin_T, dtype=np.float64)
-        )
-        R = float(np.sum((W - W_fin) * W_svm) / np.sum(W_svm * W_svm))
-        proj = project(W, np.asarray(theory.finite.basis))
-        out.update(
-            corr_fin=_corr(W, W_fin + R * W_svm),
-            corr_proj=_corr(W - proj, W_svm),
-            norm_gap=float(np.linalg.norm(proj - W_fin)),
-            R=R,
-        )
-    else:
+    steps = setting.num_steps if num_steps is None else num_steps
+    W_fin = (
+        _finite_part_trajectories(
+            [dataset], [theory], setting, steps, setting.eps if eps is None else eps
+        )[0]
+        if W_fin_T is None
+        else np.asarray(W_fin_T, dtype=np.float64)
+    )
+    svm_sq = float(np.sum(W_svm * W_svm))
+    R = float(np.sum((W - W_fin) * W_svm) / svm_sq) if svm_sq > 0 else float("nan")
+    proj = project(W, np.asarray(theory.finite.basis))
+    out.update(
+        corr_fin=_corr(W, W_fin + R * W_svm) if svm_sq > 0 else _corr(W, W_fin),
+        corr_proj=_corr(W - proj, W_svm),
+        norm_gap=float(np.linalg.norm(proj - W_fin)),
+        R=R,
+    )
+    if setting.head == "gen":
         from .local import solve_local
 
         mass = attention_mass(dataset, W if W_attention is None else W_attention)
@@ -1217,11 +1254,7 @@ def compare_with_notebook(
     from .theory import solve
 
     theories = [solve(ds) for ds in tr.datasets]
-    W_fin_T = (
-        _finite_part_trajectories(tr.datasets, theories, setting, steps, eps_used)
-        if setting.head == "iden"
-        else [None] * trials
-    )
+    W_fin_T = _finite_part_trajectories(tr.datasets, theories, setting, steps, eps_used)
     rows = [
         authors_metrics(
             ds,
