@@ -212,3 +212,16 @@ def test_full_comparison_with_acyclic_notebook():
     assert cmp.data_equal.all() and cmp.init_variance_equal.all()
     assert cmp.loss_max_abs_diff == 0.0
     assert cmp.max_abs_diff()["corr_svm"] < 1e-6
+
+
+def test_compare_with_notebook_reduced_run():
+    # 1 step: the data, draws, init variances and the printed loss at step 0 must match (the
+    # printed losses at step 500 are checked by test_training_reproduces_printed_losses)
+    cmp = compare_with_notebook("local-squared", trials=2, num_steps=1)
+    assert cmp.data_equal.tolist() == [True, True]
+    assert cmp.attempts_equal.tolist() == [True, True]
+    assert cmp.init_variance_equal.tolist() == [True, True]
+    assert cmp.loss_max_abs_diff == 0.0
+    assert set(cmp.ours) == {"corr_svm", "corr_fin", "corr_proj", "R", "corr_local_svm"}
+    table = cmp.table()
+    assert table.count("\n") == 4 and "| 1 | yes |" in table

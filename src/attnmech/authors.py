@@ -53,7 +53,9 @@ __all__ = [
     "authors_trials",
     "train_authors",
     "authors_metrics",
+    "attention_mass",
     "compare_with_notebook",
+    "LOG_FORMS",
 ]
 
 logger = logging.getLogger(__name__)
