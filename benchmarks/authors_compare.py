@@ -25,7 +25,6 @@ import time
 
 import numpy as np
 import torch
-from threadpoolctl import threadpool_limits
 
 import attnmech
 from attnmech.authors import (
@@ -165,13 +164,12 @@ def main() -> None:
     parser.add_argument("--skip-library", action="store_true")
     parser.add_argument("--acyclic", action="store_true", help="only the lr 0.1 decline study")
     args = parser.parse_args()
-    torch.set_num_threads(1)
-    with threadpool_limits(1):
-        if args.acyclic:
-            acyclic_section(args.trials or 10)
-            return
-        for name in args.only or sorted(NOTEBOOK_RECORDS):
-            notebook_section(name, args.trials, args.skip_library)
+    torch.set_num_threads(1)  # tiny tensors: one thread (the arrays numpy sees are 8 x 8)
+    if args.acyclic:
+        acyclic_section(args.trials or 10)
+        return
+    for name in args.only or sorted(NOTEBOOK_RECORDS):
+        notebook_section(name, args.trials, args.skip_library)
     unprinted = sorted(set(SETTINGS) - set(NOTEBOOK_RECORDS))
     print(f"\nsettings without printed per-trial values: {unprinted}")
 
