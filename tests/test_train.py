@@ -12,17 +12,12 @@ import pytest
 import torch
 
 from attnmech import Dataset, make_dataset
-from attnmech.errors import InvalidDatasetError
+from attnmech.errors import CheckpointError
+from attnmech.finite_path import run_finite_trajectory
 from attnmech.model import AttentionConfig, AttentionObjective, run_with_cache
-from attnmech.train import (
-    NormalizedGradientDescent,
-    TrainConfig,
-    gradient_descent,
-    load_run,
-    regularization_path,
-    run_finite_trajectory,
-    train,
-)
+from attnmech.optim import NormalizedGradientDescent, gradient_descent
+from attnmech.regpath import regularization_path
+from attnmech.training import TrainConfig, load_run, train
 
 LOG2 = math.log(2.0)
 
@@ -67,8 +62,8 @@ def test_ngd_step_has_norm_learning_rate() -> None:
     W = torch.as_tensor(
         np.random.default_rng(0).uniform(-1, 1, (3, 8, 8)) * np.array([1, 10, 0.01])[:, None, None]
     )
-    _, grad = objective(W)
-    new = NormalizedGradientDescent(0.037).update(W, grad, {}, 0)
+    loss, grad = objective(W)
+    new = NormalizedGradientDescent(0.037).update(W, grad, loss, {}, 0)
     np.testing.assert_allclose(
         torch.linalg.vector_norm((new - W).flatten(1), dim=1).numpy(), 0.037, rtol=1e-13
     )
@@ -76,7 +71,7 @@ def test_ngd_step_has_norm_learning_rate() -> None:
 
 def test_ngd_takes_no_step_on_a_zero_gradient() -> None:
     W = torch.zeros(2, 3, 3, dtype=torch.float64)
-    new = NormalizedGradientDescent(0.1).update(W, torch.zeros_like(W), {}, 0)
+    new = NormalizedGradientDescent(0.1).update(W, torch.zeros_like(W), None, {}, 0)
     assert torch.equal(new, W)
 
 
@@ -200,7 +195,7 @@ def test_resume_refuses_a_checkpoint_of_another_run(tmp_path) -> None:
     ds = make_dataset(6, 4, 6, 8, seed=7)
     path = tmp_path / "ckpt.npz"
     train(ds, TrainConfig(num_steps=20, checkpoint_every=10), checkpoint_path=path)
-    with pytest.raises(InvalidDatasetError, match="another run"):
+    with pytest.raises(CheckpointError, match="another run"):
         train(
             ds,
             TrainConfig(num_steps=20, checkpoint_every=10, learning_rate=0.5),
@@ -296,7 +291,7 @@ def test_regularization_path_direction_tends_to_w_svm(acyclic_chain: Dataset) ->
 def test_regularization_path_matches_the_theory_on_paper_data() -> None:
     """SPEC 6: W(R)/R -> W_svm/||W_svm|| and Proj_Sfin W(R) -> W_fin as R grows."""
     from attnmech import solve
-    from attnmech.verify import correlation, project
+    from attnmech.metrics import correlation, project
 
     for seed in (0, 1):
         ds = make_dataset(6, 4, 6, 8, graph="cyclic", seed=seed)

@@ -11,16 +11,16 @@ import pytest
 
 import attnmech
 from attnmech import Dataset, build_priority_graphs, make_dataset
-from attnmech.model import AttentionConfig, inputs_from_datasets, run_with_cache
-from attnmech.train import TrainConfig, train
-from attnmech.verify import (
+from attnmech.metrics import (
     TrajectoryMetrics,
     correlation,
     fitted_scale,
     project,
     top_scc_attention_mass,
-    verify,
 )
+from attnmech.model import AttentionConfig, inputs_from_datasets, run_with_cache
+from attnmech.training import TrainConfig, train
+from attnmech.verification import verify
 
 LOG2 = math.log(2.0)
 needs_solve = pytest.mark.skipif(

@@ -49,8 +49,8 @@ from .report import (
     write_markdown,
 )
 from .theory import Theory, solve
-from .train import TrainConfig, TrainResult, train
-from .verify import VerificationReport, verify
+from .training import TrainConfig, TrainResult, train
+from .verification import VerificationReport, verify
 
 __all__ = [
     "DEFAULT_OUT_DIR",
@@ -216,7 +216,7 @@ def run_demo(
     Files written: ``correlations``, ``finite_part`` and ``automaton`` (convergence curves, mean ±
     std over trials, log y axes), ``priority_graphs`` (the token-priority graphs of trial 0, one
     box per SCC), each in every format; ``run.npz`` (the trained weights and histories, read it
-    with :func:`attnmech.train.load_run`); ``summary.json``; ``REPORT.md``.
+    with :func:`attnmech.training.load_run`); ``summary.json``; ``REPORT.md``.
     """
     for name, value in (("trials", trials), ("steps", steps)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:

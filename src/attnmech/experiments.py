@@ -66,6 +66,7 @@ from .data import Dataset, make_dataset
 from .demo import NOTEBOOK_CORR
 from .errors import ExperimentNotFoundError, InvalidParameterError
 from .local import solve_local
+from .metrics import correlation, fitted_scale
 from .model import AttentionConfig, run_with_cache
 from .report import (
     markdown_table,
@@ -76,8 +77,7 @@ from .report import (
     write_markdown,
 )
 from .theory import Theory, solve
-from .train import TrainConfig, train
-from .verify import correlation, fitted_scale
+from .training import TrainConfig, train
 
 __all__ = [
     "PaperValue",
