@@ -688,3 +688,63 @@ def test_damped_newton_on_a_quadratic_and_a_logistic_problem() -> None:
         options={"gtol": 1e-10},
     )
     np.testing.assert_allclose(res.x, ref.x, rtol=1e-7)
+
+
+# ------------------------------------------------------------------ kill -9 and resume (slow)
+@pytest.mark.slow
+@pytest.mark.parametrize("optimizer", ["gd", "ngd", "adam"])
+def test_sigkill_at_random_points_then_resume_is_bit_for_bit(tmp_path, optimizer: str) -> None:
+    """`attnmech train --checkpoint-every N` killed with SIGKILL at random moments (also inside
+    checkpoint writes), resumed each time with --resume, ends equal to an uninterrupted run."""
+    import os
+    import signal
+    import time
+
+    src = str(Path(attnmech.__file__).resolve().parents[1])
+    env = {**os.environ, "PYTHONPATH": src + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    data = tmp_path / "data.npz"
+    base = [sys.executable, "-m", "attnmech"]
+    subprocess.run(
+        [*base, "make-dataset", "--n", "6", "--T", "4", "--K", "6", "--d", "8", "--graph",
+         "cyclic", "--seed", "3", "-o", str(data)],
+        check=True, env=env, capture_output=True, timeout=120,
+    )  # fmt: skip
+    common = ["--optimizer", optimizer, "--lr", "0.05", "--steps", "3000", "--trials", "2",
+              "--log-every", "50", "--seed", "1", "--no-progress"]  # fmt: skip
+    full = tmp_path / "full.npz"
+    subprocess.run(
+        [*base, "train", str(data), *common, "-o", str(full)],
+        check=True, env=env, capture_output=True, timeout=600,
+    )  # fmt: skip
+    out = tmp_path / "run.npz"
+    args = [*base, "train", str(data), *common, "--checkpoint-every", "37", "-o", str(out),
+            "--resume"]  # fmt: skip
+    ckpt = tmp_path / "run.npz.ckpt.npz"
+    rng = np.random.default_rng(sum(map(ord, optimizer)))
+    kills, resumed_from = 0, []
+    for _ in range(10):
+        started = time.time()
+        proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        if kills < 3:
+            # wait for a checkpoint written by this process, then kill it a random moment later
+            # (often inside the next step or checkpoint write)
+            while proc.poll() is None and not (ckpt.exists() and ckpt.stat().st_mtime > started):
+                time.sleep(0.02)
+            time.sleep(rng.uniform(0.0, 0.3))
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGKILL)
+                kills += 1
+        _, stderr = proc.communicate(timeout=600)
+        resumed_from += [line for line in stderr.decode().splitlines() if "resuming" in line]
+        if proc.returncode == 0:
+            break
+        assert proc.returncode == -signal.SIGKILL, stderr.decode()
+    assert proc.returncode == 0 and kills == 3 and len(resumed_from) == 3, resumed_from
+    resumed, reference = load_run(out), load_run(full)
+    np.testing.assert_array_equal(resumed.W, reference.W)
+    np.testing.assert_array_equal(resumed.params, reference.params)
+    assert resumed.history.keys() == reference.history.keys()
+    for key in reference.history:
+        np.testing.assert_array_equal(resumed.history[key], reference.history[key])
+    leftovers = [p.name for p in tmp_path.glob(".run.npz*") if not p.name.endswith(".json")]
+    assert not leftovers and not (tmp_path / "run.npz.ckpt.npz").exists()

@@ -438,7 +438,7 @@ def _checkpoint_step(path: Path) -> int | None:
     try:
         with np.load(path, allow_pickle=False) as archive:
             return int(archive["step"])
-    except (OSError, ValueError, KeyError):
+    except Exception:  # empty, truncated, corrupt: train(resume=True) reports what is wrong
         return None
 
 
