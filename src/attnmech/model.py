@@ -713,7 +713,9 @@ class Factorized:
         return torch.stack([grad_W @ params[:, 1], grad_W.mT @ params[:, 0]], dim=1)
 
 
-PARAMETERIZATIONS = dict(zip(PARAMETERIZATION_NAMES, (Combined(), Factorized()), strict=True))
+PARAMETERIZATIONS: dict[str, Combined | Factorized] = dict(
+    zip(PARAMETERIZATION_NAMES, (Combined(), Factorized()), strict=True)
+)
 
 
 # ---------------------------------------------------------------------------------- config
@@ -743,11 +745,12 @@ class AttentionConfig:
     device: str = "cpu"  # torch device
 
     def __post_init__(self) -> None:
-        for name, table in [
+        tables: list[tuple[str, dict[str, Any]]] = [
             ("head", HEADS),
             ("loss", LOSSES),
             ("parameterization", PARAMETERIZATIONS),
-        ]:
+        ]
+        for name, table in tables:
             if not isinstance(getattr(self, name), str) or getattr(self, name) not in table:
                 raise InvalidParameterError(
                     f"{name} must be one of {', '.join(map(repr, table))}, "

@@ -142,7 +142,7 @@ class Adam(StepRule):
         super().__init__(learning_rate)
         if isinstance(betas, (str, bytes)) or not hasattr(betas, "__len__") or len(betas) != 2:
             raise InvalidParameterError(f"adam: betas must be a pair of numbers, got {betas!r}")
-        checked = []
+        checked: list[float] = []
         for beta in betas:
             if isinstance(beta, bool) or not isinstance(beta, numbers.Real):
                 raise InvalidParameterError(f"adam: betas must be numbers in [0, 1), got {betas!r}")

@@ -284,7 +284,7 @@ def _regularization_path(
     w, lam = -radii_arr[0] * grad0 / g0, g0 / radii_arr[0]  # the solution for a small radius
     out_W, out_loss, out_lam, out_kkt, out_it = [], [], [], [], []
     for radius in radii_arr:
-        if radius >= star_norm:
+        if w_star is not None and radius >= star_norm:
             loss, grad = problem.grad(w_star)
             sol, sol_lam, kkt, its = w_star, 0.0, _kkt(grad, w_star, 0.0, float(radius)), 0
         else:
