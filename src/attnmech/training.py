@@ -599,7 +599,7 @@ def train(
     theory : Theory, list of Theory, True or None
         The prediction to measure against (one per dataset; ``True`` solves it with
         :func:`attnmech.solve`). With a theory the history also holds the metrics of
-        :class:`attnmech.verify.TrajectoryMetrics` (correlation with ``W_svm``, the finite-part
+        :class:`attnmech.metrics.TrajectoryMetrics` (correlation with ``W_svm``, the finite-part
         gaps, top-SCC attention, automaton agreement, ...), and ``W_fin(t)`` is computed by
         :func:`run_finite_trajectory`.
     callback : callable, optional
