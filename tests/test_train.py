@@ -748,3 +748,52 @@ def test_sigkill_at_random_points_then_resume_is_bit_for_bit(tmp_path, optimizer
         np.testing.assert_array_equal(resumed.history[key], reference.history[key])
     leftovers = [p.name for p in tmp_path.glob(".run.npz*") if not p.name.endswith(".json")]
     assert not leftovers and not (tmp_path / "run.npz.ckpt.npz").exists()
+
+
+# ------------------------------------------------------------------ Polyak step size
+def test_polyak_step_is_the_formula_per_trial() -> None:
+    ds = make_dataset(6, 4, 6, 8, graph="cyclic", seed=0)
+    objective = AttentionObjective([ds, ds, ds])
+    W = torch.as_tensor(np.random.default_rng(0).uniform(-1, 1, (3, 8, 8)))
+    loss, grad = objective(W)
+    rule = make_step_rule("polyak", 0.5, {"lower_bound": [0.1, 0.2, 10.0]})
+    new = rule.update(W, grad, loss, rule.init(W), 0)
+    for b, bound in enumerate([0.1, 0.2, 10.0]):
+        g = grad[b].numpy()
+        size = 0.5 * max(float(loss[b]) - bound, 0.0) / float(np.sum(g * g))
+        np.testing.assert_allclose(new[b].numpy(), W[b].numpy() - size * g, rtol=1e-13)
+    assert torch.equal(new[2], W[2])  # L(W) below L*: no step
+    zero = torch.zeros_like(W)
+    assert torch.equal(OPTIMIZERS["polyak"](1.0).update(W, zero, loss, {}, 0), W)
+    for options, message in [
+        ({"lower_bound": "x"}, "lower_bound must be a number"),
+        ({"lower_bound": float("inf")}, "lower_bound must be finite"),
+        ({"lower_bound": []}, "empty list"),
+    ]:
+        with pytest.raises(InvalidParameterError, match=message):
+            make_step_rule("polyak", 1.0, options)
+    with pytest.raises(InvalidParameterError, match="2 values for 3 trials"):
+        make_step_rule("polyak", 1.0, {"lower_bound": [0.0, 0.0]}).update(W, grad, loss, {}, 0)
+
+
+def test_polyak_trains_the_paper_setting_towards_w_svm() -> None:
+    """Paper setting (cyclic, iden head, log-loss), 3 trials, Polyak steps with L* = inf L (the
+    reduced loss at W_fin, per trial): the mean corr(W, W_svm) rises at every logged step, to
+    0.9906 at step 1000 (measured: 0.9944, 0.9928, 0.9846; NGD with lr 0.01 reaches 0.9086
+    there on the same data)."""
+    datasets = [make_dataset(6, 4, 6, 8, graph="cyclic", seed=s) for s in range(3)]
+    theories = [attnmech.solve(ds) for ds in datasets]
+    bounds = [float(t.finite.loss) for t in theories]
+    config = TrainConfig(
+        optimizer="polyak",
+        learning_rate=1.0,
+        optimizer_options={"lower_bound": bounds},
+        num_steps=1000,
+        log_every=100,
+    )
+    run = train(datasets, config, theory=theories)
+    corr = run.history["corr_svm"]  # (11, 3)
+    assert np.all(np.diff(corr.mean(axis=1)) > 0)  # the mean rises at every logged step
+    assert np.all(np.diff(corr[1:], axis=0) > -1e-3)  # each trial: no real drop after step 100
+    assert corr[-1].mean() > 0.985 and corr[-1].min() > 0.98
+    np.testing.assert_allclose(run.history["loss"][-1], bounds, atol=0.05)

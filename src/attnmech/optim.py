@@ -33,6 +33,7 @@ __all__ = [
     "GradientDescent",
     "NormalizedGradientDescent",
     "Adam",
+    "PolyakStep",
     "OPTIMIZERS",
     "make_step_rule",
     "gradient_descent",
@@ -169,10 +170,58 @@ class Adam(StepRule):
         return params - self.learning_rate * m_hat / (v_hat.sqrt() + self.eps)
 
 
+class PolyakStep(StepRule):
+    """Polyak's step size: ``W <- W - lr * (L(W) - L*) / ||grad||_F^2 * grad``, per trial.
+
+    Parameters
+    ----------
+    learning_rate : float
+        Multiplies Polyak's step (1 is Polyak's rule).
+    lower_bound : float or list of float, default=0
+        ``L*``, a lower bound of the loss, for all trials or one per trial (0 bounds the log-loss;
+        on cyclic data the infimum is larger, the loss of ``W_fin`` on the reduced data). No
+        step is taken where ``L(W) <= L*`` or the gradient is 0.
+    """
+
+    name = "polyak"
+
+    def __init__(self, learning_rate: float, lower_bound: float | list[float] = 0.0) -> None:
+        super().__init__(learning_rate)
+        bounds = list(lower_bound) if isinstance(lower_bound, (list, tuple)) else [lower_bound]
+        for bound in bounds:
+            if isinstance(bound, bool) or not isinstance(bound, numbers.Real):
+                raise InvalidParameterError(
+                    f"polyak: lower_bound must be a number or a list of numbers (one per "
+                    f"trial), got {lower_bound!r}"
+                )
+            if not math.isfinite(bound):
+                raise InvalidParameterError(f"polyak: lower_bound must be finite, got {bound!r}")
+        if not bounds:
+            raise InvalidParameterError("polyak: lower_bound is an empty list")
+        self.lower_bound = [float(b) for b in bounds]
+
+    def update(
+        self, params: Tensor, grad: Tensor, loss: Tensor, state: dict[str, Tensor], step: int
+    ) -> Tensor:
+        import torch
+
+        squared = torch.linalg.vector_norm(grad.flatten(1), dim=1).square()  # (B,)
+        bound = torch.tensor(self.lower_bound, dtype=loss.dtype, device=loss.device)
+        if bound.numel() not in (1, loss.numel()):
+            raise InvalidParameterError(
+                f"polyak: lower_bound has {bound.numel()} values for {loss.numel()} trials; "
+                "give one number, or one per trial"
+            )
+        gap = (loss - bound).clamp(min=0)  # (B,)
+        size = torch.where(squared > 0, gap / torch.where(squared > 0, squared, 1.0), 0.0)
+        return params - _per_trial(self.learning_rate * size, grad) * grad
+
+
 OPTIMIZERS: dict[str, type[StepRule]] = {
     "gd": GradientDescent,
     "ngd": NormalizedGradientDescent,
     "adam": Adam,
+    "polyak": PolyakStep,
 }
 """Step rules by name (``TrainConfig.optimizer``); options go to the class as keyword arguments."""
 
