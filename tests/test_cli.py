@@ -367,7 +367,7 @@ def train_args(data, output, *extra):
 
 
 def test_train_writes_run_summary_and_table(data_file, tmp_path):
-    from attnmech.train import load_run
+    from attnmech.training import load_run
 
     out = tmp_path / "runs" / "run.npz"
     result = invoke(*train_args(data_file, out, "--trials", 2))
@@ -411,7 +411,7 @@ def test_train_writes_run_summary_and_table(data_file, tmp_path):
 
 
 def test_train_options(data_file, tmp_path):
-    from attnmech.train import load_run
+    from attnmech.training import load_run
 
     out, summary = tmp_path / "run.npz", tmp_path / "meta" / "summary.json"
     result = invoke(
@@ -458,9 +458,9 @@ def lines_start(output: str, prefix: str) -> bool:
 
 def test_train_resume_after_an_interruption_gives_the_same_run(monkeypatch, data_file, tmp_path):
     """Kill the run right after its second checkpoint (step 20), then resume it."""
-    from attnmech.train import load_run
+    from attnmech.training import load_run
 
-    train_module = importlib.import_module("attnmech.train")
+    train_module = importlib.import_module("attnmech.training")
 
     full = tmp_path / "full.npz"
     assert invoke(*train_args(data_file, full, "--trials", 2)).exit_code == 0
@@ -509,7 +509,7 @@ def test_train_checkpoint_path_and_resume_without_checkpoint(data_file, tmp_path
 
 
 def test_train_refuses_a_checkpoint_of_other_options(monkeypatch, data_file, tmp_path):
-    train_module = importlib.import_module("attnmech.train")
+    train_module = importlib.import_module("attnmech.training")
     out = tmp_path / "run.npz"
     save = train_module._save_checkpoint
 
@@ -537,7 +537,7 @@ def test_train_refuses_a_checkpoint_of_other_options(monkeypatch, data_file, tmp
 
 
 def test_train_interrupted_without_checkpoints(monkeypatch, data_file, tmp_path):
-    train_module = importlib.import_module("attnmech.train")
+    train_module = importlib.import_module("attnmech.training")
 
     def interrupt(*args, **kwargs):
         raise KeyboardInterrupt
@@ -578,7 +578,7 @@ def test_train_bad_input(data_file, tmp_path, unrealizable_file):
 
 @pytest.mark.skipif(not HAS_THEORY, reason="attnmech.theory is not written yet")
 def test_train_infeasible_theory_warns_and_trains(tmp_path):
-    from attnmech.train import load_run
+    from attnmech.training import load_run
 
     # tokens 0 and 1 share an embedding: the Graph-SVM is infeasible
     ds = Dataset([[0, 1]], [0], np.array([[1.0, 0.0], [1.0, 0.0]]))
@@ -594,7 +594,7 @@ def test_train_infeasible_theory_warns_and_trains(tmp_path):
 
 
 def test_verify_prints_the_table_and_writes_json(data_file, tmp_path):
-    from attnmech.verify import verify
+    from attnmech.verification import verify
 
     run = tmp_path / "run.npz"
     assert invoke(*train_args(data_file, run, "--trials", 3)).exit_code == 0

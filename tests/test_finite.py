@@ -112,3 +112,52 @@ def test_in_subspace_and_orthogonal_to_svm(seed):
     )
     W = np.random.default_rng(seed).standard_normal((3,) + theory.W_svm.shape)
     np.testing.assert_allclose(project(W, basis), fin.project(W), atol=1e-12)
+
+
+def _pre_merge_newton(objective, frame, tol=1e-10, max_iter=200):
+    """solve_finite's Newton loop as written before it moved to attnmech.newton (reference)."""
+    phi = np.zeros(frame.shape[1])
+    loss_value, grad, hess = objective.evaluate(frame @ phi)
+    iterations = 0
+    for iterations in range(1, max_iter + 1):  # noqa: B007
+        g_phi = frame.T @ grad
+        grad_norm = float(np.linalg.norm(g_phi))
+        if grad_norm <= tol:
+            break
+        h_phi = frame.T @ hess @ frame
+        step = -np.linalg.lstsq(h_phi, g_phi, rcond=None)[0]
+        slope = float(g_phi @ step)
+        if slope >= 0:
+            step, slope = -g_phi, -(grad_norm**2)
+        alpha = 1.0
+        tiny = -slope <= 1e-13 * (1.0 + abs(loss_value))
+        while True:
+            trial = phi + alpha * step
+            trial_loss, trial_grad, trial_hess = objective.evaluate(frame @ trial)
+            if tiny or trial_loss <= loss_value + 1e-4 * alpha * slope or alpha < 1e-12:
+                break
+            alpha *= 0.5
+        phi, loss_value, grad, hess = trial, trial_loss, trial_grad, trial_hess
+    return frame @ phi, iterations
+
+
+@pytest.mark.parametrize(
+    ("shape", "seed"), [((6, 4, 6, 8), 0), ((10, 6, 8, 8), 1), ((16, 5, 5, 6), 2)]
+)
+def test_newton_solver_is_the_pre_merge_loop_bit_for_bit(shape, seed):
+    """solve_finite through attnmech.newton gives the same coefficients and iteration count as
+    the loop it replaced (regression for the merge of the two Newton loops)."""
+    from attnmech.finite import _generator_gram, _orthonormal_frame, _ReducedLoss
+    from attnmech.svm import svm_constraints
+
+    ds = make_dataset(*shape, graph="cyclic", seed=seed)
+    graphs = build_priority_graphs(ds)
+    cons = svm_constraints(graphs)
+    eq = ~cons.strict
+    gq, gi, gj = cons.query[eq], cons.i[eq], cons.j[eq]
+    frame = _orthonormal_frame(_generator_gram(ds.embeddings, gq, gi, gj))
+    objective = _ReducedLoss(ds.embeddings, reduce_dataset(ds, graphs), gq, gi, gj)
+    theta, iterations = _pre_merge_newton(objective, frame)
+    res = solve_finite(ds, graphs)
+    np.testing.assert_array_equal(res.coefficients, theta)
+    assert res.solver_stats.num_iters == iterations

@@ -33,23 +33,17 @@ from .errors import (
     UnrealizableLabelError,
 )
 from .finite import FiniteResult, ReducedData, reduce_dataset, solve_finite
+from .finite_path import FiniteTrajectory, run_finite_trajectory
 from .graphs import PriorityGraphs, build_priority_graphs
+from .metrics import TrajectoryMetrics, correlation
 from .model import AttentionConfig, AttentionObjective, SingleLayerAttention, run_with_cache
+from .optim import gradient_descent
+from .regpath import RegularizationPath, regularization_path
 from .svm import GraphSVMResult, solve_graph_svm, solve_nuclear_svm
 from .text import TextDataset, text_dataset
 from .theory import AttentionTheory, Theory, load_theory, solve
-from .train import (
-    FiniteTrajectory,
-    RegularizationPath,
-    TrainConfig,
-    TrainResult,
-    gradient_descent,
-    load_run,
-    regularization_path,
-    run_finite_trajectory,
-    train,
-)
-from .verify import TrajectoryMetrics, VerificationReport, correlation, verify
+from .training import TrainConfig, TrainResult, load_run, train
+from .verification import VerificationReport, verify
 
 __version__ = "0.1.0"
 

@@ -438,7 +438,7 @@ def _checkpoint_step(path: Path) -> int | None:
     try:
         with np.load(path, allow_pickle=False) as archive:
             return int(archive["step"])
-    except (OSError, ValueError, KeyError):
+    except Exception:  # empty, truncated, corrupt: train(resume=True) reports what is wrong
         return None
 
 
@@ -460,8 +460,8 @@ def _solve_or_warn(dataset: Dataset, svm_norm: str = "fro") -> Any:
 
 def _final_table(result: Any) -> str:
     """Each recorded metric at the last step: mean, std, min, max over trials, and its meaning."""
+    from .metrics import METRICS
     from .report import text_table
-    from .verify import METRICS
 
     meanings = {**METRICS, "grad_norm": "||grad L||_F"}
     final = result.summary()["final"]
@@ -611,8 +611,9 @@ def train_command(
     With --checkpoint-every N a checkpoint is written (atomically) every N steps; if the run is
     killed, the same command with --resume added continues it to the same final W.
     """
+    from .metrics import svm_norm_for
     from .model import AttentionConfig
-    from .train import TrainConfig, svm_norm_for, train
+    from .training import TrainConfig, train
 
     if output.suffix != ".npz":
         raise typer.BadParameter(f"{output} must end in .npz", param_hint="--output")
@@ -726,8 +727,8 @@ def verify_command(
 
     Give the dataset the run was trained on, with the same --embeddings and --on-unrealizable.
     """
-    from .train import load_run
-    from .verify import verify
+    from .training import load_run
+    from .verification import verify
 
     dataset = _load(data, embeddings, on_unrealizable)
     result = load_run(run)

@@ -23,6 +23,7 @@ from ._results import SolverStats, SolveStatus, readonly
 from .data import Dataset
 from .errors import ConvergenceWarning
 from .graphs import PriorityGraphs
+from .newton import NewtonOptions, damped_newton
 from .svm import svm_constraints
 
 __all__ = ["ReducedData", "FiniteResult", "reduce_dataset", "solve_finite", "project"]
@@ -259,6 +260,27 @@ class _ReducedLoss:
         return loss, grad, hess
 
 
+class _PhiCoordinates:
+    """The reduced loss in orthonormal coordinates ``phi`` of ``S_fin`` (``theta = frame @ phi``),
+    as :func:`attnmech.newton.damped_newton` wants it."""
+
+    def __init__(self, objective: _ReducedLoss, frame: np.ndarray) -> None:
+        self.objective = objective
+        self.frame = frame
+
+    def value_grad(self, phi: np.ndarray) -> tuple[float, np.ndarray]:
+        loss, grad, _ = self.objective.evaluate(self.frame @ phi, hessian=False)
+        return loss, self.frame.T @ grad
+
+    def hessian(self, phi: np.ndarray) -> np.ndarray:
+        _, _, hess = self.objective.evaluate(self.frame @ phi)
+        return self.frame.T @ hess @ self.frame
+
+
+def _gradient_norm(phi: np.ndarray, grad: np.ndarray) -> float:
+    return float(np.linalg.norm(grad))
+
+
 def solve_finite(
     dataset: Dataset,
     graphs: PriorityGraphs,
@@ -311,30 +333,18 @@ def solve_finite(
         objective = _ReducedLoss(E, reduced, gq, gi, gj)
         setup = time.perf_counter() - start
         # work in orthonormal coordinates phi: theta = frame @ phi, so |grad_phi| = |Proj grad|_F
-        jac_phi = frame
-        phi = np.zeros(frame.shape[1])
-        loss_value, grad, hess = objective.evaluate(jac_phi @ phi)
-        for iterations in range(1, max_iter + 1):  # noqa: B007 (the count is reported)
-            g_phi = jac_phi.T @ grad
-            grad_norm = float(np.linalg.norm(g_phi))
-            if grad_norm <= tol:
-                break
-            h_phi = jac_phi.T @ hess @ jac_phi
-            step = -np.linalg.lstsq(h_phi, g_phi, rcond=None)[0]
-            slope = float(g_phi @ step)
-            if slope >= 0:  # not a descent direction (numerical): fall back to the gradient
-                step, slope = -g_phi, -(grad_norm**2)
-            alpha = 1.0
-            # below round-off of the loss the Armijo test is noise: take the full Newton step
-            tiny = -slope <= 1e-13 * (1.0 + abs(loss_value))
-            while True:
-                trial = phi + alpha * step
-                trial_loss, trial_grad, trial_hess = objective.evaluate(jac_phi @ trial)
-                if tiny or trial_loss <= loss_value + 1e-4 * alpha * slope or alpha < 1e-12:
-                    break
-                alpha *= 0.5
-            phi, loss_value, grad, hess = trial, trial_loss, trial_grad, trial_hess
-        grad_norm = float(np.linalg.norm(jac_phi.T @ grad))
+        problem = _PhiCoordinates(objective, frame)
+        result = damped_newton(
+            problem.value_grad,
+            problem.hessian,
+            np.zeros(frame.shape[1]),
+            _gradient_norm,
+            NewtonOptions(tol=tol, max_iter=max_iter, flat_rtol=1e-13, flat_offset=1.0),
+        )
+        phi, loss_value, grad_norm = result.x, result.value, result.residual
+        # the count reported since the first release: the Newton steps taken, plus the final
+        # gradient check when it passed inside the loop
+        iterations = result.num_steps + 1 if result.converged else result.num_steps
         theta = frame @ phi
         if grad_norm <= tol:
             message = f"optimal: gradient norm {grad_norm:.1e} after {iterations} Newton steps"

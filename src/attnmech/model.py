@@ -40,8 +40,10 @@ AISTATS 2024, arXiv:2403.08081.
 
 from __future__ import annotations
 
+import contextlib
 import math
-from collections.abc import Callable, Sequence
+import numbers
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,6 +51,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ._choices import DTYPE_NAMES, HEAD_NAMES, LOSS_NAMES, PARAMETERIZATION_NAMES
 from .data import Dataset
 from .errors import InvalidDatasetError, InvalidParameterError
 
@@ -67,10 +70,45 @@ __all__ = [
     "attention_scores",
     "pair_scores",
     "run_with_cache",
+    "torch_threads",
+    "datasets_list",
 ]
 
 _NEG_INF = -math.inf
-_DTYPES = {"float64": torch.float64, "float32": torch.float32}
+_DTYPES = dict(zip(DTYPE_NAMES, (torch.float64, torch.float32), strict=True))
+SMALL_PROBLEM = 1 << 17  # positions per step (B * n * T) up to which "auto" uses one thread
+
+
+@contextlib.contextmanager
+def torch_threads(num_threads: int | None, work: int = 0) -> Iterator[int]:
+    """Run the body with ``torch.set_num_threads(num_threads)``, restoring the old value after.
+
+    ``num_threads=None`` ("auto") picks 1 thread when ``work`` (positions per step) is at most
+    ``SMALL_PROBLEM`` and keeps torch's setting otherwise. On small tensors each op is a few
+    microseconds and torch's thread pool only adds overhead; on a busy machine its spinning
+    workers can stall every op for milliseconds. torch's thread count is process-wide: the change
+    is visible to other threads of the process while the body runs.
+    """
+    old = torch.get_num_threads()
+    wanted = (1 if work <= SMALL_PROBLEM else old) if num_threads is None else int(num_threads)
+    if wanted == old:
+        yield old
+        return
+    torch.set_num_threads(wanted)
+    try:
+        yield wanted
+    finally:
+        torch.set_num_threads(old)
+
+
+def datasets_list(data: Dataset | Sequence[Dataset], caller: str = "train") -> list[Dataset]:
+    """``data`` as a non-empty list of datasets, or InvalidDatasetError naming ``caller``."""
+    items = [data] if isinstance(data, Dataset) else list(data)
+    if not items or not all(isinstance(ds, Dataset) for ds in items):
+        raise InvalidDatasetError(
+            f"{caller} expects an attnmech.Dataset or a non-empty list of them"
+        )
+    return items
 
 
 # ---------------------------------------------------------------------------------- losses
@@ -118,12 +156,18 @@ def _correlation_value(lp: Tensor) -> Tensor:
 
 
 _LOG = Loss("log", _log_value, _log_slope, _log_curvature)
-LOSSES: dict[str, Loss] = {
-    "log": _LOG,
-    "ce": Loss("ce", _log_value, _log_slope, _log_curvature),
-    "squared": Loss("squared", _squared_value, _squared_slope, _squared_curvature),
-    "correlation": Loss("correlation", _correlation_value, _correlation_value, _correlation_value),
-}
+LOSSES: dict[str, Loss] = dict(
+    zip(
+        LOSS_NAMES,
+        (
+            _LOG,
+            Loss("ce", _log_value, _log_slope, _log_curvature),
+            Loss("squared", _squared_value, _squared_slope, _squared_curvature),
+            Loss("correlation", _correlation_value, _correlation_value, _correlation_value),
+        ),
+        strict=True,
+    )
+)
 """Losses by name. ``"log"`` and ``"ce"`` are the same function ``-log p_y`` of the head's
 distribution: with the ``iden`` head it is the log-loss, with the ``gen`` head the cross-entropy
 on the logits."""
@@ -233,7 +277,7 @@ def _resolve_dtype(dtype: Any) -> torch.dtype:
     try:
         return _DTYPES[str(dtype)]
     except KeyError:
-        raise InvalidDatasetError(
+        raise InvalidParameterError(
             f"dtype must be one of {', '.join(_DTYPES)}, got {dtype!r}"
         ) from None
 
@@ -634,7 +678,7 @@ class GenerativeHead(Head):
         return torch.exp(state.saved[1])
 
 
-HEADS: dict[str, Head] = {"iden": IdentityHead(), "gen": GenerativeHead()}
+HEADS: dict[str, Head] = dict(zip(HEAD_NAMES, (IdentityHead(), GenerativeHead()), strict=True))
 """Heads by name."""
 
 
@@ -669,7 +713,9 @@ class Factorized:
         return torch.stack([grad_W @ params[:, 1], grad_W.mT @ params[:, 0]], dim=1)
 
 
-PARAMETERIZATIONS = {"combined": Combined(), "factorized": Factorized()}
+PARAMETERIZATIONS: dict[str, Combined | Factorized] = dict(
+    zip(PARAMETERIZATION_NAMES, (Combined(), Factorized()), strict=True)
+)
 
 
 # ---------------------------------------------------------------------------------- config
@@ -699,12 +745,13 @@ class AttentionConfig:
     device: str = "cpu"  # torch device
 
     def __post_init__(self) -> None:
-        for name, table in [
+        tables: list[tuple[str, dict[str, Any]]] = [
             ("head", HEADS),
             ("loss", LOSSES),
             ("parameterization", PARAMETERIZATIONS),
-        ]:
-            if getattr(self, name) not in table:
+        ]
+        for name, table in tables:
+            if not isinstance(getattr(self, name), str) or getattr(self, name) not in table:
                 raise InvalidParameterError(
                     f"{name} must be one of {', '.join(map(repr, table))}, "
                     f"got {getattr(self, name)!r}"
@@ -714,13 +761,21 @@ class AttentionConfig:
             if self.dtype not in names:
                 raise InvalidParameterError(f"dtype must be float64 or float32, got {self.dtype}")
             object.__setattr__(self, "dtype", names[self.dtype])
-        elif self.dtype not in _DTYPES:
+        elif not isinstance(self.dtype, str) or self.dtype not in _DTYPES:
             raise InvalidParameterError(
                 f"dtype must be one of {', '.join(_DTYPES)}, got {self.dtype!r}"
             )
-        if self.rank is not None and (isinstance(self.rank, bool) or int(self.rank) < 1):
+        if self.rank is not None and (
+            isinstance(self.rank, bool)
+            or not isinstance(self.rank, numbers.Integral)
+            or int(self.rank) < 1
+        ):
             raise InvalidParameterError(
                 f"rank must be a positive integer or None, got {self.rank!r}"
+            )
+        if not isinstance(self.device, (str, torch.device)):
+            raise InvalidParameterError(
+                f"device must be a string such as 'cpu' or 'cuda', got {self.device!r}"
             )
         object.__setattr__(self, "device", str(self.device))
 

@@ -4,7 +4,8 @@ The theorem says ``W(t)`` is about ``R(t) W_svm + W_fin``: its direction tends t
 projection onto ``S_fin`` tends to ``W_fin``, and the model then acts as the automaton (hard
 retrieval of the top SCC, soft composition inside it). :class:`TrajectoryMetrics` computes the
 measures of the paper's figures for a batch of trials at once (it is what :func:`attnmech.train`
-logs), and :func:`verify` reports them for a finished run.
+logs), and :func:`attnmech.verify` reports them for a finished run. Both import this module;
+neither imports the other's internals.
 
 Metrics (per trial):
 
@@ -28,9 +29,7 @@ Correlations with ``W_svm = 0`` (every sample inside one SCC) are undefined and 
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -40,7 +39,7 @@ from torch import Tensor
 from .data import Dataset
 from .errors import InvalidDatasetError
 from .finite import project
-from .model import HEADS, AttentionConfig, AttentionInputs, inputs_from_datasets, pair_scores
+from .model import HEADS, AttentionConfig, AttentionInputs, pair_scores
 
 __all__ = [
     "METRICS",
@@ -48,9 +47,9 @@ __all__ = [
     "project",
     "fitted_scale",
     "top_scc_attention_mass",
+    "svm_norm_for",
+    "FiniteProjection",
     "TrajectoryMetrics",
-    "VerificationReport",
-    "verify",
 ]
 
 METRICS: dict[str, str] = {
@@ -144,6 +143,53 @@ def _scc_segments(
     return segments, int(unique.shape[0]), unique[:, 0]
 
 
+def svm_norm_for(model: AttentionConfig) -> str:
+    """The Graph-SVM a parameterization is measured against: Frobenius for ``W`` itself, the
+    nuclear norm for ``W = K Q^T`` with both factors trained (an extension beyond the paper)."""
+    return "nuclear" if model.parameterization == "factorized" else "fro"
+
+
+# ---------------------------------------------------------------------------------- S_fin
+class FiniteProjection:
+    """``Proj_{S_fin}`` of each trial of a batch: the one place that projects onto ``S_fin``.
+
+    Used by :class:`TrajectoryMetrics` (``Proj_{S_fin} W`` for the finite-part gaps and
+    ``corr_perp_svm``) and by :func:`attnmech.run_finite_trajectory` (the gradient of ``W_fin(t)``
+    projected onto ``S_fin``). It holds each trial's orthonormal basis densely, zero-padded to the
+    largest dimension: ``basis`` of shape (B, p, d, d). A factored projection (through the
+    generators ``(e_i - e_j) e_k^T``, without the dense basis) would replace the two methods here.
+
+    Parameters
+    ----------
+    theories : list of Theory
+        One per trial (``theory.finite.basis``, shape (p_b, d, d)).
+    embedding_dim : int
+    """
+
+    def __init__(self, theories: Sequence[Any], embedding_dim: int) -> None:
+        d = embedding_dim
+        p = max((int(np.asarray(t.finite.basis).shape[0]) for t in theories), default=0)
+        self.basis = np.zeros((len(theories), p, d, d))  # (B, p, d, d), zero-padded per trial
+        for b, theory in enumerate(theories):
+            arr = np.asarray(theory.finite.basis, dtype=np.float64).reshape(-1, d, d)
+            self.basis[b, : arr.shape[0]] = arr
+        self._tensors: dict[tuple[Any, str], Tensor] = {}
+
+    def project(self, W: np.ndarray) -> np.ndarray:
+        """``Proj_{S_fin} W`` for ``W`` of shape (B, d, d), float64 numpy."""
+        coef = np.einsum("bij,bpij->bp", W, self.basis)  # (B, p)
+        return np.einsum("bp,bpij->bij", coef, self.basis)
+
+    def project_tensor(self, G: Tensor) -> Tensor:
+        """``Proj_{S_fin} G`` for a tensor ``G`` of shape (B, d, d) (in its dtype and device)."""
+        key = (G.dtype, str(G.device))
+        if key not in self._tensors:
+            self._tensors[key] = torch.as_tensor(self.basis, dtype=G.dtype, device=G.device)
+        basis = self._tensors[key]
+        coef = (basis * G[:, None]).sum((-2, -1))  # (B, p); elementwise: no BLAS on tiny sizes
+        return (coef[..., None, None] * basis).sum(1)  # (B, d, d)
+
+
 # ---------------------------------------------------------------------------------- per step
 class TrajectoryMetrics:
     """The metrics of the module table for a batch of trials, at any ``W``.
@@ -179,18 +225,14 @@ class TrajectoryMetrics:
         self.datasets = list(datasets)
         self.theories = list(theories)
         self.head = HEADS[(config or AttentionConfig()).head]
-        B, d = inputs.num_trials, inputs.embedding_dim
+        d = inputs.embedding_dim
         self.W_svm = np.stack(
             [np.asarray(t.W_svm, dtype=np.float64) for t in theories]
         )  # (B, d, d)
         self.W_fin = np.stack(
             [np.asarray(t.W_fin, dtype=np.float64) for t in theories]
         )  # (B, d, d)
-        p = max((np.asarray(t.finite.basis).shape[0] for t in theories), default=0)
-        self.basis = np.zeros((B, p, d, d))  # zero-padded per trial
-        for b, theory in enumerate(theories):
-            arr = np.asarray(theory.finite.basis, dtype=np.float64).reshape(-1, d, d)
-            self.basis[b, : arr.shape[0]] = arr
+        self.fin = FiniteProjection(theories, d)
         self.automata = [t.automaton() for t in theories]
         self.padded = [ds.padded() for ds in datasets]
         self.queries = [ds.last_tokens for ds in datasets]
@@ -236,7 +278,7 @@ class TrajectoryMetrics:
             best.scatter_reduce_(0, self.segment_owner[:-1], seg_mass[:-1], reduce="amax")
             top_mass = best.reshape(B, n).cpu().numpy()
         W_np = W_t.detach().cpu().numpy().astype(np.float64)
-        proj = np.einsum("bp,bpij->bij", np.einsum("bij,bpij->bp", W_np, self.basis), self.basis)
+        proj = self.fin.project(W_np)
         R = fitted_scale(W_np, self.W_svm, self.W_fin)
         R_or_zero = np.where(np.isfinite(R), R, 0.0)
         out = {
@@ -251,14 +293,16 @@ class TrajectoryMetrics:
             "fitted_R": R,
             "top_scc_mass": _mean_real(top_mass, self.real),
             "label_attention": _mean_real(label_mass, self.real),
-            "automaton_tv": self._automaton_tv(probs, R_or_zero),
+            "automaton_tv": self.automaton_tv(probs, R_or_zero),
         }
         if W_fin_t is not None:
             out["fin_gap_traj"] = np.linalg.norm(proj - np.asarray(W_fin_t), axis=(-2, -1))
         return {k: np.asarray(v, dtype=np.float64) for k, v in out.items()}
 
-    def _automaton_tv(self, probs: np.ndarray, R: np.ndarray | None) -> np.ndarray:
-        """Mean total-variation distance to the automaton, per trial (R None: R = infinity)."""
+    def automaton_tv(self, probs: np.ndarray, R: np.ndarray | None) -> np.ndarray:
+        """Mean total-variation distance between ``probs`` (B, n, K), the model's next-token
+        distributions, and the automaton's at scale ``R`` (B,), per trial (R None: R = infinity).
+        """
         tv = np.empty(len(self.automata))
         for b, automaton in enumerate(self.automata):  # one call per trial into the automaton
             radius = None if R is None else float(R[b])
@@ -272,168 +316,3 @@ class TrajectoryMetrics:
 
 def _mean_real(values: np.ndarray, real: np.ndarray) -> np.ndarray:
     return (values * real).sum(-1) / np.maximum(real.sum(-1), 1)
-
-
-# ---------------------------------------------------------------------------------- report
-@dataclass(frozen=True, slots=True, eq=False)
-class VerificationReport:
-    """How closely a trained ``W`` follows the theory.
-
-    Attributes
-    ----------
-    metrics : dict of str to ndarray of shape (num_trials,)
-        The metrics of :data:`METRICS` (NaN where undefined, e.g. correlations when W_svm = 0).
-    num_trials : int
-    is_cyclic : ndarray of bool of shape (num_trials,)
-        Whether each trial's data has an SCC of size > 1.
-    svm_norm, fin_norm : ndarray of shape (num_trials,)
-        ``||W_svm||_F`` and ``||W_fin||_F``.
-    config : AttentionConfig
-    """
-
-    metrics: dict[str, np.ndarray]
-    num_trials: int
-    is_cyclic: np.ndarray
-    svm_norm: np.ndarray
-    fin_norm: np.ndarray
-    config: AttentionConfig = field(default_factory=AttentionConfig)
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-friendly: per metric its mean, std, min, max (over finite values) and values."""
-        return {
-            "num_trials": self.num_trials,
-            "head": self.config.head,
-            "loss": self.config.loss,
-            "is_cyclic": [bool(c) for c in self.is_cyclic],
-            "svm_norm": [float(v) for v in self.svm_norm],
-            "fin_norm": [float(v) for v in self.fin_norm],
-            "metrics": {name: _stats(values) for name, values in self.metrics.items()},
-        }
-
-    def to_table(self) -> str:
-        """A plain-text table: one row per metric (mean +- std over trials, min, max)."""
-        header = f"{'metric':<18} {'mean':>12} {'std':>10} {'min':>12} {'max':>12}  meaning"
-        lines = [
-            f"{self.num_trials} trial(s), head={self.config.head}, loss={self.config.loss}",
-            header,
-            "-" * len(header),
-        ]
-        for name, values in self.metrics.items():
-            s = _stats(values)
-            cells = [_fmt(s[k]) for k in ("mean", "std", "min", "max")]
-            row = f"{name:<18} {cells[0]:>12} {cells[1]:>10} {cells[2]:>12} {cells[3]:>12}"
-            lines.append(f"{row}  {METRICS.get(name, '')}")
-        return "\n".join(lines)
-
-
-def _stats(values: np.ndarray) -> dict[str, Any]:
-    values = np.atleast_1d(np.asarray(values, dtype=np.float64))
-    finite = values[np.isfinite(values)]
-    return {
-        "mean": float(finite.mean()) if finite.size else None,
-        "std": float(finite.std()) if finite.size else None,
-        "min": float(finite.min()) if finite.size else None,
-        "max": float(finite.max()) if finite.size else None,
-        "values": [float(v) if np.isfinite(v) else None for v in values],
-    }
-
-
-def _fmt(value: float | None) -> str:
-    return "nan" if value is None else f"{value:.6g}"
-
-
-def verify(
-    dataset: Dataset | Sequence[Dataset],
-    W_or_run: Any,
-    theory: Any = None,
-    *,
-    config: AttentionConfig | None = None,
-) -> VerificationReport:
-    """Compare a trained ``W`` with the theory's prediction on its training data.
-
-    Parameters
-    ----------
-    dataset : Dataset or list of Dataset
-        The training data (one dataset for all trials, or one per trial).
-    W_or_run : ndarray of shape (d, d) or (B, d, d), TrainResult, or path to a saved run (.npz)
-    theory : Theory or list of Theory, optional
-        Default: :func:`attnmech.solve` on each dataset.
-    config : AttentionConfig, optional
-        Head and loss; default the run's (or the iden head with log-loss for a bare ``W``).
-
-    Returns
-    -------
-    VerificationReport
-    """
-    from .train import TrainResult, load_run, torch_threads
-
-    if isinstance(W_or_run, (str, os.PathLike)):
-        W_or_run = load_run(W_or_run)
-    if isinstance(W_or_run, TrainResult):
-        config = config if config is not None else W_or_run.config.model
-        W = np.array(W_or_run.W, dtype=np.float64)
-    else:
-        W = np.array(W_or_run, dtype=np.float64)
-    config = config if config is not None else AttentionConfig()
-    if W.ndim not in (2, 3) or W.shape[-1] != W.shape[-2]:
-        raise InvalidDatasetError(f"W must have shape (d, d) or (B, d, d), got {W.shape}")
-    W = W if W.ndim == 3 else W[None]
-    B = W.shape[0]
-    datasets = [dataset] if isinstance(dataset, Dataset) else list(dataset)
-    if not datasets or not all(isinstance(ds, Dataset) for ds in datasets):
-        raise InvalidDatasetError("verify expects an attnmech.Dataset or a list of them")
-    if datasets[0].embedding_dim != W.shape[-1]:
-        raise InvalidDatasetError(
-            f"W is {W.shape[-1]} x {W.shape[-1]} but the embeddings have dimension "
-            f"{datasets[0].embedding_dim}; pass the dataset the run was trained on"
-        )
-    if theory is None:
-        from . import solve
-        from .train import svm_norm_for
-
-        theories = [solve(ds, svm_norm=svm_norm_for(config)) for ds in datasets]
-    else:
-        theories = list(theory) if isinstance(theory, (list, tuple)) else [theory]
-    if len(theories) != len(datasets):
-        raise InvalidDatasetError(f"got {len(theories)} theories for {len(datasets)} datasets")
-    if B % len(datasets):
-        raise InvalidDatasetError(f"{B} trials cannot be split over {len(datasets)} datasets")
-    repeat = B // len(datasets)  # trials are dataset-major (as in train)
-    trial_datasets = [ds for ds in datasets for _ in range(repeat)]
-    trial_theories = [t for t in theories for _ in range(repeat)]
-    with torch_threads(None, sum(ds.n_samples * ds.max_length for ds in trial_datasets)):
-        inputs = inputs_from_datasets(
-            trial_datasets, dtype=config.torch_dtype, device=config.device
-        )
-        recorder = TrajectoryMetrics(inputs, trial_datasets, trial_theories, config)
-        from .model import AttentionObjective
-
-        W_t = torch.as_tensor(W, dtype=inputs.dtype, device=inputs.device)
-        with torch.no_grad():
-            combined = replace(config, parameterization="combined")  # W itself is given
-            loss = AttentionObjective(inputs, combined).risk(W_t).cpu().numpy()
-        values = recorder(W_t)
-        probs = _head_probabilities(W_t, inputs, config)
-        values["automaton_tv_hard"] = recorder._automaton_tv(probs, None)
-    metrics = {"loss": loss, "norm": np.linalg.norm(W, axis=(-2, -1))}
-    metrics.update({k: values[k] for k in METRICS if k in values})
-    readonly = {}
-    for key, value in metrics.items():
-        arr = np.array(value, dtype=np.float64)
-        arr.flags.writeable = False
-        readonly[key] = arr
-    return VerificationReport(
-        metrics=readonly,
-        num_trials=B,
-        is_cyclic=np.array([bool(t.graphs.is_cyclic) for t in trial_theories]),
-        svm_norm=np.linalg.norm(recorder.W_svm, axis=(-2, -1)),
-        fin_norm=np.linalg.norm(recorder.W_fin, axis=(-2, -1)),
-        config=config,
-    )
-
-
-def _head_probabilities(W: Tensor, inputs: AttentionInputs, config: AttentionConfig) -> np.ndarray:
-    head = HEADS[config.head]
-    with torch.no_grad():
-        state = head.forward(pair_scores(W, inputs), inputs)
-        return head.probabilities(state, inputs).cpu().numpy()

@@ -1,0 +1,163 @@
+"""The ``W_fin(t)`` trajectory of SPEC section 9: the training optimiser on the reduced data.
+
+The authors measure the finite part of a run against ``W_fin(t)``: the same optimiser, from zero,
+on the reduced dataset (SPEC section 5), with the gradient projected onto ``S_fin`` so that the
+iterate stays there. :func:`run_finite_trajectory` runs it for a batch of trials with the same
+loop as training (:func:`attnmech.optim.gradient_descent`).
+
+References
+----------
+Li, Huang, Ildiz, Rawat, Oymak. Mechanics of Next Token Prediction with Self-Attention.
+AISTATS 2024, arXiv:2403.08081.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from .data import Dataset
+from .metrics import FiniteProjection
+from .model import (
+    AttentionInputs,
+    AttentionObjective,
+    _resolve_dtype,
+    _stack_trials,
+    datasets_list,
+    torch_threads,
+)
+from .optim import gradient_descent
+
+if TYPE_CHECKING:
+    from .training import TrainConfig
+
+__all__ = ["FiniteTrajectory", "run_finite_trajectory", "reduced_inputs", "log_steps"]
+
+
+def log_steps(num_steps: int, log_every: int) -> np.ndarray:
+    """The steps at which a run records metrics: every ``log_every`` steps and the last one
+    (``log_every = 0``: the first and the last)."""
+    steps = set(range(0, num_steps, log_every)) if log_every else {0}
+    return np.array(sorted(steps | {num_steps}), dtype=np.int64)
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class FiniteTrajectory:
+    """``W_fin(t)`` at the requested steps.
+
+    Attributes
+    ----------
+    steps : ndarray of shape (L,)
+    W : ndarray of shape (L, B, d, d)
+    """
+
+    steps: np.ndarray
+    W: np.ndarray
+
+
+def reduced_inputs(
+    datasets: Sequence[Dataset],
+    theories: Sequence[Any],
+    *,
+    dtype: Any = torch.float64,
+    device: Any = "cpu",
+) -> AttentionInputs:
+    """The reduced data of SPEC section 5 of each trial, laid out for the model.
+
+    Queries are the original last tokens and every sample weighs ``1 / n_full``.
+    """
+    trials = []
+    for ds, theory in zip(datasets, theories, strict=True):
+        reduced = theory.finite.reduced
+        m = int(reduced.n_samples)
+        tokens = reduced.padded(fill=-1) if m else np.zeros((0, 1), dtype=np.int64)
+        trials.append(
+            (
+                np.asarray(tokens, dtype=np.int64),
+                np.asarray(reduced.queries, dtype=np.int64),
+                np.asarray(reduced.labels, dtype=np.int64),
+                np.asarray(ds.embeddings),
+                np.full(m, 1.0 / float(reduced.n_full)),
+            )
+        )
+    return _stack_trials(trials, dtype=_resolve_dtype(dtype), device=device)
+
+
+def run_finite_trajectory(
+    datasets: Dataset | Sequence[Dataset],
+    theories: Any,
+    config: TrainConfig | None = None,
+    *,
+    steps: Any = None,
+) -> FiniteTrajectory:
+    """``W_fin(t)``: the training optimiser run from zero on the reduced data (SPEC section 9).
+
+    The loss is the reduced dataset's, normalised by the full ``n``; the gradient is projected onto
+    ``S_fin`` (with ``theory.finite.basis``), so ``W_fin(t)`` stays in ``S_fin``. Uses the combined
+    parameterization whatever ``config.model`` says (``W_fin(t)`` is a matrix in ``S_fin``).
+
+    Parameters
+    ----------
+    datasets : Dataset or list of Dataset
+        One per trial (their embeddings are used).
+    theories : Theory or list of Theory
+        One per trial.
+    config : TrainConfig, optional
+        Optimiser, learning rate and number of steps (``init`` is ignored: the start is zero).
+    steps : array-like of int, optional
+        Steps at which to keep ``W_fin(t)`` (default: every ``log_every`` and the last).
+
+    Returns
+    -------
+    FiniteTrajectory
+    """
+    if config is None:  # training imports this module: its default config is fetched at call time
+        from .training import TrainConfig
+
+        config = TrainConfig()
+    datasets = datasets_list(datasets, "run_finite_trajectory")
+    theories = list(theories) if isinstance(theories, (list, tuple)) else [theories]
+    work = sum(ds.n_samples * ds.max_length for ds in datasets)
+    with torch_threads(config.num_threads, work):
+        return _finite_trajectory(datasets, theories, config, steps)
+
+
+def _finite_trajectory(
+    datasets: list[Dataset], theories: list[Any], config: TrainConfig, steps: Any
+) -> FiniteTrajectory:
+    model_config = replace(config.model, parameterization="combined")
+    dtype, device = model_config.torch_dtype, model_config.device
+    inputs = reduced_inputs(datasets, theories, dtype=dtype, device=device)
+    base = AttentionObjective(inputs, model_config)
+    d = inputs.embedding_dim
+    projection = FiniteProjection(theories, d)
+
+    def objective(W: Tensor) -> tuple[Tensor, Tensor]:
+        loss, grad = base(W)
+        return loss, projection.project_tensor(grad)
+
+    wanted = (
+        log_steps(config.num_steps, config.log_every)
+        if steps is None
+        else np.asarray(steps, dtype=np.int64)
+    )
+    wanted_set = set(wanted.tolist())
+    kept: dict[int, np.ndarray] = {}
+
+    def observer(
+        step: int, W: Tensor, loss: Tensor, grad: Tensor, state: dict[str, Tensor]
+    ) -> bool:
+        if step in wanted_set:
+            kept[step] = W.detach().cpu().numpy().copy()
+        return False
+
+    last = int(wanted.max(initial=0))
+    W0 = torch.zeros(len(datasets), d, d, dtype=dtype, device=device)
+    W_end, _ = gradient_descent(objective, W0, config.step_rule(), last, observer=observer)
+    kept[last] = W_end.detach().cpu().numpy()
+    return FiniteTrajectory(steps=wanted, W=np.stack([kept[int(s)] for s in wanted]))
