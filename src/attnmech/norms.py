@@ -326,8 +326,8 @@ def _constraint_rows(E: np.ndarray, cons: SVMConstraints) -> np.ndarray:
     if need > MAX_DENSE_BYTES:
         raise InvalidParameterError(
             f"the non-Frobenius Graph-SVMs build a dense {m} x {d * d} constraint matrix "
-            f"({need / 2**30:.1f} GiB, limit {MAX_DENSE_BYTES / 2**30:.0f} GiB); use svm_norm='fro' "
-            "(factorised solver) or a smaller embedding_dim / dataset"
+            f"({need / 2**30:.1f} GiB, limit {MAX_DENSE_BYTES / 2**30:.0f} GiB); use "
+            "svm_norm='fro' (factorised solver) or a smaller embedding_dim / dataset"
         )
     delta = E[cons.i] - E[cons.j]  # (m, d)
     return (delta[:, :, None] * E[cons.query][:, None, :]).reshape(m, d * d)  # (m, d^2)
@@ -581,7 +581,7 @@ def solve_norm_svm(
     ('linf', [0.5, -0.5, -0.5])
     >>> res.unique, res.tie_break  # entries outside the constraints may be anything in [-.5, .5]
     (False, 'fro')
-    >>> float(np.abs(res.W_svm).sum())  # the tie-break sets them to 0
+    >>> round(float(np.abs(res.W_svm).sum()), 6)  # the tie-break sets them to 0
     1.5
     """
     spec = parse_norm(norm)
