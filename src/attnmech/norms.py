@@ -471,25 +471,25 @@ def _violation(A: np.ndarray, w: np.ndarray, strict: np.ndarray) -> float:
 
 def _polish(w: np.ndarray, A: np.ndarray, strict: np.ndarray) -> np.ndarray:
     """Smallest Frobenius correction putting ``w`` exactly on its equalities and on the strict
-    constraints it (nearly) violates; repeated while that creates new violations."""
+    constraints it (nearly) violates; the set grows while a correction creates new violations.
+    The least-violating candidate is returned (``w`` itself if no correction helps)."""
     rhs = strict.astype(np.float64)
-    current = w
-    best = _violation(A, w, strict)
-    active = ~strict
-    for _ in range(4):
-        active = active | (A @ current - rhs <= 1e-10)
+    best, best_violation = w, _violation(A, w, strict)
+    active = (~strict) | (A @ w - rhs <= 1e-10)
+    for _ in range(10):
+        if best_violation <= 1e-15 or not active.any():
+            break
         sub = A[active]
-        if sub.shape[0] == 0:
-            break
-        step, *_ = np.linalg.lstsq(sub, rhs[active] - sub @ current, rcond=None)
-        candidate = current + step
+        step, *_ = np.linalg.lstsq(sub, rhs[active] - sub @ w, rcond=None)
+        candidate = w + step
         violation = _violation(A, candidate, strict)
-        if violation > best:
+        if violation < best_violation:
+            best, best_violation = candidate, violation
+        grown = active | (A @ candidate - rhs <= 1e-10)
+        if np.array_equal(grown, active):
             break
-        current, best = candidate, violation
-        if violation <= 1e-14:
-            break
-    return current
+        active = grown
+    return best
 
 
 def _face_solve(
