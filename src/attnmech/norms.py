@@ -418,16 +418,28 @@ def _solve_lp(
         A_eq = np.hstack([A_e, np.zeros((A_e.shape[0], 1))]) if A_e.size else None
         bounds = [(None, None)] * n + [(0, None if face is None else face[0])]
     b_eq = np.zeros(A_eq.shape[0]) if A_eq is not None else None
-    result = linprog(
-        cost,
-        A_ub=A_ub,
-        b_ub=b_ub,
-        A_eq=A_eq,
-        b_eq=b_eq,
-        bounds=bounds,
-        method="highs",
-        options={"primal_feasibility_tolerance": 1e-10, "dual_feasibility_tolerance": 1e-10},
-    )
+    for tol in (1e-10, 1e-9, None):  # tight first; HiGHS may report numerical trouble (status 4)
+        options = (
+            {}
+            if tol is None
+            else {
+                "primal_feasibility_tolerance": tol,
+                "dual_feasibility_tolerance": tol,
+            }
+        )
+        result = linprog(
+            cost,
+            A_ub=A_ub,
+            b_ub=b_ub,
+            A_eq=A_eq,
+            b_eq=b_eq,
+            bounds=bounds,
+            method="highs",
+            options=options,
+        )
+        if result.status != 4:
+            break
+        logger.info("HiGHS: numerical trouble at tolerance %s, retrying looser", tol)
     if result.status == 2:
         raise InfeasibleProblemError(f"the {spec.name}-norm Graph-SVM is infeasible")
     if result.status != 0 or result.x is None:
@@ -618,7 +630,12 @@ def solve_norm_svm(
         setup = time.perf_counter() - start
         try:
             if spec.p in (1.0, math.inf):
-                w, lam, iters = _solve_lp(spec, A, cons.strict)
+                try:
+                    w, lam, iters = _solve_lp(spec, A, cons.strict)
+                except SolverError as exc:  # HiGHS failed: the same LP as a cone program
+                    logger.info("%s; solving with Clarabel instead", exc)
+                    extra["fallback"] = "Clarabel (HiGHS failed)"
+                    w, lam, iters = _solve_conic(spec, A, cons.strict, d)
             else:
                 w, lam, iters = _solve_conic(spec, A, cons.strict, d)
         except InfeasibleProblemError:
@@ -710,15 +727,19 @@ def _resolve_face(
     scale = 1.0 + float(np.linalg.norm(w))
     c = np.random.default_rng(seed).standard_normal(d * d)
     if lp:
-        lo = _solve_lp(spec, A, strict, (optimum, c))[0]
-        hi = _solve_lp(spec, A, strict, (optimum, -c))[0]
-        width = float(np.linalg.norm(hi - lo))
-        if width <= DISTINCT_TOL * scale:
-            return w, True, None, width
-        if tie_break == "fro":
-            bound = optimum * (1.0 + FACE_TOL)
-            w = _polish(_face_solve(spec, A, strict, d, bound, None), A, strict)
-        return w, False, tie_break, width
+        try:
+            lo = _solve_lp(spec, A, strict, (optimum, c))[0]
+            hi = _solve_lp(spec, A, strict, (optimum, -c))[0]
+        except SolverError as exc:  # no exact face: decide as for the SDPs below
+            logger.info("uniqueness probe failed (%s); using the inflated face", exc)
+        else:
+            width = float(np.linalg.norm(hi - lo))
+            if width <= DISTINCT_TOL * scale:
+                return w, True, None, width
+            if tie_break == "fro":
+                bound = optimum * (1.0 + FACE_TOL)
+                w = _polish(_face_solve(spec, A, strict, d, bound, None), A, strict)
+            return w, False, tie_break, width
     bound = optimum * (1.0 + FACE_TOL)
     width = 0.0
     if probe:
