@@ -697,6 +697,22 @@ def solve_norm_svm(
     )
 
 
+def _into_face(spec: NormSpec, w: np.ndarray, w_tb: np.ndarray, d: int, bound: float) -> np.ndarray:
+    """``w_tb`` if ``N(w_tb) <= bound``; else the point ``w + t (w_tb - w)`` with the largest
+    ``t`` in [0, 1] that keeps ``N <= bound`` (bisection; ``w`` is on the face and both meet the
+    linear constraints, so every such point does). Guards against an inaccurate tie-break."""
+    if spec(w_tb.reshape(d, d)) <= bound:
+        return w_tb
+    lo, hi = 0.0, 1.0
+    for _ in range(50):
+        mid = 0.5 * (lo + hi)
+        if spec((w + mid * (w_tb - w)).reshape(d, d)) <= bound:
+            lo = mid
+        else:
+            hi = mid
+    return w + lo * (w_tb - w)
+
+
 def _resolve_face(
     spec: NormSpec,
     A: np.ndarray,
@@ -738,7 +754,8 @@ def _resolve_face(
                 return w, True, None, width
             if tie_break == "fro":
                 bound = optimum * (1.0 + FACE_TOL)
-                w = _polish(_face_solve(spec, A, strict, d, bound, None), A, strict)
+                w_tb = _polish(_face_solve(spec, A, strict, d, bound, None), A, strict)
+                w = _into_face(spec, w, w_tb, d, bound)
             return w, False, tie_break, width
     bound = optimum * (1.0 + FACE_TOL)
     width = 0.0
@@ -749,7 +766,7 @@ def _resolve_face(
     if tie_break == "fro":
         w_tb = _polish(_face_solve(spec, A, strict, d, bound, None), A, strict)
         width = max(width, float(np.linalg.norm(w_tb - w)))
-        w = w_tb
+        w = _into_face(spec, w, w_tb, d, bound)
     elif not probe:
         return w, None, None, width
     if width <= DISTINCT_TOL * scale:

@@ -80,6 +80,8 @@ class Theory:
         g, s, f = self.graphs, self.svm, self.finite
         meta = {
             "svm_status": s.status.value,
+            "svm_norm": s.norm_name,
+            "svm_unique": s.unique,
             "svm_message": s.message,
             "svm_max_violation": s.max_violation,
             "svm_relative_gap": s.relative_gap,
