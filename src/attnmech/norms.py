@@ -360,11 +360,15 @@ def _cvx_norm(cp: Any, w: Any, spec: NormSpec, d: int) -> Any:
 _CLARABEL = {"tol_gap_abs": 1e-11, "tol_gap_rel": 1e-11, "tol_feas": 1e-11, "max_iter": 400}
 
 
-def _run_cvxpy(cp: Any, problem: Any, what: str) -> None:
+_CLARABEL_FACE = {"tol_gap_abs": 1e-9, "tol_gap_rel": 1e-9, "tol_feas": 1e-9, "max_iter": 200}
+"""Looser for the tie-break: its point is polished and pulled back onto the face afterwards."""
+
+
+def _run_cvxpy(cp: Any, problem: Any, what: str, settings: dict[str, Any] | None = None) -> None:
     try:
         with warnings.catch_warnings():  # "may be inaccurate": the certificate below decides
             warnings.filterwarnings("ignore", message="Solution may be inaccurate")
-            problem.solve(solver=cp.CLARABEL, **_CLARABEL)
+            problem.solve(solver=cp.CLARABEL, **(settings or _CLARABEL))
     except cp.error.SolverError as exc:
         raise SolverError(
             f"{what}: Clarabel failed ({exc}); the embeddings may be nearly dependent"
@@ -521,7 +525,7 @@ def _face_solve(
         constraints.append(A[~strict] @ w == 0)
     goal = cp.sum_squares(w) if objective is None else objective @ w
     problem = cp.Problem(cp.Minimize(goal), constraints)
-    _run_cvxpy(cp, problem, f"the {spec.name}-norm Graph-SVM tie-break")
+    _run_cvxpy(cp, problem, f"the {spec.name}-norm Graph-SVM tie-break", _CLARABEL_FACE)
     if w.value is None:
         raise SolverError(f"{spec.name}-norm Graph-SVM tie-break: no solution returned")
     return np.asarray(w.value, dtype=np.float64)
