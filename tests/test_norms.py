@@ -208,6 +208,8 @@ def test_bad_input_errors():
         parse_norm(3)  # type: ignore[arg-type]
     with pytest.raises(InvalidParameterError, match="unknown norm 'bogus'"):
         solve(ds, svm_norm="bogus")
+    with pytest.raises(InvalidParameterError, match="build_priority_graphs"):
+        solve_norm_svm(ds, ds.embeddings, "l1")
     with pytest.raises(InvalidParameterError, match="tie_break"):
         solve_norm_svm(graphs, ds.embeddings, "l1", tie_break="l2")
     with pytest.raises(InvalidParameterError, match="fro"):

@@ -585,7 +585,10 @@ def solve_norm_svm(
     Notes
     -----
     Status ``OPTIMAL`` needs a violation ``<= 1e-9`` on every TPG edge and a relative certified
-    gap ``<= 1e-8``; otherwise ``INACCURATE`` with a ConvergenceWarning.
+    gap ``<= 1e-8``; otherwise ``INACCURATE`` with a ConvergenceWarning. The non-Frobenius norms
+    use a dense ``m x d^2`` constraint matrix and general LP / conic solvers: meant for the
+    paper's sizes (``d`` up to a few dozen; at ``K, d <= 10`` each solve takes well under a
+    second), not for the large problems :func:`attnmech.svm.solve_graph_svm` handles.
 
     Examples
     --------
@@ -600,6 +603,12 @@ def solve_norm_svm(
     >>> round(float(np.abs(res.W_svm).sum()), 6)  # the tie-break sets them to 0
     1.5
     """
+    if not isinstance(graphs, PriorityGraphs):
+        raise InvalidParameterError(
+            f"solve_norm_svm expects PriorityGraphs, got {type(graphs).__name__}; build them "
+            "with attnmech.build_priority_graphs(dataset) (or call attnmech.solve(dataset, "
+            "svm_norm=...))"
+        )
     spec = parse_norm(norm)
     if tie_break not in ("fro", None):
         raise InvalidParameterError(f"tie_break must be 'fro' or None, got {tie_break!r}")
@@ -664,7 +673,8 @@ def solve_norm_svm(
         message = (
             f"optimal: {spec.name} norm {primal:.10g}, max violation {max_violation:.1e}, "
             f"certified relative gap {relative_gap:.1e}"
-            + ("" if unique is not False else "; minimiser not unique (Frobenius tie-break)")
+            + ("" if unique is not False else "; minimiser not unique")
+            + ("" if applied is None else " (Frobenius tie-break)")
         )
     else:
         status = SolveStatus.INACCURATE
