@@ -79,7 +79,13 @@ DATASETS = {
 }
 
 
-@pytest.fixture(scope="module", params=list(DATASETS))
+@pytest.fixture(
+    scope="module",
+    params=[
+        pytest.param(name, marks=pytest.mark.slow) if name == "cyclic-10-6-8-8" else name
+        for name in DATASETS
+    ],
+)
 def problem(request):
     ds = DATASETS[request.param]()
     return ds, build_priority_graphs(ds)
