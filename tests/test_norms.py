@@ -106,8 +106,10 @@ def test_matches_cvxpy_on_the_unreduced_primal(problem, name):
     assert lower <= expected * (1 + 1e-9)
     if name != "fro":
         assert result.relative_gap <= 1e-8
-    if parse_norm(name).strictly_convex:  # unique minimiser: the matrices agree too
+    if parse_norm(name).strictly_convex or name == "nuclear":
+        # strictly convex, or (nuclear on these datasets) certified by the dual certificate
         assert result.unique is True
+    if result.unique is True:  # a unique minimiser: the reference must have found it too
         np.testing.assert_allclose(result.W_svm, W_ref, atol=1e-5 * (1 + np.abs(W_ref).max()))
 
 
@@ -147,6 +149,17 @@ def test_l1_minimiser_not_unique_is_reported_and_tie_broken():
     spectral = solve_norm_svm(graphs, ds.embeddings, "spectral", probe=True)
     assert spectral.unique is False
     assert norm_of(spectral.W_svm, "spectral") == pytest.approx(1 / math.sqrt(2), rel=1e-8)
+
+
+def test_nuclear_face_is_not_certified_and_tie_broken():
+    # W[0,0] >= 1/2 and W[1,1] >= 1/2 only (embeddings +-e1, +-e2): every [[1/2, x], [x, 1/2]]
+    # with |x| <= 1/2 has nuclear norm 1, so the dual certificate must fail; least Frobenius: x = 0
+    E = np.array([[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0], [0.0, -1.0]])
+    ds = Dataset([[2, 0], [3, 1]], [0, 1], E)
+    result = solve_norm_svm(build_priority_graphs(ds), ds.embeddings, "nuclear", probe=True)
+    assert result.unique is False and result.tie_break == "fro"
+    np.testing.assert_allclose(result.W_svm, 0.5 * np.eye(2), atol=1e-6)
+    assert norm_of(result.W_svm, "nuclear") == pytest.approx(1.0, rel=1e-8)
 
 
 def test_unique_l1_minimiser_is_reported_unique():

@@ -39,6 +39,9 @@ the minimiser can be a whole face. ``unique`` on the result says what was found:
 - ``l1`` / ``linf`` (LPs): a random linear function is minimised and maximised over the exact
   optimal face ``{W feasible : N(W) <= opt}`` (two more HiGHS solves). With probability one the
   two points differ iff the face is more than a point, so ``unique`` is True or False.
+- ``nuclear``: a dual certificate (strict complementarity of the multipliers' ``G`` and
+  injectivity of the active constraints on ``{U_r Z V_r^T : Z symmetric}``) proves uniqueness
+  when it holds; then ``unique`` is True and no tie-break is needed. Otherwise as below.
 - ``nuclear`` / ``spectral`` (SDPs): the solver's tolerance allows no exact face; the face is
   inflated to ``N(W) <= opt (1 + 1e-9)`` and the distance between the first answer and the
   tie-break (plus, with ``probe=True``, the random-direction width) decides: at most
@@ -657,7 +660,7 @@ def solve_norm_svm(
         lower = norm_lower_bound(E, cons, lam, spec)
         if not spec.strictly_convex:
             w, unique, applied, width = _resolve_face(
-                spec, A, cons.strict, d, w, tie_break, probe, seed
+                spec, A, cons.strict, d, w, lam, tie_break, probe, seed
             )
             extra["face_width"] = width
         W = w.reshape(d, d)
@@ -727,12 +730,53 @@ def _into_face(spec: NormSpec, w: np.ndarray, w_tb: np.ndarray, d: int, bound: f
     return w + lo * (w_tb - w)
 
 
+def _nuclear_unique(
+    A: np.ndarray, strict: np.ndarray, w: np.ndarray, lam: np.ndarray, d: int
+) -> bool:
+    """Dual certificate that a nuclear-norm minimiser ``W`` is the only one.
+
+    With ``G = A^T lambda / ||A^T lambda||_2`` (the optimal multipliers), every minimiser ``W'``
+    has ``<G, W'> = ||W'||_*`` and meets the active constraints (``lambda_c > 0``) with equality,
+    so ``W' = U_1 Z V_1^T`` with ``Z`` PSD, ``U_1, V_1`` the singular vectors of ``G`` at singular
+    value 1. When ``G`` has exactly ``r = rank(W)`` of those and they are ``W``'s own (strict
+    complementarity), and ``Z -> A_act vec(U_r Z V_r^T)`` is injective on symmetric ``r x r``
+    matrices, that set is the single point ``W``. Checked numerically: alignment
+    ``|U_r^T G V_r - I| <= 1e-5``, next singular value of ``G`` ``<= 1 - 1e-3``, injectivity with
+    a smallest-to-largest singular value ratio ``>= 1e-6``.
+    """
+    W = w.reshape(d, d)
+    U, s, Vt = np.linalg.svd(W)
+    if s[0] <= 0:
+        return False
+    r = int((s > 1e-6 * s[0]).sum())
+    G = (A.T @ lam).reshape(d, d)
+    sg = np.linalg.svd(G, compute_uv=False)
+    if sg[0] <= 0:
+        return False
+    G, sg = G / sg[0], sg / sg[0]
+    Ur, Vr = U[:, :r], Vt[:r].T
+    if np.abs(Ur.T @ G @ Vr - np.eye(r)).max() > 1e-5 or (r < d and sg[r] > 1.0 - 1e-3):
+        return False
+    basis = []
+    for a, b in zip(*np.triu_indices(r), strict=True):
+        sym = np.zeros((r, r))
+        sym[a, b] = sym[b, a] = 1.0
+        basis.append((Ur @ sym @ Vr.T).ravel())
+    active = (~strict) | (lam > 1e-7 * float(np.abs(lam).max()))
+    image = A[active] @ np.array(basis).T  # (n_active, r (r + 1) / 2)
+    if image.shape[0] < image.shape[1]:
+        return False
+    sv = np.linalg.svd(image, compute_uv=False)
+    return bool(sv[-1] >= 1e-6 * sv[0])
+
+
 def _resolve_face(
     spec: NormSpec,
     A: np.ndarray,
     strict: np.ndarray,
     d: int,
     w: np.ndarray,
+    lam: np.ndarray,
     tie_break: str | None,
     probe: bool,
     seed: int,
@@ -743,6 +787,9 @@ def _resolve_face(
     exact optimal face ``{feasible w : N(w) <= opt}`` (two HiGHS solves) are compared; with
     probability one they differ iff the face is more than a point. A unique vertex is returned as
     is; otherwise the Frobenius tie-break is applied.
+
+    ``nuclear``: first the dual certificate of :func:`_nuclear_unique`; if it holds the answer is
+    unique and returned as is. Otherwise, as for ``spectral``:
 
     SDPs (``nuclear``, ``spectral``): Clarabel's tolerance allows no exact face, so the face is
     inflated by ``FACE_TOL`` and the tie-break's distance to the first answer (and with ``probe``
@@ -771,6 +818,8 @@ def _resolve_face(
                 w_tb = _polish(_face_solve(spec, A, strict, d, bound, None), A, strict)
                 w = _into_face(spec, w, w_tb, d, bound)
             return w, False, tie_break, width
+    if spec.name == "nuclear" and _nuclear_unique(A, strict, w, lam, d):
+        return w, True, None, 0.0  # certified unique: nothing to break
     bound = optimum * (1.0 + FACE_TOL)
     width = 0.0
     if probe:
