@@ -116,6 +116,12 @@ class GraphSVMResult:
         ``||W||^2 - sum(dual_values)`` (primal minus dual objective) and the same divided by the
         primal objective.
     solver_stats : SolverStats
+    norm_name : str, default="fro"
+        The norm minimised (see :mod:`attnmech.norms`).
+    unique : bool or None, default=True
+        Whether the minimiser was found unique (None: not checked).
+    tie_break : str or None, default=None
+        ``"fro"`` when a non-unique minimiser was resolved by least Frobenius norm.
     """
 
     W_svm: np.ndarray
@@ -131,6 +137,9 @@ class GraphSVMResult:
     duality_gap: float
     relative_gap: float
     solver_stats: SolverStats
+    norm_name: str = "fro"
+    unique: bool | None = True
+    tie_break: str | None = None
 
     @property
     def success(self) -> bool:
@@ -685,4 +694,6 @@ def solve_nuclear_svm(graphs: PriorityGraphs, embeddings: Any) -> GraphSVMResult
             num_iters=iters,
             extra_stats={"n_constraints": m, "n_edges": cons.n_original, "norm": "nuclear"},
         ),
+        norm_name="nuclear",
+        unique=None,
     )

@@ -13,10 +13,11 @@ import numpy as np
 from ._io import atomic_savez
 from .automaton import Automaton
 from .data import Dataset
-from .errors import InvalidDatasetError, InvalidParameterError, NotFittedError
+from .errors import InvalidDatasetError, NotFittedError
 from .finite import FiniteResult, solve_finite
 from .graphs import PriorityGraphs, build_priority_graphs
-from .svm import GraphSVMResult, solve_graph_svm, solve_nuclear_svm
+from .norms import parse_norm, solve_norm_svm
+from .svm import GraphSVMResult
 
 __all__ = ["Theory", "TheoryFile", "solve", "load_theory", "AttentionTheory"]
 
@@ -55,7 +56,7 @@ class Theory:
     def summary(self) -> str:
         """A few lines: graphs, both solves, norms and accuracy."""
         s, f = self.svm, self.finite
-        nuclear = " (nuclear norm)" if s.solver_stats.extra_stats.get("norm") == "nuclear" else ""
+        nuclear = f" ({s.norm_name} norm)" if s.norm_name != "fro" else ""
         return "\n".join(
             [
                 f"dataset: {self.dataset!r}",
@@ -79,6 +80,8 @@ class Theory:
         g, s, f = self.graphs, self.svm, self.finite
         meta = {
             "svm_status": s.status.value,
+            "svm_norm": s.norm_name,
+            "svm_unique": s.unique,
             "svm_message": s.message,
             "svm_max_violation": s.max_violation,
             "svm_relative_gap": s.relative_gap,
@@ -152,13 +155,13 @@ def solve(
     Parameters
     ----------
     dataset : Dataset
-    svm_norm : {"fro", "nuclear"}, default="fro"
-        ``"fro"``: the paper's Graph-SVM (combined ``W``). ``"nuclear"``: the nuclear-norm
-        Graph-SVM, the expected direction when ``W = K Q^T`` is trained with both factors (an
-        extension; see :func:`attnmech.svm.solve_nuclear_svm`).
+    svm_norm : {"fro", "nuclear", "spectral", "l1", "linf", "lp:P"}, default="fro"
+        ``"fro"``: the paper's Graph-SVM (combined ``W``). ``"nuclear"``: the expected direction
+        when ``W = K Q^T`` is trained with both factors; the others: the max-margin directions
+        of other optimisers' geometries (extensions; see :mod:`attnmech.norms`).
     svm_options, finite_options : dict, optional
-        Keyword arguments for :func:`attnmech.svm.solve_graph_svm` and
-        :func:`attnmech.finite.solve_finite`.
+        Keyword arguments for :func:`attnmech.norms.solve_norm_svm` (with ``"fro"``: those of
+        :func:`attnmech.svm.solve_graph_svm`) and :func:`attnmech.finite.solve_finite`.
 
     Returns
     -------
@@ -177,13 +180,9 @@ def solve(
             f"solve expects an attnmech.Dataset, got {type(dataset).__name__}; build one with "
             "attnmech.Dataset(sequences, labels, embeddings) or attnmech.load_dataset(path)"
         )
-    if svm_norm not in ("fro", "nuclear"):
-        raise InvalidParameterError(f"svm_norm must be 'fro' or 'nuclear', got {svm_norm!r}")
+    norm = parse_norm(svm_norm)  # InvalidParameterError naming the accepted norms
     graphs = build_priority_graphs(dataset)
-    if svm_norm == "nuclear":
-        svm = solve_nuclear_svm(graphs, dataset.embeddings)
-    else:
-        svm = solve_graph_svm(graphs, dataset.embeddings, **(svm_options or {}))
+    svm = solve_norm_svm(graphs, dataset.embeddings, norm, **(svm_options or {}))
     finite = solve_finite(dataset, graphs, **(finite_options or {}))
     return Theory(dataset=dataset, graphs=graphs, svm=svm, finite=finite)
 
