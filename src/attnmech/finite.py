@@ -22,8 +22,7 @@ import scipy.sparse as sp
 from ._results import SolverStats, SolveStatus, readonly
 from .data import Dataset
 from .errors import ConvergenceWarning
-from .graphs import PriorityGraphs
-from .svm import svm_constraints
+from .graphs import PriorityGraphs, scc_chains
 
 __all__ = ["ReducedData", "FiniteResult", "reduce_dataset", "solve_finite", "project"]
 
@@ -294,9 +293,7 @@ def solve_finite(
     """
     start = time.perf_counter()
     E = dataset.embeddings
-    cons = svm_constraints(graphs)
-    eq = ~cons.strict
-    gq, gi, gj = cons.query[eq], cons.i[eq], cons.j[eq]
+    gq, gi, gj = scc_chains(graphs)
     frame = _orthonormal_frame(_generator_gram(E, gq, gi, gj))
     reduced = reduce_dataset(dataset, graphs)
     d = E.shape[1]
