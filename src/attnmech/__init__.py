@@ -27,8 +27,8 @@ from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-# Public name -> defining module. ``import attnmech`` imports none of them: each module is loaded the
-# first time one of its names is used (PEP 562 ``__getattr__``), so the numpy/scipy core works
+# Public name -> defining module. ``import attnmech`` imports none of them: each module is loaded
+# the first time one of its names is used (PEP 562 ``__getattr__``), so the numpy/scipy core works
 # without torch and ``attnmech --help`` stays fast. Inside the package, import from the defining
 # module (``from .training import train``), never from ``attnmech``.
 #

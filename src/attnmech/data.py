@@ -19,9 +19,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-import scipy.sparse as sp
-from scipy.sparse.csgraph import connected_components
 
+from ._choices import EMBEDDING_KINDS, GRAPH_KINDS, UNREALIZABLE_POLICIES
 from ._io import atomic_path, atomic_savez
 from ._results import frozen
 from .errors import InvalidDatasetError, UnrealizableLabelError
@@ -42,10 +41,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-EMBEDDING_KINDS = ("random", "ortho", "equicorr")
-GRAPH_KINDS = ("cyclic", "acyclic", "any")
-UNREALIZABLE_POLICIES = ("raise", "drop", "repair", "keep")
 
 
 def _list_preview(indices: np.ndarray, limit: int = 10) -> str:
@@ -177,6 +172,9 @@ def has_priority_cycle(dataset: Dataset) -> bool:
     The same answer as ``build_priority_graphs(dataset).is_cyclic``, without the SCC order and
     levels, so that :func:`make_dataset` can redraw without importing :mod:`attnmech.graphs`.
     """
+    import scipy.sparse as sp
+    from scipy.sparse.csgraph import connected_components
+
     query, src, dst = priority_edges(dataset)
     if query.size == 0:
         return False
