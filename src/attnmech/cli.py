@@ -270,11 +270,11 @@ def make_dataset_command(
     embedding_dim: Annotated[int, typer.Option("--d", help="Embedding dimension d.")] = 8,
     embeddings: Annotated[
         EmbeddingKind, typer.Option("--embeddings", help="Embedding generator.")
-    ] = EmbeddingKind("random"),
+    ] = EmbeddingKind["random"],
     graph: Annotated[
         GraphKind,
         typer.Option("--graph", help="Redraw until the token-priority graphs are cyclic/acyclic."),
-    ] = GraphKind("any"),
+    ] = GraphKind["any"],
     rho: Annotated[float, typer.Option("--rho", help="Pairwise correlation for equicorr.")] = 0.5,
     seed: Annotated[int, typer.Option("--seed", min=0, help="Random seed (>= 0).")] = 0,
     embeddings_path: Annotated[
@@ -297,7 +297,7 @@ def make_dataset_command(
     ] = None,
     level: Annotated[
         TextLevel, typer.Option("--level", help="With --text: word or character tokens.")
-    ] = TextLevel("word"),
+    ] = TextLevel["word"],
     stride: Annotated[
         int | None,
         typer.Option(
@@ -400,12 +400,12 @@ def graphs_command(
     edges: Annotated[
         EdgeMode,
         typer.Option("--edges", help="In drawings: edges between SCCs only, or every edge."),
-    ] = EdgeMode("condensation"),
+    ] = EdgeMode["condensation"],
     max_queries: Annotated[
         int, typer.Option("--max-queries", help="Without --query: show at most this many.")
     ] = 50,
     embeddings: EmbeddingsOption = None,
-    on_unrealizable: UnrealizableOption = OnUnrealizable("raise"),
+    on_unrealizable: UnrealizableOption = OnUnrealizable["raise"],
 ) -> None:
     """Print each last token's SCCs in priority order (SPEC section 3)."""
     if draw is not None and draw.suffix.lower() not in (".png", ".pdf", ".svg"):
@@ -456,9 +456,9 @@ def solve_command(
             "direction expected for factorized W = K Q^T (needs cvxpy).",
             case_sensitive=False,
         ),
-    ] = SvmNorm("fro"),
+    ] = SvmNorm["fro"],
     embeddings: EmbeddingsOption = None,
-    on_unrealizable: UnrealizableOption = OnUnrealizable("raise"),
+    on_unrealizable: UnrealizableOption = OnUnrealizable["raise"],
 ) -> None:
     """Solve the Graph-SVM (W_svm) and the finite part (W_fin) of a dataset (SPEC 4-5)."""
     from .theory import solve
@@ -628,7 +628,7 @@ def train_command(
             help="Gradient descent, normalised GD (the paper's) or Adam.",
             case_sensitive=False,
         ),
-    ] = Optimizer("ngd"),
+    ] = Optimizer["ngd"],
     seed: Annotated[int, typer.Option("--seed", min=0, help="Seed of the initialisation.")] = 0,
     head: Annotated[
         HeadKind,
@@ -637,7 +637,7 @@ def train_command(
             help="iden: p = attention mass per token (the theory's); gen: softmax(E X^T s).",
             case_sensitive=False,
         ),
-    ] = HeadKind("iden"),
+    ] = HeadKind["iden"],
     loss: Annotated[
         LossKind,
         typer.Option(
@@ -645,7 +645,7 @@ def train_command(
             help="-log p_y (log and ce are the same), (1 - p_y)^2 or -p_y.",
             case_sensitive=False,
         ),
-    ] = LossKind("log"),
+    ] = LossKind["log"],
     parameterization: Annotated[
         Parameterization,
         typer.Option(
@@ -654,7 +654,7 @@ def train_command(
             "both trained (measured against the nuclear-norm Graph-SVM).",
             case_sensitive=False,
         ),
-    ] = Parameterization("combined"),
+    ] = Parameterization["combined"],
     init: Annotated[
         InitKind,
         typer.Option(
@@ -662,7 +662,7 @@ def train_command(
             help="uniform: U(-1/sqrt(d), 1/sqrt(d)) entries; zero: W = 0.",
             case_sensitive=False,
         ),
-    ] = InitKind("uniform"),
+    ] = InitKind["uniform"],
     trials: Annotated[
         int, typer.Option("--trials", min=1, help="Initialisations, trained in one batch.")
     ] = 1,
@@ -732,7 +732,7 @@ def train_command(
     ] = None,
     theory_path: TheoryOption = None,
     embeddings: EmbeddingsOption = None,
-    on_unrealizable: UnrealizableOption = OnUnrealizable("raise"),
+    on_unrealizable: UnrealizableOption = OnUnrealizable["raise"],
 ) -> None:
     """Train a single attention layer on a dataset and record the theory's metrics (SPEC 2, 9).
 
@@ -864,7 +864,7 @@ def verify_command(
     ] = None,
     theory_path: TheoryOption = None,
     embeddings: EmbeddingsOption = None,
-    on_unrealizable: UnrealizableOption = OnUnrealizable("raise"),
+    on_unrealizable: UnrealizableOption = OnUnrealizable["raise"],
 ) -> None:
     """Compare a trained W with the theory's prediction: W_svm, W_fin, the automaton (SPEC 6-7).
 
