@@ -277,8 +277,11 @@ def _read_theory_file(path: Path) -> tuple[dict[str, np.ndarray], dict[str, Any]
             f"cannot read theory file {path} (truncated, corrupt or not an .npz: {exc}); {hint}",
             path=str(path),
         ) from None
-    if "meta" not in arrays:
-        raise FileFormatError(f"{path} is not a theory file (no 'meta' member); {hint}", str(path))
+    if "meta" not in arrays or "W_svm" not in arrays:
+        raise FileFormatError(
+            f"{path} is not a theory file (it has no 'W_svm' and 'meta' members); {hint}",
+            str(path),
+        )
     try:
         meta = json.loads(str(arrays.pop("meta")))
     except ValueError:
