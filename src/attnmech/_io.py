@@ -157,17 +157,23 @@ def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
         tmp.write_text(text, encoding="utf-8")
 
 
-def atomic_savez(path: str | os.PathLike[str], *, compress: bool = True, **arrays: Any) -> None:
-    """Save ``arrays`` to the ``.npz`` file ``path`` atomically.
+def atomic_savez(path: str | os.PathLike[str], compress: bool = True, /, **arrays: Any) -> None:
+    """Save ``arrays`` to the ``.npz`` file ``path`` atomically: the one ``.npz`` writer.
 
     Parameters
     ----------
     path : path-like
         The target (should end in ``.npz``).
-    compress : bool, default=True
-        ``np.savez_compressed`` (True) or ``np.savez`` (False, faster for checkpoints).
+    compress : bool, default=True, positional only
+        ``np.savez_compressed`` (True) or ``np.savez`` (False: faster, for checkpoints), e.g.
+        ``atomic_savez(path, False, W=W)``. Positional only, so that no member name can clash.
     **arrays
         The members.
+
+    Raises
+    ------
+    OutputError
+        If the file cannot be written (the target keeps its old content).
     """
     import numpy as np
 

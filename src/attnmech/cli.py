@@ -110,20 +110,55 @@ def _choice_enum(name: str, values: Iterable[str]) -> Any:
     Every option with a fixed set of values is built here from the library's own list, so the
     command line cannot drift from what the library accepts.
     """
-    return enum.Enum(name, [(value, value) for value in values], type=str)  # type: ignore[misc]
+    return enum.Enum(name, [(value, value) for value in values], type=str)
 
 
-OnUnrealizable = _choice_enum("OnUnrealizable", UNREALIZABLE_POLICIES)
-EmbeddingKind = _choice_enum("EmbeddingKind", EMBEDDING_KINDS)
-GraphKind = _choice_enum("GraphKind", GRAPH_KINDS)
-SvmNorm = _choice_enum("SvmNorm", SVM_NORMS)
-EdgeMode = _choice_enum("EdgeMode", EDGE_MODES)
-TextLevel = _choice_enum("TextLevel", TEXT_LEVELS)
-Optimizer = _choice_enum("Optimizer", OPTIMIZER_NAMES)
-HeadKind = _choice_enum("HeadKind", HEAD_NAMES)
-LossKind = _choice_enum("LossKind", LOSS_NAMES)
-Parameterization = _choice_enum("Parameterization", PARAMETERIZATION_NAMES)
-InitKind = _choice_enum("InitKind", INIT_NAMES)
+if TYPE_CHECKING:  # enums made at run time are no types to mypy: check them as str enums
+
+    class OnUnrealizable(str, enum.Enum):
+        pass
+
+    class EmbeddingKind(str, enum.Enum):
+        pass
+
+    class GraphKind(str, enum.Enum):
+        pass
+
+    class SvmNorm(str, enum.Enum):
+        pass
+
+    class EdgeMode(str, enum.Enum):
+        pass
+
+    class TextLevel(str, enum.Enum):
+        pass
+
+    class Optimizer(str, enum.Enum):
+        pass
+
+    class HeadKind(str, enum.Enum):
+        pass
+
+    class LossKind(str, enum.Enum):
+        pass
+
+    class Parameterization(str, enum.Enum):
+        pass
+
+    class InitKind(str, enum.Enum):
+        pass
+else:
+    OnUnrealizable = _choice_enum("OnUnrealizable", UNREALIZABLE_POLICIES)
+    EmbeddingKind = _choice_enum("EmbeddingKind", EMBEDDING_KINDS)
+    GraphKind = _choice_enum("GraphKind", GRAPH_KINDS)
+    SvmNorm = _choice_enum("SvmNorm", SVM_NORMS)
+    EdgeMode = _choice_enum("EdgeMode", EDGE_MODES)
+    TextLevel = _choice_enum("TextLevel", TEXT_LEVELS)
+    Optimizer = _choice_enum("Optimizer", OPTIMIZER_NAMES)
+    HeadKind = _choice_enum("HeadKind", HEAD_NAMES)
+    LossKind = _choice_enum("LossKind", LOSS_NAMES)
+    Parameterization = _choice_enum("Parameterization", PARAMETERIZATION_NAMES)
+    InitKind = _choice_enum("InitKind", INIT_NAMES)
 
 
 # --------------------------------------------------------------------------- tables
@@ -347,7 +382,9 @@ def make_dataset_command(
             seed=seed,
             rho=rho,
         )
-    written = dataset.save(output, embeddings_path=embeddings_path and str(embeddings_path))
+    written = dataset.save(
+        output, embeddings_path=None if embeddings_path is None else str(embeddings_path)
+    )
     typer.echo(f"wrote {written}")
     if written.suffix == ".jsonl":
         sibling = embeddings_path or written.with_name(written.stem + ".embeddings.npy")
