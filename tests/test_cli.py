@@ -8,6 +8,7 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from unittest.mock import ANY
 
 import numpy as np
 import pytest
@@ -873,7 +874,8 @@ def test_readme_quick_start_is_two_commands_and_ci_runs_the_test_one():
     ci = (README.parent / ".ci" / "run").read_text(encoding="utf-8")
     assert "set -euo pipefail" in ci
     assert ci.strip().splitlines()[-1] == test_command
-    assert 'pip install -c constraints.txt -e ".[test]"' in ci
+    assert 'pip install -c constraints.txt -e ".[test,ci]"' in ci
+    assert "\nmypy src\n" in ci  # type check before the tests
 
 
 def readme_command_lines() -> list[list[str]]:
@@ -1055,30 +1057,47 @@ def test_make_dataset_from_text(tmp_path):
     assert missing.exit_code == 1 and missing.output.startswith("error:")
 
 
-def test_reproduce_command_writes_the_report(tmp_path):
+def test_reproduce_command(tmp_path, monkeypatch):
+    """The command hands its options to run_reproduction and prints where the results are. The
+    pipeline itself is tested in test_experiments.py; the README's full commands run in the slow
+    suite (test_readme_cli_examples_run_in_full)."""
+    import types
+
+    import attnmech.experiments
+
+    bad = invoke("reproduce", "--only", "nope", "--out", tmp_path / "r")
+    assert_error(bad, "unknown experiment 'nope'")
+    listing = invoke("experiments")
+    assert listing.exit_code == 0
+    names = [line.split(":")[0] for line in listing.output.splitlines()]
+    assert names == list(attnmech.experiments.EXPERIMENTS)
+    assert "cyclic-6-4-6-8" in names and "local-ce" in " ".join(names)
+    calls = []
+
+    def run_reproduction(out, **kwargs):
+        calls.append((out, kwargs))
+        kwargs["progress"]("[1/1] cyclic-6-4-6-8")
+        return types.SimpleNamespace(
+            settings=["cyclic-6-4-6-8"],
+            trials=kwargs["trials"],
+            wall_time_s=1.25,
+            results_path=out / "results.json",
+            report_path=out / "REPRODUCTION.md",
+            figures=["a.png", "a.pdf"],
+        )
+
+    monkeypatch.setattr(attnmech.experiments, "run_reproduction", run_reproduction)
     out = tmp_path / "repro"
-    result = runner.invoke(
-        app,
-        [
-            "reproduce",
-            "--only",
-            "acyclic-6-4-6-8-lr0.1",
-            "--trials",
-            "2",
-            "--steps-scale",
-            "0.1",
-            "--out",
-            str(out),
-        ],
-    )
+    args = ("reproduce", "--only", "cyclic-6-4-6-8", "--trials", 2, "--steps-scale", 0.1)
+    result = invoke(*args, "--out", out)
     assert result.exit_code == 0, result.output
-    data = json.loads((out / "results.json").read_text())
-    assert "acyclic-6-4-6-8-lr0.1" in json.dumps(data)
-    report = (out / "REPRODUCTION.md").read_text()
-    assert "acyclic-6-4-6-8-lr0.1" in report
-    table_lines = [line for line in report.splitlines() if line.startswith("|")]
-    assert len(table_lines) >= 3 and set(table_lines[1]) <= set("|-: ")  # header, rule, a row
-    bad = runner.invoke(app, ["reproduce", "--only", "nope", "--out", str(out)])
-    assert bad.exit_code == 1 and "unknown experiment 'nope'" in bad.output
-    listing = runner.invoke(app, ["experiments"])
-    assert listing.exit_code == 0 and "local-ce" in listing.output
+    assert calls == [
+        (out, {"only": ["cyclic-6-4-6-8"], "trials": 2, "steps_scale": 0.1, "progress": ANY})
+    ]
+    assert result.output.splitlines() == [
+        "[1/1] cyclic-6-4-6-8",
+        "1 settings, 2 trials each, 1.2 s",
+        f"results: {out / 'results.json'}",
+        f"report: {out / 'REPRODUCTION.md'} (2 figures)",
+    ]
+    assert invoke(*args, "--out", out, "--steps-scale", 0).exit_code == 2

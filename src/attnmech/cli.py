@@ -342,7 +342,7 @@ def make_dataset_command(
 ) -> None:
     """Draw a dataset as in the paper's experiments (SPEC section 9), or cut one from text."""
     from .data import make_dataset
-    from .errors import InvalidDatasetError
+    from .errors import FileFormatError
     from .text import text_dataset
 
     check_writable(output)
@@ -352,7 +352,9 @@ def make_dataset_command(
         check_writable(output.with_name(output.stem + ".vocab.json"))
     if text is not None:
         if not text.is_file():
-            raise InvalidDatasetError(f"text file {text} does not exist")
+            raise FileFormatError(
+                f"text file {text} does not exist; give a plain-text file to --text", str(text)
+            )
         cut = text_dataset(
             text,
             vocab_size=vocab_size,
