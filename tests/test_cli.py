@@ -660,6 +660,12 @@ def test_choices_are_the_librarys():
         cli.LossKind: tuple(model.LOSSES),
         cli.Parameterization: tuple(model.PARAMETERIZATIONS),
     }
+    import typing
+
+    from attnmech import text
+
+    hints = typing.get_type_hints(text.text_dataset)
+    expected[cli.TextLevel] = typing.get_args(hints["level"])
     for enum_class, values in expected.items():
         assert tuple(member.value for member in enum_class) == tuple(values), enum_class
     assert invoke("make-dataset", "--graph", "sometimes", "-o", "x.npz").exit_code == 2
