@@ -17,7 +17,6 @@ import contextlib
 import errno
 import os
 import re
-import secrets
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -129,7 +128,7 @@ def atomic_path(path: str | os.PathLike[str], suffix: str = "") -> Iterator[Path
         _remove_stale_temporaries(path, started)
         while True:
             tmp_path = path.with_name(
-                f".{path.name}.{secrets.token_hex(6)}{_TMP_MARK}{suffix or path.suffix}"
+                f".{path.name}.{os.urandom(6).hex()}{_TMP_MARK}{suffix or path.suffix}"
             )
             try:
                 fd = os.open(tmp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import enum
 import functools
-import logging
 import os
 import sys
 import time
@@ -43,7 +42,6 @@ from ._choices import (
     TEXT_LEVELS,
     UNREALIZABLE_POLICIES,
 )
-from ._io import check_writable
 from .errors import AttnmechError, InvalidParameterError, OutputError, UnrealizableLabelError
 
 if TYPE_CHECKING:
@@ -278,6 +276,8 @@ def _main_options(
 ) -> None:
     """Mechanics of next-token prediction with self-attention (Li et al., AISTATS 2024)."""
     if verbose:
+        import logging
+
         logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
 
 
@@ -345,11 +345,11 @@ def make_dataset_command(
     from .errors import FileFormatError
     from .text import text_dataset
 
-    check_writable(output)
+    _check_writable(output)
     if output.suffix == ".jsonl":
-        check_writable(embeddings_path or output.with_name(output.stem + ".embeddings.npy"))
+        _check_writable(embeddings_path or output.with_name(output.stem + ".embeddings.npy"))
     if text is not None:
-        check_writable(output.with_name(output.stem + ".vocab.json"))
+        _check_writable(output.with_name(output.stem + ".vocab.json"))
     if text is not None:
         if not text.is_file():
             raise FileFormatError(
@@ -453,7 +453,7 @@ def graphs_command(
 
     for target in (dot, draw):
         if target is not None:
-            check_writable(target)
+            _check_writable(target)
     dataset = _load(data, embeddings, on_unrealizable)
     graphs = build_priority_graphs(dataset)
     queries = None if not query else query
@@ -505,7 +505,7 @@ def solve_command(
     if output is not None:
         if output.suffix != ".npz":
             raise typer.BadParameter(f"{output} must end in .npz", param_hint="--output")
-        check_writable(output)
+        _check_writable(output)
     dataset = _load(data, embeddings, on_unrealizable)
     start = time.perf_counter()
     theory = solve(dataset, svm_norm=svm_norm.value)
@@ -790,10 +790,10 @@ def train_command(
         )
     ckpt = checkpoint if checkpoint is not None else output.with_name(output.name + ".ckpt.npz")
     summary_path = summary if summary is not None else output.with_suffix(".json")
-    check_writable(output)
-    check_writable(summary_path, what="summary")
+    _check_writable(output)
+    _check_writable(summary_path, what="summary")
     if checkpoint_every > 0 or resume:
-        check_writable(ckpt, what="checkpoint")
+        _check_writable(ckpt, what="checkpoint")
     try:
         config = TrainConfig(
             model=AttentionConfig(
@@ -913,7 +913,7 @@ def verify_command(
     from .verify import METRICS, verify  # MERGE: .verification / .metrics
 
     if json_path is not None:
-        check_writable(json_path, what="JSON report")
+        _check_writable(json_path, what="JSON report")
     dataset = _load(data, embeddings, on_unrealizable)
     result = load_run(run)
     theory = None
@@ -930,6 +930,13 @@ def verify_command(
         typer.echo(f"wrote {json_path}")
 
 
+def _check_writable(path: Path, *, what: str = "output") -> Path:
+    """:func:`attnmech._io.check_writable`, imported when a command runs (keeps --help fast)."""
+    from ._io import check_writable as check
+
+    return check(path, what=what)
+
+
 def _check_folder(folder: Path) -> None:
     """An output folder must be a folder (or creatable) and writable, before any work."""
     if folder.exists() and not folder.is_dir():
@@ -938,7 +945,7 @@ def _check_folder(folder: Path) -> None:
             f"cannot write into {folder}: it is a file, not a folder; choose another --out",
             str(folder),
         )
-    check_writable(folder / "REPORT.md", what="output folder")
+    _check_writable(folder / "REPORT.md", what="output folder")
 
 
 # --------------------------------------------------------------------------- demo
