@@ -201,3 +201,22 @@ def test_facade():
     np.testing.assert_array_equal(model.W_svm_, theory.W_svm)
     np.testing.assert_array_equal(model.predict(ds), theory.automaton().predict_proba(ds).argmax(1))
     np.testing.assert_allclose(model.predict_proba(ds).sum(axis=1), 1.0)
+
+
+def test_saved_run_and_theory_verify_like_the_originals(tmp_path):
+    """Round trips end to end: a saved run and a saved theory give verify the same numbers."""
+    from attnmech import TrainConfig, load_run, train, verify
+
+    ds = make_dataset(6, 4, 6, 8, graph="cyclic", seed=0)
+    theory = solve(ds)
+    result = train(ds, TrainConfig(num_steps=50, num_trials=2), theory=theory)
+    run = load_run(result.save(tmp_path / "run.npz"))
+    loaded = load_theory(theory.save(tmp_path / "theory.npz"), dataset=ds)
+    again = train(ds, TrainConfig(num_steps=50, num_trials=2), theory=loaded)
+    for key in result.history:
+        np.testing.assert_array_equal(again.history[key], result.history[key], err_msg=key)
+    original = verify(ds, result, theory).metrics
+    reloaded = verify(ds, run, loaded).metrics
+    assert original.keys() == reloaded.keys() and "corr_svm" in original
+    for key in original:
+        np.testing.assert_array_equal(reloaded[key], original[key], err_msg=key)
