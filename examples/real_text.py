@@ -62,7 +62,11 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     prompt = ds.sequence(0)
     words = theory.automaton().generate(prompt, 12, seed=0)
     print(f"automaton: [{cut.decode(prompt)}] {cut.decode(words[prompt.size :])}")
-    return {k: float(np.asarray(run.history[k])[-1]) for k in ("corr_svm", "automaton_tv")}
+    out = {k: float(np.asarray(run.history[k])[-1]) for k in ("corr_svm", "automaton_tv")}
+    out.update(
+        {f"start_{k}": float(np.asarray(run.history[k])[0]) for k in ("corr_svm", "automaton_tv")}
+    )
+    return out  # final values, and the values at step 0 as start_<name>
 
 
 if __name__ == "__main__":

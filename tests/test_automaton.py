@@ -7,7 +7,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from attnmech import Automaton, Dataset, InvalidDatasetError, make_dataset, solve
+from attnmech import (
+    Automaton,
+    Dataset,
+    InvalidDatasetError,
+    InvalidParameterError,
+    make_dataset,
+    solve,
+)
 
 
 @settings(max_examples=25, deadline=None)
@@ -93,5 +100,13 @@ def test_bad_input_is_reported():
         auto.predict_proba([[0, -3, 1]])
     with pytest.raises(InvalidDatasetError, match="empty"):
         auto.generate([], 3)
-    with pytest.raises(InvalidDatasetError, match="shape"):
+    # parameters (weights, embeddings, queries, lengths) are InvalidParameterError
+    with pytest.raises(InvalidParameterError, match=r"shape \(2, 2\)"):
         Automaton(np.zeros((3, 3)), np.zeros((2, 2)), np.eye(2))
+    with pytest.raises(InvalidParameterError, match="embeddings must have shape"):
+        Automaton(np.zeros((2, 2)), np.zeros((2, 2)), np.ones(2))
+    with pytest.raises(InvalidParameterError, match="length must be a non-negative integer"):
+        auto.generate([0, 1], -1)
+    with pytest.raises(InvalidParameterError, match="queries must be 1 token ids in"):
+        auto.predict_proba([[0, 1]], queries=[7])
+    assert not issubclass(InvalidParameterError, InvalidDatasetError)

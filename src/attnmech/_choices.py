@@ -1,15 +1,38 @@
-"""The names of the model's and the training's choices, importable without torch.
+"""The names of every choice the library accepts, importable without numpy or torch.
 
-The command line builds its option choices from these tuples, so listing them never loads torch.
-:mod:`attnmech.model` keys its registries (``HEADS``, ``LOSSES``, ``PARAMETERIZATIONS``) by exactly
-these names (a test checks it); step-rule names are the keys of
-:data:`attnmech.optim.OPTIMIZERS`, which is torch-free as well.
+Each tuple here is the single source of truth for its choice: the defining module imports it
+(``data.EMBEDDING_KINDS is _choices.EMBEDDING_KINDS``; :mod:`attnmech.model` keys its registries
+``HEADS``, ``LOSSES`` and ``PARAMETERIZATIONS`` by exactly these names, which a test checks) and
+the command line builds its option choices from it, so ``attnmech --help`` needs neither numpy nor
+torch. Step-rule names are the keys of :data:`attnmech.optim.OPTIMIZERS`, which imports without
+numpy or torch as well.
 """
 
 from __future__ import annotations
 
-__all__ = ["HEAD_NAMES", "LOSS_NAMES", "PARAMETERIZATION_NAMES", "INIT_NAMES", "DTYPE_NAMES"]
+__all__ = [
+    "EMBEDDING_KINDS",
+    "GRAPH_KINDS",
+    "UNREALIZABLE_POLICIES",
+    "SVM_NORMS",
+    "EDGE_MODES",
+    "TEXT_LEVELS",
+    "HEAD_NAMES",
+    "LOSS_NAMES",
+    "PARAMETERIZATION_NAMES",
+    "INIT_NAMES",
+    "DTYPE_NAMES",
+]
 
+# core
+EMBEDDING_KINDS = ("random", "ortho", "equicorr")  # data.make_embeddings
+GRAPH_KINDS = ("cyclic", "acyclic", "any")  # data.make_dataset(graph=...)
+UNREALIZABLE_POLICIES = ("raise", "drop", "repair", "keep")  # data.Dataset(on_unrealizable=...)
+SVM_NORMS = ("fro", "nuclear", "spectral", "l1", "linf")  # norms.NORMS; also "lp:P", 1 < P < inf
+EDGE_MODES = ("condensation", "all")  # which TPG edges a drawing shows (report)
+TEXT_LEVELS = ("word", "char")  # text.text_dataset(level=...)
+
+# torch layer (names only)
 HEAD_NAMES: tuple[str, ...] = ("iden", "gen")
 """Heads: ``iden`` (p_j = attention mass on token j), ``gen`` (softmax(E X^T s))."""
 

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from .data import Dataset
-from .errors import InvalidDatasetError
+from .errors import InvalidDatasetError, InvalidParameterError
 
 __all__ = ["Automaton"]
 
@@ -58,11 +58,15 @@ class Automaton:
 
     def __init__(self, W_svm: Any, W_fin: Any, embeddings: Any, *, tie_tol: float = 1e-6) -> None:
         E = np.asarray(embeddings, dtype=np.float64)
+        if E.ndim != 2:
+            raise InvalidParameterError(
+                f"embeddings must have shape (vocab_size, embedding_dim), got {E.shape}"
+            )
         d = E.shape[1]
         W_svm = np.asarray(W_svm, dtype=np.float64)
         W_fin = np.asarray(W_fin, dtype=np.float64)
         if W_svm.shape != (d, d) or W_fin.shape != (d, d):
-            raise InvalidDatasetError(
+            raise InvalidParameterError(
                 f"W_svm and W_fin must have shape ({d}, {d}) to match the embeddings, got "
                 f"{W_svm.shape} and {W_fin.shape}"
             )
@@ -113,7 +117,7 @@ class Automaton:
             )
         q = default_queries if queries is None else np.asarray(queries, dtype=np.int64).ravel()
         if q.shape[0] != tokens.shape[0] or ((q < 0) | (q >= self.vocab_size)).any():
-            raise InvalidDatasetError(
+            raise InvalidParameterError(
                 f"queries must be {tokens.shape[0]} token ids in [0, {self.vocab_size})"
             )
         return tokens, mask, q
@@ -195,7 +199,7 @@ class Automaton:
         Returns the whole sequence (prompt followed by the continuation).
         """
         if isinstance(length, bool) or not isinstance(length, (int, np.integer)) or length < 0:
-            raise InvalidDatasetError(f"length must be a non-negative integer, got {length!r}")
+            raise InvalidParameterError(f"length must be a non-negative integer, got {length!r}")
         rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
         sequence = [int(t) for t in np.asarray(prompt, dtype=np.int64).ravel()]
         if not sequence:

@@ -6,33 +6,48 @@ purpose (:class:`~attnmech.errors.AttnmechError`) and every file-system error be
 ``error: ...``, on stderr and exit status 1; option errors are reported by the parser with exit
 status 2. Warnings (for example an inaccurate solve) are printed as ``warning: ...``.
 
-Commands: ``make-dataset``, ``graphs``, ``solve``, ``train``, ``verify``, ``demo``. Heavy imports
-(torch, the solvers, matplotlib) happen inside the command that needs them, so that
-``attnmech --help`` stays fast.
+Commands: ``make-dataset``, ``graphs``, ``solve``, ``train``, ``verify``, ``demo``, ``reproduce``,
+``experiments``. At import this module loads only typer and the numpy-free :mod:`attnmech._choices`
+(every option's choices come from there, the library's single list of them); numpy, the solvers,
+torch, matplotlib and rich are imported inside the command that needs them, so that
+``attnmech --help`` stays fast. Output files are checked for writability before any long work.
+Tables are drawn by rich: styled on a terminal, plain ASCII otherwise.
 """
 
 from __future__ import annotations
 
 import enum
 import functools
-import logging
 import os
 import sys
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar, cast
 
-import numpy as np
 import typer
 
 from . import __version__
-from ._io import atomic_write_text
-from .data import Dataset, load_dataset, make_dataset
-from .errors import AttnmechError, InvalidDatasetError, UnrealizableLabelError
-from .graphs import build_priority_graphs
-from .text import text_dataset
+from ._choices import (
+    EDGE_MODES,
+    EMBEDDING_KINDS,
+    GRAPH_KINDS,
+    HEAD_NAMES,
+    INIT_NAMES,
+    LOSS_NAMES,
+    PARAMETERIZATION_NAMES,
+    SVM_NORMS,
+    TEXT_LEVELS,
+    UNREALIZABLE_POLICIES,
+)
+from .errors import AttnmechError, InvalidParameterError, OutputError, UnrealizableLabelError
+from .optim import OPTIMIZERS
+
+if TYPE_CHECKING:
+    from rich.table import Table
+
+    from .data import Dataset
 
 __all__ = ["app", "main"]
 
@@ -45,6 +60,8 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # plain click help: rendering help through rich costs about 0.5 s on a loaded 2-core machine
+    rich_markup_mode=None,
 )
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -70,6 +87,8 @@ def _reports_errors(command: F) -> F:
                 return command(*args, **kwargs)
             except UnrealizableLabelError as exc:
                 _fail(f"{exc} (on the command line: --on-unrealizable drop or repair)")
+            except OutputError as exc:  # an AttnmechError and an OSError: its own message
+                _fail(exc.strerror or str(exc))
             except AttnmechError as exc:
                 _fail(str(exc))
             except OSError as exc:  # missing folder, permission denied, disk full, ...
@@ -83,39 +102,114 @@ def _reports_errors(command: F) -> F:
 
 
 # --------------------------------------------------------------------------- shared options
-class OnUnrealizable(str, enum.Enum):
-    """What to do with samples whose label is not in their sequence."""
+def _choice_enum(name: str, values: Iterable[str]) -> Any:
+    """A ``str`` enum whose members are ``values`` (member name = value), for typer options.
 
-    raise_ = "raise"
-    drop = "drop"
-    repair = "repair"
-
-
-class EmbeddingKind(str, enum.Enum):
-    random = "random"
-    ortho = "ortho"
-    equicorr = "equicorr"
+    Every option with a fixed set of values is built here from the library's own list, so the
+    command line cannot drift from what the library accepts.
+    """
+    return enum.Enum(name, [(value, value) for value in values], type=str)
 
 
-class Parameterization(str, enum.Enum):
-    combined = "combined"
-    factorized = "factorized"
+if TYPE_CHECKING:  # enums made at run time are no types to mypy: check them as str enums
+
+    class OnUnrealizable(str, enum.Enum):
+        pass
+
+    class EmbeddingKind(str, enum.Enum):
+        pass
+
+    class GraphKind(str, enum.Enum):
+        pass
+
+    class EdgeMode(str, enum.Enum):
+        pass
+
+    class TextLevel(str, enum.Enum):
+        pass
+
+    class Optimizer(str, enum.Enum):
+        pass
+
+    class HeadKind(str, enum.Enum):
+        pass
+
+    class LossKind(str, enum.Enum):
+        pass
+
+    class Parameterization(str, enum.Enum):
+        pass
+
+    class InitKind(str, enum.Enum):
+        pass
+else:
+    OnUnrealizable = _choice_enum("OnUnrealizable", UNREALIZABLE_POLICIES)
+    EmbeddingKind = _choice_enum("EmbeddingKind", EMBEDDING_KINDS)
+    GraphKind = _choice_enum("GraphKind", GRAPH_KINDS)
+    EdgeMode = _choice_enum("EdgeMode", EDGE_MODES)
+    TextLevel = _choice_enum("TextLevel", TEXT_LEVELS)
+    Optimizer = _choice_enum("Optimizer", OPTIMIZERS)
+    HeadKind = _choice_enum("HeadKind", HEAD_NAMES)
+    LossKind = _choice_enum("LossKind", LOSS_NAMES)
+    Parameterization = _choice_enum("Parameterization", PARAMETERIZATION_NAMES)
+    InitKind = _choice_enum("InitKind", INIT_NAMES)
 
 
-class SvmNorm(str, enum.Enum):
-    fro = "fro"
-    nuclear = "nuclear"
+# --------------------------------------------------------------------------- tables
+def _table(
+    rows: Sequence[Sequence[Any]],
+    headers: Sequence[str],
+    *,
+    float_format: str = "{:.6g}",
+    title: str | None = None,
+) -> Table:
+    """A rich table: numbers right-aligned and written with ``float_format``, None empty."""
+    from rich.table import Table
+
+    numeric = [
+        bool(rows) and all(isinstance(r[c], (int, float)) or r[c] is None for r in rows)
+        for c in range(len(headers))
+    ]
+    table = Table(title=title, title_justify="left", show_edge=False, pad_edge=False)
+    for header, is_number in zip(headers, numeric, strict=True):
+        table.add_column(header, justify="right" if is_number else "left", overflow="fold")
+    for row in rows:
+        cells = []
+        for value in row:
+            if value is None:
+                cells.append("")
+            elif isinstance(value, float):
+                cells.append(float_format.format(value))
+            else:
+                cells.append(str(value))
+        table.add_row(*cells)
+    return table
 
 
-class GraphKind(str, enum.Enum):
-    cyclic = "cyclic"
-    acyclic = "acyclic"
-    any = "any"
+def _print_table(table: Table) -> None:
+    """Print ``table`` to stdout: styled on a terminal; plain ASCII, unwrapped, otherwise."""
+    from rich import box
+    from rich.console import Console
+
+    stream = sys.stdout
+    terminal = bool(getattr(stream, "isatty", lambda: False)())
+    if terminal:
+        table.box = box.SIMPLE_HEAD
+        Console(file=stream).print(table)
+        return
+    table.box = _plain_box()
+    console = Console(file=stream, width=400, no_color=True, force_terminal=False, emoji=False)
+    with console.capture() as capture:
+        console.print(table, highlight=False)
+    text = "\n".join(line.rstrip() for line in capture.get().splitlines()).strip("\n")
+    typer.echo(text)
 
 
-class EdgeMode(str, enum.Enum):
-    condensation = "condensation"
-    all = "all"
+def _plain_box() -> Any:
+    """Blank column separators and a row of dashes under the header; ASCII only."""
+    from rich.box import Box
+
+    return Box("    \n    \n -  \n    \n    \n    \n    \n    \n", ascii=True)
 
 
 DataArgument = Annotated[
@@ -148,7 +242,9 @@ UnrealizableOption = Annotated[
 ]
 
 
-def _load(path: Path, embeddings: str | None, on_unrealizable: OnUnrealizable) -> Dataset:
+def _load(path: Path, embeddings: str | None, on_unrealizable: Any) -> Dataset:
+    from .data import load_dataset
+
     dataset = load_dataset(path, embeddings=embeddings, on_unrealizable=on_unrealizable.value)
     if dataset.dropped.size:
         typer.echo(
@@ -176,6 +272,8 @@ def _main_options(
 ) -> None:
     """Mechanics of next-token prediction with self-attention (Li et al., AISTATS 2024)."""
     if verbose:
+        import logging
+
         logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
 
 
@@ -203,13 +301,13 @@ def make_dataset_command(
     embedding_dim: Annotated[int, typer.Option("--d", help="Embedding dimension d.")] = 8,
     embeddings: Annotated[
         EmbeddingKind, typer.Option("--embeddings", help="Embedding generator.")
-    ] = EmbeddingKind.random,
+    ] = EmbeddingKind["random"],
     graph: Annotated[
         GraphKind,
         typer.Option("--graph", help="Redraw until the token-priority graphs are cyclic/acyclic."),
-    ] = GraphKind.any,
+    ] = GraphKind["any"],
     rho: Annotated[float, typer.Option("--rho", help="Pairwise correlation for equicorr.")] = 0.5,
-    seed: Annotated[int, typer.Option("--seed", help="Random seed.")] = 0,
+    seed: Annotated[int, typer.Option("--seed", min=0, help="Random seed (>= 0).")] = 0,
     embeddings_path: Annotated[
         Path | None,
         typer.Option(
@@ -229,8 +327,8 @@ def make_dataset_command(
         ),
     ] = None,
     level: Annotated[
-        str, typer.Option("--level", help="With --text: 'word' or 'char' tokens.")
-    ] = "word",
+        TextLevel, typer.Option("--level", help="With --text: word or character tokens.")
+    ] = TextLevel["word"],
     stride: Annotated[
         int | None,
         typer.Option(
@@ -239,15 +337,26 @@ def make_dataset_command(
     ] = None,
 ) -> None:
     """Draw a dataset as in the paper's experiments (SPEC section 9), or cut one from text."""
+    from .data import make_dataset
+    from .errors import FileFormatError
+    from .text import text_dataset
+
+    _check_writable(output)
+    if output.suffix == ".jsonl":
+        _check_writable(embeddings_path or output.with_name(output.stem + ".embeddings.npy"))
+    if text is not None:
+        _check_writable(output.with_name(output.stem + ".vocab.json"))
     if text is not None:
         if not text.is_file():
-            raise InvalidDatasetError(f"text file {text} does not exist")
+            raise FileFormatError(
+                f"text file {text} does not exist; give a plain-text file to --text", str(text)
+            )
         cut = text_dataset(
             text,
             vocab_size=vocab_size,
             seq_len=seq_len,
             embedding_dim=embedding_dim,
-            level=level,
+            level=cast(Any, level.value),
             embeddings=embeddings.value,
             stride=stride,
             max_samples=n_samples,
@@ -271,7 +380,9 @@ def make_dataset_command(
             seed=seed,
             rho=rho,
         )
-    written = dataset.save(output, embeddings_path=embeddings_path and str(embeddings_path))
+    written = dataset.save(
+        output, embeddings_path=None if embeddings_path is None else str(embeddings_path)
+    )
     typer.echo(f"wrote {written}")
     if written.suffix == ".jsonl":
         sibling = embeddings_path or written.with_name(written.stem + ".embeddings.npy")
@@ -281,6 +392,8 @@ def make_dataset_command(
 
 
 def _graph_line(dataset: Dataset) -> str:
+    from .graphs import build_priority_graphs
+
     graphs = build_priority_graphs(dataset)
     kind = "cyclic" if graphs.is_cyclic else "acyclic"
     return (
@@ -322,22 +435,29 @@ def graphs_command(
     edges: Annotated[
         EdgeMode,
         typer.Option("--edges", help="In drawings: edges between SCCs only, or every edge."),
-    ] = EdgeMode.condensation,
+    ] = EdgeMode["condensation"],
     max_queries: Annotated[
         int, typer.Option("--max-queries", help="Without --query: show at most this many.")
     ] = 50,
     embeddings: EmbeddingsOption = None,
-    on_unrealizable: UnrealizableOption = OnUnrealizable.raise_,
+    on_unrealizable: UnrealizableOption = OnUnrealizable["raise"],
 ) -> None:
     """Print each last token's SCCs in priority order (SPEC section 3)."""
     if draw is not None and draw.suffix.lower() not in (".png", ".pdf", ".svg"):
         raise typer.BadParameter(f"{draw} must end in .png, .pdf or .svg", param_hint="--draw")
+    from .graphs import build_priority_graphs
+
+    for target in (dot, draw):
+        if target is not None:
+            _check_writable(target)
     dataset = _load(data, embeddings, on_unrealizable)
     graphs = build_priority_graphs(dataset)
     queries = None if not query else query
     shown = max_queries if queries is None else len(queries)
     typer.echo(graphs.summary(queries, max_queries=shown))
     if dot is not None:
+        from ._io import atomic_write_text
+
         atomic_write_text(dot, graphs.to_dot(queries))
         typer.echo(f"wrote {dot}")
     if draw is not None:
@@ -364,65 +484,77 @@ def solve_command(
         ),
     ] = None,
     svm_norm: Annotated[
-        SvmNorm,
+        str,
         typer.Option(
             "--svm-norm",
-            help="fro: the paper's Graph-SVM; nuclear: min ||W||_*, the "
-            "direction expected for factorized W = K Q^T (needs cvxpy).",
-            case_sensitive=False,
+            help=f"Which norm the Graph-SVM minimises: {', '.join(SVM_NORMS)} or lp:P "
+            "(1 < P < inf). fro is the paper's; nuclear is the direction expected for "
+            "factorized W = K Q^T; the others are extensions (see the README).",
         ),
-    ] = SvmNorm.fro,
+    ] = "fro",
     embeddings: EmbeddingsOption = None,
-    on_unrealizable: UnrealizableOption = OnUnrealizable.raise_,
+    on_unrealizable: UnrealizableOption = OnUnrealizable["raise"],
 ) -> None:
     """Solve the Graph-SVM (W_svm) and the finite part (W_fin) of a dataset (SPEC 4-5)."""
-    dataset = _load(data, embeddings, on_unrealizable)
     from .theory import solve
 
+    if output is not None:
+        if output.suffix != ".npz":
+            raise typer.BadParameter(f"{output} must end in .npz", param_hint="--output")
+        _check_writable(output)
+    dataset = _load(data, embeddings, on_unrealizable)
     start = time.perf_counter()
-    theory = solve(dataset, svm_norm=svm_norm.value)
+    theory = solve(dataset, svm_norm=svm_norm)
     elapsed = time.perf_counter() - start
-    typer.echo(theory.summary())
-    typer.echo(_margin_line(theory.svm))
+    typer.echo(f"dataset: {dataset!r}")
+    typer.echo(f"graphs: {theory.graphs.summary(max_queries=0).splitlines()[0]}")
+    _print_table(_solve_table(theory))
     typer.echo(f"total time: {elapsed:.3g} s")
     if output is not None:
         theory.save(output)
         typer.echo(f"wrote {output}")
 
 
-def _margin_line(svm: Any) -> str:
-    """The smallest margin ``(e_i - e_j)^T W_svm e_k`` over the strict edges (1 at the optimum)."""
-    strict = np.asarray(svm.edge_strict, dtype=bool)
-    if not strict.any():
-        return "min strict margin: n/a (no strict priority, W_svm = 0)"
-    margins = np.asarray(svm.edge_margins, dtype=np.float64)[strict]
-    return f"min strict margin: {margins.min():.6g} over {int(strict.sum())} strict edges"
+def _solve_table(theory: Any) -> Table:
+    """The solve summary: one row per quantity of the Graph-SVM and of the finite part."""
+    import numpy as np
+
+    s, f = theory.svm, theory.finite
+    strict = np.asarray(s.edge_strict, dtype=bool)
+    if strict.any():
+        margin: Any = float(np.asarray(s.edge_margins, dtype=np.float64)[strict].min())
+        margin_note = f"over {int(strict.sum())} strict edges (1 at the optimum)"
+    else:
+        margin, margin_note = "n/a", "no strict priority: W_svm = 0"
+    from .norms import norm_of
+
+    rows: list[list[Any]] = [
+        ["W_svm status", s.status.value, f"Graph-SVM, {theory.svm_norm} norm"],
+        [
+            f"{theory.svm_norm} norm of W_svm",
+            f"{float(norm_of(np.asarray(s.W_svm), theory.svm_norm)):.6g}",
+            "" if s.unique else "minimiser not unique: least-Frobenius point of the optimal face",
+        ],
+        [
+            "constraints",
+            str(s.constraints.n_constraints),
+            f"reduced from {s.constraints.n_original} edges",
+        ],
+        ["min strict margin", margin if isinstance(margin, str) else f"{margin:.6g}", margin_note],
+        ["max violation", f"{s.max_violation:.1e}", "over every edge"],
+        ["relative gap", f"{s.relative_gap:.1e}", "duality gap / ||W_svm||^2"],
+        ["W_svm time", f"{s.solver_stats.solve_time:.3f} s", s.solver_stats.solver_name],
+        ["W_fin status", f.status.value, "finite part on S_fin"],
+        ["||W_fin||_F", f"{np.linalg.norm(f.W_fin):.6g}", ""],
+        ["dim S_fin", str(f.dimension), ""],
+        ["gradient norm", f"{f.gradient_norm:.1e}", "in S_fin, at W_fin"],
+        ["Newton steps", str(f.solver_stats.num_iters), ""],
+        ["W_fin time", f"{f.solver_stats.solve_time:.3f} s", ""],
+    ]
+    return _table(rows, ["quantity", "value", "note"])
 
 
 # --------------------------------------------------------------------------- train
-class Optimizer(str, enum.Enum):
-    gd = "gd"
-    ngd = "ngd"
-    adam = "adam"
-
-
-class HeadKind(str, enum.Enum):
-    iden = "iden"
-    gen = "gen"
-
-
-class LossKind(str, enum.Enum):
-    log = "log"
-    ce = "ce"
-    squared = "squared"
-    correlation = "correlation"
-
-
-class InitKind(str, enum.Enum):
-    uniform = "uniform"
-    zero = "zero"
-
-
 PROGRESS_MIN_STEPS = 1000  # runs at least this long show a progress bar (on a terminal)
 
 
@@ -435,6 +567,8 @@ def _show_progress(no_progress: bool, num_steps: int) -> bool:
 
 def _checkpoint_step(path: Path) -> int | None:
     """The step a checkpoint was written at (for the message only), or None if unreadable."""
+    import numpy as np
+
     try:
         with np.load(path, allow_pickle=False) as archive:
             return int(archive["step"])
@@ -458,23 +592,51 @@ def _solve_or_warn(dataset: Dataset, svm_norm: str = "fro") -> Any:
         return None
 
 
-def _final_table(result: Any) -> str:
-    """Each recorded metric at the last step: mean, std, min, max over trials, and its meaning."""
-    from .metrics import METRICS
-    from .report import text_table
-
-    meanings = {**METRICS, "grad_norm": "||grad L||_F"}
-    final = result.summary()["final"]
-    if result.num_trials == 1:
-        rows = [[name, s["mean"], meanings.get(name, "")] for name, s in final.items()]
-        return text_table(rows, ["metric", "value", "meaning"], float_format="{:.6g}")
+def _stats_table(
+    stats: dict[str, dict[str, Any]], meanings: dict[str, str], *, single: bool
+) -> Table:
+    """One row per metric: its value (one trial) or mean, std, min, max over trials."""
+    if single:
+        rows = [[name, s["mean"], meanings.get(name, "")] for name, s in stats.items()]
+        return _table(rows, ["metric", "value", "meaning"])
     rows = [
         [name, s["mean"], s["std"], s["min"], s["max"], meanings.get(name, "")]
-        for name, s in final.items()
+        for name, s in stats.items()
     ]
-    return text_table(
-        rows, ["metric", "mean", "std", "min", "max", "meaning"], float_format="{:.6g}"
-    )
+    return _table(rows, ["metric", "mean", "std", "min", "max", "meaning"])
+
+
+def _final_table(result: Any) -> Table:
+    """Each recorded metric at the last step: mean, std, min, max over trials, and its meaning."""
+    from .metrics import METRICS
+
+    meanings = {**METRICS, "grad_norm": "||grad L||_F"}
+    return _stats_table(result.summary()["final"], meanings, single=result.num_trials == 1)
+
+
+def _load_theory_for(path: Path, dataset: Dataset, svm_norm: str) -> Any:
+    """The saved theory at ``path``, checked against ``dataset`` and the norm the run needs."""
+    from .theory import load_theory
+
+    theory = load_theory(path, dataset=dataset)
+    if theory.svm_norm != svm_norm:
+        raise InvalidParameterError(
+            f"{path} holds the {theory.svm_norm}-norm Graph-SVM but this run is measured against "
+            f"the {svm_norm}-norm one; solve again with attnmech solve DATA --svm-norm {svm_norm} "
+            f"-o {path}"
+        )
+    return theory
+
+
+TheoryOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--theory",
+        help="A theory saved by 'attnmech solve -o' for this dataset: used instead of solving "
+        "again (refused if it was solved for other data).",
+        show_default=False,
+    ),
+]
 
 
 @app.command("train")
@@ -500,7 +662,7 @@ def train_command(
             help="Gradient descent, normalised GD (the paper's) or Adam.",
             case_sensitive=False,
         ),
-    ] = Optimizer.ngd,
+    ] = Optimizer["ngd"],
     seed: Annotated[int, typer.Option("--seed", min=0, help="Seed of the initialisation.")] = 0,
     head: Annotated[
         HeadKind,
@@ -509,7 +671,7 @@ def train_command(
             help="iden: p = attention mass per token (the theory's); gen: softmax(E X^T s).",
             case_sensitive=False,
         ),
-    ] = HeadKind.iden,
+    ] = HeadKind["iden"],
     loss: Annotated[
         LossKind,
         typer.Option(
@@ -517,7 +679,7 @@ def train_command(
             help="-log p_y (log and ce are the same), (1 - p_y)^2 or -p_y.",
             case_sensitive=False,
         ),
-    ] = LossKind.log,
+    ] = LossKind["log"],
     parameterization: Annotated[
         Parameterization,
         typer.Option(
@@ -526,7 +688,7 @@ def train_command(
             "both trained (measured against the nuclear-norm Graph-SVM).",
             case_sensitive=False,
         ),
-    ] = Parameterization.combined,
+    ] = Parameterization["combined"],
     init: Annotated[
         InitKind,
         typer.Option(
@@ -534,7 +696,7 @@ def train_command(
             help="uniform: U(-1/sqrt(d), 1/sqrt(d)) entries; zero: W = 0.",
             case_sensitive=False,
         ),
-    ] = InitKind.uniform,
+    ] = InitKind["uniform"],
     trials: Annotated[
         int, typer.Option("--trials", min=1, help="Initialisations, trained in one batch.")
     ] = 1,
@@ -602,8 +764,9 @@ def train_command(
             show_default=False,
         ),
     ] = None,
+    theory_path: TheoryOption = None,
     embeddings: EmbeddingsOption = None,
-    on_unrealizable: UnrealizableOption = OnUnrealizable.raise_,
+    on_unrealizable: UnrealizableOption = OnUnrealizable["raise"],
 ) -> None:
     """Train a single attention layer on a dataset and record the theory's metrics (SPEC 2, 9).
 
@@ -617,6 +780,16 @@ def train_command(
 
     if output.suffix != ".npz":
         raise typer.BadParameter(f"{output} must end in .npz", param_hint="--output")
+    if no_theory and theory_path is not None:
+        raise typer.BadParameter(
+            "--theory and --no-theory exclude each other", param_hint="--theory"
+        )
+    ckpt = checkpoint if checkpoint is not None else output.with_name(output.name + ".ckpt.npz")
+    summary_path = summary if summary is not None else output.with_suffix(".json")
+    _check_writable(output)
+    _check_writable(summary_path, what="summary")
+    if checkpoint_every > 0 or resume:
+        _check_writable(ckpt, what="checkpoint")
     try:
         config = TrainConfig(
             model=AttentionConfig(
@@ -635,8 +808,12 @@ def train_command(
     except ValueError as exc:
         _fail(str(exc))
     dataset = _load(data, embeddings, on_unrealizable)
-    theory = None if no_theory else _solve_or_warn(dataset, svm_norm_for(config.model))
-    ckpt = checkpoint if checkpoint is not None else output.with_name(output.name + ".ckpt.npz")
+    if no_theory:
+        theory = None
+    elif theory_path is not None:
+        theory = _load_theory_for(theory_path, dataset, svm_norm_for(config.model))
+    else:
+        theory = _solve_or_warn(dataset, svm_norm_for(config.model))
     uses_checkpoint = checkpoint_every > 0 or resume
     if not resume and checkpoint_every > 0 and ckpt.exists():
         typer.echo(
@@ -673,7 +850,6 @@ def train_command(
         typer.echo(f"interrupted: {hint}", err=True)
         raise typer.Exit(code=130) from None
     written = result.save(output)
-    summary_path = summary if summary is not None else output.with_suffix(".json")
     from .report import write_json
 
     info = result.summary()
@@ -685,6 +861,7 @@ def train_command(
         "dropped_samples": [int(i) for i in dataset.dropped],
     }
     info["theory"] = theory is not None
+    info["theory_file"] = None if theory_path is None else os.fspath(theory_path)
     info["run_file"] = os.fspath(written)
     info["options"] = {
         name: (value.value if isinstance(value, enum.Enum) else value)
@@ -698,7 +875,7 @@ def train_command(
         f"trained {result.num_trials} trial(s) for {result.num_steps} steps in "
         f"{result.elapsed_s:.3g} s ({kind})"
     )
-    typer.echo(_final_table(result))
+    _print_table(_final_table(result))
     typer.echo(f"wrote {written}")
     typer.echo(f"wrote {summary_path}")
 
@@ -720,25 +897,52 @@ def verify_command(
             "--json", help="Also write the report as JSON to this file.", show_default=False
         ),
     ] = None,
+    theory_path: TheoryOption = None,
     embeddings: EmbeddingsOption = None,
-    on_unrealizable: UnrealizableOption = OnUnrealizable.raise_,
+    on_unrealizable: UnrealizableOption = OnUnrealizable["raise"],
 ) -> None:
     """Compare a trained W with the theory's prediction: W_svm, W_fin, the automaton (SPEC 6-7).
 
     Give the dataset the run was trained on, with the same --embeddings and --on-unrealizable.
     """
+    from .metrics import METRICS, svm_norm_for
     from .training import load_run
     from .verification import verify
 
+    if json_path is not None:
+        _check_writable(json_path, what="JSON report")
     dataset = _load(data, embeddings, on_unrealizable)
     result = load_run(run)
-    report = verify(dataset, result)
-    typer.echo(report.to_table())
+    theory = None
+    if theory_path is not None:
+        theory = _load_theory_for(theory_path, dataset, svm_norm_for(result.config.model))
+    report = verify(dataset, result, theory)
+    info = report.to_dict()
+    typer.echo(f"{report.num_trials} trial(s), head={info['head']}, loss={info['loss']}")
+    _print_table(_stats_table(info["metrics"], METRICS, single=False))
     if json_path is not None:
         from .report import write_json
 
         write_json(json_path, report.to_dict())
         typer.echo(f"wrote {json_path}")
+
+
+def _check_writable(path: Path, *, what: str = "output") -> Path:
+    """:func:`attnmech._io.check_writable`, imported when a command runs (keeps --help fast)."""
+    from ._io import check_writable as check
+
+    return check(path, what=what)
+
+
+def _check_folder(folder: Path) -> None:
+    """An output folder must be a folder (or creatable) and writable, before any work."""
+    if folder.exists() and not folder.is_dir():
+        raise OutputError(
+            20,
+            f"cannot write into {folder}: it is a file, not a folder; choose another --out",
+            str(folder),
+        )
+    _check_writable(folder / "REPORT.md", what="output folder")
 
 
 # --------------------------------------------------------------------------- demo
@@ -758,6 +962,7 @@ def demo_command(
     graphs, theory, training, verification, figures and a Markdown report."""
     from .demo import run_demo
 
+    _check_folder(out)
     typer.echo(
         f"the cyclic experiment of Li et al. (2024): n=6, T=4, K=6, d=8, {trials} "
         f"trial{'s' if trials != 1 else ''}, normalised GD lr 0.01, {steps} steps"
@@ -802,6 +1007,7 @@ def reproduce_command(
     REPRODUCTION.md with the paper's values next to ours."""
     from .experiments import run_reproduction
 
+    _check_folder(out)
     result = run_reproduction(
         out,
         only=only,

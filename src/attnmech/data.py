@@ -10,6 +10,7 @@ Paper letters: K = ``vocab_size``, d = ``embedding_dim``, T = sequence length, n
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -19,6 +20,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from ._choices import EMBEDDING_KINDS, GRAPH_KINDS, UNREALIZABLE_POLICIES
 from ._io import atomic_path, atomic_savez
 from ._results import frozen
 from .errors import InvalidDatasetError, UnrealizableLabelError
@@ -29,6 +31,9 @@ __all__ = [
     "make_dataset",
     "load_dataset",
     "repair_labels",
+    "priority_edges",
+    "has_priority_cycle",
+    "sorted_unique",
     "unrealizable_samples",
     "EMBEDDING_KINDS",
     "GRAPH_KINDS",
@@ -36,10 +41,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-EMBEDDING_KINDS = ("random", "ortho", "equicorr")
-GRAPH_KINDS = ("cyclic", "acyclic", "any")
-UNREALIZABLE_POLICIES = ("raise", "drop", "repair", "keep")
 
 
 def _list_preview(indices: np.ndarray, limit: int = 10) -> str:
@@ -136,6 +137,59 @@ def unrealizable_samples(tokens: np.ndarray, offsets: np.ndarray, labels: np.nda
     sample_of = np.repeat(np.arange(n), np.diff(offsets))
     hits = np.bincount(sample_of[tokens == labels[sample_of]], minlength=n)
     return np.flatnonzero(hits == 0)
+
+
+def sorted_unique(values: np.ndarray) -> np.ndarray:
+    """Sorted distinct values (a sort-based ``np.unique``: much faster on large int64 arrays)."""
+    values = np.sort(values, kind="stable" if values.size < 2**16 else None)
+    if values.size == 0:
+        return values
+    keep = np.empty(values.size, dtype=bool)
+    keep[0] = True
+    np.not_equal(values[1:], values[:-1], out=keep[1:])
+    return values[keep]
+
+
+def priority_edges(dataset: Dataset) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """All distinct token-priority edges ``(query, i, j)``: ``i -> j`` in ``G^(query)``.
+
+    Every sample ``(X, y)`` with last token ``k`` gives ``y -> j`` for each token ``j != y`` of
+    ``X`` (SPEC section 3). Returns three int64 arrays of equal length, sorted by (query, i, j).
+    :mod:`attnmech.graphs` builds the graphs from these edges.
+    """
+    K = dataset.vocab_size
+    sample_of = dataset.sample_of_token
+    query = dataset.last_tokens[sample_of]
+    label = dataset.labels[sample_of]
+    keep = dataset.tokens != label
+    keys = sorted_unique((query[keep] * K + label[keep]) * K + dataset.tokens[keep])
+    return keys // (K * K), (keys // K) % K, keys % K
+
+
+def has_priority_cycle(dataset: Dataset) -> bool:
+    """Whether some token-priority graph has an SCC of more than one token (a cyclic dataset).
+
+    The same answer as ``build_priority_graphs(dataset).is_cyclic``, without the SCC order and
+    levels, so that :func:`make_dataset` can redraw without importing :mod:`attnmech.graphs`.
+    """
+    import scipy.sparse as sp
+    from scipy.sparse.csgraph import connected_components
+
+    query, src, dst = priority_edges(dataset)
+    if query.size == 0:
+        return False
+    K = dataset.vocab_size
+    src_key, dst_key = query * K + src, query * K + dst
+    nodes = sorted_unique(np.concatenate([src_key, dst_key]))
+    adjacency = sp.csr_matrix(
+        (
+            np.ones(src_key.size, dtype=np.int8),
+            (np.searchsorted(nodes, src_key), np.searchsorted(nodes, dst_key)),
+        ),
+        shape=(nodes.size, nodes.size),
+    )
+    n_components, _ = connected_components(adjacency, directed=True, connection="strong")
+    return bool(n_components < nodes.size)
 
 
 class Dataset:
@@ -382,6 +436,41 @@ class Dataset:
 
     __hash__ = None  # type: ignore[assignment]
 
+    def fingerprint(self) -> str:
+        """SHA-256 (hex) of the dataset's content: sequences, labels and embeddings.
+
+        Canonical form hashed, in this order: the ASCII tag ``attnmech-dataset-v1``; then for each
+        of ``offsets`` (int64, n + 1), ``tokens`` (int64, total tokens), ``labels`` (int64, n) and
+        ``embeddings`` (float64, K x d, C order): the field name, its shape written as
+        ``"(a, b)"`` (ASCII), and its raw little-endian bytes. Two datasets have the same
+        fingerprint exactly when they are equal (``==``); samples dropped at load time do not
+        count. Saved theories record it (see :meth:`attnmech.theory.Theory.check_dataset`).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> a = Dataset([[0, 1]] * 3, [0, 0, 1], np.eye(2))
+        >>> b = Dataset([[0, 1]] * 3, [0, 1, 1], np.eye(2))
+        >>> a.fingerprint() == Dataset([[0, 1]] * 3, [0, 0, 1], np.eye(2)).fingerprint()
+        True
+        >>> a.fingerprint() == b.fingerprint()
+        False
+        """
+        digest = hashlib.sha256(b"attnmech-dataset-v1")
+        fields = [
+            ("offsets", self.offsets, "<i8"),
+            ("tokens", self.tokens, "<i8"),
+            ("labels", self.labels, "<i8"),
+            ("embeddings", self.embeddings, "<f8"),
+        ]
+        for name, array, dtype in fields:
+            canonical = np.ascontiguousarray(array, dtype=dtype)
+            if name == "embeddings":
+                canonical = canonical + 0.0  # -0.0 and 0.0 compare equal: hash them alike
+            digest.update(f"\n{name} {tuple(canonical.shape)}\n".encode("ascii"))
+            digest.update(canonical.tobytes(order="C"))
+        return digest.hexdigest()
+
     # ------------------------------------------------------------------ files
     def save(self, path: str | os.PathLike[str], *, embeddings_path: str | None = None) -> Path:
         """Write the dataset to ``path`` atomically.
@@ -560,8 +649,6 @@ def make_dataset(
     >>> ds
     Dataset(n_samples=6, vocab_size=6, embedding_dim=8, length=4)
     """
-    from .graphs import build_priority_graphs  # local import: graphs depends on this module
-
     for name, value in [("n_samples", n_samples), ("seq_len", seq_len), ("max_tries", max_tries)]:
         _check_positive_int(name, value)
     if graph not in GRAPH_KINDS:
@@ -584,7 +671,7 @@ def make_dataset(
         ds = Dataset._from_valid(seqs.ravel(), offsets, labels, E)
         if graph == "any":
             return ds
-        cyclic = build_priority_graphs(ds).is_cyclic
+        cyclic = has_priority_cycle(ds)
         if cyclic == (graph == "cyclic"):
             return ds
     raise InvalidDatasetError(

@@ -22,9 +22,8 @@ import scipy.sparse as sp
 from ._results import SolverStats, SolveStatus, readonly
 from .data import Dataset
 from .errors import ConvergenceWarning
-from .graphs import PriorityGraphs
+from .graphs import PriorityGraphs, scc_chains
 from .newton import NewtonOptions, damped_newton
-from .svm import svm_constraints
 
 __all__ = ["ReducedData", "FiniteResult", "reduce_dataset", "solve_finite", "project"]
 
@@ -108,13 +107,42 @@ def reduce_dataset(dataset: Dataset, graphs: PriorityGraphs) -> ReducedData:
     )
 
 
-def project(W: Any, basis: np.ndarray) -> np.ndarray:
-    """``Proj_{S_fin} W`` for ``W`` of shape (..., d, d) and an orthonormal ``basis`` (p, d, d)."""
+def project(W: Any, basis: Any) -> Any:
+    """``Proj_{S_fin} W``: the one S_fin projection of the package (SPEC sections 5 and 6).
+
+    Parameters
+    ----------
+    W : ndarray or torch.Tensor of shape (..., d, d)
+    basis : FiniteResult, or ndarray / torch.Tensor of shape (..., p, d, d)
+        A :class:`FiniteResult` (projected through its generators, without forming the dense
+        ``(p, d, d)`` basis), or a Frobenius-orthonormal basis of ``S_fin``; leading axes
+        broadcast against ``W``'s (one basis per trial: ``(B, p, d, d)`` with ``W`` of shape
+        ``(B, d, d)``; zero-padded bases are fine).
+
+    Returns
+    -------
+    ndarray or torch.Tensor of shape (..., d, d)
+        The same kind as ``W`` (a torch tensor stays a tensor, with its dtype and device).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> basis = np.zeros((1, 2, 2)); basis[0, 0, 1] = 1.0
+    >>> project(np.arange(4.0).reshape(2, 2), basis).tolist()
+    [[0.0, 1.0], [0.0, 0.0]]
+    """
+    if isinstance(basis, FiniteResult):
+        return basis.project(W)
+    if type(W).__module__.startswith("torch"):
+        # elementwise products and sums: no BLAS call on the tiny sizes of training loops
+        coeff = (basis * W[..., None, :, :]).sum((-2, -1))  # (..., p)
+        return (coeff[..., None, None] * basis).sum(-3)
     W = np.asarray(W, dtype=np.float64)
-    if basis.shape[0] == 0:
+    basis = np.asarray(basis, dtype=np.float64)
+    if basis.shape[-3] == 0:
         return np.zeros_like(W)
-    coeff = np.einsum("...ij,pij->...p", W, basis)
-    return np.einsum("...p,pij->...ij", coeff, basis)
+    coeff = np.einsum("...ij,...pij->...p", W, basis)
+    return np.einsum("...p,...pij->...ij", coeff, basis)
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -316,9 +344,7 @@ def solve_finite(
     """
     start = time.perf_counter()
     E = dataset.embeddings
-    cons = svm_constraints(graphs)
-    eq = ~cons.strict
-    gq, gi, gj = cons.query[eq], cons.i[eq], cons.j[eq]
+    gq, gi, gj = scc_chains(graphs)
     frame = _orthonormal_frame(_generator_gram(E, gq, gi, gj))
     reduced = reduce_dataset(dataset, graphs)
     d = E.shape[1]

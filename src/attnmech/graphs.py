@@ -21,37 +21,18 @@ import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
 
 from ._results import frozen
-from .data import Dataset
+from .data import Dataset, priority_edges, sorted_unique
 from .errors import InvalidDatasetError
 
-__all__ = ["PriorityGraphs", "build_priority_graphs", "priority_edges"]
+__all__ = [
+    "PriorityGraphs",
+    "build_priority_graphs",
+    "scc_chains",
+    "priority_edges",
+    "sorted_unique",
+]
 
 _MAX_VOCAB_FOR_KEYS = 2_000_000  # keys (query * K + i) * K + j must fit in int64
-
-
-def sorted_unique(values: np.ndarray) -> np.ndarray:
-    """Sorted distinct values (a sort-based ``np.unique``: much faster on large int64 arrays)."""
-    values = np.sort(values, kind="stable" if values.size < 2**16 else None)
-    if values.size == 0:
-        return values
-    keep = np.empty(values.size, dtype=bool)
-    keep[0] = True
-    np.not_equal(values[1:], values[:-1], out=keep[1:])
-    return values[keep]
-
-
-def priority_edges(dataset: Dataset) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """All distinct TPG edges ``(query, i, j)``: ``i -> j`` in ``G^(query)``.
-
-    Returns three int64 arrays of equal length, sorted by (query, i, j).
-    """
-    K = dataset.vocab_size
-    sample_of = dataset.sample_of_token
-    query = dataset.last_tokens[sample_of]
-    label = dataset.labels[sample_of]
-    keep = dataset.tokens != label
-    keys = sorted_unique((query[keep] * K + label[keep]) * K + dataset.tokens[keep])
-    return keys // (K * K), (keys // K) % K, keys % K
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -382,3 +363,26 @@ def build_priority_graphs(dataset: Dataset) -> PriorityGraphs:
         dag_src=frozen(dag_src[dag_order]),
         dag_dst=frozen(dag_dst[dag_order]),
     )
+
+
+def scc_chains(graphs: PriorityGraphs) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One chain of pairs per SCC, ``(query, i, j)`` with ``i ~ j`` in ``G^(query)``.
+
+    Inside each SCC the members are sorted by token and consecutive members are paired, so an SCC
+    of ``m`` tokens gives ``m - 1`` pairs. The pairs ``(e_i - e_j) e_query^T`` span ``S_fin``
+    (SPEC section 5) and are the Graph-SVM's equality constraints. Sorted by (query, i, j).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from attnmech import Dataset
+    >>> ds = Dataset([[0, 1, 2], [1, 0, 2], [0, 2]], [0, 1, 0], np.eye(3))
+    >>> [a.tolist() for a in scc_chains(build_priority_graphs(ds))]
+    [[2], [0], [1]]
+    """
+    order = np.lexsort((graphs.node_token, graphs.node_scc))
+    scc, tok, qry = graphs.node_scc[order], graphs.node_token[order], graphs.node_query[order]
+    chain = scc[1:] == scc[:-1]
+    query, i, j = qry[1:][chain], tok[:-1][chain], tok[1:][chain]
+    by_pair = np.lexsort((j, i, query))
+    return query[by_pair], i[by_pair], j[by_pair]

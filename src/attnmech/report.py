@@ -26,6 +26,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
 
+from ._choices import EDGE_MODES
 from ._io import atomic_path, atomic_write_text
 from .errors import InvalidParameterError
 from .graphs import PriorityGraphs
@@ -43,7 +44,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-EDGE_MODES = ("condensation", "all")
 _NODE_GAP = 1.0  # horizontal distance between tokens of one SCC
 _SCC_GAP = 0.7  # extra distance between neighbouring SCCs on one level
 _LEVEL_GAP = 1.0  # vertical distance between priority levels

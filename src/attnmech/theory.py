@@ -1,25 +1,38 @@
-"""One entry point for the theory: graphs, ``W_svm``, ``W_fin`` and the automaton of a dataset."""
+"""One entry point for the theory: graphs, ``W_svm``, ``W_fin`` and the automaton of a dataset.
+
+:func:`solve` computes a :class:`Theory`; :meth:`Theory.save` writes it and :func:`load_theory`
+reads it back as the same class, so a saved theory goes wherever a solved one does
+(``train(..., theory=...)``, ``verify(...)``, ``.automaton()``). The file keeps what is expensive
+(both solutions with their solver reports) and the dataset; the graphs and the reduced dataset are
+rebuilt on loading.
+"""
 
 from __future__ import annotations
 
 import json
 import os
+import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ._choices import SVM_NORMS
 from ._io import atomic_savez
+from ._results import SolverStats, SolveStatus, readonly
 from .automaton import Automaton
 from .data import Dataset
-from .errors import InvalidDatasetError, NotFittedError
-from .finite import FiniteResult, solve_finite
+from .errors import FileFormatError, InvalidDatasetError, InvalidParameterError, NotFittedError
+from .finite import FiniteResult, reduce_dataset, solve_finite
 from .graphs import PriorityGraphs, build_priority_graphs
 from .norms import parse_norm, solve_norm_svm
-from .svm import GraphSVMResult
+from .svm import GraphSVMResult, SVMConstraints
 
-__all__ = ["Theory", "TheoryFile", "solve", "load_theory", "AttentionTheory"]
+__all__ = ["Theory", "solve", "load_theory", "AttentionTheory", "SVM_NORMS", "THEORY_FORMAT"]
+
+THEORY_FORMAT = "attnmech-theory-v2"  # written into every theory file as meta["format"]
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -32,12 +45,18 @@ class Theory:
     graphs : PriorityGraphs
     svm : GraphSVMResult
     finite : FiniteResult
+    svm_norm : {"fro", "nuclear"}
+        Which Graph-SVM ``svm`` holds.
+    source : str or None
+        The file this theory was loaded from (None when solved in this process).
     """
 
     dataset: Dataset
     graphs: PriorityGraphs
     svm: GraphSVMResult
     finite: FiniteResult
+    svm_norm: str = "fro"
+    source: str | None = None
 
     @property
     def W_svm(self) -> np.ndarray:
@@ -48,6 +67,22 @@ class Theory:
     def W_fin(self) -> np.ndarray:
         """ndarray of shape (d, d): the finite part (soft composition)."""
         return self.finite.W_fin
+
+    @property
+    def fingerprint(self) -> str:
+        """SHA-256 of the dataset this theory was solved for (see :meth:`Dataset.fingerprint`)."""
+        return self.dataset.fingerprint()
+
+    def check_dataset(self, dataset: Dataset) -> None:
+        """Raise unless ``dataset`` is the one this theory was solved for.
+
+        Raises
+        ------
+        InvalidParameterError
+            If the fingerprints differ; the message names the theory file and says how to solve
+            again.
+        """
+        _check_fingerprint(self.fingerprint, dataset, self.source)
 
     def automaton(self, *, tie_tol: float = 1e-6) -> Automaton:
         """The automaton defined by ``W_svm`` and ``W_fin`` (SPEC section 7)."""
@@ -73,74 +108,303 @@ class Theory:
         )
 
     def save(self, path: str | os.PathLike[str]) -> Path:
-        """Write ``W_svm``, ``W_fin``, embeddings, SCCs and solver reports to ``path`` (.npz)."""
+        """Write the theory to ``path`` (.npz, atomically); :func:`load_theory` reads it back.
+
+        Members: ``W_svm``, ``W_fin``, ``embeddings``; the dataset (``dataset_tokens``,
+        ``dataset_offsets``, ``dataset_labels``); the Graph-SVM report (``svm_query``,
+        ``svm_i``, ``svm_j``, ``svm_strict``, ``svm_margins``, ``svm_dual_values``,
+        ``svm_active``, ``svm_edge_margins``, ``svm_edge_strict``); the finite part
+        (``fin_generator_query``, ``fin_generator_i``, ``fin_generator_j``,
+        ``fin_coefficients``, ``fin_frame``, the ``S_fin`` frame); ``meta`` (JSON: format,
+        fingerprint, svm norm, statuses, messages, scalars and solver statistics).
+
+        Raises
+        ------
+        InvalidParameterError
+            If ``path`` does not end in ``.npz``.
+        OutputError
+            If the file cannot be written.
+        """
         path = Path(path)
         if path.suffix != ".npz":
-            raise InvalidDatasetError(f"theory files are .npz, got {path}")
-        g, s, f = self.graphs, self.svm, self.finite
+            raise InvalidParameterError(f"theory files are .npz; got {path}, use a .npz name")
+        s, f, ds = self.svm, self.finite, self.dataset
         meta = {
-            "svm_status": s.status.value,
-            "svm_norm": s.norm_name,
+            "format": THEORY_FORMAT,
+            "fingerprint": self.fingerprint,
+            "svm_norm": self.svm_norm,
+            "cyclic": self.graphs.is_cyclic,
             "svm_unique": s.unique,
-            "svm_message": s.message,
-            "svm_max_violation": s.max_violation,
-            "svm_relative_gap": s.relative_gap,
-            "svm_solve_time": s.solver_stats.solve_time,
-            "fin_status": f.status.value,
-            "fin_message": f.message,
-            "fin_gradient_norm": f.gradient_norm,
-            "fin_dimension": f.dimension,
-            "cyclic": g.is_cyclic,
+            "svm_tie_break": s.tie_break,
+            "svm": {
+                "status": s.status.value,
+                "message": s.message,
+                "n_original": s.constraints.n_original,
+                "max_violation": s.max_violation,
+                "duality_gap": s.duality_gap,
+                "relative_gap": s.relative_gap,
+                "stats": _stats_to_json(s.solver_stats),
+            },
+            "finite": {
+                "status": f.status.value,
+                "message": f.message,
+                "gradient_norm": f.gradient_norm,
+                "loss": f.loss,
+                "stats": _stats_to_json(f.solver_stats),
+            },
         }
         atomic_savez(
             path,
             W_svm=s.W_svm,
             W_fin=f.W_fin,
-            embeddings=self.dataset.embeddings,
-            constraint_query=s.constraints.query,
-            constraint_i=s.constraints.i,
-            constraint_j=s.constraints.j,
-            constraint_strict=s.constraints.strict,
-            margins=s.margins,
-            dual_values=s.dual_values,
-            node_query=g.node_query,
-            node_token=g.node_token,
-            node_scc=g.node_scc,
-            scc_level=g.scc_level,
+            embeddings=ds.embeddings,
+            dataset_tokens=ds.tokens,
+            dataset_offsets=ds.offsets,
+            dataset_labels=ds.labels,
+            svm_query=s.constraints.query,
+            svm_i=s.constraints.i,
+            svm_j=s.constraints.j,
+            svm_strict=s.constraints.strict,
+            svm_margins=s.margins,
+            svm_dual_values=s.dual_values,
+            svm_active=s.active,
+            svm_edge_margins=s.edge_margins,
+            svm_edge_strict=s.edge_strict,
+            fin_generator_query=f.generator_query,
+            fin_generator_i=f.generator_i,
+            fin_generator_j=f.generator_j,
+            fin_coefficients=f.coefficients,
+            fin_frame=f._frame,
             meta=np.array(json.dumps(meta)),
         )
         return path
 
 
-@dataclass(frozen=True, slots=True, eq=False)
-class TheoryFile:
-    """What :func:`load_theory` reads back: the weights, embeddings and solver metadata."""
+def _check_fingerprint(expected: str, dataset: Any, source: str | None) -> None:
+    if not isinstance(dataset, Dataset):
+        raise InvalidDatasetError(
+            f"expected an attnmech.Dataset to check against the theory, got "
+            f"{type(dataset).__name__}"
+        )
+    found = dataset.fingerprint()
+    if found != expected:
+        name = Path(source).name if source else "this theory"
+        target = source or "theory.npz"
+        raise InvalidParameterError(
+            f"{name} was solved for another dataset (fingerprint {expected[:12]}... vs "
+            f"{found[:12]}...); solve again with attnmech solve DATA -o {target}"
+        )
 
-    W_svm: np.ndarray
-    W_fin: np.ndarray
-    embeddings: np.ndarray
-    meta: dict[str, Any]
-    arrays: dict[str, np.ndarray]
 
-    def automaton(self, *, tie_tol: float = 1e-6) -> Automaton:
-        return Automaton(self.W_svm, self.W_fin, self.embeddings, tie_tol=tie_tol)
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    return str(value)
 
 
-def load_theory(path: str | os.PathLike[str]) -> TheoryFile:
-    """Read a file written by :meth:`Theory.save`."""
-    path = Path(path)
+def _stats_to_json(stats: SolverStats) -> dict[str, Any]:
+    return {
+        "solver_name": stats.solver_name,
+        "solve_time": stats.solve_time,
+        "setup_time": stats.setup_time,
+        "num_iters": stats.num_iters,
+        "extra_stats": _json_safe(stats.extra_stats),
+    }
+
+
+def _stats_from_json(data: dict[str, Any]) -> SolverStats:
+    return SolverStats(
+        solver_name=str(data["solver_name"]),
+        solve_time=float(data["solve_time"]),
+        setup_time=float(data["setup_time"]),
+        num_iters=int(data["num_iters"]),
+        extra_stats=dict(data.get("extra_stats", {})),
+    )
+
+
+_ARRAYS = {
+    "W_svm": 2,
+    "W_fin": 2,
+    "embeddings": 2,
+    "dataset_tokens": 1,
+    "dataset_offsets": 1,
+    "dataset_labels": 1,
+    "svm_query": 1,
+    "svm_i": 1,
+    "svm_j": 1,
+    "svm_strict": 1,
+    "svm_margins": 1,
+    "svm_dual_values": 1,
+    "svm_active": 1,
+    "svm_edge_margins": 1,
+    "svm_edge_strict": 1,
+    "fin_generator_query": 1,
+    "fin_generator_i": 1,
+    "fin_generator_j": 1,
+    "fin_coefficients": 1,
+    "fin_frame": 2,
+}
+
+
+def _read_theory_file(path: Path) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """The arrays and the meta of a theory file; FileFormatError for anything else."""
+    hint = "solve again with attnmech solve DATA -o " + str(path)
+    if not path.is_file():
+        raise FileFormatError(f"theory file {path} does not exist", path=str(path))
+    if path.stat().st_size == 0:
+        raise FileFormatError(f"theory file {path} is empty; {hint}", path=str(path))
+    with open(path, "rb") as handle:
+        magic = handle.read(4)
+    if magic != b"PK\x03\x04":
+        raise FileFormatError(
+            f"{path} is not an .npz file (it does not start as a zip archive); {hint}",
+            path=str(path),
+        )
     try:
         with np.load(path, allow_pickle=False) as archive:
+            if not isinstance(archive, np.lib.npyio.NpzFile):
+                raise FileFormatError(
+                    f"{path} is a single .npy array, not a theory .npz; {hint}", path=str(path)
+                )
             arrays = {key: archive[key] for key in archive.files}
-    except (OSError, ValueError) as exc:
-        raise InvalidDatasetError(f"cannot read theory file {path}: {exc}") from None
-    missing = {"W_svm", "W_fin", "embeddings"} - set(arrays)
+    except FileFormatError:
+        raise
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as exc:
+        raise FileFormatError(
+            f"cannot read theory file {path} (truncated, corrupt or not an .npz: {exc}); {hint}",
+            path=str(path),
+        ) from None
+    if "meta" not in arrays or "W_svm" not in arrays:
+        raise FileFormatError(
+            f"{path} is not a theory file (it has no 'W_svm' and 'meta' members); {hint}",
+            str(path),
+        )
+    try:
+        meta = json.loads(str(arrays.pop("meta")))
+    except ValueError:
+        raise FileFormatError(f"{path}: its 'meta' member is not JSON; {hint}", str(path)) from None
+    if not isinstance(meta, dict) or meta.get("format") != THEORY_FORMAT:
+        found = meta.get("format", "an older format") if isinstance(meta, dict) else "unknown"
+        raise FileFormatError(
+            f"{path} is in {found}, not {THEORY_FORMAT} (written by another attnmech version); "
+            f"{hint}",
+            str(path),
+        )
+    missing = sorted(set(_ARRAYS) - set(arrays))
     if missing:
-        raise InvalidDatasetError(f"{path} is not a theory file (missing {sorted(missing)})")
-    meta = json.loads(str(arrays.pop("meta"))) if "meta" in arrays else {}
-    return TheoryFile(
-        arrays.pop("W_svm"), arrays.pop("W_fin"), arrays.pop("embeddings"), meta, arrays
+        raise FileFormatError(f"{path} lacks the members {missing}; {hint}", str(path))
+    wrong = [k for k, ndim in _ARRAYS.items() if arrays[k].ndim != ndim]
+    if wrong:
+        raise FileFormatError(f"{path}: members {wrong} have the wrong shape; {hint}", str(path))
+    return arrays, meta
+
+
+def load_theory(path: str | os.PathLike[str], dataset: Dataset | None = None) -> Theory:
+    """Read a file written by :meth:`Theory.save` back into a :class:`Theory`.
+
+    Parameters
+    ----------
+    path : path-like
+        A theory ``.npz``.
+    dataset : Dataset, optional
+        The dataset the theory was solved for. When given, it is checked against the stored
+        fingerprint and becomes the theory's ``dataset``; otherwise the dataset stored in the
+        file is used. Either way the graphs and the reduced dataset are rebuilt (cheap); the
+        Graph-SVM and finite-part solutions are read, not solved again.
+
+    Returns
+    -------
+    Theory
+
+    Raises
+    ------
+    FileFormatError
+        If the file is missing, empty, truncated, corrupt, not an ``.npz`` or not a theory file.
+    InvalidParameterError
+        If ``dataset`` is not the one the theory was solved for.
+
+    Examples
+    --------
+    >>> import numpy as np, tempfile, os
+    >>> from attnmech import Dataset
+    >>> ds = Dataset([[0, 1]] * 3, [0, 0, 1], np.eye(2))
+    >>> path = os.path.join(tempfile.mkdtemp(), "theory.npz")
+    >>> theory = load_theory(solve(ds).save(path), dataset=ds)
+    >>> round(float(theory.W_fin[0, 1] - theory.W_fin[1, 1]), 6)
+    0.693147
+    """
+    path = Path(path)
+    arrays, meta = _read_theory_file(path)
+    try:
+        stored = Dataset._from_valid(
+            arrays["dataset_tokens"].astype(np.int64),
+            arrays["dataset_offsets"].astype(np.int64),
+            arrays["dataset_labels"].astype(np.int64),
+            arrays["embeddings"].astype(np.float64),
+        )
+        if stored.fingerprint() != meta["fingerprint"]:
+            raise ValueError("the stored dataset does not match the stored fingerprint")
+        svm_meta, fin_meta = meta["svm"], meta["finite"]
+        constraints = SVMConstraints(
+            readonly(arrays["svm_query"], np.int64),
+            readonly(arrays["svm_i"], np.int64),
+            readonly(arrays["svm_j"], np.int64),
+            readonly(arrays["svm_strict"], bool),
+            int(svm_meta["n_original"]),
+        )
+        svm = GraphSVMResult(
+            W_svm=readonly(arrays["W_svm"], np.float64),
+            status=SolveStatus(svm_meta["status"]),
+            message=str(svm_meta["message"]),
+            constraints=constraints,
+            margins=readonly(arrays["svm_margins"], np.float64),
+            dual_values=readonly(arrays["svm_dual_values"], np.float64),
+            active=readonly(arrays["svm_active"], bool),
+            edge_margins=readonly(arrays["svm_edge_margins"], np.float64),
+            edge_strict=readonly(arrays["svm_edge_strict"], bool),
+            max_violation=float(svm_meta["max_violation"]),
+            duality_gap=float(svm_meta["duality_gap"]),
+            relative_gap=float(svm_meta["relative_gap"]),
+            solver_stats=_stats_from_json(svm_meta["stats"]),
+            norm_name=str(meta["svm_norm"]),
+            unique=meta.get("svm_unique", True),
+            tie_break=meta.get("svm_tie_break"),
+        )
+        svm_norm = str(meta["svm_norm"])
+        fin_status = SolveStatus(fin_meta["status"])
+    except (KeyError, ValueError, TypeError) as exc:
+        raise FileFormatError(
+            f"{path} is damaged ({exc}); solve again with attnmech solve DATA -o {path}",
+            str(path),
+        ) from None
+    source = str(path)
+    if dataset is not None:
+        _check_fingerprint(meta["fingerprint"], dataset, source)
+    else:
+        dataset = stored
+    graphs = build_priority_graphs(dataset)
+    finite = FiniteResult(
+        W_fin=readonly(arrays["W_fin"], np.float64),
+        status=fin_status,
+        message=str(fin_meta["message"]),
+        generator_query=readonly(arrays["fin_generator_query"], np.int64),
+        generator_i=readonly(arrays["fin_generator_i"], np.int64),
+        generator_j=readonly(arrays["fin_generator_j"], np.int64),
+        coefficients=readonly(arrays["fin_coefficients"], np.float64),
+        gradient_norm=float(fin_meta["gradient_norm"]),
+        loss=float(fin_meta["loss"]),
+        reduced=reduce_dataset(dataset, graphs),
+        solver_stats=_stats_from_json(fin_meta["stats"]),
+        _frame=readonly(arrays["fin_frame"], np.float64),
+        _embeddings=dataset.embeddings,
     )
+    return Theory(dataset, graphs, svm, finite, svm_norm, source)
 
 
 def solve(
@@ -184,7 +448,7 @@ def solve(
     graphs = build_priority_graphs(dataset)
     svm = solve_norm_svm(graphs, dataset.embeddings, norm, **(svm_options or {}))
     finite = solve_finite(dataset, graphs, **(finite_options or {}))
-    return Theory(dataset=dataset, graphs=graphs, svm=svm, finite=finite)
+    return Theory(dataset=dataset, graphs=graphs, svm=svm, finite=finite, svm_norm=norm.name)
 
 
 class AttentionTheory:
