@@ -318,7 +318,7 @@ def test_solve_summary_and_file(tmp_path, unbalanced_cycle):
     assert set(lines[3]) <= {"-", " "}  # the plain rule under the header: no box characters
     rows = table_rows(result.output)
     assert rows["W_svm status"][0] == "optimal" and rows["W_fin status"][0] == "optimal"
-    assert rows["||W_svm||_F"] == ["0"]
+    assert rows["fro norm of W_svm"] == ["0"]
     assert rows["min strict margin"] == ["n/a", "no strict priority: W_svm = 0"]
     assert rows["dim S_fin"] == ["1"]
     assert float(rows["||W_fin||_F"][0]) == pytest.approx(np.linalg.norm(theory.W_fin), rel=1e-5)
@@ -737,7 +737,7 @@ def test_saved_theory_is_used_by_train_and_verify(data_file, tmp_path, monkeypat
     monkeypatch.setattr(attnmech.theory, "solve", no_solving)
     result = invoke(*train_args(data_file, reused, "--trials", 2, "--theory", theory_file))
     assert result.exit_code == 0, result.output
-    from attnmech.train import load_run
+    from attnmech.training import load_run
 
     a, b = load_run(fresh), load_run(reused)
     for key in a.history:
@@ -987,7 +987,7 @@ def test_readme_cli_examples_run_reduced(tmp_path, monkeypatch):
     ]
     assert calls[1][2]["trials"] == 2 and calls[1][2]["steps"] == 200
     assert calls[3][2]["only"] == ["cyclic-6-4-6-8"] and calls[3][2]["steps_scale"] == 0.1
-    from attnmech.train import load_run
+    from attnmech.training import load_run
 
     run = load_run(tmp_path / "run.npz")
     assert run.num_steps == 200 and run.history["corr_svm"][-1] > run.history["corr_svm"][0]

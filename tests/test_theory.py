@@ -74,7 +74,7 @@ def test_a_loaded_theory_needs_no_solve(tmp_path, monkeypatch):
     def fail(*args, **kwargs):
         raise AssertionError("solved again")
 
-    monkeypatch.setattr(theory_module, "solve_graph_svm", fail)
+    monkeypatch.setattr(theory_module, "solve_norm_svm", fail)
     monkeypatch.setattr(theory_module, "solve_finite", fail)
     assert load_theory(path, dataset=ds).svm.success
 
@@ -187,8 +187,8 @@ def test_save_needs_npz(tmp_path):
 def test_solve_rejects_non_datasets_and_unknown_norms():
     with pytest.raises(InvalidDatasetError, match="attnmech.Dataset"):
         solve([[0, 1]])
-    with pytest.raises(InvalidParameterError, match="svm_norm must be one of 'fro', 'nuclear'"):
-        solve(make_dataset(6, 4, 6, 8, seed=0), svm_norm="l1")
+    with pytest.raises(InvalidParameterError, match="unknown norm 'frob'; use one of 'fro', 'l1'"):
+        solve(make_dataset(6, 4, 6, 8, seed=0), svm_norm="frob")
 
 
 def test_facade():

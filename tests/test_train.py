@@ -30,7 +30,7 @@ from attnmech.errors import (
     InvalidParameterError,
     OutputError,
 )
-from attnmech.finite_path import run_finite_trajectory
+from attnmech.training import run_finite_trajectory
 from attnmech.model import (
     HEADS,
     LOSSES,

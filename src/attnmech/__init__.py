@@ -82,7 +82,7 @@ _EXPORTS: dict[str, str] = {
     "gradient_descent": "optim",
     "regularization_path": "regpath",
     "RegularizationPath": "regpath",
-    "run_finite_trajectory": "finite_path",
+    "run_finite_trajectory": "training",
     "FiniteTrajectory": "finite_path",
     "verify": "verification",
     "VerificationReport": "verification",
@@ -181,15 +181,15 @@ if TYPE_CHECKING:  # for type checkers and IDEs only; nothing is imported at run
         UnrealizableLabelError,
     )
     from .finite import FiniteResult, ReducedData, reduce_dataset, solve_finite
+    from .finite_path import FiniteTrajectory
     from .graphs import PriorityGraphs, build_priority_graphs
-    from .model import AttentionConfig, AttentionObjective, SingleLayerAttention, run_with_cache
-    from .svm import GraphSVMResult, solve_graph_svm, solve_nuclear_svm
-    from .text import TextDataset, text_dataset
-    from .theory import AttentionTheory, Theory, load_theory, solve
-    from .finite_path import FiniteTrajectory, run_finite_trajectory
     from .metrics import TrajectoryMetrics, correlation
+    from .model import AttentionConfig, AttentionObjective, SingleLayerAttention, run_with_cache
     from .norms import parse_norm, solve_norm_svm
     from .optim import gradient_descent
     from .regpath import RegularizationPath, regularization_path
-    from .training import TrainConfig, TrainResult, load_run, train
+    from .svm import GraphSVMResult, solve_graph_svm, solve_nuclear_svm
+    from .text import TextDataset, text_dataset
+    from .theory import AttentionTheory, Theory, load_theory, solve
+    from .training import TrainConfig, TrainResult, load_run, run_finite_trajectory, train
     from .verification import VerificationReport, verify

@@ -2,7 +2,7 @@
 
 The authors measure the finite part of a run against ``W_fin(t)``: the same optimiser, from zero,
 on the reduced dataset (SPEC section 5), with the gradient projected onto ``S_fin`` so that the
-iterate stays there. :func:`run_finite_trajectory` runs it for a batch of trials with the same
+iterate stays there. :func:`finite_trajectory` runs it for a batch of trials with the same
 loop as training (:func:`attnmech.optim.gradient_descent`).
 
 References
@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
@@ -33,10 +33,12 @@ from .model import (
 )
 from .optim import gradient_descent
 
-if TYPE_CHECKING:
-    from .training import TrainConfig
+# The configuration is an attnmech.TrainConfig (training.py imports this module, so it is not
+# imported back, not even for type checking): it needs model, num_steps, log_every, num_threads
+# and step_rule().
+TrainConfig = Any
 
-__all__ = ["FiniteTrajectory", "run_finite_trajectory", "reduced_inputs", "log_steps"]
+__all__ = ["FiniteTrajectory", "finite_trajectory", "reduced_inputs", "log_steps"]
 
 
 def log_steps(num_steps: int, log_every: int) -> np.ndarray:
@@ -88,38 +90,15 @@ def reduced_inputs(
     return _stack_trials(trials, dtype=_resolve_dtype(dtype), device=device)
 
 
-def run_finite_trajectory(
+def finite_trajectory(
     datasets: Dataset | Sequence[Dataset],
     theories: Any,
-    config: TrainConfig | None = None,
+    config: TrainConfig,
     *,
     steps: Any = None,
 ) -> FiniteTrajectory:
-    """``W_fin(t)``: the training optimiser run from zero on the reduced data (SPEC section 9).
-
-    The loss is the reduced dataset's, normalised by the full ``n``; the gradient is projected onto
-    ``S_fin`` (with ``theory.finite.basis``), so ``W_fin(t)`` stays in ``S_fin``. Uses the combined
-    parameterization whatever ``config.model`` says (``W_fin(t)`` is a matrix in ``S_fin``).
-
-    Parameters
-    ----------
-    datasets : Dataset or list of Dataset
-        One per trial (their embeddings are used).
-    theories : Theory or list of Theory
-        One per trial.
-    config : TrainConfig, optional
-        Optimiser, learning rate and number of steps (``init`` is ignored: the start is zero).
-    steps : array-like of int, optional
-        Steps at which to keep ``W_fin(t)`` (default: every ``log_every`` and the last).
-
-    Returns
-    -------
-    FiniteTrajectory
-    """
-    if config is None:  # training imports this module: its default config is fetched at call time
-        from .training import TrainConfig
-
-        config = TrainConfig()
+    """``W_fin(t)`` for the optimiser of ``config`` (see :func:`attnmech.run_finite_trajectory`,
+    which also supplies the default configuration)."""
     datasets = datasets_list(datasets, "run_finite_trajectory")
     theories = list(theories) if isinstance(theories, (list, tuple)) else [theories]
     work = sum(ds.n_samples * ds.max_length for ds in datasets)

@@ -37,7 +37,7 @@ import torch
 from torch import Tensor
 
 from ._choices import INIT_NAMES
-from ._io import atomic_path
+from ._io import atomic_path, check_writable
 from ._results import readonly as _copy_readonly
 from .data import Dataset
 from .errors import (
@@ -47,7 +47,7 @@ from .errors import (
     InvalidParameterError,
     OutputError,
 )
-from .finite_path import log_steps, run_finite_trajectory
+from .finite_path import FiniteTrajectory, finite_trajectory, log_steps
 from .metrics import TrajectoryMetrics, svm_norm_for
 from .model import (
     AttentionConfig,
@@ -66,6 +66,8 @@ __all__ = [
     "train",
     "load_run",
     "gradient_descent",
+    "run_finite_trajectory",
+    "FiniteTrajectory",
 ]
 
 logger = logging.getLogger(__name__)
@@ -230,6 +232,39 @@ class TrainConfig:
         if not isinstance(data.get("init"), str):
             data["init"] = init if init is not None else "zero"
         return cls(model=model, **data)
+
+
+def run_finite_trajectory(
+    datasets: Dataset | Sequence[Dataset],
+    theories: Any,
+    config: TrainConfig | None = None,
+    *,
+    steps: Any = None,
+) -> FiniteTrajectory:
+    """``W_fin(t)``: the training optimiser run from zero on the reduced data (SPEC section 9).
+
+    The loss is the reduced dataset's, normalised by the full ``n``; the gradient is projected onto
+    ``S_fin`` (with ``theory.finite.basis``), so ``W_fin(t)`` stays in ``S_fin``. Uses the combined
+    parameterization whatever ``config.model`` says (``W_fin(t)`` is a matrix in ``S_fin``).
+
+    Parameters
+    ----------
+    datasets : Dataset or list of Dataset
+        One per trial (their embeddings are used).
+    theories : Theory or list of Theory
+        One per trial.
+    config : TrainConfig, optional
+        Optimiser, learning rate and number of steps (``init`` is ignored: the start is zero).
+    steps : array-like of int, optional
+        Steps at which to keep ``W_fin(t)`` (default: every ``log_every`` and the last).
+
+    Returns
+    -------
+    FiniteTrajectory
+    """
+    return finite_trajectory(
+        datasets, theories, TrainConfig() if config is None else config, steps=steps
+    )
 
 
 def _init_array(init: Any) -> np.ndarray:
@@ -425,6 +460,7 @@ def _remove_stale_temporaries(path: Path, suffix: str = ".npz") -> None:
 
 def _write_npz(path: Path, what: str, arrays: dict[str, Any], *, compressed: bool = False) -> None:
     """Write ``arrays`` to ``path`` atomically; OSError becomes OutputError naming the path."""
+    check_writable(path, what=what)  # OutputError naming what and why, before any write
     try:
         _remove_stale_temporaries(path)
         with atomic_path(path, suffix=".npz") as tmp:
@@ -679,7 +715,7 @@ def _train(
 
     recorder = None
     if trial_theories is not None:
-        finite = run_finite_trajectory(trial_datasets, trial_theories, config, steps=logged_steps)
+        finite = finite_trajectory(trial_datasets, trial_theories, config, steps=logged_steps)
         recorder = TrajectoryMetrics(inputs, trial_datasets, trial_theories, model_config)
         fin_by_step = {int(s): finite.W[i] for i, s in enumerate(finite.steps)}
 
