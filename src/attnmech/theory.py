@@ -49,7 +49,14 @@ class Theory:
         return self.finite.W_fin
 
     def automaton(self, *, tie_tol: float = 1e-6) -> Automaton:
-        """The automaton defined by ``W_svm`` and ``W_fin`` (SPEC section 7)."""
+        """The automaton defined by ``W_svm`` and ``W_fin`` (SPEC section 7).
+
+        For token-space solutions it reads the sparse score tables (nothing ``K x K``).
+        """
+        from .tokenspace import TokenAutomaton, TokenFiniteResult, TokenSVMResult
+
+        if isinstance(self.svm, TokenSVMResult) and isinstance(self.finite, TokenFiniteResult):
+            return TokenAutomaton(self.svm.scores, self.finite.scores, tie_tol=tie_tol)
         return Automaton(self.W_svm, self.W_fin, self.dataset.embeddings, tie_tol=tie_tol)
 
     def summary(self) -> str:
@@ -65,7 +72,7 @@ class Theory:
                 f"{s.constraints.n_constraints} constraints ({s.constraints.n_original} edges), "
                 f"max violation {s.max_violation:.1e}, relative gap {s.relative_gap:.1e}, "
                 f"{s.solver_stats.solve_time:.3f} s",
-                f"W_fin: {f.status.value}, ||W_fin|| = {np.linalg.norm(f.W_fin):.6g}, "
+                f"W_fin: {f.status.value}, ||W_fin|| = {f.norm:.6g}, "
                 f"dim S_fin = {f.dimension}, gradient norm {f.gradient_norm:.1e}, "
                 f"{f.solver_stats.num_iters} Newton steps, {f.solver_stats.solve_time:.3f} s",
             ]
@@ -146,6 +153,7 @@ def solve(
     svm_norm: str = "fro",
     svm_options: dict[str, Any] | None = None,
     finite_options: dict[str, Any] | None = None,
+    method: str = "auto",
 ) -> Theory:
     """Build the token-priority graphs and solve for ``W_svm`` and ``W_fin``.
 
@@ -158,7 +166,11 @@ def solve(
         extension; see :func:`attnmech.svm.solve_nuclear_svm`).
     svm_options, finite_options : dict, optional
         Keyword arguments for :func:`attnmech.svm.solve_graph_svm` and
-        :func:`attnmech.finite.solve_finite`.
+        :func:`attnmech.finite.solve_finite` (or of their token-space versions).
+    method : {"auto", "dense", "tokenspace"}, default="auto"
+        ``"auto"``: the token-space solvers (:mod:`attnmech.tokenspace`: one small problem per
+        query, ``W_svm`` / ``W_fin`` kept as sparse score tables) when the embeddings are one-hot
+        or have orthonormal rows and ``svm_norm="fro"``, else the dense ones.
 
     Returns
     -------
@@ -179,7 +191,19 @@ def solve(
         )
     if svm_norm not in ("fro", "nuclear"):
         raise InvalidParameterError(f"svm_norm must be 'fro' or 'nuclear', got {svm_norm!r}")
+    if method not in ("auto", "dense", "tokenspace"):
+        raise InvalidParameterError(
+            f"method must be 'auto', 'dense' or 'tokenspace', got {method!r}"
+        )
     graphs = build_priority_graphs(dataset)
+    if method != "dense" and svm_norm == "fro":
+        from .tokenspace import is_token_space, solve_token_finite, solve_token_svm
+
+        if method == "tokenspace" or is_token_space(dataset.embedding_table):
+            svm_kw = {k: v for k, v in (svm_options or {}).items() if k == "max_iter"}
+            svm = solve_token_svm(graphs, dataset.embedding_table, **svm_kw)
+            fin = solve_token_finite(dataset, graphs, **(finite_options or {}))
+            return Theory(dataset=dataset, graphs=graphs, svm=svm, finite=fin)
     if svm_norm == "nuclear":
         svm = solve_nuclear_svm(graphs, dataset.embeddings)
     else:
