@@ -203,6 +203,8 @@ class FiniteSubspace:
             return np.einsum("pr,pi,pj->rij", self._frame, delta, E[self._query])
         # token mode: per group of size s, an orthonormal basis of the zero-sum vectors
         out = np.zeros((self.dimension, d, d))
+        if self.dimension == 0:
+            return out
         row = 0
         starts = np.flatnonzero(np.r_[True, np.diff(self._group) != 0])
         ends = np.r_[starts[1:], self._group.size]
