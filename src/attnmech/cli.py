@@ -95,6 +95,7 @@ class EmbeddingKind(str, enum.Enum):
     random = "random"
     ortho = "ortho"
     equicorr = "equicorr"
+    onehot = "onehot"
 
 
 class Parameterization(str, enum.Enum):
@@ -202,8 +203,14 @@ def make_dataset_command(
     vocab_size: Annotated[int, typer.Option("--K", help="Vocabulary size K.")] = 6,
     embedding_dim: Annotated[int, typer.Option("--d", help="Embedding dimension d.")] = 8,
     embeddings: Annotated[
-        EmbeddingKind, typer.Option("--embeddings", help="Embedding generator.")
-    ] = EmbeddingKind.random,
+        EmbeddingKind | None,
+        typer.Option(
+            "--embeddings",
+            help="Embedding generator [default: random; with --text: onehot]. onehot stores no "
+            "K x K table (d = K) and makes solve work in token space.",
+            show_default=False,
+        ),
+    ] = None,
     graph: Annotated[
         GraphKind,
         typer.Option("--graph", help="Redraw until the token-priority graphs are cyclic/acyclic."),
@@ -239,6 +246,10 @@ def make_dataset_command(
     ] = None,
 ) -> None:
     """Draw a dataset as in the paper's experiments (SPEC section 9), or cut one from text."""
+    if embeddings is None:
+        embeddings = EmbeddingKind.onehot if text is not None else EmbeddingKind.random
+    if embeddings is EmbeddingKind.onehot:
+        embedding_dim = vocab_size  # one-hot: d = K
     if text is not None:
         if not text.is_file():
             raise InvalidDatasetError(f"text file {text} does not exist")
