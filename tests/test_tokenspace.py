@@ -106,7 +106,9 @@ def test_against_independent_per_query_cvxpy():
                 a[pos[i]] - a[pos[j]] == 0 if comp[i] == comp[j] else a[pos[i]] - a[pos[j]] >= 1
                 for i, j in graph.edges
             ]
-            cp.Problem(cp.Minimize(cp.sum_squares(a)), cons).solve(solver=cp.CLARABEL, **CLARABEL_OPTIONS)
+            cp.Problem(cp.Minimize(cp.sum_squares(a)), cons).solve(
+                solver=cp.CLARABEL, **CLARABEL_OPTIONS
+            )
             A_svm[nodes, q] = a.value
             # W_fin: reduced samples of this query, zero-sum scores inside each SCC
             u = cp.Variable(len(nodes))
@@ -160,8 +162,9 @@ def test_subspace_project_matches_dense_basis():
             continue
         basis = theory.finite.basis
         p, d, _ = basis.shape
-        np.testing.assert_allclose(basis.reshape(p, -1) @ basis.reshape(p, -1).T, np.eye(p),
-                                   atol=1e-12)
+        np.testing.assert_allclose(
+            basis.reshape(p, -1) @ basis.reshape(p, -1).T, np.eye(p), atol=1e-12
+        )
         W = rng.standard_normal((3, d, d))
         expected = np.einsum("bp,pij->bij", np.einsum("bij,pij->bp", W, basis), basis)
         got = theory.finite.subspace.project(W)
@@ -267,11 +270,10 @@ def test_is_token_space():
 
 
 def test_score_table_lookup_and_dense():
-    table = ScoreTable(
-        4, np.array([1, 1, 3]), np.array([0, 2, 3]), np.array([0.5, -1.0, 2.0])
+    table = ScoreTable(4, np.array([1, 1, 3]), np.array([0, 2, 3]), np.array([0.5, -1.0, 2.0]))
+    np.testing.assert_allclose(
+        table[np.array([[0, 2], [3, 1]]), np.array([[1], [3]])], [[0.5, -1.0], [2.0, 0.0]]
     )
-    np.testing.assert_allclose(table[np.array([[0, 2], [3, 1]]), np.array([[1], [3]])],
-                               [[0.5, -1.0], [2.0, 0.0]])
     dense = table.to_dense()
     assert dense[0, 1] == 0.5 and dense[2, 1] == -1.0 and dense[3, 3] == 2.0
     E = make_embeddings("ortho", 4, 6, seed=2)
@@ -279,9 +281,7 @@ def test_score_table_lookup_and_dense():
 
 
 def test_projection_subspace_rejects_bad_shapes():
-    sub = FiniteSubspace.token_space(
-        np.array([0, 0]), np.array([1, 2]), np.array([0, 0]), None, 3
-    )
+    sub = FiniteSubspace.token_space(np.array([0, 0]), np.array([1, 2]), np.array([0, 0]), None, 3)
     with pytest.raises(InvalidParameterError, match=r"\(\.\.\., 3, 3\)"):
         sub.project(np.zeros((2, 2)))
     out = sub.project(np.arange(9.0).reshape(3, 3))

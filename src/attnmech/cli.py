@@ -337,10 +337,17 @@ def graphs_command(
     max_queries: Annotated[
         int, typer.Option("--max-queries", help="Without --query: show at most this many.")
     ] = 50,
+    top_sccs: Annotated[
+        int, typer.Option("--top-sccs", help="List this many of the largest SCCs.")
+    ] = 10,
     embeddings: EmbeddingsOption = None,
     on_unrealizable: UnrealizableOption = OnUnrealizable.raise_,
 ) -> None:
-    """Print each last token's SCCs in priority order (SPEC section 3)."""
+    """Print each last token's SCCs in priority order (SPEC section 3).
+
+    Bounded at any vocabulary size: counts, an SCC size histogram, the largest SCCs, at most
+    --max-queries lines of at most 40 SCCs each; drawings show the top SCCs of each panel.
+    """
     if draw is not None and draw.suffix.lower() not in (".png", ".pdf", ".svg"):
         raise typer.BadParameter(f"{draw} must end in .png, .pdf or .svg", param_hint="--draw")
     dataset = _load(data, embeddings, on_unrealizable)
@@ -348,6 +355,7 @@ def graphs_command(
     queries = None if not query else query
     shown = max_queries if queries is None else len(queries)
     typer.echo(graphs.summary(queries, max_queries=shown))
+    typer.echo(graphs.overview(top=top_sccs))
     if dot is not None:
         atomic_write_text(dot, graphs.to_dot(queries))
         typer.echo(f"wrote {dot}")

@@ -109,6 +109,8 @@ class OneHotEmbeddings:
 
     def __repr__(self) -> str:
         return f"OneHotEmbeddings(vocab_size={self.vocab_size})"
+
+
 GRAPH_KINDS = ("cyclic", "acyclic", "any")
 UNREALIZABLE_POLICIES = ("raise", "drop", "repair", "keep")
 

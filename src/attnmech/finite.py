@@ -68,7 +68,9 @@ class FiniteSubspace:
     """
 
     def __init__(self) -> None:
-        raise TypeError("use FiniteSubspace.token_space(...) or FiniteSubspace.from_generators(...)")
+        raise TypeError(
+            "use FiniteSubspace.token_space(...) or FiniteSubspace.from_generators(...)"
+        )
 
     @classmethod
     def token_space(

@@ -40,7 +40,7 @@ from .data import Dataset, OneHotEmbeddings
 from .errors import ConvergenceWarning, InvalidDatasetError, InvalidParameterError
 from .finite import GRADIENT_TOL, FiniteSubspace, ReducedData, reduce_dataset
 from .graphs import PriorityGraphs
-from .svm import GAP_TOL, VIOLATION_TOL, SVMConstraints, _ProximalDual, svm_constraints
+from .svm import GAP_TOL, VIOLATION_TOL, SVMConstraints, svm_constraints
 
 __all__ = [
     "ScoreTable",
@@ -470,9 +470,9 @@ def solve_token_svm(
     )
     # certificate: margins on every reduced constraint and every original edge, duality gap
     margins = table[cons.i, cons.query] - table[cons.j, cons.query]
-    edge_margins = table[graphs.edge_src, graphs.edge_query] - table[
-        graphs.edge_dst, graphs.edge_query
-    ]
+    edge_margins = (
+        table[graphs.edge_src, graphs.edge_query] - table[graphs.edge_dst, graphs.edge_query]
+    )
     edge_strict = graphs.scc_of(graphs.edge_query, graphs.edge_src) != graphs.scc_of(
         graphs.edge_query, graphs.edge_dst
     )
@@ -648,9 +648,7 @@ def solve_token_finite(
     if n_vars == 0 or reduced.n_samples == 0:
         message = "S_fin = {0} (no SCC with more than one token): W_fin = 0"
     else:
-        objective = _SCCLoss(
-            reduced, lambda q, t: node_to_var[graphs.node_index(q, t)], n_vars, K
-        )
+        objective = _SCCLoss(reduced, lambda q, t: node_to_var[graphs.node_index(q, t)], n_vars, K)
         n_groups = int(var_group[-1]) + 1
         group_size = np.bincount(var_group, minlength=n_groups)
         group_start = np.r_[0, np.cumsum(group_size)[:-1]]
