@@ -85,9 +85,11 @@ def _run_size(args: tuple) -> list:
             ds = _stage(
                 rows,
                 "dataset build",
-                lambda: text_dataset(
-                    text, vocab_size=K, seq_len=T, embeddings="onehot", stride=stride
-                ).dataset,
+                lambda: (
+                    text_dataset(
+                        text, vocab_size=K, seq_len=T, embeddings="onehot", stride=stride
+                    ).dataset
+                ),
             )
         graphs = _stage(rows, "graphs", build_priority_graphs, ds)
         _stage(rows, "graphs text", lambda: graphs.summary() + graphs.overview())
@@ -184,7 +186,9 @@ def main() -> None:
         print(f"\n## dense reference ({info}; median of {opts.repeats}, 1 BLAS thread)")
         for name, values in times.items():
             print(f"{name:28s} | {statistics.median(values):8.2f} |")
-        print(f"max |W_svm dense - token| = {diff[0]:.1e}, max |W_fin dense - token| = {diff[1]:.1e}")
+        print(
+            f"max |W_svm dense - token| = {diff[0]:.1e}, max |W_fin dense - token| = {diff[1]:.1e}"
+        )
 
 
 if __name__ == "__main__":

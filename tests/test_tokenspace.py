@@ -286,3 +286,20 @@ def test_projection_subspace_rejects_bad_shapes():
         sub.project(np.zeros((2, 2)))
     out = sub.project(np.arange(9.0).reshape(3, 3))
     assert out[1, 0] == pytest.approx(-1.5) and out[2, 0] == pytest.approx(1.5)
+
+
+def test_dense_solvers_refuse_with_a_memory_estimate():
+    from attnmech.errors import SolverError
+    from attnmech.finite import solve_finite
+    from attnmech.svm import solve_graph_svm
+
+    base = ragged_dataset(4, n=30, K=8)
+    ds = base.with_embeddings(make_embeddings("random", 8, 8, seed=0))  # coupled
+    graphs = build_priority_graphs(ds)
+    with pytest.raises(SolverError, match=r"GiB \(limit"):
+        solve_graph_svm(graphs, ds.embeddings, memory_limit=100)
+    with pytest.raises(InvalidParameterError, match=r"GiB \(limit"):
+        solve_finite(ds, graphs, memory_limit=100)
+    # the same problem within the limits solves, and single-threaded BLAS is recorded
+    res = solve_graph_svm(graphs, ds.embeddings)
+    assert res.success and res.solver_stats.extra_stats["blas_threads"] == 1

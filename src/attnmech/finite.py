@@ -481,6 +481,7 @@ def solve_finite(
     *,
     tol: float = GRADIENT_TOL,
     max_iter: int = 200,
+    memory_limit: int = 4 * 1024**3,
 ) -> FiniteResult:
     """Compute ``W_fin`` (SPEC section 5) by Newton's method on ``S_fin``.
 
@@ -492,6 +493,11 @@ def solve_finite(
     tol : float, default=1e-10
         Stop when the Frobenius norm of the gradient projected on ``S_fin`` is below ``tol``.
     max_iter : int, default=200
+    memory_limit : int, default=4 GiB
+        Bytes the dense generator Gram matrix, Jacobian and Newton system may take (estimated
+        before they are formed); above it an InvalidParameterError gives the estimate. For
+        one-hot or orthonormal embeddings use :func:`attnmech.tokenspace.solve_token_finite`
+        (``attnmech.solve`` does so by itself).
 
     Returns
     -------
@@ -513,8 +519,18 @@ def solve_finite(
     cons = svm_constraints(graphs)
     eq = ~cons.strict
     gq, gi, gj = cons.query[eq], cons.i[eq], cons.j[eq]
-    frame = _orthonormal_frame(_generator_gram(E, gq, gi, gj))
     reduced = reduce_dataset(dataset, graphs)
+    p, K = int(gq.size), E.shape[0]
+    # gram + eigenvectors (2 p^2), Jacobian (pairs x p, pairs <= reduced tokens), E E^T, Hessian
+    estimate = (3 * p * p + reduced.tokens.size * p + K * K) * 8
+    _check_bytes(
+        f"W_fin with {p} S_fin generators (dense solver)",
+        estimate,
+        memory_limit,
+        "use one-hot or orthonormal embeddings (attnmech.solve then works per SCC in token "
+        "space), a smaller dataset, or raise memory_limit",
+    )
+    frame = _orthonormal_frame(_generator_gram(E, gq, gi, gj))
     d = E.shape[1]
     theta = np.zeros(gq.size)
     iterations = 0
