@@ -303,3 +303,35 @@ def test_dense_solvers_refuse_with_a_memory_estimate():
     # the same problem within the limits solves, and single-threaded BLAS is recorded
     res = solve_graph_svm(graphs, ds.embeddings)
     assert res.success and res.solver_stats.extra_stats["blas_threads"] == 1
+
+
+def test_graphs_summary_is_bounded():
+    rng = np.random.default_rng(0)
+    K = 3000
+    seqs = rng.integers(0, K, size=(400, 60))
+    seqs[:, -1] = 7  # one query with many tokens: a long line
+    ds = Dataset(seqs, seqs[:, 0], "onehot", vocab_size=K)
+    graphs = build_priority_graphs(ds)
+    text = graphs.summary(max_sccs=40)
+    assert len(text) < 40 * 12 * 4 + 400
+    assert "more SCCs)" in text
+    overview = graphs.overview(top=3)
+    sizes = sorted(graphs.scc_size.tolist(), reverse=True)
+    assert f"{sizes[0]} tokens" in overview
+    hist = {(lo, hi): c for lo, hi, c in graphs.size_histogram()}
+    assert sum(hist.values()) == graphs.n_sccs
+    assert hist[(1, 1)] == int((graphs.scc_size == 1).sum())
+
+
+def test_cli_graphs_overview_when_cut(tmp_path):
+    from typer.testing import CliRunner
+
+    from attnmech.cli import app
+
+    ds = ragged_dataset(1, n=40, K=9)
+    path = ds.save(tmp_path / "d.npz")
+    result = CliRunner().invoke(app, ["graphs", str(path), "--max-queries", "2"])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[1].startswith("SCC sizes (size: count): 1: ")
+    assert lines[-1].startswith("  ... ") and "more last tokens" in lines[-1]

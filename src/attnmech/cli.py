@@ -338,15 +338,22 @@ def graphs_command(
         int, typer.Option("--max-queries", help="Without --query: show at most this many.")
     ] = 50,
     top_sccs: Annotated[
-        int, typer.Option("--top-sccs", help="List this many of the largest SCCs.")
-    ] = 10,
+        int | None,
+        typer.Option(
+            "--top-sccs",
+            help="Print the SCC size histogram and this many of the largest SCCs [default: 10, "
+            "when there are more last tokens than --max-queries].",
+            show_default=False,
+        ),
+    ] = None,
     embeddings: EmbeddingsOption = None,
     on_unrealizable: UnrealizableOption = OnUnrealizable.raise_,
 ) -> None:
     """Print each last token's SCCs in priority order (SPEC section 3).
 
-    Bounded at any vocabulary size: counts, an SCC size histogram, the largest SCCs, at most
-    --max-queries lines of at most 40 SCCs each; drawings show the top SCCs of each panel.
+    Bounded at any vocabulary size: counts, an SCC size histogram and the largest SCCs (when the
+    listing is cut, or with --top-sccs), at most --max-queries lines of at most 40 SCCs each;
+    drawings show the top SCCs of each panel and say what was left out.
     """
     if draw is not None and draw.suffix.lower() not in (".png", ".pdf", ".svg"):
         raise typer.BadParameter(f"{draw} must end in .png, .pdf or .svg", param_hint="--draw")
@@ -354,8 +361,13 @@ def graphs_command(
     graphs = build_priority_graphs(dataset)
     queries = None if not query else query
     shown = max_queries if queries is None else len(queries)
-    typer.echo(graphs.summary(queries, max_queries=shown))
-    typer.echo(graphs.overview(top=top_sccs))
+    text = graphs.summary(queries, max_queries=shown)
+    truncated = queries is None and graphs.queries.size > max_queries
+    if top_sccs is not None or truncated:  # large outputs: counts and the largest SCCs first
+        head, _, rest = text.partition("\n")
+        overview = graphs.overview(top=10 if top_sccs is None else top_sccs)
+        text = "\n".join(part for part in (head, overview, rest) if part)
+    typer.echo(text)
     if dot is not None:
         atomic_write_text(dot, graphs.to_dot(queries))
         typer.echo(f"wrote {dot}")
