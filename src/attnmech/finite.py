@@ -521,8 +521,10 @@ def solve_finite(
     gq, gi, gj = cons.query[eq], cons.i[eq], cons.j[eq]
     reduced = reduce_dataset(dataset, graphs)
     p, K = int(gq.size), E.shape[0]
-    # gram + eigenvectors (2 p^2), Jacobian (pairs x p, pairs <= reduced tokens), E E^T, Hessian
-    estimate = (3 * p * p + reduced.tokens.size * p + K * K) * 8
+    sample_of = np.repeat(reduced.queries, reduced.lengths)
+    n_pairs = np.unique(sample_of * K + reduced.tokens).size  # (query, token) score entries
+    # gram, eigenvectors and Hessian (3 p^2), Jacobian and its temporaries (3 pairs x p), E E^T
+    estimate = (3 * p * p + 3 * n_pairs * p + K * K) * 8
     _check_bytes(
         f"W_fin with {p} S_fin generators (dense solver)",
         estimate,

@@ -313,65 +313,94 @@ def _token_dual(
     size: np.ndarray,
     above: np.ndarray,
     below: np.ndarray,
+    block: np.ndarray,
     *,
     max_iter: int = 2000,
     tol: float = 1e-12,
-) -> tuple[np.ndarray, np.ndarray, int]:
+) -> tuple[np.ndarray, np.ndarray, int, int]:
     """Solve ``min 1/2 x^T S x`` s.t. ``x[above] - x[below] >= 1``, ``S = diag(size)``, exactly.
 
-    All queries at once: the problem is block diagonal (one block per query), so one sparse
-    factorisation serves every query. The method is the proximal primal-dual active-set method
-    of :class:`attnmech.svm._ProximalDual` (dual ``lambda >= 0``, ``Q = D S^-1 D^T``), but each
-    step solves the sparse quasi-definite system
+    The problem is block diagonal (``block``: one id per query). Every step works on all blocks
+    still running at once, through one sparse factorisation; a block whose active set has
+    settled and whose KKT residual is below ``tol`` is final and leaves the system, so later
+    steps factorise less. The method is the proximal primal-dual active-set method of
+    :class:`attnmech.svm._ProximalDual` (dual ``lambda >= 0``, ``Q = D S^-1 D^T``), but each step
+    solves the sparse quasi-definite system
 
         [ S     -D_F^T ] [ x        ]   [ 0                 ]
         [ D_F   eps I  ] [ lambda_F ] = [ 1 + eps lambda_t  ]
 
     instead of forming ``Q`` (dense for a star-shaped condensation). Returns the scores ``x``,
-    the multipliers and the number of steps.
+    the multipliers, the number of steps and of factorisations.
     """
     from scipy.sparse.linalg import splu
 
     n, m = size.size, above.size
-    D = sp.csr_matrix(
-        (np.r_[np.ones(m), -np.ones(m)], (np.r_[np.arange(m), np.arange(m)], np.r_[above, below])),
-        shape=(m, n),
-    )
+    _, block = np.unique(block, return_inverse=True)
+    n_blocks = int(block.max()) + 1 if m else 0
     inv = 1.0 / size
     eps = 1e-6 * float((inv[above] + inv[below]).max())
     lam = np.zeros(m)
     x = np.zeros(n)
     active = np.zeros(m, dtype=bool)  # multiplier held at 0 (constraint not binding)
+    live = np.ones(m, dtype=bool)  # constraints of blocks still iterating
     slack = 1e-12
     cached_key: bytes | None = None
     lu: Any = None
-    free = np.arange(m)
+    system: Any = None
+    factorizations = 0
+    var_pos = np.full(n, -1, dtype=np.int64)
     for step in range(1, max_iter + 1):
-        free = np.flatnonzero(~active)
-        key = free.tobytes()
+        running = np.flatnonzero(live)
+        free = running[~active[running]]
+        cols = np.unique(np.r_[above[running], below[running]])
+        key = free.tobytes() + cols.tobytes()
         if key != cached_key:
-            D_F = D[free]
+            var_pos[cols] = np.arange(cols.size)
+            k = free.size
+            D_F = sp.csr_matrix(
+                (
+                    np.r_[np.ones(k), -np.ones(k)],
+                    (
+                        np.r_[np.arange(k), np.arange(k)],
+                        np.r_[var_pos[above[free]], var_pos[below[free]]],
+                    ),
+                ),
+                shape=(k, cols.size),
+            )
             system = sp.bmat(
-                [[sp.diags(size), -D_F.T], [D_F, eps * sp.identity(free.size)]], format="csc"
+                [[sp.diags(size[cols]), -D_F.T], [D_F, eps * sp.identity(k)]], format="csc"
             )
             lu = splu(system, permc_spec="MMD_AT_PLUS_A", diag_pivot_thresh=0.0)
             cached_key = key
-        rhs = np.r_[np.zeros(n), 1.0 + eps * lam[free]]
+            factorizations += 1
+        rhs = np.r_[np.zeros(cols.size), 1.0 + eps * lam[free]]
         sol = lu.solve(rhs)
         sol += lu.solve(rhs - system @ sol)  # one step of iterative refinement
-        x = sol[:n]
-        new_lam = np.zeros(m)
-        new_lam[free] = sol[n:]
-        gradient = D @ x - 1.0 - eps * lam  # dual gradient where the multiplier is held at 0
-        gradient[free] = 0.0
-        new_active = np.where(active, gradient >= -slack, new_lam < -slack)
-        settled = np.array_equal(new_active, active)
-        kkt = eps * float(np.abs(new_lam - lam).max(initial=0.0))
-        lam, active = new_lam, new_active
-        logger.debug("token Graph-SVM step %d: %d of %d free, KKT %.1e", step, free.size, m, kkt)
-        if settled and kkt <= tol:
-            return x, lam, step
-    return x, lam, max_iter
+        x[cols] = sol[: cols.size]
+        new_lam = np.zeros(running.size)
+        is_free = ~active[running]
+        new_lam[is_free] = sol[cols.size :]
+        # dual gradient where the multiplier is held at 0
+        gradient = x[above[running]] - x[below[running]] - 1.0 - eps * lam[running]
+        old_active = active[running]
+        new_active = np.where(old_active, gradient >= -slack, new_lam < -slack)
+        moving = (new_active != old_active) | (eps * np.abs(new_lam - lam[running]) > tol)
+        lam[running], active[running] = new_lam, new_active
+        unfinished = np.bincount(block[running], weights=moving, minlength=n_blocks) > 0
+        live[running] = unfinished[block[running]]
+        logger.info(
+            "token Graph-SVM step %d: %d blocks running, %d of %d constraints free, %d "
+            "factorisations",
+            step,
+            int(unfinished.sum()),
+            free.size,
+            m,
+            factorizations,
+        )
+        if not live.any():
+            return x, lam, step, factorizations
+    return x, lam, max_iter, factorizations
 
 
 def _check_embeddings(graphs: PriorityGraphs, embeddings: Any) -> Any:
@@ -458,9 +487,11 @@ def solve_token_svm(
     x = np.zeros(graphs.n_sccs)  # score of each SCC
     lam_strict = np.zeros(strict.size)
     setup = time.perf_counter() - start
-    steps = 0
+    steps = n_factor = 0
     if strict.size:
-        x, lam_strict, steps = _token_dual(size, scc_a, scc_b, max_iter=max_iter)
+        x, lam_strict, steps, n_factor = _token_dual(
+            size, scc_a, scc_b, cons.query[strict], max_iter=max_iter
+        )
     node_score = x[graphs.node_scc]
     table = ScoreTable(
         graphs.vocab_size,
@@ -516,6 +547,7 @@ def solve_token_svm(
             "n_edges": cons.n_original,
             "n_strict": int(strict.size),
             "n_variables": graphs.n_sccs,
+            "factorizations": n_factor,
             "token_space": True,
         },
     )
