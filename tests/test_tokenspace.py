@@ -335,3 +335,21 @@ def test_cli_graphs_overview_when_cut(tmp_path):
     lines = result.output.splitlines()
     assert lines[1].startswith("SCC sizes (size: count): 1: ")
     assert lines[-1].startswith("  ... ") and "more last tokens" in lines[-1]
+
+
+def test_token_duals_reproduce_the_scores():
+    for seed in range(5):
+        ds = ragged_dataset(400 + seed)
+        res = solve_token_svm(build_priority_graphs(ds))
+        cons = res.constraints
+        K = ds.vocab_size
+        A = np.zeros((K, K))
+        np.add.at(A, (cons.i, cons.query), res.dual_values)
+        np.add.at(A, (cons.j, cons.query), -res.dual_values)
+        np.testing.assert_allclose(A, res.scores.to_dense(), atol=1e-10)
+        assert (res.dual_values[cons.strict] >= 0).all()
+        # complementary slackness: positive multipliers only on tight strict constraints
+        tight = np.abs(res.margins - 1.0) < 1e-9
+        assert not (res.dual_values[cons.strict & ~tight] > 1e-9).any()
+        with pytest.raises(InvalidParameterError, match="GiB"):
+            res.to_dense(limit_bytes=8)
