@@ -67,6 +67,21 @@ class FiniteSubspace:
     embedding_dim : int
     """
 
+    dimension: int
+    embedding_dim: int
+    _mode: str
+    _query: np.ndarray
+    _token: np.ndarray
+    _group: np.ndarray
+    _group_size: np.ndarray
+    _i: np.ndarray
+    _j: np.ndarray
+    _frame: np.ndarray
+    _E: Any
+    _vocab_size: int
+    _uq: np.ndarray
+    _qidx: np.ndarray
+
     def __init__(self) -> None:
         raise TypeError(
             "use FiniteSubspace.token_space(...) or FiniteSubspace.from_generators(...)"

@@ -6,7 +6,7 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -17,6 +17,9 @@ from .errors import InvalidDatasetError, InvalidParameterError, NotFittedError
 from .finite import FiniteResult, solve_finite
 from .graphs import PriorityGraphs, build_priority_graphs
 from .svm import GraphSVMResult, solve_graph_svm, solve_nuclear_svm
+
+if TYPE_CHECKING:
+    from .tokenspace import TokenFiniteResult, TokenSVMResult
 
 __all__ = ["Theory", "TheoryFile", "solve", "load_theory", "AttentionTheory"]
 
@@ -35,8 +38,8 @@ class Theory:
 
     dataset: Dataset
     graphs: PriorityGraphs
-    svm: GraphSVMResult
-    finite: FiniteResult
+    svm: GraphSVMResult | TokenSVMResult
+    finite: FiniteResult | TokenFiniteResult
 
     @property
     def W_svm(self) -> np.ndarray:
@@ -201,9 +204,9 @@ def solve(
 
         if method == "tokenspace" or is_token_space(dataset.embedding_table):
             svm_kw = {k: v for k, v in (svm_options or {}).items() if k == "max_iter"}
-            svm = solve_token_svm(graphs, dataset.embedding_table, **svm_kw)
-            fin = solve_token_finite(dataset, graphs, **(finite_options or {}))
-            return Theory(dataset=dataset, graphs=graphs, svm=svm, finite=fin)
+            token_svm = solve_token_svm(graphs, dataset.embedding_table, **svm_kw)
+            token_fin = solve_token_finite(dataset, graphs, **(finite_options or {}))
+            return Theory(dataset=dataset, graphs=graphs, svm=token_svm, finite=token_fin)
     if svm_norm == "nuclear":
         svm = solve_nuclear_svm(graphs, dataset.embeddings)
     else:

@@ -28,6 +28,7 @@ from __future__ import annotations
 import logging
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -578,7 +579,13 @@ class _SCCLoss:
     touches the variables of one group only.
     """
 
-    def __init__(self, reduced: ReducedData, var_index: np.ndarray, n_vars: int, K: int) -> None:
+    def __init__(
+        self,
+        reduced: ReducedData,
+        var_index: Callable[[np.ndarray, np.ndarray], np.ndarray],
+        n_vars: int,
+        K: int,
+    ) -> None:
         sample_of = np.repeat(np.arange(reduced.n_samples), reduced.lengths)
         keys = sample_of.astype(np.int64) * K + reduced.tokens
         entry_keys, counts = np.unique(keys, return_counts=True)
