@@ -366,7 +366,7 @@ class Dataset:
         self.offsets = frozen(np.asarray(offsets, dtype=np.int64))
         self.labels = frozen(labels_arr)
         self._embeddings = E if isinstance(E, OneHotEmbeddings) else frozen(E)
-        self._dense = None
+        self._dense: np.ndarray | None = None
         self.dropped = frozen(dropped)
 
     # ------------------------------------------------------------------ construction helpers
