@@ -353,3 +353,26 @@ def test_token_duals_reproduce_the_scores():
         assert not (res.dual_values[cons.strict & ~tight] > 1e-9).any()
         with pytest.raises(InvalidParameterError, match="GiB"):
             res.to_dense(limit_bytes=8)
+
+
+@pytest.mark.slow
+def test_shakespeare_word_level_theory_is_certified():
+    from pathlib import Path
+
+    from attnmech.text import text_dataset
+
+    root = Path(__file__).resolve().parents[2] / "shared" / "data" / "shakespeare"
+    files = sorted(root.glob("*.txt"))
+    if not files:
+        pytest.skip(f"no corpus in {root}")
+    text = "\n".join(f.read_text(encoding="utf-8", errors="replace") for f in files)
+    ds = text_dataset(text, vocab_size=1000, seq_len=16, embeddings="onehot").dataset
+    theory = solve(ds)
+    assert isinstance(theory.svm, TokenSVMResult)
+    assert theory.svm.success and theory.svm.max_violation < 1e-9
+    assert theory.svm.relative_gap < 1e-8
+    assert theory.finite.success and theory.finite.gradient_norm < 1e-10
+    # every strict edge has margin >= 1, every SCC edge margin 0, from the scores themselves
+    strict = theory.svm.edge_strict
+    assert theory.svm.edge_margins[strict].min() >= 1 - 1e-9
+    assert np.abs(theory.svm.edge_margins[~strict]).max(initial=0.0) < 1e-9
