@@ -30,7 +30,6 @@ from attnmech.errors import (
     InvalidParameterError,
     OutputError,
 )
-from attnmech.training import run_finite_trajectory
 from attnmech.model import (
     HEADS,
     LOSSES,
@@ -49,7 +48,7 @@ from attnmech.optim import (
     make_step_rule,
 )
 from attnmech.regpath import regularization_path
-from attnmech.training import INITS, TrainConfig, load_run, train
+from attnmech.training import INITS, TrainConfig, load_run, run_finite_trajectory, train
 
 LOG2 = math.log(2.0)
 

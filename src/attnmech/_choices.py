@@ -25,7 +25,7 @@ __all__ = [
 ]
 
 # core
-EMBEDDING_KINDS = ("random", "ortho", "equicorr")  # data.make_embeddings
+EMBEDDING_KINDS = ("random", "ortho", "equicorr", "onehot")  # data.make_embeddings
 GRAPH_KINDS = ("cyclic", "acyclic", "any")  # data.make_dataset(graph=...)
 UNREALIZABLE_POLICIES = ("raise", "drop", "repair", "keep")  # data.Dataset(on_unrealizable=...)
 SVM_NORMS = ("fro", "nuclear", "spectral", "l1", "linf")  # norms.NORMS; also "lp:P", 1 < P < inf

@@ -300,8 +300,14 @@ def make_dataset_command(
     vocab_size: Annotated[int, typer.Option("--K", help="Vocabulary size K.")] = 6,
     embedding_dim: Annotated[int, typer.Option("--d", help="Embedding dimension d.")] = 8,
     embeddings: Annotated[
-        EmbeddingKind, typer.Option("--embeddings", help="Embedding generator.")
-    ] = EmbeddingKind["random"],
+        EmbeddingKind | None,
+        typer.Option(
+            "--embeddings",
+            help="Embedding generator [default: random; with --text: onehot]. onehot stores no "
+            "K x K table (d = K) and makes solve work in token space.",
+            show_default=False,
+        ),
+    ] = None,
     graph: Annotated[
         GraphKind,
         typer.Option("--graph", help="Redraw until the token-priority graphs are cyclic/acyclic."),
@@ -346,6 +352,10 @@ def make_dataset_command(
         _check_writable(embeddings_path or output.with_name(output.stem + ".embeddings.npy"))
     if text is not None:
         _check_writable(output.with_name(output.stem + ".vocab.json"))
+    if embeddings is None:
+        embeddings = EmbeddingKind["onehot"] if text is not None else EmbeddingKind["random"]
+    if embeddings is EmbeddingKind["onehot"]:
+        embedding_dim = vocab_size  # one-hot: d = K
     if text is not None:
         if not text.is_file():
             raise FileFormatError(
@@ -439,10 +449,24 @@ def graphs_command(
     max_queries: Annotated[
         int, typer.Option("--max-queries", help="Without --query: show at most this many.")
     ] = 50,
+    top_sccs: Annotated[
+        int | None,
+        typer.Option(
+            "--top-sccs",
+            help="Print the SCC size histogram and this many of the largest SCCs [default: 10, "
+            "when there are more last tokens than --max-queries].",
+            show_default=False,
+        ),
+    ] = None,
     embeddings: EmbeddingsOption = None,
     on_unrealizable: UnrealizableOption = OnUnrealizable["raise"],
 ) -> None:
-    """Print each last token's SCCs in priority order (SPEC section 3)."""
+    """Print each last token's SCCs in priority order (SPEC section 3).
+
+    Bounded at any vocabulary size: counts, an SCC size histogram and the largest SCCs (when the
+    listing is cut, or with --top-sccs), at most --max-queries lines of at most 40 SCCs each;
+    drawings show the top SCCs of each panel and say what was left out.
+    """
     if draw is not None and draw.suffix.lower() not in (".png", ".pdf", ".svg"):
         raise typer.BadParameter(f"{draw} must end in .png, .pdf or .svg", param_hint="--draw")
     from .graphs import build_priority_graphs
@@ -454,7 +478,13 @@ def graphs_command(
     graphs = build_priority_graphs(dataset)
     queries = None if not query else query
     shown = max_queries if queries is None else len(queries)
-    typer.echo(graphs.summary(queries, max_queries=shown))
+    text = graphs.summary(queries, max_queries=shown)
+    truncated = queries is None and graphs.queries.size > max_queries
+    if top_sccs is not None or truncated:  # large outputs: counts and the largest SCCs first
+        head, _, rest = text.partition("\n")
+        overview = graphs.overview(top=10 if top_sccs is None else top_sccs)
+        text = "\n".join(part for part in (head, overview, rest) if part)
+    typer.echo(text)
     if dot is not None:
         from ._io import atomic_write_text
 

@@ -23,10 +23,11 @@ import numpy as np
 from ._choices import EMBEDDING_KINDS, GRAPH_KINDS, UNREALIZABLE_POLICIES
 from ._io import atomic_path, atomic_savez
 from ._results import frozen
-from .errors import InvalidDatasetError, UnrealizableLabelError
+from .errors import InvalidDatasetError, InvalidParameterError, UnrealizableLabelError
 
 __all__ = [
     "Dataset",
+    "OneHotEmbeddings",
     "make_embeddings",
     "make_dataset",
     "load_dataset",
@@ -42,6 +43,79 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
+DENSE_LIMIT_BYTES = 2 * 1024**3  # largest dense one-hot table materialised on request (2 GiB)
+
+
+class OneHotEmbeddings:
+    """Implicit one-hot embeddings: token ``k`` is the ``k``-th standard basis vector of R^K.
+
+    Nothing of size ``K x K`` is stored. ``W`` is then the ``K x K`` score table itself
+    (``e_j^T W e_k = W[j, k]``), and the token-space solvers of :mod:`attnmech.tokenspace` use
+    that. ``np.asarray(embeddings)`` (or :meth:`to_dense`) gives the dense identity for code that
+    needs a table, after checking that ``K * K * 8`` bytes stays below ``limit_bytes``.
+
+    Parameters
+    ----------
+    vocab_size : int
+
+    Examples
+    --------
+    >>> E = OneHotEmbeddings(3)
+    >>> E.shape, E.to_dense()[1].tolist()
+    ((3, 3), [0.0, 1.0, 0.0])
+    """
+
+    __slots__ = ("vocab_size",)
+
+    def __init__(self, vocab_size: int) -> None:
+        _check_positive_int("vocab_size", vocab_size)
+        self.vocab_size = int(vocab_size)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (self.vocab_size, self.vocab_size)
+
+    @property
+    def ndim(self) -> int:
+        return 2
+
+    @property
+    def dense_bytes(self) -> int:
+        """Bytes of the dense float64 table."""
+        return self.vocab_size * self.vocab_size * 8
+
+    def to_dense(self, *, limit_bytes: int | None = None) -> np.ndarray:
+        """The identity matrix of shape (K, K), float64, read-only.
+
+        Raises
+        ------
+        InvalidParameterError
+            When ``K * K * 8`` bytes is above ``limit_bytes`` (default 2 GiB).
+        """
+        limit = DENSE_LIMIT_BYTES if limit_bytes is None else int(limit_bytes)
+        if self.dense_bytes > limit:
+            raise InvalidParameterError(
+                f"the dense one-hot embedding table of vocab_size {self.vocab_size} needs "
+                f"{self.dense_bytes / 2**30:.2f} GiB (limit {limit / 2**30:.2f} GiB); use the "
+                "token-space functions (attnmech.solve dispatches to them for one-hot "
+                "embeddings) or a smaller vocabulary"
+            )
+        return frozen(np.eye(self.vocab_size))
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        dense = self.to_dense()
+        return dense if dtype is None else dense.astype(dtype)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, OneHotEmbeddings) and other.vocab_size == self.vocab_size
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"OneHotEmbeddings(vocab_size={self.vocab_size})"
+
+
+
 
 def _list_preview(indices: np.ndarray, limit: int = 10) -> str:
     shown = ", ".join(str(int(i)) for i in indices[:limit])
@@ -49,7 +123,22 @@ def _list_preview(indices: np.ndarray, limit: int = 10) -> str:
     return f"[{shown}{more}]"
 
 
-def _as_embeddings(embeddings: Any) -> np.ndarray:
+def _as_embeddings(embeddings: Any, vocab_size: int | None = None) -> Any:
+    """A validated float64 table, or a :class:`OneHotEmbeddings` for ``"onehot"``."""
+    if isinstance(embeddings, OneHotEmbeddings):
+        return embeddings
+    if isinstance(embeddings, str):
+        if embeddings != "onehot":
+            raise InvalidDatasetError(
+                f"embeddings given as a string must be 'onehot', got {embeddings!r}; pass an "
+                "array of shape (vocab_size, embedding_dim) or use make_embeddings(kind, ...)"
+            )
+        if vocab_size is None:
+            raise InvalidDatasetError(
+                "embeddings='onehot' needs the vocabulary size: pass vocab_size= or "
+                "OneHotEmbeddings(vocab_size)"
+            )
+        return OneHotEmbeddings(vocab_size)
     try:
         E = np.array(embeddings, dtype=np.float64)
     except (TypeError, ValueError) as exc:
@@ -202,8 +291,10 @@ class Dataset:
         different lengths and may repeat tokens; the last entry of each is its query (last token).
     labels : array-like of int of shape (n_samples,)
         Next-token labels.
-    embeddings : array-like of shape (vocab_size, embedding_dim)
-        Token embeddings, one row per token (float64).
+    embeddings : array-like of shape (vocab_size, embedding_dim), "onehot" or OneHotEmbeddings
+        Token embeddings, one row per token (float64). ``"onehot"`` (or
+        :class:`OneHotEmbeddings`) stores nothing of size ``K x K``: ``W`` is then the score table
+        and :func:`attnmech.solve` works in token space.
     on_unrealizable : {"raise", "drop", "repair", "keep"}, default="raise"
         What to do with samples whose label is not in their sequence (SPEC section 1): raise
         :class:`UnrealizableLabelError`, drop them, replace the label by a uniform token of the
@@ -211,6 +302,9 @@ class Dataset:
         experiments outside the theorem).
     seed : int, default=0
         Seed for ``on_unrealizable="repair"``.
+    vocab_size : int, optional
+        Only with ``embeddings="onehot"``: the vocabulary size (default: largest token id or
+        label plus one).
 
     Attributes
     ----------
@@ -220,6 +314,10 @@ class Dataset:
         Sequence ``i`` is ``tokens[offsets[i]:offsets[i + 1]]``.
     labels : ndarray of shape (n_samples,)
     embeddings : ndarray of shape (vocab_size, embedding_dim)
+        For one-hot embeddings the dense identity, built on first access after a memory check
+        (see :meth:`OneHotEmbeddings.to_dense`); token-space code uses :attr:`embedding_table`.
+    is_onehot : bool
+    embeddings_kind : {"dense", "onehot"}
 
     Examples
     --------
@@ -229,7 +327,7 @@ class Dataset:
     (3, 2, [1, 1, 1])
     """
 
-    __slots__ = ("tokens", "offsets", "labels", "embeddings", "dropped")
+    __slots__ = ("tokens", "offsets", "labels", "_embeddings", "_dense", "dropped")
 
     def __init__(
         self,
@@ -239,15 +337,24 @@ class Dataset:
         *,
         on_unrealizable: Literal["raise", "drop", "repair", "keep"] = "raise",
         seed: int = 0,
+        vocab_size: int | None = None,
     ) -> None:
         if on_unrealizable not in UNREALIZABLE_POLICIES:
             raise InvalidDatasetError(
                 f"on_unrealizable must be one of {', '.join(UNREALIZABLE_POLICIES)}, got "
                 f"{on_unrealizable!r}"
             )
-        E = _as_embeddings(embeddings)
         tokens, offsets = _flatten_sequences(sequences)
         labels_arr = np.asarray(labels)
+        if vocab_size is None and isinstance(embeddings, str) and embeddings == "onehot":
+            top = max(int(tokens.max(initial=-1)), int(np.max(labels_arr, initial=-1)))
+            vocab_size = top + 1 if top >= 0 else None
+        elif vocab_size is not None and not isinstance(embeddings, str):
+            raise InvalidDatasetError(
+                "vocab_size= is only for embeddings='onehot'; an embedding table sets the "
+                "vocabulary size by its number of rows"
+            )
+        E = _as_embeddings(embeddings, vocab_size)
         if labels_arr.ndim != 1:
             raise InvalidDatasetError(f"labels must be 1-D, got shape {labels_arr.shape}")
         if labels_arr.size and not (
@@ -313,20 +420,25 @@ class Dataset:
         self.tokens = frozen(np.asarray(tokens, dtype=np.int64))
         self.offsets = frozen(np.asarray(offsets, dtype=np.int64))
         self.labels = frozen(labels_arr)
-        self.embeddings = frozen(E)
+        self._embeddings = E if isinstance(E, OneHotEmbeddings) else frozen(E)
+        self._dense: np.ndarray | None = None
         self.dropped = frozen(dropped)
 
     # ------------------------------------------------------------------ construction helpers
     @classmethod
     def _from_valid(
-        cls, tokens: np.ndarray, offsets: np.ndarray, labels: np.ndarray, embeddings: np.ndarray
+        cls, tokens: np.ndarray, offsets: np.ndarray, labels: np.ndarray, embeddings: Any
     ) -> Dataset:
         """Build without validation (internal: inputs are known to be valid)."""
         obj = cls.__new__(cls)
         obj.tokens = frozen(np.asarray(tokens, dtype=np.int64))
         obj.offsets = frozen(np.asarray(offsets, dtype=np.int64))
         obj.labels = frozen(np.asarray(labels, dtype=np.int64))
-        obj.embeddings = frozen(np.asarray(embeddings, dtype=np.float64))
+        if isinstance(embeddings, OneHotEmbeddings):
+            obj._embeddings = embeddings
+        else:
+            obj._embeddings = frozen(np.asarray(embeddings, dtype=np.float64))
+        obj._dense = None
         obj.dropped = frozen(np.zeros(0, dtype=np.int64))
         return obj
 
@@ -344,11 +456,11 @@ class Dataset:
         if idx.size == 0:
             raise InvalidDatasetError("subset selects no samples")
         tokens, offsets = _take(self.tokens, self.offsets, idx)
-        return Dataset._from_valid(tokens, offsets, self.labels[idx], self.embeddings)
+        return Dataset._from_valid(tokens, offsets, self.labels[idx], self._embeddings)
 
     def with_embeddings(self, embeddings: Any) -> Dataset:
         """The same sequences and labels with another embedding table of the same vocab_size."""
-        E = _as_embeddings(embeddings)
+        E = _as_embeddings(embeddings, self.vocab_size)
         if E.shape[0] != self.vocab_size:
             raise InvalidDatasetError(
                 f"new embeddings have {E.shape[0]} rows but the dataset's vocab_size is "
@@ -365,12 +477,41 @@ class Dataset:
         return self.n_samples
 
     @property
+    def embeddings(self) -> np.ndarray:
+        """ndarray of shape (vocab_size, embedding_dim): the embedding table (read-only).
+
+        For one-hot embeddings the identity is built on first access, after a memory check
+        (:class:`InvalidParameterError` above 2 GiB).
+        """
+        E = self._embeddings
+        if not isinstance(E, OneHotEmbeddings):
+            return E
+        if self._dense is None:
+            self._dense = E.to_dense()
+        return self._dense
+
+    @property
+    def embedding_table(self) -> Any:
+        """The stored embeddings: an ndarray, or a :class:`OneHotEmbeddings` (never densified)."""
+        return self._embeddings
+
+    @property
+    def is_onehot(self) -> bool:
+        """True when the embeddings are implicit one-hot vectors."""
+        return isinstance(self._embeddings, OneHotEmbeddings)
+
+    @property
+    def embeddings_kind(self) -> str:
+        """``"onehot"`` for implicit one-hot embeddings, else ``"dense"``."""
+        return "onehot" if self.is_onehot else "dense"
+
+    @property
     def vocab_size(self) -> int:
-        return int(self.embeddings.shape[0])
+        return int(self._embeddings.shape[0])
 
     @property
     def embedding_dim(self) -> int:
-        return int(self.embeddings.shape[1])
+        return int(self._embeddings.shape[1])
 
     @property
     def lengths(self) -> np.ndarray:
@@ -431,7 +572,12 @@ class Dataset:
             np.array_equal(self.offsets, other.offsets)
             and np.array_equal(self.tokens, other.tokens)
             and np.array_equal(self.labels, other.labels)
-            and np.array_equal(self.embeddings, other.embeddings)
+            and self.is_onehot == other.is_onehot
+            and (
+                self._embeddings == other._embeddings
+                if self.is_onehot
+                else np.array_equal(self._embeddings, other._embeddings)
+            )
         )
 
     __hash__ = None  # type: ignore[assignment]
@@ -476,19 +622,33 @@ class Dataset:
         """Write the dataset to ``path`` atomically.
 
         ``.npz``: ``sequences`` int64 (n, T) right-padded with -1, ``labels`` int64 (n,),
-        ``embeddings`` float64 (K, d). ``.jsonl``: one ``{"sequence": [...], "label": y}`` per
-        line, embeddings in ``embeddings_path`` (default: ``<stem>.embeddings.npy`` beside it).
+        ``embeddings`` float64 (K, d); one-hot embeddings are stored as ``embeddings_kind``
+        (the string ``"onehot"``) and ``vocab_size`` instead of a table. ``.jsonl``: one
+        ``{"sequence": [...], "label": y}`` per line, embeddings in ``embeddings_path`` (default:
+        ``<stem>.embeddings.npy`` beside it; for one-hot embeddings a 0-d string ``"onehot:K"``).
         Returns the path written.
         """
         path = Path(path)
         if path.suffix == ".npz":
-            atomic_savez(
-                path, sequences=self.padded(), labels=self.labels, embeddings=self.embeddings
-            )
+            if self.is_onehot:
+                atomic_savez(
+                    path,
+                    sequences=self.padded(),
+                    labels=self.labels,
+                    embeddings_kind=np.array("onehot"),
+                    vocab_size=np.array(self.vocab_size, dtype=np.int64),
+                )
+            else:
+                atomic_savez(
+                    path, sequences=self.padded(), labels=self.labels, embeddings=self.embeddings
+                )
         elif path.suffix == ".jsonl":
             emb_path = Path(embeddings_path) if embeddings_path else _default_embeddings_path(path)
             with atomic_path(emb_path, suffix=".npy") as tmp:
-                np.save(tmp, self.embeddings)
+                if self.is_onehot:
+                    np.save(tmp, np.array(f"onehot:{self.vocab_size}"))
+                else:
+                    np.save(tmp, self.embeddings)
             lines = [
                 json.dumps({"sequence": seq.tolist(), "label": int(y)})
                 for seq, y in zip(self.sequences, self.labels, strict=True)
@@ -546,16 +706,18 @@ def repair_labels(
 def make_embeddings(
     kind: str,
     vocab_size: int,
-    embedding_dim: int,
+    embedding_dim: int | None = None,
     *,
     seed: int | np.random.Generator = 0,
     rho: float = 0.5,
-) -> np.ndarray:
+) -> Any:
     """Token embeddings of shape (vocab_size, embedding_dim), float64.
 
     Parameters
     ----------
-    kind : {"random", "ortho", "equicorr"}
+    kind : {"random", "ortho", "equicorr", "onehot"}
+        ``onehot``: returns a :class:`OneHotEmbeddings` (implicit identity, embedding_dim =
+        vocab_size; ``embedding_dim`` may be omitted).
         ``random``: i.i.d. Gaussian rows normalised to unit norm (the paper's experiments).
         ``ortho``: orthonormal rows (needs vocab_size <= embedding_dim).
         ``equicorr``: unit rows with pairwise inner product ``rho`` (needs vocab_size <=
@@ -571,6 +733,15 @@ def make_embeddings(
     [[1.0, 0.25, 0.25], [0.25, 1.0, 0.25], [0.25, 0.25, 1.0]]
     """
     _check_positive_int("vocab_size", vocab_size)
+    if kind == "onehot":
+        if embedding_dim is not None and embedding_dim != vocab_size:
+            raise InvalidDatasetError(
+                f"onehot embeddings have embedding_dim = vocab_size = {vocab_size}, got "
+                f"embedding_dim={embedding_dim}; omit it or pass {vocab_size}"
+            )
+        return OneHotEmbeddings(vocab_size)
+    if embedding_dim is None:
+        raise InvalidDatasetError(f"{kind} embeddings need embedding_dim")
     _check_positive_int("embedding_dim", embedding_dim)
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
     K, d = int(vocab_size), int(embedding_dim)
@@ -618,7 +789,7 @@ def make_dataset(
     vocab_size: int,
     embedding_dim: int,
     *,
-    embeddings: str | np.ndarray = "random",
+    embeddings: Any = "random",
     graph: str = "any",
     seed: int | np.random.Generator = 0,
     rho: float = 0.5,
@@ -657,7 +828,7 @@ def make_dataset(
     if isinstance(embeddings, str):
         E = make_embeddings(embeddings, vocab_size, embedding_dim, seed=rng, rho=rho)
     else:
-        E = _as_embeddings(embeddings)
+        E = _as_embeddings(embeddings, vocab_size)
         if E.shape != (vocab_size, embedding_dim):
             raise InvalidDatasetError(
                 f"embeddings have shape {E.shape}, expected ({vocab_size}, {embedding_dim})"
@@ -681,12 +852,17 @@ def make_dataset(
 
 
 # ---------------------------------------------------------------------------------- loading
-def parse_embeddings_spec(spec: str, vocab_size: int) -> np.ndarray:
+def parse_embeddings_spec(spec: str, vocab_size: int) -> Any:
     """Embeddings from a generator spec such as ``"random:d=8,seed=0"`` or ``"ortho:d=16"``.
+
+    ``"onehot"`` (or ``"onehot:K"``) gives :class:`OneHotEmbeddings`.
 
     Keys: ``d`` (embedding_dim, required), ``seed`` (default 0), ``rho`` (equicorr, default 0.5).
     """
     kind, _, rest = spec.partition(":")
+    if kind == "onehot":
+        size = int(rest) if rest.strip().isdigit() else vocab_size
+        return OneHotEmbeddings(size)
     params: dict[str, str] = {}
     for item in filter(None, rest.split(",")):
         key, sep, value = item.partition("=")
@@ -732,7 +908,8 @@ def load_dataset(
         try:
             with np.load(path, allow_pickle=False) as archive:
                 missing = {"sequences", "labels"} - set(archive.files)
-                if missing or ("embeddings" not in archive.files and embeddings is None):
+                has_table = "embeddings" in archive.files or "embeddings_kind" in archive.files
+                if missing or (not has_table and embeddings is None):
                     need = sorted(missing | ({"embeddings"} if embeddings is None else set()))
                     raise InvalidDatasetError(
                         f"{path} lacks the keys {need}; a dataset .npz holds 'sequences' "
@@ -742,6 +919,14 @@ def load_dataset(
                 sequences = archive["sequences"]
                 labels = archive["labels"]
                 stored = archive["embeddings"] if "embeddings" in archive.files else None
+                if "embeddings_kind" in archive.files:
+                    kind = str(archive["embeddings_kind"])
+                    if kind != "onehot" or "vocab_size" not in archive.files:
+                        raise InvalidDatasetError(
+                            f"{path}: embeddings_kind {kind!r} is not supported (only 'onehot', "
+                            "with a 'vocab_size' key); rewrite the file with Dataset.save"
+                        )
+                    stored = OneHotEmbeddings(int(archive["vocab_size"]))
         except (OSError, ValueError) as exc:
             raise InvalidDatasetError(f"cannot read {path} as .npz: {exc}") from None
         if sequences.ndim != 2:
@@ -770,7 +955,7 @@ def load_dataset(
     raise InvalidDatasetError(f"cannot read {path}: use a .npz or .jsonl file")
 
 
-def _vocab_hint(sequences: np.ndarray, labels: np.ndarray, stored: np.ndarray | None) -> int:
+def _vocab_hint(sequences: np.ndarray, labels: np.ndarray, stored: Any) -> int:
     if stored is not None and stored.ndim == 2:
         return int(stored.shape[0])
     return int(max(sequences.max(initial=-1), labels.max(initial=-1))) + 1
@@ -781,15 +966,18 @@ def _vocab_hint_lists(seqs: list[list[int]], labels: list[int]) -> int:
     return int(max(top, max(labels, default=-1))) + 1
 
 
-def _resolve_embeddings(embeddings: Any, vocab_size: int) -> np.ndarray:
-    if isinstance(embeddings, np.ndarray):
+def _resolve_embeddings(embeddings: Any, vocab_size: int) -> Any:
+    if isinstance(embeddings, (np.ndarray, OneHotEmbeddings)):
         return embeddings
     text = str(embeddings)
     if text.endswith(".npy"):
         try:
-            return np.load(text, allow_pickle=False)
+            table = np.load(text, allow_pickle=False)
         except (OSError, ValueError) as exc:
             raise InvalidDatasetError(f"cannot read embeddings {text}: {exc}") from None
+        if table.ndim == 0 and table.dtype.kind == "U":  # "onehot:K", see Dataset.save
+            return parse_embeddings_spec(str(table), vocab_size)
+        return table
     return parse_embeddings_spec(text, vocab_size)
 
 

@@ -21,13 +21,227 @@ import scipy.sparse as sp
 
 from ._results import SolverStats, SolveStatus, readonly
 from .data import Dataset
-from .errors import ConvergenceWarning
+from .errors import ConvergenceWarning, InvalidParameterError
 from .graphs import PriorityGraphs, scc_chains
 from .newton import NewtonOptions, damped_newton
 
-__all__ = ["ReducedData", "FiniteResult", "reduce_dataset", "solve_finite", "project"]
+__all__ = [
+    "ReducedData",
+    "FiniteResult",
+    "FiniteSubspace",
+    "reduce_dataset",
+    "solve_finite",
+    "project",
+    "BASIS_LIMIT_BYTES",
+]
 
 GRADIENT_TOL = 1e-10
+BASIS_LIMIT_BYTES = 1024**3  # largest dense [p, d, d] basis built on request (1 GiB)
+
+
+def _check_bytes(what: str, n_bytes: int, limit: int, advice: str) -> None:
+    if n_bytes > limit:
+        raise InvalidParameterError(
+            f"{what} needs {n_bytes / 2**30:.2f} GiB (limit {limit / 2**30:.2f} GiB); {advice}"
+        )
+
+
+class FiniteSubspace:
+    """``S_fin`` in factored form: projections without a ``[p, d, d]`` basis.
+
+    Two representations, chosen by the solver that builds it:
+
+    - **token space** (one-hot or orthonormal embeddings, :meth:`token_space`): ``S_fin`` is the
+      set of score tables supported on the nontrivial SCCs whose entries sum to zero inside each
+      SCC (per query column). ``project(W)`` reads the scores ``e_t^T W e_q`` on those (query,
+      token) pairs, subtracts each SCC's mean and writes them back: O(nodes in nontrivial SCCs)
+      for one-hot embeddings, plus ``d^2`` per distinct query for orthonormal ones.
+    - **generators** (coupled embeddings, :meth:`from_generators`): generators
+      ``(e_i - e_j) e_k^T`` with an orthonormalising frame ``F`` (``p x r``); ``project`` costs
+      ``d^2`` per distinct query plus ``p r``, through ``W e_k`` (the per-query factors).
+
+    Attributes
+    ----------
+    dimension : int
+        Dimension of ``S_fin``.
+    embedding_dim : int
+    """
+
+    dimension: int
+    embedding_dim: int
+    _mode: str
+    _query: np.ndarray
+    _token: np.ndarray
+    _group: np.ndarray
+    _group_size: np.ndarray
+    _i: np.ndarray
+    _j: np.ndarray
+    _frame: np.ndarray
+    _E: Any
+    _vocab_size: int
+    _uq: np.ndarray
+    _qidx: np.ndarray
+
+    def __init__(self) -> None:
+        raise TypeError(
+            "use FiniteSubspace.token_space(...) or FiniteSubspace.from_generators(...)"
+        )
+
+    @classmethod
+    def token_space(
+        cls,
+        query: np.ndarray,
+        token: np.ndarray,
+        group: np.ndarray,
+        embeddings: np.ndarray | None,
+        vocab_size: int,
+    ) -> FiniteSubspace:
+        """Subspace of zero-sum scores on SCC groups.
+
+        Parameters
+        ----------
+        query, token : ndarray of int64 of shape (n_vars,)
+            The (query, token) pairs of the nontrivial SCCs, grouped: ``group`` is
+            non-decreasing, one id per SCC (``0 .. n_groups - 1``).
+        embeddings : ndarray of shape (vocab_size, d) with orthonormal rows, or None (one-hot)
+        """
+        obj = cls.__new__(cls)
+        obj._mode = "token"
+        obj._query = np.asarray(query, dtype=np.int64)
+        obj._token = np.asarray(token, dtype=np.int64)
+        obj._group = np.asarray(group, dtype=np.int64)
+        obj._E = embeddings
+        obj._vocab_size = int(vocab_size)
+        n_groups = int(obj._group[-1]) + 1 if obj._group.size else 0
+        obj._group_size = np.bincount(obj._group, minlength=n_groups).astype(np.float64)
+        obj.dimension = int(obj._query.size - n_groups)
+        obj.embedding_dim = int(vocab_size if embeddings is None else embeddings.shape[1])
+        obj._uq, obj._qidx = np.unique(obj._query, return_inverse=True)
+        return obj
+
+    @classmethod
+    def from_generators(
+        cls,
+        embeddings: np.ndarray,
+        query: np.ndarray,
+        i: np.ndarray,
+        j: np.ndarray,
+        frame: np.ndarray,
+    ) -> FiniteSubspace:
+        """Subspace spanned by ``(e_i - e_j) e_query^T``; ``frame`` (p, r) has ``F^T G F = I``."""
+        obj = cls.__new__(cls)
+        obj._mode = "generators"
+        obj._E = np.asarray(embeddings, dtype=np.float64)
+        obj._query = np.asarray(query, dtype=np.int64)
+        obj._i = np.asarray(i, dtype=np.int64)
+        obj._j = np.asarray(j, dtype=np.int64)
+        obj._frame = np.asarray(frame, dtype=np.float64)
+        obj.dimension = int(obj._frame.shape[1]) if obj._frame.ndim == 2 else 0
+        obj.embedding_dim = int(obj._E.shape[1])
+        obj._uq, obj._qidx = np.unique(obj._query, return_inverse=True)
+        return obj
+
+    def __repr__(self) -> str:
+        return (
+            f"FiniteSubspace(mode={self._mode!r}, dimension={self.dimension}, "
+            f"embedding_dim={self.embedding_dim})"
+        )
+
+    # ------------------------------------------------------------------ projections
+    def _check(self, W: Any) -> np.ndarray:
+        W = np.asarray(W, dtype=np.float64)
+        d = self.embedding_dim
+        if W.ndim < 2 or W.shape[-2:] != (d, d):
+            raise InvalidParameterError(
+                f"project expects W of shape (..., {d}, {d}), got {W.shape}"
+            )
+        return W
+
+    def scores(self, W: Any) -> np.ndarray:
+        """Token mode: the scores ``e_t^T W e_q`` on the subspace's pairs, shape (..., n_vars)."""
+        W = self._check(W)
+        if self._E is None:
+            return W[..., self._token, self._query]
+        V = W @ self._E[self._uq].T  # (..., d, n_queries): W e_q
+        return np.einsum("vi,...iv->...v", self._E[self._token], V[..., self._qidx])
+
+    def project(self, W: Any) -> np.ndarray:
+        """``Proj_{S_fin} W`` for ``W`` of shape (..., d, d) (Frobenius-orthogonal projection)."""
+        W = self._check(W)
+        out = np.zeros_like(W)
+        if self.dimension == 0:
+            return out
+        if self._mode == "token":
+            values = self.scores(W)
+            starts = np.flatnonzero(np.r_[True, np.diff(self._group) != 0])
+            means = np.add.reduceat(values, starts, axis=-1) / self._group_size
+            values = values - means[..., self._group]
+            if self._E is None:
+                out[..., self._token, self._query] = values
+                return out
+            return self._assemble(values, self._E[self._token])
+        E = self._E
+        delta = E[self._i] - E[self._j]  # (p, d)
+        V = W @ E[self._uq].T  # (..., d, n_queries): W e_k, the per-query factors
+        inner = np.einsum("pi,...ip->...p", delta, V[..., self._qidx])  # <W, B_c>
+        coeff = (inner @ self._frame) @ self._frame.T
+        return self._assemble(coeff, delta)
+
+    def _assemble(self, coeff: np.ndarray, left: np.ndarray) -> np.ndarray:
+        """``sum_c coeff_c left_c e_{q_c}^T``, grouped by query: ``U @ E[queries]``."""
+        n_q = self._uq.size
+        onehot = sp.csr_matrix(
+            (np.ones(self._qidx.size), (np.arange(self._qidx.size), self._qidx)),
+            shape=(self._qidx.size, n_q),
+        )
+        flat = coeff.reshape(-1, coeff.shape[-1])  # (B, p)
+        U = np.stack([(onehot.T @ (left * c[:, None])).T for c in flat])  # (B, d, n_q)
+        out = U @ self._E[self._uq]  # (B, d, d)
+        return out.reshape(coeff.shape[:-1] + out.shape[-2:])
+
+    def basis(self, *, limit_bytes: int = BASIS_LIMIT_BYTES) -> np.ndarray:
+        """ndarray of shape (dimension, d, d): a Frobenius-orthonormal basis (small problems only).
+
+        Raises
+        ------
+        InvalidParameterError
+            When ``dimension * d * d * 8`` bytes exceeds ``limit_bytes``; use :meth:`project`.
+        """
+        d = self.embedding_dim
+        _check_bytes(
+            f"a dense S_fin basis ({self.dimension} x {d} x {d} float64)",
+            self.dimension * d * d * 8,
+            limit_bytes,
+            "use theory.finite.subspace.project(W), which never forms it",
+        )
+        if self._mode == "generators":
+            E = self._E
+            delta = E[self._i] - E[self._j]
+            return np.einsum("pr,pi,pj->rij", self._frame, delta, E[self._query])
+        # token mode: per group of size s, an orthonormal basis of the zero-sum vectors
+        out = np.zeros((self.dimension, d, d))
+        if self.dimension == 0:
+            return out
+        row = 0
+        starts = np.flatnonzero(np.r_[True, np.diff(self._group) != 0])
+        ends = np.r_[starts[1:], self._group.size]
+        for lo, hi in zip(starts.tolist(), ends.tolist(), strict=True):
+            s = hi - lo
+            helmert = _zero_sum_basis(s)  # (s, s - 1)
+            for col in range(s - 1):
+                if self._E is None:
+                    out[row, self._token[lo:hi], self._query[lo:hi]] = helmert[:, col]
+                else:
+                    left = self._E[self._token[lo:hi]] * helmert[:, col, None]  # (s, d)
+                    out[row] = left.T @ self._E[self._query[lo:hi]]
+                row += 1
+        return out
+
+
+def _zero_sum_basis(size: int) -> np.ndarray:
+    """Orthonormal basis (size, size - 1) of the vectors of length ``size`` summing to zero."""
+    q, _ = np.linalg.qr(np.eye(size, size - 1) - 1.0 / size)
+    return q
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -191,11 +405,28 @@ class FiniteResult:
 
     @property
     def basis(self) -> np.ndarray:
-        """ndarray of shape (dimension, d, d): a Frobenius-orthonormal basis of ``S_fin``."""
-        E = self._embeddings
-        delta = E[self.generator_i] - E[self.generator_j]  # (p, d)
-        queries = E[self.generator_query]  # (p, d)
-        return np.einsum("pr,pi,pj->rij", self._frame, delta, queries)
+        """ndarray of shape (dimension, d, d): a Frobenius-orthonormal basis of ``S_fin``.
+
+        Small problems only (above 1 GiB an InvalidParameterError says so); use
+        :attr:`subspace` ``.project(W)`` instead.
+        """
+        return self.subspace.basis()
+
+    @property
+    def subspace(self) -> FiniteSubspace:
+        """``S_fin`` in factored form (:class:`FiniteSubspace`), for ``project(W)`` at scale."""
+        return FiniteSubspace.from_generators(
+            self._embeddings,
+            self.generator_query,
+            self.generator_i,
+            self.generator_j,
+            self._frame,
+        )
+
+    @property
+    def norm(self) -> float:
+        """Frobenius norm of ``W_fin``."""
+        return float(np.linalg.norm(self.W_fin))
 
     def project(self, W: Any) -> np.ndarray:
         """``Proj_{S_fin} W`` for ``W`` of shape (..., d, d), through the generators."""
@@ -315,6 +546,7 @@ def solve_finite(
     *,
     tol: float = GRADIENT_TOL,
     max_iter: int = 200,
+    memory_limit: int = 4 * 1024**3,
 ) -> FiniteResult:
     """Compute ``W_fin`` (SPEC section 5) by Newton's method on ``S_fin``.
 
@@ -326,6 +558,11 @@ def solve_finite(
     tol : float, default=1e-10
         Stop when the Frobenius norm of the gradient projected on ``S_fin`` is below ``tol``.
     max_iter : int, default=200
+    memory_limit : int, default=4 GiB
+        Bytes the dense generator Gram matrix, Jacobian and Newton system may take (estimated
+        before they are formed); above it an InvalidParameterError gives the estimate. For
+        one-hot or orthonormal embeddings use :func:`attnmech.tokenspace.solve_token_finite`
+        (``attnmech.solve`` does so by itself).
 
     Returns
     -------
@@ -345,8 +582,20 @@ def solve_finite(
     start = time.perf_counter()
     E = dataset.embeddings
     gq, gi, gj = scc_chains(graphs)
-    frame = _orthonormal_frame(_generator_gram(E, gq, gi, gj))
     reduced = reduce_dataset(dataset, graphs)
+    p, K = int(gq.size), E.shape[0]
+    sample_of = np.repeat(reduced.queries, reduced.lengths)
+    n_pairs = np.unique(sample_of * K + reduced.tokens).size  # (query, token) score entries
+    # gram, eigenvectors and Hessian (3 p^2), Jacobian and its temporaries (3 pairs x p), E E^T
+    estimate = (3 * p * p + 3 * n_pairs * p + K * K) * 8
+    _check_bytes(
+        f"W_fin with {p} S_fin generators (dense solver)",
+        estimate,
+        memory_limit,
+        "use one-hot or orthonormal embeddings (attnmech.solve then works per SCC in token "
+        "space), a smaller dataset, or raise memory_limit",
+    )
+    frame = _orthonormal_frame(_generator_gram(E, gq, gi, gj))
     d = E.shape[1]
     theta = np.zeros(gq.size)
     iterations = 0

@@ -143,8 +143,10 @@ class PriorityGraphs:
         return np.arange(lo, hi)
 
     def scc_members(self, scc: int) -> tuple[int, ...]:
-        """Tokens of SCC ``scc`` (global id), sorted."""
-        return tuple(int(t) for t in self.node_token[self.node_scc == scc])
+        """Tokens of SCC ``scc`` (global id), sorted (cost: the nodes of its query only)."""
+        q = int(self.scc_query[scc])
+        lo, hi = np.searchsorted(self.node_query, [q, q + 1])
+        return tuple(int(t) for t in self.node_token[lo:hi][self.node_scc[lo:hi] == scc])
 
     def sccs(self, query: int) -> list[tuple[int, ...]]:
         """SCCs of ``G^(query)`` as sorted token tuples, highest priority first."""
@@ -225,10 +227,52 @@ class PriorityGraphs:
         lines.append("}")
         return "\n".join(lines) + "\n"
 
+    def size_histogram(self) -> list[tuple[int, int, int]]:
+        """SCC sizes in power-of-two bins: ``(low, high, count)`` for sizes ``low..high``."""
+        if self.n_sccs == 0:
+            return []
+        bins = np.floor(np.log2(self.scc_size)).astype(np.int64)  # 1 | 2-3 | 4-7 | ...
+        counts = np.bincount(bins)
+        return [(2**b, 2 ** (b + 1) - 1, int(c)) for b, c in enumerate(counts.tolist()) if c]
+
+    def largest_sccs(self, top: int = 10) -> np.ndarray:
+        """Global ids of the ``top`` largest SCCs (ties: smaller id first)."""
+        order = np.lexsort((np.arange(self.n_sccs), -self.scc_size))
+        return order[: max(int(top), 0)]
+
+    def overview(self, *, top: int = 10, token_names: Any = None, max_members: int = 12) -> str:
+        """Counts, SCC size histogram and the ``top`` largest SCCs; bounded at any vocab size."""
+        names = (lambda t: str(token_names[t])) if token_names is not None else str
+        hist = ", ".join(
+            f"{lo}: {c}" if lo == hi else f"{lo}-{hi}: {c}" for lo, hi, c in self.size_histogram()
+        )
+        lines = [f"SCC sizes (size: count): {hist or 'none'}"]
+        big = [s for s in self.largest_sccs(top).tolist() if self.scc_size[s] > 1]
+        if big:
+            lines.append(f"largest SCCs (of {int((self.scc_size > 1).sum())} with > 1 token):")
+        for scc in big:
+            members = self.scc_members(scc)
+            shown = ", ".join(names(t) for t in members[:max_members])
+            more = f", ... ({len(members)} in all)" if len(members) > max_members else ""
+            lines.append(
+                f"  last token {names(int(self.scc_query[scc]))}, level "
+                f"{int(self.scc_level[scc])}: {len(members)} tokens {{{shown}{more}}}"
+            )
+        return "\n".join(lines)
+
     def summary(
-        self, queries: Any = None, *, token_names: Any = None, max_queries: int = 50
+        self,
+        queries: Any = None,
+        *,
+        token_names: Any = None,
+        max_queries: int = 50,
+        max_sccs: int = 40,
     ) -> str:
-        """Readable text: per last token, its SCCs in priority order (``>`` = strictly above)."""
+        """Readable text: per last token, its SCCs in priority order (``>`` = strictly above).
+
+        At most ``max_queries`` lines and ``max_sccs`` SCCs per line (the highest-priority ones;
+        the rest are counted), so the text stays short at any vocabulary size.
+        """
         names = (lambda t: str(token_names[t])) if token_names is not None else str
         chosen = (
             self.queries.tolist() if queries is None else [int(q) for q in np.atleast_1d(queries)]
@@ -242,10 +286,15 @@ class PriorityGraphs:
         lines = [head]
         for q in chosen[:max_queries]:
             by_level: dict[int, list[str]] = {}
-            for scc, members in zip(self.scc_ids(q).tolist(), self.sccs(q), strict=True):
-                text = "{" + ", ".join(names(t) for t in members) + "}"
+            ids = self.scc_ids(q).tolist()
+            for scc, members in zip(ids[:max_sccs], self.sccs(q)[:max_sccs], strict=True):
+                text = "{" + ", ".join(names(t) for t in members[:max_sccs]) + "}"
+                if len(members) > max_sccs:
+                    text = text[:-1] + f", ... ({len(members)} tokens)}}"
                 by_level.setdefault(int(self.scc_level[scc]), []).append(text)
             order = " > ".join(" ".join(by_level[lv]) for lv in sorted(by_level))
+            if len(ids) > max_sccs:
+                order += f" ... ({len(ids) - max_sccs} more SCCs)"
             lines.append(f"  last token {names(q)}: {order or '(never a last token)'}")
         if len(chosen) > max_queries:
             lines.append(f"  ... {len(chosen) - max_queries} more last tokens")

@@ -59,14 +59,17 @@ def _new_figure(width: float, height: float) -> Figure:
 
 
 # --------------------------------------------------------------------------- priority graphs
-def _layout(graphs: PriorityGraphs, query: int) -> tuple[dict[int, tuple[float, float]], dict]:
+def _layout(
+    graphs: PriorityGraphs, query: int, max_sccs: int | None = None, max_members: int | None = None
+) -> tuple[dict[int, tuple[float, float]], dict]:
     """Token positions under ``query`` and the box of each SCC.
 
     Levels run top (0, highest priority) to bottom; on each level the SCCs sit side by side in id
-    order, their tokens next to each other, and each row is centred on x = 0.
+    order, their tokens next to each other, and each row is centred on x = 0. Only the first
+    ``max_sccs`` SCCs in priority order and ``max_members`` tokens per SCC are placed.
     """
     rows: dict[int, list[int]] = {}
-    for scc in graphs.scc_ids(query).tolist():
+    for scc in graphs.scc_ids(query).tolist()[:max_sccs]:
         rows.setdefault(int(graphs.scc_level[scc]), []).append(scc)
     positions: dict[int, tuple[float, float]] = {}
     boxes: dict[int, tuple[float, float, float, float]] = {}  # scc -> (x0, x1, y, size)
@@ -75,7 +78,7 @@ def _layout(graphs: PriorityGraphs, query: int) -> tuple[dict[int, tuple[float, 
         spans = []
         x = 0.0
         for scc in sccs:
-            members = graphs.scc_members(scc)
+            members = graphs.scc_members(scc)[:max_members]
             xs = [x + i * _NODE_GAP for i in range(len(members))]
             spans.append((scc, members, xs))
             x = xs[-1] + _NODE_GAP + _SCC_GAP
@@ -83,7 +86,7 @@ def _layout(graphs: PriorityGraphs, query: int) -> tuple[dict[int, tuple[float, 
         for scc, members, xs in spans:
             xs = [v - shift for v in xs]
             positions.update({t: (v, y) for t, v in zip(members, xs, strict=True)})
-            boxes[scc] = (xs[0], xs[-1], y, len(members))
+            boxes[scc] = (xs[0], xs[-1], y, int(graphs.scc_size[scc]))
     return positions, boxes
 
 
@@ -99,13 +102,19 @@ def _draw_panel(
     """One panel; ``layout`` from :func:`_layout`, ``extent`` = (largest half row width, deepest
     level) over all panels."""
     ax.set_axis_off()
-    ax.set_title(f"last token {names(query)}", fontsize=10)
+    positions, boxes = layout
+    n_sccs, n_tokens = graphs.scc_ids(query).size, graphs.tokens(query).size
+    left_out = ""
+    if len(boxes) < n_sccs or len(positions) < n_tokens:
+        left_out = (
+            f"\n(showing {len(boxes)} of {n_sccs} SCCs, {len(positions)} of {n_tokens} tokens)"
+        )
+    ax.set_title(f"last token {names(query)}{left_out}", fontsize=10)
     half_width, deepest = extent
     # one scale for every panel: the same limits and equal aspect
     ax.set_xlim(-half_width - 0.8, half_width + 0.8)
     ax.set_ylim(-deepest * _LEVEL_GAP - 0.7, 0.7)
     ax.set_aspect("equal", adjustable="box")
-    positions, boxes = layout
     if not positions:
         ax.text(0.5, 0.5, "(never a last token)", ha="center", va="center", transform=ax.transAxes)
         return
@@ -135,13 +144,20 @@ def _draw_panel(
             bbox={"boxstyle": "circle,pad=0.25", "facecolor": "white", "edgecolor": "0.2"},
         )
     if edges == "condensation":
-        dag = graphs.condensation(query)
-        for src, dst in dag.edges:
+        ids = graphs.scc_ids(query)
+        sel = (graphs.dag_src >= ids[0]) & (graphs.dag_src <= ids[-1])
+        for src, dst in zip(
+            graphs.dag_src[sel].tolist(), graphs.dag_dst[sel].tolist(), strict=True
+        ):
+            if src not in boxes or dst not in boxes:
+                continue
             (a0, a1, ay, _), (b0, b1, by, _) = boxes[src], boxes[dst]
             skips = int(graphs.scc_level[dst] - graphs.scc_level[src]) > 1
             _arrow(ax, ((a0 + a1) / 2, ay - _BOX_PAD), ((b0 + b1) / 2, by + _BOX_PAD), skips)
     else:
         for i, j in graphs.edges(query):
+            if i not in positions or j not in positions:
+                continue
             (xi, yi), (xj, yj) = positions[i], positions[j]
             # edges inside a level (an SCC) bend, so that i -> j and j -> i stay apart
             _arrow(ax, (xi, yi), (xj, yj), yi == yj or abs(yi - yj) > _LEVEL_GAP, shrink=11)
@@ -172,6 +188,8 @@ def plot_priority_graphs(
     edges: str = "condensation",
     max_queries: int = 16,
     ncols: int = 4,
+    max_sccs: int = 12,
+    max_members: int = 8,
 ) -> Figure:
     """Draw the token-priority graphs, one panel per last token (SPEC section 3).
 
@@ -193,6 +211,10 @@ def plot_priority_graphs(
         With ``queries=None``, draw only the first ``max_queries`` last tokens.
     ncols : int, default=4
         Panels per row.
+    max_sccs, max_members : int, default=12 and 8
+        Per panel, draw only the ``max_sccs`` highest-priority SCCs and ``max_members`` tokens of
+        each (a box keeps its style by its full size); the panel title says what was left out.
+        This bounds time and memory at any vocabulary size.
 
     Returns
     -------
@@ -219,7 +241,7 @@ def plot_priority_graphs(
             "no last tokens to draw; pass queries= or a dataset with samples"
         )
     names = (lambda t: str(token_names[t])) if token_names is not None else str
-    layouts = [_layout(graphs, q) for q in chosen]  # also validates the query ids
+    layouts = [_layout(graphs, q, max_sccs, max_members) for q in chosen]  # validates queries
     half_width = max((abs(x) for pos, _ in layouts for x, _ in pos.values()), default=0.0)
     deepest = max(int(graphs.scc_level[graphs.scc_ids(q)].max(initial=0)) for q in chosen)
     cols = max(1, min(ncols, len(chosen)))

@@ -82,7 +82,7 @@ def text_dataset(
     *,
     vocab_size: int,
     seq_len: int,
-    embedding_dim: int,
+    embedding_dim: int | None = None,
     level: Literal["word", "char"] = "word",
     embeddings: str = "random",
     stride: int | None = None,
@@ -100,9 +100,12 @@ def text_dataset(
         Number of tokens, ``<unk>`` included (the ``vocab_size - 1`` most frequent are kept).
     seq_len : int
         Window length T.
-    embedding_dim : int
+    embedding_dim : int, optional
+        Required unless ``embeddings="onehot"`` (then d = the vocabulary size).
     level : {"word", "char"}
-    embeddings : {"random", "ortho", "equicorr"}
+    embeddings : {"random", "ortho", "equicorr", "onehot"}
+        ``"onehot"``: implicit one-hot embeddings (nothing ``K x K`` is stored; the theory is
+        solved in token space).
     stride : int, optional
         Step between window starts (default: ``seq_len``, non-overlapping windows).
     max_samples : int, optional
@@ -130,11 +133,12 @@ def text_dataset(
         text = source
     else:
         raise InvalidDatasetError(f"text file {source} does not exist")
-    for name, value in [
-        ("vocab_size", vocab_size),
-        ("seq_len", seq_len),
-        ("embedding_dim", embedding_dim),
-    ]:
+    if embedding_dim is None and embeddings != "onehot":
+        raise InvalidDatasetError(f"{embeddings} embeddings need embedding_dim")
+    checked = [("vocab_size", vocab_size), ("seq_len", seq_len)]
+    if embedding_dim is not None:
+        checked.append(("embedding_dim", embedding_dim))
+    for name, value in checked:
         if not isinstance(value, int) or value < (2 if name == "vocab_size" else 1):
             raise InvalidDatasetError(
                 f"{name} must be a positive integer (vocab_size >= 2), got {value!r}"
@@ -160,7 +164,8 @@ def text_dataset(
         windows, labels = windows[known], labels[known]
         if labels.size == 0:
             raise InvalidDatasetError("every window is labelled <unk>; raise vocab_size")
-    E = make_embeddings(embeddings, len(vocabulary), embedding_dim, seed=seed)
+    dim = None if embeddings == "onehot" else embedding_dim
+    E = make_embeddings(embeddings, len(vocabulary), dim, seed=seed)
     dataset = Dataset(windows, labels, E, on_unrealizable=on_unrealizable, seed=seed)
     if max_samples is not None and dataset.n_samples > max_samples:
         dataset = dataset.subset(np.arange(max_samples))

@@ -15,7 +15,7 @@ import zipfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -29,6 +29,9 @@ from .finite import FiniteResult, reduce_dataset, solve_finite
 from .graphs import PriorityGraphs, build_priority_graphs
 from .norms import parse_norm, solve_norm_svm
 from .svm import GraphSVMResult, SVMConstraints
+
+if TYPE_CHECKING:
+    from .tokenspace import TokenFiniteResult, TokenSVMResult
 
 __all__ = ["Theory", "solve", "load_theory", "AttentionTheory", "SVM_NORMS", "THEORY_FORMAT"]
 
@@ -53,8 +56,8 @@ class Theory:
 
     dataset: Dataset
     graphs: PriorityGraphs
-    svm: GraphSVMResult
-    finite: FiniteResult
+    svm: GraphSVMResult | TokenSVMResult
+    finite: FiniteResult | TokenFiniteResult
     svm_norm: str = "fro"
     source: str | None = None
 
@@ -85,13 +88,20 @@ class Theory:
         _check_fingerprint(self.fingerprint, dataset, self.source)
 
     def automaton(self, *, tie_tol: float = 1e-6) -> Automaton:
-        """The automaton defined by ``W_svm`` and ``W_fin`` (SPEC section 7)."""
+        """The automaton defined by ``W_svm`` and ``W_fin`` (SPEC section 7).
+
+        For token-space solutions it reads the sparse score tables (nothing ``K x K``).
+        """
+        from .tokenspace import TokenAutomaton, TokenFiniteResult, TokenSVMResult
+
+        if isinstance(self.svm, TokenSVMResult) and isinstance(self.finite, TokenFiniteResult):
+            return TokenAutomaton(self.svm.scores, self.finite.scores, tie_tol=tie_tol)
         return Automaton(self.W_svm, self.W_fin, self.dataset.embeddings, tie_tol=tie_tol)
 
     def summary(self) -> str:
         """A few lines: graphs, both solves, norms and accuracy."""
         s, f = self.svm, self.finite
-        nuclear = f" ({s.norm_name} norm)" if s.norm_name != "fro" else ""
+        nuclear = f" ({self.svm_norm} norm)" if self.svm_norm != "fro" else ""
         return "\n".join(
             [
                 f"dataset: {self.dataset!r}",
@@ -101,7 +111,7 @@ class Theory:
                 f"{s.constraints.n_constraints} constraints ({s.constraints.n_original} edges), "
                 f"max violation {s.max_violation:.1e}, relative gap {s.relative_gap:.1e}, "
                 f"{s.solver_stats.solve_time:.3f} s",
-                f"W_fin: {f.status.value}, ||W_fin|| = {np.linalg.norm(f.W_fin):.6g}, "
+                f"W_fin: {f.status.value}, ||W_fin|| = {f.norm:.6g}, "
                 f"dim S_fin = {f.dimension}, gradient norm {f.gradient_norm:.1e}, "
                 f"{f.solver_stats.num_iters} Newton steps, {f.solver_stats.solve_time:.3f} s",
             ]
@@ -413,6 +423,7 @@ def solve(
     svm_norm: str = "fro",
     svm_options: dict[str, Any] | None = None,
     finite_options: dict[str, Any] | None = None,
+    method: str = "auto",
 ) -> Theory:
     """Build the token-priority graphs and solve for ``W_svm`` and ``W_fin``.
 
@@ -425,7 +436,12 @@ def solve(
         of other optimisers' geometries (extensions; see :mod:`attnmech.norms`).
     svm_options, finite_options : dict, optional
         Keyword arguments for :func:`attnmech.norms.solve_norm_svm` (with ``"fro"``: those of
-        :func:`attnmech.svm.solve_graph_svm`) and :func:`attnmech.finite.solve_finite`.
+        :func:`attnmech.svm.solve_graph_svm`) and :func:`attnmech.finite.solve_finite` (or of
+        their token-space versions).
+    method : {"auto", "dense", "tokenspace"}, default="auto"
+        ``"auto"``: the token-space solvers (:mod:`attnmech.tokenspace`: one small problem per
+        query, ``W_svm`` / ``W_fin`` kept as sparse score tables) when the embeddings are one-hot
+        or have orthonormal rows and ``svm_norm="fro"``, else the dense ones.
 
     Returns
     -------
@@ -445,7 +461,19 @@ def solve(
             "attnmech.Dataset(sequences, labels, embeddings) or attnmech.load_dataset(path)"
         )
     norm = parse_norm(svm_norm)  # InvalidParameterError naming the accepted norms
+    if method not in ("auto", "dense", "tokenspace"):
+        raise InvalidParameterError(
+            f"method must be 'auto', 'dense' or 'tokenspace', got {method!r}"
+        )
     graphs = build_priority_graphs(dataset)
+    if method != "dense" and norm.name == "fro":
+        from .tokenspace import is_token_space, solve_token_finite, solve_token_svm
+
+        if method == "tokenspace" or is_token_space(dataset.embedding_table):
+            svm_kw = {k: v for k, v in (svm_options or {}).items() if k == "max_iter"}
+            token_svm = solve_token_svm(graphs, dataset.embedding_table, **svm_kw)
+            token_fin = solve_token_finite(dataset, graphs, **(finite_options or {}))
+            return Theory(dataset=dataset, graphs=graphs, svm=token_svm, finite=token_fin)
     svm = solve_norm_svm(graphs, dataset.embeddings, norm, **(svm_options or {}))
     finite = solve_finite(dataset, graphs, **(finite_options or {}))
     return Theory(dataset=dataset, graphs=graphs, svm=svm, finite=finite, svm_norm=norm.name)
