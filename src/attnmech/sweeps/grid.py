@@ -6,11 +6,12 @@ the sweep's seed and the parameters that shape them (not from the cell's positio
 that differ only in a training parameter (the optimiser, say) train on the same datasets from the
 same initialisations: comparisons between them are paired.
 
-A *task* is the work one process does in one go: trials of cells that share every shape and
-training option (n, T, K, d, optimiser, learning rate, steps, head, loss, parameterization,
-init), trained in one batched :func:`attnmech.train` call. The task list depends only on the
-sweep file, never on the number of workers or on what is already done, so a resumed sweep and a
-sweep on another backend train exactly the same batches and produce the same numbers.
+A *task* is the work one process does in one go: trials of cells that share K, d and every
+training option (optimiser, learning rate, steps, head, loss, parameterization, init), trained in
+one batched :func:`attnmech.train` call (datasets of different n and T are padded into one
+batch). The task list depends only on the sweep file, never on the number of workers or on what
+is already done, so a resumed sweep and a sweep on another backend train exactly the same
+batches and produce the same numbers.
 """
 
 from __future__ import annotations
@@ -43,8 +44,9 @@ __all__ = [
 ]
 
 TASK_MEMORY_BYTES = 1 << 29  # a task's estimated working memory stays under 512 MiB
-_BATCH_KEYS = ("n", "T", "K", "d", "optimizer", "lr", "steps", "head", "loss", "parameterization")
-_BATCH_KEYS = (*_BATCH_KEYS, "init", "embeddings", "graph")
+# what must be equal for trials to share one batched training call: the trainer needs one K and d;
+# datasets of different n and T are padded (exact zeros: the attention of padding is 0)
+_BATCH_KEYS = ("K", "d", "optimizer", "lr", "steps", "head", "loss", "parameterization", "init")
 
 
 @dataclass(frozen=True)
@@ -138,8 +140,9 @@ def plan_tasks(spec: SweepSpec, cells: list[Cell]) -> list[Task]:
             [cell.grid, cell.metrics, [cell.params[k] for k in _BATCH_KEYS]], sort_keys=True
         )
         groups.setdefault(key, []).extend((cell.index, t) for t in range(cell.trials))
-        per_trial = max(estimate_trial_bytes(cell.params), 1)
-        limits[key] = max(1, min(spec.batch_trials, TASK_MEMORY_BYTES // per_trial))
+        per_trial = max(estimate_trial_bytes(cell.params), 1)  # the largest n, T of the group
+        limit = max(1, min(spec.batch_trials, TASK_MEMORY_BYTES // per_trial))
+        limits[key] = min(limits.get(key, limit), limit)
     tasks: list[Task] = []
     for key, units in groups.items():
         size = limits[key]
@@ -187,6 +190,7 @@ def result_columns(spec: SweepSpec) -> list[str]:
         *(metric_column(m) for m in metrics),
         *at,
         "train_time_s",
+        "warning",
         "error",
     ]
 

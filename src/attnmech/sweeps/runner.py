@@ -26,6 +26,7 @@ import logging
 import math
 import os
 import time
+import warnings
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -54,7 +55,7 @@ __all__ = ["SweepResult", "run_sweep", "run_task", "dataset_fingerprint", "BACKE
 logger = logging.getLogger(__name__)
 
 BACKENDS = ("local", "ray")
-_THEORY_CACHE: OrderedDict[str, tuple[Any, float]] = OrderedDict()  # per process
+_THEORY_CACHE: OrderedDict[str, tuple[Any, float, str]] = OrderedDict()  # per process
 _THEORY_CACHE_SIZE = 4096
 
 
@@ -98,8 +99,9 @@ def dataset_fingerprint(dataset: Any) -> str:
     return digest.hexdigest()
 
 
-def _solve_cached(dataset: Any, svm_norm: str) -> tuple[Any, float]:
-    """(theory, solve time in s), solved once per process per dataset fingerprint."""
+def _solve_cached(dataset: Any, svm_norm: str) -> tuple[Any, float, str]:
+    """(theory or the infeasibility error, solve time in s, warnings), solved once per process
+    per dataset fingerprint."""
     from ..theory import solve
 
     key = f"{svm_norm}:{dataset_fingerprint(dataset)}"
@@ -107,11 +109,14 @@ def _solve_cached(dataset: Any, svm_norm: str) -> tuple[Any, float]:
         _THEORY_CACHE.move_to_end(key)
         return _THEORY_CACHE[key]
     started = time.perf_counter()
-    try:
-        theory: Any = solve(dataset, svm_norm=svm_norm)
-    except InfeasibleProblemError as exc:
-        theory = exc
-    entry = (theory, time.perf_counter() - started)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            theory: Any = solve(dataset, svm_norm=svm_norm)
+        except InfeasibleProblemError as exc:
+            theory = exc
+    notes = "; ".join(sorted({str(w.message).replace("\n", " ") for w in caught}))
+    entry = (theory, time.perf_counter() - started, notes)
     _THEORY_CACHE[key] = entry
     if len(_THEORY_CACHE) > _THEORY_CACHE_SIZE:
         _THEORY_CACHE.popitem(last=False)
@@ -252,13 +257,16 @@ def run_task(
         datasets[u] = ds
         theory = None
         if want_theory:
-            theory, solve_time = _solve_cached(ds, svm_norm)
+            theory, solve_time, notes = _solve_cached(ds, svm_norm)
             row["solve_time_s"] = solve_time
+            if notes:
+                row["warning"] = notes
             if isinstance(theory, InfeasibleProblemError):
                 row["feasible"] = 0
                 theory = None
             else:
-                row["feasible"] = 1
+                # an inaccurate solve (nearly dependent embeddings) settles nothing: NaN
+                row["feasible"] = 1 if getattr(theory.svm, "success", True) else math.nan
                 row["svm_norm"] = float(np.linalg.norm(theory.W_svm))
                 theories[u] = theory
         if "cyclic" in metrics:

@@ -97,7 +97,7 @@ paper's first setting, SPEC section 9)."""
 
 DATA_METRICS: dict[str, str] = {
     "cyclic": "1 if some token-priority graph has an SCC of size > 1, else 0",
-    "feasible": "1 if the Graph-SVM is feasible, else 0",
+    "feasible": "1 if the Graph-SVM is solved, 0 if infeasible, NaN if the solve is inaccurate",
     "solve_time_s": "wall time of attnmech.solve on the dataset (s)",
     "svm_norm": "||W_svm||_F",
 }
