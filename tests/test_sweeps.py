@@ -112,7 +112,7 @@ def test_cells_with_equal_shapes_share_a_batch():
     assert all(len({spec_cell for spec_cell, _ in t.units}) <= 2 for t in tasks)
     # seeds depend on the dataset's parameters, not on a cell's position or the optimiser
     spec = parse_sweep_spec(TINY.replace("lr = 0.1", "").replace("n = [3, 5]", "lr = [0.1, 0.2]"))
-    a, b = expand_cells(spec)[:2]
+    a, b = expand_cells(spec)[0], expand_cells(spec)[2]  # lr 0.1 and 0.2, same d
     from attnmech.sweeps.grid import dataset_seed, init_seed
 
     assert dataset_seed(3, a.params, 0) == dataset_seed(3, b.params, 0)

@@ -195,5 +195,5 @@ def result_columns(spec: SweepSpec) -> list[str]:
     ]
 
 
-NUMERIC_COLUMNS = {"cell", "trial", "n", "T", "K", "d", "rho", "lr", "steps", "train_time_s"}
-NUMERIC_COLUMNS |= {"dataset_seed", "init_seed"} | set(DATA_METRICS)
+INTEGER_COLUMNS = {"cell", "trial", "n", "T", "K", "d", "steps", "dataset_seed", "init_seed"}
+NUMERIC_COLUMNS = INTEGER_COLUMNS | {"rho", "lr", "train_time_s"} | set(DATA_METRICS)

@@ -31,7 +31,7 @@ import numpy as np
 
 from .._io import atomic_write_text
 from ..errors import FileFormatError, InvalidParameterError, OutputError
-from .grid import NUMERIC_COLUMNS
+from .grid import INTEGER_COLUMNS, NUMERIC_COLUMNS
 from .spec import SweepSpec, available_metrics, metric_column
 
 __all__ = ["SweepStore", "SweepTable", "load_results"]
@@ -146,7 +146,8 @@ class SweepTable:
     names : list of str
         Column names in order.
     columns : dict of str to ndarray
-        Numeric columns as float64 (NaN where empty), the others as object arrays of str.
+        Sizes, seeds, cell and trial as int64, other numeric columns as float64 (NaN where
+        empty), the others as object arrays of str.
     """
 
     names: list[str]
@@ -233,7 +234,16 @@ def load_results(out_dir: str | os.PathLike[str], *, prefer_parts: bool = False)
     columns: dict[str, np.ndarray] = {}
     for j, name in enumerate(names):
         values = [row[j] for row in raw]
-        if name in numeric:
+        if name in INTEGER_COLUMNS:  # exact (seeds need all 63 bits)
+            try:
+                columns[name] = np.array([int(v) for v in values], dtype=np.int64)
+            except ValueError:
+                raise FileFormatError(
+                    f"sweep results in {root}: column {name!r} holds a non-integer; the files "
+                    "are corrupt (delete the bad part and rerun with --resume)",
+                    path=str(root),
+                ) from None
+        elif name in numeric:
             columns[name] = np.array(
                 [float(v) if v != "" else math.nan for v in values], dtype=np.float64
             )
