@@ -95,6 +95,20 @@ def test_smoke_sweep_rows_match_direct_training(tiny_run):
     np.testing.assert_equal(table["steps_to_corr"][i], expected)
 
 
+def test_final_only_metrics_equal_the_recorded_ones(tiny_run, tmp_path):
+    # without at_steps / steps_to_corr the theory metrics come from verify() on the final W
+    out, _ = tiny_run
+    text = TINY.replace("at_steps = [20]", "").replace(', "steps_to_corr"', "")
+    spec = parse_sweep_spec(text.replace('"cyclic"', '"top_scc_mass", "cyclic"'))
+    run_sweep(spec, tmp_path, workers=1)
+    fast, full = load_results(tmp_path), load_results(out)
+    assert "corr_svm@20" not in fast.names
+    np.testing.assert_array_equal(fast["dataset_seed"], full["dataset_seed"])
+    for name in ("corr_svm", "loss_value"):
+        np.testing.assert_allclose(fast[name], full[name], rtol=1e-12)
+    assert np.isfinite(fast["top_scc_mass"]).all()
+
+
 def test_first_reach():
     steps = np.array([0, 10, 20])
     values = np.array([[0.1, 0.2, np.nan], [0.6, 0.3, 0.1], [0.9, 0.7, 0.2]])

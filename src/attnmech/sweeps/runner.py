@@ -29,7 +29,7 @@ import time
 import warnings
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -185,24 +185,43 @@ def _train_rows(
         init=init,
         num_threads=1,
     )
-    started = time.perf_counter()
-    run = train(datasets, config, theory=theories if theories is not None else None)
-    elapsed = time.perf_counter() - started
-    steps = np.asarray(run.history["step"])
     wanted = set(cell.metrics)
+    # the theory's metrics along the way (at_steps, steps_to_corr, the W_fin(t) gap) need them
+    # recorded during training; when only the end matters, train alone and verify the final W:
+    # the same numbers (the same TrajectoryMetrics), without the W_fin(t) run and the logging
+    trajectory = bool(spec.at_steps) or bool(wanted & {"steps_to_corr", "fin_gap_traj"})
+    started = time.perf_counter()
+    if theories is not None and not trajectory:
+        from ..verify import verify
+
+        run = train(datasets, replace(config, log_every=0))
+        report = verify(
+            datasets,
+            np.asarray(run.W).reshape(len(units), *run.W.shape[-2:]),
+            theories,
+            config=model,
+        )
+        history = {k: np.asarray(v)[None] for k, v in report.metrics.items()}
+        history["grad_norm"] = np.asarray(run.history["grad_norm"])[-1:]
+        history["step"] = np.asarray(run.history["step"])[-1:]
+    else:
+        run = train(datasets, config, theory=theories if theories is not None else None)
+        history = dict(run.history)
+    elapsed = time.perf_counter() - started
+    steps = np.asarray(history["step"])
     out: dict[int, dict[str, float]] = {u: {} for u in units}
     for name in train_metric_names():
-        if name not in wanted or name not in run.history:
+        if name not in wanted or name not in history:
             continue
-        hist = np.asarray(run.history[name], dtype=np.float64).reshape(len(steps), -1)  # (L, B)
+        hist = np.asarray(history[name], dtype=np.float64).reshape(len(steps), -1)  # (L, B)
         column = metric_column(name)
         for b, u in enumerate(units):
             out[u][column] = float(hist[-1, b])
             for s in spec.at_steps:
                 idx = np.flatnonzero(steps == s)
                 out[u][f"{column}@{s}"] = float(hist[idx[0], b]) if idx.size else math.nan
-    if "steps_to_corr" in wanted and "corr_svm" in run.history:
-        hist = np.asarray(run.history["corr_svm"], dtype=np.float64).reshape(len(steps), -1)
+    if "steps_to_corr" in wanted and "corr_svm" in history:
+        hist = np.asarray(history["corr_svm"], dtype=np.float64).reshape(len(steps), -1)
         reach = _first_reach(steps, hist, spec.corr_threshold)
         for b, u in enumerate(units):
             out[u]["steps_to_corr"] = float(reach[b])
