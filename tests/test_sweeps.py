@@ -109,6 +109,13 @@ def test_final_only_metrics_equal_the_recorded_ones(tiny_run, tmp_path):
     assert np.isfinite(fast["top_scc_mass"]).all()
 
 
+def test_oversized_cells_are_refused_before_running(tmp_path):
+    spec = parse_sweep_spec("[fixed]\nK = 512\nT = 64\nn = 4000\n[axes]\nd = [8, 512]\n")
+    with pytest.raises(InvalidParameterError, match=r"cell 1 .*'d': 512.* GiB per trial"):
+        run_sweep(spec, tmp_path / "big", workers=1)
+    assert not (tmp_path / "big").exists()
+
+
 def test_first_reach():
     steps = np.array([0, 10, 20])
     values = np.array([[0.1, 0.2, np.nan], [0.6, 0.3, 0.1], [0.9, 0.7, 0.2]])

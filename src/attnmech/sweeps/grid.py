@@ -23,6 +23,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from ..errors import InvalidParameterError
 from .spec import (
     DATA_METRICS,
     DATASET_PARAMS,
@@ -117,13 +118,16 @@ def expand_cells(spec: SweepSpec) -> list[Cell]:
     return cells
 
 
-def estimate_trial_bytes(params: dict[str, Any]) -> int:
+TRIAL_MEMORY_LIMIT = 1 << 32  # a single trial estimated above 4 GiB is refused before running
+
+
+def estimate_trial_bytes(params: dict[str, Any], theory: bool = True) -> int:
     """Rough working memory of one trial in a batch (float64): the padded inputs and their
-    attention, the parameters and optimiser state, and the finite-part basis (at most d^2
-    matrices of d x d, bounded by the number of priority edges)."""
+    attention, the parameters and optimiser state, and (with theory metrics) the finite-part
+    basis (at most d^2 matrices of d x d, bounded by the number of priority edges)."""
     n, T, K, d = params["n"], params["T"], params["K"], params["d"]
     inputs = n * T * (d + K + 8)
-    basis = min(d * d, n * T * K) * d * d
+    basis = min(d * d, n * T * K) * d * d if theory else 0
     return 8 * (inputs + 12 * d * d + basis)
 
 
@@ -140,7 +144,16 @@ def plan_tasks(spec: SweepSpec, cells: list[Cell]) -> list[Task]:
             [cell.grid, cell.metrics, [cell.params[k] for k in _BATCH_KEYS]], sort_keys=True
         )
         groups.setdefault(key, []).extend((cell.index, t) for t in range(cell.trials))
-        per_trial = max(estimate_trial_bytes(cell.params), 1)  # the largest n, T of the group
+        # the largest n, T of the group sets the batch size
+        per_trial = max(estimate_trial_bytes(cell.params, needs_theory(cell.metrics)), 1)
+        if per_trial > TRIAL_MEMORY_LIMIT:
+            shown = {k: cell.params[k] for k in ("n", "T", "K", "d")}
+            raise InvalidParameterError(
+                f"cell {cell.index} of grid {cell.grid!r} ({shown}) needs about "
+                f"{per_trial / 2**30:.1f} GiB per trial (the limit is "
+                f"{TRIAL_MEMORY_LIMIT / 2**30:.0f} GiB; the theory metrics keep the finite-part "
+                "basis of d^2 matrices of d x d); lower d or n, or record only loss/norm/cyclic"
+            )
         limit = max(1, min(spec.batch_trials, TASK_MEMORY_BYTES // per_trial))
         limits[key] = min(limits.get(key, limit), limit)
     tasks: list[Task] = []
