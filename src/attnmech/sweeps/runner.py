@@ -30,6 +30,7 @@ import warnings
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -465,12 +466,12 @@ def run_sweep(
     if progress:
         from tqdm.auto import tqdm
 
-        done_cells = sum(
-            1 / by_index[c].trials for t in tasks if t.task_id in done for c, _ in t.units
-        )
+        # exact: a cell split over tasks counts as whole once all its trials are in
+        stored = [c for t in tasks if t.task_id in done for c, _ in t.units]
+        cells_done = sum((Fraction(1, by_index[c].trials) for c in stored), Fraction(0))
         bar = tqdm(
             total=len(cells),
-            initial=round(done_cells, 2),
+            initial=float(cells_done),
             unit="cell",
             desc=spec.name,
             bar_format="{l_bar}{bar}| {n:.1f}/{total} cells [{elapsed}<{remaining}]",
@@ -485,7 +486,8 @@ def run_sweep(
             store.write_part(task.task_id, columns, rows)
             written += len(rows)
             if bar is not None:
-                bar.update(sum(1 / by_index[c].trials for c, _ in task.units))
+                cells_done += sum((Fraction(1, by_index[c].trials) for c, _ in task.units), 0)
+                bar.update(float(cells_done) - bar.n)
             if on_task is not None:
                 on_task(task, len(rows))
     finally:
