@@ -374,13 +374,21 @@ def solve_command(
     ] = SvmNorm.fro,
     embeddings: EmbeddingsOption = None,
     on_unrealizable: UnrealizableOption = OnUnrealizable.raise_,
+    allow_inaccurate: Annotated[
+        bool,
+        typer.Option(
+            "--allow-inaccurate",
+            help="Return the best W_svm even when no method certifies it (a warning instead of "
+            "an error).",
+        ),
+    ] = False,
 ) -> None:
     """Solve the Graph-SVM (W_svm) and the finite part (W_fin) of a dataset (SPEC 4-5)."""
     dataset = _load(data, embeddings, on_unrealizable)
     from .theory import solve
 
     start = time.perf_counter()
-    theory = solve(dataset, svm_norm=svm_norm.value)
+    theory = solve(dataset, svm_norm=svm_norm.value, allow_inaccurate=allow_inaccurate)
     elapsed = time.perf_counter() - start
     typer.echo(theory.summary())
     typer.echo(_margin_line(theory.svm))
@@ -396,7 +404,11 @@ def _margin_line(svm: Any) -> str:
     if not strict.any():
         return "min strict margin: n/a (no strict priority, W_svm = 0)"
     margins = np.asarray(svm.edge_margins, dtype=np.float64)[strict]
-    return f"min strict margin: {margins.min():.6g} over {int(strict.sum())} strict edges"
+    method = getattr(svm, "method", "")
+    solved_by = f" (solved by {method})" if method else ""
+    return (
+        f"min strict margin: {margins.min():.6g} over {int(strict.sum())} strict edges{solved_by}"
+    )
 
 
 # --------------------------------------------------------------------------- train

@@ -322,6 +322,8 @@ class _ProximalDual:
         x = np.zeros(self.rhs.size)
         active = np.zeros(self.rhs.size, dtype=bool) if active is None else active & strict
         slack = 1e-12
+        seen: set[bytes] = set()
+        unsettled = 0
         for iteration in range(1, max_iter + 1):
             linear = self.rhs + eps * x
             free = np.flatnonzero(~active)
@@ -345,6 +347,15 @@ class _ProximalDual:
                 )
             if settled and kkt <= tol:
                 return x, iteration
+            # cycling (singular H, e.g. K > d): the active set keeps changing and comes back to a
+            # set it already had; stop and let the caller certify or fall back
+            unsettled = 0 if settled else unsettled + 1
+            key = active.tobytes()
+            if unsettled > 50 and key in seen:
+                logger.info("Graph-SVM active set cycles after %d steps; stopping", iteration)
+                return x, iteration
+            if not settled:
+                seen.add(key)
         return x, max_iter
 
 

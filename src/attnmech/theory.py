@@ -146,6 +146,7 @@ def solve(
     svm_norm: str = "fro",
     svm_options: dict[str, Any] | None = None,
     finite_options: dict[str, Any] | None = None,
+    allow_inaccurate: bool = False,
 ) -> Theory:
     """Build the token-priority graphs and solve for ``W_svm`` and ``W_fin``.
 
@@ -159,6 +160,10 @@ def solve(
     svm_options, finite_options : dict, optional
         Keyword arguments for :func:`attnmech.svm.solve_graph_svm` and
         :func:`attnmech.finite.solve_finite`.
+    allow_inaccurate : bool, default=False
+        Passed to :func:`attnmech.svm.solve_graph_svm`: when no method certifies ``W_svm``, False
+        raises :class:`~attnmech.errors.SolverError`, True returns the best candidate (status
+        ``INACCURATE``, with a warning).
 
     Returns
     -------
@@ -183,7 +188,8 @@ def solve(
     if svm_norm == "nuclear":
         svm = solve_nuclear_svm(graphs, dataset.embeddings)
     else:
-        svm = solve_graph_svm(graphs, dataset.embeddings, **(svm_options or {}))
+        options = {"allow_inaccurate": allow_inaccurate, **(svm_options or {})}
+        svm = solve_graph_svm(graphs, dataset.embeddings, **options)
     finite = solve_finite(dataset, graphs, **(finite_options or {}))
     return Theory(dataset=dataset, graphs=graphs, svm=svm, finite=finite)
 
