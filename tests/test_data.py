@@ -20,6 +20,7 @@ from attnmech import (
     repair_labels,
 )
 from attnmech.data import parse_embeddings_spec, unrealizable_samples
+from attnmech.errors import FileFormatError
 
 # ----------------------------------------------------------------------------- construction
 
@@ -264,7 +265,7 @@ def test_jsonl_explicit_npy_path(tmp_path, acyclic_chain):
     emb = tmp_path / "emb" / "table.npy"
     acyclic_chain.save(tmp_path / "data.jsonl", embeddings_path=str(emb))
     assert emb.exists() and not (tmp_path / "data.embeddings.npy").exists()
-    with pytest.raises(InvalidDatasetError, match="needs embeddings"):
+    with pytest.raises(FileFormatError, match="needs embeddings"):
         load_dataset(tmp_path / "data.jsonl")
     assert load_dataset(tmp_path / "data.jsonl", embeddings=emb) == acyclic_chain
     assert load_dataset(tmp_path / "data.jsonl", embeddings=str(emb)) == acyclic_chain
@@ -300,30 +301,30 @@ def test_load_applies_on_unrealizable(tmp_path):
 def test_bad_jsonl(tmp_path, text, message):
     path = tmp_path / "bad.jsonl"
     path.write_text(text)
-    with pytest.raises(InvalidDatasetError, match=message):
+    with pytest.raises(FileFormatError, match=message):
         load_dataset(path, embeddings="random:d=2")
 
 
 def test_bad_files(tmp_path, unbalanced_cycle):
-    with pytest.raises(InvalidDatasetError, match="does not exist"):
+    with pytest.raises(FileFormatError, match="does not exist"):
         load_dataset(tmp_path / "missing.npz")
     (tmp_path / "data.csv").write_text("0,1\n")
-    with pytest.raises(InvalidDatasetError, match="use a .npz or .jsonl file"):
+    with pytest.raises(FileFormatError, match="use a .npz or .jsonl file"):
         load_dataset(tmp_path / "data.csv")
     with pytest.raises(InvalidDatasetError, match="use a .npz or .jsonl file name"):
         unbalanced_cycle.save(tmp_path / "data.csv")
     np.savez(tmp_path / "nolabels.npz", sequences=np.zeros((1, 2), dtype=np.int64))
-    with pytest.raises(InvalidDatasetError, match=r"lacks the keys \['embeddings', 'labels'\]"):
+    with pytest.raises(FileFormatError, match=r"lacks the keys \['embeddings', 'labels'\]"):
         load_dataset(tmp_path / "nolabels.npz")
     (tmp_path / "garbage.npz").write_bytes(b"not a zip file")
-    with pytest.raises(InvalidDatasetError, match="cannot read .* as .npz"):
+    with pytest.raises(FileFormatError, match="cannot read .* as .npz"):
         load_dataset(tmp_path / "garbage.npz")
     flat = np.zeros(3, dtype=np.int64)
     np.savez(tmp_path / "flat.npz", sequences=flat, labels=[0], embeddings=np.eye(2))
-    with pytest.raises(InvalidDatasetError, match="'sequences' must be 2-D"):
+    with pytest.raises(FileFormatError, match="'sequences' must be 2-D"):
         load_dataset(tmp_path / "flat.npz")
     path = unbalanced_cycle.save(tmp_path / "ok.jsonl")
-    with pytest.raises(InvalidDatasetError, match="cannot read embeddings"):
+    with pytest.raises(FileFormatError, match="embeddings file .*missing.npy does not exist"):
         load_dataset(path, embeddings=tmp_path / "missing.npy")
 
 
