@@ -964,6 +964,12 @@ def _read_jsonl(path: Path) -> tuple[list[list[int]], list[int]]:
             raise FileFormatError(
                 f"{path} line {lineno}: token ids and label must be integers", path=str(path)
             )
+        bad = [t for t in [*seq, label] if not 0 <= t < _INT64_SAFE]
+        if bad:
+            raise InvalidDatasetError(
+                f"{path} line {lineno}: token id {bad[0]} is not in [0, vocab_size); token ids "
+                "and labels are non-negative (a .jsonl sequence has no padding)"
+            )
         seqs.append(list(seq))
         labels.append(label)
     if not seqs:
