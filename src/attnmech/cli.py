@@ -392,6 +392,7 @@ def solve_command(
     elapsed = time.perf_counter() - start
     typer.echo(theory.summary())
     typer.echo(_margin_line(theory.svm))
+    typer.echo(f"W_svm solved by: {getattr(theory.svm, 'method', 'active-set')}")
     typer.echo(f"total time: {elapsed:.3g} s")
     if output is not None:
         theory.save(output)
@@ -404,11 +405,7 @@ def _margin_line(svm: Any) -> str:
     if not strict.any():
         return "min strict margin: n/a (no strict priority, W_svm = 0)"
     margins = np.asarray(svm.edge_margins, dtype=np.float64)[strict]
-    method = getattr(svm, "method", "")
-    solved_by = f" (solved by {method})" if method else ""
-    return (
-        f"min strict margin: {margins.min():.6g} over {int(strict.sum())} strict edges{solved_by}"
-    )
+    return f"min strict margin: {margins.min():.6g} over {int(strict.sum())} strict edges"
 
 
 # --------------------------------------------------------------------------- train
