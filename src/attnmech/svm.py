@@ -356,6 +356,8 @@ class _ProximalDual:
                 return x, iteration
             if not settled:
                 seen.add(key)
+            if float(np.abs(x).max(initial=0.0)) > 1e14:  # diverging: an infeasible problem
+                return x, iteration
         return x, max_iter
 
 
@@ -772,11 +774,18 @@ def solve_graph_svm(
         best = _certificate("none", graphs, cons, E, np.zeros((E.shape[1],) * 2), np.zeros(m))
         attempts = [best]
     else:
-        if E.shape[0] > E.shape[1] or np.linalg.matrix_rank(E) < E.shape[0]:
+        # K > d: check feasibility first. K <= d: feasible unless E is rank deficient, which is
+        # checked (an SVD) only when the fast method does not certify its answer
+        checked = E.shape[0] > E.shape[1]
+        if checked:
             _raise_if_infeasible(E, graphs)
         attempts = []
         best = None
-        for method in _METHODS:
+        for number, method in enumerate(_METHODS):
+            if number > 0 and not checked:
+                checked = True
+                if np.linalg.matrix_rank(E) < E.shape[0]:
+                    _raise_if_infeasible(E, graphs)
             try:
                 found = _run_method(method, graphs, cons, E, max_iter, coupling_tol, extra)
             except SolverError as exc:
@@ -908,25 +917,50 @@ def _margins(
     graphs: PriorityGraphs, cons: SVMConstraints, E: np.ndarray, W: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Margins recomputed from ``W``: per reduced constraint and per TPG edge, which edges are
-    strict, each edge's violation and its round-off scale. Only the score columns of the queries
-    that occur are formed (``K x n_queries``)."""
+    strict, each edge's violation and its round-off scale ``(|e_i| + |e_j|)^T |W| |e_k|``.
+
+    Only the queries that occur are used: the ``K x n_queries`` score table when it fits in
+    64 MB, else ``W e_k`` (``d x n_queries``) and the edges in chunks; never a ``K x K`` table.
+    """
     queries = graphs.queries
     _check_memory(
-        16.0 * E.shape[0] * queries.size,
-        f"the score table ({E.shape[0]} tokens x {queries.size} last tokens)",
-        "use fewer tokens or last tokens",
+        16.0 * E.shape[1] * queries.size,
+        f"W e_k for {queries.size} last tokens",
+        "use fewer last tokens",
     )
     Eq = E[queries]
-    A = E @ (W @ Eq.T)  # (K, n_queries) scores [token, query]
-    absA = np.abs(E) @ (np.abs(W) @ np.abs(Eq).T)
-    col = np.searchsorted(queries, cons.query)
-    margins = A[cons.i, col] - A[cons.j, col]
+    WEq = W @ Eq.T  # (d, n_queries)
+    absWEq = np.abs(W) @ np.abs(Eq).T  # (d, n_queries)
+    absE = np.abs(E)
+
+    dense = 8.0 * E.shape[0] * queries.size <= 2**26  # the K x n_queries tables fit in 64 MB
+    if dense:
+        A = E @ WEq  # (K, n_queries) scores [token, query]
+        absA = absE @ absWEq
+
+    def edge_dots(
+        src: np.ndarray, dst: np.ndarray, query: np.ndarray, with_scale: bool
+    ) -> tuple[np.ndarray, np.ndarray]:
+        col = np.searchsorted(queries, query)
+        if dense:
+            scale = absA[src, col] + absA[dst, col] if with_scale else np.empty(0)
+            return A[src, col] - A[dst, col], scale
+        margin = np.empty(src.size)
+        scale = np.empty(src.size if with_scale else 0)
+        step = max(1, 2**22 // max(E.shape[1], 1))  # about 32 MB per gathered block
+        for lo in range(0, src.size, step):
+            part = slice(lo, lo + step)
+            s, t, c = src[part], dst[part], col[part]
+            margin[part] = np.einsum("cd,dc->c", E[s] - E[t], WEq[:, c])
+            if with_scale:
+                scale[part] = np.einsum("cd,dc->c", absE[s] + absE[t], absWEq[:, c])
+        return margin, scale
+
+    margins, _ = edge_dots(cons.i, cons.j, cons.query, False)
     edge_strict = graphs.scc_of(graphs.edge_query, graphs.edge_src) != graphs.scc_of(
         graphs.edge_query, graphs.edge_dst
     )
-    ecol = np.searchsorted(queries, graphs.edge_query)
-    edge_margins = A[graphs.edge_src, ecol] - A[graphs.edge_dst, ecol]
-    scale = absA[graphs.edge_src, ecol] + absA[graphs.edge_dst, ecol]
+    edge_margins, scale = edge_dots(graphs.edge_src, graphs.edge_dst, graphs.edge_query, True)
     violation = np.where(edge_strict, np.maximum(1.0 - edge_margins, 0.0), np.abs(edge_margins))
     return margins, edge_margins, edge_strict, violation, scale
 
