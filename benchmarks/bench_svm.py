@@ -9,8 +9,8 @@ under 10 s.
 
 Every attnmech time is the median of ``--repeat`` runs (default 3) with one BLAS thread
 (threadpoolctl); ``cpu s`` is the process time of the same runs (less sensitive to other
-load on a shared machine); the ``method`` column names the Graph-SVM method whose certified solution came
-back, ``rel viol`` is the largest violation relative to each edge's round-off scale.
+load on a shared machine); the ``method`` column names the Graph-SVM method whose certified
+solution came back, ``rel viol`` is the largest violation relative to each edge's round-off scale.
 
 Run:  python benchmarks/bench_svm.py [--quick] [--skip-reference] [--repeat N]
 """
