@@ -289,6 +289,16 @@ def _cases() -> list[Case]:
             ),
         ),
         Case("load_dataset(3)", InvalidParameterError, lambda t: load_dataset(3)),
+        Case(
+            "repair_labels('x')",
+            InvalidDatasetError,
+            lambda t: attnmech.repair_labels("x", [0, 1], [0]),
+        ),
+        Case(
+            "repair_labels bad offsets",
+            InvalidDatasetError,
+            lambda t: attnmech.repair_labels([0, 1], [0, 5], [0]),
+        ),
         # --- memory (estimated before allocating)
         Case(
             "n = 10**11",

@@ -566,9 +566,27 @@ def repair_labels(
     >>> repair_labels(np.array([3, 3, 5]), np.array([0, 2, 3]), np.array([3, 4])).tolist()
     [3, 5]
     """
-    tokens = np.asarray(tokens, dtype=np.int64)
-    offsets = np.asarray(offsets, dtype=np.int64)
-    labels = np.array(labels, dtype=np.int64)
+    try:
+        tokens = np.asarray(tokens, dtype=np.int64)
+        offsets = np.asarray(offsets, dtype=np.int64)
+        labels = np.array(labels, dtype=np.int64)
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise InvalidDatasetError(
+            f"repair_labels needs integer arrays (Dataset.tokens, Dataset.offsets, labels): {exc}"
+        ) from None
+    if (
+        tokens.ndim != 1
+        or offsets.ndim != 1
+        or labels.shape != (max(offsets.size - 1, 0),)
+        or offsets.size == 0
+        or offsets[0] != 0
+        or offsets[-1] != tokens.size
+        or np.any(np.diff(offsets) < 1)
+    ):
+        raise InvalidDatasetError(
+            "repair_labels: offsets must start at 0, end at len(tokens) and grow by at least 1, "
+            "with one label per sequence; pass Dataset.tokens, Dataset.offsets and its labels"
+        )
     rng = as_rng(seed)
     bad = unrealizable_samples(tokens, offsets, labels)
     if bad.size:
