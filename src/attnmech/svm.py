@@ -120,8 +120,9 @@ class GraphSVMResult:
         Largest violation over all edges: ``max(1 - margin)`` on strict edges, ``|margin|`` on
         equalities (0 if none is violated).
     duality_gap, relative_gap : float
-        ``||W||^2 - (2 sum(dual_values) - ||W(dual_values)||^2)`` (twice primal minus dual
-        objective) and the same divided by ``||W||^2``.
+        Primal minus dual objective, ``P - D`` with ``P = ||W_svm||^2 / 2`` and
+        ``D = sum(strict dual_values) - ||W(dual_values)||^2 / 2`` (for the active-set methods,
+        where ``W_svm = W(dual_values)``: ``||W_svm||^2 - sum(dual_values)``), and ``(P - D) / P``.
     solver_stats : SolverStats
     method : str
         The method whose solution is returned: ``"active-set"``, ``"active-set+jacobi"``,
@@ -670,7 +671,7 @@ def _certificate(
         edge_strict=edge_strict,
         max_violation=float(violation.max(initial=0.0)),
         relative_violation=float((violation / np.maximum(scale, 1.0)).max(initial=0.0)),
-        duality_gap=2.0 * gap,
+        duality_gap=gap,
         relative_gap=relative_gap,
     )
 
