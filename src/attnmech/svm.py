@@ -878,6 +878,10 @@ def _run_method(
             raise SolverError("the dual iterates are not finite")
         W = _dual_to_weights(E, cons, lam)
         return [_certificate(method, graphs, cons, E, W, lam)]
+    try:
+        import clarabel  # noqa: F401
+    except ImportError:  # pragma: no cover - clarabel is a dependency
+        raise SolverError(f"{method} needs the clarabel package (pip install clarabel)") from None
     if method == "clarabel":
         (W1, lam1), (W2, lam2) = _clarabel_primal(E, cons)
         return [
