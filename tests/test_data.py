@@ -20,6 +20,7 @@ from attnmech import (
     repair_labels,
 )
 from attnmech.data import parse_embeddings_spec, unrealizable_samples
+from attnmech.errors import FileFormatError, InvalidParameterError
 
 # ----------------------------------------------------------------------------- construction
 
@@ -264,7 +265,7 @@ def test_jsonl_explicit_npy_path(tmp_path, acyclic_chain):
     emb = tmp_path / "emb" / "table.npy"
     acyclic_chain.save(tmp_path / "data.jsonl", embeddings_path=str(emb))
     assert emb.exists() and not (tmp_path / "data.embeddings.npy").exists()
-    with pytest.raises(InvalidDatasetError, match="needs embeddings"):
+    with pytest.raises(FileFormatError, match="needs embeddings"):
         load_dataset(tmp_path / "data.jsonl")
     assert load_dataset(tmp_path / "data.jsonl", embeddings=emb) == acyclic_chain
     assert load_dataset(tmp_path / "data.jsonl", embeddings=str(emb)) == acyclic_chain
@@ -300,30 +301,30 @@ def test_load_applies_on_unrealizable(tmp_path):
 def test_bad_jsonl(tmp_path, text, message):
     path = tmp_path / "bad.jsonl"
     path.write_text(text)
-    with pytest.raises(InvalidDatasetError, match=message):
+    with pytest.raises(FileFormatError, match=message):
         load_dataset(path, embeddings="random:d=2")
 
 
 def test_bad_files(tmp_path, unbalanced_cycle):
-    with pytest.raises(InvalidDatasetError, match="does not exist"):
+    with pytest.raises(FileFormatError, match="does not exist"):
         load_dataset(tmp_path / "missing.npz")
     (tmp_path / "data.csv").write_text("0,1\n")
-    with pytest.raises(InvalidDatasetError, match="use a .npz or .jsonl file"):
+    with pytest.raises(FileFormatError, match="use a .npz or .jsonl file"):
         load_dataset(tmp_path / "data.csv")
     with pytest.raises(InvalidDatasetError, match="use a .npz or .jsonl file name"):
         unbalanced_cycle.save(tmp_path / "data.csv")
     np.savez(tmp_path / "nolabels.npz", sequences=np.zeros((1, 2), dtype=np.int64))
-    with pytest.raises(InvalidDatasetError, match=r"lacks the keys \['embeddings', 'labels'\]"):
+    with pytest.raises(FileFormatError, match=r"lacks the keys \['embeddings', 'labels'\]"):
         load_dataset(tmp_path / "nolabels.npz")
     (tmp_path / "garbage.npz").write_bytes(b"not a zip file")
-    with pytest.raises(InvalidDatasetError, match="cannot read .* as .npz"):
+    with pytest.raises(FileFormatError, match="cannot read .* as .npz"):
         load_dataset(tmp_path / "garbage.npz")
     flat = np.zeros(3, dtype=np.int64)
     np.savez(tmp_path / "flat.npz", sequences=flat, labels=[0], embeddings=np.eye(2))
-    with pytest.raises(InvalidDatasetError, match="'sequences' must be 2-D"):
+    with pytest.raises(FileFormatError, match="'sequences' must be 2-D"):
         load_dataset(tmp_path / "flat.npz")
     path = unbalanced_cycle.save(tmp_path / "ok.jsonl")
-    with pytest.raises(InvalidDatasetError, match="cannot read embeddings"):
+    with pytest.raises(FileFormatError, match="embeddings file .*missing.npy does not exist"):
         load_dataset(path, embeddings=tmp_path / "missing.npy")
 
 
@@ -454,3 +455,60 @@ def test_make_dataset_with_given_or_named_embeddings():
 def test_bad_make_dataset_requests(args, kwargs, message):
     with pytest.raises(InvalidDatasetError, match=message):
         make_dataset(*args, **kwargs)
+
+
+# ------------------------------------------------------------------ padding and id edge cases
+def test_only_trailing_minus_one_is_padding():
+    E = np.eye(4)
+    ds = Dataset(np.array([[0, 1, 2], [3, 1, -1], [2, -1, -1]]), [0, 1, 2], E)
+    assert ds.lengths.tolist() == [3, 2, 1] and ds.last_tokens.tolist() == [2, 1, 2]
+    for bad in (-5, -2, -(2**62)):
+        with pytest.raises(InvalidDatasetError, match=rf"sample 1 position 2: {bad}"):
+            Dataset(np.array([[0, 1, 2], [3, 1, bad]]), [0, 1], E)
+
+
+def test_unsigned_ids_never_wrap():
+    E = np.eye(4)
+    ok = Dataset(np.array([[0, 1, 2]], dtype=np.uint64), np.array([0], dtype=np.uint64), E)
+    assert ok.tokens.tolist() == [0, 1, 2]
+    with pytest.raises(InvalidDatasetError, match="unsigned id 18446744073709551615"):
+        Dataset(np.array([[0, 1, 2**64 - 1]], dtype=np.uint64), [0], E)
+    with pytest.raises(InvalidDatasetError, match="unsigned id"):
+        Dataset([np.array([0, 2**64 - 1], dtype=np.uint64)], [0], E)
+
+
+def test_out_of_range_ids_name_sample_and_position():
+    with pytest.raises(InvalidDatasetError, match=r"sample 1 position 0: 9"):
+        Dataset([[0, 1], [9, 1]], [0, 1], np.eye(4))
+
+
+def test_file_errors_name_the_file(tmp_path, unbalanced_cycle):
+    good = unbalanced_cycle.save(tmp_path / "good.npz")
+    data = good.read_bytes()
+    for cut in (1, len(data) // 2, len(data) - 1):
+        path = tmp_path / f"cut{cut}.npz"
+        path.write_bytes(data[:cut])
+        with pytest.raises(FileFormatError, match=f"cut{cut}.npz") as info:
+            load_dataset(path)
+        assert info.value.path == str(path)
+    (tmp_path / "empty.npz").write_bytes(b"")
+    with pytest.raises(FileFormatError, match="is empty"):
+        load_dataset(tmp_path / "empty.npz")
+    np.save(tmp_path / "plain.npy", np.eye(2))
+    (tmp_path / "plain.npy").rename(tmp_path / "plain.npz")
+    with pytest.raises(FileFormatError, match=r"\.npy format"):
+        load_dataset(tmp_path / "plain.npz")
+    (tmp_path / "bin.jsonl").write_bytes(b"\xff\xfe\x00")
+    with pytest.raises(FileFormatError, match="not UTF-8"):
+        load_dataset(tmp_path / "bin.jsonl", embeddings="random:d=2")
+    np.savez(tmp_path / "bad_ids.npz", sequences=np.array([[0, -3]]), labels=[0],
+             embeddings=np.eye(2))  # fmt: skip
+    with pytest.raises(InvalidDatasetError, match=r"bad_ids.npz: negative token ids"):
+        load_dataset(tmp_path / "bad_ids.npz")
+
+
+def test_memory_is_estimated_before_drawing(monkeypatch):
+    monkeypatch.setenv("ATTNMECH_MEMORY_LIMIT_GB", "0.001")
+    with pytest.raises(InvalidParameterError, match=r"more than the limit of 0.001 GiB"):
+        make_dataset(100_000, 4, 6, 8)
+    assert make_dataset(10, 4, 6, 8).n_samples == 10

@@ -15,7 +15,14 @@ from attnmech import (
     solve_finite,
     solve_graph_svm,
 )
+from attnmech.errors import (
+    ConvergenceWarning,
+    InvalidDatasetError,
+    InvalidParameterError,
+    SolverError,
+)
 from attnmech.reference import svm_dual_clarabel, svm_primal_cvxpy
+from attnmech.theory import solve
 
 cp = pytest.importorskip("cvxpy")
 
@@ -185,3 +192,92 @@ def test_property_feasible_optimal_and_orthogonal_to_s_fin(ds):
     # strict edges have margin >= 1, same-SCC edges margin 0
     assert (res.edge_margins[res.edge_strict] >= 1 - 1e-9).all()
     np.testing.assert_allclose(res.edge_margins[~res.edge_strict], 0.0, atol=1e-9)
+
+
+# ------------------------------------------------------------------ certification and fallbacks
+K_GREATER_THAN_D = [(10, 3, 6, 3, 10030, 10.905126662393), (7, 5, 9, 4, 10025, 10.610371721869)]
+
+
+@pytest.mark.parametrize(("n", "T", "K", "d", "seed", "norm"), K_GREATER_THAN_D)
+def test_k_greater_than_d_examples_are_certified(n, T, K, d, seed, norm):
+    """The issue's instances where the active-set method alone returned margins 0.94 / 0.18."""
+    ds = make_dataset(n, T, K, d, seed=seed)
+    graphs = build_priority_graphs(ds)
+    res = solve_graph_svm(graphs, ds.embeddings)
+    assert res.success and res.method != "active-set"
+    assert res.edge_margins[res.edge_strict].min() >= 1 - 1e-9
+    assert res.relative_violation <= 1e-9 and res.relative_gap <= 1e-8
+    W_ref = svm_primal_cvxpy(graphs, ds.embeddings)  # independent: cvxpy on the unreduced primal
+    np.testing.assert_allclose(res.norm, np.linalg.norm(W_ref), rtol=1e-7)
+    np.testing.assert_allclose(res.norm, norm, rtol=1e-11)
+    assert res.method in res.message and res.method in res.solver_stats.solver_name
+
+
+def test_badly_scaled_orthogonal_rows_are_solved_not_flagged():
+    E = np.diag([1.0, 1e-4, 1e4])
+    ds = Dataset([[0, 1], [2, 1]], [0, 2], E)
+    graphs = build_priority_graphs(ds)
+    res = solve_graph_svm(graphs, E)
+    assert res.success and res.edge_margins.min() >= 1 - 1e-9, res.message
+    assert "dependent" not in res.message
+    W_ref = svm_primal_cvxpy(graphs, E)  # cvxpy is off by 3e-6 in one entry here: scale 1e4
+    np.testing.assert_allclose(res.W_svm, W_ref, atol=1e-8 * np.linalg.norm(W_ref), rtol=0)
+    assert res.norm <= np.linalg.norm(W_ref) * (1 + 1e-12)
+
+
+def test_uncertified_result_raises_unless_allowed(monkeypatch):
+    """With only the active-set method (which cycles on this K > d problem) nothing certifies."""
+    import attnmech.svm as svm_module
+
+    monkeypatch.setattr(svm_module, "_METHODS", ("active-set",))
+    ds = make_dataset(7, 5, 9, 4, seed=10025)
+    graphs = build_priority_graphs(ds)
+    with pytest.raises(SolverError, match="allow_inaccurate=True") as info:
+        solve_graph_svm(graphs, ds.embeddings)
+    assert "active-set: max violation" in str(info.value)
+    with pytest.warns(ConvergenceWarning, match="inaccurate"):
+        res = solve_graph_svm(graphs, ds.embeddings, allow_inaccurate=True)
+    assert res.status is SolveStatus.INACCURATE and not res.success
+    assert res.relative_violation > 1e-9
+    with pytest.raises(SolverError):
+        solve(ds)
+    with pytest.warns(ConvergenceWarning):
+        assert not solve(ds, allow_inaccurate=True).svm.success
+
+
+def test_conflicts_are_literal_edges():
+    """Conflicts name edges of the graphs, never SCC representatives or implied pairs."""
+    E = np.array([[1.0, 0.0], [0.0, 1.0], [0.5, 0.5], [1.0, 1.0], [2.0, -1.0]])
+    ds = Dataset([[2, 0, 4, 3], [2, 1, 3], [4, 0, 3]], [0, 1, 4], E)
+    graphs = build_priority_graphs(ds)
+    with pytest.raises(InfeasibleProblemError) as info:
+        solve_graph_svm(graphs, E)
+    edges = set(zip(graphs.edge_query.tolist(), graphs.edge_src.tolist(),
+                    graphs.edge_dst.tolist(), strict=True))  # fmt: skip
+    assert info.value.conflicts
+    assert {c[:3] for c in info.value.conflicts} <= edges
+
+
+def test_large_vocabulary_few_samples_forms_no_dense_gram():
+    """K = 30000 tokens, 3 samples: E @ E.T would take 7.2 GB; the solve needs a few MB."""
+    import tracemalloc
+
+    ds = make_dataset(3, 4, 30_000, 4, seed=0)
+    tracemalloc.start()
+    res = solve_graph_svm(build_priority_graphs(ds), ds.embeddings)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert res.success
+    assert peak < 200 * 2**20, peak
+
+
+def test_bad_arguments_are_attnmech_errors(unbalanced_cycle):
+    graphs = build_priority_graphs(unbalanced_cycle)
+    with pytest.raises(InvalidParameterError, match="build_priority_graphs"):
+        solve_graph_svm(unbalanced_cycle, unbalanced_cycle.embeddings)
+    with pytest.raises(InvalidParameterError, match="max_iter"):
+        solve_graph_svm(graphs, unbalanced_cycle.embeddings, max_iter=0)
+    with pytest.raises(InvalidDatasetError, match="shape"):
+        solve_graph_svm(graphs, np.eye(5))
+    with pytest.raises(InvalidDatasetError, match="numeric"):
+        solve_graph_svm(graphs, "eye")

@@ -65,3 +65,17 @@ def test_shakespeare_end_to_end():
     assert theory.svm.success and theory.finite.success
     probs = theory.automaton().predict_proba(ds)
     np.testing.assert_allclose(probs.sum(axis=1), 1.0)
+
+
+def test_missing_file_name_is_an_error_not_text(tmp_path):
+    from attnmech.errors import FileFormatError
+
+    for source in ("missing.txt", str(tmp_path / "nope"), tmp_path / "nope.txt"):
+        with pytest.raises(FileFormatError, match="does not exist"):
+            text_dataset(source, vocab_size=4, seq_len=2, embedding_dim=4)
+    (tmp_path / "latin1.txt").write_bytes("caf\xe9 ".encode("latin-1") * 10)
+    with pytest.raises(FileFormatError, match="not UTF-8"):
+        text_dataset(tmp_path / "latin1.txt", vocab_size=4, seq_len=2, embedding_dim=4)
+    # text with whitespace is text, even with a dot at the end
+    td = text_dataset("a b a c a b a c.", vocab_size=4, seq_len=3, embedding_dim=4, stride=1)
+    assert td.vocabulary == ["a", "b", "c", "<unk>"]

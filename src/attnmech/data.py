@@ -14,7 +14,6 @@ import hashlib
 import json
 import logging
 import os
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -23,7 +22,12 @@ import numpy as np
 from ._choices import EMBEDDING_KINDS, GRAPH_KINDS, UNREALIZABLE_POLICIES
 from ._io import atomic_path, atomic_savez
 from ._results import frozen
-from .errors import InvalidDatasetError, InvalidParameterError, UnrealizableLabelError
+from .errors import (
+    FileFormatError,
+    InvalidDatasetError,
+    InvalidParameterError,
+    UnrealizableLabelError,
+)
 
 __all__ = [
     "Dataset",
@@ -123,6 +127,87 @@ def _list_preview(indices: np.ndarray, limit: int = 10) -> str:
     return f"[{shown}{more}]"
 
 
+def memory_limit_bytes() -> int:
+    """Largest array allocation attnmech attempts, in bytes.
+
+    ``ATTNMECH_MEMORY_LIMIT_GB`` in the environment sets it; the default is half the machine's
+    physical memory (8 GiB where that cannot be read).
+    """
+    env = os.environ.get("ATTNMECH_MEMORY_LIMIT_GB")
+    if env:
+        try:
+            return int(float(env) * 2**30)
+        except ValueError:
+            raise InvalidParameterError(
+                f"ATTNMECH_MEMORY_LIMIT_GB must be a number of GiB, got {env!r}"
+            ) from None
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")) // 2
+    except (AttributeError, ValueError, OSError):  # pragma: no cover - not POSIX
+        return 8 * 2**30
+
+
+def check_memory(n_bytes: float, what: str, advice: str) -> None:
+    """Refuse, before allocating, work estimated to need more than :func:`memory_limit_bytes`.
+
+    Raises
+    ------
+    InvalidParameterError
+        With the estimate, the limit and ``advice``.
+    """
+    limit = memory_limit_bytes()
+    if n_bytes > limit:
+        raise InvalidParameterError(
+            f"{what} would need about {n_bytes / 2**30:.3g} GiB, more than the limit of "
+            f"{limit / 2**30:.3g} GiB (half the machine's memory; set ATTNMECH_MEMORY_LIMIT_GB to "
+            f"change it); {advice}"
+        )
+
+
+def as_rng(seed: Any, name: str = "seed") -> np.random.Generator:
+    """``np.random.default_rng(seed)`` for a non-negative integer seed (or a Generator, as is)."""
+    if isinstance(seed, np.random.Generator):
+        return seed
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise InvalidParameterError(
+            f"{name} must be a non-negative integer or a numpy Generator, got {seed!r}"
+        )
+    return np.random.default_rng(int(seed))
+
+
+_INT64_SAFE = 2**62  # integer-valued floats and unsigned ids beyond this are refused
+
+
+def _to_int64(array: np.ndarray, what: str) -> np.ndarray:
+    """Integer ids as int64, refusing values that a cast would wrap or round (uint64, 1e30)."""
+    if array.size and np.issubdtype(array.dtype, np.unsignedinteger):
+        too_big = array > np.uint64(_INT64_SAFE)
+        if too_big.any():
+            where = np.argwhere(too_big)[0]
+            raise InvalidDatasetError(
+                f"{what} hold an unsigned id {int(array[tuple(where)])} at index "
+                f"{tuple(int(w) for w in where)}, beyond any vocabulary; token ids are in "
+                "[0, vocab_size) (pad with -1 using a signed integer array)"
+            )
+    if array.size and np.issubdtype(array.dtype, np.floating):
+        too_big = np.abs(array) > _INT64_SAFE
+        if too_big.any():
+            where = np.argwhere(too_big)[0]
+            raise InvalidDatasetError(
+                f"{what} hold the value {array[tuple(where)]!r} at index "
+                f"{tuple(int(w) for w in where)}, not a token id; token ids are in [0, vocab_size)"
+            )
+    return array.astype(np.int64)
+
+
+def _positions_preview(rows: np.ndarray, cols: np.ndarray, values: np.ndarray) -> str:
+    shown = ", ".join(
+        f"sample {int(r)} position {int(c)}: {int(v)}"
+        for r, c, v in zip(rows[:5], cols[:5], values[:5], strict=True)
+    )
+    return shown + (f", ... ({rows.size} in all)" if rows.size > 5 else "")
+
+
 def _as_embeddings(embeddings: Any, vocab_size: int | None = None) -> Any:
     """A validated float64 table, or a :class:`OneHotEmbeddings` for ``"onehot"``."""
     if isinstance(embeddings, OneHotEmbeddings):
@@ -140,8 +225,16 @@ def _as_embeddings(embeddings: Any, vocab_size: int | None = None) -> Any:
             )
         return OneHotEmbeddings(vocab_size)
     try:
-        E = np.array(embeddings, dtype=np.float64)
+        raw = np.asarray(embeddings)
+        if raw.dtype.kind == "c":
+            raise InvalidDatasetError(
+                "embeddings must be real numbers, got complex values; pass the real part or a "
+                "real table of shape (vocab_size, embedding_dim)"
+            )
+        E = np.array(raw, dtype=np.float64)
     except (TypeError, ValueError) as exc:
+        if isinstance(exc, InvalidDatasetError):
+            raise
         raise InvalidDatasetError(
             f"embeddings must be a numeric array of shape (vocab_size, embedding_dim): {exc}"
         ) from None
@@ -176,27 +269,48 @@ def _flatten_sequences(sequences: Any) -> tuple[np.ndarray, np.ndarray]:
     for i, s in enumerate(seqs):
         if s.ndim != 1:
             raise InvalidDatasetError(f"sequence of sample {i} must be 1-D, got shape {s.shape}")
-        if s.size and not (np.issubdtype(s.dtype, np.integer) or _is_integral_float(s)):
+        if s.size and not (
+            (np.issubdtype(s.dtype, np.integer) and s.dtype != np.bool_) or _is_integral_float(s)
+        ):
             raise InvalidDatasetError(
                 f"sequence of sample {i} must hold integer token ids, got dtype {s.dtype}"
             )
     offsets = np.zeros(len(seqs) + 1, dtype=np.int64)
     np.cumsum(lengths, out=offsets[1:])
-    tokens = np.concatenate([s.astype(np.int64) for s in seqs]) if seqs else np.zeros(0, np.int64)
+    tokens = (
+        np.concatenate([_to_int64(s, f"sequence of sample {i}") for i, s in enumerate(seqs)])
+        if seqs
+        else np.zeros(0, np.int64)
+    )
     return tokens, offsets
 
 
 def _is_integral_float(array: np.ndarray) -> bool:
-    return np.issubdtype(array.dtype, np.floating) and bool(np.all(np.mod(array, 1) == 0))
+    return (
+        np.issubdtype(array.dtype, np.floating)
+        and bool(np.isfinite(array).all())
+        and bool(np.all(np.mod(array, 1) == 0))
+    )
 
 
 def _flatten_padded(padded: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    if not (np.issubdtype(padded.dtype, np.integer) or _is_integral_float(padded)):
+    if not (
+        (np.issubdtype(padded.dtype, np.integer) and padded.dtype != np.bool_)
+        or _is_integral_float(padded)
+    ):
         raise InvalidDatasetError(
             f"sequences must hold integer token ids (pad with -1), got dtype {padded.dtype}"
         )
-    padded = padded.astype(np.int64)
-    valid = padded >= 0
+    padded = _to_int64(padded, "sequences")
+    pad = padded == -1
+    other = (padded < 0) & ~pad
+    if other.any():
+        rows, cols = np.nonzero(other)
+        raise InvalidDatasetError(
+            f"negative token ids ({_positions_preview(rows, cols, padded[rows, cols])}); only -1 "
+            "is allowed, as padding after a sequence's last token: fix the ids"
+        )
+    valid = ~pad
     lengths = valid.sum(axis=1)
     # padding must be trailing: position t is valid iff t < length
     expected = np.arange(padded.shape[1])[None, :] < lengths[:, None]
@@ -204,7 +318,7 @@ def _flatten_padded(padded: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     if bad_rows.size:
         raise InvalidDatasetError(
             f"sequences of samples {_list_preview(bad_rows)} have negative entries before their "
-            "last token; pad with -1 on the right only"
+            "last token (-1 is padding); pad with -1 on the right only"
         )
     offsets = np.zeros(padded.shape[0] + 1, dtype=np.int64)
     np.cumsum(lengths, out=offsets[1:])
@@ -344,8 +458,13 @@ class Dataset:
                 f"on_unrealizable must be one of {', '.join(UNREALIZABLE_POLICIES)}, got "
                 f"{on_unrealizable!r}"
             )
+        if on_unrealizable == "repair":
+            as_rng(seed)  # a bad seed is refused up front, whether or not repair is needed
         tokens, offsets = _flatten_sequences(sequences)
-        labels_arr = np.asarray(labels)
+        try:
+            labels_arr = np.asarray(labels)
+        except (TypeError, ValueError) as exc:
+            raise InvalidDatasetError(f"labels must be a 1-D array of token ids: {exc}") from None
         if vocab_size is None and isinstance(embeddings, str) and embeddings == "onehot":
             top = max(int(tokens.max(initial=-1)), int(np.max(labels_arr, initial=-1)))
             vocab_size = top + 1 if top >= 0 else None
@@ -358,10 +477,11 @@ class Dataset:
         if labels_arr.ndim != 1:
             raise InvalidDatasetError(f"labels must be 1-D, got shape {labels_arr.shape}")
         if labels_arr.size and not (
-            np.issubdtype(labels_arr.dtype, np.integer) or _is_integral_float(labels_arr)
+            (np.issubdtype(labels_arr.dtype, np.integer) and labels_arr.dtype != np.bool_)
+            or _is_integral_float(labels_arr)
         ):
             raise InvalidDatasetError(f"labels must be integer token ids, got {labels_arr.dtype}")
-        labels_arr = labels_arr.astype(np.int64)
+        labels_arr = _to_int64(labels_arr, "labels")
         n = offsets.size - 1
         if n == 0:
             raise InvalidDatasetError("the dataset is empty; give at least one sample")
@@ -381,9 +501,14 @@ class Dataset:
         if bad_tok.any():
             sample_of = np.repeat(np.arange(n), lengths)
             rows = np.unique(sample_of[bad_tok])
+            where = np.flatnonzero(bad_tok)
+            positions = _positions_preview(
+                sample_of[where], where - offsets[sample_of[where]], tokens[where]
+            )
             raise InvalidDatasetError(
-                f"samples {_list_preview(rows)} hold token ids outside [0, {K}) (vocab_size is the "
-                f"number of embedding rows, {K}); fix the ids or give more embedding rows"
+                f"samples {_list_preview(rows)} hold token ids outside [0, {K}) ({positions}; "
+                f"vocab_size is the number of embedding rows, {K}); fix the ids or give more "
+                "embedding rows (in a padded array only -1 after the last token is padding)"
             )
         bad_lab = np.flatnonzero((labels_arr < 0) | (labels_arr >= K))
         if bad_lab.size:
@@ -690,10 +815,28 @@ def repair_labels(
     >>> repair_labels(np.array([3, 3, 5]), np.array([0, 2, 3]), np.array([3, 4])).tolist()
     [3, 5]
     """
-    tokens = np.asarray(tokens, dtype=np.int64)
-    offsets = np.asarray(offsets, dtype=np.int64)
-    labels = np.array(labels, dtype=np.int64)
-    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+    try:
+        tokens = np.asarray(tokens, dtype=np.int64)
+        offsets = np.asarray(offsets, dtype=np.int64)
+        labels = np.array(labels, dtype=np.int64)
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise InvalidDatasetError(
+            f"repair_labels needs integer arrays (Dataset.tokens, Dataset.offsets, labels): {exc}"
+        ) from None
+    if (
+        tokens.ndim != 1
+        or offsets.ndim != 1
+        or labels.shape != (max(offsets.size - 1, 0),)
+        or offsets.size == 0
+        or offsets[0] != 0
+        or offsets[-1] != tokens.size
+        or np.any(np.diff(offsets) < 1)
+    ):
+        raise InvalidDatasetError(
+            "repair_labels: offsets must start at 0, end at len(tokens) and grow by at least 1, "
+            "with one label per sequence; pass Dataset.tokens, Dataset.offsets and its labels"
+        )
+    rng = as_rng(seed)
     bad = unrealizable_samples(tokens, offsets, labels)
     if bad.size:
         lengths = np.diff(offsets)[bad]
@@ -743,8 +886,20 @@ def make_embeddings(
     if embedding_dim is None:
         raise InvalidDatasetError(f"{kind} embeddings need embedding_dim")
     _check_positive_int("embedding_dim", embedding_dim)
-    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+    rng = as_rng(seed)
     K, d = int(vocab_size), int(embedding_dim)
+    if not isinstance(kind, str):
+        raise InvalidParameterError(
+            f"embeddings kind must be one of {', '.join(EMBEDDING_KINDS)}, got {kind!r}"
+        )
+    dense = 3.0 * d * d if kind in ("ortho", "equicorr") else 0.0  # random rotation (d x d)
+    check_memory(
+        8.0 * (2.0 * K * d + dense + (K * K if kind == "equicorr" else 0.0)),
+        f"{kind} embeddings of shape ({K}, {d})",
+        "use a smaller vocab_size or embedding_dim",
+    )
+    if not isinstance(rho, (int, float, np.floating)) or isinstance(rho, bool):
+        raise InvalidParameterError(f"rho must be a float, got {rho!r}")
     if kind == "random":
         E = rng.standard_normal((K, d))
         return E / np.linalg.norm(E, axis=1, keepdims=True)
@@ -822,9 +977,17 @@ def make_dataset(
     """
     for name, value in [("n_samples", n_samples), ("seq_len", seq_len), ("max_tries", max_tries)]:
         _check_positive_int(name, value)
-    if graph not in GRAPH_KINDS:
+    if not isinstance(graph, str) or graph not in GRAPH_KINDS:
         raise InvalidDatasetError(f"graph must be one of {', '.join(GRAPH_KINDS)}, got {graph!r}")
-    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+    rng = as_rng(seed)
+    _check_positive_int("vocab_size", vocab_size)
+    _check_positive_int("embedding_dim", embedding_dim)
+    # _draw_sequences: a (n, K) float and int64 permutation, plus the (n, T) sequences
+    check_memory(
+        8.0 * int(n_samples) * (2.0 * int(vocab_size) + 3.0 * int(seq_len)),
+        f"drawing {n_samples} sequences of length {seq_len} over {vocab_size} tokens",
+        "use fewer samples (n_samples) or a smaller vocab_size",
+    )
     if isinstance(embeddings, str):
         E = make_embeddings(embeddings, vocab_size, embedding_dim, seed=rng, rho=rho)
     else:
@@ -901,58 +1064,130 @@ def load_dataset(
         ``<stem>.embeddings.npy`` beside ``path``. For ``.npz`` files it overrides the stored table.
     on_unrealizable : see :class:`Dataset`
     """
-    path = Path(path)
-    if not path.exists():
-        raise InvalidDatasetError(f"dataset file {path} does not exist")
+    path = _existing_file(path, "dataset file")
     if path.suffix == ".npz":
-        try:
-            with np.load(path, allow_pickle=False) as archive:
-                missing = {"sequences", "labels"} - set(archive.files)
-                has_table = "embeddings" in archive.files or "embeddings_kind" in archive.files
-                if missing or (not has_table and embeddings is None):
-                    need = sorted(missing | ({"embeddings"} if embeddings is None else set()))
-                    raise InvalidDatasetError(
-                        f"{path} lacks the keys {need}; a dataset .npz holds 'sequences' "
-                        "(int64 (n, T), right-padded with -1), 'labels' (int64 (n,)) and "
-                        "'embeddings' (float64 (K, d))"
-                    )
-                sequences = archive["sequences"]
-                labels = archive["labels"]
-                stored = archive["embeddings"] if "embeddings" in archive.files else None
-                if "embeddings_kind" in archive.files:
-                    kind = str(archive["embeddings_kind"])
-                    if kind != "onehot" or "vocab_size" not in archive.files:
-                        raise InvalidDatasetError(
-                            f"{path}: embeddings_kind {kind!r} is not supported (only 'onehot', "
-                            "with a 'vocab_size' key); rewrite the file with Dataset.save"
-                        )
-                    stored = OneHotEmbeddings(int(archive["vocab_size"]))
-        except (OSError, ValueError) as exc:
-            raise InvalidDatasetError(f"cannot read {path} as .npz: {exc}") from None
+        arrays = _read_npz(path, need_embeddings=embeddings is None)
+        sequences, labels = arrays["sequences"], arrays["labels"]
+        stored = arrays.get("embeddings")
+        if "embeddings_kind" in arrays:
+            kind = str(arrays["embeddings_kind"])
+            if kind != "onehot" or "vocab_size" not in arrays:
+                raise FileFormatError(
+                    f"{path}: embeddings_kind {kind!r} is not supported (only 'onehot', with a "
+                    "'vocab_size' key); rewrite the file with Dataset.save",
+                    path=str(path),
+                )
+            stored = OneHotEmbeddings(int(arrays["vocab_size"]))
         if sequences.ndim != 2:
-            raise InvalidDatasetError(
+            raise FileFormatError(
                 f"{path}: 'sequences' must be 2-D (n, T) padded with -1, got shape "
-                f"{sequences.shape}"
+                f"{sequences.shape}",
+                path=str(path),
             )
         if embeddings is None:
             E = stored
         else:
             E = _resolve_embeddings(embeddings, _vocab_hint(sequences, labels, stored))
-        return Dataset(sequences, labels, E, on_unrealizable=on_unrealizable)
+        return _in_file(path, sequences, labels, E, on_unrealizable)
     if path.suffix == ".jsonl":
         seqs, labels = _read_jsonl(path)
         hint = _vocab_hint_lists(seqs, labels)
         if embeddings is None:
             default = _default_embeddings_path(path)
             if not default.exists():
-                raise InvalidDatasetError(
+                raise FileFormatError(
                     f"{path} needs embeddings: pass embeddings= (a .npy path or a spec such as "
-                    f"'random:d=8,seed=0') or put them in {default}"
+                    f"'random:d=8,seed=0') or put them in {default}",
+                    path=str(path),
                 )
             embeddings = default
         E = _resolve_embeddings(embeddings, hint)
-        return Dataset(seqs, labels, E, on_unrealizable=on_unrealizable)
-    raise InvalidDatasetError(f"cannot read {path}: use a .npz or .jsonl file")
+        return _in_file(path, seqs, labels, E, on_unrealizable)
+    raise FileFormatError(f"cannot read {path}: use a .npz or .jsonl file", path=str(path))
+
+
+_REMAKE = "write it again with Dataset.save or attnmech make-dataset"
+
+
+def _existing_file(path: Any, what: str) -> Path:
+    """``path`` as a Path to an existing, non-empty regular file (else FileFormatError)."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise InvalidParameterError(f"{what} must be a path, got {type(path).__name__}")
+    path = Path(path)
+    if not path.exists():
+        raise FileFormatError(f"{what} {path} does not exist", path=str(path))
+    if not path.is_file():
+        raise FileFormatError(f"{what} {path} is not a regular file", path=str(path))
+    if path.stat().st_size == 0:
+        raise FileFormatError(f"{what} {path} is empty (0 bytes); {_REMAKE}", path=str(path))
+    return path
+
+
+def _in_file(path: Path, sequences: Any, labels: Any, E: Any, on_unrealizable: Any) -> Dataset:
+    """``Dataset(...)`` whose validation errors name the file they come from."""
+    try:
+        return Dataset(sequences, labels, E, on_unrealizable=on_unrealizable)
+    except UnrealizableLabelError as exc:
+        raise UnrealizableLabelError(f"{path}: {exc}", samples=exc.samples) from None
+    except InvalidDatasetError as exc:
+        raise type(exc)(f"{path}: {exc}") from None
+
+
+_NPZ_KINDS = {
+    "sequences": "iuf",
+    "labels": "iuf",
+    "embeddings": "iuf",
+    "embeddings_kind": "U",
+    "vocab_size": "iu",
+}
+
+
+def _read_npz(path: Path, *, need_embeddings: bool) -> dict[str, np.ndarray]:
+    """The members of a dataset ``.npz``, or a FileFormatError that says what is wrong."""
+    layout = (
+        "a dataset .npz holds 'sequences' (int64 (n, T), right-padded with -1), 'labels' "
+        "(int64 (n,)) and 'embeddings' (float64 (K, d))"
+    )
+    try:
+        archive = np.load(path, allow_pickle=False)
+    except Exception as exc:  # any failure to open is a property of the file
+        raise FileFormatError(
+            f"cannot read {path} as .npz: it is truncated, corrupt or not an .npz archive "
+            f"({type(exc).__name__}: {exc}); {_REMAKE}",
+            path=str(path),
+        ) from None
+    if not isinstance(archive, np.lib.npyio.NpzFile):
+        raise FileFormatError(
+            f"{path} holds a single {type(archive).__name__} (.npy format), not an .npz archive; "
+            f"{layout}",
+            path=str(path),
+        )
+    arrays: dict[str, np.ndarray] = {}
+    with archive:
+        missing = {"sequences", "labels"} - set(archive.files)
+        has_table = "embeddings" in archive.files or "embeddings_kind" in archive.files
+        if missing or (not has_table and need_embeddings):
+            need = sorted(missing | ({"embeddings"} if need_embeddings else set()))
+            raise FileFormatError(f"{path} lacks the keys {need}; {layout}", path=str(path))
+        for key in ("sequences", "labels", "embeddings", "embeddings_kind", "vocab_size"):
+            if key not in archive.files:
+                continue
+            try:
+                value = archive[key]
+            except Exception as exc:  # a damaged member, or one that is not an array
+                raise FileFormatError(
+                    f"cannot read member {key!r} of {path}: it is damaged or not a numeric array "
+                    f"({type(exc).__name__}: {exc}); {_REMAKE}",
+                    path=str(path),
+                ) from None
+            if not isinstance(value, np.ndarray) or value.dtype.kind not in _NPZ_KINDS[key]:
+                raise FileFormatError(
+                    f"member {key!r} of {path} has dtype {getattr(value, 'dtype', '?')}, not "
+                    f"numbers; {layout}",
+                    path=str(path),
+                )
+            arrays[key] = value
+    return arrays
 
 
 def _vocab_hint(sequences: np.ndarray, labels: np.ndarray, stored: Any) -> int:
@@ -969,14 +1204,27 @@ def _vocab_hint_lists(seqs: list[list[int]], labels: list[int]) -> int:
 def _resolve_embeddings(embeddings: Any, vocab_size: int) -> Any:
     if isinstance(embeddings, (np.ndarray, OneHotEmbeddings)):
         return embeddings
+    if not isinstance(embeddings, (str, os.PathLike)):
+        return _as_embeddings(embeddings)
     text = str(embeddings)
     if text.endswith(".npy"):
+        path = _existing_file(text, "embeddings file")
         try:
-            table = np.load(text, allow_pickle=False)
-        except (OSError, ValueError) as exc:
-            raise InvalidDatasetError(f"cannot read embeddings {text}: {exc}") from None
-        if table.ndim == 0 and table.dtype.kind == "U":  # "onehot:K", see Dataset.save
-            return parse_embeddings_spec(str(table), vocab_size)
+            table = np.load(path, allow_pickle=False)
+        except Exception as exc:  # any failure to open is a property of the file
+            raise FileFormatError(
+                f"cannot read embeddings {path} as .npy: it is truncated, corrupt or not a .npy "
+                f"file ({type(exc).__name__}: {exc})",
+                path=str(path),
+            ) from None
+        if isinstance(table, np.ndarray) and table.ndim == 0 and table.dtype.kind == "U":
+            return parse_embeddings_spec(str(table), vocab_size)  # "onehot:K", see Dataset.save
+        if not isinstance(table, np.ndarray) or table.dtype.kind not in "iuf":
+            raise FileFormatError(
+                f"cannot read embeddings {path}: expected one float array of shape "
+                f"(vocab_size, embedding_dim), got {getattr(table, 'dtype', type(table).__name__)}",
+                path=str(path),
+            )
         return table
     return parse_embeddings_spec(text, vocab_size)
 
@@ -984,25 +1232,47 @@ def _resolve_embeddings(embeddings: Any, vocab_size: int) -> Any:
 def _read_jsonl(path: Path) -> tuple[list[list[int]], list[int]]:
     seqs: list[list[int]] = []
     labels: list[int] = []
-    with open(path, encoding="utf-8") as handle:
-        for lineno, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-                seq, label = record["sequence"], record["label"]
-            except (json.JSONDecodeError, KeyError, TypeError) as exc:
-                raise InvalidDatasetError(
-                    f'{path} line {lineno}: expected {{"sequence": [...], "label": y}} ({exc})'
-                ) from None
-            if not isinstance(seq, Sequence) or isinstance(seq, str):
-                raise InvalidDatasetError(f"{path} line {lineno}: 'sequence' must be a list")
-            if not all(isinstance(t, int) and not isinstance(t, bool) for t in seq) or not (
-                isinstance(label, int) and not isinstance(label, bool)
-            ):
-                raise InvalidDatasetError(
-                    f"{path} line {lineno}: token ids and label must be integers"
-                )
-            seqs.append(list(seq))
-            labels.append(label)
+    expected = '{"sequence": [...], "label": y}'
+    try:
+        with open(path, encoding="utf-8") as handle:
+            lines = list(enumerate(handle, start=1))
+    except UnicodeDecodeError as exc:
+        raise FileFormatError(
+            f"{path} is not UTF-8 text (byte {exc.start}: {exc.reason}); a .jsonl dataset holds "
+            f"one {expected} per line",
+            path=str(path),
+        ) from None
+    for lineno, line in lines:
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+            seq, label = record["sequence"], record["label"]
+        except (json.JSONDecodeError, KeyError, TypeError, IndexError, RecursionError) as exc:
+            raise FileFormatError(
+                f"{path} line {lineno}: expected {expected} ({type(exc).__name__}: {exc})",
+                path=str(path),
+            ) from None
+        if not isinstance(seq, list):
+            raise FileFormatError(
+                f"{path} line {lineno}: 'sequence' must be a list", path=str(path)
+            )
+        if not all(isinstance(t, int) and not isinstance(t, bool) for t in seq) or not (
+            isinstance(label, int) and not isinstance(label, bool)
+        ):
+            raise FileFormatError(
+                f"{path} line {lineno}: token ids and label must be integers", path=str(path)
+            )
+        bad = [t for t in [*seq, label] if not 0 <= t < _INT64_SAFE]
+        if bad:
+            raise InvalidDatasetError(
+                f"{path} line {lineno}: token id {bad[0]} is not in [0, vocab_size); token ids "
+                "and labels are non-negative (a .jsonl sequence has no padding)"
+            )
+        seqs.append(list(seq))
+        labels.append(label)
+    if not seqs:
+        raise FileFormatError(
+            f"{path} holds no samples; write one {expected} per line", path=str(path)
+        )
     return seqs, labels

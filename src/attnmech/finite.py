@@ -22,7 +22,7 @@ import scipy.sparse as sp
 from ._results import SolverStats, SolveStatus, readonly
 from .data import Dataset
 from .errors import ConvergenceWarning, InvalidParameterError
-from .graphs import PriorityGraphs, scc_chains
+from .graphs import PriorityGraphs, priority_edges, scc_chains
 from .newton import NewtonOptions, damped_newton
 
 __all__ = [
@@ -479,11 +479,9 @@ class _ReducedLoss:
             entry_query * K + self.entry_token, return_inverse=True
         )
         pair_query, pair_token = pair_keys // K, pair_keys % K
-        gram = E @ E.T
-        # d u_(t,k) / d theta_c = (e_t^T (e_i - e_j)) (e_k_c^T e_k)
-        self.jacobian = (gram[pair_token][:, gi] - gram[pair_token][:, gj]) * gram[pair_query][
-            :, gq
-        ]
+        # d u_(t,k) / d theta_c = (e_t^T (e_i - e_j)) (e_k_c^T e_k); no K x K Gram matrix
+        E_t = E[pair_token]
+        self.jacobian = (E_t @ (E[gi] - E[gj]).T) * (E[pair_query] @ E[gq].T)
         self.n_samples = reduced.n_samples
         self.n_full = reduced.n_full
         self.n_pairs = pair_keys.size
@@ -540,6 +538,32 @@ def _gradient_norm(phi: np.ndarray, grad: np.ndarray) -> float:
     return float(np.linalg.norm(grad))
 
 
+def _check_graphs_of(dataset: Dataset, graphs: PriorityGraphs) -> None:
+    """Refuse graphs that were not built from ``dataset`` (same vocabulary, nodes and edges)."""
+    if not isinstance(dataset, Dataset):
+        raise InvalidParameterError(
+            f"dataset must be an attnmech.Dataset, got {type(dataset).__name__}"
+        )
+    if not isinstance(graphs, PriorityGraphs):
+        raise InvalidParameterError(
+            f"graphs must be attnmech.PriorityGraphs, got {type(graphs).__name__}; build them with "
+            "attnmech.build_priority_graphs(dataset)"
+        )
+    e_query, e_src, e_dst = priority_edges(dataset)
+    same = (
+        graphs.vocab_size == dataset.vocab_size
+        and np.array_equal(graphs.queries, np.unique(dataset.last_tokens))
+        and np.array_equal(graphs.edge_query, e_query)
+        and np.array_equal(graphs.edge_src, e_src)
+        and np.array_equal(graphs.edge_dst, e_dst)
+    )
+    if not same:
+        raise InvalidParameterError(
+            "the graphs were not built from this dataset (their vocabulary, last tokens or edges "
+            "differ); pass graphs=attnmech.build_priority_graphs(dataset)"
+        )
+
+
 def solve_finite(
     dataset: Dataset,
     graphs: PriorityGraphs,
@@ -580,6 +604,7 @@ def solve_finite(
     0.693147
     """
     start = time.perf_counter()
+    _check_graphs_of(dataset, graphs)
     E = dataset.embeddings
     gq, gi, gj = scc_chains(graphs)
     reduced = reduce_dataset(dataset, graphs)

@@ -13,7 +13,7 @@ import scipy.sparse as sp
 from .graphs import PriorityGraphs
 from .svm import svm_constraints
 
-__all__ = ["svm_primal_cvxpy", "svm_dual_clarabel"]
+__all__ = ["svm_primal_cvxpy", "svm_primal_clarabel", "svm_dual_clarabel"]
 
 
 def _rows(graphs: PriorityGraphs, E: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -41,6 +41,38 @@ def svm_primal_cvxpy(graphs: PriorityGraphs, embeddings: np.ndarray) -> np.ndarr
     if problem.status != cp.OPTIMAL:
         raise RuntimeError(f"reference primal: {problem.status}")
     return np.asarray(w.value).reshape(d, d)
+
+
+def svm_primal_clarabel(
+    graphs: PriorityGraphs, embeddings: np.ndarray, *, tol: float = 1e-10
+) -> tuple[str, np.ndarray | None]:
+    """``min 1/2 ||w||^2`` over all ``d^2`` entries, one row per TPG edge, with Clarabel's own API.
+
+    No reduction, no scaling, no Gram matrix: an independent check of :func:`solve_graph_svm`.
+    Returns ``(status, W)``: status is Clarabel's (``"Solved"``, ``"PrimalInfeasible"``, ...),
+    ``W`` is None unless a solution came back.
+    """
+    import clarabel
+
+    E = np.asarray(embeddings, dtype=np.float64)
+    d = E.shape[1]
+    rows, rhs, strict = _rows(graphs, E)
+    eq, st = np.flatnonzero(~strict), np.flatnonzero(strict)
+    A = sp.csc_matrix(np.vstack([rows[eq], -rows[st]]))
+    b = np.concatenate([np.zeros(eq.size), -rhs[st]])
+    cones = [clarabel.ZeroConeT(int(eq.size))] if eq.size else []
+    cones.append(clarabel.NonnegativeConeT(int(st.size)))
+    settings = clarabel.DefaultSettings()
+    settings.verbose = False
+    settings.tol_gap_abs = settings.tol_gap_rel = settings.tol_feas = tol
+    solver = clarabel.DefaultSolver(
+        sp.identity(d * d, format="csc"), np.zeros(d * d), A, b, cones, settings
+    )
+    solution = solver.solve()
+    status = str(solution.status)
+    if status not in ("Solved", "AlmostSolved"):
+        return status, None
+    return status, np.asarray(solution.x).reshape(d, d)
 
 
 def svm_dual_clarabel(graphs: PriorityGraphs, embeddings: np.ndarray) -> np.ndarray:

@@ -42,7 +42,13 @@ import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
 
 from ._results import SolverStats, SolveStatus, readonly
-from .errors import ConvergenceWarning, InfeasibleProblemError, InvalidDatasetError, SolverError
+from .errors import (
+    ConvergenceWarning,
+    InfeasibleProblemError,
+    InvalidDatasetError,
+    InvalidParameterError,
+    SolverError,
+)
 from .graphs import PriorityGraphs, sorted_unique
 
 __all__ = [
@@ -57,8 +63,9 @@ logger = logging.getLogger(__name__)
 
 DUAL_MEMORY_LIMIT = 4 * 1024**3  # bytes: largest dense dual Hessian (and copies) formed
 SINGLE_THREAD_BELOW = 4000  # constraints per block: below, BLAS runs on one thread (threads=None)
-VIOLATION_TOL = 1e-9  # largest allowed constraint violation (absolute, margins are O(1))
+VIOLATION_TOL = 1e-9  # largest allowed violation, relative to max(1, the edge's round-off scale)
 GAP_TOL = 1e-8  # largest allowed relative duality gap
+DENSE_LIMIT_BYTES = 2 * 2**30  # largest dense matrix a solve may allocate (refused above)
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,8 +122,9 @@ class GraphSVMResult:
         Largest violation over all edges: ``max(1 - margin)`` on strict edges, ``|margin|`` on
         equalities (0 if none is violated).
     duality_gap, relative_gap : float
-        ``||W||^2 - sum(dual_values)`` (primal minus dual objective) and the same divided by the
-        primal objective.
+        Primal minus dual objective, ``P - D`` with ``P = ||W_svm||^2 / 2`` and
+        ``D = sum(strict dual_values) - ||W(dual_values)||^2 / 2`` (for the active-set methods,
+        where ``W_svm = W(dual_values)``: ``||W_svm||^2 - sum(dual_values)``), and ``(P - D) / P``.
     solver_stats : SolverStats
     norm_name : str, default="fro"
         The norm minimised (see :mod:`attnmech.norms`).
@@ -124,6 +132,14 @@ class GraphSVMResult:
         Whether the minimiser was found unique (None: not checked).
     tie_break : str or None, default=None
         ``"fro"`` when a non-unique minimiser was resolved by least Frobenius norm.
+    method : str
+        The method whose solution is returned: ``"active-set"``, ``"active-set+jacobi"``,
+        ``"clarabel"``, ``"clarabel+polish"``, ``"clarabel-dual"`` (see
+        :func:`solve_graph_svm`), ``"none"`` (``W_svm = 0``) or, for the nuclear norm,
+        ``"cvxpy+clarabel"``.
+    relative_violation : float
+        Largest violation over all edges, each divided by ``max(1, (|e_i| + |e_j|)^T |W| |e_k|)``
+        (its round-off scale); at most ``1e-9`` when ``status`` is ``OPTIMAL``.
     """
 
     W_svm: np.ndarray
@@ -142,6 +158,8 @@ class GraphSVMResult:
     norm_name: str = "fro"
     unique: bool | None = True
     tie_break: str | None = None
+    method: str = "active-set"
+    relative_violation: float = 0.0
 
     @property
     def success(self) -> bool:
@@ -316,6 +334,8 @@ class _ProximalDual:
         x = np.zeros(self.rhs.size)
         active = np.zeros(self.rhs.size, dtype=bool) if active is None else active & strict
         slack = 1e-12
+        seen: set[bytes] = set()
+        unsettled = 0
         for iteration in range(1, max_iter + 1):
             linear = self.rhs + eps * x
             free = np.flatnonzero(~active)
@@ -338,6 +358,17 @@ class _ProximalDual:
                     kkt,
                 )
             if settled and kkt <= tol:
+                return x, iteration
+            # cycling (singular H, e.g. K > d): the active set keeps changing and comes back to a
+            # set it already had; stop and let the caller certify or fall back
+            unsettled = 0 if settled else unsettled + 1
+            key = active.tobytes()
+            if unsettled > 50 and key in seen:
+                logger.info("Graph-SVM active set cycles after %d steps; stopping", iteration)
+                return x, iteration
+            if not settled:
+                seen.add(key)
+            if float(np.abs(x).max(initial=0.0)) > 1e14:  # diverging: an infeasible problem
                 return x, iteration
         return x, max_iter
 
@@ -404,13 +435,287 @@ def _find_conflict(embeddings: np.ndarray, cons: SVMConstraints) -> list[tuple[i
 
 
 # --------------------------------------------------------------------------------- main entry
-def _query_blocks(gram: np.ndarray, queries: np.ndarray, tol: float) -> np.ndarray:
-    """Block id of each query: queries whose embeddings are (numerically) orthogonal decouple."""
-    sub = gram[np.ix_(queries, queries)]
-    scale = np.sqrt(np.outer(np.diag(sub), np.diag(sub)))
-    coupled = sp.csr_matrix(np.abs(sub) > tol * scale)
+def _query_blocks(gram: np.ndarray, tol: float) -> np.ndarray:
+    """Block id of each query (``gram``: Gram matrix of the query embeddings): queries whose
+    embeddings are (numerically) orthogonal decouple."""
+    scale = np.sqrt(np.outer(np.diag(gram), np.diag(gram)))
+    coupled = sp.csr_matrix(np.abs(gram) > tol * scale)
     _, labels = connected_components(coupled, directed=False)
     return labels
+
+
+class _TooLarge(SolverError):
+    """A method's dense arrays would not fit in memory (no other method is tried)."""
+
+
+def _check_memory(n_bytes: float, what: str, advice: str) -> None:
+    """Refuse (before allocating) an array larger than ``DENSE_LIMIT_BYTES``."""
+    if n_bytes > DENSE_LIMIT_BYTES:
+        raise SolverError(
+            f"Graph-SVM: {what} would take {n_bytes / 2**30:.3g} GiB, more than the limit of "
+            f"{DENSE_LIMIT_BYTES / 2**30:.3g} GiB; {advice}"
+        )
+
+
+def _active_set_dual(
+    E: np.ndarray,
+    cons: SVMConstraints,
+    *,
+    max_iter: int,
+    coupling_tol: float,
+    jacobi: bool,
+    extra: dict[str, Any],
+    threads: int | None = None,
+    memory_limit: int = DUAL_MEMORY_LIMIT,
+) -> np.ndarray:
+    """Dual multipliers from the proximal active-set method, block by block.
+
+    With ``jacobi=True`` the dual is solved in the variables ``mu = lambda * sqrt(Q_cc)`` (an
+    exact change of variables that gives the Hessian a unit diagonal): a preconditioner for
+    constraints whose coefficients differ by orders of magnitude.
+    """
+    rhs = cons.rhs
+    uq = sorted_unique(cons.query)
+    Eq = E[uq]
+    _check_memory(
+        8.0 * uq.size**2, f"the Gram matrix of {uq.size} query embeddings", "use fewer last tokens"
+    )
+    qblock = _query_blocks(Eq @ Eq.T, coupling_tol)
+    blocks = qblock[np.searchsorted(uq, cons.query)]
+    order = np.argsort(blocks, kind="stable")
+    cuts = np.flatnonzero(np.diff(blocks[order])) + 1
+    sizes = np.bincount(blocks)
+    largest = int(sizes.max())
+    estimate = 3 * largest * largest * 8
+    if estimate > memory_limit:
+        raise _TooLarge(
+            f"Graph-SVM: the coupled dual has a block of {largest} constraints; its dense "
+            f"Hessian and factorisation need about {estimate / 2**30:.1f} GiB (limit "
+            f"{memory_limit / 2**30:.1f} GiB). Use one-hot or orthonormal embeddings (solved "
+            "per query in token space), fewer samples or a smaller vocabulary, or raise "
+            "memory_limit if the machine has the memory"
+        )
+    extra.update(n_blocks=int(qblock.max()) + 1, largest_block=largest)
+    if threads is None and largest < SINGLE_THREAD_BELOW:
+        threads = 1  # small factorisations lose more to thread contention than they gain
+    extra.update(blas_threads=threads)
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=threads, user_api="blas"):
+        return _active_set_blocks(E, cons, rhs, order, cuts, max_iter, jacobi, extra)
+
+
+def _active_set_blocks(
+    E: np.ndarray,
+    cons: SVMConstraints,
+    rhs: np.ndarray,
+    order: np.ndarray,
+    cuts: np.ndarray,
+    max_iter: int,
+    jacobi: bool,
+    extra: dict[str, Any],
+) -> np.ndarray:
+    """The proximal active-set method on each coupled block (``order`` split at ``cuts``)."""
+    lam = np.zeros(cons.n_constraints)
+    outer_iters = newton_iters = 0
+    for part in np.split(order, cuts):
+        if not cons.strict[part].any():
+            continue  # only equalities: lambda = 0 is optimal for this block
+        hessian = _dual_hessian(E, cons.query[part], cons.i[part], cons.j[part])
+        b = rhs[part]
+        if jacobi:
+            diag = np.diag(hessian).copy()
+            diag[diag <= 0.0] = 1.0
+            scale = 1.0 / np.sqrt(diag)
+            hessian *= scale[:, None]
+            hessian *= scale[None, :]
+            b = b * scale
+        solver = _ProximalDual(hessian, b, cons.strict[part])
+        guess = _decoupled_guess(hessian, cons.query[part], b, cons.strict[part])
+        x, steps = solver.solve(guess, max_iter=max_iter)
+        lam[part] = x * scale if jacobi else x
+        outer_iters = max(outer_iters, steps)
+        newton_iters += solver.factorizations
+    extra.update(active_set_steps=outer_iters, factorizations=newton_iters)
+    return lam
+
+
+def _constraint_rows(
+    E: np.ndarray, cons: SVMConstraints
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Constraint rows in the coordinates of the row space of ``E``, normalised to unit length.
+
+    With ``E = F V^T`` (``V``: orthonormal basis of the row space, ``r = rank E``), every feasible
+    ``W`` of least norm is ``V M V^T`` with ``||W||_F = ||M||_F``, and the constraint reads
+    ``vec((f_i - f_j) f_k^T) . vec(M)``. Returns the rows divided by their norms (an exact row
+    scaling), the norms, and ``V``.
+    """
+    _, singular, Vt = np.linalg.svd(E, full_matrices=False)
+    rank = int((singular > singular[0] * 1e-15).sum()) if singular.size else 0
+    V = Vt[:rank].T  # (d, r)
+    F = E @ V  # (K, r)
+    m = cons.n_constraints
+    _check_memory(
+        8.0 * m * rank * rank,
+        f"the dense primal constraint matrix ({m} x {rank}^2)",
+        "the fast method could not certify this problem; use better conditioned embeddings",
+    )
+    rows = ((F[cons.i] - F[cons.j])[:, :, None] * F[cons.query][:, None, :]).reshape(m, -1)
+    norms = np.linalg.norm(rows, axis=1)
+    if np.any(norms[cons.strict] == 0.0):
+        bad = np.flatnonzero(cons.strict & (norms == 0.0))[:5]
+        conflicts = [(int(cons.query[c]), int(cons.i[c]), int(cons.j[c]), "strict") for c in bad]
+        raise InfeasibleProblemError(
+            "the Graph-SVM is infeasible: strict constraints with e_i = e_j or e_k = 0 "
+            f"(last token, i, j): {[c[:3] for c in conflicts]}; give distinct, nonzero embeddings",
+            conflicts=conflicts,
+        )
+    safe = np.where(norms > 0.0, norms, 1.0)
+    return rows / safe[:, None], safe, V
+
+
+def _clarabel_primal(E: np.ndarray, cons: SVMConstraints) -> list[tuple[np.ndarray, np.ndarray]]:
+    """``min 1/2 ||M||^2`` over the reduced primal (row-space coordinates) with Clarabel.
+
+    Returns ``(W, lambda)``, then polishes: the least-norm ``W`` that meets the constraints Clarabel
+    found active with equality, solved by an SVD-based least-squares (exact up to round-off).
+    """
+    import clarabel
+
+    rows, norms, V = _constraint_rows(E, cons)
+    r2 = rows.shape[1]
+    rhs = cons.rhs / norms
+    eq, st = np.flatnonzero(~cons.strict), np.flatnonzero(cons.strict)
+    A = sp.csc_matrix(np.vstack([rows[eq], -rows[st]]))
+    b = np.concatenate([np.zeros(eq.size), -rhs[st]])
+    cones = []
+    if eq.size:
+        cones.append(clarabel.ZeroConeT(int(eq.size)))
+    cones.append(clarabel.NonnegativeConeT(int(st.size)))
+    settings = clarabel.DefaultSettings()
+    settings.verbose = False
+    settings.max_iter = 400
+    settings.tol_gap_abs = settings.tol_gap_rel = 1e-12
+    settings.tol_feas = 1e-12
+    solver = clarabel.DefaultSolver(
+        sp.identity(r2, format="csc"), np.zeros(r2), A, b, cones, settings
+    )
+    solution = solver.solve()
+    if str(solution.status) not in ("Solved", "AlmostSolved"):
+        raise SolverError(f"Clarabel stopped with status {solution.status}")
+    x = np.asarray(solution.x, dtype=np.float64)
+    z = np.asarray(solution.z, dtype=np.float64)
+    scaled = np.zeros(cons.n_constraints)  # multipliers of the unit rows (x = rows^T scaled)
+    scaled[eq] = -z[: eq.size]
+    scaled[st] = z[eq.size :]
+    # polish: least-norm solution of the active constraints held with equality
+    active = ~cons.strict | (scaled > 1e-9 * max(float(scaled[st].max(initial=0.0)), 1e-300))
+    x_pol, *_ = np.linalg.lstsq(rows[active], rhs[active], rcond=None)
+    mu, *_ = np.linalg.lstsq(rows[active].T, x_pol, rcond=None)
+    polished = np.zeros(cons.n_constraints)
+    polished[active] = mu
+    r = V.shape[1]
+    candidates = [(V @ x.reshape(r, r) @ V.T, scaled / norms)]
+    candidates.append((V @ x_pol.reshape(r, r) @ V.T, polished / norms))
+    return candidates
+
+
+def _clarabel_dual(E: np.ndarray, cons: SVMConstraints) -> tuple[np.ndarray, np.ndarray]:
+    """The reduced dual QP (Hessian ``Q`` from the Gram products) solved by Clarabel."""
+    import clarabel
+
+    m = cons.n_constraints
+    _check_memory(8.0 * m * m, f"the dense dual Hessian ({m} x {m})", "use fewer samples")
+    Q = _dual_hessian(E, cons.query, cons.i, cons.j)
+    st = np.flatnonzero(cons.strict)
+    A = sp.csc_matrix((-np.ones(st.size), (np.arange(st.size), st)), shape=(st.size, m))
+    settings = clarabel.DefaultSettings()
+    settings.verbose = False
+    settings.max_iter = 400
+    settings.tol_gap_abs = settings.tol_gap_rel = settings.tol_feas = 1e-12
+    solver = clarabel.DefaultSolver(
+        sp.triu(sp.csc_matrix(Q), format="csc"),
+        -cons.rhs,
+        A,
+        np.zeros(st.size),
+        [clarabel.NonnegativeConeT(int(st.size))],
+        settings,
+    )
+    solution = solver.solve()
+    if str(solution.status) not in ("Solved", "AlmostSolved"):
+        raise SolverError(f"Clarabel stopped with status {solution.status}")
+    lam = np.asarray(solution.x, dtype=np.float64)
+    return _dual_to_weights(E, cons, lam), lam
+
+
+@dataclass(frozen=True, slots=True)
+class _Certificate:
+    """Optimality check of a candidate ``W`` (with multipliers ``lam``) on the original edges."""
+
+    method: str
+    W: np.ndarray
+    lam: np.ndarray
+    margins: np.ndarray
+    edge_margins: np.ndarray
+    edge_strict: np.ndarray
+    max_violation: float
+    relative_violation: float
+    duality_gap: float
+    relative_gap: float
+
+    @property
+    def certified(self) -> bool:
+        return (
+            bool(np.isfinite(self.W).all())
+            and self.relative_violation <= VIOLATION_TOL
+            and self.relative_gap <= GAP_TOL
+        )
+
+    def summary(self) -> str:
+        return (
+            f"{self.method}: max violation {self.max_violation:.1e} (relative "
+            f"{self.relative_violation:.1e}, tol {VIOLATION_TOL:.0e}), relative gap "
+            f"{self.relative_gap:.1e} (tol {GAP_TOL:.0e})"
+        )
+
+
+def _certificate(
+    method: str,
+    graphs: PriorityGraphs,
+    cons: SVMConstraints,
+    E: np.ndarray,
+    W: np.ndarray,
+    lam: np.ndarray,
+) -> _Certificate:
+    """Check ``W`` against every TPG edge and bound its distance to the optimum.
+
+    Violation on an edge is ``max(1 - margin, 0)`` (strict) or ``|margin|`` (same SCC); it is
+    measured relative to the edge's round-off scale ``max(1, (|e_i| + |e_j|)^T |W| |e_k|)``. The
+    gap is ``P - D`` with ``P = ||W||^2 / 2`` and the dual objective
+    ``D = sum(lam_strict) - ||W(lam)||^2 / 2`` of the multipliers (clipped to ``>= 0`` on strict
+    constraints), a lower bound on the optimum: ``relative_gap = (P - D) / P``.
+    """
+    margins, edge_margins, edge_strict, violation, scale = _margins(graphs, cons, E, W)
+    lam = np.where(cons.strict, np.maximum(lam, 0.0), lam)
+    W_lam = W if method.startswith("active-set") else _dual_to_weights(E, cons, lam)
+    primal = 0.5 * float(np.sum(W * W))
+    dual = float(lam[cons.strict].sum()) - 0.5 * float(np.sum(W_lam * W_lam))
+    gap = primal - dual
+    relative_gap = abs(gap) / primal if primal > 0 else abs(gap)
+    if not np.isfinite(relative_gap):
+        relative_gap = np.inf
+    return _Certificate(
+        method=method,
+        W=W,
+        lam=lam,
+        margins=margins,
+        edge_margins=edge_margins,
+        edge_strict=edge_strict,
+        max_violation=float(violation.max(initial=0.0)),
+        relative_violation=float((violation / np.maximum(scale, 1.0)).max(initial=0.0)),
+        duality_gap=gap,
+        relative_gap=relative_gap,
+    )
 
 
 def solve_graph_svm(
@@ -422,8 +727,9 @@ def solve_graph_svm(
     coupling_tol: float = 1e-14,
     threads: int | None = None,
     memory_limit: int = DUAL_MEMORY_LIMIT,
+    allow_inaccurate: bool = False,
 ) -> GraphSVMResult:
-    """Solve the Graph-SVM of SPEC section 4 exactly.
+    """Solve the Graph-SVM of SPEC section 4 exactly, with a certificate of optimality.
 
     Parameters
     ----------
@@ -433,8 +739,7 @@ def solve_graph_svm(
     reduce : bool, default=True
         Drop constraints implied by others (same solution, smaller problem).
     max_iter : int, default=2000
-        Largest number of active-set steps per block (a ConvergenceWarning and status
-        ``INACCURATE`` follow if the tolerances are then missed).
+        Largest number of active-set steps per block.
     coupling_tol : float, default=1e-14
         Queries ``k, k'`` with ``|e_k^T e_k'| <= coupling_tol ||e_k|| ||e_k'||`` are treated as
         orthogonal, which splits the problem into independent blocks.
@@ -446,22 +751,34 @@ def solve_graph_svm(
         Bytes the dense dual Hessians of the largest block may take (about ``3 m^2 * 8`` for
         ``m`` constraints); above it a SolverError gives the estimate instead of running out of
         memory.
+    allow_inaccurate : bool, default=False
+        When no method can certify the solution: False raises :class:`SolverError`; True returns
+        the best candidate with status ``INACCURATE`` (and a ConvergenceWarning).
 
     Returns
     -------
     GraphSVMResult
+        ``method`` names the method whose solution is returned.
 
     Raises
     ------
     InfeasibleProblemError
         When the constraints cannot hold together (only possible if the embeddings are linearly
-        dependent); ``.conflicts`` lists them as ``(last_token, i, j, kind)``.
+        dependent); ``.conflicts`` lists TPG edges ``(last_token, i, j, kind)`` that conflict.
+    SolverError
+        When no method certifies a solution (and ``allow_inaccurate`` is False), or a dense
+        matrix the problem needs would exceed ``DENSE_LIMIT_BYTES``.
 
     Notes
     -----
-    Tolerances: largest violation over all edges ``<= 1e-9`` and relative duality gap
-    ``<= 1e-8``; if either is missed the status is ``INACCURATE`` and a ConvergenceWarning is
-    issued.
+    Methods, in order, until one is certified: ``"active-set"`` (the proximal active-set dual
+    method), ``"active-set+jacobi"`` (the same on the Jacobi-scaled dual: an exact change of
+    variables that evens out badly scaled embeddings), ``"clarabel"`` / ``"clarabel+polish"``
+    (Clarabel's interior-point method on the primal in the row space of the embeddings, with
+    unit-normalised constraint rows; then the least-norm solution of its active constraints) and
+    ``"clarabel-dual"``. Certified means: every TPG edge violated by at most ``1e-9`` relative to
+    its round-off scale ``max(1, (|e_i| + |e_j|)^T |W| |e_k|)``, and the relative duality gap,
+    against the dual objective of the returned multipliers, at most ``1e-8``.
 
     References
     ----------
@@ -474,157 +791,251 @@ def solve_graph_svm(
     >>> from attnmech import Dataset, build_priority_graphs
     >>> ds = Dataset([[0, 1, 2]], [0], np.eye(3))
     >>> res = solve_graph_svm(build_priority_graphs(ds), ds.embeddings)
-    >>> res.status.value, np.round(res.W_svm @ np.array([0, 0, 1.0]), 6).tolist()
-    ('optimal', [0.666667, -0.333333, -0.333333])
+    >>> res.status.value, res.method, np.round(res.W_svm @ np.array([0, 0, 1.0]), 6).tolist()
+    ('optimal', 'active-set', [0.666667, -0.333333, -0.333333])
     """
     start = time.perf_counter()
-    E = np.asarray(embeddings, dtype=np.float64)
-    if E.ndim != 2 or E.shape[0] != graphs.vocab_size:
+    if not isinstance(graphs, PriorityGraphs):
+        raise InvalidParameterError(
+            f"graphs must be attnmech.PriorityGraphs, got {type(graphs).__name__}; build them "
+            "with attnmech.build_priority_graphs(dataset)"
+        )
+    for name, value in [("max_iter", max_iter)]:
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+            raise InvalidParameterError(f"{name} must be a positive integer, got {value!r}")
+    if not isinstance(coupling_tol, (int, float)) or not coupling_tol < 1.0:
+        raise InvalidParameterError(
+            f"coupling_tol must be a float below 1 (negative: one coupled problem), got "
+            f"{coupling_tol!r}"
+        )
+    try:
+        E = np.asarray(embeddings, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise InvalidDatasetError(
+            f"embeddings must be a numeric array of shape ({graphs.vocab_size}, embedding_dim)"
+        ) from None
+    if E.ndim != 2 or E.shape[0] != graphs.vocab_size or E.shape[1] == 0:
         raise InvalidDatasetError(
             f"embeddings must have shape ({graphs.vocab_size}, embedding_dim), got {E.shape}"
         )
     if not np.isfinite(E).all():
-        raise InvalidDatasetError("embeddings contain NaN or inf")
-    d = E.shape[1]
+        raise InvalidDatasetError("embeddings contain NaN or inf; replace them with finite values")
     cons = svm_constraints(graphs, reduce=reduce)
-    rhs = cons.rhs
     m = cons.n_constraints
-    gram = E @ E.T
-    iterations = 0
     extra: dict[str, Any] = {"n_constraints": m, "n_edges": cons.n_original}
     if not cons.strict.any():
-        lam = np.zeros(m)
-        setup_time = time.perf_counter() - start
-        method = "none"
+        best = _certificate("none", graphs, cons, E, np.zeros((E.shape[1],) * 2), np.zeros(m))
+        attempts = [best]
     else:
-        rank_deficient = E.shape[0] > d or np.linalg.matrix_rank(E) < E.shape[0]
-        if rank_deficient:
-            conflicts = _find_conflict(E, cons)
-            if conflicts:
-                shown = ", ".join(f"(k={k}, {i}, {j}, {kind})" for k, i, j, kind in conflicts[:20])
-                raise InfeasibleProblemError(
-                    f"the Graph-SVM is infeasible: the embeddings are linearly dependent and these "
-                    f"{len(conflicts)} constraints (last token, i, j) cannot hold together: "
-                    f"{shown}; "
-                    "use linearly independent embeddings (vocab_size <= embedding_dim)",
-                    conflicts=conflicts,
+        # K > d: check feasibility first. K <= d: feasible unless E is rank deficient, which is
+        # checked (an SVD) only when the fast method does not certify its answer
+        checked = E.shape[0] > E.shape[1]
+        if checked:
+            _raise_if_infeasible(E, graphs)
+        attempts = []
+        best = None
+        for number, method in enumerate(_METHODS):
+            if number > 0 and not checked:
+                checked = True
+                if np.linalg.matrix_rank(E) < E.shape[0]:
+                    _raise_if_infeasible(E, graphs)
+            try:
+                found = _run_method(
+                    method, graphs, cons, E, max_iter, coupling_tol, extra, threads, memory_limit
                 )
-        uq = sorted_unique(cons.query)
-        qblock = _query_blocks(gram, uq, coupling_tol)
-        blocks = qblock[np.searchsorted(uq, cons.query)]
-        n_blocks = int(qblock.max()) + 1
-        order = np.argsort(blocks, kind="stable")
-        cuts = np.flatnonzero(np.diff(blocks[order])) + 1
-        largest = int(np.bincount(blocks).max())
-        extra.update(n_blocks=n_blocks, largest_block=largest)
-        estimate = 3 * largest * largest * 8
-        if estimate > memory_limit:
-            raise SolverError(
-                f"Graph-SVM: the coupled dual has a block of {largest} constraints; its dense "
-                f"Hessian and factorisation need about {estimate / 2**30:.1f} GiB (limit "
-                f"{memory_limit / 2**30:.1f} GiB). Use one-hot or orthonormal embeddings (solved "
-                "per query in token space), fewer samples or a smaller vocabulary, or raise "
-                "memory_limit if the machine has the memory"
-            )
-        if threads is None and largest < SINGLE_THREAD_BELOW:
-            threads = 1
-        from threadpoolctl import threadpool_limits
-
-        limiter = threadpool_limits(limits=threads, user_api="blas")
-        lam = np.zeros(m)
-        outer_iters = 0
-        newton_iters = 0
-        setup_time = 0.0
-        try:
-            for part in np.split(order, cuts):
-                if not cons.strict[part].any():
-                    continue  # only equalities: lambda = 0 is optimal for this block
-                t0 = time.perf_counter()
-                hessian = _dual_hessian(E, cons.query[part], cons.i[part], cons.j[part])
-                setup_time += time.perf_counter() - t0
-                solver = _ProximalDual(hessian, rhs[part], cons.strict[part])
-                guess = _decoupled_guess(hessian, cons.query[part], rhs[part], cons.strict[part])
-                lam[part], steps = solver.solve(guess, max_iter=max_iter)
-                outer_iters = max(outer_iters, steps)
-                newton_iters += solver.factorizations
-        finally:
-            limiter.restore_original_limits()
-        extra.update(blas_threads=threads)
-        iterations = newton_iters
-        extra.update(active_set_steps=outer_iters)
-        method = "proximal active-set"
-        if not np.isfinite(lam).all() or np.abs(lam).max() > 1e14:
-            raise InfeasibleProblemError(
-                "the Graph-SVM appears infeasible (the dual diverged); use linearly independent "
-                "embeddings"
-            )
-    W = _dual_to_weights(E, cons, lam)
-    margins, edge_margins, edge_strict, max_violation = _certify(graphs, cons, E, W)
-    norm_sq = float(np.sum(W * W))
-    gap = norm_sq - float(lam[cons.strict].sum())
-    relative_gap = abs(gap) / norm_sq if norm_sq > 0 else abs(gap)
+            except _TooLarge:
+                raise  # no other method fits either: the memory estimate is the answer
+            except SolverError as exc:
+                logger.info("Graph-SVM %s failed: %s", method, exc)
+                extra.setdefault("failures", []).append(f"{method}: {exc}")
+                continue
+            attempts.extend(found)
+            certified = [c for c in found if c.certified]
+            if certified:
+                best = min(certified, key=lambda c: c.relative_violation + c.relative_gap)
+                break
+            logger.info("Graph-SVM not certified: %s", "; ".join(c.summary() for c in found))
+        if best is None:
+            tried = "; ".join([c.summary() for c in attempts] + extra.get("failures", []))
+            if not attempts or not allow_inaccurate:
+                raise SolverError(
+                    f"Graph-SVM: no method reached the tolerances ({tried}); the embeddings may be "
+                    "nearly dependent or very badly scaled: rescale them, or pass "
+                    "allow_inaccurate=True (CLI: --allow-inaccurate) to get the best candidate "
+                    "anyway"
+                )
+            best = min(attempts, key=lambda c: (c.relative_violation, c.relative_gap))
+    extra["attempts"] = [c.summary() for c in attempts]
+    norm_sq = float(np.sum(best.W * best.W))
     status = SolveStatus.OPTIMAL
     if not cons.strict.any():
         message = "no strict priorities (every sample's tokens lie in one SCC): W_svm = 0"
-    elif max_violation <= VIOLATION_TOL and relative_gap <= GAP_TOL:
+    elif best.certified:
         message = (
-            f"optimal: ||W_svm|| = {np.sqrt(norm_sq):.6g}, max violation {max_violation:.1e}, "
-            f"relative gap {relative_gap:.1e}"
+            f"optimal ({best.method}): ||W_svm|| = {np.sqrt(norm_sq):.6g}, max violation "
+            f"{best.max_violation:.1e}, relative gap {best.relative_gap:.1e}"
         )
     else:
         status = SolveStatus.INACCURATE
         message = (
-            f"inaccurate: max violation {max_violation:.1e} (tol {VIOLATION_TOL:.0e}), "
-            "relative gap "
-            f"{relative_gap:.1e} (tol {GAP_TOL:.0e}); the embeddings may be nearly dependent"
+            f"inaccurate (allow_inaccurate=True): best of {len(attempts)} tries, {best.summary()}"
         )
         warnings.warn(f"Graph-SVM {message}", ConvergenceWarning, stacklevel=2)
-    active_mask = (~cons.strict) | (lam > 0)
+    active_mask = (~cons.strict) | (best.lam > 0)
     stats = SolverStats(
-        solver_name=f"attnmech dual {method}",
+        solver_name=f"attnmech Graph-SVM ({best.method})",
         solve_time=time.perf_counter() - start,
-        setup_time=setup_time,
-        num_iters=iterations,
+        setup_time=0.0,
+        num_iters=int(extra.get("factorizations", 0)),
         extra_stats=extra,
     )
     return GraphSVMResult(
-        W_svm=readonly(W),
+        W_svm=readonly(best.W),
         status=status,
         message=message,
         constraints=cons,
-        margins=readonly(margins),
-        dual_values=readonly(lam),
+        margins=readonly(best.margins),
+        dual_values=readonly(best.lam),
         active=readonly(active_mask, bool),
-        edge_margins=readonly(edge_margins),
-        edge_strict=readonly(edge_strict, bool),
-        max_violation=max_violation,
-        duality_gap=gap,
-        relative_gap=relative_gap,
+        edge_margins=readonly(best.edge_margins),
+        edge_strict=readonly(best.edge_strict, bool),
+        max_violation=best.max_violation,
+        duality_gap=best.duality_gap,
+        relative_gap=best.relative_gap,
         solver_stats=stats,
+        method=best.method,
+        relative_violation=best.relative_violation,
     )
 
 
+_METHODS = ("active-set", "active-set+jacobi", "clarabel", "clarabel-dual")
+
+
+def _run_method(
+    method: str,
+    graphs: PriorityGraphs,
+    cons: SVMConstraints,
+    E: np.ndarray,
+    max_iter: int,
+    coupling_tol: float,
+    extra: dict[str, Any],
+    threads: int | None = None,
+    memory_limit: int = DUAL_MEMORY_LIMIT,
+) -> list[_Certificate]:
+    """Candidates ``(W, lambda)`` of one method, each with its certificate."""
+    if method.startswith("active-set"):
+        lam = _active_set_dual(
+            E,
+            cons,
+            max_iter=max_iter,
+            coupling_tol=coupling_tol,
+            jacobi=method.endswith("jacobi"),
+            extra=extra,
+            threads=threads,
+            memory_limit=memory_limit,
+        )
+        if not np.isfinite(lam).all():
+            raise SolverError("the dual iterates are not finite")
+        W = _dual_to_weights(E, cons, lam)
+        return [_certificate(method, graphs, cons, E, W, lam)]
+    try:
+        import clarabel  # noqa: F401
+    except ImportError:  # pragma: no cover - clarabel is a dependency
+        raise SolverError(f"{method} needs the clarabel package (pip install clarabel)") from None
+    if method == "clarabel":
+        (W1, lam1), (W2, lam2) = _clarabel_primal(E, cons)
+        return [
+            _certificate("clarabel", graphs, cons, E, W1, lam1),
+            _certificate("clarabel+polish", graphs, cons, E, W2, lam2),
+        ]
+    W, lam = _clarabel_dual(E, cons)
+    return [_certificate("clarabel-dual", graphs, cons, E, W, lam)]
+
+
+def _raise_if_infeasible(E: np.ndarray, graphs: PriorityGraphs) -> None:
+    """Feasibility check for linearly dependent embeddings, on the literal TPG edges."""
+    full = svm_constraints(graphs, reduce=False)
+    conflicts = _find_conflict(E, full)
+    if conflicts:
+        shown = ", ".join(f"(k={k}, {i}, {j}, {kind})" for k, i, j, kind in conflicts[:20])
+        raise InfeasibleProblemError(
+            f"the Graph-SVM is infeasible: the embeddings are linearly dependent and these "
+            f"{len(conflicts)} edges i -> j of G^(k) (last token k) cannot hold together: "
+            f"{shown}; use linearly independent embeddings (vocab_size <= embedding_dim)",
+            conflicts=conflicts,
+        )
+
+
 def _dual_to_weights(E: np.ndarray, cons: SVMConstraints, lam: np.ndarray) -> np.ndarray:
-    """``W = E^T Lambda E`` with ``Lambda[:, k] = sum_c lambda_c (e_i - e_j)`` (the dual map)."""
+    """``W = E^T Lambda E`` with ``Lambda[:, k] = sum_c lambda_c (e_i - e_j)`` (the dual map).
+
+    ``Lambda`` is sparse (two entries per constraint), so no ``K x K`` array is formed.
+    """
     K = E.shape[0]
-    coeff = np.zeros((K, K))  # Lambda, indexed [token, query]
-    np.add.at(coeff, (cons.i, cons.query), lam)
-    np.add.at(coeff, (cons.j, cons.query), -lam)
-    return E.T @ coeff @ E
+    rows = np.concatenate([cons.i, cons.j])
+    cols = np.concatenate([cons.query, cons.query])
+    coeff = sp.csr_matrix((np.concatenate([lam, -lam]), (rows, cols)), shape=(K, K))
+    return np.asarray(E.T @ (coeff @ E))
+
+
+def _margins(
+    graphs: PriorityGraphs, cons: SVMConstraints, E: np.ndarray, W: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Margins recomputed from ``W``: per reduced constraint and per TPG edge, which edges are
+    strict, each edge's violation and its round-off scale ``(|e_i| + |e_j|)^T |W| |e_k|``.
+
+    Only the queries that occur are used: the ``K x n_queries`` score table when it fits in
+    64 MB, else ``W e_k`` (``d x n_queries``) and the edges in chunks; never a ``K x K`` table.
+    """
+    queries = graphs.queries
+    _check_memory(
+        16.0 * E.shape[1] * queries.size,
+        f"W e_k for {queries.size} last tokens",
+        "use fewer last tokens",
+    )
+    Eq = E[queries]
+    WEq = W @ Eq.T  # (d, n_queries)
+    absWEq = np.abs(W) @ np.abs(Eq).T  # (d, n_queries)
+    absE = np.abs(E)
+
+    dense = 8.0 * E.shape[0] * queries.size <= 2**26  # the K x n_queries tables fit in 64 MB
+    if dense:
+        A = E @ WEq  # (K, n_queries) scores [token, query]
+        absA = absE @ absWEq
+
+    def edge_dots(
+        src: np.ndarray, dst: np.ndarray, query: np.ndarray, with_scale: bool
+    ) -> tuple[np.ndarray, np.ndarray]:
+        col = np.searchsorted(queries, query)
+        if dense:
+            scale = absA[src, col] + absA[dst, col] if with_scale else np.empty(0)
+            return A[src, col] - A[dst, col], scale
+        margin = np.empty(src.size)
+        scale = np.empty(src.size if with_scale else 0)
+        step = max(1, 2**22 // max(E.shape[1], 1))  # about 32 MB per gathered block
+        for lo in range(0, src.size, step):
+            part = slice(lo, lo + step)
+            s, t, c = src[part], dst[part], col[part]
+            margin[part] = np.einsum("cd,dc->c", E[s] - E[t], WEq[:, c])
+            if with_scale:
+                scale[part] = np.einsum("cd,dc->c", absE[s] + absE[t], absWEq[:, c])
+        return margin, scale
+
+    margins, _ = edge_dots(cons.i, cons.j, cons.query, False)
+    edge_strict = graphs.scc_of(graphs.edge_query, graphs.edge_src) != graphs.scc_of(
+        graphs.edge_query, graphs.edge_dst
+    )
+    edge_margins, scale = edge_dots(graphs.edge_src, graphs.edge_dst, graphs.edge_query, True)
+    violation = np.where(edge_strict, np.maximum(1.0 - edge_margins, 0.0), np.abs(edge_margins))
+    return margins, edge_margins, edge_strict, violation, scale
 
 
 def _certify(
     graphs: PriorityGraphs, cons: SVMConstraints, E: np.ndarray, W: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
-    """Margins recomputed from ``W``: per reduced constraint and per TPG edge, which edges are
-    strict, and the largest violation (``1 - margin`` on strict edges, ``|margin|`` on others)."""
-    A = E @ W @ E.T  # (K, K) scores [token, query]
-    margins = A[cons.i, cons.query] - A[cons.j, cons.query]
-    edge_strict = graphs.scc_of(graphs.edge_query, graphs.edge_src) != graphs.scc_of(
-        graphs.edge_query, graphs.edge_dst
-    )
-    edge_margins = A[graphs.edge_src, graphs.edge_query] - A[graphs.edge_dst, graphs.edge_query]
-    violation = np.where(edge_strict, np.maximum(1.0 - edge_margins, 0.0), np.abs(edge_margins))
+    """Margins per reduced constraint and per TPG edge, which edges are strict, and the largest
+    absolute violation (used by the nuclear-norm solver)."""
+    margins, edge_margins, edge_strict, violation, _ = _margins(graphs, cons, E, W)
     return margins, edge_margins, edge_strict, float(violation.max(initial=0.0))
 
 
@@ -727,4 +1138,6 @@ def solve_nuclear_svm(graphs: PriorityGraphs, embeddings: Any) -> GraphSVMResult
         ),
         norm_name="nuclear",
         unique=None,
+        method="cvxpy+clarabel",
+        relative_violation=max_violation,
     )

@@ -22,8 +22,8 @@ from typing import Literal
 
 import numpy as np
 
-from .data import Dataset, make_embeddings
-from .errors import InvalidDatasetError
+from .data import Dataset, check_memory, make_embeddings
+from .errors import FileFormatError, InvalidDatasetError, InvalidParameterError
 
 __all__ = ["TextDataset", "tokenize", "text_dataset"]
 
@@ -37,6 +37,37 @@ def _strip_gutenberg(text: str) -> str:
     lo = start.end() if start else 0
     hi = end.start() if end and (not start or end.start() > lo) else len(text)
     return text[lo:hi]
+
+
+def _looks_like_path(source: str) -> bool:
+    if not source or len(source) >= 4096 or any(c.isspace() for c in source):
+        return False
+    return os.sep in source or "/" in source or bool(re.search(r"\.[A-Za-z0-9]{1,5}$", source))
+
+
+def _read_source(source: object) -> str:
+    """The text of ``source`` (a file name or the text itself); see :func:`text_dataset`."""
+    if isinstance(source, os.PathLike) or (isinstance(source, str) and _looks_like_path(source)):
+        path = Path(source)
+        if not path.is_file():
+            raise FileFormatError(
+                f"text file {path} does not exist (or is not a file); give an existing plain-text "
+                "file, or pass the text itself as a string with whitespace",
+                path=str(path),
+            )
+        try:
+            return path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as exc:
+            raise FileFormatError(
+                f"text file {path} is not UTF-8 text (byte {exc.start}: {exc.reason}); convert it "
+                "to UTF-8 first",
+                path=str(path),
+            ) from None
+    if isinstance(source, str):
+        return source
+    raise InvalidParameterError(
+        f"source must be a path or a string of text, got {type(source).__name__}"
+    )
 
 
 def tokenize(text: str, level: Literal["word", "char"] = "word") -> list[str]:
@@ -96,6 +127,9 @@ def text_dataset(
     Parameters
     ----------
     source : path to a plain-text file, or the text itself
+        A ``Path``, or a ``str`` without whitespace that contains a path separator or ends in a
+        file suffix (``"play.txt"``), is a file name: it must exist and be UTF-8 text. Any other
+        ``str`` is the text itself.
     vocab_size : int
         Number of tokens, ``<unk>`` included (the ``vocab_size - 1`` most frequent are kept).
     seq_len : int
@@ -123,25 +157,29 @@ def text_dataset(
     >>> td.vocabulary, td.n_windows, td.dataset.n_samples  # 3 of 5 windows miss their label
     (['a', 'b', 'c', '<unk>'], 5, 2)
     """
-    if (
-        isinstance(source, (str, os.PathLike))
-        and len(str(source)) < 4096
-        and Path(source).is_file()
-    ):
-        text = Path(source).read_text(encoding="utf-8", errors="replace")
-    elif isinstance(source, str):
-        text = source
-    else:
-        raise InvalidDatasetError(f"text file {source} does not exist")
+    text = _read_source(source)
     if embedding_dim is None and embeddings != "onehot":
-        raise InvalidDatasetError(f"{embeddings} embeddings need embedding_dim")
+        raise InvalidParameterError(f"{embeddings} embeddings need embedding_dim")
     checked = [("vocab_size", vocab_size), ("seq_len", seq_len)]
     if embedding_dim is not None:
         checked.append(("embedding_dim", embedding_dim))
     for name, value in checked:
-        if not isinstance(value, int) or value < (2 if name == "vocab_size" else 1):
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, (int, np.integer))
+            or value < (2 if name == "vocab_size" else 1)
+        ):
             raise InvalidDatasetError(
                 f"{name} must be a positive integer (vocab_size >= 2), got {value!r}"
+            )
+    for name, optional in [("stride", stride), ("max_samples", max_samples)]:
+        if optional is not None and (
+            isinstance(optional, bool)
+            or not isinstance(optional, (int, np.integer))
+            or optional < 1
+        ):
+            raise InvalidParameterError(
+                f"{name} must be a positive integer or None, got {optional!r}"
             )
     words = tokenize(_strip_gutenberg(text), level)
     if len(words) <= seq_len:
@@ -154,9 +192,12 @@ def text_dataset(
     unk = len(vocabulary) - 1
     stream = np.fromiter((index.get(w, unk) for w in words), dtype=np.int64, count=len(words))
     step = seq_len if stride is None else int(stride)
-    if step < 1:
-        raise InvalidDatasetError(f"stride must be >= 1, got {stride}")
     starts = np.arange(0, stream.size - seq_len, step)
+    check_memory(
+        8.0 * starts.size * seq_len,
+        f"{starts.size} windows of {seq_len} tokens",
+        "use a larger stride, a shorter seq_len or a shorter text",
+    )
     windows = stream[starts[:, None] + np.arange(seq_len)[None, :]]  # (n, T)
     labels = stream[starts + seq_len]
     if not unknown_labels:

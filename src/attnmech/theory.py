@@ -24,7 +24,13 @@ from ._io import atomic_savez
 from ._results import SolverStats, SolveStatus, readonly
 from .automaton import Automaton
 from .data import Dataset
-from .errors import FileFormatError, InvalidDatasetError, InvalidParameterError, NotFittedError
+from .errors import (
+    FileFormatError,
+    InvalidDatasetError,
+    InvalidParameterError,
+    NotFittedError,
+    SolverError,
+)
 from .finite import FiniteResult, reduce_dataset, solve_finite
 from .graphs import PriorityGraphs, build_priority_graphs
 from .norms import parse_norm, solve_norm_svm
@@ -147,6 +153,8 @@ class Theory:
             "svm_unique": s.unique,
             "svm_tie_break": s.tie_break,
             "svm": {
+                "method": getattr(s, "method", "active-set"),
+                "relative_violation": getattr(s, "relative_violation", 0.0),
                 "status": s.status.value,
                 "message": s.message,
                 "n_original": s.constraints.n_original,
@@ -383,6 +391,8 @@ def load_theory(path: str | os.PathLike[str], dataset: Dataset | None = None) ->
             relative_gap=float(svm_meta["relative_gap"]),
             solver_stats=_stats_from_json(svm_meta["stats"]),
             norm_name=str(meta["svm_norm"]),
+            method=str(svm_meta.get("method", "active-set")),
+            relative_violation=float(svm_meta.get("relative_violation", 0.0)),
             unique=meta.get("svm_unique", True),
             tie_break=meta.get("svm_tie_break"),
         )
@@ -424,6 +434,7 @@ def solve(
     svm_options: dict[str, Any] | None = None,
     finite_options: dict[str, Any] | None = None,
     method: str = "auto",
+    allow_inaccurate: bool = False,
 ) -> Theory:
     """Build the token-priority graphs and solve for ``W_svm`` and ``W_fin``.
 
@@ -442,6 +453,10 @@ def solve(
         ``"auto"``: the token-space solvers (:mod:`attnmech.tokenspace`: one small problem per
         query, ``W_svm`` / ``W_fin`` kept as sparse score tables) when the embeddings are one-hot
         or have orthonormal rows and ``svm_norm="fro"``, else the dense ones.
+    allow_inaccurate : bool, default=False
+        When no method certifies ``W_svm`` (violation and duality gap within tolerance), False
+        raises :class:`~attnmech.errors.SolverError` saying what was tried; True returns the best
+        candidate (status ``INACCURATE``, with a warning).
 
     Returns
     -------
@@ -472,11 +487,26 @@ def solve(
         if method == "tokenspace" or is_token_space(dataset.embedding_table):
             svm_kw = {k: v for k, v in (svm_options or {}).items() if k == "max_iter"}
             token_svm = solve_token_svm(graphs, dataset.embedding_table, **svm_kw)
+            _require_certified(token_svm, allow_inaccurate)
             token_fin = solve_token_finite(dataset, graphs, **(finite_options or {}))
             return Theory(dataset=dataset, graphs=graphs, svm=token_svm, finite=token_fin)
-    svm = solve_norm_svm(graphs, dataset.embeddings, norm, **(svm_options or {}))
+    options = dict(svm_options or {})
+    if norm.name == "fro":
+        options.setdefault("allow_inaccurate", allow_inaccurate)
+    svm = solve_norm_svm(graphs, dataset.embeddings, norm, **options)
+    _require_certified(svm, allow_inaccurate)
     finite = solve_finite(dataset, graphs, **(finite_options or {}))
     return Theory(dataset=dataset, graphs=graphs, svm=svm, finite=finite, svm_norm=norm.name)
+
+
+def _require_certified(svm: Any, allow_inaccurate: bool) -> None:
+    """Raise SolverError for an uncertified Graph-SVM unless ``allow_inaccurate``."""
+    if svm.success or allow_inaccurate:
+        return
+    raise SolverError(
+        f"the {svm.norm_name}-norm Graph-SVM could not be certified ({svm.message}); pass "
+        "allow_inaccurate=True (attnmech solve --allow-inaccurate) to use the best candidate anyway"
+    )
 
 
 class AttentionTheory:

@@ -1,0 +1,729 @@
+"""Catalogue of bad and edge inputs (reliability issue 8): never a wrong answer, never a traceback.
+
+Each entry is run twice:
+
+- through the API: it must raise exactly the documented exception class, which derives from
+  :class:`~attnmech.errors.AttnmechError` (and keeps its builtin base, e.g. ``ValueError``);
+- through the CLI (typer's CliRunner on ``attnmech.cli.app``), where it has a command line: exit
+  status 1, exactly one ``error:`` line, no traceback, and no file written.
+
+Corrupt files are generated here: truncated at several offsets, empty, bytes flipped, a ``.npy``
+renamed ``.npz``, zip members that are not arrays, binary ``.jsonl``.
+"""
+
+from __future__ import annotations
+
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+import attnmech
+from attnmech import Dataset, build_priority_graphs, load_dataset, make_dataset, solve
+from attnmech.cli import app
+from attnmech.data import make_embeddings, parse_embeddings_spec
+from attnmech.errors import (
+    AttnmechError,
+    CheckpointError,
+    FileFormatError,
+    InfeasibleProblemError,
+    InvalidDatasetError,
+    InvalidParameterError,
+    OutputError,
+    UnrealizableLabelError,
+)
+from attnmech.finite import solve_finite
+from attnmech.svm import solve_graph_svm
+from attnmech.text import text_dataset
+
+runner = CliRunner()
+
+
+@dataclass(frozen=True)
+class Case:
+    """One bad input: ``api(tmp)`` must raise ``error``; ``cli(tmp)`` gives an argv (or None)."""
+
+    name: str
+    error: type[Exception]
+    api: Callable[[Path], Any]
+    cli: Callable[[Path], list[str]] | None = None
+
+
+# ------------------------------------------------------------------------------- file makers
+def good_dataset() -> Dataset:
+    return make_dataset(6, 4, 6, 8, seed=0)
+
+
+def saved(tmp: Path, name: str = "good.npz") -> Path:
+    return good_dataset().save(tmp / name)
+
+
+def npz(tmp: Path, name: str, **arrays: Any) -> Path:
+    path = tmp / name
+    np.savez(path, **arrays)
+    return path
+
+
+def padded_npz(tmp: Path, sequences: Any, labels: Any = (0, 0), K: int = 4) -> Path:
+    return npz(tmp, "bad.npz", sequences=np.asarray(sequences), labels=np.asarray(labels),
+               embeddings=np.eye(K))  # fmt: skip
+
+
+def truncated(tmp: Path, fraction: float) -> Path:
+    data = saved(tmp).read_bytes()
+    path = tmp / f"cut{fraction}.npz"
+    path.write_bytes(data[: int(len(data) * fraction)])
+    return path
+
+
+def raw(tmp: Path, name: str, content: bytes) -> Path:
+    path = tmp / name
+    path.write_bytes(content)
+    return path
+
+
+def zip_with(tmp: Path, members: dict[str, bytes]) -> Path:
+    path = tmp / "members.npz"
+    with zipfile.ZipFile(path, "w") as archive:
+        for member, content in members.items():
+            archive.writestr(member, content)
+    return path
+
+
+def npy_as_npz(tmp: Path) -> Path:
+    path = tmp / "array.npz"
+    with open(path, "wb") as handle:
+        np.save(handle, np.eye(3))
+    return path
+
+
+def jsonl(tmp: Path, text: bytes, name: str = "bad.jsonl") -> Path:
+    return raw(tmp, name, text)
+
+
+def cyclic_conflict() -> Dataset:
+    """``e_2 = (e_0 + e_1) / 2``: under query 3, ``0 > 2`` and ``1 > 2`` cannot both hold."""
+    E = np.array([[1.0, 0.0], [0.0, 1.0], [0.5, 0.5], [1.0, 1.0]])
+    return Dataset([[2, 0, 3], [2, 1, 3]], [0, 1], E)
+
+
+def solve_file(tmp: Path, path: Path) -> Any:
+    return solve(load_dataset(path))
+
+
+def foreign_graphs(_: Path) -> Any:
+    ds = good_dataset()
+    other = make_dataset(6, 4, 6, 8, seed=1)
+    return solve_finite(ds, build_priority_graphs(other))
+
+
+def tiny_train(_: Path, **config: Any) -> Any:
+    from attnmech import TrainConfig, train
+
+    return train(good_dataset(), TrainConfig(num_steps=2, **config))
+
+
+def corrupt_resume(tmp: Path) -> Any:
+    from attnmech import TrainConfig, train
+
+    ckpt = raw(tmp, "run.ckpt.npz", b"PK\x03\x04 not a checkpoint")
+    return train(good_dataset(), TrainConfig(num_steps=2), checkpoint_path=ckpt, resume=True)
+
+
+def resume_other_theory(tmp: Path) -> Any:
+    from attnmech import TrainConfig, train
+
+    ckpt = tmp / "run.ckpt.npz"
+    config = TrainConfig(num_steps=4, checkpoint_every=2)
+    train(good_dataset(), config, checkpoint_path=ckpt)
+    other = make_dataset(6, 4, 6, 8, seed=5)
+    return train(other, config, checkpoint_path=ckpt, resume=True)
+
+
+# ------------------------------------------------------------------------------- the catalogue
+def _cases() -> list[Case]:
+    E4 = np.eye(4)
+    cases = [
+        # --- token ids and padding (issue item 2)
+        Case(
+            "negative id -5",
+            InvalidDatasetError,
+            lambda t: Dataset(np.array([[0, -5, 1], [0, 1, 2]]), [0, 0], E4),
+            lambda t: ["solve", padded_npz(t, [[0, -5, 1], [0, 1, 2]])],
+        ),
+        Case(
+            "negative id -2**62",
+            InvalidDatasetError,
+            lambda t: Dataset(np.array([[0, 1, -(2**62)], [0, 1, 2]]), [0, 0], E4),
+            lambda t: ["solve", padded_npz(t, [[0, 1, -(2**62)], [0, 1, 2]])],
+        ),
+        Case(
+            "uint64 wrapping to -1",
+            InvalidDatasetError,
+            lambda t: Dataset(np.array([[0, 1, 2**64 - 1]], dtype=np.uint64), [0], E4),
+            lambda t: ["solve", padded_npz(t, np.array([[0, 1, 2**64 - 1]], np.uint64), [0])],
+        ),
+        Case(
+            "negative id in a list",
+            InvalidDatasetError,
+            lambda t: Dataset([[0, 1], [-3, 1]], [0, 1], E4),
+        ),
+        Case(
+            "padding before the last token",
+            InvalidDatasetError,
+            lambda t: Dataset(np.array([[0, -1, 1]]), [0], E4),
+            lambda t: ["solve", padded_npz(t, [[0, -1, 1]], [0])],
+        ),
+        Case(
+            "token id >= vocab_size",
+            InvalidDatasetError,
+            lambda t: Dataset([[0, 7]], [0], E4),
+            lambda t: ["solve", padded_npz(t, [[0, 7]], [0])],
+        ),
+        Case(
+            "label out of range",
+            InvalidDatasetError,
+            lambda t: Dataset([[0, 1]], [9], E4),
+            lambda t: ["solve", padded_npz(t, [[0, 1]], [9])],
+        ),
+        Case(
+            "unrealizable label",
+            UnrealizableLabelError,
+            lambda t: Dataset([[0, 1]], [2], E4),
+            lambda t: ["solve", padded_npz(t, [[0, 1]], [2])],
+        ),
+        Case(
+            "float token ids",
+            InvalidDatasetError,
+            lambda t: Dataset([[0, 1.5]], [0], E4),
+            lambda t: ["solve", padded_npz(t, [[0.0, 1.5]], [0])],
+        ),
+        Case(
+            "huge float token id",
+            InvalidDatasetError,
+            lambda t: Dataset(np.array([[0.0, 1e30]]), [0], E4),
+            lambda t: ["solve", padded_npz(t, [[0.0, 1e30]], [0])],
+        ),
+        Case(
+            "bool token ids",
+            InvalidDatasetError,
+            lambda t: Dataset(np.array([[True, False]]), [0], E4),
+        ),
+        Case("empty sequence", InvalidDatasetError, lambda t: Dataset([[0], []], [0, 0], E4)),
+        Case("no samples", InvalidDatasetError, lambda t: Dataset([], [], E4)),
+        Case("labels count", InvalidDatasetError, lambda t: Dataset([[0, 1]], [0, 1], E4)),
+        Case(
+            "3-D sequences",
+            InvalidDatasetError,
+            lambda t: Dataset(np.zeros((1, 1, 2), np.int64), [0], E4),
+        ),
+        # --- embeddings
+        Case(
+            "NaN embeddings",
+            InvalidDatasetError,
+            lambda t: Dataset([[0, 1]], [0], [[np.nan, 0.0], [0.0, 1.0]]),
+        ),
+        Case(
+            "complex embeddings",
+            InvalidDatasetError,
+            lambda t: Dataset([[0, 1]], [0], np.eye(2) * 1j),
+        ),
+        Case(
+            "ragged embeddings",
+            InvalidDatasetError,
+            lambda t: Dataset([[0, 1]], [0], [[1.0, 0.0], [1.0]]),
+        ),
+        Case("string embeddings", InvalidDatasetError, lambda t: Dataset([[0, 1]], [0], "eye")),
+        Case("1-D embeddings", InvalidDatasetError, lambda t: Dataset([[0, 1]], [0], [1.0, 2.0])),
+        # --- wrong Python types
+        Case("seed='x'", InvalidParameterError, lambda t: make_dataset(3, 2, 3, 3, seed="x")),
+        Case("seed=-1", InvalidParameterError, lambda t: make_dataset(3, 2, 3, 3, seed=-1)),
+        Case(
+            "seed=1.5", InvalidParameterError, lambda t: make_embeddings("random", 3, 2, seed=1.5)
+        ),
+        Case(
+            "repair seed='x'",
+            InvalidParameterError,
+            lambda t: Dataset([[0, 1]], [2], E4, on_unrealizable="repair", seed="x"),
+        ),
+        Case("n_samples='3'", InvalidDatasetError, lambda t: make_dataset("3", 2, 3, 3)),
+        Case("n_samples=1e11 float", InvalidDatasetError, lambda t: make_dataset(1e11, 2, 3, 3)),
+        Case("seq_len=0", InvalidDatasetError, lambda t: make_dataset(3, 0, 3, 3)),
+        Case("vocab_size=True", InvalidDatasetError, lambda t: make_dataset(3, 2, True, 3)),
+        Case("graph=3", InvalidDatasetError, lambda t: make_dataset(3, 2, 3, 3, graph=3)),
+        Case("embeddings kind 3", InvalidParameterError, lambda t: make_embeddings(3, 3, 3)),
+        Case(
+            "rho='x'", InvalidParameterError, lambda t: make_embeddings("equicorr", 3, 3, rho="x")
+        ),
+        Case(
+            "on_unrealizable=5",
+            InvalidDatasetError,
+            lambda t: Dataset([[0, 1]], [0], E4, on_unrealizable=5),
+        ),
+        Case("solve('x')", InvalidDatasetError, lambda t: solve("x")),
+        Case(
+            "solve_graph_svm(dataset)",
+            InvalidParameterError,
+            lambda t: solve_graph_svm(good_dataset(), np.eye(6, 8)),
+        ),
+        Case(
+            "solve_graph_svm max_iter='x'",
+            InvalidParameterError,
+            lambda t: solve_graph_svm(
+                build_priority_graphs(good_dataset()), np.eye(6, 8), max_iter="x"
+            ),
+        ),
+        Case("load_dataset(3)", InvalidParameterError, lambda t: load_dataset(3)),
+        Case(
+            "repair_labels('x')",
+            InvalidDatasetError,
+            lambda t: attnmech.repair_labels("x", [0, 1], [0]),
+        ),
+        Case(
+            "repair_labels bad offsets",
+            InvalidDatasetError,
+            lambda t: attnmech.repair_labels([0, 1], [0, 5], [0]),
+        ),
+        # --- memory (estimated before allocating)
+        Case(
+            "n = 10**11",
+            InvalidParameterError,
+            lambda t: make_dataset(10**11, 4, 6, 8),
+            lambda t: ["make-dataset", "--n", "100000000000", "-o", t / "out.npz"],
+        ),
+        Case(
+            "d = 10**11",
+            InvalidParameterError,
+            lambda t: make_embeddings("random", 6, 10**11),
+            lambda t: ["make-dataset", "--d", "100000000000", "-o", t / "out.npz"],
+        ),
+        Case(
+            "ortho d = 10**6", InvalidParameterError, lambda t: make_embeddings("ortho", 3, 10**6)
+        ),
+        Case(
+            "spec random:d=1e11",
+            InvalidDatasetError,
+            lambda t: parse_embeddings_spec("random:d=1e11", 4),
+        ),
+        Case(
+            "spec random:d=10**11",
+            InvalidParameterError,
+            lambda t: parse_embeddings_spec("random:d=100000000000", 4),
+            lambda t: [
+                "solve",
+                jsonl(t, b'{"sequence": [0, 1], "label": 0}\n'),
+                "--embeddings",
+                "random:d=100000000000",
+            ],
+        ),
+        Case(
+            "spec seed=-1",
+            InvalidParameterError,
+            lambda t: parse_embeddings_spec("random:d=3,seed=-1", 4),
+        ),
+        Case(
+            "ortho K > d",
+            InvalidDatasetError,
+            lambda t: make_embeddings("ortho", 5, 3),
+            lambda t: [
+                "make-dataset",
+                "--K",
+                "5",
+                "--d",
+                "3",
+                "--embeddings",
+                "ortho",
+                "-o",
+                t / "out.npz",
+            ],
+        ),
+        # --- solver
+        Case(
+            "infeasible (dependent embeddings)",
+            InfeasibleProblemError,
+            lambda t: solve(cyclic_conflict()),
+            lambda t: ["solve", cyclic_conflict().save(t / "conflict.npz")],
+        ),
+        Case("graphs of another dataset", InvalidParameterError, foreign_graphs),
+        # --- text
+        Case(
+            "text_dataset missing file",
+            FileFormatError,
+            lambda t: text_dataset("missing.txt", vocab_size=4, seq_len=2, embedding_dim=4),
+            lambda t: ["make-dataset", "--text", t / "missing.txt", "-o", t / "out.npz"],
+        ),
+        Case(
+            "text_dataset missing Path",
+            FileFormatError,
+            lambda t: text_dataset(t / "none", vocab_size=4, seq_len=2, embedding_dim=4),
+        ),
+        Case(
+            "text_dataset binary file",
+            FileFormatError,
+            lambda t: text_dataset(
+                raw(t, "b.txt", b"\xff\xfe\x00\x81 abc"), vocab_size=4, seq_len=2, embedding_dim=4
+            ),
+            lambda t: [
+                "make-dataset",
+                "--text",
+                raw(t, "b.txt", b"\xff\xfe\x00\x81 abc"),
+                "-o",
+                t / "out.npz",
+            ],
+        ),
+        Case(
+            "text_dataset source=3",
+            InvalidParameterError,
+            lambda t: text_dataset(3, vocab_size=4, seq_len=2, embedding_dim=4),
+        ),
+        Case(
+            "text_dataset stride='x'",
+            InvalidParameterError,
+            lambda t: text_dataset(
+                "a b a c a b", vocab_size=4, seq_len=2, embedding_dim=4, stride="x"
+            ),
+        ),
+        Case(
+            "text_dataset max_samples=0",
+            InvalidParameterError,
+            lambda t: text_dataset(
+                "a b a c a b", vocab_size=4, seq_len=2, embedding_dim=4, max_samples=0
+            ),
+        ),
+        Case(
+            "text too short",
+            InvalidDatasetError,
+            lambda t: text_dataset("a b", vocab_size=4, seq_len=2, embedding_dim=4),
+        ),
+        # --- dataset files (npz)
+        Case(
+            "missing file",
+            FileFormatError,
+            lambda t: load_dataset(t / "missing.npz"),
+            lambda t: ["solve", t / "missing.npz"],
+        ),
+        Case(
+            "empty file",
+            FileFormatError,
+            lambda t: load_dataset(raw(t, "e.npz", b"")),
+            lambda t: ["solve", raw(t, "e.npz", b"")],
+        ),
+        Case(
+            "not a zip",
+            FileFormatError,
+            lambda t: load_dataset(raw(t, "g.npz", b"garbage")),
+            lambda t: ["solve", raw(t, "g.npz", b"garbage")],
+        ),
+        Case(
+            ".npy renamed .npz",
+            FileFormatError,
+            lambda t: load_dataset(npy_as_npz(t)),
+            lambda t: ["solve", npy_as_npz(t)],
+        ),
+        Case(
+            "zip of text members",
+            FileFormatError,
+            lambda t: load_dataset(zip_with(t, {"sequences.npy": b"hello", "labels.npy": b"x"})),
+            lambda t: ["solve", zip_with(t, {"sequences.npy": b"hello", "labels.npy": b"x"})],
+        ),
+        Case(
+            "object array member",
+            FileFormatError,
+            lambda t: load_dataset(
+                npz(
+                    t,
+                    "o.npz",
+                    sequences=np.array([[0, 1]], dtype=object),
+                    labels=np.array([0]),
+                    embeddings=np.eye(2),
+                )
+            ),
+            lambda t: [
+                "solve",
+                npz(
+                    t,
+                    "o.npz",
+                    sequences=np.array([[0, 1]], dtype=object),
+                    labels=np.array([0]),
+                    embeddings=np.eye(2),
+                ),
+            ],
+        ),
+        Case(
+            "string member",
+            FileFormatError,
+            lambda t: load_dataset(
+                npz(
+                    t,
+                    "s.npz",
+                    sequences=np.array([["a", "b"]]),
+                    labels=np.array([0]),
+                    embeddings=np.eye(2),
+                )
+            ),
+            lambda t: [
+                "solve",
+                npz(
+                    t,
+                    "s.npz",
+                    sequences=np.array([["a", "b"]]),
+                    labels=np.array([0]),
+                    embeddings=np.eye(2),
+                ),
+            ],
+        ),
+        Case(
+            "missing labels member",
+            FileFormatError,
+            lambda t: load_dataset(npz(t, "m.npz", sequences=np.zeros((1, 2), np.int64))),
+            lambda t: ["solve", npz(t, "m.npz", sequences=np.zeros((1, 2), np.int64))],
+        ),
+        Case(
+            "1-D sequences member",
+            FileFormatError,
+            lambda t: load_dataset(
+                npz(
+                    t,
+                    "f.npz",
+                    sequences=np.zeros(3, np.int64),
+                    labels=np.array([0]),
+                    embeddings=np.eye(2),
+                )
+            ),
+        ),
+        Case(
+            "bad ids inside a file",
+            InvalidDatasetError,
+            lambda t: load_dataset(padded_npz(t, [[0, -7]], [0])),
+        ),
+        Case("a folder", FileFormatError, lambda t: load_dataset(t), lambda t: ["solve", t]),
+        Case(
+            "wrong suffix",
+            FileFormatError,
+            lambda t: load_dataset(raw(t, "d.csv", b"0,1\n")),
+            lambda t: ["solve", raw(t, "d.csv", b"0,1\n")],
+        ),
+        # --- dataset files (jsonl)
+        Case(
+            "binary jsonl",
+            FileFormatError,
+            lambda t: load_dataset(jsonl(t, b"\xff\xfe\x00\x01bin"), embeddings="random:d=3"),
+            lambda t: ["solve", jsonl(t, b"\xff\xfe\x00\x01bin"), "--embeddings", "random:d=3"],
+        ),
+        Case(
+            "jsonl not json",
+            FileFormatError,
+            lambda t: load_dataset(jsonl(t, b"{oops\n"), embeddings="random:d=3"),
+            lambda t: ["solve", jsonl(t, b"{oops\n"), "--embeddings", "random:d=3"],
+        ),
+        Case(
+            "jsonl list record",
+            FileFormatError,
+            lambda t: load_dataset(jsonl(t, b"[1, 2]\n"), embeddings="random:d=3"),
+        ),
+        Case(
+            "jsonl blank only",
+            FileFormatError,
+            lambda t: load_dataset(jsonl(t, b"\n\n"), embeddings="random:d=3"),
+            lambda t: ["solve", jsonl(t, b"\n\n"), "--embeddings", "random:d=3"],
+        ),
+        Case(
+            "jsonl huge id",
+            InvalidDatasetError,
+            lambda t: load_dataset(
+                jsonl(t, b'{"sequence": [0, 99999999999999999999999], "label": 0}\n'),
+                embeddings="random:d=3",
+            ),
+        ),
+        Case(
+            "jsonl without embeddings",
+            FileFormatError,
+            lambda t: load_dataset(jsonl(t, b'{"sequence": [0, 1], "label": 0}\n')),
+            lambda t: ["solve", jsonl(t, b'{"sequence": [0, 1], "label": 0}\n')],
+        ),
+        Case(
+            "corrupt embeddings .npy",
+            FileFormatError,
+            lambda t: load_dataset(
+                jsonl(t, b'{"sequence": [0, 1], "label": 0}\n'),
+                embeddings=raw(t, "emb.npy", b"\x93NUMPY garbage"),
+            ),
+            lambda t: [
+                "solve",
+                jsonl(t, b'{"sequence": [0, 1], "label": 0}\n'),
+                "--embeddings",
+                raw(t, "emb.npy", b"\x93NUMPY garbage"),
+            ],
+        ),
+        Case(
+            "empty embeddings .npy",
+            FileFormatError,
+            lambda t: load_dataset(
+                jsonl(t, b'{"sequence": [0, 1], "label": 0}\n'), embeddings=raw(t, "emb.npy", b"")
+            ),
+        ),
+        # --- outputs, theory files and training (checked before any work)
+        Case(
+            "unwritable -o (checked before work)",
+            OutputError,
+            lambda t: solve(good_dataset()).save(raw(t, "blocker", b"a file") / "x.npz"),
+            lambda t: ["solve", saved(t), "-o", raw(t, "blocker", b"a file") / "x.npz"],
+        ),
+        Case(
+            "corrupt theory file",
+            FileFormatError,
+            lambda t: attnmech.load_theory(raw(t, "theory.npz", b"PK\x03\x04 broken")),
+        ),
+        Case(
+            "empty theory file",
+            FileFormatError,
+            lambda t: attnmech.load_theory(raw(t, "theory.npz", b"")),
+        ),
+        Case(
+            "TrainConfig seed='x'",
+            InvalidParameterError,
+            lambda t: tiny_train(t, seed="x"),
+        ),
+        Case(
+            "TrainConfig learning_rate='0.1'",
+            InvalidParameterError,
+            lambda t: tiny_train(t, learning_rate="0.1"),
+        ),
+        Case(
+            "init with NaN",
+            InvalidParameterError,
+            lambda t: tiny_train(t, init=np.full((8, 8), np.nan)),
+        ),
+        Case(
+            "Adam betas out of range",
+            InvalidParameterError,
+            lambda t: tiny_train(t, optimizer="adam", adam_betas=(1.5, 0.9)),
+        ),
+        Case(
+            "Adam eps negative",
+            InvalidParameterError,
+            lambda t: tiny_train(t, optimizer="adam", adam_eps=-1.0),
+        ),
+        Case(
+            "corrupt run file",
+            FileFormatError,
+            lambda t: attnmech.load_run(raw(t, "run.npz", b"PK\x03\x04 broken")),
+        ),
+        Case(
+            "corrupt checkpoint on resume",
+            CheckpointError,
+            corrupt_resume,
+            lambda t: [
+                "train",
+                saved(t),
+                "--steps",
+                "2",
+                "-o",
+                t / "run.npz",
+                "--checkpoint",
+                raw(t, "run.ckpt.npz", b"PK\x03\x04 broken"),
+                "--resume",
+            ],
+        ),
+        Case(
+            "resume with another theory setting",
+            CheckpointError,
+            resume_other_theory,
+        ),
+    ]
+    for fraction in (0.001, 0.05, 0.3, 0.5, 0.9, 0.999):
+        cases.append(
+            Case(f"npz truncated at {fraction:g}", FileFormatError,
+                 lambda t, f=fraction: load_dataset(truncated(t, f)),
+                 lambda t, f=fraction: ["solve", truncated(t, f)])
+        )  # fmt: skip
+    return cases
+
+
+CASES = _cases()
+
+
+def _param(case: Case) -> Any:
+    return pytest.param(case, id=case.name)
+
+
+def _files(folder: Path) -> set[Path]:
+    return {p for p in folder.rglob("*") if p.is_file()}
+
+
+@pytest.mark.parametrize("case", [_param(c) for c in CASES])
+def test_api_raises_the_documented_error(case: Case, tmp_path: Path) -> None:
+    with pytest.raises(AttnmechError) as info:
+        case.api(tmp_path)
+    assert type(info.value) is case.error, f"{type(info.value).__name__}: {info.value}"
+    message = str(info.value)
+    assert message.strip(), "an error must say what is wrong"
+    if isinstance(info.value, FileFormatError):  # file errors name the file
+        assert info.value.path is not None and Path(info.value.path).name in message, message
+
+
+@pytest.mark.parametrize("case", [_param(c) for c in CASES if c.cli is not None])
+def test_cli_one_error_line_nothing_written(case: Case, tmp_path: Path) -> None:
+    assert case.cli is not None
+    argv = [str(a) for a in case.cli(tmp_path)]
+    before = _files(tmp_path)
+    result = runner.invoke(app, argv)
+    assert result.exit_code == 1, result.output
+    errors = [line for line in result.output.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1, result.output
+    assert "Traceback" not in result.output
+    assert not isinstance(result.exception, Exception) or isinstance(result.exception, SystemExit)
+    assert _files(tmp_path) == before, "a failing command must not write files"
+
+
+@pytest.mark.parametrize("command", ["make-dataset", "train"])
+def test_negative_seed_is_an_option_error(command: str, tmp_path: Path) -> None:
+    """A seed below 0 is refused by the option itself (exit 2, usage message, nothing written)."""
+    argv = [command] if command == "make-dataset" else [command, str(tmp_path / "missing.npz")]
+    argv += ["--seed", "-1", "-o", str(tmp_path / "out.npz")]
+    result = runner.invoke(app, argv)
+    assert result.exit_code == 2, result.output
+    assert "--seed" in result.output and "Traceback" not in result.output
+    assert _files(tmp_path) == set()
+
+
+def test_catalogue_size() -> None:
+    """Keep the catalogue from shrinking silently (counts go in the report)."""
+    assert len(CASES) >= 80
+    assert sum(c.cli is not None for c in CASES) >= 35
+
+
+@pytest.mark.parametrize("offset_fraction", [0.0, 0.01, 0.1, 0.25, 0.4, 0.6, 0.75, 0.95, 0.999])
+def test_flipped_byte_is_an_error_or_the_same_dataset(offset_fraction: float, tmp_path) -> None:
+    """A flipped byte either gives a clean error or (in a field nobody reads) the same dataset:
+    never a different one."""
+    original = good_dataset()
+    path = original.save(tmp_path / "flip.npz")
+    data = bytearray(path.read_bytes())
+    data[min(int(len(data) * offset_fraction), len(data) - 1)] ^= 0xFF
+    path.write_bytes(bytes(data))
+    try:
+        loaded = load_dataset(path)
+    except (FileFormatError, InvalidDatasetError):
+        result = runner.invoke(app, ["solve", str(path)])
+        assert result.exit_code == 1 and "Traceback" not in result.output, result.output
+    else:
+        assert loaded == original
+
+
+def test_stale_temp_file_beside_checkpoint_is_ignored(tmp_path: Path) -> None:
+    """A temp file left by a killed writer (``.<name>.XXXX.npz``) does not break a resume."""
+    pytest.importorskip("torch")
+    from attnmech import TrainConfig, train
+
+    ckpt = tmp_path / "run.ckpt.npz"
+    config = TrainConfig(num_steps=4, checkpoint_every=2)
+    first = train(good_dataset(), config, checkpoint_path=ckpt)
+    (tmp_path / ".run.ckpt.npz.abc123.npz").write_bytes(b"PK\x03\x04 half written")
+    again = train(good_dataset(), config, checkpoint_path=ckpt, resume=True)
+    np.testing.assert_array_equal(np.asarray(first.W), np.asarray(again.W))
