@@ -119,8 +119,6 @@ class OneHotEmbeddings:
         return f"OneHotEmbeddings(vocab_size={self.vocab_size})"
 
 
-
-
 def _list_preview(indices: np.ndarray, limit: int = 10) -> str:
     shown = ", ".join(str(int(i)) for i in indices[:limit])
     more = f", ... ({len(indices)} in all)" if len(indices) > limit else ""
