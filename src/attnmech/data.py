@@ -1075,7 +1075,7 @@ def load_dataset(
                     "'vocab_size' key); rewrite the file with Dataset.save",
                     path=str(path),
                 )
-            stored = OneHotEmbeddings(int(arrays["vocab_size"]))
+            stored = OneHotEmbeddings(int(arrays["vocab_size"]))  # type: ignore[assignment]
         if sequences.ndim != 2:
             raise FileFormatError(
                 f"{path}: 'sequences' must be 2-D (n, T) padded with -1, got shape "
@@ -1088,8 +1088,8 @@ def load_dataset(
             E = _resolve_embeddings(embeddings, _vocab_hint(sequences, labels, stored))
         return _in_file(path, sequences, labels, E, on_unrealizable)
     if path.suffix == ".jsonl":
-        seqs, labels = _read_jsonl(path)
-        hint = _vocab_hint_lists(seqs, labels)
+        seqs, label_list = _read_jsonl(path)
+        hint = _vocab_hint_lists(seqs, label_list)
         if embeddings is None:
             default = _default_embeddings_path(path)
             if not default.exists():
@@ -1100,7 +1100,7 @@ def load_dataset(
                 )
             embeddings = default
         E = _resolve_embeddings(embeddings, hint)
-        return _in_file(path, seqs, labels, E, on_unrealizable)
+        return _in_file(path, seqs, label_list, E, on_unrealizable)
     raise FileFormatError(f"cannot read {path}: use a .npz or .jsonl file", path=str(path))
 
 

@@ -823,6 +823,7 @@ def solve_graph_svm(
     cons = svm_constraints(graphs, reduce=reduce)
     m = cons.n_constraints
     extra: dict[str, Any] = {"n_constraints": m, "n_edges": cons.n_original}
+    best: _Certificate | None
     if not cons.strict.any():
         best = _certificate("none", graphs, cons, E, np.zeros((E.shape[1],) * 2), np.zeros(m))
         attempts = [best]
@@ -865,6 +866,7 @@ def solve_graph_svm(
                     "anyway"
                 )
             best = min(attempts, key=lambda c: (c.relative_violation, c.relative_gap))
+    assert best is not None  # every branch above sets it or raises
     extra["attempts"] = [c.summary() for c in attempts]
     norm_sq = float(np.sum(best.W * best.W))
     status = SolveStatus.OPTIMAL

@@ -8,6 +8,8 @@ machine or a Ray cluster, resume it, and plot where the theory holds.
 - :mod:`~attnmech.sweeps.plots`: heatmaps and line plots (:func:`plot_sweep`).
 """
 
+from typing import Any
+
 from .runner import SweepResult, run_sweep
 from .spec import SweepSpec, available_metrics, load_sweep_spec, parse_sweep_spec
 from .store import SweepTable, load_results
@@ -25,7 +27,7 @@ __all__ = [
 ]
 
 
-def plot_sweep(*args, **kwargs):  # type: ignore[no-untyped-def]
+def plot_sweep(*args: Any, **kwargs: Any) -> Any:
     """See :func:`attnmech.sweeps.plots.plot_sweep` (imported lazily: it needs matplotlib)."""
     from .plots import plot_sweep as _plot
 

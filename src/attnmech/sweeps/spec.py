@@ -395,7 +395,7 @@ def parse_sweep_spec(text: str, path: str = "<string>") -> SweepSpec:
             raise check.fail("grid", "must be a list of [[grid]] tables")
         raw_grids.extend((f"grid[{i}]", g) for i, g in enumerate(data["grid"]))
 
-    grids = []
+    grids: list[GridSpec] = []
     for where, raw in raw_grids:
         raw = check.table(raw, where)
         if where != "axes":
