@@ -1,4 +1,4 @@
-"""Step rules of other geometries (attnmech.optim_geometry): hand-computed updates, and on a
+"""Step rules of other geometries (attnmech.optim): hand-computed updates, and on a
 separable logistic regression the direction each rule converges to (its geometry's max margin)."""
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from attnmech.errors import InvalidParameterError
-from attnmech.optim_geometry import (
-    GEOMETRY_OPTIMIZERS,
+from attnmech.optim import (
+    OPTIMIZERS,
     L1SteepestDescent,
     MirrorDescent,
     NormalizedMirrorDescent,
@@ -37,14 +37,10 @@ G0 = [[[0.5, 1.0], [-2.0, 0.0]], [[0.1, -0.1], [0.0, 0.2]]]
 
 
 def test_registry_and_options():
-    assert set(GEOMETRY_OPTIMIZERS) == {
-        "mirror",
-        "normalized-mirror",
-        "sign",
-        "l1-steepest",
-        "spectral",
-    }
-    for name, rule in GEOMETRY_OPTIMIZERS.items():
+    geometries = {"mirror", "normalized-mirror", "sign", "l1-steepest", "spectral"}
+    assert set(OPTIMIZERS) == {"gd", "ngd", "adam", "polyak"} | geometries  # one registry
+    for name in geometries:
+        rule = OPTIMIZERS[name]
         assert rule.name == name and rule(0.1).init(t(W0)) == {}
     with pytest.raises(InvalidParameterError, match="no option"):
         SignDescent(0.1, p=3)
@@ -57,6 +53,12 @@ def test_registry_and_options():
     assert expected_svm_norm(MirrorDescent(0.1)) == "fro"
     assert expected_svm_norm(NormalizedMirrorDescent(0.1, p=1.5)) == "lp:1.5"
     assert expected_svm_norm(L1SteepestDescent(0.1)) == "l1"
+    assert [expected_svm_norm(n) for n in ("gd", "adam", "spectral")] == ["fro", "linf", "spectral"]
+    assert expected_svm_norm("gd", "factorized") == "nuclear"
+    with pytest.raises(InvalidParameterError, match="no implicit-bias prediction"):
+        expected_svm_norm("sign", "factorized")
+    with pytest.raises(InvalidParameterError, match="normalized must be true or false"):
+        SignDescent(0.1, normalized="yes")
 
 
 def test_mirror_descent_by_hand():

@@ -825,6 +825,62 @@ def experiments_command() -> None:
         typer.echo(f"{name}: {spec.title}")
 
 
+# --------------------------------------------------------------------------- bias-table
+@app.command("bias-table")
+@_reports_errors
+def bias_table_command(
+    out: Annotated[
+        Path,
+        typer.Option("--out", help="Folder for TABLE.md, results.json and the figures."),
+    ],
+    settings: Annotated[
+        str,
+        typer.Option(
+            "--settings", help="Comma-separated experiment names (see `attnmech experiments`)."
+        ),
+    ] = "acyclic-4-6-8-8,cyclic-6-4-6-8",
+    trials: Annotated[int, typer.Option("--trials", min=1, help="Datasets per setting.")] = 10,
+    steps: Annotated[
+        int | None,
+        typer.Option(
+            "--steps", min=10, help="Steps for every optimiser (default: each one's own budget)."
+        ),
+    ] = None,
+    optimizers: Annotated[
+        str | None,
+        typer.Option(
+            "--optimizers",
+            help="Comma-separated row labels (default: all; e.g. 'gd,sign,spectral').",
+            show_default=False,
+        ),
+    ] = None,
+    no_figures: Annotated[bool, typer.Option("--no-figures", help="Skip the PNG figures.")] = False,
+) -> None:
+    """Which optimiser finds which max-margin direction: train every optimiser on the settings and
+    compare the final W with the Graph-SVM of every norm (fro, nuclear, spectral, l1, linf, lp:3);
+    write a heatmap, rate figures, results.json and TABLE.md."""
+    from .bias import bias_table
+
+    table = bias_table(
+        out,
+        settings=[s.strip() for s in settings.split(",") if s.strip()],
+        trials=trials,
+        steps=steps,
+        optimizers=None if optimizers is None else [o for o in optimizers.split(",") if o],
+        figures=not no_figures,
+        progress=lambda message: typer.echo(message, err=True),
+    )
+    held = sum(v["holds"] for v in table.verdicts())
+    typer.echo(
+        f"{len(table.runs)} runs ({len(table.settings)} settings x "
+        f"{len(table.runs) // len(table.settings)} optimisers, {table.trials} trials): own "
+        f"geometry's column best in {held} of {len(table.runs)}; wall {table.wall_s:.1f} s, "
+        f"CPU {table.cpu_s:.1f} s"
+    )
+    typer.echo(f"table: {table.files['table']}")
+    typer.echo(f"results: {table.files['results']}")
+
+
 def main() -> None:
     """Entry point of the ``attnmech`` console script and of ``python -m attnmech``."""
     app(prog_name="attnmech")
