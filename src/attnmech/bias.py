@@ -836,9 +836,11 @@ def _heatmap(table: BiasTable, path: Path) -> Path:
     norms = list(table.norms)
     n_set = len(table.settings)
     labels = list(dict.fromkeys(r.optimizer.label for r in table.runs))
-    fig = Figure(figsize=(1.3 * len(norms) * n_set + 2.5, 0.45 * len(labels) + 1.6))
+    fig = Figure(
+        figsize=(1.05 * len(norms) * n_set + 3.0, 0.42 * len(labels) + 1.4), layout="constrained"
+    )
     axes = fig.subplots(1, n_set, squeeze=False)[0]
-    for ax, name in zip(axes, table.settings, strict=True):
+    for k, (ax, name) in enumerate(zip(axes, table.settings, strict=True)):
         mean = np.full((len(labels), len(norms)), np.nan)
         spread = np.full_like(mean, np.nan)
         expected = {}
@@ -868,10 +870,10 @@ def _heatmap(table: BiasTable, path: Path) -> Path:
                         color="white" if gap[i, j] > 0.01 else "black",
                     )
         ax.set_xticks(range(len(norms)), norms, fontsize=8)
-        ax.set_yticks(range(len(labels)), labels, fontsize=8)
-        ax.set_title(f"{name}: cos(W, W_svm^N)", fontsize=9)
+        ax.set_yticks(range(len(labels)), labels if k == 0 else [], fontsize=8)
+        ax.set_title(f"{name}: cos(W, W_svm^N), mean ± half range", fontsize=9)
         ax.set_xlabel("Graph-SVM norm N (bold: expected)", fontsize=8)
-    cbar = fig.colorbar(image, ax=list(axes), shrink=0.8)
+    cbar = fig.colorbar(image, ax=list(axes), shrink=0.8, pad=0.01)
     cbar.set_label("log10(best in row - cos + 1e-4)", fontsize=8)
     save_figure(fig, path.with_suffix(""), formats=("png",), dpi=110)
     return path
@@ -893,7 +895,7 @@ def _rates_figure(table: BiasTable, name: str, path: Path) -> Path:
     ]
     if table.cyclic[name]:
         panels.append(("fin_gap", "||Proj_Sfin W(t) - W_fin||_F"))
-    fig = Figure(figsize=(4.0 * len(panels), 3.6))
+    fig = Figure(figsize=(3.6 * len(panels) + 1.6, 3.6), layout="constrained")
     axes = fig.subplots(1, len(panels))
     cmap = matplotlib.colormaps["tab20"]
     for ax, (key, title) in zip(axes, panels, strict=True):
@@ -913,8 +915,8 @@ def _rates_figure(table: BiasTable, name: str, path: Path) -> Path:
         ax.set_xlabel("step t", fontsize=8)
         ax.grid(True, which="both", alpha=0.3)
         ax.tick_params(labelsize=7)
-    axes[0].legend(fontsize=6)
+    handles, names = axes[0].get_legend_handles_labels()
+    fig.legend(handles, names, loc="outside right center", fontsize=7)
     fig.suptitle(f"{name}: mean over {table.trials} trials", fontsize=10)
-    fig.tight_layout()
     save_figure(fig, path.with_suffix(""), formats=("png",), dpi=100)
     return path
