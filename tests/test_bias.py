@@ -184,6 +184,10 @@ def test_bias_table_bad_input(tmp_path):
         bias_table(None, optimizers=["gd"], steps=5)
     with pytest.raises(InvalidParameterError, match="trials must be a positive integer"):
         bias_table(None, optimizers=["gd"], trials=0)
+    with pytest.raises(InvalidParameterError, match="log_points must be an integer >= 10"):
+        bias_table(None, optimizers=["gd"], log_points=2)
+    with pytest.raises(InvalidParameterError, match="GiB of W"):
+        bias_table(None, optimizers=["gd"], trials=10**6, log_points=10**4)
     with pytest.raises(InvalidParameterError, match="optimizer must be one of"):
         BiasOptimizer("x", "sgd", 0.1, 100)
     with pytest.raises(InvalidParameterError, match="1 < p < inf"):

@@ -464,6 +464,8 @@ def bias_table(
         settings = [s for s in settings.split(",") if s]
     if not settings:
         raise InvalidParameterError("the bias table needs at least one setting")
+    if isinstance(log_points, bool) or not isinstance(log_points, int) or log_points < 10:
+        raise InvalidParameterError(f"log_points must be an integer >= 10, got {log_points!r}")
     column_names = [parse_norm(n).name for n in norms]
     for row in rows:
         if row.expected_norm not in column_names:
@@ -475,6 +477,7 @@ def bias_table(
     svm_info: dict[str, dict[str, dict[str, Any]]] = {}
     cyclic: dict[str, bool] = {}
     for name in settings:
+        _check_memory(name, trials, log_points)
         data = _solve_setting(name, trials, columns, cache)
         svm_info[name] = data.svm_info
         cyclic[name] = data.cyclic
@@ -518,6 +521,25 @@ def bias_table(
         files = write_bias_table(table, out_dir, figures=figures)
         table.files.update(files)
     return table
+
+
+MAX_HISTORY_BYTES = 1 << 30  # largest recorded W trajectory (L x trials x d x d float64)
+
+
+def _check_memory(name: str, trials: int, log_points: int) -> None:
+    """Refuse a run whose recorded ``W(t)`` would not fit in :data:`MAX_HISTORY_BYTES`."""
+    from .experiments import EXPERIMENTS
+
+    setting = EXPERIMENTS.get(name)
+    if setting is None:
+        return  # reported with the list of settings by _solve_setting
+    d = setting.data.embedding_dim
+    need = 8 * (log_points + 2) * trials * d * d
+    if need > MAX_HISTORY_BYTES:
+        raise InvalidParameterError(
+            f"the bias table of {name!r} would record {need / 2**30:.1f} GiB of W(t) "
+            f"({log_points} steps x {trials} trials x {d} x {d}); lower log_points or trials"
+        )
 
 
 def _resolve_optimizers(optimizers: Sequence[BiasOptimizer | str] | None) -> list[BiasOptimizer]:
