@@ -134,6 +134,11 @@ def test_reduced_bias_table_files(reduced_table):
         "results.json",
         "heatmap.png",
         "rates_acyclic-4-6-8-8.png",
+        "runs",
+    }
+    assert {p.name for p in (out / "runs").iterdir()} == {
+        "acyclic-4-6-8-8__gd.npz",
+        "acyclic-4-6-8-8__sign.npz",
     }
     results = json.loads((out / "results.json").read_text())
     assert results["trials"] == 2 and results["norms"] == ["fro", "l1", "linf", "lp:3"]
@@ -173,6 +178,38 @@ def test_reduced_bias_table_values(reduced_table):
     # the rates: 1 - cos decreases over the run for both
     for run in (gd, sign):
         assert np.all(run.one_minus_cos[-1] < run.one_minus_cos[1])
+
+
+def test_resume_reuses_saved_runs(reduced_table, tmp_path):
+    import shutil
+
+    from attnmech.errors import CheckpointError
+
+    table, out = reduced_table
+    shutil.copytree(out / "runs", tmp_path / "runs")
+    messages: list[str] = []
+    rows = [BiasOptimizer("gd", "gd", 1.0, 600), BiasOptimizer("sign", "sign", 0.01, 600)]
+    kwargs = {
+        "settings": ["acyclic-4-6-8-8"],
+        "trials": 2,
+        "norms": ("fro", "l1", "linf", "lp:3"),
+        "log_points": 30,
+        "figures": False,
+        "progress": messages.append,
+    }
+    again = bias_table(tmp_path, optimizers=rows, resume=True, **kwargs)
+    assert sum("reused" in m for m in messages) == 2
+    for old, new in zip(table.runs, again.runs, strict=True):
+        np.testing.assert_array_equal(old.cos["linf"], new.cos["linf"])
+        np.testing.assert_array_equal(old.one_minus_cos, new.one_minus_cos)
+    # another learning rate: that run is trained again, the other reused
+    messages.clear()
+    rows[1] = BiasOptimizer("sign", "sign", 0.02, 600)
+    bias_table(tmp_path, optimizers=rows, resume=True, **kwargs)
+    assert sum("reused" in m for m in messages) == 1
+    (tmp_path / "runs" / "acyclic-4-6-8-8__gd.npz").write_bytes(b"not a zip")
+    with pytest.raises(CheckpointError, match="delete it"):
+        bias_table(tmp_path, optimizers=rows, resume=True, **kwargs)
 
 
 def test_bias_table_bad_input(tmp_path):

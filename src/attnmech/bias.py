@@ -414,6 +414,7 @@ def bias_table(
     log_points: int = 200,
     figures: bool = True,
     progress: Callable[[str], Any] | None = None,
+    resume: bool = False,
 ) -> BiasTable:
     """Train every optimiser on each setting and compare the final ``W`` with every Graph-SVM.
 
@@ -439,6 +440,10 @@ def bias_table(
         Draw the figures (needs matplotlib) when writing.
     progress : callable, optional
         ``progress(message)`` after each run (the CLI prints it to stderr).
+    resume : bool, default=False
+        With ``out_dir``: reuse the finished runs saved in ``out_dir/runs/`` (each run is saved
+        there, atomically, as soon as it ends) when their setting, trials, optimiser, steps,
+        norms and ``log_points`` match; the others are trained again.
 
     Returns
     -------
@@ -448,6 +453,8 @@ def bias_table(
     ------
     InvalidParameterError
         Unknown setting, optimiser label or norm; ``trials < 1``; ``steps < 10``.
+    CheckpointError
+        With ``resume``: a saved run file that cannot be read (delete it).
     """
     from .model import AttentionConfig
     from .training import TrainConfig, train
@@ -499,8 +506,18 @@ def bias_table(
                 optimizer_options=options,
                 num_threads=1,
             )
+            run_path = None if out_dir is None else _run_path(Path(out_dir), name, row)
+            key = _run_key(name, trials, row, num_steps, columns, log_points)
+            saved = _load_run(run_path, key) if resume and run_path is not None else None
+            if saved is not None:
+                runs.append(saved)
+                if progress is not None:
+                    progress(f"{name}: {row.label:<22} reused {run_path}")
+                continue
             result = train(data.datasets, config, record_W=True)
             runs.append(_measure(data, row, result, columns))
+            if run_path is not None:
+                _save_run(run_path, key, runs[-1])
             if progress is not None:
                 progress(
                     f"{name}: {row.label:<22} {num_steps} steps, {result.elapsed_s:.1f} s, "
@@ -620,6 +637,116 @@ def _measure(
         slopes,
         float(result.elapsed_s),
     )
+
+
+# ---------------------------------------------------------------------------------- run files
+_MEASURES = ("cos", "dist", "rel_dist", "excess", "slopes")
+_CURVES = ("steps", "one_minus_cos", "loss_gap", "norm", "fin_gap")
+
+
+def _run_path(out: Path, setting: str, row: BiasOptimizer) -> Path:
+    safe = "".join(c if c.isalnum() or c in "-." else "_" for c in row.label)
+    return out / "runs" / f"{setting}__{safe}.npz"
+
+
+def _run_key(
+    setting: str,
+    trials: int,
+    row: BiasOptimizer,
+    num_steps: int,
+    columns: Sequence[str],
+    log_points: int,
+) -> str:
+    """What a saved run must match to be reused."""
+    from . import __version__
+
+    return json.dumps(
+        {
+            "setting": setting,
+            "trials": trials,
+            "optimizer": {**row.to_dict(), "num_steps": num_steps},
+            "norms": list(columns),
+            "log_points": log_points,
+            "attnmech": __version__,
+        },
+        sort_keys=True,
+    )
+
+
+def _save_run(path: Path, key: str, run: BiasRun) -> None:
+    from ._io import atomic_savez
+    from .errors import OutputError
+
+    arrays: dict[str, Any] = {"key": np.array(key), "elapsed_s": np.array(run.elapsed_s)}
+    arrays["num_steps"] = np.array(run.num_steps)
+    for attr in _MEASURES:
+        for name, values in getattr(run, attr).items():
+            arrays[f"{attr}/{name}"] = np.asarray(values)
+    for attr in _CURVES:
+        arrays[attr] = np.asarray(getattr(run, attr))
+    try:
+        atomic_savez(path, **arrays)
+    except OSError as exc:
+        raise OutputError(
+            f"cannot write the bias-table run file {path}: {exc.strerror or exc}; check that "
+            "the folder is writable and has free space"
+        ) from None
+
+
+def _load_run(path: Path, key: str) -> BiasRun | None:
+    """The run saved at ``path`` if it matches ``key`` (None when absent or another run's)."""
+    import zipfile
+    import zlib
+
+    from .errors import CheckpointError
+
+    if not path.exists():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            arrays = {name: archive[name] for name in archive.files}
+        if str(arrays["key"]) != key:
+            logger.info("%s belongs to another configuration; training again", path)
+            return None
+        meta = json.loads(key)
+        row = BiasOptimizer(
+            meta["optimizer"]["label"],
+            meta["optimizer"]["optimizer"],
+            meta["optimizer"]["learning_rate"],
+            meta["optimizer"]["num_steps"],
+            meta["optimizer"]["options"],
+            meta["optimizer"]["parameterization"],
+        )
+        measures = {
+            attr: {
+                name.split("/", 1)[1]: values
+                for name, values in arrays.items()
+                if name.startswith(f"{attr}/")
+            }
+            for attr in _MEASURES
+        }
+        return BiasRun(
+            meta["setting"],
+            row,
+            int(arrays["num_steps"]),
+            measures["cos"],
+            measures["dist"],
+            measures["rel_dist"],
+            measures["excess"],
+            arrays["steps"],
+            arrays["one_minus_cos"],
+            arrays["loss_gap"],
+            arrays["norm"],
+            arrays["fin_gap"],
+            measures["slopes"],
+            float(arrays["elapsed_s"]),
+        )
+    except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError, zlib.error) as exc:
+        raise CheckpointError(
+            f"cannot read the bias-table run file {path} ({type(exc).__name__}: {exc}); delete "
+            "it, or run without --resume",
+            path=str(path),
+        ) from None
 
 
 # ---------------------------------------------------------------------------------- files

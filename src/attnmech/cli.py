@@ -855,6 +855,10 @@ def bias_table_command(
         ),
     ] = None,
     no_figures: Annotated[bool, typer.Option("--no-figures", help="Skip the PNG figures.")] = False,
+    resume: Annotated[
+        bool,
+        typer.Option("--resume", help="Reuse the finished runs saved in --out/runs/."),
+    ] = False,
 ) -> None:
     """Which optimiser finds which max-margin direction: train every optimiser on the settings and
     compare the final W with the Graph-SVM of every norm (fro, nuclear, spectral, l1, linf, lp:3);
@@ -869,6 +873,7 @@ def bias_table_command(
         optimizers=None if optimizers is None else [o for o in optimizers.split(",") if o],
         figures=not no_figures,
         progress=lambda message: typer.echo(message, err=True),
+        resume=resume,
     )
     held = sum(v["holds"] for v in table.verdicts())
     typer.echo(
