@@ -235,7 +235,8 @@ def _solve_setting(
         )
     setting = EXPERIMENTS[name]
     datasets = load_datasets(setting.data, trials)
-    theories, per_norm = [], {n: [] for n in norms}
+    theories: list[Theory] = []
+    per_norm: dict[str, list[np.ndarray]] = {n: [] for n in norms}
     info: dict[str, dict[str, Any]] = {
         n: {"unique": [], "tie_break": [], "max_violation": [], "solve_time_s": []} for n in norms
     }
