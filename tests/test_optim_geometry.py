@@ -224,3 +224,16 @@ def test_rule_follows_its_geometrys_max_margin_direction(toy, case):
     assert min(own) > threshold, own
     if advantage is not None:
         assert np.mean(own) > np.mean(fro) + advantage, (own, fro)
+
+
+def test_adam_without_moment_averaging_is_sign_descent():
+    """Adam with betas (0, 0) steps by g / |g| = sign(g): the link behind Adam's predicted
+    (max-norm) geometry; the bias table measures how far betas (0.9, 0.999) move it from there."""
+    from attnmech.optim import Adam
+
+    rng = np.random.default_rng(3)
+    params, grad = rng.standard_normal((2, 2, 4, 4))
+    adam, sign = Adam(0.1, betas=(0.0, 0.0), eps=1e-300), SignDescent(0.1)
+    state = adam.init(t(params[None]))
+    got = adam.update(t(params[None]), t(grad[None]), t([0.0]), state, 0).numpy()
+    np.testing.assert_allclose(got, step(sign, params[None], grad[None]), rtol=1e-15)
