@@ -231,6 +231,15 @@ def test_bias_table_bad_input(tmp_path):
         BiasOptimizer("x", "mirror", 0.1, 100, {"p": 1})
 
 
+def test_unwritable_out_fails_before_training(tmp_path):
+    from attnmech.errors import OutputError
+
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(OutputError, match="cannot create the bias-table folder"):
+        bias_table(blocker, settings=["nope"], optimizers=["gd"], steps=10)
+
+
 def test_cli_bias_table(tmp_path):
     from attnmech.cli import app
 

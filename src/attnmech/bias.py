@@ -480,6 +480,8 @@ def bias_table(
             column_names.append(row.expected_norm)
     columns = tuple(dict.fromkeys(column_names))
 
+    if out_dir is not None:
+        _make_folder(Path(out_dir) / "runs")  # fail before any work, not after
     cache: dict[bytes, dict[str, Any]] = {}
     runs: list[BiasRun] = []
     svm_info: dict[str, dict[str, dict[str, Any]]] = {}
@@ -645,6 +647,18 @@ _MEASURES = ("cos", "dist", "rel_dist", "excess", "slopes")
 _CURVES = ("steps", "one_minus_cos", "loss_gap", "norm", "fin_gap")
 
 
+def _make_folder(folder: Path) -> None:
+    from .errors import OutputError
+
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(
+            f"cannot create the bias-table folder {folder}: {exc.strerror or exc}; choose a "
+            "writable --out"
+        ) from None
+
+
 def _run_path(out: Path, setting: str, row: BiasOptimizer) -> Path:
     safe = "".join(c if c.isalnum() or c in "-." else "_" for c in row.label)
     return out / "runs" / f"{setting}__{safe}.npz"
@@ -765,13 +779,7 @@ def write_bias_table(
     from .errors import OutputError
 
     out = Path(out_dir)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise OutputError(
-            f"cannot create the bias-table folder {out}: {exc.strerror or exc}; choose a "
-            "writable --out"
-        ) from None
+    _make_folder(out)
     files: dict[str, Path] = {}
     try:
         if figures:
