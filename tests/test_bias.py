@@ -215,6 +215,8 @@ def test_resume_reuses_saved_runs(reduced_table, tmp_path):
 def test_bias_table_bad_input(tmp_path):
     with pytest.raises(InvalidParameterError, match="unknown setting 'nope'"):
         bias_table(None, settings=["nope"], trials=1, optimizers=["gd"], steps=10)
+    with pytest.raises(InvalidParameterError, match="'local-ce' trains the 'gen' head"):
+        bias_table(None, settings=["local-ce"], trials=1, optimizers=["gd"], steps=10)
     with pytest.raises(InvalidParameterError, match="unknown bias-table optimizer 'sgd'"):
         bias_table(None, optimizers=["sgd"])
     with pytest.raises(InvalidParameterError, match="steps must be an integer >= 10"):
@@ -237,7 +239,7 @@ def test_unwritable_out_fails_before_training(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("x")
     with pytest.raises(OutputError, match="cannot create the bias-table folder"):
-        bias_table(blocker, settings=["nope"], optimizers=["gd"], steps=10)
+        bias_table(blocker, settings=["acyclic-4-6-8-8"], optimizers=["gd"], steps=10)
 
 
 def test_cli_bias_table(tmp_path):

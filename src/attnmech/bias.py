@@ -480,6 +480,7 @@ def bias_table(
             column_names.append(row.expected_norm)
     columns = tuple(dict.fromkeys(column_names))
 
+    _check_settings(settings)
     if out_dir is not None:
         _make_folder(Path(out_dir) / "runs")  # fail before any work, not after
     cache: dict[bytes, dict[str, Any]] = {}
@@ -541,6 +542,25 @@ def bias_table(
         files = write_bias_table(table, out_dir, figures=figures)
         table.files.update(files)
     return table
+
+
+def _check_settings(settings: Sequence[str]) -> None:
+    """Every name is a registry setting with the theory's head and loss (iden, log-loss)."""
+    from .experiments import EXPERIMENTS
+
+    for name in settings:
+        if name not in EXPERIMENTS:
+            raise InvalidParameterError(
+                f"unknown setting {name!r} for the bias table; choose from "
+                f"{', '.join(EXPERIMENTS)} (see `attnmech experiments`)"
+            )
+        setting = EXPERIMENTS[name]
+        if setting.head != "iden" or setting.loss not in ("log", "ce"):
+            raise InvalidParameterError(
+                f"setting {name!r} trains the {setting.head!r} head with the {setting.loss!r} "
+                "loss; the bias table measures against the Graph-SVMs of the iden head's "
+                "log-loss (SPEC section 6): choose a global setting such as acyclic-4-6-8-8"
+            )
 
 
 MAX_HISTORY_BYTES = 1 << 30  # largest recorded W trajectory (L x trials x d x d float64)
