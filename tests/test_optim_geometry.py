@@ -1,4 +1,4 @@
-"""Step rules of other geometries (attnmech.optim_geometry): hand-computed updates, and on a
+"""Step rules of other geometries (attnmech.optim): hand-computed updates, and on a
 separable logistic regression the direction each rule converges to (its geometry's max margin)."""
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from attnmech.errors import InvalidParameterError
-from attnmech.optim_geometry import (
-    GEOMETRY_OPTIMIZERS,
+from attnmech.optim import (
+    OPTIMIZERS,
     L1SteepestDescent,
     MirrorDescent,
     NormalizedMirrorDescent,
@@ -37,14 +37,10 @@ G0 = [[[0.5, 1.0], [-2.0, 0.0]], [[0.1, -0.1], [0.0, 0.2]]]
 
 
 def test_registry_and_options():
-    assert set(GEOMETRY_OPTIMIZERS) == {
-        "mirror",
-        "normalized-mirror",
-        "sign",
-        "l1-steepest",
-        "spectral",
-    }
-    for name, rule in GEOMETRY_OPTIMIZERS.items():
+    geometries = {"mirror", "normalized-mirror", "sign", "l1-steepest", "spectral"}
+    assert set(OPTIMIZERS) == {"gd", "ngd", "adam", "polyak"} | geometries  # one registry
+    for name in geometries:
+        rule = OPTIMIZERS[name]
         assert rule.name == name and rule(0.1).init(t(W0)) == {}
     with pytest.raises(InvalidParameterError, match="no option"):
         SignDescent(0.1, p=3)
@@ -57,6 +53,12 @@ def test_registry_and_options():
     assert expected_svm_norm(MirrorDescent(0.1)) == "fro"
     assert expected_svm_norm(NormalizedMirrorDescent(0.1, p=1.5)) == "lp:1.5"
     assert expected_svm_norm(L1SteepestDescent(0.1)) == "l1"
+    assert [expected_svm_norm(n) for n in ("gd", "adam", "spectral")] == ["fro", "linf", "spectral"]
+    assert expected_svm_norm("gd", "factorized") == "nuclear"
+    with pytest.raises(InvalidParameterError, match="no implicit-bias prediction"):
+        expected_svm_norm("sign", "factorized")
+    with pytest.raises(InvalidParameterError, match="normalized must be true or false"):
+        SignDescent(0.1, normalized="yes")
 
 
 def test_mirror_descent_by_hand():
@@ -222,3 +224,16 @@ def test_rule_follows_its_geometrys_max_margin_direction(toy, case):
     assert min(own) > threshold, own
     if advantage is not None:
         assert np.mean(own) > np.mean(fro) + advantage, (own, fro)
+
+
+def test_adam_without_moment_averaging_is_sign_descent():
+    """Adam with betas (0, 0) steps by g / |g| = sign(g): the link behind Adam's predicted
+    (max-norm) geometry; the bias table measures how far betas (0.9, 0.999) move it from there."""
+    from attnmech.optim import Adam
+
+    rng = np.random.default_rng(3)
+    params, grad = rng.standard_normal((2, 2, 4, 4))
+    adam, sign = Adam(0.1, betas=(0.0, 0.0), eps=1e-300), SignDescent(0.1)
+    state = adam.init(t(params[None]))
+    got = adam.update(t(params[None]), t(grad[None]), t([0.0]), state, 0).numpy()
+    np.testing.assert_allclose(got, step(sign, params[None], grad[None]), rtol=1e-15)

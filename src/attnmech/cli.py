@@ -653,6 +653,25 @@ def _final_table(result: Any) -> Table:
     return _stats_table(result.summary()["final"], meanings, single=result.num_trials == 1)
 
 
+def _key_values(items: Sequence[str], option: str) -> dict[str, Any]:
+    """``["p=3", "normalized=false"]`` -> ``{"p": 3, "normalized": False}`` (numbers, booleans,
+    else strings)."""
+    import json
+
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise typer.BadParameter(f"{item!r} is not KEY=VALUE", param_hint=option)
+        text = raw.strip()
+        try:
+            value: Any = json.loads(text.lower() if text.lower() in ("true", "false") else text)
+        except json.JSONDecodeError:
+            value = text
+        out[key.strip()] = value
+    return out
+
+
 def _load_theory_for(path: Path, dataset: Dataset, svm_norm: str) -> Any:
     """The saved theory at ``path``, checked against ``dataset`` and the norm the run needs."""
     from .theory import load_theory
@@ -698,10 +717,29 @@ def train_command(
         Optimizer,
         typer.Option(
             "--optimizer",
-            help="Gradient descent, normalised GD (the paper's) or Adam.",
+            help="A step rule of attnmech.optim.OPTIMIZERS (ngd, normalised GD, is the paper's).",
             case_sensitive=False,
         ),
     ] = Optimizer["ngd"],
+    optimizer_option: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--optimizer-option",
+            help="KEY=VALUE option of the step rule (repeatable), e.g. p=3 for mirror, "
+            "normalized=false, lower_bound=0.1 for polyak.",
+            show_default=False,
+        ),
+    ] = None,
+    svm_norm: Annotated[
+        str | None,
+        typer.Option(
+            "--svm-norm",
+            help="Measure the run against this norm's Graph-SVM (fro, nuclear, spectral, l1, "
+            "linf, lp:P), or 'auto': the optimiser's own geometry [default: fro, nuclear for "
+            "--parameterization factorized].",
+            show_default=False,
+        ),
+    ] = None,
     seed: Annotated[int, typer.Option("--seed", min=0, help="Seed of the initialisation.")] = 0,
     head: Annotated[
         HeadKind,
@@ -835,6 +873,7 @@ def train_command(
                 head=head.value, loss=loss.value, parameterization=parameterization.value
             ),
             optimizer=optimizer.value,
+            optimizer_options=_key_values(optimizer_option or [], "--optimizer-option"),
             learning_rate=learning_rate,
             num_steps=steps,
             log_every=log_every,
@@ -847,12 +886,13 @@ def train_command(
     except ValueError as exc:
         _fail(str(exc))
     dataset = _load(data, embeddings, on_unrealizable)
+    norm = svm_norm_for(config.model, config.step_rule(), svm_norm)
     if no_theory:
         theory = None
     elif theory_path is not None:
-        theory = _load_theory_for(theory_path, dataset, svm_norm_for(config.model))
+        theory = _load_theory_for(theory_path, dataset, norm)
     else:
-        theory = _solve_or_warn(dataset, svm_norm_for(config.model))
+        theory = _solve_or_warn(dataset, norm)
     uses_checkpoint = checkpoint_every > 0 or resume
     if not resume and checkpoint_every > 0 and ckpt.exists():
         typer.echo(
@@ -937,6 +977,15 @@ def verify_command(
         ),
     ] = None,
     theory_path: TheoryOption = None,
+    svm_norm: Annotated[
+        str | None,
+        typer.Option(
+            "--svm-norm",
+            help="Measure against this norm's Graph-SVM, or 'auto' (the run's optimiser's own "
+            "geometry); as for train.",
+            show_default=False,
+        ),
+    ] = None,
     embeddings: EmbeddingsOption = None,
     on_unrealizable: UnrealizableOption = OnUnrealizable["raise"],
 ) -> None:
@@ -952,9 +1001,12 @@ def verify_command(
         _check_writable(json_path, what="JSON report")
     dataset = _load(data, embeddings, on_unrealizable)
     result = load_run(run)
+    norm = svm_norm_for(result.config.model, result.config.step_rule(), svm_norm)
     theory = None
     if theory_path is not None:
-        theory = _load_theory_for(theory_path, dataset, svm_norm_for(result.config.model))
+        theory = _load_theory_for(theory_path, dataset, norm)
+    elif svm_norm is not None:
+        theory = _solve_or_warn(dataset, norm)
     report = verify(dataset, result, theory)
     info = report.to_dict()
     typer.echo(f"{report.num_trials} trial(s), head={info['head']}, loss={info['loss']}")
@@ -1159,6 +1211,67 @@ def plot_sweep_command(
         output = sweep_dir / "plots" / "_".join(p for p in parts if p)
     for path in save_sweep_plot(plot, output):
         typer.echo(f"wrote {path}")
+
+
+# --------------------------------------------------------------------------- bias-table
+@app.command("bias-table")
+@_reports_errors
+def bias_table_command(
+    out: Annotated[
+        Path,
+        typer.Option("--out", help="Folder for TABLE.md, results.json and the figures."),
+    ],
+    settings: Annotated[
+        str,
+        typer.Option(
+            "--settings", help="Comma-separated experiment names (see `attnmech experiments`)."
+        ),
+    ] = "acyclic-4-6-8-8,cyclic-6-4-6-8",
+    trials: Annotated[int, typer.Option("--trials", min=1, help="Datasets per setting.")] = 10,
+    steps: Annotated[
+        int | None,
+        typer.Option(
+            "--steps", min=10, help="Steps for every optimiser (default: each one's own budget)."
+        ),
+    ] = None,
+    optimizers: Annotated[
+        str | None,
+        typer.Option(
+            "--optimizers",
+            help="Comma-separated row labels (default: all; e.g. 'gd,sign,spectral').",
+            show_default=False,
+        ),
+    ] = None,
+    no_figures: Annotated[bool, typer.Option("--no-figures", help="Skip the PNG figures.")] = False,
+    resume: Annotated[
+        bool,
+        typer.Option("--resume", help="Reuse the finished runs saved in --out/runs/."),
+    ] = False,
+) -> None:
+    """Which optimiser finds which max-margin direction: train every optimiser on the settings and
+    compare the final W with the Graph-SVM of every norm (fro, nuclear, spectral, l1, linf, lp:3);
+    write a heatmap, rate figures, results.json and TABLE.md."""
+    from .bias import bias_table
+
+    table = bias_table(
+        out,
+        settings=[s.strip() for s in settings.split(",") if s.strip()],
+        trials=trials,
+        steps=steps,
+        optimizers=None if optimizers is None else [o for o in optimizers.split(",") if o],
+        figures=not no_figures,
+        progress=lambda message: typer.echo(message, err=True),
+        resume=resume,
+    )
+    held = sum(v["holds"] for v in table.verdicts())
+    typer.echo(
+        f"{len(table.runs)} runs ({len(table.settings)} settings x "
+        f"{len(table.runs) // len(table.settings)} optimisers, {table.trials} trials): own "
+        f"geometry's column best in {held} of {len(table.runs)}; wall {table.wall_s:.1f} s, "
+        f"CPU {table.cpu_s:.1f} s"
+    )
+    typer.echo(f"table: {table.files['table']}")
+    typer.echo(f"results: {table.files['results']}")
 
 
 def main() -> None:

@@ -37,7 +37,7 @@ import torch
 from torch import Tensor
 
 from .data import Dataset
-from .errors import InvalidDatasetError
+from .errors import InvalidDatasetError, InvalidParameterError
 from .finite import project
 from .model import HEADS, AttentionConfig, AttentionInputs, pair_scores
 
@@ -143,10 +143,50 @@ def _scc_segments(
     return segments, int(unique.shape[0]), unique[:, 0]
 
 
-def svm_norm_for(model: AttentionConfig) -> str:
-    """The Graph-SVM a parameterization is measured against: Frobenius for ``W`` itself, the
-    nuclear norm for ``W = K Q^T`` with both factors trained (an extension beyond the paper)."""
-    return "nuclear" if model.parameterization == "factorized" else "fro"
+def svm_norm_for(model: AttentionConfig, optimizer: Any = None, svm_norm: str | None = None) -> str:
+    """The Graph-SVM norm a run is measured against.
+
+    Parameters
+    ----------
+    model : AttentionConfig
+        Its parameterization gives the default: Frobenius for ``W`` itself, the nuclear norm for
+        ``W = K Q^T`` with both factors trained (an extension beyond the paper).
+    optimizer : StepRule or str, optional
+        The run's step rule (or its name); used only with ``svm_norm="auto"``.
+    svm_norm : str, optional
+        ``None`` (default): the parameterization's default above, whatever the optimiser.
+        ``"auto"``: the norm the optimiser's geometry is expected to select
+        (:func:`attnmech.optim.expected_svm_norm`, e.g. ``linf`` for ``sign``, ``lp:3`` for
+        ``mirror`` with ``p=3``). Any norm name of :mod:`attnmech.norms` is used as given.
+
+    Returns
+    -------
+    str
+        A canonical norm name of :func:`attnmech.norms.parse_norm`.
+
+    Raises
+    ------
+    InvalidParameterError
+        An unknown norm name, or ``"auto"`` for an optimiser without a prediction.
+
+    Examples
+    --------
+    >>> svm_norm_for(AttentionConfig()), svm_norm_for(AttentionConfig(), "sign", "auto")
+    ('fro', 'linf')
+    """
+    from .norms import parse_norm
+    from .optim import expected_svm_norm
+
+    if svm_norm is None:
+        return "nuclear" if model.parameterization == "factorized" else "fro"
+    if isinstance(svm_norm, str) and svm_norm.strip().lower() == "auto":
+        if optimizer is None:
+            raise InvalidParameterError(
+                'svm_norm="auto" needs the optimizer whose geometry it names; pass it, or give '
+                "a norm name such as 'linf'"
+            )
+        return expected_svm_norm(optimizer, model.parameterization)
+    return parse_norm(svm_norm).name
 
 
 # ---------------------------------------------------------------------------------- S_fin

@@ -7,6 +7,38 @@ trials. :data:`OPTIMIZERS` is the registry: adding an optimiser is one :class:`S
 and one line there. :func:`gradient_descent` is the loop that runs every rule, for training and for
 the ``W_fin(t)`` trajectory alike.
 
+Rules and the max-margin direction each is expected to follow (``expected_svm_norm``; measured by
+:func:`attnmech.bias.bias_table`):
+
+=====================  =============================================  ==========================
+name                   step (per trial, learning rate ``lr``)         expected Graph-SVM
+=====================  =============================================  ==========================
+``gd``                 ``W - lr g``                                   ``fro`` (the paper)
+``ngd``                ``W - lr g / ||g||_F``                         ``fro``
+``polyak``             ``W - lr (L - L*) g / ||g||_F^2``              ``fro``
+``adam``               Adam (bias-corrected moments)                  ``linf`` (like sign descent)
+``mirror`` (p)         ``grad psi(W') = grad psi(W) - lr g``,         ``lp:p``
+                       ``psi(W) = sum |W_ab|^p / p``
+``normalized-mirror``  the same with ``g / ||g||_q``, 1/p + 1/q = 1   ``lp:p``
+``sign``               ``W - lr sign(g)``                             ``linf``
+``l1-steepest``        ``W - lr sign(g_m) e_m``, ``m`` the largest    ``l1``
+                       ``|g_m|`` (ties share the step)
+``spectral``           ``W - lr U V^T``, ``g = U S V^T`` (reduced)    ``spectral``
+=====================  =============================================  ==========================
+
+With the factorised parameterization (``W = K Q^T``, both trained) ``gd`` and ``ngd`` are expected
+to follow the ``nuclear`` Graph-SVM instead.
+
+Steepest descent with respect to a norm ``N`` moves along ``-s`` with ``s`` maximising ``<g, s>``
+over ``N(s) <= 1``. The *normalised* rules (``normalized=True``, the default for ``sign``,
+``l1-steepest`` and ``spectral``) take the step ``lr s``; the unnormalised ones take
+``lr N*(g) s`` (``N*`` the dual norm: ``||g||_1`` for sign descent, ``||g||_inf`` for l_1
+steepest descent, the nuclear norm for spectral descent), the exact minimiser of
+``<g, D> + N(D)^2 / (2 lr)``. For ``spectral`` on factorised parameters each factor gets its own
+``U V^T``; unnormalised, the common factor is the sum of the two factors' nuclear norms. The exact
+``U V^T`` from the SVD is what Muon approximates; Muon in practice uses a few Newton-Schulz
+iterations instead of an SVD (and momentum), neither of which is done here.
+
 This module imports torch only inside methods, so the registry's names can be listed (by the
 command line, say) without loading torch.
 
@@ -14,6 +46,11 @@ References
 ----------
 Li, Huang, Ildiz, Rawat, Oymak. Mechanics of Next Token Prediction with Self-Attention.
 AISTATS 2024, arXiv:2403.08081.
+Julistiono, Tarzanagh, Azizi 2024, arXiv:2410.14581 (mirror descent on attention: l_p margin).
+Vasudeva et al. 2024, arXiv:2402.05738 (normalised GD and Polyak steps on attention: rates).
+Fan et al. 2025, arXiv:2502.04664 (sign descent, Adam, spectral descent / Muon: max-norm and
+spectral margins, for linear models).
+Sheen et al. 2024, arXiv:2403.08699 (factorised K Q^T: nuclear norm).
 """
 
 from __future__ import annotations
@@ -34,7 +71,15 @@ __all__ = [
     "NormalizedGradientDescent",
     "Adam",
     "PolyakStep",
+    "OptionRule",
+    "MirrorDescent",
+    "NormalizedMirrorDescent",
+    "SignDescent",
+    "L1SteepestDescent",
+    "SpectralDescent",
     "OPTIMIZERS",
+    "SVM_NORM_OF",
+    "expected_svm_norm",
     "make_step_rule",
     "gradient_descent",
 ]
@@ -217,13 +262,254 @@ class PolyakStep(StepRule):
         return params - _per_trial(self.learning_rate * size, grad) * grad
 
 
+# ---------------------------------------------------------------------------------- geometries
+class OptionRule(StepRule):
+    """A step rule whose options are declared in one table, ``OPTIONS`` (name -> default).
+
+    ``self.options`` holds the defaults updated with the given options; an option not in the
+    table raises :class:`~attnmech.errors.InvalidParameterError` listing the accepted ones.
+    """
+
+    OPTIONS: ClassVar[dict[str, Any]] = {}
+
+    def __init__(self, learning_rate: float, **options: Any) -> None:
+        unknown = sorted(set(options) - set(self.OPTIONS))
+        if unknown:
+            accepted = ", ".join(f"{k}={v!r}" for k, v in self.OPTIONS.items()) or "none"
+            raise InvalidParameterError(
+                f"optimizer {self.name!r} has no option(s) {unknown}; its options are: {accepted}"
+            )
+        super().__init__(learning_rate)
+        self.options = {**self.OPTIONS, **options}
+        if not isinstance(self.options.get("normalized", False), bool):
+            raise InvalidParameterError(
+                f"optimizer {self.name!r}: option normalized must be true or false, got "
+                f"{self.options['normalized']!r}"
+            )
+
+    def __repr__(self) -> str:
+        opts = "".join(f", {k}={v!r}" for k, v in self.options.items())
+        return f"{type(self).__name__}(learning_rate={self.learning_rate!r}{opts})"
+
+
+def _trial_dims(t: Tensor) -> tuple[int, ...]:
+    """All dimensions but the first (the trial)."""
+    return tuple(range(1, t.ndim))
+
+
+def _check_batched(rule: StepRule, params: Tensor, grad: Tensor) -> None:
+    if params.ndim not in (3, 4) or grad.shape != params.shape:
+        raise InvalidParameterError(
+            f"optimizer {rule.name!r}: params must have shape (B, d, d) or (B, 2, d, r) and grad "
+            f"the same shape; got params {tuple(params.shape)}, grad {tuple(grad.shape)}"
+        )
+
+
+def _safe_divide(x: Tensor, norm: Tensor) -> Tensor:
+    """``x / norm`` per trial, leaving trials with a zero norm unchanged (their ``x`` is 0)."""
+    import torch
+
+    return x / torch.where(norm > 0, norm, torch.ones_like(norm))
+
+
+class MirrorDescent(OptionRule):
+    """Mirror descent with the entrywise potential ``psi(W) = sum |W_ab|^p / p``.
+
+    ``grad psi(W) = sign(W) |W|^(p - 1)`` and its inverse ``sign(Z) |Z|^(1 / (p - 1))`` act entry
+    by entry, so one step is ``W' = (grad psi)^-1(grad psi(W) - lr g)``; ``p = 2`` is gradient
+    descent. Options: ``p`` (> 1, default 2) and ``normalized`` (default False: divide ``g`` by
+    its per-trial dual norm ``||g||_q``, ``1/p + 1/q = 1``, before the step).
+
+    Expected implicit bias: the l_p-norm Graph-SVM (Julistiono, Tarzanagh, Azizi 2024,
+    arXiv:2410.14581, for attention; ``svm_norm="lp:p"``).
+    """
+
+    name = "mirror"
+    OPTIONS: ClassVar[dict[str, Any]] = {"p": 2.0, "normalized": False}
+
+    def __init__(self, learning_rate: float, **options: Any) -> None:
+        super().__init__(learning_rate, **options)
+        p = self.options["p"]
+        if isinstance(p, bool) or not isinstance(p, int | float) or not (1 < p < math.inf):
+            raise InvalidParameterError(
+                f"optimizer {self.name!r}: option p must be a number with 1 < p < inf, got {p!r} "
+                "(use 'sign' for the l_inf geometry and 'l1-steepest' for l_1)"
+            )
+        self.p = float(p)
+        self.q = self.p / (self.p - 1.0)
+
+    def update(
+        self, params: Tensor, grad: Tensor, loss: Tensor, state: dict[str, Tensor], step: int
+    ) -> Tensor:
+        import torch
+
+        _check_batched(self, params, grad)
+        if self.options["normalized"]:
+            norm = torch.linalg.vector_norm(grad, ord=self.q, dim=_trial_dims(grad), keepdim=True)
+            grad = _safe_divide(grad, norm)
+        if self.p == 2.0:
+            return params - self.learning_rate * grad
+        dual = torch.sign(params) * params.abs() ** (self.p - 1.0)  # grad psi(W)
+        dual = dual - self.learning_rate * grad
+        return torch.sign(dual) * dual.abs() ** (1.0 / (self.p - 1.0))  # (grad psi)^-1
+
+
+class NormalizedMirrorDescent(MirrorDescent):
+    """:class:`MirrorDescent` with ``normalized=True`` by default: the step is ``lr g / ||g||_q``
+    in the dual space (``p = 2``: normalised gradient descent)."""
+
+    name = "normalized-mirror"
+    OPTIONS: ClassVar[dict[str, Any]] = {"p": 2.0, "normalized": True}
+
+
+class SignDescent(OptionRule):
+    """Sign descent, the steepest descent of the entrywise l_inf norm: ``W - lr sign(g)``.
+
+    With ``normalized=False`` the step is ``lr ||g||_1 sign(g)`` (``||g||_1`` per trial).
+    Expected implicit bias: the l_inf (max-norm) Graph-SVM (for linear models, the max-norm
+    margin of sign descent and Adam; Fan et al. 2025, arXiv:2502.04664).
+    """
+
+    name = "sign"
+    OPTIONS: ClassVar[dict[str, Any]] = {"normalized": True}
+
+    def update(
+        self, params: Tensor, grad: Tensor, loss: Tensor, state: dict[str, Tensor], step: int
+    ) -> Tensor:
+        import torch
+
+        _check_batched(self, params, grad)
+        direction = torch.sign(grad)
+        if not self.options["normalized"]:
+            direction = direction * grad.abs().sum(dim=_trial_dims(grad), keepdim=True)
+        return params - self.learning_rate * direction
+
+
+class L1SteepestDescent(OptionRule):
+    """Steepest descent of the entrywise l_1 norm: move only the largest-magnitude gradient
+    coordinate(s) of each trial.
+
+    The step is ``lr sign(g_m)`` on the coordinate ``m`` with the largest ``|g_m|`` over the whole
+    trial (both factors when factorised); exact ties share it equally (``lr / n_ties`` each), so
+    the step always has l_1 norm ``lr``. With ``normalized=False`` it is multiplied by
+    ``||g||_inf`` (per trial). Expected implicit bias: the l_1 Graph-SVM.
+    """
+
+    name = "l1-steepest"
+    OPTIONS: ClassVar[dict[str, Any]] = {"normalized": True}
+
+    def update(
+        self, params: Tensor, grad: Tensor, loss: Tensor, state: dict[str, Tensor], step: int
+    ) -> Tensor:
+        _check_batched(self, params, grad)
+        dims = _trial_dims(grad)
+        magnitude = grad.abs()
+        largest = magnitude.amax(dim=dims, keepdim=True)
+        chosen = (magnitude == largest) & (largest > 0)
+        count = chosen.sum(dim=dims, keepdim=True).clamp(min=1)
+        direction = chosen.to(grad.dtype) * grad.sign() / count
+        if not self.options["normalized"]:
+            direction = direction * largest
+        return params - self.learning_rate * direction
+
+
+class SpectralDescent(OptionRule):
+    """Steepest descent of the spectral norm: ``W - lr U V^T`` from the reduced SVD
+    ``g = U S V^T`` of each matrix (an exact, SVD-based Muon step, without momentum).
+
+    Singular values below ``max(d, r) * eps * s_max`` are treated as zero (their directions are
+    left out). With ``normalized=False`` the step is multiplied by the nuclear norm of ``g`` (the
+    sum over both factors when factorised). Expected implicit bias: the spectral-norm Graph-SVM
+    (for linear models, Muon's spectral margin; Fan et al. 2025, arXiv:2502.04664).
+    """
+
+    name = "spectral"
+    OPTIONS: ClassVar[dict[str, Any]] = {"normalized": True}
+
+    def update(
+        self, params: Tensor, grad: Tensor, loss: Tensor, state: dict[str, Tensor], step: int
+    ) -> Tensor:
+        import torch
+
+        _check_batched(self, params, grad)
+        U, S, Vh = torch.linalg.svd(grad, full_matrices=False)  # per matrix: (..., d, k)
+        rows, cols = grad.shape[-2:]
+        tol = max(rows, cols) * torch.finfo(grad.dtype).eps * S.amax(dim=-1, keepdim=True)
+        keep = (S > tol).to(grad.dtype)  # (..., k)
+        direction = (U * keep.unsqueeze(-2)) @ Vh  # U V^T on the kept singular directions
+        if not self.options["normalized"]:
+            nuclear = (S * keep).sum(dim=_trial_dims(S), keepdim=True)  # (B, 1[, 1])
+            direction = direction * nuclear.unsqueeze(-1)
+        return params - self.learning_rate * direction
+
+
 OPTIMIZERS: dict[str, type[StepRule]] = {
     "gd": GradientDescent,
     "ngd": NormalizedGradientDescent,
     "adam": Adam,
     "polyak": PolyakStep,
+    "mirror": MirrorDescent,
+    "normalized-mirror": NormalizedMirrorDescent,
+    "sign": SignDescent,
+    "l1-steepest": L1SteepestDescent,
+    "spectral": SpectralDescent,
 }
 """Step rules by name (``TrainConfig.optimizer``); options go to the class as keyword arguments."""
+
+SVM_NORM_OF: dict[str, str] = {
+    "gd": "fro",
+    "ngd": "fro",
+    "polyak": "fro",
+    "adam": "linf",
+    "sign": "linf",
+    "l1-steepest": "l1",
+    "spectral": "spectral",
+}
+"""The Graph-SVM norm each fixed-geometry rule is expected to follow with the combined ``W``
+(``mirror`` / ``normalized-mirror``: ``lp:p``, see :func:`expected_svm_norm`). ``adam``: the
+max-norm margin that Fan et al. (2025) prove for Adam-like sign methods on linear models; for
+attention it is an extrapolation that :func:`attnmech.bias.bias_table` measures."""
+
+
+def expected_svm_norm(rule: StepRule | str, parameterization: str = "combined") -> str:
+    """The ``svm_norm`` whose Graph-SVM ``rule`` is expected to follow.
+
+    Parameters
+    ----------
+    rule : StepRule or str
+        A step rule, or a name of :data:`OPTIMIZERS` (with its default options).
+    parameterization : {"combined", "factorized"}, default="combined"
+        ``"factorized"`` (``W = K Q^T``, both trained): ``"nuclear"`` for ``gd`` and ``ngd``
+        (Sheen et al. 2024, arXiv:2403.08699); no prediction for the other rules.
+
+    Raises
+    ------
+    InvalidParameterError
+        An unknown rule, or a rule without a prediction for this parameterization.
+
+    Examples
+    --------
+    >>> expected_svm_norm(MirrorDescent(0.1, p=3)), expected_svm_norm("sign")
+    ('lp:3', 'linf')
+    >>> expected_svm_norm("ngd", "factorized")
+    'nuclear'
+    """
+    if isinstance(rule, str):
+        rule = make_step_rule(rule, 1.0)
+    if parameterization == "factorized":
+        if rule.name in ("gd", "ngd"):
+            return "nuclear"
+        raise InvalidParameterError(
+            f"no implicit-bias prediction for optimizer {rule.name!r} with factorised W = K Q^T "
+            "(only gd and ngd: nuclear norm); pass svm_norm explicitly"
+        )
+    if isinstance(rule, MirrorDescent):
+        return "fro" if rule.p == 2.0 else f"lp:{rule.p:g}"
+    if rule.name not in SVM_NORM_OF:
+        raise InvalidParameterError(
+            f"no implicit-bias prediction for optimizer {rule.name!r}; pass svm_norm explicitly"
+        )
+    return SVM_NORM_OF[rule.name]
 
 
 def make_step_rule(

@@ -488,12 +488,13 @@ def _versions() -> dict[str, str]:
 
 # ---------------------------------------------------------------------------------- helpers
 def _resolve_theories(
-    theory: Any, datasets: list[Dataset], model: AttentionConfig
+    theory: Any, datasets: list[Dataset], config: TrainConfig, svm_norm: str | None = None
 ) -> list[Any] | None:
     if theory is None or theory is False:
         return None
     if theory is True:
-        return [solve(ds, svm_norm=svm_norm_for(model)) for ds in datasets]
+        norm = svm_norm_for(config.model, config.step_rule(), svm_norm)
+        return [solve(ds, svm_norm=norm) for ds in datasets]
     items = list(theory) if isinstance(theory, (list, tuple)) else [theory]
     if len(items) != len(datasets):
         raise InvalidDatasetError(
@@ -623,6 +624,7 @@ def train(
     resume: bool = False,
     progress: bool = False,
     record_W: bool = False,
+    svm_norm: str | None = None,
 ) -> TrainResult:
     """Train single-layer attention on one or more datasets, all trials in one batch.
 
@@ -651,6 +653,11 @@ def train(
         Also keep ``W`` itself at every logged step, as ``history["W"]`` of shape (L, B, d, d)
         (for measuring the trajectory against a prediction known only after training, such as
         the local Graph-SVM of SPEC section 8).
+    svm_norm : str, optional
+        With ``theory=True``: the norm of the Graph-SVM solved for (see
+        :func:`attnmech.metrics.svm_norm_for`): None keeps the default (``fro``, or ``nuclear``
+        when factorised), ``"auto"`` picks the optimiser's own geometry (``linf`` for ``sign``,
+        ``lp:3`` for ``mirror`` with ``p=3``, ...), or any norm name (``"l1"``, ``"spectral"``).
 
     Returns
     -------
@@ -681,6 +688,7 @@ def train(
             resume=resume,
             progress=progress,
             record_W=record_W,
+            svm_norm=svm_norm,
         )
 
 
@@ -695,10 +703,11 @@ def _train(
     resume: bool,
     progress: bool,
     record_W: bool = False,
+    svm_norm: str | None = None,
 ) -> TrainResult:
     started = time.perf_counter()
     trial_datasets = [ds for ds in datasets for _ in range(config.num_trials)]
-    theories = _resolve_theories(theory, datasets, config.model)
+    theories = _resolve_theories(theory, datasets, config, svm_norm)
     trial_theories = (
         None if theories is None else [t for t in theories for _ in range(config.num_trials)]
     )
