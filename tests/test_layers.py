@@ -52,9 +52,18 @@ TORCH_LAYER = {
     "finite_path",
     "metrics",
     "verification",
-    "optim_geometry",
 }
-PRESENTATION = {"report", "experiments", "demo", "authors", "sweeps", "cli", "__main__"}
+PRESENTATION = {
+    "report",
+    "experiments",
+    "demo",
+    "authors",
+    "bias",
+    "language",
+    "sweeps",
+    "cli",
+    "__main__",
+}
 HEAVY = ("torch", "matplotlib", "cvxpy")
 KNOWN_CYCLE_EDGES: set[tuple[str, str]] = set()
 
