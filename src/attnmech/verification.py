@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ._summary import summary_stats
 from .data import Dataset
 from .errors import InvalidDatasetError
 from .metrics import METRICS, TrajectoryMetrics, svm_norm_for
@@ -71,7 +72,7 @@ class VerificationReport:
             "is_cyclic": [bool(c) for c in self.is_cyclic],
             "svm_norm": [float(v) for v in self.svm_norm],
             "fin_norm": [float(v) for v in self.fin_norm],
-            "metrics": {name: _stats(values) for name, values in self.metrics.items()},
+            "metrics": {name: summary_stats(values) for name, values in self.metrics.items()},
         }
 
     def to_table(self) -> str:
@@ -83,23 +84,11 @@ class VerificationReport:
             "-" * len(header),
         ]
         for name, values in self.metrics.items():
-            s = _stats(values)
+            s = summary_stats(values)
             cells = [_fmt(s[k]) for k in ("mean", "std", "min", "max")]
             row = f"{name:<18} {cells[0]:>12} {cells[1]:>10} {cells[2]:>12} {cells[3]:>12}"
             lines.append(f"{row}  {METRICS.get(name, '')}")
         return "\n".join(lines)
-
-
-def _stats(values: np.ndarray) -> dict[str, Any]:
-    values = np.atleast_1d(np.asarray(values, dtype=np.float64))
-    finite = values[np.isfinite(values)]
-    return {
-        "mean": float(finite.mean()) if finite.size else None,
-        "std": float(finite.std()) if finite.size else None,
-        "min": float(finite.min()) if finite.size else None,
-        "max": float(finite.max()) if finite.size else None,
-        "values": [float(v) if np.isfinite(v) else None for v in values],
-    }
 
 
 def _fmt(value: float | None) -> str:
