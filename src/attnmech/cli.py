@@ -797,6 +797,15 @@ def reproduce_command(
             help="Multiply every setting's steps (quick checks; compare at 1.0).",
         ),
     ] = 1.0,
+    data: Annotated[
+        str,
+        typer.Option(
+            "--data",
+            help="Data source, a key of attnmech.experiments.sources.DATA_SOURCES (checked "
+            "there): 'generated' (make_dataset) or 'authors' (the authors' own datasets and "
+            "inits, compared per trial with their notebooks).",
+        ),
+    ] = "generated",
 ) -> None:
     """Run every experiment of the paper (SPEC section 9) and write figures, results.json and
     REPRODUCTION.md with the paper's values next to ours."""
@@ -807,6 +816,7 @@ def reproduce_command(
         only=only,
         trials=trials,
         steps_scale=steps_scale,
+        data=data,
         progress=lambda message: typer.echo(message, err=True),
     )
     typer.echo(

@@ -23,11 +23,15 @@ from matplotlib.figure import Figure
 
 from ..report import plot_metric_bands, plot_priority_graphs, save_figure
 
+LOG_CLIP = 1e-16
+"""Log axes clip values below this (float64's resolution near 1: 1 - x is 0 or noise below it)."""
+
 __all__ = [
     "Reference",
     "CurveFigure",
     "BandFigure",
     "GraphFigure",
+    "RegPathFigure",
     "draw_figures",
     "plot_log_bands",
 ]
@@ -124,10 +128,49 @@ def _draw_references(fig: Any, references: Sequence[Reference], num_steps: int, 
     ax.legend(title=title, fontsize=8, title_fontsize=8)
 
 
+def _band(
+    ax: Any,
+    steps: np.ndarray,
+    data: np.ndarray,
+    *,
+    logy: bool,
+    bold: bool,
+    per_trial: bool,
+    label: str,
+    color: Any = None,
+) -> None:
+    """One curve's mean ± std band (geometric on a log axis) on ``ax``; data (trials, steps)."""
+    width = 2.6 if bold else 1.4
+    with warnings.catch_warnings(), np.errstate(divide="ignore", invalid="ignore"):
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN steps
+        if logy:
+            clipped = np.where(np.isfinite(data), np.maximum(data, LOG_CLIP), np.nan)
+            logs = np.log10(clipped)
+            centre_log, spread = np.nanmean(logs, axis=0), np.nanstd(logs, axis=0)
+            centre = 10.0**centre_log
+            low, high = 10.0 ** (centre_log - spread), 10.0 ** (centre_log + spread)
+            label = f"{label} (geometric mean)"
+        else:
+            clipped = data
+            centre, spread = np.nanmean(data, axis=0), np.nanstd(data, axis=0)
+            low, high = centre - spread, centre + spread
+    (line,) = ax.plot(steps, centre, linewidth=width, label=label, color=color, zorder=3)
+    ax.fill_between(steps, low, high, color=line.get_color(), alpha=0.2, linewidth=0)
+    if per_trial:
+        for row in clipped:
+            ax.plot(steps, row, color=line.get_color(), linewidth=0.5, alpha=0.45, zorder=2)
+
+
 @dataclass(frozen=True, slots=True)
 class CurveFigure:
     """Curves (curve name, legend label) against steps, mean ± std over trials, with the paper's
-    values; file ``<setting>-<slug>``."""
+    values; file ``<setting>-<slug>``.
+
+    ``panels``: one panel per curve (when their bands would merge), wrapped at 2 per row;
+    ``bold``: the curve the table compares with, drawn boldest; ``logy``: log axis (geometric
+    mean ×/÷ geometric std, values below :data:`LOG_CLIP` clipped); ``per_trial``: every trial
+    as a thin line (for quantities whose trials spread over decades).
+    """
 
     slug: str
     curves: tuple[tuple[str, str], ...]
@@ -136,6 +179,9 @@ class CurveFigure:
     caption: str
     logy: bool = False
     references: tuple[Reference, ...] = ()
+    panels: bool = False
+    bold: str = ""
+    per_trial: bool = False
 
     needs_artefacts = ()
 
@@ -148,20 +194,136 @@ class CurveFigure:
 
     def render(self, result: Any, artefacts: dict[str, Any]) -> Figure:
         setting = result.spec
-        curves = {label: result.curves[key].T for key, label in self.curves}
-        title = f"{setting.title}\n{self.heading}"
+        groups = [[c] for c in self.curves] if self.panels else [list(self.curves)]
+        ncols = min(2, len(groups))
+        nrows = -(-len(groups) // ncols)
+        fig = Figure(figsize=(6.4 * ncols, 3.9 * nrows + 0.5), layout="constrained")
+        FigureCanvasAgg(fig)
+        axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
         xlabel = f"step ({setting.optimizer_text}, lr {setting.learning_rate:g})"
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # NaN columns (W_svm = 0)
+        palette = [f"C{i}" for i in range(10)]
+        for index, (ax, group) in enumerate(zip(axes, groups, strict=False)):
+            for j, (key, label) in enumerate(group):
+                bold = key == self.bold or (not self.bold and len(self.curves) == 1)
+                color = palette[(index if self.panels else j) % 10]
+                _band(
+                    ax,
+                    result.steps,
+                    np.asarray(result.curves[key], dtype=np.float64).T,
+                    logy=self.logy,
+                    bold=bold,
+                    per_trial=self.per_trial,
+                    label=label,
+                    color=color,
+                )
+            # the paper's values go on the panel of the curve they describe (the first panel,
+            # or every panel when the figure has one curve per panel and one reference each)
+            if index == 0 or (self.panels and len(self.references) == len(groups)):
+                refs = (
+                    self.references
+                    if not (self.panels and len(self.references) == len(groups))
+                    else (self.references[index],)
+                )
+                _draw_refs(ax, refs, result.num_steps)
             if self.logy:
-                fig = plot_log_bands(
-                    result.steps, curves, ylabel=self.ylabel, title=title, xlabel=xlabel
+                ax.set_yscale("log")
+            ax.set_xlabel(xlabel)
+            ax.set_ylabel(self.ylabel)
+            ax.grid(True, alpha=0.3)
+            ax.legend(fontsize=8, loc="best")
+        for ax in axes[len(groups) :]:
+            ax.set_visible(False)
+        note = f"{result.trials} trials: mean (line) ± std (band)"
+        if self.logy:
+            note = (
+                f"{result.trials} trials: geometric mean ×/÷ geometric std; values below "
+                f"{LOG_CLIP:g} clipped (float64 resolution)"
+            )
+        if self.per_trial:
+            note += "; thin lines: single trials"
+        fig.suptitle(f"{setting.title}: {self.heading}\n{note}", fontsize=10)
+        return fig
+
+    def markdown(self, result: Any, png: Path) -> list[str]:
+        pdf = png.with_suffix(".pdf").name
+        return [f"![{self.caption}]({png.name})", "", f"*{self.caption}* ([PDF]({pdf}))", ""]
+
+
+def _draw_refs(ax: Any, references: Sequence[Reference], num_steps: int) -> None:
+    for ref in references:
+        if ref.kind == "hline":
+            ax.axhline(ref.values[0], linestyle="--", color="0.25", linewidth=1.0, label=ref.label)
+        elif ref.kind == "band":
+            ax.axhspan(
+                ref.values[0], ref.values[1], color="0.5", alpha=0.2, linewidth=0, label=ref.label
+            )
+        else:
+            pairs = [(s, v) for s, v in zip(ref.steps, ref.values, strict=True) if s <= num_steps]
+            if pairs:
+                xs, ys = zip(*pairs, strict=True)
+                ax.plot(
+                    xs,
+                    ys,
+                    linestyle="none",
+                    marker="x",
+                    markersize=8,
+                    markeredgewidth=2,
+                    color="black",
+                    label=ref.label,
+                    zorder=5,
                 )
-            else:
-                fig = plot_metric_bands(
-                    result.steps, curves, ylabel=self.ylabel, title=title, xlabel=xlabel
+
+
+@dataclass(frozen=True, slots=True)
+class RegPathFigure:
+    """The regularization path of each trial (artefact ``regpath`` of :class:`RegPath`):
+    corr(W(R), W_svm) and ||Proj W(R) - W_fin|| against R, log R axis."""
+
+    slug: str
+    heading: str
+    caption: str
+    needs_curves: tuple[str, ...] = ()
+    needs_artefacts: tuple[str, ...] = ("regpath",)
+
+    def stem(self, setting_name: str) -> str:
+        return f"{setting_name}-{self.slug}"
+
+    def render(self, result: Any, artefacts: dict[str, Any]) -> Figure:
+        path = artefacts["regpath"]
+        radii = path["radii"]
+        fig = Figure(figsize=(12.8, 4.4), layout="constrained")
+        FigureCanvasAgg(fig)
+        left, right = fig.subplots(1, 2)
+        for ax, key, ylabel, logy in (
+            (left, "corr_svm", "1 - corr(W(R), W_svm) (log scale)", True),
+            (right, "fin_gap", "||Proj_{S_fin} W(R) - W_fin||_F (log scale)", True),
+        ):
+            data = path[key] if key == "fin_gap" else 1.0 - path[key]
+            data = np.maximum(np.where(np.isfinite(data), data, np.nan), LOG_CLIP)
+            for row in data.T:
+                ax.plot(radii, row, color="C0", linewidth=0.6, alpha=0.5)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                ax.plot(
+                    radii,
+                    np.exp(np.nanmean(np.log(data), axis=1)),
+                    color="C0",
+                    linewidth=2.6,
+                    marker="o",
+                    label="geometric mean over trials",
                 )
-            _draw_references(fig, self.references, result.num_steps, self.logy)
+            ax.set_xscale("log")
+            if logy:
+                ax.set_yscale("log")
+            ax.set_xlabel("radius R (log scale)")
+            ax.set_ylabel(ylabel)
+            ax.grid(True, alpha=0.3)
+            ax.legend(fontsize=8)
+        fig.suptitle(
+            f"{result.spec.title}: {self.heading}\n{data.shape[1]} trials; thin: "
+            f"single trials; values below {LOG_CLIP:g} clipped",
+            fontsize=10,
+        )
         return fig
 
     def markdown(self, result: Any, png: Path) -> list[str]:
