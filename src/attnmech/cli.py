@@ -798,14 +798,15 @@ def reproduce_command(
         ),
     ] = 1.0,
     data: Annotated[
-        str,
+        str | None,
         typer.Option(
             "--data",
             help="Data source, a key of attnmech.experiments.sources.DATA_SOURCES (checked "
             "there): 'generated' (make_dataset) or 'authors' (the authors' own datasets and "
-            "inits, compared per trial with their notebooks).",
+            "inits, compared per trial with their notebooks). Default: each setting's own.",
+            show_default=False,
         ),
-    ] = "generated",
+    ] = None,
 ) -> None:
     """Run every experiment of the paper (SPEC section 9) and write figures, results.json and
     REPRODUCTION.md with the paper's values next to ours."""

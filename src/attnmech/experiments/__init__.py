@@ -45,8 +45,8 @@ from .measures import (
     Verification,
 )
 from .registry import EXPERIMENTS, list_experiments, register, select, unregister
-from .results import MetricResult, ReproductionResult, SettingResult
 from .replay import NotebookReplay, authors_variant
+from .results import MetricResult, ReproductionResult, SettingResult
 from .runner import run_experiment, run_reproduction, run_setting, with_data
 from .settings import DataSpec, Measure, Setting
 from .sources import AUTHORS_UNAVAILABLE, DATA_SOURCES, SourceData

@@ -179,8 +179,10 @@ def with_data(setting: Setting, data: str, *, authors_eps: float | None = None) 
 
 
 def _with_source(
-    settings: list[Setting], data: str, named: bool, authors_eps: float | None
+    settings: list[Setting], data: str | None, named: bool, authors_eps: float | None
 ) -> tuple[list[Setting], dict[str, str]]:
+    if data is None:
+        return settings, {}
     if data not in DATA_SOURCES:
         raise InvalidParameterError(
             f"unknown data source {data!r}; choose from {', '.join(DATA_SOURCES)}"
@@ -210,7 +212,7 @@ def run_reproduction(
     steps_scale: float = 1.0,
     progress: Progress | None = None,
     formats: Sequence[str] = ("png", "pdf"),
-    data: str = "generated",
+    data: str | None = None,
     authors_eps: float | None = None,
 ) -> ReproductionResult:
     """Run the paper's experiments and write figures, ``results.json`` and ``REPRODUCTION.md``.
@@ -231,8 +233,9 @@ def run_reproduction(
         ``progress(message)`` is called with one line of text before and after each setting.
     formats : sequence of str, default=("png", "pdf")
         Formats of every figure (the report embeds the PNGs and links the PDFs).
-    data : str, default="generated"
-        The data source of every setting (a key of
+    data : str, optional
+        The data source of every setting (default: each setting's own, ``"generated"`` for the
+        paper's entries) (a key of
         :data:`~attnmech.experiments.sources.DATA_SOURCES`). ``"authors"``: the authors' own
         datasets and initialisations for the settings that have them (``only`` unset: the
         others are skipped and listed in the report; named in ``only``: an error), each
@@ -279,7 +282,7 @@ def run_reproduction(
     wall_time = time.perf_counter() - started
     machine = machine_info()
     names = None if only is None else [s.name for s in settings]
-    command = command_line(names, trials, out, steps_scale, data)
+    command = command_line(names, trials, out, steps_scale, data or "generated")
     context: dict[str, Any] = {
         "skipped": skipped,
         "command": command,
