@@ -11,6 +11,7 @@ trial's token-priority graphs from an artefact (global or local theories).
 
 from __future__ import annotations
 
+import textwrap
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -236,12 +237,16 @@ class CurveFigure:
         note = f"{result.trials} trials: mean (line) ± std (band)"
         if self.logy:
             note = (
-                f"{result.trials} trials: geometric mean ×/÷ geometric std; values below "
-                f"{LOG_CLIP:g} clipped (float64 resolution)"
+                f"{result.trials} trials: geometric mean ×/÷ geometric std; below "
+                f"{LOG_CLIP:g} clipped (float64)"
             )
         if self.per_trial:
-            note += "; thin lines: single trials"
-        fig.suptitle(f"{setting.title}: {self.heading}\n{note}", fontsize=10)
+            note += "; thin: single trials"
+        width = 70 if ncols == 1 else 140
+        title = "\n".join(
+            textwrap.wrap(f"{setting.title}: {self.heading}", width) + textwrap.wrap(note, width)
+        )
+        fig.suptitle(title, fontsize=10)
         return fig
 
     def markdown(self, result: Any, png: Path) -> list[str]:
@@ -406,7 +411,7 @@ class GraphFigure:
 
     def render(self, result: Any, artefacts: dict[str, Any]) -> Figure:
         trial = self.shown_trial(result)
-        fig = plot_priority_graphs(artefacts[self.artefact][trial].graphs)
+        fig = plot_priority_graphs(artefacts[self.artefact][trial].graphs, ncols=2)
         fig.suptitle(self.title.format(name=result.spec.name, trial=trial), fontsize=10)
         return fig
 

@@ -377,10 +377,16 @@ class Verification(Metric):
 
 
 def _exact_gap(W_history: np.ndarray, theories: list[Theory]) -> np.ndarray:
-    """``||Proj_{S_fin} W(t) - W_fin||_F`` with each trial's exact ``W_fin``: shape (L, B)."""
-    out = np.empty(W_history.shape[:2])
+    """``||Proj_{S_fin} W(t) - W_fin||_F`` with each trial's exact ``W_fin``: shape (L, B).
+
+    NaN for a trial whose ``S_fin`` is ``{0}`` (no SCC with two tokens: no finite part to
+    compare; the gap would be 0 by construction).
+    """
+    out = np.full(W_history.shape[:2], np.nan)
     for b, theory in enumerate(theories):
         basis = np.asarray(theory.finite.basis)
+        if basis.shape[0] == 0:
+            continue
         gap = project(W_history[:, b], basis) - np.asarray(theory.W_fin)
         out[:, b] = np.linalg.norm(gap, axis=(-2, -1))
     return out

@@ -728,10 +728,12 @@ def local_setting(
             "norm of the difference (log scale)",
             "finite part: global vs local prediction",
             "Finite part: ||Proj_{S_fin} W(t) - W_fin|| for the global and the local prediction "
-            "(exact W_fin of each), log axis, every trial thin.",
+            "(exact W_fin of each), one panel each, log axis, every trial thin; trials whose "
+            "S_fin is {0} (no SCC of two tokens, nothing to compare) are left out.",
             logy=True,
             per_trial=True,
             references=gap_refs,
+            panels=True,
         ),
         _norm_figure(),
         GraphFigure(
