@@ -250,8 +250,13 @@ class CurveFigure:
         return fig
 
     def markdown(self, result: Any, png: Path) -> list[str]:
-        pdf = png.with_suffix(".pdf").name
-        return [f"![{self.caption}]({png.name})", "", f"*{self.caption}* ([PDF]({pdf}))", ""]
+        return [f"![{self.caption}]({png.name})", "", f"*{self.caption}*{_pdf_link(png)}", ""]
+
+
+def _pdf_link(png: Path) -> str:
+    """`` ([PDF](name.pdf))`` when the PDF was written next to the PNG, else nothing."""
+    pdf = png.with_suffix(".pdf")
+    return f" ([PDF]({pdf.name}))" if pdf.exists() else ""
 
 
 def _draw_refs(ax: Any, references: Sequence[Reference], num_steps: int) -> None:
@@ -332,8 +337,7 @@ class RegPathFigure:
         return fig
 
     def markdown(self, result: Any, png: Path) -> list[str]:
-        pdf = png.with_suffix(".pdf").name
-        return [f"![{self.caption}]({png.name})", "", f"*{self.caption}* ([PDF]({pdf}))", ""]
+        return [f"![{self.caption}]({png.name})", "", f"*{self.caption}*{_pdf_link(png)}", ""]
 
 
 @dataclass(frozen=True, slots=True)
@@ -417,10 +421,9 @@ class GraphFigure:
 
     def markdown(self, result: Any, png: Path) -> list[str]:
         trial = self.shown_trial(result)
-        pdf = png.with_suffix(".pdf").name
         alt = self.alt.format(name=result.spec.name, trial=trial)
         caption = self.caption.format(name=result.spec.name, trial=trial)
-        return [f"![{alt}]({png.name})", "", f"*{caption}* ([PDF]({pdf}))", ""]
+        return [f"![{alt}]({png.name})", "", f"*{caption}*{_pdf_link(png)}", ""]
 
 
 def draw_figures(

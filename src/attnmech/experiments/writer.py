@@ -357,7 +357,7 @@ def report_text(
         "time.",
         "- `curves.npz`: every curve behind the figures, `<setting>/<curve>` of shape "
         "(steps, trials) and `<setting>/step`.",
-        "- One PNG and one PDF per figure.",
+        "- One PNG per figure (and a PDF where the run wrote PDFs).",
     ]
     return "\n".join(lines)
 
