@@ -14,11 +14,18 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from .figures import CurveFigure
 from .measures import Metric, RunRecord, _json_float
 from .settings import Measure, Setting
 from .verdicts import PaperValue, PerTrial
 
-__all__ = ["NotebookReplay", "authors_variant", "NOTEBOOK_CURVES", "PER_TRIAL_TOL"]
+__all__ = [
+    "NotebookReplay",
+    "AuthorsTraining",
+    "authors_variant",
+    "NOTEBOOK_CURVES",
+    "PER_TRIAL_TOL",
+]
 
 NOTEBOOK_CURVES = {
     "corr_svm": ("corr_svm", "corr(W, W_svm)"),
@@ -160,6 +167,103 @@ def _section(name: str, info: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _saturated_fraction(datasets: Any, W_history: np.ndarray) -> np.ndarray:
+    """Per logged step and trial, the fraction of samples whose ``p_y`` (summed from a float64
+    softmax, as the authors' loss does) is exactly 1.0: shape (L, B)."""
+    out = np.zeros(W_history.shape[:2])
+    for b, ds in enumerate(datasets):
+        E = np.asarray(ds.embeddings, dtype=np.float64)  # (K, d)
+        tokens = ds.padded()  # (n, T), -1 padding
+        real = tokens >= 0
+        keys = E[np.where(real, tokens, 0)]  # (n, T, d)
+        query = E[ds.last_tokens]  # (n, d)
+        scores = np.einsum("ntd,lde,ne->lnt", keys, W_history[:, b], query)  # (L, n, T)
+        scores = np.where(real[None], scores, -np.inf)
+        shifted = np.exp(scores - scores.max(-1, keepdims=True))
+        soft = shifted / shifted.sum(-1, keepdims=True)
+        label = tokens == np.asarray(ds.labels)[:, None]
+        p_y = np.where(label[None], soft, 0.0).sum(-1)  # (L, n)
+        out[:, b] = (p_y == 1.0).mean(-1)
+    return out
+
+
+@dataclass(frozen=True)
+class AuthorsTraining(Metric):
+    """The authors' training (``train_authors``: ``-log(p_y + eps)`` summed from the softmax,
+    ``g / (||g|| + eps)``) from the same data and initialisations as the pipeline's run:
+    ``corr_svm_authors_training`` (their corr(W, W_svm) curve), ``one_minus_corr_authors_
+    training`` and ``saturated_fraction`` (samples whose ``p_y`` is exactly 1.0 in float64
+    under their loss: the label's share of the gradient is then exactly 0)."""
+
+    eps: float | None = None
+    curves: tuple[str, ...] = (
+        "corr_svm_authors_training",
+        "one_minus_corr_authors_training",
+        "saturated_fraction",
+    )
+    name: ClassVar[str] = "authors_training"
+
+    def compute(self, record: RunRecord) -> dict[str, np.ndarray]:
+        from ..authors import FLOAT64_EPS, train_authors
+        from ._deps import correlation
+
+        setting = record.setting
+        steps = record.steps
+        every = int(steps[1] - steps[0]) if steps.size > 1 else int(steps[-1])
+        W0 = np.asarray(record.run.config.init, dtype=np.float64)
+        run = train_authors(
+            record.datasets,
+            W0,
+            head=setting.head,
+            loss=setting.loss,
+            learning_rate=setting.learning_rate,
+            num_steps=int(steps[-1]),
+            eps=FLOAT64_EPS if self.eps is None else self.eps,
+            loss_every=0,
+            record_every=max(every, 1),
+        )
+        hist = np.concatenate([W0[None], np.asarray(run.W_history)])  # (1 + H, B, d, d)
+        hist_steps = np.concatenate([[0], np.asarray(run.history_steps)])
+        index = np.searchsorted(hist_steps, steps)
+        index = np.minimum(index, hist_steps.size - 1)
+        W_hist = hist[index]  # aligned with the pipeline's logged steps
+        W_svm = np.stack([np.asarray(t.W_svm) for t in record.theories])[None]
+        corr = np.asarray(correlation(W_hist, W_svm))
+        return {
+            self.curves[0]: corr,
+            self.curves[1]: 1.0 - corr,
+            self.curves[2]: _saturated_fraction(record.datasets, W_hist),
+        }
+
+
+_TRAINING_FIGURES = (
+    CurveFigure(
+        "authors-training",
+        (
+            ("one_minus_corr", "attnmech.train (exact log-loss)"),
+            ("one_minus_corr_authors_training", "the authors' loss $-\\log(p_y + \\epsilon)$"),
+        ),
+        "1 - corr(W, W_svm) (log scale)",
+        "same data and inits, two trainers: 1 - corr(W, W_svm)",
+        "Same data and initialisations, two trainers: 1 - corr(W, W_svm) with attnmech.train "
+        "(exact log-loss) and with the authors' -log(p_y + eps) (bold), log axis.",
+        logy=True,
+        bold="one_minus_corr_authors_training",
+    ),
+    CurveFigure(
+        "saturation",
+        (("saturated_fraction", "samples with $p_y = 1.0$ exactly (authors' loss)"),),
+        "fraction of samples",
+        "softmax saturation under the authors' loss",
+        "Under the authors' loss, the fraction of samples whose p_y rounds to exactly 1.0 in "
+        "float64: the label's share of the gradient (1 - p_y) is then exactly 0, the "
+        "competitors' shares remain, and normalised GD rescales that biased gradient to a full "
+        "step.",
+        per_trial=True,
+    ),
+)
+
+
 def authors_variant(setting: Setting, *, eps: float | None = None) -> Setting:
     """``setting`` (already on the ``authors`` source) with the notebook replay and per-trial
     rows: each notebook metric with a pipeline curve gets a row compared trial by trial
@@ -188,9 +292,15 @@ def authors_variant(setting: Setting, *, eps: float | None = None) -> Setting:
                     note=_WHY,
                 )
             )
+    metrics: tuple[Any, ...] = (*setting.metrics, NotebookReplay(eps=eps))
+    figures = setting.figures
+    if setting.head == "iden" and "one_minus_corr" in produced:
+        metrics += (AuthorsTraining(eps=eps),)
+        figures = (*figures, *_TRAINING_FIGURES)
     return replace(
         setting,
         title=setting.title + " [authors' data]",
-        metrics=(*setting.metrics, NotebookReplay(eps=eps)),
+        metrics=metrics,
         measures=tuple(measures),
+        figures=figures,
     )
