@@ -226,8 +226,18 @@ class CurveFigure:
                     else (self.references[index],)
                 )
                 _draw_refs(ax, refs, result.num_steps)
-            if self.logy:
+            values = np.concatenate([np.ravel(result.curves[key]) for key, _ in group])
+            if self.logy and np.any(np.isfinite(values) & (values > 0)):
                 ax.set_yscale("log")
+            elif not np.isfinite(values).any():
+                ax.text(
+                    0.5,
+                    0.5,
+                    "no finite value in any trial\n(for example S_fin = {0}: nothing to compare)",
+                    transform=ax.transAxes,
+                    ha="center",
+                    va="center",
+                )
             ax.set_xlabel(xlabel)
             ax.set_ylabel(self.ylabel)
             ax.grid(True, alpha=0.3)
