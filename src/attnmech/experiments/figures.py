@@ -24,6 +24,9 @@ from matplotlib.figure import Figure
 
 from ..report import plot_metric_bands, plot_priority_graphs, save_figure
 
+FIGURE_DPI = 110
+"""PNG resolution: the figures are 6.4 inches per panel, ~700 pixels, legible at page width."""
+
 LOG_CLIP = 1e-16
 """Log axes clip values below this (float64's resolution near 1: 1 - x is 0 or noise below it)."""
 
@@ -441,10 +444,11 @@ def draw_figures(
     artefacts: dict[str, Any],
     out_dir: Path,
     formats: Sequence[str] = ("png", "pdf"),
+    dpi: int = FIGURE_DPI,
 ) -> tuple[Path, ...]:
     """Render and save every figure of ``result.spec`` into ``out_dir``; the files written."""
     written: list[Path] = []
     for figure in result.spec.figures:
         fig = figure.render(result, artefacts)
-        written += save_figure(fig, out_dir / figure.stem(result.spec.name), formats)
+        written += save_figure(fig, out_dir / figure.stem(result.spec.name), formats, dpi=dpi)
     return tuple(written)

@@ -279,8 +279,12 @@ def report_text(
         "",
         f"- Command: `{command}`",
         f"- Trials per setting: {trials} ({data}; all trials of a setting in one batched "
-        f"`train` call; {optimizers}, float64, init {inits} with seed "
-        f"{', '.join(map(str, seeds))})",
+        f"`train` call; {optimizers}, float64, "
+        + (
+            f"init {inits} with seed {', '.join(map(str, seeds))})"
+            if sources == ["generated"]
+            else "each trial from its source's initialisation: the authors' float32 W0)"
+        ),
         "- Steps: "
         + ("as in the paper" if steps_scale == 1.0 else f"the paper's × {steps_scale:g}"),
         f"- **Measured wall time: {wall_time_s:.1f} s ({minutes:.2f} min)** for the whole run, on "
