@@ -1093,6 +1093,16 @@ def reproduce_command(
             help="Multiply every setting's steps (quick checks; compare at 1.0).",
         ),
     ] = 1.0,
+    data: Annotated[
+        str | None,
+        typer.Option(
+            "--data",
+            help="Data source, a key of attnmech.experiments.sources.DATA_SOURCES (checked "
+            "there): 'generated' (make_dataset) or 'authors' (the authors' own datasets and "
+            "inits, compared per trial with their notebooks). Default: each setting's own.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Run every experiment of the paper (SPEC section 9) and write figures, results.json and
     REPRODUCTION.md with the paper's values next to ours."""
@@ -1104,6 +1114,7 @@ def reproduce_command(
         only=only,
         trials=trials,
         steps_scale=steps_scale,
+        data=data,
         progress=lambda message: typer.echo(message, err=True),
     )
     typer.echo(

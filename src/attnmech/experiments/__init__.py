@@ -28,18 +28,62 @@ AISTATS 2024, arXiv:2403.08081.
 from __future__ import annotations
 
 from ..errors import ExperimentNotFoundError
-from .figures import BandFigure, CurveFigure, GraphFigure, Reference
-from .measures import History, LabelMiss, LocalTPG, Metric, OneMinus, RunRecord, Verification
+from .figures import BandFigure, CurveFigure, GraphFigure, Reference, RegPathFigure
+from .measures import (
+    AuthorsCorrFin,
+    Difference,
+    History,
+    LabelMiss,
+    LocalTPG,
+    MaxAttention,
+    Metric,
+    OneMinus,
+    RegPath,
+    Rise,
+    RunRecord,
+    Squared,
+    Verification,
+)
 from .registry import EXPERIMENTS, list_experiments, register, select, unregister
+from .replay import NotebookReplay, authors_variant
 from .results import MetricResult, ReproductionResult, SettingResult
-from .runner import run_experiment, run_reproduction, run_setting
+from .runner import run_experiment, run_reproduction, run_setting, with_data
 from .settings import DataSpec, Measure, Setting
-from .sources import DATA_SOURCES
-from .verdicts import Approx, LogScale, Mean, MeanStd, PaperValue, Range, Sample, VerdictRule
+from .sources import AUTHORS_UNAVAILABLE, DATA_SOURCES, SourceData
+from .verdicts import (
+    Approx,
+    AtLeast,
+    FigureReading,
+    LogScale,
+    Mean,
+    MeanStd,
+    MedianIQR,
+    PaperValue,
+    PerTrial,
+    Range,
+    Sample,
+    VerdictRule,
+)
 
 __all__ = [
     "EXPERIMENTS",
     "DATA_SOURCES",
+    "AUTHORS_UNAVAILABLE",
+    "SourceData",
+    "AuthorsCorrFin",
+    "Difference",
+    "MaxAttention",
+    "RegPath",
+    "Rise",
+    "Squared",
+    "NotebookReplay",
+    "authors_variant",
+    "with_data",
+    "RegPathFigure",
+    "FigureReading",
+    "AtLeast",
+    "MedianIQR",
+    "PerTrial",
     "Setting",
     "DataSpec",
     "Measure",

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from ..finite_path import run_finite_trajectory
 from ..metrics import correlation, fitted_scale
 from ..training import TrainConfig, TrainResult, train
 from ..verification import VerificationReport, verify
@@ -20,6 +21,7 @@ __all__ = [
     "correlation",
     "fitted_scale",
     "make_train_config",
+    "run_finite_trajectory",
     "train",
     "verify",
 ]

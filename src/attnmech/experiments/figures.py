@@ -11,6 +11,7 @@ trial's token-priority graphs from an artefact (global or local theories).
 
 from __future__ import annotations
 
+import textwrap
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -23,11 +24,18 @@ from matplotlib.figure import Figure
 
 from ..report import plot_metric_bands, plot_priority_graphs, save_figure
 
+FIGURE_DPI = 110
+"""PNG resolution: the figures are 6.4 inches per panel, ~700 pixels, legible at page width."""
+
+LOG_CLIP = 1e-16
+"""Log axes clip values below this (float64's resolution near 1: 1 - x is 0 or noise below it)."""
+
 __all__ = [
     "Reference",
     "CurveFigure",
     "BandFigure",
     "GraphFigure",
+    "RegPathFigure",
     "draw_figures",
     "plot_log_bands",
 ]
@@ -124,10 +132,49 @@ def _draw_references(fig: Any, references: Sequence[Reference], num_steps: int, 
     ax.legend(title=title, fontsize=8, title_fontsize=8)
 
 
+def _band(
+    ax: Any,
+    steps: np.ndarray,
+    data: np.ndarray,
+    *,
+    logy: bool,
+    bold: bool,
+    per_trial: bool,
+    label: str,
+    color: Any = None,
+) -> None:
+    """One curve's mean ± std band (geometric on a log axis) on ``ax``; data (trials, steps)."""
+    width = 2.6 if bold else 1.4
+    with warnings.catch_warnings(), np.errstate(divide="ignore", invalid="ignore"):
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN steps
+        if logy:
+            clipped = np.where(np.isfinite(data), np.maximum(data, LOG_CLIP), np.nan)
+            logs = np.log10(clipped)
+            centre_log, spread = np.nanmean(logs, axis=0), np.nanstd(logs, axis=0)
+            centre = 10.0**centre_log
+            low, high = 10.0 ** (centre_log - spread), 10.0 ** (centre_log + spread)
+            label = f"{label} (geometric mean)"
+        else:
+            clipped = data
+            centre, spread = np.nanmean(data, axis=0), np.nanstd(data, axis=0)
+            low, high = centre - spread, centre + spread
+    (line,) = ax.plot(steps, centre, linewidth=width, label=label, color=color, zorder=3)
+    ax.fill_between(steps, low, high, color=line.get_color(), alpha=0.2, linewidth=0)
+    if per_trial:
+        for row in clipped:
+            ax.plot(steps, row, color=line.get_color(), linewidth=0.5, alpha=0.45, zorder=2)
+
+
 @dataclass(frozen=True, slots=True)
 class CurveFigure:
     """Curves (curve name, legend label) against steps, mean ± std over trials, with the paper's
-    values; file ``<setting>-<slug>``."""
+    values; file ``<setting>-<slug>``.
+
+    ``panels``: one panel per curve (when their bands would merge), wrapped at 2 per row;
+    ``bold``: the curve the table compares with, drawn boldest; ``logy``: log axis (geometric
+    mean ×/÷ geometric std, values below :data:`LOG_CLIP` clipped); ``per_trial``: every trial
+    as a thin line (for quantities whose trials spread over decades).
+    """
 
     slug: str
     curves: tuple[tuple[str, str], ...]
@@ -136,6 +183,9 @@ class CurveFigure:
     caption: str
     logy: bool = False
     references: tuple[Reference, ...] = ()
+    panels: bool = False
+    bold: str = ""
+    per_trial: bool = False
 
     needs_artefacts = ()
 
@@ -148,25 +198,159 @@ class CurveFigure:
 
     def render(self, result: Any, artefacts: dict[str, Any]) -> Figure:
         setting = result.spec
-        curves = {label: result.curves[key].T for key, label in self.curves}
-        title = f"{setting.title}\n{self.heading}"
+        groups = [[c] for c in self.curves] if self.panels else [list(self.curves)]
+        ncols = min(2, len(groups))
+        nrows = -(-len(groups) // ncols)
+        fig = Figure(figsize=(6.4 * ncols, 3.9 * nrows + 0.5), layout="constrained")
+        FigureCanvasAgg(fig)
+        axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
         xlabel = f"step ({setting.optimizer_text}, lr {setting.learning_rate:g})"
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # NaN columns (W_svm = 0)
-            if self.logy:
-                fig = plot_log_bands(
-                    result.steps, curves, ylabel=self.ylabel, title=title, xlabel=xlabel
+        palette = [f"C{i}" for i in range(10)]
+        for index, (ax, group) in enumerate(zip(axes, groups, strict=False)):
+            for j, (key, label) in enumerate(group):
+                bold = key == self.bold or (not self.bold and len(self.curves) == 1)
+                color = palette[(index if self.panels else j) % 10]
+                _band(
+                    ax,
+                    result.steps,
+                    np.asarray(result.curves[key], dtype=np.float64).T,
+                    logy=self.logy,
+                    bold=bold,
+                    per_trial=self.per_trial,
+                    label=label,
+                    color=color,
                 )
-            else:
-                fig = plot_metric_bands(
-                    result.steps, curves, ylabel=self.ylabel, title=title, xlabel=xlabel
+            # the paper's values go on the panel of the curve they describe (the first panel,
+            # or every panel when the figure has one curve per panel and one reference each)
+            if index == 0 or (self.panels and len(self.references) == len(groups)):
+                refs = (
+                    self.references
+                    if not (self.panels and len(self.references) == len(groups))
+                    else (self.references[index],)
                 )
-            _draw_references(fig, self.references, result.num_steps, self.logy)
+                _draw_refs(ax, refs, result.num_steps)
+            values = np.concatenate([np.ravel(result.curves[key]) for key, _ in group])
+            if self.logy and np.any(np.isfinite(values) & (values > 0)):
+                ax.set_yscale("log")
+            elif not np.isfinite(values).any():
+                ax.text(
+                    0.5,
+                    0.5,
+                    "no finite value in any trial\n(for example S_fin = {0}: nothing to compare)",
+                    transform=ax.transAxes,
+                    ha="center",
+                    va="center",
+                )
+            ax.set_xlabel(xlabel)
+            ax.set_ylabel(self.ylabel)
+            ax.grid(True, alpha=0.3)
+            ax.legend(fontsize=8, loc="best")
+        for ax in axes[len(groups) :]:
+            ax.set_visible(False)
+        note = f"{result.trials} trials: mean (line) ± std (band)"
+        if self.logy:
+            note = (
+                f"{result.trials} trials: geometric mean ×/÷ geometric std; below "
+                f"{LOG_CLIP:g} clipped (float64)"
+            )
+        if self.per_trial:
+            note += "; thin: single trials"
+        width = 70 if ncols == 1 else 140
+        title = "\n".join(
+            textwrap.wrap(f"{setting.title}: {self.heading}", width) + textwrap.wrap(note, width)
+        )
+        fig.suptitle(title, fontsize=10)
         return fig
 
     def markdown(self, result: Any, png: Path) -> list[str]:
-        pdf = png.with_suffix(".pdf").name
-        return [f"![{self.caption}]({png.name})", "", f"*{self.caption}* ([PDF]({pdf}))", ""]
+        return [f"![{self.caption}]({png.name})", "", f"*{self.caption}*{_pdf_link(png)}", ""]
+
+
+def _pdf_link(png: Path) -> str:
+    """`` ([PDF](name.pdf))`` when the PDF was written next to the PNG, else nothing."""
+    pdf = png.with_suffix(".pdf")
+    return f" ([PDF]({pdf.name}))" if pdf.exists() else ""
+
+
+def _draw_refs(ax: Any, references: Sequence[Reference], num_steps: int) -> None:
+    for ref in references:
+        if ref.kind == "hline":
+            ax.axhline(ref.values[0], linestyle="--", color="0.25", linewidth=1.0, label=ref.label)
+        elif ref.kind == "band":
+            ax.axhspan(
+                ref.values[0], ref.values[1], color="0.5", alpha=0.2, linewidth=0, label=ref.label
+            )
+        else:
+            pairs = [(s, v) for s, v in zip(ref.steps, ref.values, strict=True) if s <= num_steps]
+            if pairs:
+                xs, ys = zip(*pairs, strict=True)
+                ax.plot(
+                    xs,
+                    ys,
+                    linestyle="none",
+                    marker="x",
+                    markersize=8,
+                    markeredgewidth=2,
+                    color="black",
+                    label=ref.label,
+                    zorder=5,
+                )
+
+
+@dataclass(frozen=True, slots=True)
+class RegPathFigure:
+    """The regularization path of each trial (artefact ``regpath`` of :class:`RegPath`):
+    corr(W(R), W_svm) and ||Proj W(R) - W_fin|| against R, log R axis."""
+
+    slug: str
+    heading: str
+    caption: str
+    needs_curves: tuple[str, ...] = ()
+    needs_artefacts: tuple[str, ...] = ("regpath",)
+
+    def stem(self, setting_name: str) -> str:
+        return f"{setting_name}-{self.slug}"
+
+    def render(self, result: Any, artefacts: dict[str, Any]) -> Figure:
+        path = artefacts["regpath"]
+        radii = path["radii"]
+        fig = Figure(figsize=(12.8, 4.4), layout="constrained")
+        FigureCanvasAgg(fig)
+        left, right = fig.subplots(1, 2)
+        for ax, key, ylabel, logy in (
+            (left, "corr_svm", "1 - corr(W(R), W_svm) (log scale)", True),
+            (right, "fin_gap", "||Proj_{S_fin} W(R) - W_fin||_F (log scale)", True),
+        ):
+            data = path[key] if key == "fin_gap" else 1.0 - path[key]
+            data = np.maximum(np.where(np.isfinite(data), data, np.nan), LOG_CLIP)
+            for row in data.T:
+                ax.plot(radii, row, color="C0", linewidth=0.6, alpha=0.5)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                ax.plot(
+                    radii,
+                    np.exp(np.nanmean(np.log(data), axis=1)),
+                    color="C0",
+                    linewidth=2.6,
+                    marker="o",
+                    label="geometric mean over trials",
+                )
+            ax.set_xscale("log")
+            if logy:
+                ax.set_yscale("log")
+            ax.set_xlabel("radius R (log scale)")
+            ax.set_ylabel(ylabel)
+            ax.grid(True, alpha=0.3)
+            ax.legend(fontsize=8)
+        fig.suptitle(
+            f"{result.spec.title}: {self.heading}\n{data.shape[1]} trials; thin: "
+            f"single trials; values below {LOG_CLIP:g} clipped",
+            fontsize=10,
+        )
+        return fig
+
+    def markdown(self, result: Any, png: Path) -> list[str]:
+        return [f"![{self.caption}]({png.name})", "", f"*{self.caption}*{_pdf_link(png)}", ""]
 
 
 @dataclass(frozen=True, slots=True)
@@ -244,16 +428,15 @@ class GraphFigure:
 
     def render(self, result: Any, artefacts: dict[str, Any]) -> Figure:
         trial = self.shown_trial(result)
-        fig = plot_priority_graphs(artefacts[self.artefact][trial].graphs)
+        fig = plot_priority_graphs(artefacts[self.artefact][trial].graphs, ncols=2)
         fig.suptitle(self.title.format(name=result.spec.name, trial=trial), fontsize=10)
         return fig
 
     def markdown(self, result: Any, png: Path) -> list[str]:
         trial = self.shown_trial(result)
-        pdf = png.with_suffix(".pdf").name
         alt = self.alt.format(name=result.spec.name, trial=trial)
         caption = self.caption.format(name=result.spec.name, trial=trial)
-        return [f"![{alt}]({png.name})", "", f"*{caption}* ([PDF]({pdf}))", ""]
+        return [f"![{alt}]({png.name})", "", f"*{caption}*{_pdf_link(png)}", ""]
 
 
 def draw_figures(
@@ -261,10 +444,11 @@ def draw_figures(
     artefacts: dict[str, Any],
     out_dir: Path,
     formats: Sequence[str] = ("png", "pdf"),
+    dpi: int = FIGURE_DPI,
 ) -> tuple[Path, ...]:
     """Render and save every figure of ``result.spec`` into ``out_dir``; the files written."""
     written: list[Path] = []
     for figure in result.spec.figures:
         fig = figure.render(result, artefacts)
-        written += save_figure(fig, out_dir / figure.stem(result.spec.name), formats)
+        written += save_figure(fig, out_dir / figure.stem(result.spec.name), formats, dpi=dpi)
     return tuple(written)

@@ -19,10 +19,11 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ..data import Dataset
+from ..finite import project
 from ..local import solve_local
 from ..model import AttentionConfig, run_with_cache
 from ..theory import Theory
-from ._deps import correlation, fitted_scale, verify
+from ._deps import correlation, fitted_scale, run_finite_trajectory, verify
 from .settings import Measure, Setting
 
 __all__ = [
@@ -33,6 +34,12 @@ __all__ = [
     "LabelMiss",
     "LocalTPG",
     "Verification",
+    "Difference",
+    "Squared",
+    "Rise",
+    "MaxAttention",
+    "AuthorsCorrFin",
+    "RegPath",
     "extract",
     "LOCAL_DIFFERS",
     "DRIFT",
@@ -128,6 +135,7 @@ class History(Metric):
         "fin_gap_traj",
         "top_scc_mass",
         "label_attention",
+        "fin_gap",
         "norm",
         "loss",
     )
@@ -216,7 +224,12 @@ class LocalTPG(Metric):
     the artefacts, and notes on how many trials went local and whether W(t) drifted away.
     """
 
-    curves: tuple[str, ...] = ("corr_svm_local", "corr_svm_fin_local")
+    curves: tuple[str, ...] = (
+        "corr_svm_local",
+        "corr_svm_fin_local",
+        "fin_gap_local",
+        "fin_gap_global",
+    )
     requires: tuple[str, ...] = ("norm",)
     name: ClassVar[str] = "local_tpg"
     needs_W_history: ClassVar[bool] = True
@@ -239,6 +252,8 @@ class LocalTPG(Metric):
         curves = {
             self.curves[0]: np.asarray(correlation(W_history, W_svm)),
             self.curves[1]: np.where(finite, np.asarray(correlation(W_history, target)), np.nan),
+            self.curves[2]: _exact_gap(W_history, theories),
+            self.curves[3]: _exact_gap(W_history, record.theories),
         }
         self._diagnose(record, curves, theories)
         return curves
@@ -358,6 +373,186 @@ class Verification(Metric):
 
     def compute(self, record: RunRecord) -> dict[str, np.ndarray]:
         record.artefacts["verification"] = verify(record.datasets, record.run, record.theories)
+        return {}
+
+
+def _exact_gap(W_history: np.ndarray, theories: list[Theory]) -> np.ndarray:
+    """``||Proj_{S_fin} W(t) - W_fin||_F`` with each trial's exact ``W_fin``: shape (L, B).
+
+    NaN for a trial whose ``S_fin`` is ``{0}`` (no SCC with two tokens: no finite part to
+    compare; the gap would be 0 by construction).
+    """
+    out = np.full(W_history.shape[:2], np.nan)
+    for b, theory in enumerate(theories):
+        basis = np.asarray(theory.finite.basis)
+        if basis.shape[0] == 0:
+            continue
+        gap = project(W_history[:, b], basis) - np.asarray(theory.W_fin)
+        out[:, b] = np.linalg.norm(gap, axis=(-2, -1))
+    return out
+
+
+@dataclass(frozen=True)
+class Difference(Metric):
+    """``curve a - curve b`` (for a qualitative claim such as "local beats global by 0.2")."""
+
+    first: str
+    second: str
+    target: str
+    name: ClassVar[str] = "difference"
+
+    @property
+    def curves(self) -> tuple[str, ...]:  # type: ignore[override]
+        return (self.target,)
+
+    @property
+    def requires(self) -> tuple[str, ...]:  # type: ignore[override]
+        return (self.first, self.second)
+
+    def compute(self, record: RunRecord) -> dict[str, np.ndarray]:
+        return {self.target: record.curves[self.first] - record.curves[self.second]}
+
+
+@dataclass(frozen=True)
+class Squared(Metric):
+    """``curve ** 2`` (the authors also plot the squared norm gap)."""
+
+    source: str
+    target: str
+    name: ClassVar[str] = "squared"
+
+    @property
+    def curves(self) -> tuple[str, ...]:  # type: ignore[override]
+        return (self.target,)
+
+    @property
+    def requires(self) -> tuple[str, ...]:  # type: ignore[override]
+        return (self.source,)
+
+    def compute(self, record: RunRecord) -> dict[str, np.ndarray]:
+        return {self.target: record.curves[self.source] ** 2}
+
+
+@dataclass(frozen=True)
+class Rise(Metric):
+    """``curve(t) - curve(0)``: whether a curve rises from its start (or first dips)."""
+
+    source: str
+    target: str
+    name: ClassVar[str] = "rise"
+
+    @property
+    def curves(self) -> tuple[str, ...]:  # type: ignore[override]
+        return (self.target,)
+
+    @property
+    def requires(self) -> tuple[str, ...]:  # type: ignore[override]
+        return (self.source,)
+
+    def compute(self, record: RunRecord) -> dict[str, np.ndarray]:
+        curve = record.curves[self.source]
+        return {self.target: curve - curve[:1]}
+
+
+@dataclass(frozen=True)
+class MaxAttention(Metric):
+    """The authors' "attention": the largest single-position attention per sample,
+    ``attn.max(-1)``, averaged over samples; and ``1 -`` it, summed over the other positions
+    (full relative precision where ``1 - max`` would round to 0)."""
+
+    curves: tuple[str, ...] = ("max_attention", "one_minus_max_attention")
+    name: ClassVar[str] = "max_attention"
+    needs_W_history: ClassVar[bool] = True
+
+    def compute(self, record: RunRecord) -> dict[str, np.ndarray]:
+        W_history = record.W_history
+        L, B, d, _ = W_history.shape
+        datasets = record.datasets
+        _, cache = run_with_cache(W_history.reshape(L * B, d, d), datasets * L, record.model)
+        attention = cache["attention"].cpu().numpy().reshape(L, B, *cache["attention"].shape[1:])
+        attention = np.where(np.isfinite(attention), attention, 0.0)  # (L, B, n, T)
+        top = attention.max(-1)
+        first = attention.argmax(-1)[..., None]
+        mask = np.ones(attention.shape, dtype=bool)
+        np.put_along_axis(mask, first, False, axis=-1)
+        others = np.where(mask, attention, 0.0).sum(-1)
+        n_real = np.array([ds.n_samples for ds in datasets])
+        real = np.arange(attention.shape[2])[None, :] < n_real[:, None]  # (B, n)
+        return {
+            self.curves[0]: np.where(real, top, 0.0).sum(-1) / n_real,
+            self.curves[1]: np.where(real, others, 0.0).sum(-1) / n_real,
+        }
+
+
+@dataclass(frozen=True)
+class AuthorsCorrFin(Metric):
+    """corr(W(t), W_fin(T) + R W_svm) as the authors define it: ``W_fin(T)`` trained by the same
+    optimiser from zero on the reduced data for the run's steps, and ``R = <W(T) - W_fin(T),
+    W_svm> / ||W_svm||^2`` fitted once, at the last step (ours, ``corr_svm_fin``, fits ``R(t)``
+    at every step with the exact ``W_fin``)."""
+
+    target: str = "corr_svm_fin_authors"
+    name: ClassVar[str] = "authors_corr_fin"
+    needs_W_history: ClassVar[bool] = True
+
+    @property
+    def curves(self) -> tuple[str, ...]:  # type: ignore[override]
+        return (self.target,)
+
+    def compute(self, record: RunRecord) -> dict[str, np.ndarray]:
+        W_history = record.W_history  # (L, B, d, d)
+        last = int(record.steps[-1])
+        fin = run_finite_trajectory(
+            record.datasets, record.theories, record.run.config, steps=[last]
+        )
+        W_fin = np.asarray(fin.W[-1])  # (B, d, d)
+        W_svm = np.stack([np.asarray(t.W_svm) for t in record.theories])
+        R = np.asarray(fitted_scale(W_history[-1], W_svm, W_fin))  # (B,)
+        finite = np.isfinite(R)
+        target = W_fin + np.where(finite, R, 0.0)[:, None, None] * W_svm
+        corr = np.asarray(correlation(W_history, target[None]))
+        record.extra["authors_R"] = [_json_float(v) for v in R]
+        return {self.target: np.where(finite[None, :], corr, np.nan)}
+
+
+@dataclass(frozen=True)
+class RegPath(Metric):
+    """The regularization path ``W(R) = argmin_{||W|| <= R} L(W)`` of each trial
+    (:func:`attnmech.regularization_path`) on a grid of radii: corr(W(R), W_svm) and
+    ``||Proj_{S_fin} W(R) - W_fin||_F`` against R (no curves over steps: artefact ``regpath``
+    and ``extra["regpath"]``)."""
+
+    radii: tuple[float, ...] = (0.5, 1, 2, 4, 8, 16, 32)
+    max_trials: int = 10
+    name: ClassVar[str] = "regpath"
+    artefacts: ClassVar[tuple[str, ...]] = ("regpath",)
+
+    def compute(self, record: RunRecord) -> dict[str, np.ndarray]:
+        from ..regpath import regularization_path
+
+        radii = np.asarray(self.radii, dtype=np.float64)
+        trials = min(record.trials, self.max_trials)  # the first trials: a path is ~1 s each
+        corr = np.full((radii.size, trials), np.nan)
+        gap = np.full((radii.size, trials), np.nan)
+        converged = np.zeros((radii.size, trials), dtype=bool)
+        pairs = zip(record.datasets[:trials], record.theories[:trials], strict=True)
+        for b, (ds, theory) in enumerate(pairs):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # non-convergence is recorded below
+                path = regularization_path(ds, radii, config=record.model)
+            W = np.asarray(path.W)
+            corr[:, b] = np.asarray(correlation(W, np.asarray(theory.W_svm)[None]))
+            basis = np.asarray(theory.finite.basis)
+            gap[:, b] = np.linalg.norm(project(W, basis) - np.asarray(theory.W_fin), axis=(-2, -1))
+            converged[:, b] = np.asarray(path.converged)
+        record.artefacts["regpath"] = {"radii": radii, "corr_svm": corr, "fin_gap": gap}
+        record.extra["regpath"] = {
+            "radii": radii.tolist(),
+            "corr_svm": [[_json_float(v) for v in row] for row in corr],
+            "fin_gap": [[_json_float(v) for v in row] for row in gap],
+            "trials": trials,
+            "all_converged": bool(converged.all()),
+        }
         return {}
 
 

@@ -82,7 +82,7 @@ def summarise(measure: Measure, values: np.ndarray) -> MetricResult:
         low = high = math.nan
     difference = agrees = None
     if measure.paper is not None:
-        difference = measure.paper.difference(sample.mean) if sample.n else math.nan
+        difference = measure.paper.difference_of(sample) if sample.n else math.nan
         agrees = measure.paper.agrees(sample)
     return MetricResult(
         measure, values, sample.mean, sample.std, low, high, sample.n, difference, agrees

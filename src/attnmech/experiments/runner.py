@@ -30,10 +30,16 @@ from .measures import RunRecord, extract, run_metrics
 from .registry import select
 from .results import ReproductionResult, SettingResult, summarise
 from .settings import Setting
-from .sources import load_datasets
+from .sources import AUTHORS_UNAVAILABLE, DATA_SOURCES, load_source
 from .writer import command_line, machine_info, write_curves, write_report, write_results
 
-__all__ = ["run_setting", "run_experiment", "run_reproduction", "Progress"]
+__all__ = [
+    "run_setting",
+    "run_experiment",
+    "run_reproduction",
+    "with_data",
+    "Progress",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -84,17 +90,21 @@ def run_setting(
     num_steps = setting.scaled_steps(_check_scale(steps_scale))
     started = time.perf_counter()
     model = AttentionConfig(head=setting.head, loss=setting.loss, dtype="float64")
-    config = make_train_config(
-        setting.optimizer_options,
-        model=model,
-        optimizer=setting.optimizer,
-        learning_rate=setting.learning_rate,
-        num_steps=num_steps,
-        log_every=setting.log_every,
-        init=setting.init,
-        seed=setting.init_seed,
-    )  # checked before any work
-    datasets = load_datasets(setting.data, trials)
+    train_options = {
+        "model": model,
+        "optimizer": setting.optimizer,
+        "learning_rate": setting.learning_rate,
+        "num_steps": num_steps,
+        "log_every": setting.log_every,
+        "init": setting.init,
+        "seed": setting.init_seed,
+    }
+    config = make_train_config(setting.optimizer_options, **train_options)  # checked first
+    source = load_source(setting.data, trials)
+    datasets = source.datasets
+    if source.init is not None:  # the source's own initialisations (the authors' float32 W0)
+        train_options["init"] = source.init
+        config = make_train_config(setting.optimizer_options, **train_options)
     theories = [solve(ds) for ds in datasets]
     timings = {"data_and_theory_s": time.perf_counter() - started}
     record_W = any(metric.needs_W_history for metric in setting.metrics)
@@ -129,6 +139,7 @@ def run_setting(
         extra=record.extra,
     )
     artefacts = {
+        "source": source,
         "datasets": datasets,
         "theories": theories,
         "run": run,
@@ -145,6 +156,54 @@ def run_experiment(
     return run_setting(spec, trials=trials, steps_scale=steps_scale)
 
 
+def with_data(setting: Setting, data: str, *, authors_eps: float | None = None) -> Setting:
+    """``setting`` with its datasets from the source ``data``.
+
+    For ``"authors"`` the setting also gets the :class:`~attnmech.experiments.replay.
+    NotebookReplay` metric (the authors' training on the same data, compared per trial with
+    their notebook) and, where the notebook prints per-trial values, table rows that compare
+    our trials one by one with them.
+    """
+    if data not in DATA_SOURCES:
+        raise InvalidParameterError(
+            f"unknown data source {data!r}; choose from {', '.join(DATA_SOURCES)}"
+        )
+    if data == setting.data.source:
+        return setting
+    new = replace(setting, data=replace(setting.data, source=data))
+    if data == "authors":
+        from .replay import authors_variant
+
+        new = authors_variant(new, eps=authors_eps)
+    return new
+
+
+def _with_source(
+    settings: list[Setting], data: str | None, named: bool, authors_eps: float | None
+) -> tuple[list[Setting], dict[str, str]]:
+    if data is None:
+        return settings, {}
+    if data not in DATA_SOURCES:
+        raise InvalidParameterError(
+            f"unknown data source {data!r}; choose from {', '.join(DATA_SOURCES)}"
+        )
+    if data != "authors":
+        return [with_data(s, data) for s in settings], {}
+    usable = [s for s in settings if s.data.authors_key]
+    skipped = {
+        s.name: AUTHORS_UNAVAILABLE.get(s.name, "no authors' data for this setting")
+        for s in settings
+        if not s.data.authors_key
+    }
+    if named and skipped:
+        name, why = next(iter(skipped.items()))
+        raise InvalidParameterError(
+            f"setting {name!r} has no authors' data ({why}); run it with --data generated, or "
+            f"choose among {', '.join(s.name for s in select(None) if s.data.authors_key)}"
+        )
+    return [with_data(s, data, authors_eps=authors_eps) for s in usable], skipped
+
+
 def run_reproduction(
     out_dir: str | os.PathLike[str],
     *,
@@ -153,6 +212,8 @@ def run_reproduction(
     steps_scale: float = 1.0,
     progress: Progress | None = None,
     formats: Sequence[str] = ("png", "pdf"),
+    data: str | None = None,
+    authors_eps: float | None = None,
 ) -> ReproductionResult:
     """Run the paper's experiments and write figures, ``results.json`` and ``REPRODUCTION.md``.
 
@@ -172,6 +233,17 @@ def run_reproduction(
         ``progress(message)`` is called with one line of text before and after each setting.
     formats : sequence of str, default=("png", "pdf")
         Formats of every figure (the report embeds the PNGs and links the PDFs).
+    data : str, optional
+        The data source of every setting (default: each setting's own, ``"generated"`` for the
+        paper's entries) (a key of
+        :data:`~attnmech.experiments.sources.DATA_SOURCES`). ``"authors"``: the authors' own
+        datasets and initialisations for the settings that have them (``only`` unset: the
+        others are skipped and listed in the report; named in ``only``: an error), each
+        setting also replayed with the authors' training (:func:`attnmech.authors.
+        train_authors`) and compared per trial with what their notebook prints.
+    authors_eps : float, optional
+        With ``data="authors"``: the eps inside the authors' ``-log(p_y + eps)`` for the
+        replay (default their float64 machine epsilon; 0 for the exact log-loss).
 
     Returns
     -------
@@ -186,7 +258,7 @@ def run_reproduction(
     """
     trials = _check_trials(trials)
     steps_scale = _check_scale(steps_scale)
-    settings = select(only)
+    settings, skipped = _with_source(select(only), data, only is not None, authors_eps)
     started = time.perf_counter()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -210,8 +282,9 @@ def run_reproduction(
     wall_time = time.perf_counter() - started
     machine = machine_info()
     names = None if only is None else [s.name for s in settings]
-    command = command_line(names, trials, out, steps_scale)
+    command = command_line(names, trials, out, steps_scale, data or "generated")
     context: dict[str, Any] = {
+        "skipped": skipped,
         "command": command,
         "trials": trials,
         "steps_scale": steps_scale,

@@ -49,6 +49,9 @@ class DataSpec:
         ``make_dataset(..., seed=seed_offset + trial)``).
     seed_offset : int, default=0
         Seed of the first trial's dataset.
+    authors_key : str, default=""
+        The key of :data:`attnmech.authors.SETTINGS` whose notebook stream the ``authors``
+        source replays ("" when the authors' data cannot be regenerated for this setting).
     """
 
     graph: str
@@ -59,6 +62,7 @@ class DataSpec:
     embeddings: str = "random"
     source: str = "generated"
     seed_offset: int = 0
+    authors_key: str = ""
 
     def __post_init__(self) -> None:
         for name in ("n_samples", "seq_len", "vocab_size", "embedding_dim"):
@@ -240,8 +244,16 @@ class Setting:
             "paper_num_steps": self.num_steps,
             "log_every": self.log_every,
             "trials": trials,
-            "dataset_seeds": list(range(data.seed_offset, data.seed_offset + trials)),
-            "init": INIT_TEXT.get(self.init, self.init),
+            "dataset_seeds": (
+                list(range(data.seed_offset, data.seed_offset + trials))
+                if data.source == "generated"
+                else None
+            ),
+            "init": (
+                INIT_TEXT.get(self.init, self.init)
+                if data.source == "generated"
+                else f"from the data source {data.source!r}"
+            ),
             "init_seed": self.init_seed,
             "dtype": "float64",
             "data_source": data.source,

@@ -31,6 +31,10 @@ __all__ = [
     "Approx",
     "Range",
     "LogScale",
+    "FigureReading",
+    "AtLeast",
+    "MedianIQR",
+    "PerTrial",
     "PaperValue",
 ]
 
@@ -54,6 +58,18 @@ class Sample:
     @property
     def n(self) -> int:
         return int(self.values.size)
+
+    @property
+    def sem(self) -> float:
+        """Standard error of the mean, ``std / sqrt(n)`` (NaN when empty)."""
+        return self.std / math.sqrt(self.n) if self.n else math.nan
+
+    def quantiles(self) -> tuple[float, float, float]:
+        """25th percentile, median, 75th percentile (NaN when empty)."""
+        if not self.n:
+            return (math.nan, math.nan, math.nan)
+        q1, med, q3 = np.percentile(self.values, [25, 50, 75])
+        return float(q1), float(med), float(q3)
 
     @classmethod
     def of(cls, values: Any) -> Sample:
@@ -105,6 +121,14 @@ class VerdictRule:
         """The rule's parameters for ``results.json``."""
         return {}
 
+    def summary(self, ours: Sample) -> str | None:
+        """How the table shows our side (None: mean ± std)."""
+        return None
+
+    def centre(self, ours: Sample) -> float:
+        """Our central value for this rule (the mean; the median for :class:`MedianIQR`)."""
+        return ours.mean
+
     def to_dict(self) -> dict[str, Any]:
         base: dict[str, Any] = {
             "kind": self.kind,
@@ -126,44 +150,71 @@ def _finite_number(name: str, value: Any, *, positive: bool = False) -> float:
     return float(value)
 
 
+def _paper_trials(name: str, value: Any) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise InvalidParameterError(f"{name} must be a positive int or None, got {value!r}")
+    return int(value)
+
+
 @dataclass(frozen=True, slots=True)
 class MeanStd(VerdictRule):
-    """A mean ± std over the paper's trials: agree when ``|ours - paper| <= 2 sqrt((std_paper^2
-    + std_ours^2) / n)``, two standard errors of the difference."""
+    """A mean ± std over the paper's ``n`` trials against our mean ± std (two-sample test):
+    agree when ``|ours - paper| <= 2 sqrt(std_paper^2 / n_paper + std_ours^2 / n_ours)``, two
+    standard errors of the difference (``n`` None: the paper's trial count taken as ours)."""
 
     std: float
+    n: int | None = None
     kind: ClassVar[str] = "mean_std"
 
     def __post_init__(self) -> None:
         _finite_number("MeanStd.std", self.std)
+        _paper_trials("MeanStd.n", self.n)
+
+    def bound(self, ours: Sample) -> float:
+        n_paper = self.n or ours.n
+        return 2.0 * math.sqrt(self.std**2 / n_paper + ours.std**2 / ours.n)
 
     def agrees(self, paper: float, ours: Sample) -> bool:
         if ours.n == 0:
             return False
-        diff = self.difference(paper, ours.mean)
-        return abs(diff) <= 2.0 * math.sqrt((self.std**2 + ours.std**2) / ours.n)
+        return abs(self.difference(paper, ours.mean)) <= self.bound(ours)
 
     def describe(self) -> str:
-        return "within 2 standard errors of the difference of the two means"
+        trials = f"{self.n}" if self.n else "as many as ours"
+        return (
+            f"two-sample: |difference of means| <= 2 standard errors of the difference (paper "
+            f"std {self.std:g} over {trials} trials, ours over our trials)"
+        )
 
     def parameters(self) -> dict[str, Any]:
-        return {"std": self.std}
+        return {"std": self.std, "n_paper": self.n}
 
 
 @dataclass(frozen=True, slots=True)
 class Mean(VerdictRule):
-    """A mean over the paper's trials without its std: the two-standard-error rule with our
-    std taken for both."""
+    """A mean over the paper's ``n`` trials printed without its std: the two-sample rule with
+    our std taken for the paper's too."""
 
+    n: int | None = None
     kind: ClassVar[str] = "mean"
+
+    def __post_init__(self) -> None:
+        _paper_trials("Mean.n", self.n)
 
     def agrees(self, paper: float, ours: Sample) -> bool:
         if ours.n == 0:
             return False
-        return abs(self.difference(paper, ours.mean)) <= 2.0 * math.sqrt(2.0 * ours.std**2 / ours.n)
+        n_paper = self.n or ours.n
+        bound = 2.0 * ours.std * math.sqrt(1.0 / n_paper + 1.0 / ours.n)
+        return abs(self.difference(paper, ours.mean)) <= bound
 
     def describe(self) -> str:
-        return "within 2 standard errors of the difference (the paper's std taken as ours)"
+        return "two-sample at 2 standard errors, the paper's std (not printed) taken as ours"
+
+    def parameters(self) -> dict[str, Any]:
+        return {"n_paper": self.n}
 
 
 @dataclass(frozen=True, slots=True)
@@ -256,6 +307,146 @@ class LogScale(VerdictRule):
 
 
 @dataclass(frozen=True, slots=True)
+class FigureReading(VerdictRule):
+    """A value read off a figure of the mean over ``trials`` runs, with the reading's own
+    tolerance ``tol``: agree when ``|ours - reading| <= tol + 2 sqrt(s^2 / n_ours + s^2 /
+    trials)`` (s our std, standing in for the authors' unknown one; ``trials`` None: a single
+    run, no sampling term on their side)."""
+
+    tol: float
+    trials: int | None = None
+    kind: ClassVar[str] = "figure"
+
+    def __post_init__(self) -> None:
+        _finite_number("FigureReading.tol", self.tol)
+        _paper_trials("FigureReading.trials", self.trials)
+
+    def bound(self, ours: Sample) -> float:
+        theirs = ours.std**2 / self.trials if self.trials else 0.0
+        return self.tol + 2.0 * math.sqrt(ours.std**2 / ours.n + theirs)
+
+    def agrees(self, paper: float, ours: Sample) -> bool:
+        return ours.n > 0 and abs(self.difference(paper, ours.mean)) <= self.bound(ours)
+
+    def describe(self) -> str:
+        who = f"the mean of {self.trials} runs" if self.trials else "one run"
+        return (
+            f"figure reading ±{self.tol:g} ({who}): |difference| <= {self.tol:g} + 2 standard "
+            "errors"
+        )
+
+    def parameters(self) -> dict[str, Any]:
+        return {"tol": self.tol, "trials": self.trials}
+
+
+@dataclass(frozen=True, slots=True)
+class AtLeast(VerdictRule):
+    """A qualitative claim made a test: agree when our mean exceeds the stated threshold (the
+    paper value's ``value``) by more than 2 standard errors; the table also counts the trials
+    above it."""
+
+    kind: ClassVar[str] = "at_least"
+
+    def agrees(self, paper: float, ours: Sample) -> bool:
+        return ours.n > 0 and ours.mean - 2.0 * (ours.sem if ours.n > 1 else 0.0) > paper
+
+    def describe(self) -> str:
+        return "qualitative: our mean minus 2 standard errors above the stated threshold"
+
+    def summary(self, ours: Sample) -> str | None:
+        return None
+
+    def covers(self, paper: float, low: float, high: float) -> bool:
+        return high > paper
+
+
+@dataclass(frozen=True, slots=True)
+class MedianIQR(VerdictRule):
+    """A quantity whose trial-to-trial spread covers decades (``1 - attention``): agree when the
+    paper's value (read off a log axis within a factor ``factor``) lies inside our interquartile
+    range widened by that factor, ``[Q1 / factor, Q3 * factor]``. The difference is the ratio
+    of our median to the paper's value."""
+
+    factor: float = 2.0
+    kind: ClassVar[str] = "median_iqr"
+    difference_kind: ClassVar[str] = "ratio of medians"
+
+    def __post_init__(self) -> None:
+        _finite_number("MedianIQR.factor", self.factor, positive=True)
+        if self.factor < 1:
+            raise InvalidParameterError(f"MedianIQR.factor must be >= 1, got {self.factor!r}")
+
+    def difference(self, paper: float, mean: float) -> float:
+        return mean / paper if paper else math.nan
+
+    def centre(self, ours: Sample) -> float:
+        return ours.quantiles()[1]
+
+    def agrees(self, paper: float, ours: Sample) -> bool:
+        if ours.n == 0:
+            return False
+        q1, _, q3 = ours.quantiles()
+        return q1 / self.factor <= paper <= q3 * self.factor
+
+    def describe(self) -> str:
+        return f"median + IQR: the paper's value inside our IQR widened by a factor {self.factor:g}"
+
+    def summary(self, ours: Sample) -> str | None:
+        q1, med, q3 = ours.quantiles()
+        return f"median {med:.3g} (IQR {q1:.3g} – {q3:.3g})"
+
+    def format_difference(self, paper: float, difference: float) -> str:
+        return f"×{difference:.3g}"
+
+    def explain_size(self, paper: float, difference: float) -> str:
+        return f"our median is ×{difference:.2g} the paper's value"
+
+    def parameters(self) -> dict[str, Any]:
+        return {"tol": self.factor}
+
+
+@dataclass(frozen=True, slots=True)
+class PerTrial(VerdictRule):
+    """The same trials as the authors' (their data and inits): agree when every trial is within
+    ``tol`` of the value the notebook printed for it."""
+
+    values: tuple[float, ...]
+    tol: float = 1e-4
+    kind: ClassVar[str] = "per_trial"
+    difference_kind: ClassVar[str] = "max |ours - notebook| per trial"
+
+    def __post_init__(self) -> None:
+        _finite_number("PerTrial.tol", self.tol)
+        if not self.values:
+            raise InvalidParameterError("PerTrial needs the notebook's per-trial values")
+
+    def max_abs_diff(self, ours: Sample) -> float:
+        k = min(ours.n, len(self.values))
+        if k == 0:
+            return math.nan
+        return float(np.max(np.abs(ours.values[:k] - np.asarray(self.values[:k]))))
+
+    def agrees(self, paper: float, ours: Sample) -> bool:
+        diff = self.max_abs_diff(ours)
+        return math.isfinite(diff) and diff <= self.tol
+
+    def describe(self) -> str:
+        return f"same data: every trial within {self.tol:g} of the notebook's printed value"
+
+    def format_difference(self, paper: float, difference: float) -> str:
+        return f"max {difference:.2e}"
+
+    def explain_size(self, paper: float, difference: float) -> str:
+        return f"the largest per-trial |ours - notebook| is {difference:.2e}"
+
+    def covers(self, paper: float, low: float, high: float) -> bool:
+        return True
+
+    def parameters(self) -> dict[str, Any]:
+        return {"tol": self.tol, "notebook_values": list(self.values)}
+
+
+@dataclass(frozen=True, slots=True)
 class PaperValue:
     """A number the paper reports, with the rule that decides whether ours agrees.
 
@@ -287,6 +478,12 @@ class PaperValue:
     def difference(self, mean: float) -> float:
         """``ours - paper``, or a ratio for log-axis values (see the rule)."""
         return self.rule.difference(self.value, mean)
+
+    def difference_of(self, ours: Sample) -> float:
+        """The rule's difference for our sample (its centre: mean, or median)."""
+        if isinstance(self.rule, PerTrial):
+            return self.rule.max_abs_diff(ours)
+        return self.rule.difference(self.value, self.rule.centre(ours))
 
     def agrees(self, ours: Sample) -> bool:
         """Whether our per-trial values agree with the paper under :attr:`rule`."""

@@ -21,6 +21,7 @@ from ..report import markdown_table, write_json, write_markdown
 from .measures import Metric, _fmt
 from .results import MetricResult, SettingResult
 from .settings import INIT_TEXT
+from .verdicts import AtLeast, Sample
 
 __all__ = ["write_results", "write_curves", "write_report", "machine_info", "command_line"]
 
@@ -30,7 +31,13 @@ def _ours(metric: MetricResult) -> str:
         return "n/a"
     if metric.values.size == 1:
         return _fmt(metric.mean)
-    text = f"{_fmt(metric.mean)} ± {_fmt(metric.std)}"
+    paper = metric.measure.paper
+    sample = Sample.of(metric.values)
+    special = paper.rule.summary(sample) if paper is not None else None
+    text = special or f"{_fmt(metric.mean)} ± {_fmt(metric.std)}"
+    if paper is not None and isinstance(paper.rule, AtLeast):
+        above = int((sample.values > paper.value).sum())
+        text += f"; {above}/{sample.n} trials > {paper.value:g}"
     missing = metric.values.size - metric.n_finite
     return text + (f" ({missing} n/a)" if missing else "")
 
@@ -68,7 +75,7 @@ def _table(settings: Sequence[SettingResult]) -> str:
             "setting",
             "metric",
             "paper",
-            "ours (mean ± std)",
+            "ours (mean ± std unless stated)",
             "ours min – max",
             "ours − paper",
             "agrees",
@@ -132,12 +139,30 @@ def machine_info() -> dict[str, Any]:
     }
 
 
-def command_line(only: Sequence[str] | None, trials: int, out_dir: Path, steps_scale: float) -> str:
-    """The ``attnmech reproduce`` command that makes this run."""
+def _relative_out(out_dir: Path) -> str:
+    """``out_dir`` relative to the working directory (its name alone if it lies outside)."""
+    try:
+        rel = os.path.relpath(Path(out_dir).resolve(), Path.cwd())
+    except ValueError:  # another drive
+        return Path(out_dir).name
+    return Path(out_dir).name if rel.startswith("..") else rel
+
+
+def command_line(
+    only: Sequence[str] | None,
+    trials: int,
+    out_dir: Path,
+    steps_scale: float,
+    data: str = "generated",
+) -> str:
+    """The ``attnmech reproduce`` command that makes this run (with a relative ``--out``)."""
     parts = ["attnmech reproduce"]
     for name in only or ():
         parts.append(f"--only {name}")
-    parts += [f"--trials {trials}", f"--out {out_dir}"]
+    parts += [f"--trials {trials}"]
+    if data != "generated":
+        parts.append(f"--data {data}")
+    parts.append(f"--out {_relative_out(out_dir)}")
     command = " ".join(parts)
     if steps_scale != 1.0:
         command += f"  (steps scaled by {steps_scale:g}: run_reproduction(steps_scale=...))"
@@ -158,6 +183,7 @@ def write_results(
     path: Path,
     settings: Sequence[SettingResult],
     *,
+    skipped: dict[str, str] | None = None,
     command: str,
     trials: int,
     steps_scale: float,
@@ -174,6 +200,7 @@ def write_results(
         "steps_scale": float(steps_scale),
         "wall_time_s": wall_time_s,
         "machine": machine,
+        "skipped_settings": dict(skipped or {}),
         "settings": {result.name: result.to_dict(path.parent) for result in settings},
     }
     return write_json(path, summary)
@@ -189,6 +216,33 @@ def _figure_lines(result: SettingResult) -> list[str]:
     return lines
 
 
+def _rules_paragraph(settings: Sequence[SettingResult]) -> list[str]:
+    """The rule set, stated once: each rule kind used in this run with its parameters."""
+    seen: dict[str, list[str]] = {}
+    for result in settings:
+        for metric in result.metrics:
+            paper = metric.measure.paper
+            if paper is None:
+                continue
+            seen.setdefault(paper.rule.kind, [])
+            text = paper.rule.describe()
+            if text not in seen[paper.rule.kind]:
+                seen[paper.rule.kind].append(text)
+    lines = [
+        "Rules for *agrees* (one rule per kind of author number, most precise source first: "
+        "the notebooks' printed per-trial values, then PDF figures read from their vector "
+        "paths, then PNG figures; not tuned to our results):",
+        "",
+    ]
+    lines += [f"- `{kind}`: " + "; ".join(texts) for kind, texts in seen.items()]
+    lines += [
+        "",
+        "`ours − paper` is a difference, a ratio (×) for log-axis values and medians, or the "
+        "largest per-trial difference for same-data rows.",
+    ]
+    return lines
+
+
 def report_text(
     settings: Sequence[SettingResult],
     *,
@@ -197,6 +251,7 @@ def report_text(
     steps_scale: float,
     wall_time_s: float,
     machine: dict[str, Any],
+    skipped: dict[str, str] | None = None,
 ) -> str:
     """The text of ``REPRODUCTION.md``."""
     from .. import __version__
@@ -214,7 +269,7 @@ def report_text(
             f"0..{trials - 1}"
         )
     else:
-        data = f"datasets from the data source(s) {', '.join(sources)}"
+        data = f"datasets and initialisations from the data source(s) {', '.join(sources)}"
     lines = [
         "# Reproduction of the paper's experiments",
         "",
@@ -224,13 +279,25 @@ def report_text(
         "",
         f"- Command: `{command}`",
         f"- Trials per setting: {trials} ({data}; all trials of a setting in one batched "
-        f"`train` call; {optimizers}, float64, init {inits} with seed "
-        f"{', '.join(map(str, seeds))})",
+        f"`train` call; {optimizers}, float64, "
+        + (
+            f"init {inits} with seed {', '.join(map(str, seeds))})"
+            if sources == ["generated"]
+            else "each trial from its source's initialisation: the authors' float32 W0)"
+        ),
         "- Steps: "
         + ("as in the paper" if steps_scale == 1.0 else f"the paper's × {steps_scale:g}"),
         f"- **Measured wall time: {wall_time_s:.1f} s ({minutes:.2f} min)** for the whole run, on "
         f"{machine['cpu_cores_available']} available CPU core(s) ({machine['platform']}, torch "
         f"{machine['torch']}); the issue's limit for 10 trials on 2 cores is 5 minutes.",
+        *(
+            [
+                "- Not run with this data source: "
+                + "; ".join(f"`{name}` ({why})" for name, why in skipped.items())
+            ]
+            if skipped
+            else []
+        ),
         f"- Agreement: {len(compared) - len(failing)} of {len(compared)} numbers the paper "
         "reports agree with ours under the rules below.",
         "",
@@ -238,20 +305,19 @@ def report_text(
         "",
         _table(settings),
         "",
-        "Rules for *agrees* (set by how precisely the paper states each number, not tuned to our "
-        "results): a mean ± std over the paper's trials agrees when the two means are within 2 "
-        "standard errors of their difference; a mean without a std, the same with our std for "
-        "both; a value read off a linear figure, within a stated tolerance (0.01 for "
-        "correlations, 0.03 for the norm-gap peak, 100 steps for positions on the step axis); a "
-        "value read off a log axis, within a factor 2; a range, inside it up to 2 standard "
-        "errors. `ours − paper` is a ratio (×) for log-axis values.",
+        *_rules_paragraph(settings),
         "",
         "## How our numbers differ from the paper's, and why",
         "",
-        "General reasons, true of every row: the paper's datasets and initialisations are random "
-        "draws from torch's global generator that cannot be regenerated, ours are "
-        "`make_dataset(seed=trial)` and one seeded initialisation; and most of the paper's "
-        "numbers are read off its figures.",
+        (
+            "General reasons, true of every row: with the generated data, the authors' datasets "
+            "and initialisations are other random draws (`--data authors` replays theirs for "
+            "the settings whose notebooks print them), ours are `make_dataset(seed=trial)` and "
+            "one seeded initialisation; and some of the authors' numbers are read off figures."
+            if sources == ["generated"]
+            else "Same data as the authors: the rows marked `per_trial` compare our trials one "
+            "by one with the notebook's; the others compare with the authors' summary values."
+        ),
         "",
     ]
     kinds: list[type[Metric]] = []  # each metric class once, in order of appearance
@@ -295,7 +361,7 @@ def report_text(
         "time.",
         "- `curves.npz`: every curve behind the figures, `<setting>/<curve>` of shape "
         "(steps, trials) and `<setting>/step`.",
-        "- One PNG and one PDF per figure.",
+        "- One PNG per figure (and a PDF where the run wrote PDFs).",
     ]
     return "\n".join(lines)
 
