@@ -1096,7 +1096,16 @@ def test_reproduce_command(tmp_path, monkeypatch):
     result = invoke(*args, "--out", out)
     assert result.exit_code == 0, result.output
     assert calls == [
-        (out, {"only": ["cyclic-6-4-6-8"], "trials": 2, "steps_scale": 0.1, "progress": ANY})
+        (
+            out,
+            {
+                "only": ["cyclic-6-4-6-8"],
+                "trials": 2,
+                "steps_scale": 0.1,
+                "data": None,
+                "progress": ANY,
+            },
+        )
     ]
     assert result.output.splitlines() == [
         "[1/1] cyclic-6-4-6-8",

@@ -998,7 +998,7 @@ def train_authors(
         torch.set_num_threads(threads)
     return AuthorsRun(
         W=readonly(W.detach().numpy(), np.float64),
-        W_before_last=readonly(fn.W_prev, np.float64),  # type: ignore[attr-defined]
+        W_before_last=readonly(fn.W_prev, np.float64),
         loss_steps=readonly(loss_steps, np.int64),
         losses=readonly(np.stack(losses, axis=1) if losses else np.zeros((B, 0)), np.float64),
         history_steps=readonly(hist_steps, np.int64),

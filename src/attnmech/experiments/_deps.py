@@ -9,9 +9,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ..finite_path import run_finite_trajectory
 from ..metrics import correlation, fitted_scale
-from ..training import TrainConfig, TrainResult, train
+from ..training import TrainConfig, TrainResult, run_finite_trajectory, train
 from ..verification import VerificationReport, verify
 
 __all__ = [
