@@ -60,7 +60,7 @@ def build(sequences, labels, vocab_size):
 # ----------------------------------------------------------------------------- properties
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=60, deadline=None)
 @given(datasets())
 def test_sccs_partition_tokens_and_agree_with_networkx(data):
     sequences, labels, vocab_size = data
@@ -79,7 +79,7 @@ def test_sccs_partition_tokens_and_agree_with_networkx(data):
         assert set(pg.scc_query[pg.scc_ids(k)].tolist()) <= {k}
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=60, deadline=None)
 @given(datasets())
 def test_scc_of_matches_membership(data):
     sequences, labels, vocab_size = data
@@ -97,7 +97,7 @@ def test_scc_of_matches_membership(data):
                 assert pg.scc_query[ids[k, t]] == k
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=60, deadline=None)
 @given(datasets())
 def test_levels_are_longest_paths_in_the_condensation(data):
     sequences, labels, vocab_size = data
@@ -106,7 +106,7 @@ def test_levels_are_longest_paths_in_the_condensation(data):
         assert pg.levels(k) == naive_levels(graph)
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=60, deadline=None)
 @given(datasets())
 def test_edges_and_dag_respect_priority(data):
     sequences, labels, vocab_size = data
@@ -132,7 +132,7 @@ def test_edges_and_dag_respect_priority(data):
         assert keys == sorted(keys)
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=60, deadline=None)
 @given(datasets())
 def test_cyclic_flag(data):
     sequences, labels, vocab_size = data
