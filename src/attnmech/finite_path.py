@@ -83,7 +83,7 @@ def reduced_inputs(
                 np.asarray(tokens, dtype=np.int64),
                 np.asarray(reduced.queries, dtype=np.int64),
                 np.asarray(reduced.labels, dtype=np.int64),
-                np.asarray(ds.embeddings),
+                ds.embedding_table if ds.is_onehot else np.asarray(ds.embeddings),
                 np.full(m, 1.0 / float(reduced.n_full)),
             )
         )
