@@ -177,21 +177,26 @@ class FiniteProjection:
 
     def __init__(self, theories: Sequence[Any], embedding_dim: int) -> None:
         d = embedding_dim
-        self.subspaces = [t.finite.subspace for t in theories]
-        p = max((s.dimension for s in self.subspaces), default=0)
-        token = any(bool(t.finite.solver_stats.extra_stats.get("token_space")) for t in theories)
+        from .tokenspace import TokenFiniteResult
+
+        finites = [t.finite for t in theories]
+        self.subspaces = [getattr(f, "subspace", None) for f in finites]
+        token = any(isinstance(f, TokenFiniteResult) for f in finites)
+        p = max((int(getattr(f, "dimension", 0) or 0) for f in finites), default=0)
         self.basis: np.ndarray | None = None
-        if not token and len(theories) * p * d * d * 8 <= DENSE_BASIS_BYTES:
+        small = len(theories) * p * d * d * 8 <= DENSE_BASIS_BYTES
+        if not token and (small or any(s is None for s in self.subspaces)):
+            bases = [np.asarray(f.basis, dtype=np.float64).reshape(-1, d, d) for f in finites]
+            p = max((arr.shape[0] for arr in bases), default=0)
             self.basis = np.zeros((len(theories), p, d, d))  # (B, p, d, d), zero-padded
-            for b, theory in enumerate(theories):
-                arr = np.asarray(theory.finite.basis, dtype=np.float64).reshape(-1, d, d)
+            for b, arr in enumerate(bases):
                 self.basis[b, : arr.shape[0]] = arr
         self._tensors: dict[tuple[Any, str], Tensor] = {}
 
     def project(self, W: np.ndarray) -> np.ndarray:
         """``Proj_{S_fin} W`` for ``W`` of shape (B, d, d), float64 numpy."""
         if self.basis is None:
-            return np.stack([s.project(W[b]) for b, s in enumerate(self.subspaces)])
+            return np.stack([s.project(W[b]) for b, s in enumerate(self.subspaces)])  # type: ignore[union-attr]
         coef = np.einsum("bij,bpij->bp", W, self.basis)  # (B, p)
         return np.einsum("bp,bpij->bij", coef, self.basis)
 
@@ -321,7 +326,8 @@ class TrajectoryMetrics:
 
         self.tables: list[_TokenTheoryTables] | None = None
         if all(
-            isinstance(t.svm, TokenSVMResult) and isinstance(t.finite, TokenFiniteResult)
+            isinstance(getattr(t, "svm", None), TokenSVMResult)
+            and isinstance(getattr(t, "finite", None), TokenFiniteResult)
             for t in theories
         ):  # sparse score tables: nothing d x d of the theory is built
             self.tables = [_TokenTheoryTables(t) for t in theories]
