@@ -110,3 +110,98 @@ def test_sparse_theory_metrics_equal_dense_basis(kind):
     fp = FiniteProjection([theory], d)
     assert fp.basis is None
     np.testing.assert_allclose(fp.project(W[None])[0], proj, atol=1e-12)
+
+
+def _toy_corpus(path: Path, n_words: int = 3000, seed: int = 0) -> Path:
+    """A Zipf-like stream over 30 words: repeats inside windows, some <unk> at K = 20."""
+    rng = np.random.default_rng(seed)
+    words = [a + b for a in "abcde" for b in "xyzuvw"]  # 30 words (letters only)
+    p = 1.0 / np.arange(1, 31)
+    ids = rng.choice(30, size=n_words, p=p / p.sum())
+    path.write_text(" ".join(words[i] for i in ids) + "\n", encoding="utf-8")
+    return path
+
+
+REQUIRED_KEYS = {
+    "realizable_fraction": None,
+    "n_train": None,
+    "n_test": None,
+    "theory": {"solve_seconds"},
+    "train": {"corr_svm", "top_scc_mass", "tv_automaton"},
+    "heldout": {"accuracy", "tv_layer_automaton"},
+    "wall_seconds": None,
+    "peak_rss_mb": None,
+}
+
+
+def test_text_pipeline_small_corpus(tmp_path):
+    from attnmech.language import TextRunConfig, evaluate_heldout, run_text
+
+    corpus = _toy_corpus(tmp_path / "toy.txt")
+    config = TextRunConfig(
+        vocab_size=20, seq_len=8, num_steps=20, n_examples=2, n_prompts=1, generate_length=5
+    )
+    result = run_text(corpus, config, out_dir=tmp_path / "out")
+    saved = json.loads((tmp_path / "out" / "results.json").read_text())
+    for key, inner in REQUIRED_KEYS.items():
+        assert key in saved, key
+        if inner:
+            assert inner <= set(saved[key]), (key, inner - set(saved[key]))
+    acc = saved["heldout"]["accuracy"]
+    assert {"layer", "automaton", "copy_recent", "most_frequent", "uniform", "unigram"} <= set(acc)
+    assert "bigram" in acc and "automaton_fitted_R" in acc
+    assert set(saved["heldout"]["subsets"]["accuracy"]) == {
+        "all",
+        "label_in_window",
+        "label_not_unk",
+        "both",
+    }
+    report = (tmp_path / "out" / "REPORT.md").read_text()
+    assert "graphs.png" in report and (tmp_path / "out" / "graphs.png").stat().st_size > 1000
+    assert (tmp_path / "out" / "attention.png").is_file() and "automaton: ..." in report
+
+    # independent recomputation on the held-out windows, from the text itself
+    words = corpus.read_text().split()
+    split = int(round(len(words) * 0.9))
+    vocab = result.vocabulary
+    index = {w: i for i, w in enumerate(vocab)}
+    unk = len(vocab) - 1
+    test = np.array([index.get(w, unk) for w in words[split:]])
+    starts = np.arange(0, test.size - 8, 8)
+    X, y = test[starts[:, None] + np.arange(8)], test[starts + 8]
+    X, y = X[y != unk], y[y != unk]  # --unk drop-labels
+    np.testing.assert_array_equal(result.test_tokens, X)
+    assert saved["n_test"] == y.size
+    # copy: the most recent token that is not <unk> (no label is <unk> under drop-labels)
+    recent = [next((t for t in row[::-1] if t != unk), row[-1]) for row in X]
+    assert (X == unk).any()  # the rule matters on this corpus
+    assert saved["heldout"]["accuracy"]["copy_recent"] == pytest.approx(np.mean(recent == y))
+    in_window = (X == y[:, None]).any(axis=1)
+    assert saved["realizable_fraction"] == pytest.approx(in_window.mean())
+    assert saved["n_train"] == result.train_dataset.n_samples > 0
+    n_distinct = np.array(
+        [max(np.unique(row[row != unk]).size, 1) if (row != unk).any() else 1 for row in X]
+    )
+    assert saved["heldout"]["accuracy"]["uniform"] == pytest.approx(
+        np.mean(np.where(in_window, 1.0 / n_distinct, 0.0))
+    )
+    # the automaton's accuracy on the training windows equals its own prediction
+    ds, theory = result.train_dataset, result.theory
+    K = ds.vocab_size
+    train_X = ds.padded()
+    ev = evaluate_heldout(
+        train_X,
+        ds.labels,
+        W=result.W,
+        E=ds.embedding_table,
+        theory=theory,
+        fitted_R=None,
+        unigram=np.ones(K),
+        bigram=__import__("scipy.sparse", fromlist=["csr_matrix"]).csr_matrix((K, K)),
+        unk=unk,
+    )
+    proba = theory.automaton().predict_proba(train_X)
+    top = proba >= proba.max(axis=1, keepdims=True) - 1e-12
+    expected = top[np.arange(ds.n_samples), ds.labels] / top.sum(axis=1)
+    assert ev["accuracy"]["all"]["automaton"] == pytest.approx(expected.mean(), abs=1e-12)
+    assert ev["accuracy"]["all"]["automaton"] > ev["accuracy"]["all"]["uniform"]

@@ -96,18 +96,23 @@ def finite_trajectory(
     config: TrainConfig,
     *,
     steps: Any = None,
+    progress: bool = False,
 ) -> FiniteTrajectory:
     """``W_fin(t)`` for the optimiser of ``config`` (see :func:`attnmech.run_finite_trajectory`,
-    which also supplies the default configuration)."""
+    which also supplies the default configuration); ``progress`` shows a bar on stderr."""
     datasets = datasets_list(datasets, "run_finite_trajectory")
     theories = list(theories) if isinstance(theories, (list, tuple)) else [theories]
     work = sum(ds.n_samples * ds.max_length for ds in datasets)
     with torch_threads(config.num_threads, work):
-        return _finite_trajectory(datasets, theories, config, steps)
+        return _finite_trajectory(datasets, theories, config, steps, progress)
 
 
 def _finite_trajectory(
-    datasets: list[Dataset], theories: list[Any], config: TrainConfig, steps: Any
+    datasets: list[Dataset],
+    theories: list[Any],
+    config: TrainConfig,
+    steps: Any,
+    progress: bool = False,
 ) -> FiniteTrajectory:
     model_config = replace(config.model, parameterization="combined")
     dtype, device = model_config.torch_dtype, model_config.device
@@ -127,16 +132,28 @@ def _finite_trajectory(
     )
     wanted_set = set(wanted.tolist())
     kept: dict[int, np.ndarray] = {}
+    last = int(wanted.max(initial=0))
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=last, desc="W_fin(t)", unit="step", mininterval=0.5)
 
     def observer(
         step: int, W: Tensor, loss: Tensor, grad: Tensor, state: dict[str, Tensor]
     ) -> bool:
         if step in wanted_set:
             kept[step] = W.detach().cpu().numpy().copy()
+        if bar is not None and step and step % 64 == 0:
+            bar.update(64)
         return False
 
-    last = int(wanted.max(initial=0))
     W0 = torch.zeros(len(datasets), d, d, dtype=dtype, device=device)
-    W_end, _ = gradient_descent(objective, W0, config.step_rule(), last, observer=observer)
+    try:
+        W_end, _ = gradient_descent(objective, W0, config.step_rule(), last, observer=observer)
+    finally:
+        if bar is not None:
+            bar.update(bar.total - bar.n)
+            bar.close()
     kept[last] = W_end.detach().cpu().numpy()
     return FiniteTrajectory(steps=wanted, W=np.stack([kept[int(s)] for s in wanted]))

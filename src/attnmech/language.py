@@ -24,7 +24,9 @@ Conventions (documented in ``REPORT.md`` too):
   log-loss (add-one smoothing over the vocabulary) is over every window of the subset. ``copy``
   is a point prediction and has no log-loss;
 - ``--unk drop-labels`` (default): windows labelled ``<unk>`` are left out of training and of
-  evaluation; ``<unk>`` stays an ordinary context token. ``keep`` keeps them everywhere.
+  evaluation; ``<unk>`` stays an ordinary context token. ``keep`` keeps them everywhere. Under
+  ``drop-labels`` the baselines never predict ``<unk>`` (no label is ``<unk>``); ``copy`` then
+  copies the most recent other token.
 """
 
 from __future__ import annotations
@@ -47,7 +49,17 @@ from .data import Dataset, OneHotEmbeddings, make_embeddings
 from .errors import AttnmechError, FileFormatError, InvalidDatasetError, InvalidParameterError
 from .text import UNKNOWN, _strip_gutenberg, tokenize
 
-__all__ = ["TextRunConfig", "TextRunResult", "run_text", "read_corpus", "SUBSETS", "PREDICTORS"]
+__all__ = [
+    "TextRunConfig",
+    "TextRunResult",
+    "TextData",
+    "run_text",
+    "prepare_text",
+    "read_corpus",
+    "evaluate_heldout",
+    "SUBSETS",
+    "PREDICTORS",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -299,21 +311,32 @@ def _predictor_weights(
     theory: Any,
     fitted_R: float | None,
     unigram: np.ndarray,
+    exclude: int | None = None,
 ) -> dict[str, np.ndarray]:
-    """Position weights (n, T) of every window-restricted predictor."""
+    """Position weights (n, T) of every window-restricted predictor.
+
+    ``exclude``: a token the baselines never predict (``<unk>`` under ``--unk drop-labels``, where
+    no label is ``<unk>``), unless the window holds nothing else.
+    """
     n, T = tokens.shape
+    allowed = np.ones((n, T))
+    if exclude is not None:
+        allowed = (tokens != exclude).astype(np.float64)
+        allowed[allowed.sum(axis=1) == 0] = 1.0
     out: dict[str, np.ndarray] = {"layer": _softmax_rows(_position_scores(W, tokens, E))}
     if theory is not None:
         out["automaton"] = _automaton_weights(theory, tokens, None)
         if fitted_R is not None and np.isfinite(fitted_R):
             out["automaton_fitted_R"] = _automaton_weights(theory, tokens, float(fitted_R))
     copy = np.zeros((n, T))
-    copy[:, -1] = 1.0
+    recent = T - 1 - np.argmax(allowed[:, ::-1] > 0, axis=1)  # the last allowed position
+    copy[np.arange(n), recent] = 1.0
     out["copy_recent"] = copy
-    out["most_frequent"] = np.full((n, T), 1.0 / T)  # position-uniform = token counts
+    out["most_frequent"] = allowed / allowed.sum(axis=1, keepdims=True)  # = token counts
     counts = _token_masses(np.ones((n, T)), tokens)
-    out["uniform"] = 1.0 / counts / (1.0 / counts).sum(axis=1, keepdims=True)
-    uni = unigram[tokens] / counts
+    uniform = allowed / counts
+    out["uniform"] = uniform / uniform.sum(axis=1, keepdims=True)
+    uni = allowed * unigram[tokens] / counts
     out["unigram"] = uni / uni.sum(axis=1, keepdims=True)
     return out
 
@@ -329,7 +352,11 @@ def _subset_masks(labels: np.ndarray, in_window: np.ndarray, unk: int) -> dict[s
 
 
 def _mean(values: np.ndarray, mask: np.ndarray) -> float | None:
-    return float(values[mask].mean()) if mask.any() else None
+    """Mean over ``mask`` (None when empty or infinite: JSON has no infinity)."""
+    if not mask.any():
+        return None
+    value = float(values[mask].mean())
+    return value if np.isfinite(value) else None
 
 
 def evaluate_heldout(
@@ -343,6 +370,7 @@ def evaluate_heldout(
     unigram: np.ndarray,
     bigram: Any,
     unk: int,
+    exclude_unk: bool = False,
 ) -> dict[str, Any]:
     """Accuracy, log-loss and TV of every predictor on held-out windows, per subset.
 
@@ -363,17 +391,29 @@ def evaluate_heldout(
         Training counts of (previous token, next token).
     unk : int
         Id of ``<unk>``.
+    exclude_unk : bool, default=False
+        The baselines never predict ``<unk>`` (for ``--unk drop-labels``).
 
     Returns
     -------
     dict
         ``accuracy`` / ``log_loss`` / ``count``: subset -> predictor -> value;
+        ``zero_probability``: subset -> predictor -> fraction of the subset's in-window labels
+        given probability 0 (their log-loss is infinite and left out of ``log_loss``, which is
+        then None for that predictor: the automaton at R = infinity when it retrieves another
+        SCC);
         ``tv_layer_automaton`` (and ``tv_layer_automaton_fitted_R``): subset -> value.
     """
     in_window = (tokens == labels[:, None]).any(axis=1)
     masks = _subset_masks(labels, in_window, unk)
     weights = _predictor_weights(
-        tokens, W=W, E=E, theory=theory, fitted_R=fitted_R, unigram=unigram
+        tokens,
+        W=W,
+        E=E,
+        theory=theory,
+        fitted_R=fitted_R,
+        unigram=unigram,
+        exclude=unk if exclude_unk else None,
     )
     acc: dict[str, np.ndarray] = {}
     loss: dict[str, np.ndarray] = {}
@@ -392,7 +432,7 @@ def evaluate_heldout(
     n_best = np.where(best > 0, n_best, K)  # an unseen previous token: all K tie
     acc["bigram"] = np.where(label_count == best, 1.0 / np.maximum(n_best, 1), 0.0)
     loss["bigram"] = -np.log((label_count + 1.0) / (row_total + K))
-    out: dict[str, Any] = {"accuracy": {}, "log_loss": {}, "count": {}}
+    out: dict[str, Any] = {"accuracy": {}, "log_loss": {}, "zero_probability": {}, "count": {}}
     tv = None
     if "automaton" in weights:
         tv = _tv(weights["layer"], weights["automaton"], tokens)
@@ -407,6 +447,11 @@ def evaluate_heldout(
         out["log_loss"][subset] = {
             name: _mean(v, mask if name == "bigram" else mask & in_window)
             for name, v in loss.items()
+        }
+        out["zero_probability"][subset] = {
+            name: _mean(np.isinf(v).astype(np.float64), mask & in_window)
+            for name, v in loss.items()
+            if name != "bigram"
         }
         if tv is not None:
             out["tv_layer_automaton"][subset] = _mean(tv, mask)
@@ -440,50 +485,61 @@ def _generate(
     return seq
 
 
-def run_text(
-    corpus: str | os.PathLike[str],
-    config: TextRunConfig | None = None,
-    *,
-    out_dir: str | os.PathLike[str] | None = None,
-    progress: bool = False,
-) -> TextRunResult:
-    """Train on the first part of a corpus and predict its held-out end (see the module doc).
+@dataclass(frozen=True, slots=True, eq=False)
+class TextData:
+    """The windows of a corpus split by position (see :func:`prepare_text`).
 
-    Parameters
+    Attributes
     ----------
-    corpus : path-like
-        A ``.txt`` file or a folder of ``.txt`` files (read in name order and concatenated).
-    config : TextRunConfig, optional
-    out_dir : path-like, optional
-        Where to write ``results.json``, ``REPORT.md`` and the figures (``*.png``).
-    progress : bool, default=False
-        Progress bars on stderr.
-
-    Returns
-    -------
-    TextRunResult
-
-    Raises
-    ------
-    FileFormatError
-        Unreadable corpus.
-    InvalidDatasetError
-        Too little text, or no realizable training window.
-    OutputError
-        ``out_dir`` cannot be written (checked before any work).
+    files : int
+        Number of corpus files read.
+    n_tokens : int
+    split : int
+        Tokens in the training part.
+    vocabulary : list of str
+        By id; the last one is ``<unk>``.
+    stride : int
+    train_dataset : Dataset
+        The realizable training windows (label in the window).
+    train_labels : ndarray
+        Labels of every training window (after ``--unk``), realizable or not.
+    train_realizable : ndarray of bool
+    test_tokens : ndarray of shape (n_test, T)
+    test_labels : ndarray of shape (n_test,)
+    unigram : ndarray of shape (K,)
+        Training token counts plus one.
+    bigram : scipy.sparse.csr_matrix of shape (K, K)
+        Training counts of (token, next token).
     """
-    from threadpoolctl import threadpool_limits
 
-    config = TextRunConfig() if config is None else config
-    started = time.perf_counter()
-    out_path = Path(out_dir) if out_dir is not None else None
-    if out_path is not None:
-        check_writable(out_path / "results.json", what="text run output")
-    bar = _stage_bar(5, progress)
-    timings: dict[str, float] = {}
+    files: int
+    n_tokens: int
+    split: int
+    vocabulary: list[str]
+    stride: int
+    train_dataset: Dataset
+    train_labels: np.ndarray
+    train_realizable: np.ndarray
+    test_tokens: np.ndarray
+    test_labels: np.ndarray
+    unigram: np.ndarray
+    bigram: Any
 
-    # ---- data
-    t0 = time.perf_counter()
+    @property
+    def vocab_size(self) -> int:
+        return len(self.vocabulary)
+
+    @property
+    def unk(self) -> int:
+        return len(self.vocabulary) - 1
+
+
+def prepare_text(corpus: str | os.PathLike[str], config: TextRunConfig) -> TextData:
+    """Read ``corpus``, split it by position, build the vocabulary and the windows.
+
+    The vocabulary is the ``K - 1`` most frequent tokens of the training part (sorted) plus
+    ``<unk>``; windows are cut every ``stride`` tokens in each part separately.
+    """
     files = read_corpus(corpus)
     words: list[str] = []
     for _, text in files:
@@ -533,6 +589,72 @@ def run_text(
         (np.ones(split - 1), (train_stream[:-1], train_stream[1:])), shape=(K, K)
     )
     bigram.sum_duplicates()
+    return TextData(
+        files=len(files),
+        n_tokens=len(words),
+        split=split,
+        vocabulary=vocabulary,
+        stride=stride,
+        train_dataset=train_ds,
+        train_labels=train_labels,
+        train_realizable=realizable,
+        test_tokens=test_windows,
+        test_labels=test_labels,
+        unigram=unigram,
+        bigram=bigram,
+    )
+
+
+def run_text(
+    corpus: str | os.PathLike[str],
+    config: TextRunConfig | None = None,
+    *,
+    out_dir: str | os.PathLike[str] | None = None,
+    progress: bool = False,
+) -> TextRunResult:
+    """Train on the first part of a corpus and predict its held-out end (see the module doc).
+
+    Parameters
+    ----------
+    corpus : path-like
+        A ``.txt`` file or a folder of ``.txt`` files (read in name order and concatenated).
+    config : TextRunConfig, optional
+    out_dir : path-like, optional
+        Where to write ``results.json``, ``REPORT.md`` and the figures (``*.png``).
+    progress : bool, default=False
+        Progress bars on stderr.
+
+    Returns
+    -------
+    TextRunResult
+
+    Raises
+    ------
+    FileFormatError
+        Unreadable corpus.
+    InvalidDatasetError
+        Too little text, or no realizable training window.
+    OutputError
+        ``out_dir`` cannot be written (checked before any work).
+    """
+    from threadpoolctl import threadpool_limits
+
+    config = TextRunConfig() if config is None else config
+    started = time.perf_counter()
+    out_path = Path(out_dir) if out_dir is not None else None
+    if out_path is not None:
+        check_writable(out_path / "results.json", what="text run output")
+    bar = _stage_bar(5, progress)
+    timings: dict[str, float] = {}
+
+    # ---- data
+    t0 = time.perf_counter()
+    data = prepare_text(corpus, config)
+    files, words, vocabulary = data.files, data.n_tokens, data.vocabulary
+    K, unk, T, stride = data.vocab_size, data.unk, config.seq_len, data.stride
+    train_ds, unigram, bigram = data.train_dataset, data.unigram, data.bigram
+    train_labels, realizable = data.train_labels, data.train_realizable
+    test_windows, test_labels = data.test_tokens, data.test_labels
     timings["data"] = time.perf_counter() - t0
     logger.info(
         "text: %d training windows (%d realizable), %d held-out, K=%d",
@@ -609,6 +731,7 @@ def run_text(
         unigram=unigram,
         bigram=bigram,
         unk=unk,
+        exclude_unk=config.unk == "drop-labels",
     )
     in_window = (test_windows == test_labels[:, None]).any(axis=1)
     timings["evaluate"] = time.perf_counter() - t0
@@ -645,8 +768,8 @@ def run_text(
         },
         "config": {
             "corpus": str(corpus),
-            "files": len(files),
-            "tokens": len(words),
+            "files": files,
+            "tokens": words,
             "vocab_size": K,
             "seq_len": T,
             "level": config.level,
@@ -822,8 +945,16 @@ def _write_report(result: TextRunResult, config: TextRunConfig, out: Path) -> No
         "",
         "## Held-out accuracy (and log-loss) per subset",
         "",
-        "Accuracy counts a tie among m top tokens as 1/m. Log-loss: mean over the subset's windows "
-        "whose label is in the window (bigram: over all the subset's windows, add-one smoothing).",
+        "Accuracy counts a tie among m top tokens as 1/m. Log-loss (in brackets): mean over the "
+        "subset's windows whose label is in the window (bigram: over all the subset's windows, "
+        "add-one smoothing); '-' where some such label gets probability 0 (the row 'P(label) = 0' "
+        "gives how often, for the automaton). "
+        + (
+            "Under `--unk drop-labels` no label is `<unk>`, so the baselines (copy, most frequent, "
+            "uniform, unigram) never predict `<unk>` either (copy: the most recent other token)."
+            if config.unk == "drop-labels"
+            else ""
+        ),
         "",
     ]
     sub = r["heldout"]["subsets"]
@@ -838,6 +969,12 @@ def _write_report(result: TextRunResult, config: TextRunConfig, out: Path) -> No
             for s in SUBSETS
         ]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    if "automaton" in sub["zero_probability"]["all"]:
+        lines.append(
+            "| automaton: P(label) = 0 | "
+            + " | ".join(_fmt(sub["zero_probability"][s]["automaton"]) for s in SUBSETS)
+            + " |"
+        )
     if "tv_layer_automaton" in sub:
         lines.append(
             "| TV(layer, automaton) | "

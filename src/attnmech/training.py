@@ -725,7 +725,9 @@ def _train(
     fin_by_step: dict[int, np.ndarray] = {}
     if trial_theories is not None:
         if finite_path:
-            finite = finite_trajectory(trial_datasets, trial_theories, config, steps=logged_steps)
+            finite = finite_trajectory(
+                trial_datasets, trial_theories, config, steps=logged_steps, progress=progress
+            )
             fin_by_step = {int(s): finite.W[i] for i, s in enumerate(finite.steps)}
         recorder = TrajectoryMetrics(inputs, trial_datasets, trial_theories, model_config)
 
