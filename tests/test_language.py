@@ -205,3 +205,23 @@ def test_text_pipeline_small_corpus(tmp_path):
     expected = top[np.arange(ds.n_samples), ds.labels] / top.sum(axis=1)
     assert ev["accuracy"]["all"]["automaton"] == pytest.approx(expected.mean(), abs=1e-12)
     assert ev["accuracy"]["all"]["automaton"] > ev["accuracy"]["all"]["uniform"]
+
+
+def test_text_command_reports_bad_input(tmp_path):
+    from typer.testing import CliRunner
+
+    from attnmech.cli import app
+
+    runner = CliRunner()
+    missing = tmp_path / "nope"
+    done = runner.invoke(app, ["text", str(missing), "--out", str(tmp_path / "o")])
+    assert done.exit_code == 1 and "does not exist" in done.output and "nope" in done.output
+    corpus = _toy_corpus(tmp_path / "toy.txt")
+    done = runner.invoke(
+        app, ["text", str(corpus), "--embeddings", "gauss", "--out", str(tmp_path / "o")]
+    )
+    assert done.exit_code == 1 and "random:d=D" in done.output
+    (tmp_path / "empty").mkdir()
+    done = runner.invoke(app, ["text", str(tmp_path / "empty"), "--out", str(tmp_path / "o")])
+    assert done.exit_code == 1 and "no .txt file" in done.output
+    assert not (tmp_path / "o" / "results.json").exists()
