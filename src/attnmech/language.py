@@ -441,8 +441,30 @@ def evaluate_heldout(
     if "automaton_fitted_R" in weights:
         tv_R = _tv(weights["layer"], weights["automaton_fitted_R"], tokens)
         out["tv_layer_automaton_fitted_R"] = {}
+    if "automaton" in weights:  # where the two agree: by whether the query was a training query
+        top_layer = tokens[
+            np.arange(labels.size), _token_masses(weights["layer"], tokens).argmax(1)
+        ]
+        auto_mass = _token_masses(weights["automaton"], tokens)
+        top_auto = auto_mass >= auto_mass.max(axis=1, keepdims=True) - 1e-12
+        agree = top_auto[np.arange(labels.size), np.argmax(tokens == top_layer[:, None], axis=1)]
+        seen = np.zeros(unigram.size, dtype=bool)
+        seen[np.asarray(theory.graphs.queries)] = True
+        query_seen = seen[tokens[:, -1]]
+        out["by_query"] = {}
+        for name, group in (("seen", query_seen), ("unseen", ~query_seen)):
+            out["by_query"][name] = {
+                "count": int(group.sum()),
+                "top_token_agreement": _mean(agree.astype(np.float64), group),
+                "tv_layer_automaton": _mean(tv, group) if tv is not None else None,
+                "accuracy_layer": _mean(acc["layer"], group),
+                "accuracy_automaton": _mean(acc["automaton"], group),
+            }
+        out["top_token_agreement"] = {}
     for subset, mask in masks.items():
         out["count"][subset] = int(mask.sum())
+        if "top_token_agreement" in out:
+            out["top_token_agreement"][subset] = _mean(agree.astype(np.float64), mask)
         out["accuracy"][subset] = {name: _mean(a, mask) for name, a in acc.items()}
         out["log_loss"][subset] = {
             name: _mean(v, mask if name == "bigram" else mask & in_window)
@@ -975,6 +997,12 @@ def _write_report(result: TextRunResult, config: TextRunConfig, out: Path) -> No
             + " | ".join(_fmt(sub["zero_probability"][s]["automaton"]) for s in SUBSETS)
             + " |"
         )
+    if "top_token_agreement" in sub:
+        lines.append(
+            "| layer's top token = automaton's | "
+            + " | ".join(_fmt(sub["top_token_agreement"][s]) for s in SUBSETS)
+            + " |"
+        )
     if "tv_layer_automaton" in sub:
         lines.append(
             "| TV(layer, automaton) | "
@@ -988,6 +1016,22 @@ def _write_report(result: TextRunResult, config: TextRunConfig, out: Path) -> No
             + " |"
         )
     lines.append("")
+    if "by_query" in sub:
+        lines += [
+            "By query (all held-out windows): was the window's last token a query of the training "
+            "windows?",
+            "",
+            "| query | windows | top-token agreement | TV(layer, automaton) | accuracy layer | "
+            "accuracy automaton |",
+            "|---|---|---|---|---|---|",
+        ]
+        for name, row in sub["by_query"].items():
+            lines.append(
+                f"| {name} | {row['count']:,} | {_fmt(row['top_token_agreement'])} | "
+                f"{_fmt(row['tv_layer_automaton'])} | {_fmt(row['accuracy_layer'])} | "
+                f"{_fmt(row['accuracy_automaton'])} |"
+            )
+        lines.append("")
     theory = result.theory
     if theory is not None:
         stats = _graph_figure(theory, out / "graphs.png")
