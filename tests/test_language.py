@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -55,11 +56,20 @@ def test_onehot_training_equals_dense_identity():
     np.testing.assert_allclose(loss_1.numpy(), loss_d.numpy(), rtol=0, atol=1e-12)
     np.testing.assert_allclose(grad_1.numpy(), grad_d.numpy(), rtol=0, atol=1e-12)
     assert float(np.abs(grad_1.numpy()).max()) > 1e-3
-    config = TrainConfig(learning_rate=0.1, num_steps=60, log_every=20, seed=3)
-    run_1 = train(onehot, config, progress=False)
-    run_d = train(dense, config, progress=False)
-    np.testing.assert_allclose(run_1.W, run_d.W, rtol=0, atol=1e-12)
-    np.testing.assert_allclose(run_1.history["loss"], run_d.history["loss"], rtol=0, atol=1e-12)
+    for optimizer in ("ngd", "adam", "gd"):  # one-hot runs on the pair entries of W alone
+        config = TrainConfig(
+            optimizer=optimizer, learning_rate=0.1, num_steps=60, log_every=20, seed=3
+        )
+        run_1 = train(onehot, config, progress=False)
+        run_d = train(dense, config, progress=False)
+        np.testing.assert_allclose(run_1.W, run_d.W, rtol=0, atol=1e-12)
+        np.testing.assert_allclose(run_1.params, run_d.params, rtol=0, atol=1e-12)
+        for key in ("loss", "norm", "grad_norm"):
+            np.testing.assert_allclose(
+                run_1.history[key], run_d.history[key], rtol=0, atol=1e-12, err_msg=key
+            )
+        start = train(onehot, replace(config, num_steps=0)).W
+        assert float(np.abs(run_1.W - start).max()) > 0.05  # training moved W
 
 
 @pytest.mark.parametrize("kind", ["onehot", "ortho"])

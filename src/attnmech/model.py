@@ -882,6 +882,18 @@ class AttentionObjective:
         """Tensor of shape (B,): the empirical risk of each trial."""
         return self.forward(params)[0]
 
+    def pair_gradient(self, table: Tensor) -> tuple[Tensor, Tensor]:
+        """Risk (B,) and its gradient in the pair scores (P,), given the pair scores (P,).
+
+        For one-hot inputs the pair scores are entries of ``W`` (``W.reshape(-1)[pair_flat]``)
+        and nothing else of ``W`` enters the risk: training can run on them alone.
+        """
+        padding = torch.full((1,), _NEG_INF, dtype=table.dtype, device=table.device)
+        state = self.head.forward(torch.cat([table, padding]), self.inputs)
+        risk = (self.inputs.weights * self.loss.value(state.log_prob)).sum(-1)
+        upstream = self.inputs.weights * self.loss.slope(state.log_prob)  # (B, n)
+        return risk, self.head.backward(state, upstream, self.inputs)  # (B,), (P,)
+
     def __call__(self, params: Tensor) -> tuple[Tensor, Tensor]:
         risk, state = self.forward(params)
         upstream = self.inputs.weights * self.loss.slope(state.log_prob)  # (B, n)

@@ -752,13 +752,41 @@ def _train(
     elif resume and path is None:
         raise InvalidParameterError("resume=True needs a checkpoint_path")
 
+    # one-hot data: only the W entries of the (token, query) pairs enter the risk, and the rules
+    # below move an entry only where its gradient is nonzero, so the loop runs on those entries
+    # (the same numbers as on the dense W; W is rebuilt at logged steps and at the end)
+    step_objective: Any = objective
+    to_W = objective.to_W
+    if (
+        inputs.onehot
+        and inputs.pair_flat is not None
+        and B == 1
+        and model_config.parameterization == "combined"
+        and config.optimizer in _PAIR_RULES
+        and path is None
+    ):
+        flat_index = inputs.pair_flat
+        W_start = params.detach().clone()
+
+        def pair_objective(theta: Tensor) -> tuple[Tensor, Tensor]:
+            risk, dpair = objective.pair_gradient(theta[0])
+            return risk, dpair[None]
+
+        def pairs_to_W(theta: Tensor) -> Tensor:
+            W_full = W_start.clone()
+            W_full.view(-1)[flat_index] = theta[0]
+            return W_full
+
+        step_objective, to_W = pair_objective, pairs_to_W
+        params = W_start.reshape(-1)[flat_index][None].clone()  # (1, P)
+
     log_set = set(logged_steps.tolist())
     bar = _progress_bar(config.num_steps, start_step, progress)
     last_bar = start_step
     stopped_at: int | None = None
 
     def record(step: int, params: Tensor, loss: Tensor, grad: Tensor) -> bool:
-        W = objective.to_W(params)
+        W = to_W(params)
         metrics = {
             "loss": loss.detach().cpu().numpy(),
             "norm": torch.linalg.vector_norm(W.flatten(1), dim=1).cpu().numpy(),
@@ -801,7 +829,7 @@ def _train(
 
     try:
         params, state = gradient_descent(
-            objective,
+            step_objective,
             params,
             step_rule,
             config.num_steps,
@@ -810,7 +838,7 @@ def _train(
             observer=observer,
         )
         if stopped_at is None:  # log the final parameters
-            loss, grad = objective(params)
+            loss, grad = step_objective(params)
             record(config.num_steps, params, loss, grad)
     finally:
         if bar is not None:
@@ -818,8 +846,11 @@ def _train(
             bar.close()
     final_step = config.num_steps if stopped_at is None else stopped_at
 
-    W = objective.to_W(params).detach().cpu().numpy().astype(np.float64)
-    params_np = params.detach().cpu().numpy().astype(np.float64)
+    W = to_W(params).detach().cpu().numpy().astype(np.float64)
+    if step_objective is objective:
+        params_np = params.detach().cpu().numpy().astype(np.float64)
+    else:  # the combined parameterization: the parameters are W
+        params_np = W.copy()
     hist = {k: np.stack(v) for k, v in history.items()}
     if squeeze:
         W, params_np = W[0], params_np[0]
@@ -832,6 +863,11 @@ def _train(
         num_steps=int(final_step),
         elapsed_s=time.perf_counter() - started,
     )
+
+
+_PAIR_RULES = frozenset({"gd", "ngd", "adam"})
+"""Step rules that leave an entry with zero gradient where it is (one-hot training runs on the
+pair entries alone); a rule with e.g. weight decay must not be listed."""
 
 
 def _progress_bar(total: int, initial: int, enabled: bool) -> Any:
