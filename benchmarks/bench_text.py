@@ -3,8 +3,9 @@
 For each size (word level, all Shakespeare files, one-hot, non-overlapping windows, --unk
 drop-labels) a fresh process measures: building the windows, solving the theory (token space),
 one training step without metrics (NGD; on the pair entries of W, as train() runs one-hot
-data, and on the dense K x K W for reference), one call of the training metrics (sparse score tables,
-factored S_fin projection, TV over window cells), one W_fin(t) step, and the held-out evaluation.
+data, and on the dense K x K W for reference), one call of the training metrics (sparse score
+tables, factored S_fin projection, TV over window cells), one W_fin(t) step, and the held-out
+evaluation.
 The "dense metrics" column is the reference: the same metrics through dense d x d matrices, the
 dense [p, d, d] S_fin basis and (n, K) probability tables, run only where that basis fits.
 Medians of --repeats runs, one BLAS / torch thread. Peak RSS is the process's peak so far.
