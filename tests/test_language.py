@@ -70,6 +70,14 @@ def test_onehot_training_equals_dense_identity():
             )
         start = train(onehot, replace(config, num_steps=0)).W
         assert float(np.abs(run_1.W - start).max()) > 0.05  # training moved W
+    # with the theory metrics: taken from the pair entries (one-hot) or the dense W (np.eye)
+    run_1 = train(onehot, config, theory=solve(onehot), progress=False)
+    run_d = train(dense, config, theory=solve(dense), progress=False)
+    assert set(run_1.history) == set(run_d.history)
+    for key in run_1.history:
+        np.testing.assert_allclose(
+            run_1.history[key], run_d.history[key], rtol=1e-10, atol=1e-12, err_msg=key
+        )
 
 
 @pytest.mark.parametrize("kind", ["onehot", "ortho"])

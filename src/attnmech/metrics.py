@@ -37,7 +37,7 @@ import torch
 from torch import Tensor
 
 from .data import Dataset
-from .errors import InvalidDatasetError
+from .errors import InvalidDatasetError, InvalidParameterError
 from .finite import project
 from .model import HEADS, AttentionConfig, AttentionInputs, pair_scores
 
@@ -246,13 +246,21 @@ class _TokenTheoryTables:
         return out
 
     def __call__(self, W: np.ndarray, W_fin_t: np.ndarray | None) -> dict[str, float]:
+        """The metrics of a dense ``W`` (d, d)."""
+        return self.from_entries(
+            lambda token, query: self.entries(W, token, query), float(np.vdot(W, W)), W_fin_t
+        )
+
+    def from_entries(
+        self, entries: Any, w_sq: float, W_fin_t: np.ndarray | None
+    ) -> dict[str, float]:
+        """The metrics from ``entries(token, query)`` (scores of ``W``) and ``||W||_F^2``."""
         nan = float("nan")
-        w_sq = float(np.sum(W * W))
-        w_svm = float(self.entries(W, self.svm_token, self.svm_query) @ self.svm_value)
-        w_fin = float(self.entries(W, self.fin_token, self.fin_query) @ self.fin_value)
+        w_svm = float(entries(self.svm_token, self.svm_query) @ self.svm_value)
+        w_fin = float(entries(self.fin_token, self.fin_query) @ self.fin_value)
         sub = self.subspace
         if sub.dimension:
-            values = sub.scores(W)
+            values = entries(sub._token, sub._query)
             starts = np.flatnonzero(np.r_[True, np.diff(sub._group) != 0])
             proj = values - (np.add.reduceat(values, starts) / sub._group_size)[sub._group]
         else:
@@ -279,7 +287,7 @@ class _TokenTheoryTables:
         out["fin_gap"] = np.sqrt(max(gap_sq, 0.0))
         if W_fin_t is not None:
             traj = sub.scores(W_fin_t) if sub.dimension else np.zeros(0)
-            traj_sq = float(np.sum(W_fin_t * W_fin_t))
+            traj_sq = float(np.vdot(W_fin_t, W_fin_t))
             out["fin_gap_traj"] = np.sqrt(max(proj_sq - 2 * float(proj @ traj) + traj_sq, 0.0))
         return out
 
@@ -367,6 +375,27 @@ class TrajectoryMetrics:
             np.arange(B * n).reshape(B, n, 1), tokens.shape
         )[mask]
 
+    def use_pair_entries(self, W_start: Tensor) -> None:
+        """Take ``W`` as its pair entries from now on (one-hot inputs, one trial, token-space
+        theory): ``self(theta)`` with ``theta`` of shape (1, P), ``W`` being ``W_start`` with
+        ``W.reshape(-1)[inputs.pair_flat] = theta``. Nothing ``K x K`` is touched per call.
+        """
+        inputs = self.inputs
+        if inputs.pair_flat is None or inputs.num_trials != 1 or self.tables is None:
+            raise InvalidParameterError(
+                "pair entries need one-hot inputs, one trial and a token-space theory"
+            )
+        flat = inputs.pair_flat
+        start = W_start.detach().reshape(-1)
+        self._pair_keys = flat.cpu().numpy()
+        self._off_sq = float(torch.vdot(start, start) - torch.vdot(start[flat], start[flat]))
+
+    def pair_norm(self, theta: Tensor) -> float:
+        """``||W||_F`` of the pair entries ``theta`` (see :meth:`use_pair_entries`)."""
+        return float(
+            np.sqrt(self._off_sq + float(torch.vdot(theta.reshape(-1), theta.reshape(-1))))
+        )
+
     def __call__(
         self, W: Tensor | np.ndarray, W_fin_t: np.ndarray | None = None
     ) -> dict[str, np.ndarray]:
@@ -376,9 +405,15 @@ class TrajectoryMetrics:
             dtype=inputs.dtype,
             device=inputs.device,
         )
+        pairs = getattr(self, "_pair_keys", None) is not None and W_t.ndim == 2
         sparse_tv = self.tables is not None and self.head_name == "iden"
         with torch.no_grad():
-            state = self.head.forward(pair_scores(W_t, inputs), inputs)
+            if pairs:
+                padding = torch.full((1,), -torch.inf, dtype=W_t.dtype, device=W_t.device)
+                scores = torch.cat([W_t.reshape(-1), padding])
+            else:
+                scores = pair_scores(W_t, inputs)
+            state = self.head.forward(scores, inputs)
             attention = self.head.attention(state, inputs)  # (B, n, T)
             probs = (
                 None if sparse_tv else self.head.probabilities(state, inputs).cpu().numpy()
@@ -392,12 +427,23 @@ class TrajectoryMetrics:
             best = torch.zeros(B * n, dtype=attention.dtype, device=attention.device)
             best.scatter_reduce_(0, self.segment_owner[:-1], seg_mass[:-1], reduce="amax")
             top_mass = best.reshape(B, n).cpu().numpy()
-        W_np = W_t.detach().cpu().numpy().astype(np.float64)
+        W_np = W_t.detach().cpu().numpy().astype(np.float64, copy=False)
         if self.tables is not None:
-            rows = [
-                table(W_np[b], None if W_fin_t is None else np.asarray(W_fin_t)[b])
-                for b, table in enumerate(self.tables)
-            ]
+            if pairs:
+                K, theta = inputs.vocab_size, W_np.reshape(-1)
+                keys = self._pair_keys
+
+                def entries(token: np.ndarray, query: np.ndarray) -> np.ndarray:
+                    return theta[np.searchsorted(keys, token * K + query)]
+
+                w_sq = self._off_sq + float(theta @ theta)
+                fin_t = None if W_fin_t is None else np.asarray(W_fin_t)[0]
+                rows = [self.tables[0].from_entries(entries, w_sq, fin_t)]
+            else:
+                rows = [
+                    table(W_np[b], None if W_fin_t is None else np.asarray(W_fin_t)[b])
+                    for b, table in enumerate(self.tables)
+                ]
             out = {k: np.array([row[k] for row in rows]) for k in rows[0]}
             R = out["fitted_R"]
             R_or_zero = np.where(np.isfinite(R), R, 0.0)

@@ -779,6 +779,8 @@ def _train(
 
         step_objective, to_W = pair_objective, pairs_to_W
         params = W_start.reshape(-1)[flat_index][None].clone()  # (1, P)
+        if recorder is not None and recorder.tables is not None:
+            recorder.use_pair_entries(W_start)  # metrics from the pair entries too
 
     log_set = set(logged_steps.tolist())
     bar = _progress_bar(config.num_steps, start_step, progress)
@@ -786,10 +788,16 @@ def _train(
     stopped_at: int | None = None
 
     def record(step: int, params: Tensor, loss: Tensor, grad: Tensor) -> bool:
-        W = to_W(params)
+        on_pairs = recorder is not None and getattr(recorder, "_pair_keys", None) is not None
+        W = params if on_pairs else to_W(params)  # (1, P) pair entries, or (B, d, d)
+        norm = (
+            np.array([recorder.pair_norm(W)])  # type: ignore[union-attr]
+            if on_pairs
+            else torch.linalg.vector_norm(W.flatten(1), dim=1).cpu().numpy()
+        )
         metrics = {
             "loss": loss.detach().cpu().numpy(),
-            "norm": torch.linalg.vector_norm(W.flatten(1), dim=1).cpu().numpy(),
+            "norm": norm,
             "grad_norm": torch.linalg.vector_norm(grad.flatten(1), dim=1).cpu().numpy(),
         }
         if recorder is not None:
@@ -798,7 +806,8 @@ def _train(
         for key, value in metrics.items():
             history.setdefault(key, []).append(value)
         if record_W:
-            history.setdefault("W", []).append(W.detach().cpu().numpy().astype(np.float64))
+            W_full = to_W(params)
+            history.setdefault("W", []).append(W_full.detach().cpu().numpy().astype(np.float64))
         return bool(callback(step, metrics)) if callback is not None else False
 
     def observer(
