@@ -388,6 +388,7 @@ class TrajectoryMetrics:
         flat = inputs.pair_flat
         start = W_start.detach().reshape(-1)
         self._pair_keys = flat.cpu().numpy()
+        self._pair_index: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         self._off_sq = float(torch.vdot(start, start) - torch.vdot(start[flat], start[flat]))
 
     def pair_norm(self, theta: Tensor) -> float:
@@ -431,10 +432,13 @@ class TrajectoryMetrics:
         if self.tables is not None:
             if pairs:
                 K, theta = inputs.vocab_size, W_np.reshape(-1)
-                keys = self._pair_keys
+                keys, found = self._pair_keys, self._pair_index
 
                 def entries(token: np.ndarray, query: np.ndarray) -> np.ndarray:
-                    return theta[np.searchsorted(keys, token * K + query)]
+                    # the theory's entry arrays are the same objects at every call: look up once
+                    if id(token) not in found:
+                        found[id(token)] = (token, np.searchsorted(keys, token * K + query))
+                    return theta[found[id(token)][1]]
 
                 w_sq = self._off_sq + float(theta @ theta)
                 fin_t = None if W_fin_t is None else np.asarray(W_fin_t)[0]
@@ -505,9 +509,25 @@ class TrajectoryMetrics:
         """
         B, n, T = attention.shape
         diff = np.zeros(attention.shape)
-        for b, automaton in enumerate(self.automata):
-            radius = None if R is None else float(R[b])
-            expected = automaton.position_weights(self.padded[b], self.queries[b], R=radius)
+        if not hasattr(self, "_position_scores"):  # the automaton's scores per position: constant
+            self._position_scores = []
+            for b, automaton in enumerate(self.automata):
+                tokens, q = self.padded[b], self.queries[b]
+                mask = tokens >= 0
+                safe = np.where(mask, tokens, 0)
+                svm = np.where(mask, automaton.svm_table[safe, q[:, None]], -np.inf)
+                fin = np.asarray(automaton.fin_table[safe, q[:, None]])
+                self._position_scores.append((mask, svm, fin, automaton.tie_tol))
+        for b, (mask, svm, fin, tie_tol) in enumerate(self._position_scores):
+            # Automaton.position_weights on cached scores
+            if R is None:
+                kept = mask & (svm >= svm.max(axis=1, keepdims=True) - tie_tol)
+                logits = np.where(kept, fin, -np.inf)
+            else:
+                logits = np.where(mask, float(R[b]) * svm + fin, -np.inf)
+            logits = logits - logits.max(axis=1, keepdims=True)
+            weights = np.exp(logits)
+            expected = weights / weights.sum(axis=1, keepdims=True)
             m, width = expected.shape
             diff[b, :m, :width] = attention[b, :m, :width] - expected
         cells = np.bincount(
