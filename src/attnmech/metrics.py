@@ -448,7 +448,7 @@ class TrajectoryMetrics:
                     table(W_np[b], None if W_fin_t is None else np.asarray(W_fin_t)[b])
                     for b, table in enumerate(self.tables)
                 ]
-            out = {k: np.array([row[k] for row in rows]) for k in rows[0]}
+            out: dict[str, Any] = {k: np.array([row[k] for row in rows]) for k in rows[0]}
             R = out["fitted_R"]
             R_or_zero = np.where(np.isfinite(R), R, 0.0)
             out["top_scc_mass"] = _mean_real(top_mass, self.real)

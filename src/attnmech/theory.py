@@ -433,7 +433,7 @@ def load_theory(path: str | os.PathLike[str], dataset: Dataset | None = None) ->
     svm = GraphSVMResult(
         W_svm=readonly(arrays["W_svm"], np.float64),
         norm_name=svm_norm,
-        **svm_report,  # type: ignore[arg-type]
+        **svm_report,
     )
     finite = FiniteResult(
         W_fin=readonly(arrays["W_fin"], np.float64),

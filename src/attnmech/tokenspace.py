@@ -306,7 +306,7 @@ class TokenAutomaton(Automaton):
         return self._vocab_size
 
     @property
-    def W_svm(self) -> np.ndarray:  # type: ignore[override]
+    def W_svm(self) -> np.ndarray:
         raise InvalidParameterError(
             "a TokenAutomaton keeps only score tables; use theory.W_svm for the dense matrix"
         )

@@ -756,7 +756,7 @@ def _train(
     # below move an entry only where its gradient is nonzero, so the loop runs on those entries
     # (the same numbers as on the dense W; W is rebuilt at logged steps and at the end)
     step_objective: Any = objective
-    to_W = objective.to_W
+    to_W: Callable[[Tensor], Tensor] = objective.to_W
     if (
         inputs.onehot
         and inputs.pair_flat is not None
