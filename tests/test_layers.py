@@ -54,7 +54,16 @@ TORCH_LAYER = {
     "verification",
     "optim_geometry",
 }
-PRESENTATION = {"report", "experiments", "demo", "authors", "sweeps", "cli", "__main__"}
+PRESENTATION = {
+    "report",
+    "experiments",
+    "demo",
+    "authors",
+    "sweeps",
+    "cli",
+    "__main__",
+    "language",
+}
 HEAVY = ("torch", "matplotlib", "cvxpy")
 KNOWN_CYCLE_EDGES: set[tuple[str, str]] = set()
 
