@@ -12,6 +12,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from attnmech.data import Dataset  # noqa: E402
+from attnmech.errors import InvalidParameterError  # noqa: E402
 from attnmech.metrics import (  # noqa: E402
     FiniteProjection,
     TrajectoryMetrics,
@@ -262,3 +263,20 @@ def test_shakespeare_k1000_heldout(tmp_path):
     assert acc["automaton"] > baselines and acc["layer"] > baselines
     assert r["theory"]["svm_status"] == "optimal" and r["theory"]["fin_status"] == "optimal"
     assert r["peak_rss_mb"] < 4096
+
+
+def test_text_run_without_a_theory_goes_on(tmp_path):
+    """Dependent random embeddings (d < K): the Graph-SVM is infeasible; the run says so in
+    results.json and still evaluates the layer and the baselines."""
+    from attnmech.language import PREDICTORS, TextRunConfig, run_text
+
+    corpus = _toy_corpus(tmp_path / "toy.txt")
+    config = TextRunConfig(vocab_size=20, seq_len=8, num_steps=5, embeddings="random:d=8")
+    r = run_text(corpus, config).results
+    assert "infeasible" in r["theory"]["error"]
+    assert set(r["heldout"]["accuracy"]) == set(PREDICTORS)
+    assert r["heldout"]["accuracy"]["automaton"] is None
+    assert r["heldout"]["tv_layer_automaton"] is None
+    assert 0 < r["heldout"]["accuracy"]["layer"] < 1
+    with pytest.raises(InvalidParameterError, match="random:d=D"):
+        TextRunConfig(embeddings="random:d=0")

@@ -787,8 +787,9 @@ def run_text(
             "steps": int(run.num_steps),
         },
         "heldout": {
-            "accuracy": heldout["accuracy"]["all"],
-            "log_loss": heldout["log_loss"]["all"],
+            # every predictor is a key (None when it could not run, e.g. without a theory)
+            "accuracy": {name: heldout["accuracy"]["all"].get(name) for name in PREDICTORS},
+            "log_loss": {name: heldout["log_loss"]["all"].get(name) for name in PREDICTORS},
             "tv_layer_automaton": (heldout.get("tv_layer_automaton") or {}).get("all"),
             "tv_layer_automaton_fitted_R": (heldout.get("tv_layer_automaton_fitted_R") or {}).get(
                 "all"
