@@ -280,3 +280,16 @@ def test_text_run_without_a_theory_goes_on(tmp_path):
     assert 0 < r["heldout"]["accuracy"]["layer"] < 1
     with pytest.raises(InvalidParameterError, match="random:d=D"):
         TextRunConfig(embeddings="random:d=0")
+
+
+def test_onehot_finite_trajectory_equals_dense_identity():
+    from attnmech.training import run_finite_trajectory
+
+    onehot = _cyclic_text_dataset("onehot")
+    dense = onehot.with_embeddings(np.eye(12))
+    for optimizer in ("ngd", "gd"):
+        config = TrainConfig(optimizer=optimizer, learning_rate=0.1, num_steps=80, log_every=40)
+        traj_1 = run_finite_trajectory(onehot, solve(onehot), config)
+        traj_d = run_finite_trajectory(dense, solve(dense), config)
+        np.testing.assert_allclose(traj_1.W, traj_d.W, rtol=0, atol=1e-12)
+        assert float(np.abs(traj_1.W[-1]).max()) > 0.05

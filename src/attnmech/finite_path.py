@@ -125,6 +125,48 @@ def _finite_trajectory(
         loss, grad = base(W)
         return loss, projection.project_tensor(grad)
 
+    step_objective: Any = objective
+    to_W: Any = None
+    n_entries = 0
+    sub = getattr(theories[0].finite, "subspace", None) if len(theories) == 1 else None
+    if (
+        inputs.pair_flat is not None
+        and sub is not None
+        and sub._mode == "token"
+        and sub._E is None
+        and sub.dimension > 0
+        and config.optimizer in ("gd", "ngd", "adam")
+    ):
+        # one-hot, token-space S_fin: W_fin(t) lives on the nontrivial SCCs' entries; run the
+        # optimiser on them (the same numbers as the dense W with the factored projection)
+        K = inputs.vocab_size
+        var_flat = sub._token * K + sub._query  # W.reshape(-1) index of each S_fin entry
+        order = np.argsort(var_flat)
+        pair_flat = inputs.pair_flat.cpu().numpy()
+        found = np.minimum(np.searchsorted(var_flat[order], pair_flat), var_flat.size - 1)
+        pos = order[found]
+        if np.array_equal(var_flat[pos], pair_flat):  # every reduced pair is an S_fin entry
+            pair_var = torch.as_tensor(pos, device=device)
+            group = torch.as_tensor(sub._group, device=device)
+            group_size = torch.as_tensor(sub._group_size, dtype=dtype, device=device)
+            n_vars, n_groups = int(var_flat.size), int(sub._group_size.size)
+            var_flat_t = torch.as_tensor(var_flat, device=device)
+
+            def var_objective(theta: Tensor) -> tuple[Tensor, Tensor]:
+                loss, dpair = base.pair_gradient(theta[0][pair_var])
+                grad = torch.zeros(n_vars, dtype=dtype, device=device)
+                grad.index_add_(0, pair_var, dpair)
+                means = torch.zeros(n_groups, dtype=dtype, device=device)
+                means.index_add_(0, group, grad)
+                return loss, (grad - (means / group_size)[group])[None]
+
+            def var_to_W(theta: Tensor) -> Tensor:
+                W_full = torch.zeros(1, K * K, dtype=dtype, device=device)
+                W_full[0, var_flat_t] = theta[0]
+                return W_full.view(1, K, K)
+
+            step_objective, to_W, n_entries = var_objective, var_to_W, n_vars
+
     wanted = (
         log_steps(config.num_steps, config.log_every)
         if steps is None
@@ -143,17 +185,20 @@ def _finite_trajectory(
         step: int, W: Tensor, loss: Tensor, grad: Tensor, state: dict[str, Tensor]
     ) -> bool:
         if step in wanted_set:
-            kept[step] = W.detach().cpu().numpy().copy()
+            full = W if to_W is None else to_W(W)
+            kept[step] = full.detach().cpu().numpy().copy()
         if bar is not None and step and step % 64 == 0:
             bar.update(64)
         return False
 
     W0 = torch.zeros(len(datasets), d, d, dtype=dtype, device=device)
+    if to_W is not None:
+        W0 = torch.zeros(1, n_entries, dtype=dtype, device=device)  # the S_fin entries
     try:
-        W_end, _ = gradient_descent(objective, W0, config.step_rule(), last, observer=observer)
+        W_end, _ = gradient_descent(step_objective, W0, config.step_rule(), last, observer=observer)
     finally:
         if bar is not None:
             bar.update(bar.total - bar.n)
             bar.close()
-    kept[last] = W_end.detach().cpu().numpy()
+    kept[last] = (W_end if to_W is None else to_W(W_end)).detach().cpu().numpy()
     return FiniteTrajectory(steps=wanted, W=np.stack([kept[int(s)] for s in wanted]))
