@@ -201,7 +201,7 @@ def main() -> None:
         ("metrics_s", "metrics (sparse, dense W)"),
         ("dense_metrics_s", "metrics (dense ref.)"),
         ("max_abs_diff", "max diff"),
-        ("fin_step_s", "W_fin(t) step"),
+        ("fin_step_s", "W_fin(t) step (dense W)"),
         ("evaluate_s", "held-out eval"),
         ("peak_rss_mb", "peak RSS MB"),
     ]
