@@ -376,3 +376,32 @@ def test_shakespeare_word_level_theory_is_certified():
     strict = theory.svm.edge_strict
     assert theory.svm.edge_margins[strict].min() >= 1 - 1e-9
     assert np.abs(theory.svm.edge_margins[~strict]).max(initial=0.0) < 1e-9
+
+
+@pytest.mark.parametrize("kind", ["onehot", "ortho"])
+def test_token_theory_save_load_round_trip(tmp_path, kind):
+    from attnmech.theory import load_theory, solve
+
+    rng = np.random.default_rng(3)
+    emb = "onehot" if kind == "onehot" else np.linalg.qr(rng.normal(size=(5, 7)).T)[0].T
+    seqs = [[0, 1, 2], [1, 2, 0], [2, 0, 1], [3, 4, 0], [0, 1], [4, 3]]
+    ds = Dataset(seqs * 2, [0, 1, 2, 3, 1, 4, 1, 2, 0, 4, 0, 3], emb)
+    theory = solve(ds)
+    path = theory.save(tmp_path / "t.npz")
+    with np.load(path) as archive:  # sparse tables, never a dense K x K matrix
+        assert "W_svm" not in archive.files and "fin_frame" not in archive.files
+        assert archive["svm_score_value"].size == theory.svm.scores.n_entries
+    loaded = load_theory(path, dataset=ds)
+    assert type(loaded.svm) is type(theory.svm) and type(loaded.finite) is type(theory.finite)
+    np.testing.assert_array_equal(loaded.W_svm, theory.W_svm)
+    np.testing.assert_array_equal(loaded.W_fin, theory.W_fin)
+    assert loaded.svm.constraints.n_constraints == theory.svm.constraints.n_constraints
+    assert loaded.finite.dimension == theory.finite.dimension > 0
+    W = rng.normal(size=theory.W_svm.shape)
+    np.testing.assert_allclose(
+        loaded.finite.subspace.project(W), theory.finite.subspace.project(W), atol=1e-14
+    )
+    assert load_theory(path).dataset.embeddings_kind == ds.embeddings_kind
+    other = Dataset(seqs, [0, 1, 2, 3, 1, 4], emb)
+    with pytest.raises(InvalidParameterError, match="another dataset"):
+        load_theory(path, dataset=other)

@@ -1285,6 +1285,75 @@ def bias_table_command(
     typer.echo(f"results: {table.files['results']}")
 
 
+# --------------------------------------------------------------------------- text (issue 9)
+@app.command("text")
+@_reports_errors
+def text_command(
+    corpus: Annotated[Path, typer.Argument(help="A .txt file or a folder of .txt files.")],
+    out: Annotated[
+        Path, typer.Option("--out", help="Folder for results.json, REPORT.md and figures.")
+    ],
+    vocab_size: Annotated[
+        int, typer.Option("--K", min=3, help="Vocabulary size (the K-1 most frequent + <unk>).")
+    ] = 1000,
+    seq_len: Annotated[int, typer.Option("--T", min=2, help="Window length.")] = 16,
+    level: Annotated[str, typer.Option("--level", help="word | char")] = "word",
+    embeddings: Annotated[
+        str, typer.Option("--embeddings", help="onehot | random:d=D (e.g. random:d=256)")
+    ] = "onehot",
+    holdout: Annotated[
+        float, typer.Option("--holdout", help="Held-out fraction (the end of the text).")
+    ] = 0.1,
+    steps: Annotated[int, typer.Option("--steps", min=1, help="Training steps (NGD).")] = 2000,
+    lr: Annotated[float, typer.Option("--lr", help="Learning rate.")] = 0.1,
+    unk: Annotated[
+        str,
+        typer.Option(
+            "--unk",
+            help="drop-labels: windows labelled <unk> are left out of training and evaluation; "
+            "keep: kept.",
+        ),
+    ] = "drop-labels",
+    stride: Annotated[
+        int | None,
+        typer.Option(
+            "--stride", min=1, help="Step between windows (default: T).", show_default=False
+        ),
+    ] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Seed (initialisation, figures).")] = 0,
+) -> None:
+    """Train on the first part of a text and predict its held-out end: the trained layer, the
+    automaton and baselines (writes results.json and REPORT.md)."""
+    from .language import TextRunConfig, run_text
+
+    config = TextRunConfig(
+        vocab_size=vocab_size,
+        seq_len=seq_len,
+        level=level,
+        embeddings=embeddings,
+        holdout=holdout,
+        stride=stride,
+        num_steps=steps,
+        learning_rate=lr,
+        unk=unk,
+        seed=seed,
+    )
+    result = run_text(corpus, config, out_dir=out, progress=True)
+    r = result.results
+    acc = r["heldout"]["accuracy"]
+    typer.echo(
+        f"n_train {r['n_train']}, n_test {r['n_test']}, realizable {r['realizable_fraction']:.3f}"
+    )
+    typer.echo(
+        "held-out accuracy: " + ", ".join(f"{k} {v:.3f}" for k, v in acc.items() if v is not None)
+    )
+    tv = r["heldout"]["tv_layer_automaton"]
+    if tv is not None:
+        typer.echo(f"TV(layer, automaton) {tv:.3f}")
+    typer.echo(f"wall {r['wall_seconds']:.1f} s, peak RSS {r['peak_rss_mb']:.0f} MB")
+    typer.echo(f"report: {out / 'REPORT.md'}")
+
+
 def main() -> None:
     """Entry point of the ``attnmech`` console script and of ``python -m attnmech``."""
     app(prog_name="attnmech")

@@ -83,7 +83,7 @@ def reduced_inputs(
                 np.asarray(tokens, dtype=np.int64),
                 np.asarray(reduced.queries, dtype=np.int64),
                 np.asarray(reduced.labels, dtype=np.int64),
-                np.asarray(ds.embeddings),
+                ds.embedding_table if ds.is_onehot else np.asarray(ds.embeddings),
                 np.full(m, 1.0 / float(reduced.n_full)),
             )
         )
@@ -96,18 +96,23 @@ def finite_trajectory(
     config: TrainConfig,
     *,
     steps: Any = None,
+    progress: bool = False,
 ) -> FiniteTrajectory:
     """``W_fin(t)`` for the optimiser of ``config`` (see :func:`attnmech.run_finite_trajectory`,
-    which also supplies the default configuration)."""
+    which also supplies the default configuration); ``progress`` shows a bar on stderr."""
     datasets = datasets_list(datasets, "run_finite_trajectory")
     theories = list(theories) if isinstance(theories, (list, tuple)) else [theories]
     work = sum(ds.n_samples * ds.max_length for ds in datasets)
     with torch_threads(config.num_threads, work):
-        return _finite_trajectory(datasets, theories, config, steps)
+        return _finite_trajectory(datasets, theories, config, steps, progress)
 
 
 def _finite_trajectory(
-    datasets: list[Dataset], theories: list[Any], config: TrainConfig, steps: Any
+    datasets: list[Dataset],
+    theories: list[Any],
+    config: TrainConfig,
+    steps: Any,
+    progress: bool = False,
 ) -> FiniteTrajectory:
     model_config = replace(config.model, parameterization="combined")
     dtype, device = model_config.torch_dtype, model_config.device
@@ -120,6 +125,48 @@ def _finite_trajectory(
         loss, grad = base(W)
         return loss, projection.project_tensor(grad)
 
+    step_objective: Any = objective
+    to_W: Any = None
+    n_entries = 0
+    sub = getattr(theories[0].finite, "subspace", None) if len(theories) == 1 else None
+    if (
+        inputs.pair_flat is not None
+        and sub is not None
+        and sub._mode == "token"
+        and sub._E is None
+        and sub.dimension > 0
+        and config.optimizer in ("gd", "ngd", "adam")
+    ):
+        # one-hot, token-space S_fin: W_fin(t) lives on the nontrivial SCCs' entries; run the
+        # optimiser on them (the same numbers as the dense W with the factored projection)
+        K = inputs.vocab_size
+        var_flat = sub._token * K + sub._query  # W.reshape(-1) index of each S_fin entry
+        order = np.argsort(var_flat)
+        pair_flat = inputs.pair_flat.cpu().numpy()
+        found = np.minimum(np.searchsorted(var_flat[order], pair_flat), var_flat.size - 1)
+        pos = order[found]
+        if np.array_equal(var_flat[pos], pair_flat):  # every reduced pair is an S_fin entry
+            pair_var = torch.as_tensor(pos, device=device)
+            group = torch.as_tensor(sub._group, device=device)
+            group_size = torch.as_tensor(sub._group_size, dtype=dtype, device=device)
+            n_vars, n_groups = int(var_flat.size), int(sub._group_size.size)
+            var_flat_t = torch.as_tensor(var_flat, device=device)
+
+            def var_objective(theta: Tensor) -> tuple[Tensor, Tensor]:
+                loss, dpair = base.pair_gradient(theta[0][pair_var])
+                grad = torch.zeros(n_vars, dtype=dtype, device=device)
+                grad.index_add_(0, pair_var, dpair)
+                means = torch.zeros(n_groups, dtype=dtype, device=device)
+                means.index_add_(0, group, grad)
+                return loss, (grad - (means / group_size)[group])[None]
+
+            def var_to_W(theta: Tensor) -> Tensor:
+                W_full = torch.zeros(1, K * K, dtype=dtype, device=device)
+                W_full[0, var_flat_t] = theta[0]
+                return W_full.view(1, K, K)
+
+            step_objective, to_W, n_entries = var_objective, var_to_W, n_vars
+
     wanted = (
         log_steps(config.num_steps, config.log_every)
         if steps is None
@@ -127,16 +174,31 @@ def _finite_trajectory(
     )
     wanted_set = set(wanted.tolist())
     kept: dict[int, np.ndarray] = {}
+    last = int(wanted.max(initial=0))
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=last, desc="W_fin(t)", unit="step", mininterval=0.5)
 
     def observer(
         step: int, W: Tensor, loss: Tensor, grad: Tensor, state: dict[str, Tensor]
     ) -> bool:
         if step in wanted_set:
-            kept[step] = W.detach().cpu().numpy().copy()
+            full = W if to_W is None else to_W(W)
+            kept[step] = full.detach().cpu().numpy().copy()
+        if bar is not None and step and step % 64 == 0:
+            bar.update(64)
         return False
 
-    last = int(wanted.max(initial=0))
     W0 = torch.zeros(len(datasets), d, d, dtype=dtype, device=device)
-    W_end, _ = gradient_descent(objective, W0, config.step_rule(), last, observer=observer)
-    kept[last] = W_end.detach().cpu().numpy()
+    if to_W is not None:
+        W0 = torch.zeros(1, n_entries, dtype=dtype, device=device)  # the S_fin entries
+    try:
+        W_end, _ = gradient_descent(step_objective, W0, config.step_rule(), last, observer=observer)
+    finally:
+        if bar is not None:
+            bar.update(bar.total - bar.n)
+            bar.close()
+    kept[last] = (W_end if to_W is None else to_W(W_end)).detach().cpu().numpy()
     return FiniteTrajectory(steps=wanted, W=np.stack([kept[int(s)] for s in wanted]))

@@ -52,7 +52,7 @@ import torch
 from torch import Tensor
 
 from ._choices import DTYPE_NAMES, HEAD_NAMES, LOSS_NAMES, PARAMETERIZATION_NAMES
-from .data import Dataset
+from .data import Dataset, OneHotEmbeddings
 from .errors import InvalidDatasetError, InvalidParameterError
 
 __all__ = [
@@ -194,6 +194,8 @@ class AttentionInputs:
     weights : Tensor of shape (B, n)
         Weight of each sample in the empirical risk (``1 / n_samples`` by default; 0 on filler).
     embeddings : Tensor of shape (B, K, d)
+        For one-hot data (``onehot``) an expanded view of one ``K x K`` identity (no copy per
+        trial); the scores then never go through it.
     label_mask, other_mask : Tensor of shape (B, n, T), bool
         Positions holding the label, and the other valid positions.
     position_pair : Tensor of shape (B, n, T), int64
@@ -208,9 +210,14 @@ class AttentionInputs:
     pair_token_row, pair_query_row : Tensor of shape (P,), int64
         ``b * K + token`` and ``b * K + query`` of each pair.
     pair_query_embedding : Tensor of shape (P, d)
-        ``embeddings[b, query]`` of each pair.
+        ``embeddings[b, query]`` of each pair (shape (0, d) for one-hot data).
     n_real : ndarray of shape (B,)
         Number of real (non-filler) samples per trial.
+    onehot : bool
+        True when every trial has implicit one-hot embeddings: ``W`` is the score table, scores
+        are gathered as ``W[b, token, query]`` and gradients scattered back (``pair_flat``).
+    pair_flat : Tensor of shape (P,), int64, or None
+        ``(b * K + token) * K + query`` of each pair: its index in ``W.reshape(-1)`` (one-hot).
     """
 
     tokens: Tensor
@@ -229,6 +236,8 @@ class AttentionInputs:
     pair_query_row: Tensor
     pair_query_embedding: Tensor
     n_real: np.ndarray
+    onehot: bool = False
+    pair_flat: Tensor | None = None
 
     @property
     def num_trials(self) -> int:
@@ -267,8 +276,11 @@ class AttentionInputs:
 
     def fingerprint(self) -> bytes:
         """Bytes that identify the data (used to match checkpoints to their run)."""
-        parts = [self.tokens, self.queries, self.labels, self.weights, self.embeddings]
-        return b"".join(p.detach().cpu().numpy().tobytes() for p in parts)
+        parts = [self.tokens, self.queries, self.labels, self.weights]
+        if not self.onehot:
+            parts.append(self.embeddings)
+        head = f"onehot:{self.vocab_size}".encode() if self.onehot else b""
+        return head + b"".join(p.detach().cpu().numpy().tobytes() for p in parts)
 
 
 def _resolve_dtype(dtype: Any) -> torch.dtype:
@@ -301,8 +313,9 @@ def inputs_from_arrays(
     queries : array-like of int of shape (n,) or (B, n)
         Query token of each sample (the last token for ordinary data).
     labels : array-like of int of shape (n,) or (B, n)
-    embeddings : array-like of shape (K, d) or (B, K, d)
-        Shared by all trials when 2-D.
+    embeddings : array-like of shape (K, d) or (B, K, d), or OneHotEmbeddings
+        Shared by all trials when 2-D. :class:`~attnmech.data.OneHotEmbeddings` takes the
+        one-hot path (no identity matrix multiplies anything).
     weights : array-like of shape (n,) or (B, n), optional
         Sample weights in the risk; default ``1 / n``. A weight-0 sample does not count.
     dtype, device : torch dtype (or "float64"/"float32") and device
@@ -319,8 +332,11 @@ def inputs_from_arrays(
     B = tok.shape[0]
     q = np.broadcast_to(np.asarray(queries, dtype=np.int64), tok.shape[:2])
     y = np.broadcast_to(np.asarray(labels, dtype=np.int64), tok.shape[:2])
-    E = np.asarray(embeddings, dtype=np.float64)
-    E = np.broadcast_to(E, (B, *E.shape[-2:])) if E.ndim == 2 else E
+    if isinstance(embeddings, OneHotEmbeddings):
+        E: Any = [embeddings] * B
+    else:
+        E = np.asarray(embeddings, dtype=np.float64)
+        E = np.broadcast_to(E, (B, *E.shape[-2:])) if E.ndim == 2 else E
     if weights is None:
         w = np.full(tok.shape[:2], 1.0 / tok.shape[1])
     else:
@@ -335,6 +351,7 @@ def inputs_from_datasets(
     """Lay out one dataset (B = 1) or a list of datasets (one trial each) for the model.
 
     Queries are the last tokens and every sample has weight ``1 / n_samples`` of its dataset.
+    When every dataset has one-hot embeddings the inputs take the one-hot path (``onehot``).
     """
     items = [datasets] if isinstance(datasets, Dataset) else list(datasets)
     if not items or not all(isinstance(ds, Dataset) for ds in items):
@@ -344,7 +361,7 @@ def inputs_from_datasets(
             ds.padded(),
             ds.last_tokens,
             ds.labels,
-            ds.embeddings,
+            ds.embedding_table if ds.is_onehot else ds.embeddings,
             np.full(ds.n_samples, 1.0 / ds.n_samples),
         )
         for ds in items
@@ -353,13 +370,18 @@ def inputs_from_datasets(
 
 
 def _stack_trials(
-    trials: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]],
+    trials: list[tuple[np.ndarray, np.ndarray, np.ndarray, Any, np.ndarray]],
     *,
     dtype: torch.dtype,
     device: Any,
 ) -> AttentionInputs:
-    """Pad trials to a common (n, T), fill missing samples with weight-0 copies, build pairs."""
-    shapes = {E.shape for *_, E, _ in trials}
+    """Pad trials to a common (n, T), fill missing samples with weight-0 copies, build pairs.
+
+    A trial's embeddings may be a :class:`OneHotEmbeddings`; when all are, the inputs take the
+    one-hot path (scores gathered from ``W``, no identity matrix in any product).
+    """
+    onehot = all(isinstance(t[3], OneHotEmbeddings) for t in trials)
+    shapes = {tuple(E.shape) for *_, E, _ in trials}
     if len(shapes) != 1:
         raise InvalidDatasetError(
             "all trials must share vocab_size and embedding_dim, got embedding shapes "
@@ -400,13 +422,20 @@ def _stack_trials(
     label_pair = np.where(pair_keys[label_pair] == label_keys, label_pair, pair_keys.size)
     pair_token_row = pair_keys // K  # b * K + token
     pair_query_row = (pair_keys // (K * K)) * K + pair_keys % K  # b * K + query
-    E = np.stack([t[3] for t in trials])  # (B, K, d)
 
     def as_tensor(array: np.ndarray, kind: torch.dtype | None = None) -> Tensor:
         return torch.as_tensor(np.array(array, order="C", copy=True), dtype=kind, device=device)
 
-    E_t = as_tensor(E, dtype)
     query_row_t = as_tensor(pair_query_row)
+    pair_flat = None
+    if onehot:  # one identity, viewed B times; the scores are read from W directly
+        E_t = torch.eye(K, dtype=dtype, device=device).expand(B, K, d)
+        pair_query_embedding = torch.zeros((0, d), dtype=dtype, device=device)
+        pair_flat = as_tensor(pair_token_row * K + pair_keys % K)  # (b*K + token)*K + query
+    else:
+        E = np.stack([np.asarray(t[3], dtype=np.float64) for t in trials])  # (B, K, d)
+        E_t = as_tensor(E, dtype)
+        pair_query_embedding = E_t.reshape(B * K, d)[query_row_t].contiguous()
     return AttentionInputs(
         tokens=as_tensor(tokens),
         mask=as_tensor(mask),
@@ -422,8 +451,10 @@ def _stack_trials(
         label_count=as_tensor(label_mask.sum(-1), dtype),
         pair_token_row=as_tensor(pair_token_row),
         pair_query_row=query_row_t,
-        pair_query_embedding=E_t.reshape(B * K, d)[query_row_t].contiguous(),
+        pair_query_embedding=pair_query_embedding,
         n_real=n_real,
+        onehot=onehot,
+        pair_flat=pair_flat,
     )
 
 
@@ -455,10 +486,13 @@ def pair_scores(W: Tensor, inputs: AttentionInputs) -> Tensor:
     Tensor of shape (P + 1,)
     """
     B, K, d = inputs.embeddings.shape
-    V = _matmul(inputs.embeddings, W)  # (B, K, d): row j is e_j^T W
-    table = (V.reshape(B * K, d)[inputs.pair_token_row] * inputs.pair_query_embedding).sum(
-        -1
-    )  # (P,)
+    if inputs.pair_flat is not None:  # one-hot: W is the score table, W[b, token, query]
+        table = W.reshape(-1)[inputs.pair_flat]  # (P,)
+    else:
+        V = _matmul(inputs.embeddings, W)  # (B, K, d): row j is e_j^T W
+        table = (V.reshape(B * K, d)[inputs.pair_token_row] * inputs.pair_query_embedding).sum(
+            -1
+        )  # (P,)
     padding = torch.full((1,), _NEG_INF, dtype=table.dtype, device=table.device)
     return torch.cat([table, padding])  # (P + 1,)
 
@@ -489,6 +523,10 @@ def _positions_to_pairs(dscores: Tensor, inputs: AttentionInputs) -> Tensor:
 def _pairs_to_W(dpair: Tensor, inputs: AttentionInputs) -> Tensor:
     """Gradient in ``W`` (B, d, d) of ``sum(dpair * pair_scores)``: sum_p dpair_p e_j e_q^T."""
     B, K, d = inputs.embeddings.shape
+    if inputs.pair_flat is not None:  # one-hot: scatter into the score table
+        grad = torch.zeros(B * K * K, dtype=dpair.dtype, device=dpair.device)
+        grad.index_add_(0, inputs.pair_flat, dpair)
+        return grad.view(B, K, K)  # (B, d, d)
     rows = torch.zeros(B * K, d, dtype=dpair.dtype, device=dpair.device)
     rows.index_add_(0, inputs.pair_token_row, dpair[:, None] * inputs.pair_query_embedding)
     return _matmul(inputs.embeddings.mT, rows.view(B, K, d))  # (B, d, d)
@@ -844,6 +882,18 @@ class AttentionObjective:
         """Tensor of shape (B,): the empirical risk of each trial."""
         return self.forward(params)[0]
 
+    def pair_gradient(self, table: Tensor) -> tuple[Tensor, Tensor]:
+        """Risk (B,) and its gradient in the pair scores (P,), given the pair scores (P,).
+
+        For one-hot inputs the pair scores are entries of ``W`` (``W.reshape(-1)[pair_flat]``)
+        and nothing else of ``W`` enters the risk: training can run on them alone.
+        """
+        padding = torch.full((1,), _NEG_INF, dtype=table.dtype, device=table.device)
+        state = self.head.forward(torch.cat([table, padding]), self.inputs)
+        risk = (self.inputs.weights * self.loss.value(state.log_prob)).sum(-1)
+        upstream = self.inputs.weights * self.loss.slope(state.log_prob)  # (B, n)
+        return risk, self.head.backward(state, upstream, self.inputs)  # (B,), (P,)
+
     def __call__(self, params: Tensor) -> tuple[Tensor, Tensor]:
         risk, state = self.forward(params)
         upstream = self.inputs.weights * self.loss.slope(state.log_prob)  # (B, n)
@@ -1003,7 +1053,9 @@ def _repeat_trials(inputs: AttentionInputs, B: int) -> AttentionInputs:
         np.where(inputs.mask[0].cpu().numpy(), inputs.tokens[0].cpu().numpy(), -1),
         inputs.queries[0].cpu().numpy(),
         inputs.labels[0].cpu().numpy(),
-        inputs.embeddings[0].cpu().numpy(),
+        OneHotEmbeddings(inputs.vocab_size)
+        if inputs.onehot
+        else inputs.embeddings[0].cpu().numpy(),
         inputs.weights[0].cpu().numpy(),
     )
     return _stack_trials([trial] * B, dtype=inputs.dtype, device=inputs.device)

@@ -126,7 +126,11 @@ class Theory:
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write the theory to ``path`` (.npz, atomically); :func:`load_theory` reads it back.
 
-        Members: ``W_svm``, ``W_fin``, ``embeddings``; the dataset (``dataset_tokens``,
+        Members: ``W_svm``, ``W_fin``, ``embeddings`` (shape (0, 0) for one-hot embeddings,
+        with ``meta["embeddings_kind"] = "onehot"``); for a theory solved in token space
+        (:mod:`attnmech.tokenspace`) the sparse score tables ``svm_score_{query,token,value}`` and
+        ``fin_score_{query,token,value}`` replace ``W_svm``, ``W_fin`` and ``fin_frame`` (nothing
+        ``d x d`` is written); the dataset (``dataset_tokens``,
         ``dataset_offsets``, ``dataset_labels``); the Graph-SVM report (``svm_query``,
         ``svm_i``, ``svm_j``, ``svm_strict``, ``svm_margins``, ``svm_dual_values``,
         ``svm_active``, ``svm_edge_margins``, ``svm_edge_strict``); the finite part
@@ -171,11 +175,29 @@ class Theory:
                 "stats": _stats_to_json(f.solver_stats),
             },
         }
+        from .tokenspace import TokenFiniteResult, TokenSVMResult
+
+        token_space = isinstance(s, TokenSVMResult) and isinstance(f, TokenFiniteResult)
+        meta["token_space"] = token_space
+        meta["embeddings_kind"] = ds.embeddings_kind
+        meta["vocab_size"] = ds.vocab_size
+        if token_space:
+            assert isinstance(s, TokenSVMResult) and isinstance(f, TokenFiniteResult)
+            solution: dict[str, np.ndarray] = {
+                "svm_score_query": s.scores.query,
+                "svm_score_token": s.scores.token,
+                "svm_score_value": s.scores.value,
+                "fin_score_query": f.scores.query,
+                "fin_score_token": f.scores.token,
+                "fin_score_value": f.scores.value,
+            }
+        else:
+            solution = {"W_svm": s.W_svm, "W_fin": f.W_fin, "fin_frame": f._frame}  # type: ignore[union-attr]
+        embeddings = np.zeros((0, 0)) if ds.is_onehot else np.asarray(ds.embedding_table)
         atomic_savez(
             path,
-            W_svm=s.W_svm,
-            W_fin=f.W_fin,
-            embeddings=ds.embeddings,
+            **solution,
+            embeddings=embeddings,
             dataset_tokens=ds.tokens,
             dataset_offsets=ds.offsets,
             dataset_labels=ds.labels,
@@ -192,7 +214,6 @@ class Theory:
             fin_generator_i=f.generator_i,
             fin_generator_j=f.generator_j,
             fin_coefficients=f.coefficients,
-            fin_frame=f._frame,
             meta=np.array(json.dumps(meta)),
         )
         return path
@@ -246,9 +267,11 @@ def _stats_from_json(data: dict[str, Any]) -> SolverStats:
     )
 
 
+_DENSE_ARRAYS = {"W_svm": 2, "W_fin": 2, "fin_frame": 2}
+_TOKEN_ARRAYS = {
+    f"{part}_score_{field}": 1 for part in ("svm", "fin") for field in ("query", "token", "value")
+}
 _ARRAYS = {
-    "W_svm": 2,
-    "W_fin": 2,
     "embeddings": 2,
     "dataset_tokens": 1,
     "dataset_offsets": 1,
@@ -266,7 +289,6 @@ _ARRAYS = {
     "fin_generator_i": 1,
     "fin_generator_j": 1,
     "fin_coefficients": 1,
-    "fin_frame": 2,
 }
 
 
@@ -298,9 +320,10 @@ def _read_theory_file(path: Path) -> tuple[dict[str, np.ndarray], dict[str, Any]
             f"cannot read theory file {path} (truncated, corrupt or not an .npz: {exc}); {hint}",
             path=str(path),
         ) from None
-    if "meta" not in arrays or "W_svm" not in arrays:
+    if "meta" not in arrays or not ({"W_svm", "svm_score_value"} & set(arrays)):
         raise FileFormatError(
-            f"{path} is not a theory file (it has no 'W_svm' and 'meta' members); {hint}",
+            f"{path} is not a theory file (it has no 'W_svm' or 'svm_score_value' and no 'meta' "
+            f"member); {hint}",
             str(path),
         )
     try:
@@ -314,10 +337,11 @@ def _read_theory_file(path: Path) -> tuple[dict[str, np.ndarray], dict[str, Any]
             f"{hint}",
             str(path),
         )
-    missing = sorted(set(_ARRAYS) - set(arrays))
+    required = {**_ARRAYS, **(_TOKEN_ARRAYS if meta.get("token_space") else _DENSE_ARRAYS)}
+    missing = sorted(set(required) - set(arrays))
     if missing:
         raise FileFormatError(f"{path} lacks the members {missing}; {hint}", str(path))
-    wrong = [k for k, ndim in _ARRAYS.items() if arrays[k].ndim != ndim]
+    wrong = [k for k, ndim in required.items() if arrays[k].ndim != ndim]
     if wrong:
         raise FileFormatError(f"{path}: members {wrong} have the wrong shape; {hint}", str(path))
     return arrays, meta
@@ -360,11 +384,17 @@ def load_theory(path: str | os.PathLike[str], dataset: Dataset | None = None) ->
     path = Path(path)
     arrays, meta = _read_theory_file(path)
     try:
+        if meta.get("embeddings_kind") == "onehot":
+            from .data import OneHotEmbeddings
+
+            table: Any = OneHotEmbeddings(int(meta["vocab_size"]))
+        else:
+            table = arrays["embeddings"].astype(np.float64)
         stored = Dataset._from_valid(
             arrays["dataset_tokens"].astype(np.int64),
             arrays["dataset_offsets"].astype(np.int64),
             arrays["dataset_labels"].astype(np.int64),
-            arrays["embeddings"].astype(np.float64),
+            table,
         )
         if stored.fingerprint() != meta["fingerprint"]:
             raise ValueError("the stored dataset does not match the stored fingerprint")
@@ -376,26 +406,25 @@ def load_theory(path: str | os.PathLike[str], dataset: Dataset | None = None) ->
             readonly(arrays["svm_strict"], bool),
             int(svm_meta["n_original"]),
         )
-        svm = GraphSVMResult(
-            W_svm=readonly(arrays["W_svm"], np.float64),
-            status=SolveStatus(svm_meta["status"]),
-            message=str(svm_meta["message"]),
-            constraints=constraints,
-            margins=readonly(arrays["svm_margins"], np.float64),
-            dual_values=readonly(arrays["svm_dual_values"], np.float64),
-            active=readonly(arrays["svm_active"], bool),
-            edge_margins=readonly(arrays["svm_edge_margins"], np.float64),
-            edge_strict=readonly(arrays["svm_edge_strict"], bool),
-            max_violation=float(svm_meta["max_violation"]),
-            duality_gap=float(svm_meta["duality_gap"]),
-            relative_gap=float(svm_meta["relative_gap"]),
-            solver_stats=_stats_from_json(svm_meta["stats"]),
-            norm_name=str(meta["svm_norm"]),
-            method=str(svm_meta.get("method", "active-set")),
-            relative_violation=float(svm_meta.get("relative_violation", 0.0)),
-            unique=meta.get("svm_unique", True),
-            tie_break=meta.get("svm_tie_break"),
-        )
+        svm_report = {
+            "status": SolveStatus(svm_meta["status"]),
+            "message": str(svm_meta["message"]),
+            "constraints": constraints,
+            "margins": readonly(arrays["svm_margins"], np.float64),
+            "dual_values": readonly(arrays["svm_dual_values"], np.float64),
+            "active": readonly(arrays["svm_active"], bool),
+            "edge_margins": readonly(arrays["svm_edge_margins"], np.float64),
+            "edge_strict": readonly(arrays["svm_edge_strict"], bool),
+            "max_violation": float(svm_meta["max_violation"]),
+            "duality_gap": float(svm_meta["duality_gap"]),
+            "relative_gap": float(svm_meta["relative_gap"]),
+            "solver_stats": _stats_from_json(svm_meta["stats"]),
+            "method": str(svm_meta.get("method", "active-set")),
+            "relative_violation": float(svm_meta.get("relative_violation", 0.0)),
+            "unique": meta.get("svm_unique", True),
+            "tie_break": meta.get("svm_tie_break"),
+        }
+        token_space = bool(meta.get("token_space", False))
         svm_norm = str(meta["svm_norm"])
         fin_status = SolveStatus(fin_meta["status"])
     except (KeyError, ValueError, TypeError) as exc:
@@ -409,6 +438,13 @@ def load_theory(path: str | os.PathLike[str], dataset: Dataset | None = None) ->
     else:
         dataset = stored
     graphs = build_priority_graphs(dataset)
+    if token_space:
+        return _load_token_theory(path, arrays, meta, dataset, graphs, svm_report, fin_status)
+    svm = GraphSVMResult(
+        W_svm=readonly(arrays["W_svm"], np.float64),
+        norm_name=svm_norm,
+        **svm_report,
+    )
     finite = FiniteResult(
         W_fin=readonly(arrays["W_fin"], np.float64),
         status=fin_status,
@@ -425,6 +461,65 @@ def load_theory(path: str | os.PathLike[str], dataset: Dataset | None = None) ->
         _embeddings=dataset.embeddings,
     )
     return Theory(dataset, graphs, svm, finite, svm_norm, source)
+
+
+def _load_token_theory(
+    path: Path,
+    arrays: dict[str, np.ndarray],
+    meta: dict[str, Any],
+    dataset: Dataset,
+    graphs: PriorityGraphs,
+    svm_report: dict[str, Any],
+    fin_status: SolveStatus,
+) -> Theory:
+    """The token-space part of :func:`load_theory`: sparse score tables back into results."""
+    from .tokenspace import ScoreTable, TokenFiniteResult, TokenSVMResult, finite_subspace_of
+
+    K = dataset.vocab_size
+    tables = {}
+    for part in ("svm", "fin"):
+        query = arrays[f"{part}_score_query"].astype(np.int64)
+        token = arrays[f"{part}_score_token"].astype(np.int64)
+        value = arrays[f"{part}_score_value"].astype(np.float64)
+        keys = query * K + token
+        bad = (
+            query.size != value.size
+            or token.size != value.size
+            or (
+                query.size
+                and (min(query.min(), token.min()) < 0 or max(query.max(), token.max()) >= K)
+            )
+            or bool(np.any(np.diff(keys) <= 0))
+        )
+        if bad:
+            raise FileFormatError(
+                f"{path} is damaged (its {part} score table is not a sorted table of tokens in "
+                f"[0, {K})); solve again with attnmech solve DATA -o {path}",
+                str(path),
+            )
+        tables[part] = ScoreTable(
+            K, readonly(query, np.int64), readonly(token, np.int64), readonly(value)
+        )
+    E = dataset.embedding_table
+    _, _, subspace = finite_subspace_of(graphs, E)
+    fin_meta = meta["finite"]
+    svm = TokenSVMResult(scores=tables["svm"], embeddings=E, **svm_report)
+    finite = TokenFiniteResult(
+        scores=tables["fin"],
+        embeddings=E,
+        status=fin_status,
+        message=str(fin_meta["message"]),
+        generator_query=readonly(arrays["fin_generator_query"], np.int64),
+        generator_i=readonly(arrays["fin_generator_i"], np.int64),
+        generator_j=readonly(arrays["fin_generator_j"], np.int64),
+        coefficients=readonly(arrays["fin_coefficients"], np.float64),
+        gradient_norm=float(fin_meta["gradient_norm"]),
+        loss=float(fin_meta["loss"]),
+        reduced=reduce_dataset(dataset, graphs),
+        solver_stats=_stats_from_json(fin_meta["stats"]),
+        subspace=subspace,
+    )
+    return Theory(dataset, graphs, svm, finite, str(meta["svm_norm"]), str(path))
 
 
 def solve(

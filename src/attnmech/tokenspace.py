@@ -200,6 +200,8 @@ class TokenSVMResult:
     norm_name: str = "fro"  # the token-space solver is the Frobenius Graph-SVM
     unique: bool | None = True  # a strictly convex objective: the minimiser is unique
     tie_break: str | None = None
+    method: str = "token-space active-set"
+    relative_violation: float = 0.0
 
     @property
     def success(self) -> bool:
@@ -306,7 +308,7 @@ class TokenAutomaton(Automaton):
         return self._vocab_size
 
     @property
-    def W_svm(self) -> np.ndarray:  # type: ignore[override]
+    def W_svm(self) -> np.ndarray:
         raise InvalidParameterError(
             "a TokenAutomaton keeps only score tables; use theory.W_svm for the dense matrix"
         )
@@ -629,6 +631,32 @@ class _SCCLoss:
         return hess.tocoo()
 
 
+def finite_subspace_of(
+    graphs: PriorityGraphs, embeddings: Any
+) -> tuple[np.ndarray, np.ndarray, FiniteSubspace]:
+    """``S_fin`` of token-space data, from the graphs alone (no solve).
+
+    Returns
+    -------
+    nodes : ndarray of int64
+        The graph nodes of the nontrivial SCCs, grouped by SCC (the variables of ``W_fin``).
+    group : ndarray of int64
+        SCC group of each node (non-decreasing, ``0 .. n_groups - 1``).
+    subspace : FiniteSubspace
+    """
+    big = graphs.scc_size[graphs.node_scc] > 1
+    nodes = np.flatnonzero(big)
+    order = np.lexsort((graphs.node_token[nodes], graphs.node_scc[nodes]))
+    nodes = nodes[order]
+    _, group = np.unique(graphs.node_scc[nodes], return_inverse=True)
+    group = group.astype(np.int64)
+    E = None if embeddings is None or isinstance(embeddings, OneHotEmbeddings) else embeddings
+    subspace = FiniteSubspace.token_space(
+        graphs.node_query[nodes], graphs.node_token[nodes], group, E, graphs.vocab_size
+    )
+    return nodes, group, subspace
+
+
 def solve_token_finite(
     dataset: Dataset,
     graphs: PriorityGraphs,
@@ -666,20 +694,12 @@ def solve_token_finite(
     cons = svm_constraints(graphs)
     eq = ~cons.strict
     gq, gi, gj = cons.query[eq], cons.i[eq], cons.j[eq]
-    # variables: nodes of nontrivial SCCs, grouped by SCC
-    big = graphs.scc_size[graphs.node_scc] > 1
-    nodes = np.flatnonzero(big)
-    order = np.lexsort((graphs.node_token[nodes], graphs.node_scc[nodes]))
-    nodes = nodes[order]
+    nodes, var_group, subspace = finite_subspace_of(graphs, E)
     var_query = graphs.node_query[nodes]
     var_token = graphs.node_token[nodes]
-    _, var_group = np.unique(graphs.node_scc[nodes], return_inverse=True)
     n_vars = nodes.size
     node_to_var = np.full(graphs.n_nodes, -1, dtype=np.int64)
     node_to_var[nodes] = np.arange(n_vars)
-    subspace = FiniteSubspace.token_space(
-        var_query, var_token, var_group, None if isinstance(E, OneHotEmbeddings) else E, K
-    )
     reduced = reduce_dataset(dataset, graphs)
     u = np.zeros(n_vars)
     iterations = 0

@@ -625,6 +625,7 @@ def train(
     progress: bool = False,
     record_W: bool = False,
     svm_norm: str | None = None,
+    finite_path: bool = True,
 ) -> TrainResult:
     """Train single-layer attention on one or more datasets, all trials in one batch.
 
@@ -658,6 +659,11 @@ def train(
         :func:`attnmech.metrics.svm_norm_for`): None keeps the default (``fro``, or ``nuclear``
         when factorised), ``"auto"`` picks the optimiser's own geometry (``linf`` for ``sign``,
         ``lp:3`` for ``mirror`` with ``p=3``, ...), or any norm name (``"l1"``, ``"spectral"``).
+    finite_path : bool, default=True
+        With a theory, also train ``W_fin(t)`` (:func:`run_finite_trajectory`) for the
+        ``fin_gap_traj`` metric. False skips it (the other metrics, ``fin_gap`` included, stay):
+        at language-sized vocabularies it doubles the cost and keeps a ``d x d`` matrix per
+        logged step.
 
     Returns
     -------
@@ -689,6 +695,7 @@ def train(
             progress=progress,
             record_W=record_W,
             svm_norm=svm_norm,
+            finite_path=finite_path,
         )
 
 
@@ -704,6 +711,7 @@ def _train(
     progress: bool,
     record_W: bool = False,
     svm_norm: str | None = None,
+    finite_path: bool = True,
 ) -> TrainResult:
     started = time.perf_counter()
     trial_datasets = [ds for ds in datasets for _ in range(config.num_trials)]
@@ -723,10 +731,14 @@ def _train(
     logged_steps = log_steps(config.num_steps, config.log_every)
 
     recorder = None
+    fin_by_step: dict[int, np.ndarray] = {}
     if trial_theories is not None:
-        finite = finite_trajectory(trial_datasets, trial_theories, config, steps=logged_steps)
+        if finite_path:
+            finite = finite_trajectory(
+                trial_datasets, trial_theories, config, steps=logged_steps, progress=progress
+            )
+            fin_by_step = {int(s): finite.W[i] for i, s in enumerate(finite.steps)}
         recorder = TrajectoryMetrics(inputs, trial_datasets, trial_theories, model_config)
-        fin_by_step = {int(s): finite.W[i] for i, s in enumerate(finite.steps)}
 
     history: dict[str, list[np.ndarray]] = {}
     start_step, state = 0, None
@@ -749,16 +761,52 @@ def _train(
     elif resume and path is None:
         raise InvalidParameterError("resume=True needs a checkpoint_path")
 
+    # one-hot data: only the W entries of the (token, query) pairs enter the risk, and the rules
+    # below move an entry only where its gradient is nonzero, so the loop runs on those entries
+    # (the same numbers as on the dense W; W is rebuilt at logged steps and at the end)
+    step_objective: Any = objective
+    to_W: Callable[[Tensor], Tensor] = objective.to_W
+    if (
+        inputs.onehot
+        and inputs.pair_flat is not None
+        and B == 1
+        and model_config.parameterization == "combined"
+        and config.optimizer in _PAIR_RULES
+        and path is None
+    ):
+        flat_index = inputs.pair_flat
+        W_start = params.detach().clone()
+
+        def pair_objective(theta: Tensor) -> tuple[Tensor, Tensor]:
+            risk, dpair = objective.pair_gradient(theta[0])
+            return risk, dpair[None]
+
+        def pairs_to_W(theta: Tensor) -> Tensor:
+            W_full = W_start.clone()
+            W_full.view(-1)[flat_index] = theta[0]
+            return W_full
+
+        step_objective, to_W = pair_objective, pairs_to_W
+        params = W_start.reshape(-1)[flat_index][None].clone()  # (1, P)
+        if recorder is not None and recorder.tables is not None:
+            recorder.use_pair_entries(W_start)  # metrics from the pair entries too
+
     log_set = set(logged_steps.tolist())
     bar = _progress_bar(config.num_steps, start_step, progress)
     last_bar = start_step
     stopped_at: int | None = None
 
     def record(step: int, params: Tensor, loss: Tensor, grad: Tensor) -> bool:
-        W = objective.to_W(params)
+        on_pairs = recorder is not None and getattr(recorder, "_pair_keys", None) is not None
+        W = params if on_pairs else to_W(params)  # (1, P) pair entries, or (B, d, d)
+        norm = (
+            np.array([recorder.pair_norm(W)])  # type: ignore[union-attr]
+            if on_pairs
+            else torch.linalg.vector_norm(W.flatten(1), dim=1).cpu().numpy()
+        )
         metrics = {
             "loss": loss.detach().cpu().numpy(),
-            "norm": torch.linalg.vector_norm(W.flatten(1), dim=1).cpu().numpy(),
+            "norm": norm,
             "grad_norm": torch.linalg.vector_norm(grad.flatten(1), dim=1).cpu().numpy(),
         }
         if recorder is not None:
@@ -767,7 +815,8 @@ def _train(
         for key, value in metrics.items():
             history.setdefault(key, []).append(value)
         if record_W:
-            history.setdefault("W", []).append(W.detach().cpu().numpy().astype(np.float64))
+            W_full = to_W(params)
+            history.setdefault("W", []).append(W_full.detach().cpu().numpy().astype(np.float64))
         return bool(callback(step, metrics)) if callback is not None else False
 
     def observer(
@@ -798,7 +847,7 @@ def _train(
 
     try:
         params, state = gradient_descent(
-            objective,
+            step_objective,
             params,
             step_rule,
             config.num_steps,
@@ -807,7 +856,7 @@ def _train(
             observer=observer,
         )
         if stopped_at is None:  # log the final parameters
-            loss, grad = objective(params)
+            loss, grad = step_objective(params)
             record(config.num_steps, params, loss, grad)
     finally:
         if bar is not None:
@@ -815,8 +864,11 @@ def _train(
             bar.close()
     final_step = config.num_steps if stopped_at is None else stopped_at
 
-    W = objective.to_W(params).detach().cpu().numpy().astype(np.float64)
-    params_np = params.detach().cpu().numpy().astype(np.float64)
+    W = to_W(params).detach().cpu().numpy().astype(np.float64)
+    if step_objective is objective:
+        params_np = params.detach().cpu().numpy().astype(np.float64)
+    else:  # the combined parameterization: the parameters are W
+        params_np = W.copy()
     hist = {k: np.stack(v) for k, v in history.items()}
     if squeeze:
         W, params_np = W[0], params_np[0]
@@ -829,6 +881,11 @@ def _train(
         num_steps=int(final_step),
         elapsed_s=time.perf_counter() - started,
     )
+
+
+_PAIR_RULES = frozenset({"gd", "ngd", "adam"})
+"""Step rules that leave an entry with zero gradient where it is (one-hot training runs on the
+pair entries alone); a rule with e.g. weight decay must not be listed."""
 
 
 def _progress_bar(total: int, initial: int, enabled: bool) -> Any:
