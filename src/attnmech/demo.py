@@ -33,7 +33,6 @@ from __future__ import annotations
 import errno
 import logging
 import os
-import platform
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -44,6 +43,7 @@ from typing import Any
 import numpy as np
 from matplotlib.figure import Figure
 
+from ._summary import environment_info
 from .data import Dataset
 from .errors import InvalidParameterError
 from .experiments import EXPERIMENTS, BandFigure, GraphFigure, History, Setting, Verification
@@ -462,22 +462,10 @@ def demo_figures(history: Mapping[str, Any], theory: Theory) -> dict[str, Figure
 
 # ---------------------------------------------------------------------------------- files
 def _environment() -> dict[str, Any]:
-    import torch
+    """Versions and machine facts (the shared helper; torch is loaded once the demo trained)."""
+    import torch  # noqa: F401  (so that its version and threads are reported)
 
-    from . import __version__
-
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        cores = os.cpu_count() or 1
-    return {
-        "attnmech": __version__,
-        "torch": torch.__version__,
-        "numpy": np.__version__,
-        "python": platform.python_version(),
-        "machine": platform.machine(),
-        "cpu_cores_available": cores,
-    }
+    return environment_info()
 
 
 def _setting(run: TrainResult, seed: int) -> dict[str, Any]:

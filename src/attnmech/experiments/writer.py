@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import math
 import os
-import platform
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from .._io import atomic_savez
+from .._summary import environment_info
 from ..report import markdown_table, write_json, write_markdown
 from .measures import Metric, _fmt
 from .results import MetricResult, SettingResult
@@ -122,21 +122,9 @@ def _explain(result: SettingResult, metric: MetricResult) -> str:
 
 def machine_info() -> dict[str, Any]:
     """CPU cores, threads and versions of the machine that ran the experiments."""
-    import torch
+    import torch  # noqa: F401  (so that its version and threads are reported)
 
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        cores = os.cpu_count() or 1
-    return {
-        "cpu_cores_available": cores,
-        "cpu_count": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "numpy": np.__version__,
-    }
+    return environment_info()
 
 
 def _relative_out(out_dir: Path) -> str:
