@@ -405,3 +405,14 @@ def test_token_theory_save_load_round_trip(tmp_path, kind):
     other = Dataset(seqs, [0, 1, 2, 3, 1, 4], emb)
     with pytest.raises(InvalidParameterError, match="another dataset"):
         load_theory(path, dataset=other)
+
+
+def test_onehot_fingerprint_needs_no_dense_table():
+    """A one-hot dataset is fingerprinted by its vocabulary size, never a K x K identity."""
+    seqs, labels = [[5, 17, 99_999], [17, 5, 99_999]], [5, 17]
+    big = Dataset(seqs, labels, "onehot", vocab_size=200_000)  # the identity would be 298 GiB
+    same = Dataset(seqs, labels, "onehot", vocab_size=200_000)
+    other = Dataset(seqs, labels, "onehot", vocab_size=200_001)
+    assert big.fingerprint() == same.fingerprint() != other.fingerprint()
+    small = Dataset([[0, 1]] * 3, [0, 0, 1], "onehot")
+    assert small.fingerprint() != Dataset([[0, 1]] * 3, [0, 0, 1], np.eye(2)).fingerprint()

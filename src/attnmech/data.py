@@ -710,8 +710,9 @@ class Dataset:
 
         Canonical form hashed, in this order: the ASCII tag ``attnmech-dataset-v1``; then for each
         of ``offsets`` (int64, n + 1), ``tokens`` (int64, total tokens), ``labels`` (int64, n) and
-        ``embeddings`` (float64, K x d, C order): the field name, its shape written as
-        ``"(a, b)"`` (ASCII), and its raw little-endian bytes. Two datasets have the same
+        ``embeddings`` (float64, K x d, C order; for implicit one-hot embeddings instead
+        ``embeddings_onehot``, the vocabulary size as one int64): the field name, its shape written
+        as ``"(a, b)"`` (ASCII), and its raw little-endian bytes. Two datasets have the same
         fingerprint exactly when they are equal (``==``); samples dropped at load time do not
         count. Saved theories record it (see :meth:`attnmech.theory.Theory.check_dataset`).
 
@@ -730,8 +731,11 @@ class Dataset:
             ("offsets", self.offsets, "<i8"),
             ("tokens", self.tokens, "<i8"),
             ("labels", self.labels, "<i8"),
-            ("embeddings", self.embeddings, "<f8"),
         ]
+        if self.is_onehot:  # implicit one-hot embeddings: their kind and size, never a K x K table
+            fields.append(("embeddings_onehot", np.array([self.vocab_size]), "<i8"))
+        else:
+            fields.append(("embeddings", self.embeddings, "<f8"))
         for name, array, dtype in fields:
             canonical = np.ascontiguousarray(array, dtype=dtype)
             if name == "embeddings":
