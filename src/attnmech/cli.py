@@ -1269,7 +1269,9 @@ def bias_table_command(
         settings=[s.strip() for s in settings.split(",") if s.strip()],
         trials=trials,
         steps=steps,
-        optimizers=None if optimizers is None else [o for o in optimizers.split(",") if o],
+        optimizers=None
+        if optimizers is None
+        else [o.strip() for o in optimizers.split(",") if o.strip()],
         figures=not no_figures,
         progress=lambda message: typer.echo(message, err=True),
         resume=resume,
