@@ -173,6 +173,16 @@ def _embeddings_for_dense(embeddings: Any) -> Any:
     return None if isinstance(embeddings, OneHotEmbeddings) else embeddings
 
 
+def _cached_dense(
+    scores: ScoreTable, embeddings: Any, cache: dict[str, np.ndarray], limit_bytes: int
+) -> np.ndarray:
+    """The dense ``d x d`` matrix of ``scores``, built once and kept read-only in ``cache``."""
+    if "W" not in cache:
+        dense = scores.to_dense(_embeddings_for_dense(embeddings), limit_bytes=limit_bytes)
+        cache["W"] = readonly(dense)
+    return cache["W"]
+
+
 # --------------------------------------------------------------------------------- results
 @dataclass(frozen=True, slots=True, eq=False)
 class TokenSVMResult:
@@ -217,12 +227,7 @@ class TokenSVMResult:
 
     def to_dense(self, *, limit_bytes: int = DENSE_LIMIT_BYTES) -> np.ndarray:
         """``W_svm`` of shape (d, d), float64, read-only (memory-checked)."""
-        if "W" not in self._cache:
-            dense = self.scores.to_dense(
-                _embeddings_for_dense(self.embeddings), limit_bytes=limit_bytes
-            )
-            self._cache["W"] = readonly(dense)
-        return self._cache["W"]
+        return _cached_dense(self.scores, self.embeddings, self._cache, limit_bytes)
 
     @property
     def W_svm(self) -> np.ndarray:
@@ -276,12 +281,7 @@ class TokenFiniteResult:
 
     def to_dense(self, *, limit_bytes: int = DENSE_LIMIT_BYTES) -> np.ndarray:
         """``W_fin`` of shape (d, d), float64, read-only (memory-checked)."""
-        if "W" not in self._cache:
-            dense = self.scores.to_dense(
-                _embeddings_for_dense(self.embeddings), limit_bytes=limit_bytes
-            )
-            self._cache["W"] = readonly(dense)
-        return self._cache["W"]
+        return _cached_dense(self.scores, self.embeddings, self._cache, limit_bytes)
 
     @property
     def W_fin(self) -> np.ndarray:
