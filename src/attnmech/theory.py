@@ -447,20 +447,33 @@ def load_theory(path: str | os.PathLike[str], dataset: Dataset | None = None) ->
     )
     finite = FiniteResult(
         W_fin=readonly(arrays["W_fin"], np.float64),
-        status=fin_status,
-        message=str(fin_meta["message"]),
-        generator_query=readonly(arrays["fin_generator_query"], np.int64),
-        generator_i=readonly(arrays["fin_generator_i"], np.int64),
-        generator_j=readonly(arrays["fin_generator_j"], np.int64),
-        coefficients=readonly(arrays["fin_coefficients"], np.float64),
-        gradient_norm=float(fin_meta["gradient_norm"]),
-        loss=float(fin_meta["loss"]),
-        reduced=reduce_dataset(dataset, graphs),
-        solver_stats=_stats_from_json(fin_meta["stats"]),
+        **_finite_report(arrays, fin_meta, fin_status, dataset, graphs),
         _frame=readonly(arrays["fin_frame"], np.float64),
         _embeddings=dataset.embeddings,
     )
     return Theory(dataset, graphs, svm, finite, svm_norm, source)
+
+
+def _finite_report(
+    arrays: dict[str, np.ndarray],
+    fin_meta: dict[str, Any],
+    fin_status: SolveStatus,
+    dataset: Dataset,
+    graphs: PriorityGraphs,
+) -> dict[str, Any]:
+    """The fields shared by a loaded :class:`FiniteResult` and its token-space twin."""
+    return {
+        "status": fin_status,
+        "message": str(fin_meta["message"]),
+        "generator_query": readonly(arrays["fin_generator_query"], np.int64),
+        "generator_i": readonly(arrays["fin_generator_i"], np.int64),
+        "generator_j": readonly(arrays["fin_generator_j"], np.int64),
+        "coefficients": readonly(arrays["fin_coefficients"], np.float64),
+        "gradient_norm": float(fin_meta["gradient_norm"]),
+        "loss": float(fin_meta["loss"]),
+        "reduced": reduce_dataset(dataset, graphs),
+        "solver_stats": _stats_from_json(fin_meta["stats"]),
+    }
 
 
 def _load_token_theory(
@@ -502,21 +515,11 @@ def _load_token_theory(
         )
     E = dataset.embedding_table
     _, _, subspace = finite_subspace_of(graphs, E)
-    fin_meta = meta["finite"]
     svm = TokenSVMResult(scores=tables["svm"], embeddings=E, **svm_report)
     finite = TokenFiniteResult(
         scores=tables["fin"],
         embeddings=E,
-        status=fin_status,
-        message=str(fin_meta["message"]),
-        generator_query=readonly(arrays["fin_generator_query"], np.int64),
-        generator_i=readonly(arrays["fin_generator_i"], np.int64),
-        generator_j=readonly(arrays["fin_generator_j"], np.int64),
-        coefficients=readonly(arrays["fin_coefficients"], np.float64),
-        gradient_norm=float(fin_meta["gradient_norm"]),
-        loss=float(fin_meta["loss"]),
-        reduced=reduce_dataset(dataset, graphs),
-        solver_stats=_stats_from_json(fin_meta["stats"]),
+        **_finite_report(arrays, meta["finite"], fin_status, dataset, graphs),
         subspace=subspace,
     )
     return Theory(dataset, graphs, svm, finite, str(meta["svm_norm"]), str(path))
