@@ -883,7 +883,6 @@ def solve_graph_svm(
             f"inaccurate (allow_inaccurate=True): best of {len(attempts)} tries, {best.summary()}"
         )
         warnings.warn(f"Graph-SVM {message}", ConvergenceWarning, stacklevel=2)
-    active_mask = (~cons.strict) | (best.lam > 0)
     stats = SolverStats(
         solver_name=f"attnmech Graph-SVM ({best.method})",
         solve_time=time.perf_counter() - start,
@@ -895,12 +894,7 @@ def solve_graph_svm(
         W_svm=readonly(best.W),
         status=status,
         message=message,
-        constraints=cons,
-        margins=readonly(best.margins),
-        dual_values=readonly(best.lam),
-        active=readonly(active_mask, bool),
-        edge_margins=readonly(best.edge_margins),
-        edge_strict=readonly(best.edge_strict, bool),
+        **_result_arrays(cons, best.margins, best.lam, best.edge_margins, best.edge_strict),
         max_violation=best.max_violation,
         duality_gap=best.duality_gap,
         relative_gap=best.relative_gap,
@@ -1041,6 +1035,28 @@ def _certify(
     return margins, edge_margins, edge_strict, float(violation.max(initial=0.0))
 
 
+def _result_arrays(
+    cons: SVMConstraints,
+    margins: np.ndarray,
+    lam: np.ndarray,
+    edge_margins: np.ndarray,
+    edge_strict: np.ndarray,
+    active_tol: float = 0.0,
+) -> dict[str, Any]:
+    """The constraint fields of a Graph-SVM result (dense or token space), read-only copies.
+
+    A constraint is active when it is an equality or its dual value exceeds ``active_tol``.
+    """
+    return {
+        "constraints": cons,
+        "margins": readonly(margins),
+        "dual_values": readonly(lam),
+        "active": readonly((~cons.strict) | (lam > active_tol), bool),
+        "edge_margins": readonly(edge_margins),
+        "edge_strict": readonly(edge_strict, bool),
+    }
+
+
 # --------------------------------------------------------------------------------- nuclear norm
 def solve_nuclear_svm(graphs: PriorityGraphs, embeddings: Any) -> GraphSVMResult:
     """The nuclear-norm Graph-SVM: ``min ||W||_*`` under the constraints of SPEC section 4.
@@ -1122,12 +1138,7 @@ def solve_nuclear_svm(graphs: PriorityGraphs, embeddings: Any) -> GraphSVMResult
         W_svm=readonly(W),
         status=status,
         message=message,
-        constraints=cons,
-        margins=readonly(margins),
-        dual_values=readonly(lam),
-        active=readonly((~cons.strict) | (lam > 1e-9), bool),
-        edge_margins=readonly(edge_margins),
-        edge_strict=readonly(edge_strict, bool),
+        **_result_arrays(cons, margins, lam, edge_margins, edge_strict, active_tol=1e-9),
         max_violation=max_violation,
         duality_gap=gap,
         relative_gap=abs(gap) / nuc if nuc > 0 else abs(gap),

@@ -41,7 +41,7 @@ from .data import Dataset, OneHotEmbeddings
 from .errors import ConvergenceWarning, InvalidDatasetError, InvalidParameterError
 from .finite import GRADIENT_TOL, FiniteSubspace, ReducedData, reduce_dataset
 from .graphs import PriorityGraphs
-from .svm import GAP_TOL, VIOLATION_TOL, SVMConstraints, svm_constraints
+from .svm import GAP_TOL, VIOLATION_TOL, SVMConstraints, _result_arrays, svm_constraints
 
 __all__ = [
     "ScoreTable",
@@ -563,12 +563,7 @@ def solve_token_svm(
         embeddings=E,
         status=status,
         message=message,
-        constraints=cons,
-        margins=readonly(margins),
-        dual_values=readonly(lam),
-        active=readonly((~cons.strict) | (lam > 0), bool),
-        edge_margins=readonly(edge_margins),
-        edge_strict=readonly(edge_strict, bool),
+        **_result_arrays(cons, margins, lam, edge_margins, edge_strict),
         max_violation=max_violation,
         duality_gap=gap,
         relative_gap=relative_gap,
