@@ -36,6 +36,17 @@ class SolverStats:
     extra_stats: dict[str, Any] = field(default_factory=dict)
 
 
+class SolvedMixin:
+    """``success`` of a frozen result dataclass (shared by the dense and token-space results)."""
+
+    __slots__ = ()
+    status: SolveStatus
+
+    @property
+    def success(self) -> bool:
+        return self.status is SolveStatus.OPTIMAL
+
+
 def frozen(array: Any) -> np.ndarray:
     """``array`` as a C-contiguous array (copied only if needed) with ``writeable`` switched off."""
     out = np.ascontiguousarray(array)

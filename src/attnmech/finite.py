@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from ._results import SolverStats, SolveStatus, readonly
+from ._results import SolvedMixin, SolverStats, SolveStatus, readonly
 from .data import Dataset
 from .errors import ConvergenceWarning, InvalidParameterError
 from .graphs import PriorityGraphs, priority_edges, scc_chains
@@ -360,7 +360,7 @@ def project(W: Any, basis: Any) -> Any:
 
 
 @dataclass(frozen=True, slots=True, eq=False)
-class FiniteResult:
+class FiniteResult(SolvedMixin):
     """Solution of the finite-part problem (SPEC section 5).
 
     Attributes
@@ -393,10 +393,6 @@ class FiniteResult:
     solver_stats: SolverStats
     _frame: np.ndarray  # (n_generators, rank): maps an orthonormal basis to generator coordinates
     _embeddings: np.ndarray
-
-    @property
-    def success(self) -> bool:
-        return self.status is SolveStatus.OPTIMAL
 
     @property
     def dimension(self) -> int:

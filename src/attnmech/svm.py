@@ -41,7 +41,7 @@ import scipy.linalg as sla
 import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
 
-from ._results import SolverStats, SolveStatus, readonly
+from ._results import SolvedMixin, SolverStats, SolveStatus, readonly
 from .errors import (
     ConvergenceWarning,
     InfeasibleProblemError,
@@ -97,8 +97,20 @@ class SVMConstraints:
         return self.strict.astype(np.float64)
 
 
+class SVMResultMixin(SolvedMixin):
+    """``success`` and ``is_zero`` of :class:`GraphSVMResult` and its token-space twin."""
+
+    __slots__ = ()
+    constraints: SVMConstraints
+
+    @property
+    def is_zero(self) -> bool:
+        """True when no strict priority exists, so ``W_svm = 0`` (correlation is undefined)."""
+        return not bool(self.constraints.strict.any())
+
+
 @dataclass(frozen=True, slots=True)
-class GraphSVMResult:
+class GraphSVMResult(SVMResultMixin):
     """Solution of the Graph-SVM (SPEC section 4).
 
     Attributes
@@ -160,15 +172,6 @@ class GraphSVMResult:
     tie_break: str | None = None
     method: str = "active-set"
     relative_violation: float = 0.0
-
-    @property
-    def success(self) -> bool:
-        return self.status is SolveStatus.OPTIMAL
-
-    @property
-    def is_zero(self) -> bool:
-        """True when no strict priority exists, so ``W_svm = 0`` (correlation is undefined)."""
-        return not bool(self.constraints.strict.any())
 
     @property
     def norm(self) -> float:

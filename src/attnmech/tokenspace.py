@@ -35,13 +35,20 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from ._results import SolverStats, SolveStatus, readonly
+from ._results import SolvedMixin, SolverStats, SolveStatus, readonly
 from .automaton import Automaton
 from .data import Dataset, OneHotEmbeddings
 from .errors import ConvergenceWarning, InvalidDatasetError, InvalidParameterError
 from .finite import GRADIENT_TOL, FiniteSubspace, ReducedData, reduce_dataset
 from .graphs import PriorityGraphs
-from .svm import GAP_TOL, VIOLATION_TOL, SVMConstraints, _result_arrays, svm_constraints
+from .svm import (
+    GAP_TOL,
+    VIOLATION_TOL,
+    SVMConstraints,
+    SVMResultMixin,
+    _result_arrays,
+    svm_constraints,
+)
 
 __all__ = [
     "ScoreTable",
@@ -185,7 +192,7 @@ def _cached_dense(
 
 # --------------------------------------------------------------------------------- results
 @dataclass(frozen=True, slots=True, eq=False)
-class TokenSVMResult:
+class TokenSVMResult(SVMResultMixin):
     """Graph-SVM solved in token space; same fields as :class:`attnmech.svm.GraphSVMResult`.
 
     ``W_svm`` is a property: the ``d x d`` matrix is built from :attr:`scores` on first access
@@ -214,14 +221,6 @@ class TokenSVMResult:
     relative_violation: float = 0.0
 
     @property
-    def success(self) -> bool:
-        return self.status is SolveStatus.OPTIMAL
-
-    @property
-    def is_zero(self) -> bool:
-        return not bool(self.constraints.strict.any())
-
-    @property
     def norm(self) -> float:
         return self.scores.norm
 
@@ -236,7 +235,7 @@ class TokenSVMResult:
 
 
 @dataclass(frozen=True, slots=True, eq=False)
-class TokenFiniteResult:
+class TokenFiniteResult(SolvedMixin):
     """``W_fin`` solved in token space; same fields as :class:`attnmech.finite.FiniteResult`.
 
     ``W_fin`` is built on request from :attr:`scores`; :attr:`subspace` projects on ``S_fin``
@@ -257,10 +256,6 @@ class TokenFiniteResult:
     solver_stats: SolverStats
     subspace: FiniteSubspace
     _cache: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
-
-    @property
-    def success(self) -> bool:
-        return self.status is SolveStatus.OPTIMAL
 
     @property
     def dimension(self) -> int:
