@@ -150,12 +150,11 @@ class History(Metric):
 
 
 @dataclass(frozen=True)
-class OneMinus(Metric):
-    """``1 - curve`` (for log axes), from a curve an earlier metric produced."""
+class _CurveOf(Metric):
+    """A curve ``target`` computed from one curve ``source`` an earlier metric produced."""
 
     source: str
     target: str
-    name: ClassVar[str] = "one_minus"
 
     @property
     def curves(self) -> tuple[str, ...]:  # type: ignore[override]
@@ -164,6 +163,13 @@ class OneMinus(Metric):
     @property
     def requires(self) -> tuple[str, ...]:  # type: ignore[override]
         return (self.source,)
+
+
+@dataclass(frozen=True)
+class OneMinus(_CurveOf):
+    """``1 - curve`` (for log axes), from a curve an earlier metric produced."""
+
+    name: ClassVar[str] = "one_minus"
 
     def compute(self, record: RunRecord) -> dict[str, np.ndarray]:
         return {self.target: 1.0 - record.curves[self.source]}
@@ -414,40 +420,20 @@ class Difference(Metric):
 
 
 @dataclass(frozen=True)
-class Squared(Metric):
+class Squared(_CurveOf):
     """``curve ** 2`` (the authors also plot the squared norm gap)."""
 
-    source: str
-    target: str
     name: ClassVar[str] = "squared"
-
-    @property
-    def curves(self) -> tuple[str, ...]:  # type: ignore[override]
-        return (self.target,)
-
-    @property
-    def requires(self) -> tuple[str, ...]:  # type: ignore[override]
-        return (self.source,)
 
     def compute(self, record: RunRecord) -> dict[str, np.ndarray]:
         return {self.target: record.curves[self.source] ** 2}
 
 
 @dataclass(frozen=True)
-class Rise(Metric):
+class Rise(_CurveOf):
     """``curve(t) - curve(0)``: whether a curve rises from its start (or first dips)."""
 
-    source: str
-    target: str
     name: ClassVar[str] = "rise"
-
-    @property
-    def curves(self) -> tuple[str, ...]:  # type: ignore[override]
-        return (self.target,)
-
-    @property
-    def requires(self) -> tuple[str, ...]:  # type: ignore[override]
-        return (self.source,)
 
     def compute(self, record: RunRecord) -> dict[str, np.ndarray]:
         curve = record.curves[self.source]
