@@ -104,28 +104,7 @@ def plot_log_bands(
 
 def _draw_references(fig: Any, references: Sequence[Reference], num_steps: int, logy: bool) -> None:
     ax = fig.axes[0]
-    for ref in references:
-        if ref.kind == "hline":
-            ax.axhline(ref.values[0], linestyle="--", color="0.3", linewidth=1.0, label=ref.label)
-        elif ref.kind == "band":
-            ax.axhspan(
-                ref.values[0], ref.values[1], color="0.5", alpha=0.2, linewidth=0, label=ref.label
-            )
-        else:
-            pairs = [(s, v) for s, v in zip(ref.steps, ref.values, strict=True) if s <= num_steps]
-            if pairs:
-                xs, ys = zip(*pairs, strict=True)
-                ax.plot(
-                    xs,
-                    ys,
-                    linestyle="none",
-                    marker="x",
-                    markersize=8,
-                    markeredgewidth=2,
-                    color="black",
-                    label=ref.label,
-                    zorder=5,
-                )
+    _draw_refs(ax, references, num_steps, hline_color="0.3")
     if logy:
         ax.set_yscale("log")
     title = ax.get_legend().get_title().get_text() if ax.get_legend() else None
@@ -272,10 +251,15 @@ def _pdf_link(png: Path) -> str:
     return f" ([PDF]({pdf.name}))" if pdf.exists() else ""
 
 
-def _draw_refs(ax: Any, references: Sequence[Reference], num_steps: int) -> None:
+def _draw_refs(
+    ax: Any, references: Sequence[Reference], num_steps: int, hline_color: str = "0.25"
+) -> None:
+    """Dashed lines, grey bands and black-cross paper points (steps up to ``num_steps``)."""
     for ref in references:
         if ref.kind == "hline":
-            ax.axhline(ref.values[0], linestyle="--", color="0.25", linewidth=1.0, label=ref.label)
+            ax.axhline(
+                ref.values[0], linestyle="--", color=hline_color, linewidth=1.0, label=ref.label
+            )
         elif ref.kind == "band":
             ax.axhspan(
                 ref.values[0], ref.values[1], color="0.5", alpha=0.2, linewidth=0, label=ref.label

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import time
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -150,12 +151,11 @@ class History(Metric):
 
 
 @dataclass(frozen=True)
-class OneMinus(Metric):
-    """``1 - curve`` (for log axes), from a curve an earlier metric produced."""
+class _CurveOf(Metric):
+    """A curve ``target`` computed from one curve ``source`` an earlier metric produced."""
 
     source: str
     target: str
-    name: ClassVar[str] = "one_minus"
 
     @property
     def curves(self) -> tuple[str, ...]:  # type: ignore[override]
@@ -164,6 +164,13 @@ class OneMinus(Metric):
     @property
     def requires(self) -> tuple[str, ...]:  # type: ignore[override]
         return (self.source,)
+
+
+@dataclass(frozen=True)
+class OneMinus(_CurveOf):
+    """``1 - curve`` (for log axes), from a curve an earlier metric produced."""
+
+    name: ClassVar[str] = "one_minus"
 
     def compute(self, record: RunRecord) -> dict[str, np.ndarray]:
         return {self.target: 1.0 - record.curves[self.source]}
@@ -187,15 +194,24 @@ class LabelMiss(Metric):
         return (self.target,)
 
     def compute(self, record: RunRecord) -> dict[str, np.ndarray]:
-        W_history = record.W_history
-        L, B, d, _ = W_history.shape
-        datasets = record.datasets
-        _, cache = run_with_cache(W_history.reshape(L * B, d, d), datasets * L, record.model)
+        cache, L, B = _history_cache(record)
         log_prob = cache["log_prob_label"].cpu().numpy().reshape(L, B, -1)  # (L, B, n)
-        n_real = np.array([ds.n_samples for ds in datasets])
-        real = np.arange(log_prob.shape[-1])[None, :] < n_real[:, None]  # (B, n)
-        miss = np.where(real, -np.expm1(log_prob), 0.0)
-        return {self.target: miss.sum(-1) / n_real}
+        return {self.target: _sample_mean(-np.expm1(log_prob), record.datasets)}
+
+
+def _history_cache(record: RunRecord) -> tuple[Any, int, int]:
+    """``run_with_cache`` at every logged ``W`` of every trial: the cache, ``L`` and ``B``."""
+    W_history = record.W_history
+    L, B, d, _ = W_history.shape
+    _, cache = run_with_cache(W_history.reshape(L * B, d, d), record.datasets * L, record.model)
+    return cache, L, B
+
+
+def _sample_mean(values: np.ndarray, datasets: Sequence[Dataset]) -> np.ndarray:
+    """Mean of ``values`` (L, B, n) over each trial's real samples (padding rows left out)."""
+    n_real = np.array([ds.n_samples for ds in datasets])
+    real = np.arange(values.shape[-1])[None, :] < n_real[:, None]  # (B, n)
+    return np.where(real, values, 0.0).sum(-1) / n_real
 
 
 def _json_float(value: Any) -> float | None:
@@ -414,40 +430,20 @@ class Difference(Metric):
 
 
 @dataclass(frozen=True)
-class Squared(Metric):
+class Squared(_CurveOf):
     """``curve ** 2`` (the authors also plot the squared norm gap)."""
 
-    source: str
-    target: str
     name: ClassVar[str] = "squared"
-
-    @property
-    def curves(self) -> tuple[str, ...]:  # type: ignore[override]
-        return (self.target,)
-
-    @property
-    def requires(self) -> tuple[str, ...]:  # type: ignore[override]
-        return (self.source,)
 
     def compute(self, record: RunRecord) -> dict[str, np.ndarray]:
         return {self.target: record.curves[self.source] ** 2}
 
 
 @dataclass(frozen=True)
-class Rise(Metric):
+class Rise(_CurveOf):
     """``curve(t) - curve(0)``: whether a curve rises from its start (or first dips)."""
 
-    source: str
-    target: str
     name: ClassVar[str] = "rise"
-
-    @property
-    def curves(self) -> tuple[str, ...]:  # type: ignore[override]
-        return (self.target,)
-
-    @property
-    def requires(self) -> tuple[str, ...]:  # type: ignore[override]
-        return (self.source,)
 
     def compute(self, record: RunRecord) -> dict[str, np.ndarray]:
         curve = record.curves[self.source]
@@ -465,10 +461,7 @@ class MaxAttention(Metric):
     needs_W_history: ClassVar[bool] = True
 
     def compute(self, record: RunRecord) -> dict[str, np.ndarray]:
-        W_history = record.W_history
-        L, B, d, _ = W_history.shape
-        datasets = record.datasets
-        _, cache = run_with_cache(W_history.reshape(L * B, d, d), datasets * L, record.model)
+        cache, L, B = _history_cache(record)
         attention = cache["attention"].cpu().numpy().reshape(L, B, *cache["attention"].shape[1:])
         attention = np.where(np.isfinite(attention), attention, 0.0)  # (L, B, n, T)
         top = attention.max(-1)
@@ -476,11 +469,9 @@ class MaxAttention(Metric):
         mask = np.ones(attention.shape, dtype=bool)
         np.put_along_axis(mask, first, False, axis=-1)
         others = np.where(mask, attention, 0.0).sum(-1)
-        n_real = np.array([ds.n_samples for ds in datasets])
-        real = np.arange(attention.shape[2])[None, :] < n_real[:, None]  # (B, n)
         return {
-            self.curves[0]: np.where(real, top, 0.0).sum(-1) / n_real,
-            self.curves[1]: np.where(real, others, 0.0).sum(-1) / n_real,
+            self.curves[0]: _sample_mean(top, record.datasets),
+            self.curves[1]: _sample_mean(others, record.datasets),
         }
 
 
