@@ -280,16 +280,21 @@ def _token_masses(weights: np.ndarray, tokens: np.ndarray) -> np.ndarray:
     return np.einsum("nts,ns->nt", same, weights)
 
 
+def _first_occurrence(tokens: np.ndarray) -> np.ndarray:
+    """(N, T) bool: position t holds the first occurrence of its token in the window."""
+    T = tokens.shape[1]
+    same = tokens[:, :, None] == tokens[:, None, :]  # (N, t, s)
+    earlier = np.tri(T, k=-1, dtype=bool)  # s < t
+    return ~(same & earlier).any(axis=2)
+
+
 def _accuracy(weights: np.ndarray, tokens: np.ndarray, labels: np.ndarray) -> np.ndarray:
     """Expected accuracy under a random tie-break among the window's top tokens (per window)."""
     mass = _token_masses(weights, tokens)
     top = mass.max(axis=1, keepdims=True)
     is_top = mass >= top - 1e-12 * np.maximum(top, 1e-300)
     # number of distinct top tokens: count positions, each token once (first occurrence)
-    T = tokens.shape[1]
-    first = np.ones(tokens.shape, dtype=bool)
-    for t in range(1, T):
-        first[:, t] = ~(tokens[:, :t] == tokens[:, t : t + 1]).any(axis=1)
+    first = _first_occurrence(tokens)
     n_top = (is_top & first).sum(axis=1)
     label_top = (is_top & (tokens == labels[:, None])).any(axis=1)
     return label_top / np.maximum(n_top, 1)
@@ -298,10 +303,7 @@ def _accuracy(weights: np.ndarray, tokens: np.ndarray, labels: np.ndarray) -> np
 def _tv(weights_a: np.ndarray, weights_b: np.ndarray, tokens: np.ndarray) -> np.ndarray:
     """Total-variation distance between two distributions given as position weights."""
     diff = _token_masses(weights_a - weights_b, tokens)
-    T = tokens.shape[1]
-    first = np.ones(tokens.shape, dtype=bool)
-    for t in range(1, T):
-        first[:, t] = ~(tokens[:, :t] == tokens[:, t : t + 1]).any(axis=1)
+    first = _first_occurrence(tokens)
     return 0.5 * (np.abs(diff) * first).sum(axis=1)
 
 
