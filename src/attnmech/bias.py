@@ -637,7 +637,7 @@ def _measure(
     for b, theory in enumerate(data.theories):
         basis = np.asarray(theory.finite.basis, dtype=np.float64)
         if basis.shape[0]:
-            proj = np.stack([project(W_hist[i, b], basis) for i in range(len(steps))])
+            proj = project(W_hist[:, b], basis)  # (L, d, d)
             fin_gap[:, b] = np.linalg.norm(proj - theory.W_fin, axis=(-2, -1))
     slopes = {
         "one_minus_cos": np.array([loglog_slope(steps, one_minus[:, b]) for b in range(B)]),
