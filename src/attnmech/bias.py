@@ -220,11 +220,9 @@ class _SettingData:
 
 
 def _solve_setting(
-    name: str, trials: int, norms: Sequence[str], cache: dict[bytes, dict[str, Any]]
+    name: str, trials: int, norms: Sequence[str], cache: dict[str, dict[str, Any]]
 ) -> _SettingData:
     """Datasets of a registry setting and every norm's Graph-SVM, solved once per dataset."""
-    import hashlib
-
     from .experiments import EXPERIMENTS
     from .experiments.sources import load_datasets
 
@@ -241,12 +239,7 @@ def _solve_setting(
         n: {"unique": [], "tie_break": [], "max_violation": [], "solve_time_s": []} for n in norms
     }
     for ds in datasets:
-        key = hashlib.sha256(
-            np.ascontiguousarray(ds.padded()).tobytes()
-            + np.ascontiguousarray(ds.labels).tobytes()
-            + np.ascontiguousarray(ds.embeddings, dtype=np.float64).tobytes()
-        ).digest()
-        entry = cache.setdefault(key, {})
+        entry = cache.setdefault(ds.fingerprint(), {})
         if "theory" not in entry:
             entry["theory"] = solve(ds)
         theory = entry["theory"]
@@ -483,7 +476,7 @@ def bias_table(
     _check_settings(settings)
     if out_dir is not None:
         _make_folder(Path(out_dir) / "runs")  # fail before any work, not after
-    cache: dict[bytes, dict[str, Any]] = {}
+    cache: dict[str, dict[str, Any]] = {}
     runs: list[BiasRun] = []
     svm_info: dict[str, dict[str, dict[str, Any]]] = {}
     cyclic: dict[str, bool] = {}
@@ -637,7 +630,7 @@ def _measure(
     for b, theory in enumerate(data.theories):
         basis = np.asarray(theory.finite.basis, dtype=np.float64)
         if basis.shape[0]:
-            proj = np.stack([project(W_hist[i, b], basis) for i in range(len(steps))])
+            proj = project(W_hist[:, b], basis)  # (L, d, d)
             fin_gap[:, b] = np.linalg.norm(proj - theory.W_fin, axis=(-2, -1))
     slopes = {
         "one_minus_cos": np.array([loglog_slope(steps, one_minus[:, b]) for b in range(B)]),

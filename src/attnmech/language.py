@@ -280,16 +280,26 @@ def _token_masses(weights: np.ndarray, tokens: np.ndarray) -> np.ndarray:
     return np.einsum("nts,ns->nt", same, weights)
 
 
+def _subset_row(label: str, cells: list[str]) -> str:
+    """One markdown row of the held-out table: the label, then one cell per subset."""
+    return f"| {label} | " + " | ".join(cells) + " |"
+
+
+def _first_occurrence(tokens: np.ndarray) -> np.ndarray:
+    """(N, T) bool: position t holds the first occurrence of its token in the window."""
+    T = tokens.shape[1]
+    same = tokens[:, :, None] == tokens[:, None, :]  # (N, t, s)
+    earlier = np.tri(T, k=-1, dtype=bool)  # s < t
+    return ~(same & earlier).any(axis=2)
+
+
 def _accuracy(weights: np.ndarray, tokens: np.ndarray, labels: np.ndarray) -> np.ndarray:
     """Expected accuracy under a random tie-break among the window's top tokens (per window)."""
     mass = _token_masses(weights, tokens)
     top = mass.max(axis=1, keepdims=True)
     is_top = mass >= top - 1e-12 * np.maximum(top, 1e-300)
     # number of distinct top tokens: count positions, each token once (first occurrence)
-    T = tokens.shape[1]
-    first = np.ones(tokens.shape, dtype=bool)
-    for t in range(1, T):
-        first[:, t] = ~(tokens[:, :t] == tokens[:, t : t + 1]).any(axis=1)
+    first = _first_occurrence(tokens)
     n_top = (is_top & first).sum(axis=1)
     label_top = (is_top & (tokens == labels[:, None])).any(axis=1)
     return label_top / np.maximum(n_top, 1)
@@ -298,10 +308,7 @@ def _accuracy(weights: np.ndarray, tokens: np.ndarray, labels: np.ndarray) -> np
 def _tv(weights_a: np.ndarray, weights_b: np.ndarray, tokens: np.ndarray) -> np.ndarray:
     """Total-variation distance between two distributions given as position weights."""
     diff = _token_masses(weights_a - weights_b, tokens)
-    T = tokens.shape[1]
-    first = np.ones(tokens.shape, dtype=bool)
-    for t in range(1, T):
-        first[:, t] = ~(tokens[:, :t] == tokens[:, t : t + 1]).any(axis=1)
+    first = _first_occurrence(tokens)
     return 0.5 * (np.abs(diff) * first).sum(axis=1)
 
 
@@ -989,40 +996,24 @@ def _write_report(result: TextRunResult, config: TextRunConfig, out: Path) -> No
     ]
     sub = r["heldout"]["subsets"]
     names = [p for p in PREDICTORS if p in sub["accuracy"]["all"]]
-    lines.append(
-        "| predictor | " + " | ".join(f"{s} (n={sub['count'][s]:,})" for s in SUBSETS) + " |"
-    )
+    lines.append(_subset_row("predictor", [f"{s} (n={sub['count'][s]:,})" for s in SUBSETS]))
     lines.append("|---" * (len(SUBSETS) + 1) + "|")
     for name in names:
         cells = [
             f"{_fmt(sub['accuracy'][s][name])} ({_fmt(sub['log_loss'][s].get(name), 2)})"
             for s in SUBSETS
         ]
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+        lines.append(_subset_row(name, cells))
     if "automaton" in sub["zero_probability"]["all"]:
-        lines.append(
-            "| automaton: P(label) = 0 | "
-            + " | ".join(_fmt(sub["zero_probability"][s]["automaton"]) for s in SUBSETS)
-            + " |"
-        )
-    if "top_token_agreement" in sub:
-        lines.append(
-            "| layer's top token = automaton's | "
-            + " | ".join(_fmt(sub["top_token_agreement"][s]) for s in SUBSETS)
-            + " |"
-        )
-    if "tv_layer_automaton" in sub:
-        lines.append(
-            "| TV(layer, automaton) | "
-            + " | ".join(_fmt(sub["tv_layer_automaton"][s]) for s in SUBSETS)
-            + " |"
-        )
-    if "tv_layer_automaton_fitted_R" in sub:
-        lines.append(
-            "| TV(layer, automaton at fitted R) | "
-            + " | ".join(_fmt(sub["tv_layer_automaton_fitted_R"][s]) for s in SUBSETS)
-            + " |"
-        )
+        cells = [_fmt(sub["zero_probability"][s]["automaton"]) for s in SUBSETS]
+        lines.append(_subset_row("automaton: P(label) = 0", cells))
+    for key, label in (
+        ("top_token_agreement", "layer's top token = automaton's"),
+        ("tv_layer_automaton", "TV(layer, automaton)"),
+        ("tv_layer_automaton_fitted_R", "TV(layer, automaton at fitted R)"),
+    ):
+        if key in sub:
+            lines.append(_subset_row(label, [_fmt(sub[key][s]) for s in SUBSETS]))
     lines.append("")
     if "by_query" in sub:
         lines += [

@@ -216,10 +216,10 @@ def _train_rows(
             continue
         hist = np.asarray(history[name], dtype=np.float64).reshape(len(steps), -1)  # (L, B)
         column = metric_column(name)
+        at_rows = {s: np.flatnonzero(steps == s) for s in spec.at_steps}  # the logged row, if any
         for b, u in enumerate(units):
             out[u][column] = float(hist[-1, b])
-            for s in spec.at_steps:
-                idx = np.flatnonzero(steps == s)
+            for s, idx in at_rows.items():
                 out[u][f"{column}@{s}"] = float(hist[idx[0], b]) if idx.size else math.nan
     if "steps_to_corr" in wanted and "corr_svm" in history:
         hist = np.asarray(history["corr_svm"], dtype=np.float64).reshape(len(steps), -1)
