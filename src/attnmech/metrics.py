@@ -237,8 +237,7 @@ class FiniteProjection:
         """``Proj_{S_fin} W`` for ``W`` of shape (B, d, d), float64 numpy."""
         if self.basis is None:
             return np.stack([s.project(W[b]) for b, s in enumerate(self.subspaces)])  # type: ignore[union-attr]
-        coef = np.einsum("bij,bpij->bp", W, self.basis)  # (B, p)
-        return np.einsum("bp,bpij->bij", coef, self.basis)
+        return project(W, self.basis)  # (B, d, d): one basis per trial
 
     def project_tensor(self, G: Tensor) -> Tensor:
         """``Proj_{S_fin} G`` for a tensor ``G`` of shape (B, d, d) (in its dtype and device)."""
@@ -248,9 +247,7 @@ class FiniteProjection:
         key = (G.dtype, str(G.device))
         if key not in self._tensors:
             self._tensors[key] = torch.as_tensor(self.basis, dtype=G.dtype, device=G.device)
-        basis = self._tensors[key]
-        coef = (basis * G[:, None]).sum((-2, -1))  # (B, p); elementwise: no BLAS on tiny sizes
-        return (coef[..., None, None] * basis).sum(1)  # (B, d, d)
+        return project(G, self._tensors[key])  # (B, d, d), elementwise on tiny sizes
 
 
 class _TokenTheoryTables:
