@@ -416,3 +416,12 @@ def test_onehot_fingerprint_needs_no_dense_table():
     assert big.fingerprint() == same.fingerprint() != other.fingerprint()
     small = Dataset([[0, 1]] * 3, [0, 0, 1], "onehot")
     assert small.fingerprint() != Dataset([[0, 1]] * 3, [0, 0, 1], np.eye(2)).fingerprint()
+
+
+def test_token_space_solve_refuses_unknown_svm_options():
+    """Dense-only options are accepted (no use in token space); unknown ones are an error, never
+    silently dropped."""
+    ds = Dataset([[0, 1]] * 3, [0, 0, 1], "onehot")
+    assert solve(ds, svm_options={"threads": 1, "max_iter": 50}).svm.success
+    with pytest.raises(InvalidParameterError, match=r"\['bogus'\] are not options"):
+        solve(ds, svm_options={"bogus": 1})

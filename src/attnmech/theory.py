@@ -583,7 +583,15 @@ def solve(
         from .tokenspace import is_token_space, solve_token_finite, solve_token_svm
 
         if method == "tokenspace" or is_token_space(dataset.embedding_table):
-            svm_kw = {k: v for k, v in (svm_options or {}).items() if k == "max_iter"}
+            options = dict(svm_options or {})
+            unknown = set(options) - {"max_iter"} - _DENSE_ONLY_SVM_OPTIONS
+            if unknown:
+                raise InvalidParameterError(
+                    f"svm_options {sorted(unknown)} are not options of the Graph-SVM solvers; "
+                    "the token-space solver takes max_iter, the dense one also "
+                    f"{sorted(_DENSE_ONLY_SVM_OPTIONS)}"
+                )
+            svm_kw = {k: v for k, v in options.items() if k == "max_iter"}
             token_svm = solve_token_svm(graphs, dataset.embedding_table, **svm_kw)
             _require_certified(token_svm, allow_inaccurate)
             token_fin = solve_token_finite(dataset, graphs, **(finite_options or {}))
@@ -595,6 +603,11 @@ def solve(
     _require_certified(svm, allow_inaccurate)
     finite = solve_finite(dataset, graphs, **(finite_options or {}))
     return Theory(dataset=dataset, graphs=graphs, svm=svm, finite=finite, svm_norm=norm.name)
+
+
+# options of the dense Graph-SVM that the token-space solver has no use for (no dense dual, no
+# coupled blocks); they are accepted with method="auto" so one call works for any embeddings
+_DENSE_ONLY_SVM_OPTIONS = frozenset({"threads", "memory_limit", "coupling_tol", "reduce"})
 
 
 def _require_certified(svm: Any, allow_inaccurate: bool) -> None:
