@@ -31,6 +31,7 @@ CORE = {
     "_results",
     "_summary",
     "_choices",
+    "_notebook_records",
     "data",
     "text",
     "graphs",
