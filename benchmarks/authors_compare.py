@@ -1,4 +1,4 @@
-"""Same-data comparison with the authors' notebooks, end to end (attnmech.authors).
+"""Same-data comparison with the authors' notebooks, end to end (attnmech.studies.authors).
 
 For every setting whose notebook prints its data and per-trial results, regenerate the authors'
 datasets and initialisations (bit for bit), train as they do, and print per trial the notebook's
@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 import attnmech
-from attnmech.authors import (
+from attnmech.studies.authors import (
     NOTEBOOK_RECORDS,
     SETTINGS,
     authors_trials,

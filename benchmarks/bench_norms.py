@@ -1,7 +1,7 @@
 """Graph-SVMs for other norms: solve times on the paper's sizes (issue 11, target: under 1 s each,
 violation <= 1e-9), against a straightforward reference measured in the same run.
 
-attnmech: ``attnmech.norms.solve_norm_svm`` (reduced constraints; HiGHS LPs for l1 / linf,
+attnmech: ``attnmech.theory.norms.solve_norm_svm`` (reduced constraints; HiGHS LPs for l1 / linf,
 Clarabel for lp / nuclear / spectral; polish, certificate, uniqueness check and Frobenius
 tie-break included). Reference: cvxpy + Clarabel on the unreduced primal (a d x d matrix variable,
 one constraint per TPG edge, the norm written with cvxpy atoms), no tie-break.
@@ -28,8 +28,8 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 import attnmech
-from attnmech.norms import norm_of, parse_norm, solve_norm_svm
-from attnmech.svm import svm_constraints
+from attnmech.theory.norms import norm_of, parse_norm, solve_norm_svm
+from attnmech.theory.svm import svm_constraints
 
 NORMS = ["fro", "l1", "linf", "lp:3", "lp:1.5", "nuclear", "spectral"]
 SETTINGS = [  # (n, T, K, d, graph): the paper's sizes (SPEC section 9) and K = d = 10

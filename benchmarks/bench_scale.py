@@ -38,7 +38,7 @@ def _rss_gb() -> float:
 
 
 def _corpus() -> str:
-    from attnmech.text import _strip_gutenberg
+    from attnmech.data.text import _strip_gutenberg
 
     files = sorted(glob.glob(str(DATA / "*.txt")))
     if not files:
@@ -61,10 +61,10 @@ def _run_size(args: tuple) -> list:
     kind, K, T, stride = args
     from threadpoolctl import threadpool_limits
 
-    from attnmech.data import Dataset
-    from attnmech.graphs import build_priority_graphs
-    from attnmech.text import text_dataset
-    from attnmech.tokenspace import solve_token_finite, solve_token_svm
+    from attnmech.data.dataset import Dataset
+    from attnmech.theory.graphs import build_priority_graphs
+    from attnmech.data.text import text_dataset
+    from attnmech.theory.tokenspace import solve_token_finite, solve_token_svm
 
     rows: list = []
     with threadpool_limits(1):
@@ -95,7 +95,7 @@ def _run_size(args: tuple) -> list:
         graphs = _stage(rows, "graphs", build_priority_graphs, ds)
         _stage(rows, "graphs text", lambda: graphs.summary() + graphs.overview())
         if kind != "zipf" and K <= 10_000:
-            from attnmech.report import plot_priority_graphs, save_figure
+            from attnmech.studies.report import plot_priority_graphs, save_figure
 
             def draw():
                 fig = plot_priority_graphs(graphs, max_queries=16)
@@ -124,11 +124,11 @@ def _reference(args: tuple) -> list:
     K, T, n_max, repeats = args
     from threadpoolctl import threadpool_limits
 
-    from attnmech.finite import solve_finite
-    from attnmech.graphs import build_priority_graphs
-    from attnmech.svm import solve_graph_svm
-    from attnmech.text import text_dataset
-    from attnmech.tokenspace import solve_token_finite, solve_token_svm
+    from attnmech.theory.finite import solve_finite
+    from attnmech.theory.graphs import build_priority_graphs
+    from attnmech.theory.svm import solve_graph_svm
+    from attnmech.data.text import text_dataset
+    from attnmech.theory.tokenspace import solve_token_finite, solve_token_svm
 
     text = _corpus()
     ds = text_dataset(text, vocab_size=K, seq_len=T, embeddings="onehot", max_samples=n_max).dataset

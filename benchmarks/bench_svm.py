@@ -25,8 +25,8 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 import attnmech
-from attnmech.reference import svm_dual_clarabel
-from attnmech.svm import solve_graph_svm
+from attnmech.theory.reference import svm_dual_clarabel
+from attnmech.theory.svm import solve_graph_svm
 
 
 def setting(K: int, embeddings: str, seed: int = 0) -> attnmech.Dataset:

@@ -59,7 +59,7 @@ def main() -> None:
     from threadpoolctl import threadpool_limits
 
     import attnmech
-    from attnmech.sweeps import load_results, parse_sweep_spec, run_sweep
+    from attnmech.studies.sweeps import load_results, parse_sweep_spec, run_sweep
 
     torch.set_num_threads(1)
     spec = parse_sweep_spec(

@@ -42,8 +42,8 @@ def _dense_metrics(W: np.ndarray, theory, recorder, inputs) -> dict[str, float]:
     """The reference: dense W_svm / W_fin, the dense S_fin basis and (n, K) tables."""
     import torch
 
-    from attnmech.metrics import correlation, fitted_scale
-    from attnmech.model import pair_scores
+    from attnmech.layer.metrics import correlation, fitted_scale
+    from attnmech.layer.model import pair_scores
 
     d = W.shape[-1]
     W_svm, W_fin = np.asarray(theory.W_svm), np.asarray(theory.W_fin)
@@ -68,11 +68,11 @@ def one_size(K: int, T: int, repeats: int, reference: bool) -> dict[str, float]:
 
     torch.set_num_threads(1)
     threadpool_limits(1)
-    from attnmech.language import TextRunConfig, evaluate_heldout, prepare_text
-    from attnmech.metrics import TrajectoryMetrics
-    from attnmech.model import AttentionConfig, AttentionObjective, inputs_from_datasets
-    from attnmech.optim import OPTIMIZERS
-    from attnmech.theory import solve
+    from attnmech.studies.text import TextRunConfig, evaluate_heldout, prepare_text
+    from attnmech.layer.metrics import TrajectoryMetrics
+    from attnmech.layer.model import AttentionConfig, AttentionObjective, inputs_from_datasets
+    from attnmech.layer.optim import OPTIMIZERS
+    from attnmech.theory.solve import solve
 
     out: dict[str, float] = {"K": K, "T": T}
     t0 = time.perf_counter()
@@ -125,8 +125,8 @@ def one_size(K: int, T: int, repeats: int, reference: bool) -> dict[str, float]:
         abs(float(pair_got[k][0]) - float(got[k][0])) for k in got if np.isfinite(got[k][0])
     )
     # one W_fin(t) step (reduced data, gradient projected on S_fin)
-    from attnmech.finite_path import reduced_inputs
-    from attnmech.metrics import FiniteProjection
+    from attnmech.layer.finite_path import reduced_inputs
+    from attnmech.layer.metrics import FiniteProjection
 
     red = AttentionObjective(reduced_inputs([ds], [theory]), AttentionConfig())
     projection = FiniteProjection([theory], K)

@@ -5,7 +5,7 @@ Python over the trials (how a per-experiment notebook is usually written).
 Run:  python benchmarks/bench_train.py [--threads N] [--quick]
 
 Each case times full-batch normalised-GD steps (the gradient and the update). The ``attnmech``
-column is the library loop (:func:`attnmech.optim.gradient_descent` with the model's analytic
+column is the library loop (:func:`attnmech.layer.optim.gradient_descent` with the model's analytic
 gradient); ``reference`` is the naive loop; ``ratio`` is reference / attnmech. Times are the median
 over repeats of the mean time per step in a block of steps. torch's thread count is set here only.
 """
@@ -21,9 +21,9 @@ import numpy as np
 import torch
 
 import attnmech
-from attnmech.model import AttentionObjective, inputs_from_datasets
-from attnmech.optim import NormalizedGradientDescent, gradient_descent
-from attnmech.training import TrainConfig, train
+from attnmech.layer.model import AttentionObjective, inputs_from_datasets
+from attnmech.layer.optim import NormalizedGradientDescent, gradient_descent
+from attnmech.layer.training import TrainConfig, train
 
 
 def _time_per_step(run_block, steps: int, repeats: int) -> float:

@@ -1,4 +1,4 @@
-"""The replay of the authors' notebooks (attnmech.authors) against what the notebooks printed.
+"""The replay of the authors' notebooks (attnmech.studies.authors) against what the notebooks printed.
 
 Expected values are literals read from the stored outputs of the authors' notebooks
 (yixiao-huang/next-token-prediction @ 514473c, mc_next_single_layer_global_converge.ipynb and
@@ -15,7 +15,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from attnmech import Dataset  # noqa: E402
-from attnmech.authors import (  # noqa: E402
+from attnmech.studies.authors import (  # noqa: E402
     authors_generator,
     authors_trials,
     compare_with_notebook,

@@ -1,4 +1,4 @@
-"""The bias table (attnmech.bias), the geometry optimisers through attnmech.train, and measuring
+"""The bias table (attnmech.studies.bias), the geometry optimisers through attnmech.train, and measuring
 a run against its own geometry's Graph-SVM (svm_norm_for / train(svm_norm=...))."""
 
 from __future__ import annotations
@@ -10,15 +10,15 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from attnmech.bias import BiasOptimizer, bias_table, loglog_slope
-from attnmech.data import Dataset
+from attnmech.studies.bias import BiasOptimizer, bias_table, loglog_slope
+from attnmech.data.dataset import Dataset
 from attnmech.errors import InvalidParameterError
-from attnmech.metrics import svm_norm_for
-from attnmech.model import AttentionConfig
-from attnmech.norms import norm_of, solve_norm_svm
-from attnmech.optim import OPTIMIZERS
-from attnmech.theory import solve
-from attnmech.training import TrainConfig, train
+from attnmech.layer.metrics import svm_norm_for
+from attnmech.layer.model import AttentionConfig
+from attnmech.theory.norms import norm_of, solve_norm_svm
+from attnmech.layer.optim import OPTIMIZERS
+from attnmech.theory.solve import solve
+from attnmech.layer.training import TrainConfig, train
 
 GEOMETRY_RULES = [
     ("mirror", {"p": 3}, 0.5),
@@ -57,7 +57,7 @@ def test_geometry_rule_trains_through_attnmech_train(tiny, name, options, lr, pa
     if parameterization == "combined":
         short = train(tiny, replace(config, num_steps=3, log_every=0))
         rule = OPTIMIZERS[name](lr, **options)
-        from attnmech.model import AttentionObjective
+        from attnmech.layer.model import AttentionObjective
 
         torch = pytest.importorskip("torch")
         objective = AttentionObjective([tiny])
@@ -155,8 +155,8 @@ def test_reduced_bias_table_values(reduced_table):
     table, _ = reduced_table
     gd, sign = table.run("acyclic-4-6-8-8", "gd"), table.run("acyclic-4-6-8-8", "sign")
     # the final W against an SVM solved here independently of the table's cache
-    from attnmech.experiments import EXPERIMENTS
-    from attnmech.experiments.sources import load_datasets
+    from attnmech.studies.reproduction import EXPERIMENTS
+    from attnmech.studies.reproduction.sources import load_datasets
 
     datasets = load_datasets(EXPERIMENTS["acyclic-4-6-8-8"].data, 2)
     W_sign = train(

@@ -26,7 +26,7 @@ from typer.testing import CliRunner
 import attnmech
 from attnmech import Dataset, build_priority_graphs, load_dataset, make_dataset, solve
 from attnmech.cli import app
-from attnmech.data import make_embeddings, parse_embeddings_spec
+from attnmech.data.dataset import make_embeddings, parse_embeddings_spec
 from attnmech.errors import (
     AttnmechError,
     CheckpointError,
@@ -37,9 +37,9 @@ from attnmech.errors import (
     OutputError,
     UnrealizableLabelError,
 )
-from attnmech.finite import solve_finite
-from attnmech.svm import solve_graph_svm
-from attnmech.text import text_dataset
+from attnmech.theory.finite import solve_finite
+from attnmech.theory.svm import solve_graph_svm
+from attnmech.data.text import text_dataset
 
 runner = CliRunner()
 

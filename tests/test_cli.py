@@ -276,14 +276,14 @@ def test_bad_dataset_contents(tmp_path):
 def test_warnings_become_one_line(monkeypatch, tmp_path, balanced_cycle):
     import warnings
 
-    import attnmech.graphs
+    import attnmech.theory.graphs
 
     def build_and_warn(dataset):
         warnings.warn("solver stopped early;\nmargins may be off", ConvergenceWarning, stacklevel=1)
         return build_priority_graphs(dataset)
 
-    # the command imports build_priority_graphs from attnmech.graphs when it runs
-    monkeypatch.setattr(attnmech.graphs, "build_priority_graphs", build_and_warn)
+    # the command imports build_priority_graphs from attnmech.theory.graphs when it runs
+    monkeypatch.setattr(attnmech.theory.graphs, "build_priority_graphs", build_and_warn)
     result = invoke("graphs", balanced_cycle.save(tmp_path / "b.npz"))
     assert result.exit_code == 0, result.output
     assert "warning: solver stopped early; margins may be off\n" in result.output
@@ -304,7 +304,7 @@ def table_rows(output: str) -> dict[str, list[str]]:
 
 
 def test_solve_summary_and_file(tmp_path, unbalanced_cycle):
-    from attnmech.theory import Theory, load_theory
+    from attnmech.theory.solve import Theory, load_theory
 
     path = unbalanced_cycle.save(tmp_path / "cycle.npz")
     out = tmp_path / "theory.npz"
@@ -378,7 +378,7 @@ def train_args(data, output, *extra):
 
 
 def test_train_writes_run_summary_and_table(data_file, tmp_path):
-    from attnmech.training import load_run
+    from attnmech.layer.training import load_run
 
     out = tmp_path / "runs" / "run.npz"
     result = invoke(*train_args(data_file, out, "--trials", 2))
@@ -424,7 +424,7 @@ def test_train_writes_run_summary_and_table(data_file, tmp_path):
 
 
 def test_train_options(data_file, tmp_path):
-    from attnmech.training import load_run
+    from attnmech.layer.training import load_run
 
     out, summary = tmp_path / "run.npz", tmp_path / "meta" / "summary.json"
     result = invoke(
@@ -471,9 +471,9 @@ def lines_start(output: str, prefix: str) -> bool:
 
 def test_train_resume_after_an_interruption_gives_the_same_run(monkeypatch, data_file, tmp_path):
     """Kill the run right after its second checkpoint (step 20), then resume it."""
-    from attnmech.training import load_run
+    from attnmech.layer.training import load_run
 
-    train_module = importlib.import_module("attnmech.training")
+    train_module = importlib.import_module("attnmech.layer.training")
 
     full = tmp_path / "full.npz"
     assert invoke(*train_args(data_file, full, "--trials", 2)).exit_code == 0
@@ -522,7 +522,7 @@ def test_train_checkpoint_path_and_resume_without_checkpoint(data_file, tmp_path
 
 
 def test_train_refuses_a_checkpoint_of_other_options(monkeypatch, data_file, tmp_path):
-    train_module = importlib.import_module("attnmech.training")
+    train_module = importlib.import_module("attnmech.layer.training")
     out = tmp_path / "run.npz"
     save = train_module._save_checkpoint
 
@@ -550,7 +550,7 @@ def test_train_refuses_a_checkpoint_of_other_options(monkeypatch, data_file, tmp
 
 
 def test_train_interrupted_without_checkpoints(monkeypatch, data_file, tmp_path):
-    train_module = importlib.import_module("attnmech.training")
+    train_module = importlib.import_module("attnmech.layer.training")
 
     def interrupt(*args, **kwargs):
         raise KeyboardInterrupt
@@ -592,10 +592,10 @@ def test_train_bad_input(data_file, tmp_path, unrealizable_file):
 def test_unwritable_outputs_fail_before_any_work(data_file, tmp_path, monkeypatch):
     """-o, --summary, --checkpoint, --json, --out under a file: one error naming the path, exit 1,
     before loading, solving or training, and nothing is written."""
-    import attnmech.data
-    import attnmech.demo  # imported before patching: they bind solve/make_dataset at import
-    import attnmech.experiments
-    import attnmech.theory
+    import attnmech.data.dataset
+    import attnmech.studies.demo  # imported before patching: they bind solve/make_dataset at import
+    import attnmech.studies.reproduction
+    import attnmech.theory.solve
 
     blocker = tmp_path / "file.txt"
     blocker.write_text("not a folder")
@@ -606,9 +606,9 @@ def test_unwritable_outputs_fail_before_any_work(data_file, tmp_path, monkeypatc
     def no_work(*args, **kwargs):
         raise AssertionError("work started before the outputs were checked")
 
-    monkeypatch.setattr(attnmech.data, "load_dataset", no_work)
-    monkeypatch.setattr(attnmech.data, "make_dataset", no_work)
-    monkeypatch.setattr(attnmech.theory, "solve", no_work)
+    monkeypatch.setattr(attnmech.data.dataset, "load_dataset", no_work)
+    monkeypatch.setattr(attnmech.data.dataset, "make_dataset", no_work)
+    monkeypatch.setattr(attnmech.theory.solve, "solve", no_work)
     cases = [
         (("make-dataset", "-o", blocker / "d.npz"), blocker / "d.npz"),
         (("solve", data_file, "-o", blocker / "t.npz"), blocker / "t.npz"),
@@ -644,9 +644,12 @@ def test_choices_are_the_librarys():
     """Every option with fixed values lists exactly what the library accepts."""
     import importlib
 
-    from attnmech import cli, data, model, optim, report
+    from attnmech import cli
+    from attnmech.data import dataset as data
+    from attnmech.layer import model, optim
+    from attnmech.studies import report
 
-    train_module = importlib.import_module("attnmech.training")
+    train_module = importlib.import_module("attnmech.layer.training")
     expected = {
         cli.OnUnrealizable: data.UNREALIZABLE_POLICIES,
         cli.EmbeddingKind: data.EMBEDDING_KINDS,
@@ -660,7 +663,7 @@ def test_choices_are_the_librarys():
     }
     import typing
 
-    from attnmech import text
+    from attnmech.data import text
 
     hints = typing.get_type_hints(text.text_dataset)
     expected[cli.TextLevel] = typing.get_args(hints["level"])
@@ -682,7 +685,7 @@ def test_cli_import_loads_neither_numpy_nor_torch():
 
 
 def test_train_infeasible_theory_warns_and_trains(tmp_path):
-    from attnmech.training import load_run
+    from attnmech.layer.training import load_run
 
     # tokens 0 and 1 share an embedding: the Graph-SVM is infeasible
     ds = Dataset([[0, 1]], [0], np.array([[1.0, 0.0], [1.0, 0.0]]))
@@ -698,7 +701,7 @@ def test_train_infeasible_theory_warns_and_trains(tmp_path):
 
 
 def test_verify_prints_the_table_and_writes_json(data_file, tmp_path):
-    from attnmech.verification import verify
+    from attnmech.layer.verification import verify
 
     run = tmp_path / "run.npz"
     assert invoke(*train_args(data_file, run, "--trials", 3)).exit_code == 0
@@ -723,7 +726,7 @@ def test_verify_prints_the_table_and_writes_json(data_file, tmp_path):
 
 def test_saved_theory_is_used_by_train_and_verify(data_file, tmp_path, monkeypatch):
     """solve -o, then train/verify --theory: the same numbers, and no second solve."""
-    import attnmech.theory
+    import attnmech.theory.solve
 
     theory_file = tmp_path / "theory.npz"
     assert invoke("solve", data_file, "-o", theory_file).exit_code == 0
@@ -734,10 +737,10 @@ def test_saved_theory_is_used_by_train_and_verify(data_file, tmp_path, monkeypat
     def no_solving(*args, **kwargs):
         raise AssertionError("the theory was solved again")
 
-    monkeypatch.setattr(attnmech.theory, "solve", no_solving)
+    monkeypatch.setattr(attnmech.theory.solve, "solve", no_solving)
     result = invoke(*train_args(data_file, reused, "--trials", 2, "--theory", theory_file))
     assert result.exit_code == 0, result.output
-    from attnmech.training import load_run
+    from attnmech.layer.training import load_run
 
     a, b = load_run(fresh), load_run(reused)
     for key in a.history:
@@ -955,8 +958,8 @@ def test_readme_cli_examples_run_reduced(tmp_path, monkeypatch):
     """Every command line of the README's reference runs, in order, in an empty folder, with the
     long ones cut down (fewer steps and trials). ``demo`` and ``reproduce`` (each run for real by
     its own test above) are parsed and handed to a recorder here, which checks their arguments."""
-    import attnmech.demo
-    import attnmech.experiments
+    import attnmech.studies.demo
+    import attnmech.studies.reproduction
 
     calls: list[tuple[str, tuple, dict]] = []
 
@@ -976,8 +979,8 @@ def test_readme_cli_examples_run_reduced(tmp_path, monkeypatch):
     def typer_exit():
         return typer.Exit(code=0)
 
-    monkeypatch.setattr(attnmech.demo, "run_demo", record("demo"))
-    monkeypatch.setattr(attnmech.experiments, "run_reproduction", record("reproduce"))
+    monkeypatch.setattr(attnmech.studies.demo, "run_demo", record("demo"))
+    monkeypatch.setattr(attnmech.studies.reproduction, "run_reproduction", record("reproduce"))
     run_readme_commands(tmp_path, monkeypatch, reduced)
     assert [(name, Path(args[0]).name) for name, args, _ in calls] == [
         ("demo", "attnmech-demo"),
@@ -987,7 +990,7 @@ def test_readme_cli_examples_run_reduced(tmp_path, monkeypatch):
     ]
     assert calls[1][2]["trials"] == 2 and calls[1][2]["steps"] == 200
     assert calls[3][2]["only"] == ["cyclic-6-4-6-8"] and calls[3][2]["steps_scale"] == 0.1
-    from attnmech.training import load_run
+    from attnmech.layer.training import load_run
 
     run = load_run(tmp_path / "run.npz")
     assert run.num_steps == 200 and run.history["corr_svm"][-1] > run.history["corr_svm"][0]
@@ -1067,14 +1070,14 @@ def test_reproduce_command(tmp_path, monkeypatch):
     suite (test_readme_cli_examples_run_in_full)."""
     import types
 
-    import attnmech.experiments
+    import attnmech.studies.reproduction
 
     bad = invoke("reproduce", "--only", "nope", "--out", tmp_path / "r")
     assert_error(bad, "unknown experiment 'nope'")
     listing = invoke("experiments")
     assert listing.exit_code == 0
     names = [line.split(":")[0] for line in listing.output.splitlines()]
-    assert names == list(attnmech.experiments.EXPERIMENTS)
+    assert names == list(attnmech.studies.reproduction.EXPERIMENTS)
     assert "cyclic-6-4-6-8" in names and "local-ce" in " ".join(names)
     calls = []
 
@@ -1090,7 +1093,7 @@ def test_reproduce_command(tmp_path, monkeypatch):
             figures=["a.png", "a.pdf"],
         )
 
-    monkeypatch.setattr(attnmech.experiments, "run_reproduction", run_reproduction)
+    monkeypatch.setattr(attnmech.studies.reproduction, "run_reproduction", run_reproduction)
     out = tmp_path / "repro"
     args = ("reproduce", "--only", "cyclic-6-4-6-8", "--trials", 2, "--steps-scale", 0.1)
     result = invoke(*args, "--out", out)

@@ -1,4 +1,4 @@
-"""Tests for attnmech.data: Dataset construction, validation, files and generators."""
+"""Tests for attnmech.data.dataset: Dataset construction, validation, files and generators."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from attnmech import (
     make_embeddings,
     repair_labels,
 )
-from attnmech.data import parse_embeddings_spec, unrealizable_samples
+from attnmech.data.dataset import parse_embeddings_spec, unrealizable_samples
 from attnmech.errors import FileFormatError, InvalidParameterError
 
 # ----------------------------------------------------------------------------- construction

@@ -1,4 +1,4 @@
-"""Tests for attnmech.demo: the paper's cyclic experiment as a one-call job."""
+"""Tests for attnmech.studies.demo: the paper's cyclic experiment as a one-call job."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from attnmech import make_dataset
-from attnmech.demo import NOTEBOOK_CORR, DemoResult, demo_figures, demo_setting, run_demo
-from attnmech.experiments import EXPERIMENTS, run_setting
+from attnmech.studies.demo import NOTEBOOK_CORR, DemoResult, demo_figures, demo_setting, run_demo
+from attnmech.studies.reproduction import EXPERIMENTS, run_setting
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 FIGURES = ("correlations", "finite_part", "automaton", "priority_graphs")

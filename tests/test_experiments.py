@@ -1,4 +1,4 @@
-"""Tests for attnmech.experiments: the paper's experiments (SPEC section 9).
+"""Tests for attnmech.studies.reproduction: the paper's experiments (SPEC section 9).
 
 The default suite runs reduced versions (3 trials, a quarter of the steps; a few files written
 from 2 trials and 5% of the steps) and checks the direction of every number: correlations grow,
@@ -20,7 +20,7 @@ import pytest
 
 from attnmech import AttnmechError, make_dataset
 from attnmech.errors import InvalidParameterError
-from attnmech.experiments import (
+from attnmech.studies.reproduction import (
     DATA_SOURCES,
     EXPERIMENTS,
     Approx,
@@ -47,8 +47,8 @@ from attnmech.experiments import (
     run_setting,
     unregister,
 )
-from attnmech.experiments.measures import extract
-from attnmech.experiments.verdicts import AtLeast as Qualitative
+from attnmech.studies.reproduction.measures import extract
+from attnmech.studies.reproduction.verdicts import AtLeast as Qualitative
 
 REDUCED = {"trials": 3, "steps_scale": 0.25}
 PAPER_SETTINGS = [
@@ -584,7 +584,7 @@ def test_committed_snapshot_has_curves_and_no_machine_paths():
 def test_local_drift_paragraph_reports_the_drifting_trials():
     from types import SimpleNamespace
 
-    from attnmech.experiments import LocalTPG
+    from attnmech.studies.reproduction import LocalTPG
 
     drifted = SimpleNamespace(
         name="local-x",
@@ -604,9 +604,9 @@ def test_local_drift_paragraph_reports_the_drifting_trials():
 
 # ----------------------------------------------------------------------------- authors' data
 def test_authors_source_gives_the_notebooks_datasets_through_the_pipeline():
-    from attnmech.authors import NOTEBOOK_RECORDS
-    from attnmech.experiments import AUTHORS_UNAVAILABLE, with_data
-    from attnmech.experiments.sources import load_source
+    from attnmech.studies.authors import NOTEBOOK_RECORDS
+    from attnmech.studies.reproduction import AUTHORS_UNAVAILABLE, with_data
+    from attnmech.studies.reproduction.sources import load_source
 
     for name in ("cyclic-6-4-6-8", "local-squared", "acyclic-4-6-8-8"):
         setting = with_data(EXPERIMENTS[name], "authors")
@@ -637,7 +637,7 @@ def test_authors_source_gives_the_notebooks_datasets_through_the_pipeline():
 
 
 def test_authors_data_trains_from_the_authors_initialisation():
-    from attnmech.experiments import with_data
+    from attnmech.studies.reproduction import with_data
 
     setting = with_data(EXPERIMENTS["acyclic-4-6-8-8"], "authors")
     light = replace(setting, metrics=setting.metrics[:1], measures=setting.measures[:1], figures=())

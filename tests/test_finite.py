@@ -10,7 +10,7 @@ import pytest
 from scipy.optimize import minimize
 
 from attnmech import Dataset, build_priority_graphs, make_dataset, reduce_dataset, solve
-from attnmech.finite import project, solve_finite
+from attnmech.theory.finite import project, solve_finite
 
 CLOSED_FORM_RTOL = 1e-10
 SOLVER_RTOL = 1e-6
@@ -115,7 +115,7 @@ def test_in_subspace_and_orthogonal_to_svm(seed):
 
 
 def _pre_merge_newton(objective, frame, tol=1e-10, max_iter=200):
-    """solve_finite's Newton loop as written before it moved to attnmech.newton (reference)."""
+    """solve_finite's Newton loop as written before it moved to attnmech.theory.newton (reference)."""
     phi = np.zeros(frame.shape[1])
     loss_value, grad, hess = objective.evaluate(frame @ phi)
     iterations = 0
@@ -145,10 +145,10 @@ def _pre_merge_newton(objective, frame, tol=1e-10, max_iter=200):
     ("shape", "seed"), [((6, 4, 6, 8), 0), ((10, 6, 8, 8), 1), ((16, 5, 5, 6), 2)]
 )
 def test_newton_solver_is_the_pre_merge_loop_bit_for_bit(shape, seed):
-    """solve_finite through attnmech.newton gives the same coefficients and iteration count as
+    """solve_finite through attnmech.theory.newton gives the same coefficients and iteration count as
     the loop it replaced (regression for the merge of the two Newton loops)."""
-    from attnmech.finite import _generator_gram, _orthonormal_frame, _ReducedLoss
-    from attnmech.svm import svm_constraints
+    from attnmech.theory.finite import _generator_gram, _orthonormal_frame, _ReducedLoss
+    from attnmech.theory.svm import svm_constraints
 
     ds = make_dataset(*shape, graph="cyclic", seed=seed)
     graphs = build_priority_graphs(ds)

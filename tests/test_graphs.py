@@ -1,4 +1,4 @@
-"""Tests for attnmech.graphs: token-priority graphs, SCCs, priority levels and exports.
+"""Tests for attnmech.theory.graphs: token-priority graphs, SCCs, priority levels and exports.
 
 The property tests rebuild every ``G^(k)`` naively from the SPEC section 3 definition with
 networkx (edge y -> j for every token j of X other than y) and check the vectorised build against
@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from attnmech import Dataset, InvalidDatasetError, build_priority_graphs
-from attnmech.graphs import priority_edges, sorted_unique
+from attnmech.theory.graphs import priority_edges, sorted_unique
 
 MAX_VOCAB = 6
 

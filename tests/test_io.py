@@ -80,7 +80,7 @@ def test_importing_io_changes_no_process_state():
     import subprocess
 
     code = (
-        "import os; os.umask(0o077); import attnmech._io, attnmech.data, attnmech.theory; "
+        "import os; os.umask(0o077); import attnmech._io, attnmech.data.dataset, attnmech.theory.solve; "
         "print(oct(os.umask(0o022)))"
     )
     out = subprocess.run(

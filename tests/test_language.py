@@ -11,17 +11,17 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from attnmech.data import Dataset  # noqa: E402
+from attnmech.data.dataset import Dataset  # noqa: E402
 from attnmech.errors import InvalidParameterError  # noqa: E402
-from attnmech.metrics import (  # noqa: E402
+from attnmech.layer.metrics import (  # noqa: E402
     FiniteProjection,
     TrajectoryMetrics,
     correlation,
     fitted_scale,
 )
-from attnmech.model import AttentionObjective, inputs_from_datasets  # noqa: E402
-from attnmech.theory import solve  # noqa: E402
-from attnmech.training import TrainConfig, train  # noqa: E402
+from attnmech.layer.model import AttentionObjective, inputs_from_datasets  # noqa: E402
+from attnmech.theory.solve import solve  # noqa: E402
+from attnmech.layer.training import TrainConfig, train  # noqa: E402
 
 SHAKESPEARE = Path(__file__).resolve().parents[2] / "shared" / "data" / "shakespeare"
 
@@ -50,7 +50,7 @@ def test_onehot_training_equals_dense_identity():
     assert inputs_1.onehot and not inputs_d.onehot
     assert inputs_1.pair_query_embedding.numel() == 0  # no (P, d) table of embeddings
     W = torch.as_tensor(np.random.default_rng(1).normal(size=(1, 12, 12)))
-    from attnmech.model import AttentionConfig
+    from attnmech.layer.model import AttentionConfig
 
     loss_1, grad_1 = AttentionObjective(inputs_1, AttentionConfig())(W)
     loss_d, grad_d = AttentionObjective(inputs_d, AttentionConfig())(W)
@@ -114,7 +114,7 @@ def test_sparse_theory_metrics_equal_dense_basis(kind):
     dense_tv = recorder.automaton_tv(
         recorder.head.probabilities(
             recorder.head.forward(
-                __import__("attnmech.model", fromlist=["pair_scores"]).pair_scores(
+                __import__("attnmech.layer.model", fromlist=["pair_scores"]).pair_scores(
                     torch.as_tensor(W[None]), inputs
                 ),
                 inputs,
@@ -154,7 +154,7 @@ REQUIRED_KEYS = {
 
 
 def test_text_pipeline_small_corpus(tmp_path):
-    from attnmech.language import TextRunConfig, evaluate_heldout, run_text
+    from attnmech.studies.text import TextRunConfig, evaluate_heldout, run_text
 
     corpus = _toy_corpus(tmp_path / "toy.txt")
     config = TextRunConfig(
@@ -251,7 +251,7 @@ def test_text_command_reports_bad_input(tmp_path):
 def test_shakespeare_k1000_heldout(tmp_path):
     """The README's run, shortened to 300 steps: the theory's automaton and the layer beat the
     window baselines on held-out windows whose label is in the window."""
-    from attnmech.language import TextRunConfig, run_text
+    from attnmech.studies.text import TextRunConfig, run_text
 
     config = TextRunConfig(vocab_size=1000, seq_len=16, num_steps=300, n_prompts=0)
     result = run_text(SHAKESPEARE, config, out_dir=tmp_path)
@@ -268,7 +268,7 @@ def test_shakespeare_k1000_heldout(tmp_path):
 def test_text_run_without_a_theory_goes_on(tmp_path):
     """Dependent random embeddings (d < K): the Graph-SVM is infeasible; the run says so in
     results.json and still evaluates the layer and the baselines."""
-    from attnmech.language import PREDICTORS, TextRunConfig, run_text
+    from attnmech.studies.text import PREDICTORS, TextRunConfig, run_text
 
     corpus = _toy_corpus(tmp_path / "toy.txt")
     config = TextRunConfig(vocab_size=20, seq_len=8, num_steps=5, embeddings="random:d=8")
@@ -283,7 +283,7 @@ def test_text_run_without_a_theory_goes_on(tmp_path):
 
 
 def test_onehot_finite_trajectory_equals_dense_identity():
-    from attnmech.training import run_finite_trajectory
+    from attnmech.layer.training import run_finite_trajectory
 
     onehot = _cyclic_text_dataset("onehot")
     dense = onehot.with_embeddings(np.eye(12))

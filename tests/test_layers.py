@@ -1,11 +1,10 @@
-"""The package's layers (docs/ARCHITECTURE.md): core, torch layer, presentation.
+"""The package's layers are its folders (docs/ARCHITECTURE.md).
 
-- core modules import only numpy, scipy and networkx at module level; importing every one of them
-  in a fresh interpreter loads neither torch, matplotlib nor cvxpy;
-- ``import attnmech`` is lazy: using a core name loads no torch;
-- the static import graph of the package (every ``from .x import`` / ``from . import x``, at any
-  depth, function bodies included) has no cycle, and no core module imports the torch layer or the
-  presentation layer.
+From the bottom up: the underscore modules and ``errors`` (base), ``data/`` (numpy only),
+``theory/`` (numpy / scipy / networkx), ``layer/`` (torch), ``interp/`` (real transformer heads),
+``studies/`` (the studies and their reports), ``cli/``. A module imports its own folder and the
+folders below it, never one above; the static import graph (function bodies included) has no
+cycle; the base, ``data/`` and ``theory/`` modules load neither torch, matplotlib nor cvxpy.
 """
 
 from __future__ import annotations
@@ -16,6 +15,7 @@ import importlib
 import json
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import pytest
@@ -23,137 +23,101 @@ import pytest
 import attnmech
 
 PACKAGE = Path(attnmech.__file__).resolve().parent
-
-CORE = {
-    "__init__",
-    "errors",
-    "_io",
-    "_results",
-    "_summary",
-    "_choices",
-    "_notebook_records",
-    "data",
-    "text",
-    "graphs",
-    "svm",
-    "finite",
-    "newton",
-    "automaton",
-    "theory",
-    "local",
-    "reference",
-    "norms",
-    "tokenspace",
-}
-TORCH_LAYER = {
-    "model",
-    "optim",
-    "training",
-    "regpath",
-    "finite_path",
-    "metrics",
-    "verification",
-}
-PRESENTATION = {
-    "report",
-    "experiments",
-    "demo",
-    "authors",
-    "bias",
-    "language",
-    "sweeps",
-    "cli",
-    "__main__",
-}
+ORDER = ("base", "data", "theory", "layer", "interp", "studies", "cli", "__main__")
+CORE = ("base", "data", "theory")
 HEAVY = ("torch", "matplotlib", "cvxpy")
-KNOWN_CYCLE_EDGES: set[tuple[str, str]] = set()
 
 
+@functools.cache
 def modules() -> dict[str, Path]:
-    """Top-level module name (a subpackage counts as one) -> its files."""
-    found: dict[str, list[Path]] = {}
+    """Dotted module name below ``attnmech`` (a package by its folder name) -> its file."""
+    found: dict[str, Path] = {}
     for path in sorted(PACKAGE.rglob("*.py")):
-        parts = path.relative_to(PACKAGE).with_suffix("").parts
-        found.setdefault(parts[0], []).append(path)
+        parts = list(path.relative_to(PACKAGE).with_suffix("").parts)
+        if parts[-1] == "__init__":
+            parts = parts[:-1]
+        found[".".join(parts) or "__init__"] = path
     return found
 
 
-def layer(name: str) -> str:
-    for label, members in (("core", CORE), ("torch", TORCH_LAYER), ("presentation", PRESENTATION)):
-        if name in members:
-            return label
-    raise AssertionError(
-        f"module attnmech.{name} is in no layer; add it to CORE, TORCH_LAYER or PRESENTATION "
-        "here and to docs/ARCHITECTURE.md"
-    )
+def folder(name: str) -> str:
+    """The layer of a module: its top folder, or ``base`` for a top-level module."""
+    head = name.split(".")[0]
+    if "." not in name and (PACKAGE / f"{head}.py").exists():
+        return "__main__" if head == "__main__" else "base"
+    if head not in ORDER:
+        raise AssertionError(f"attnmech.{name} lies in folder {head!r}, which is no layer")
+    return head
 
 
-def imports_in(source: str, depth: int = 0) -> set[str]:
-    """Package modules a source file imports, at any depth (function bodies included).
+def owner(target: str) -> str | None:
+    """The deepest package module that ``target`` (a dotted path below attnmech) names."""
+    parts = target.split(".")
+    while parts:
+        name = ".".join(parts)
+        if name in modules():
+            return name
+        parts.pop()
+    return None
 
-    ``depth`` is how deep the file sits below the package (0: a top-level module); relative imports
-    that stay inside its subpackage are not counted. ``from . import name`` counts as an import of
-    the module that defines ``name`` (through the package's lazy table) or of submodule ``name``.
-    """
+
+def imports_in(source: str, package: list[str]) -> set[str]:
+    """Package modules a source imports (function bodies included). ``package`` is the dotted
+    package of the file below attnmech (``[]`` for a top-level module)."""
     targets: set[str] = set()
     for node in ast.walk(ast.parse(source)):
         if isinstance(node, ast.Import):
-            targets |= {a.name.split(".")[1] for a in node.names if a.name.startswith("attnmech.")}
-        elif isinstance(node, ast.ImportFrom) and node.level == 0:
-            if node.module and node.module.split(".")[0] == "attnmech":
-                rest = node.module.split(".")[1:]
-                targets |= set(rest[:1]) or {
-                    attnmech._EXPORTS.get(a.name, a.name) for a in node.names
-                }
-        elif isinstance(node, ast.ImportFrom) and node.level - 1 >= depth:
-            if node.module:
-                targets.add(node.module.split(".")[0])
+            targets |= {a.name[len("attnmech.") :] for a in node.names if a.name.startswith("attnmech.")}
+        elif isinstance(node, ast.ImportFrom):
+            if node.level == 0:
+                if not node.module or node.module.split(".")[0] != "attnmech":
+                    continue
+                base = node.module.split(".")[1:]
+            else:
+                base = package[: len(package) - (node.level - 1)] + (
+                    node.module.split(".") if node.module else []
+                )
+            if base:
+                prefix = ".".join(base)
+                targets.add(prefix)
+                targets |= {f"{prefix}.{a.name}" for a in node.names if f"{prefix}.{a.name}" in modules()}
             else:
                 targets |= {attnmech._EXPORTS.get(a.name, a.name) for a in node.names}
     return targets
 
 
-def imports_of(files: list[Path], name: str) -> set[str]:
-    """The package modules that module ``name`` (its ``files``) imports."""
-    targets: set[str] = set()
-    for path in files:
-        depth = len(path.relative_to(PACKAGE).parts) - 1
-        targets |= imports_in(path.read_text(encoding="utf-8"), depth)
-    return {t for t in targets if t in modules() and t != name}
-
-
 @functools.cache
 def import_graph() -> dict[str, set[str]]:
-    """Module -> the package modules it imports. The package's ``__init__`` is left out: it
-    imports nothing at run time (its imports are for type checkers; names resolve lazily)."""
-    return {
-        name: imports_of(files, name) for name, files in modules().items() if name != "__init__"
-    }
+    """Module -> the package modules it imports (``__init__`` of the package left out: its run-time
+    names resolve lazily)."""
+    graph: dict[str, set[str]] = {}
+    for name, path in modules().items():
+        if name == "__init__":
+            continue
+        package = name.split(".") if path.name == "__init__.py" else name.split(".")[:-1]
+        found = {owner(t) for t in imports_in(path.read_text(encoding="utf-8"), package)}
+        graph[name] = {t for t in found if t and t != name and t != "__init__"}
+    return graph
 
 
-def test_every_module_has_a_layer():
+def test_every_module_lies_in_a_layer():
     for name in modules():
-        layer(name)
+        if name != "__init__":
+            folder(name)
 
 
-def test_core_imports_no_torch_layer_or_presentation():
+def test_no_module_imports_a_folder_above_its_own():
     bad = [
-        f"attnmech.{name} ({layer(name)}) imports attnmech.{target} ({layer(target)})"
+        f"attnmech.{name} ({folder(name)}) imports attnmech.{target} ({folder(target)})"
         for name, targets in import_graph().items()
         for target in sorted(targets)
-        if layer(name) == "core"
-        and layer(target) != "core"
-        or layer(name) == "torch"
-        and layer(target) == "presentation"
+        if ORDER.index(folder(target)) > ORDER.index(folder(name))
     ]
     assert not bad, "\n".join(bad)
 
 
 def test_import_graph_has_no_cycle():
-    graph = {
-        name: {t for t in targets if (name, t) not in KNOWN_CYCLE_EDGES}
-        for name, targets in import_graph().items()
-    }
+    graph = import_graph()
     state: dict[str, int] = {}
     path: list[str] = []
 
@@ -176,27 +140,22 @@ def test_import_graph_has_no_cycle():
 
 def test_the_graph_check_sees_every_kind_of_import():
     source = (
-        "from .data import Dataset\n"
-        "import attnmech.svm\n"
+        "from .data.dataset import Dataset\n"
+        "import attnmech.theory.svm\n"
         "def f():\n"
-        "    from .model import AttentionConfig\n"
-        "    from . import solve, graphs\n"
+        "    from ..layer.model import AttentionConfig\n"
+        "    from . import graphs, finite\n"
         "    from attnmech import load_run\n"
-        "    from .x.y import z\n"
     )
-    found = imports_in(source)
-    assert found >= {"data", "svm", "model", "theory", "graphs", "x", attnmech._EXPORTS["load_run"]}
-    assert imports_in("from .runner import run\nfrom ..theory import solve\n", depth=1) == {
-        "theory"
-    }
+    found = {owner(t) for t in imports_in(source, ["theory"])}
+    assert found >= {"theory.svm", "layer.model", "theory.graphs", "theory.finite", "layer.training"}
+    assert {owner(t) for t in imports_in("from .data.dataset import Dataset\n", [])} == {"data.dataset"}
 
 
 def test_core_modules_load_no_heavy_library():
-    """Every core module, imported in one fresh interpreter: torch, matplotlib, cvxpy stay out.
-
-    One interpreter for all of them: if their union loads none, no single one does.
-    """
-    core = sorted(m for m in CORE if m in modules() and m != "__init__")
+    """Every base, data and theory module, imported in one fresh interpreter: torch, matplotlib and
+    cvxpy stay out (if their union loads none, no single one does)."""
+    core = sorted(m for m in modules() if m != "__init__" and folder(m) in CORE)
     code = (
         "import importlib, json, sys\n"
         f"for name in {core!r}:\n"
@@ -221,7 +180,24 @@ def test_lazy_package_resolves_every_public_name():
     assert set(attnmech.__all__) <= set(dir(attnmech))
     with pytest.raises(AttributeError, match="no attribute 'frobnicate'"):
         attnmech.frobnicate  # noqa: B018
-    # no module shares its name with a public function
-    for name in ("train", "verify", "solve"):
-        assert not (PACKAGE / f"{name}.py").exists()
-        assert callable(getattr(attnmech, name))
+
+
+def test_old_module_paths_resolve_to_the_moved_modules_with_a_warning():
+    from attnmech._compat import MOVED_MODULES
+
+    for old, new in MOVED_MODULES.items():
+        sys.modules.pop(f"attnmech.{old}", None)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            module = importlib.import_module(f"attnmech.{old}")
+        assert module is importlib.import_module(f"attnmech.{new}")
+        assert module.__spec__.name == f"attnmech.{new}"
+        assert any(issubclass(w.category, DeprecationWarning) and new in str(w.message) for w in caught)
+    from attnmech.experiments.runner import run_reproduction  # a submodule of a moved package
+
+    assert run_reproduction.__module__ == "attnmech.studies.reproduction.runner"
+    from attnmech.theory import Theory  # names of the former theory module
+    from attnmech.data import make_dataset  # names of the former data module
+
+    assert Theory.__module__ == "attnmech.theory.solve"
+    assert make_dataset.__module__ == "attnmech.data.dataset"

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from attnmech import Dataset, InvalidDatasetError, make_dataset, solve
-from attnmech.local import local_dataset, select_tokens, solve_local
+from attnmech.theory.local import local_dataset, select_tokens, solve_local
 
 
 def naive_local_edges(ds, mass, hi=1e-2, lo=9e-3):

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from attnmech import Dataset, make_dataset
-from attnmech.model import (
+from attnmech.layer.model import (
     AttentionConfig,
     AttentionObjective,
     SingleLayerAttention,

@@ -1,4 +1,4 @@
-"""Graph-SVMs for other norms (attnmech.norms), checked against an independent formulation.
+"""Graph-SVMs for other norms (attnmech.theory.norms), checked against an independent formulation.
 
 The reference is cvxpy + Clarabel on the UNREDUCED primal: a full d x d matrix variable, one
 constraint per original TPG edge, the norm written with cvxpy's own atoms. attnmech solves the
@@ -15,7 +15,7 @@ import pytest
 
 from attnmech import Dataset, build_priority_graphs, make_dataset, solve
 from attnmech.errors import InfeasibleProblemError, InvalidParameterError
-from attnmech.norms import (
+from attnmech.theory.norms import (
     NORMS,
     dual_norm_of,
     margin_distance,
@@ -25,7 +25,7 @@ from attnmech.norms import (
     parse_norm,
     solve_norm_svm,
 )
-from attnmech.svm import solve_graph_svm
+from attnmech.theory.svm import solve_graph_svm
 
 cp = pytest.importorskip("cvxpy")
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from attnmech import AttentionConfig, TrainConfig, build_priority_graphs, make_dataset, solve, train
-from attnmech.svm import solve_graph_svm, solve_nuclear_svm
+from attnmech.theory.svm import solve_graph_svm, solve_nuclear_svm
 
 pytest.importorskip("cvxpy")
 

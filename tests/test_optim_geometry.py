@@ -1,4 +1,4 @@
-"""Step rules of other geometries (attnmech.optim): hand-computed updates, and on a
+"""Step rules of other geometries (attnmech.layer.optim): hand-computed updates, and on a
 separable logistic regression the direction each rule converges to (its geometry's max margin)."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from attnmech.errors import InvalidParameterError
-from attnmech.optim import (
+from attnmech.layer.optim import (
     OPTIMIZERS,
     L1SteepestDescent,
     MirrorDescent,
@@ -162,7 +162,7 @@ def separable(seed: int) -> np.ndarray:
 
 
 def max_margin(Z: np.ndarray, name: str) -> np.ndarray:
-    """argmin N(W) s.t. <Z_i, W> >= 1, with cvxpy (independent of attnmech.norms)."""
+    """argmin N(W) s.t. <Z_i, W> >= 1, with cvxpy (independent of attnmech.theory.norms)."""
     cp = pytest.importorskip("cvxpy")
     W = cp.Variable((DIM, DIM))
     objective = {
@@ -229,7 +229,7 @@ def test_rule_follows_its_geometrys_max_margin_direction(toy, case):
 def test_adam_without_moment_averaging_is_sign_descent():
     """Adam with betas (0, 0) steps by g / |g| = sign(g): the link behind Adam's predicted
     (max-norm) geometry; the bias table measures how far betas (0.9, 0.999) move it from there."""
-    from attnmech.optim import Adam
+    from attnmech.layer.optim import Adam
 
     rng = np.random.default_rng(3)
     params, grad = rng.standard_normal((2, 2, 4, 4))

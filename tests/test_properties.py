@@ -31,7 +31,7 @@ from attnmech.errors import (
     SolverError,
     UnrealizableLabelError,
 )
-from attnmech.reference import svm_primal_clarabel
+from attnmech.theory.reference import svm_primal_clarabel
 
 EXAMPLES = int(os.environ.get("ATTNMECH_PROPERTY_EXAMPLES", "150"))
 OUTCOMES: Counter[str] = Counter()

@@ -1,4 +1,4 @@
-"""Tests for attnmech.report: figures, atomic saving and Markdown tables."""
+"""Tests for attnmech.studies.report: figures, atomic saving and Markdown tables."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
 
 from attnmech import InvalidDatasetError, build_priority_graphs, make_dataset
-from attnmech.report import (
+from attnmech.studies.report import (
     markdown_table,
     plot_metric_bands,
     plot_priority_graphs,

@@ -21,8 +21,8 @@ from attnmech.errors import (
     InvalidParameterError,
     SolverError,
 )
-from attnmech.reference import svm_dual_clarabel, svm_primal_cvxpy
-from attnmech.theory import solve
+from attnmech.theory.reference import svm_dual_clarabel, svm_primal_cvxpy
+from attnmech.theory.solve import solve
 
 cp = pytest.importorskip("cvxpy")
 
@@ -227,7 +227,7 @@ def test_badly_scaled_orthogonal_rows_are_solved_not_flagged():
 
 def test_uncertified_result_raises_unless_allowed(monkeypatch):
     """With only the active-set method (which cycles on this K > d problem) nothing certifies."""
-    import attnmech.svm as svm_module
+    import attnmech.theory.svm as svm_module
 
     monkeypatch.setattr(svm_module, "_METHODS", ("active-set",))
     ds = make_dataset(7, 5, 9, 4, seed=10025)

@@ -16,10 +16,10 @@ from typer.testing import CliRunner
 
 import attnmech
 from attnmech.errors import AttnmechError, FileFormatError, InvalidParameterError
-from attnmech.sweeps import load_results, parse_sweep_spec, run_sweep
-from attnmech.sweeps.grid import expand_cells, plan_tasks
-from attnmech.sweeps.runner import _first_reach
-from attnmech.sweeps.spec import optimizer_names
+from attnmech.studies.sweeps import load_results, parse_sweep_spec, run_sweep
+from attnmech.studies.sweeps.grid import expand_cells, plan_tasks
+from attnmech.studies.sweeps.runner import _first_reach
+from attnmech.studies.sweeps.spec import optimizer_names
 
 REPO = Path(__file__).resolve().parents[1]
 RTOL = 1e-9  # a trial trained alone vs. inside a batch: equal up to rounding
@@ -134,7 +134,7 @@ def test_cells_with_equal_shapes_share_a_batch():
     # seeds depend on the dataset's parameters, not on a cell's position or the optimiser
     spec = parse_sweep_spec(TINY.replace("lr = 0.1", "").replace("n = [3, 5]", "lr = [0.1, 0.2]"))
     a, b = expand_cells(spec)[0], expand_cells(spec)[2]  # lr 0.1 and 0.2, same d
-    from attnmech.sweeps.grid import dataset_seed, init_seed
+    from attnmech.studies.sweeps.grid import dataset_seed, init_seed
 
     assert dataset_seed(3, a.params, 0) == dataset_seed(3, b.params, 0)
     assert init_seed(3, a.params, 1) == init_seed(3, b.params, 1)
@@ -220,7 +220,7 @@ def test_existing_folder_needs_resume_and_the_same_file(tiny_run):
 
 
 def test_plot_heatmap_and_line(tiny_run, tmp_path):
-    from attnmech.sweeps.plots import plot_sweep, save_sweep_plot
+    from attnmech.studies.sweeps.plots import plot_sweep, save_sweep_plot
 
     out, _ = tiny_run
     table = load_results(out)
@@ -266,11 +266,11 @@ def test_cli_sweep_and_plot(tmp_path):
 
 
 def test_smoke_example_is_valid():
-    spec = attnmech.sweeps.load_sweep_spec(REPO / "examples" / "sweeps" / "smoke.toml")
+    spec = attnmech.studies.sweeps.load_sweep_spec(REPO / "examples" / "sweeps" / "smoke.toml")
     assert len(expand_cells(spec)) == 4
-    phase = attnmech.sweeps.load_sweep_spec(REPO / "examples" / "sweeps" / "phase.toml")
+    phase = attnmech.studies.sweeps.load_sweep_spec(REPO / "examples" / "sweeps" / "phase.toml")
     assert [g.name for g in phase.grids] == ["corr", "cyclic", "feasible"]
-    attnmech.sweeps.load_sweep_spec(REPO / "examples" / "sweep_format.toml")
+    attnmech.studies.sweeps.load_sweep_spec(REPO / "examples" / "sweep_format.toml")
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from attnmech import InvalidDatasetError, solve
-from attnmech.text import text_dataset, tokenize
+from attnmech.data.text import text_dataset, tokenize
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "data" / "shakespeare"
 

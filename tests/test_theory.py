@@ -66,7 +66,7 @@ def test_save_and_load_round_trip(tmp_path, seed, graph):
 
 def test_a_loaded_theory_needs_no_solve(tmp_path, monkeypatch):
     """load_theory reads the solutions; it never calls a solver."""
-    import attnmech.theory as theory_module
+    import attnmech.theory.solve as theory_module
 
     ds = make_dataset(6, 4, 6, 8, graph="cyclic", seed=0)
     path = solve(ds).save(tmp_path / "t.npz")

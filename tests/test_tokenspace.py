@@ -6,12 +6,12 @@ import networkx as nx
 import numpy as np
 import pytest
 
-from attnmech.data import Dataset, OneHotEmbeddings, load_dataset, make_embeddings
+from attnmech.data.dataset import Dataset, OneHotEmbeddings, load_dataset, make_embeddings
 from attnmech.errors import AttnmechError, InvalidParameterError
-from attnmech.finite import FiniteSubspace
-from attnmech.graphs import build_priority_graphs
-from attnmech.theory import solve
-from attnmech.tokenspace import (
+from attnmech.theory.finite import FiniteSubspace
+from attnmech.theory.graphs import build_priority_graphs
+from attnmech.theory.solve import solve
+from attnmech.theory.tokenspace import (
     ScoreTable,
     TokenFiniteResult,
     TokenSVMResult,
@@ -290,8 +290,8 @@ def test_projection_subspace_rejects_bad_shapes():
 
 def test_dense_solvers_refuse_with_a_memory_estimate():
     from attnmech.errors import SolverError
-    from attnmech.finite import solve_finite
-    from attnmech.svm import solve_graph_svm
+    from attnmech.theory.finite import solve_finite
+    from attnmech.theory.svm import solve_graph_svm
 
     base = ragged_dataset(4, n=30, K=8)
     ds = base.with_embeddings(make_embeddings("random", 8, 8, seed=0))  # coupled
@@ -359,7 +359,7 @@ def test_token_duals_reproduce_the_scores():
 def test_shakespeare_word_level_theory_is_certified():
     from pathlib import Path
 
-    from attnmech.text import text_dataset
+    from attnmech.data.text import text_dataset
 
     root = Path(__file__).resolve().parents[2] / "shared" / "data" / "shakespeare"
     files = sorted(root.glob("*.txt"))
@@ -380,7 +380,7 @@ def test_shakespeare_word_level_theory_is_certified():
 
 @pytest.mark.parametrize("kind", ["onehot", "ortho"])
 def test_token_theory_save_load_round_trip(tmp_path, kind):
-    from attnmech.theory import load_theory, solve
+    from attnmech.theory.solve import load_theory, solve
 
     rng = np.random.default_rng(3)
     emb = "onehot" if kind == "onehot" else np.linalg.qr(rng.normal(size=(5, 7)).T)[0].T

@@ -17,7 +17,8 @@ import scipy.optimize
 import torch
 
 import attnmech
-from attnmech import Dataset, make_dataset, regpath
+from attnmech import Dataset, make_dataset
+from attnmech.layer import regpath
 from attnmech._choices import (
     HEAD_NAMES,
     INIT_NAMES,
@@ -30,7 +31,7 @@ from attnmech.errors import (
     InvalidParameterError,
     OutputError,
 )
-from attnmech.model import (
+from attnmech.layer.model import (
     HEADS,
     LOSSES,
     PARAMETERIZATIONS,
@@ -39,16 +40,16 @@ from attnmech.model import (
     inputs_from_datasets,
     run_with_cache,
 )
-from attnmech.newton import NewtonOptions, damped_newton, newton_direction
-from attnmech.optim import (
+from attnmech.theory.newton import NewtonOptions, damped_newton, newton_direction
+from attnmech.layer.optim import (
     OPTIMIZERS,
     GradientDescent,
     NormalizedGradientDescent,
     gradient_descent,
     make_step_rule,
 )
-from attnmech.regpath import regularization_path
-from attnmech.training import INITS, TrainConfig, load_run, run_finite_trajectory, train
+from attnmech.layer.regpath import regularization_path
+from attnmech.layer.training import INITS, TrainConfig, load_run, run_finite_trajectory, train
 
 LOG2 = math.log(2.0)
 
@@ -322,7 +323,7 @@ def test_regularization_path_direction_tends_to_w_svm(acyclic_chain: Dataset) ->
 def test_regularization_path_matches_the_theory_on_paper_data() -> None:
     """SPEC 6: W(R)/R -> W_svm/||W_svm|| and Proj_Sfin W(R) -> W_fin as R grows."""
     from attnmech import solve
-    from attnmech.metrics import correlation, project
+    from attnmech.layer.metrics import correlation, project
 
     for seed in (0, 1):
         ds = make_dataset(6, 4, 6, 8, graph="cyclic", seed=seed)
@@ -408,7 +409,7 @@ def test_optim_and_choices_import_without_torch() -> None:
         "import sys, types\n"
         "pkg = types.ModuleType('attnmech'); pkg.__path__ = [sys.argv[1]]\n"
         "sys.modules['attnmech'] = pkg\n"
-        "import attnmech.optim as o, attnmech._choices as c\n"
+        "import attnmech.layer.optim as o, attnmech._choices as c\n"
         "assert 'torch' not in sys.modules, 'torch was imported'\n"
         "print(sorted(o.OPTIMIZERS), c.HEAD_NAMES, c.LOSS_NAMES, c.PARAMETERIZATION_NAMES,"
         " c.INIT_NAMES)\n"

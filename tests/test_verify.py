@@ -13,7 +13,7 @@ import torch
 
 import attnmech
 from attnmech import Dataset, build_priority_graphs, make_dataset
-from attnmech.metrics import (
+from attnmech.layer.metrics import (
     FiniteProjection,
     TrajectoryMetrics,
     correlation,
@@ -21,9 +21,9 @@ from attnmech.metrics import (
     project,
     top_scc_attention_mass,
 )
-from attnmech.model import AttentionConfig, inputs_from_datasets, run_with_cache
-from attnmech.training import TrainConfig, train
-from attnmech.verification import verify
+from attnmech.layer.model import AttentionConfig, inputs_from_datasets, run_with_cache
+from attnmech.layer.training import TrainConfig, train
+from attnmech.layer.verification import verify
 
 LOG2 = math.log(2.0)
 

@@ -23,7 +23,10 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+from ._version import __version__
+from ._compat import install_aliases as _install_aliases
+
+_install_aliases()
 
 # Public name -> defining module. ``import attnmech`` imports none of them: each module is loaded
 # the first time one of its names is used (PEP 562 ``__getattr__``), so the numpy/scipy core works
@@ -33,29 +36,29 @@ __version__ = "0.1.0"
 # functions; their modules are ``training`` and ``verification``).
 _EXPORTS: dict[str, str] = {
     # core (numpy / scipy / networkx only)
-    "Dataset": "data",
-    "load_dataset": "data",
-    "make_dataset": "data",
-    "make_embeddings": "data",
-    "repair_labels": "data",
-    "PriorityGraphs": "graphs",
-    "build_priority_graphs": "graphs",
-    "solve_graph_svm": "svm",
-    "solve_nuclear_svm": "svm",
-    "GraphSVMResult": "svm",
-    "solve_finite": "finite",
-    "reduce_dataset": "finite",
-    "FiniteResult": "finite",
-    "ReducedData": "finite",
-    "Automaton": "automaton",
-    "solve": "theory",
-    "Theory": "theory",
-    "load_theory": "theory",
-    "AttentionTheory": "theory",
+    "Dataset": "data.dataset",
+    "load_dataset": "data.dataset",
+    "make_dataset": "data.dataset",
+    "make_embeddings": "data.dataset",
+    "repair_labels": "data.dataset",
+    "PriorityGraphs": "theory.graphs",
+    "build_priority_graphs": "theory.graphs",
+    "solve_graph_svm": "theory.svm",
+    "solve_nuclear_svm": "theory.svm",
+    "GraphSVMResult": "theory.svm",
+    "solve_finite": "theory.finite",
+    "reduce_dataset": "theory.finite",
+    "FiniteResult": "theory.finite",
+    "ReducedData": "theory.finite",
+    "Automaton": "theory.automaton",
+    "solve": "theory.solve",
+    "Theory": "theory.solve",
+    "load_theory": "theory.solve",
+    "AttentionTheory": "theory.solve",
     "SolveStatus": "_results",
     "SolverStats": "_results",
-    "text_dataset": "text",
-    "TextDataset": "text",
+    "text_dataset": "data.text",
+    "TextDataset": "data.text",
     "AttnmechError": "errors",
     "ConvergenceWarning": "errors",
     "ExperimentNotFoundError": "errors",
@@ -68,26 +71,26 @@ _EXPORTS: dict[str, str] = {
     "FileFormatError": "errors",
     "CheckpointError": "errors",
     "OutputError": "errors",
-    "solve_norm_svm": "norms",
-    "parse_norm": "norms",
+    "solve_norm_svm": "theory.norms",
+    "parse_norm": "theory.norms",
     # torch layer
-    "AttentionConfig": "model",
-    "AttentionObjective": "model",
-    "SingleLayerAttention": "model",
-    "run_with_cache": "model",
-    "TrainConfig": "training",
-    "TrainResult": "training",
-    "train": "training",
-    "load_run": "training",
-    "gradient_descent": "optim",
-    "regularization_path": "regpath",
-    "RegularizationPath": "regpath",
-    "run_finite_trajectory": "training",
-    "FiniteTrajectory": "finite_path",
-    "verify": "verification",
-    "VerificationReport": "verification",
-    "TrajectoryMetrics": "metrics",
-    "correlation": "metrics",
+    "AttentionConfig": "layer.model",
+    "AttentionObjective": "layer.model",
+    "SingleLayerAttention": "layer.model",
+    "run_with_cache": "layer.model",
+    "TrainConfig": "layer.training",
+    "TrainResult": "layer.training",
+    "train": "layer.training",
+    "load_run": "layer.training",
+    "gradient_descent": "layer.optim",
+    "regularization_path": "layer.regpath",
+    "RegularizationPath": "layer.regpath",
+    "run_finite_trajectory": "layer.training",
+    "FiniteTrajectory": "layer.finite_path",
+    "verify": "layer.verification",
+    "VerificationReport": "layer.verification",
+    "TrajectoryMetrics": "layer.metrics",
+    "correlation": "layer.metrics",
 }
 
 __all__ = [
@@ -164,8 +167,8 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # for type checkers and IDEs only; nothing is imported at run time
     from ._results import SolverStats, SolveStatus
-    from .automaton import Automaton
-    from .data import Dataset, load_dataset, make_dataset, make_embeddings, repair_labels
+    from .theory.automaton import Automaton
+    from .data.dataset import Dataset, load_dataset, make_dataset, make_embeddings, repair_labels
     from .errors import (
         AttnmechError,
         CheckpointError,
@@ -180,16 +183,16 @@ if TYPE_CHECKING:  # for type checkers and IDEs only; nothing is imported at run
         SolverError,
         UnrealizableLabelError,
     )
-    from .finite import FiniteResult, ReducedData, reduce_dataset, solve_finite
-    from .finite_path import FiniteTrajectory
-    from .graphs import PriorityGraphs, build_priority_graphs
-    from .metrics import TrajectoryMetrics, correlation
-    from .model import AttentionConfig, AttentionObjective, SingleLayerAttention, run_with_cache
-    from .norms import parse_norm, solve_norm_svm
-    from .optim import gradient_descent
-    from .regpath import RegularizationPath, regularization_path
-    from .svm import GraphSVMResult, solve_graph_svm, solve_nuclear_svm
-    from .text import TextDataset, text_dataset
-    from .theory import AttentionTheory, Theory, load_theory, solve
-    from .training import TrainConfig, TrainResult, load_run, run_finite_trajectory, train
-    from .verification import VerificationReport, verify
+    from .theory.finite import FiniteResult, ReducedData, reduce_dataset, solve_finite
+    from .layer.finite_path import FiniteTrajectory
+    from .theory.graphs import PriorityGraphs, build_priority_graphs
+    from .layer.metrics import TrajectoryMetrics, correlation
+    from .layer.model import AttentionConfig, AttentionObjective, SingleLayerAttention, run_with_cache
+    from .theory.norms import parse_norm, solve_norm_svm
+    from .layer.optim import gradient_descent
+    from .layer.regpath import RegularizationPath, regularization_path
+    from .theory.svm import GraphSVMResult, solve_graph_svm, solve_nuclear_svm
+    from .data.text import TextDataset, text_dataset
+    from .theory.solve import AttentionTheory, Theory, load_theory, solve
+    from .layer.training import TrainConfig, TrainResult, load_run, run_finite_trajectory, train
+    from .layer.verification import VerificationReport, verify

@@ -1,10 +1,10 @@
 """The names of every choice the library accepts, importable without numpy or torch.
 
 Each tuple here is the single source of truth for its choice: the defining module imports it
-(``data.EMBEDDING_KINDS is _choices.EMBEDDING_KINDS``; :mod:`attnmech.model` keys its registries
+(``data.EMBEDDING_KINDS is _choices.EMBEDDING_KINDS``; :mod:`attnmech.layer.model` keys its registries
 ``HEADS``, ``LOSSES`` and ``PARAMETERIZATIONS`` by exactly these names, which a test checks) and
 the command line builds its option choices from it, so ``attnmech --help`` needs neither numpy nor
-torch. Step-rule names are the keys of :data:`attnmech.optim.OPTIMIZERS`, which imports without
+torch. Step-rule names are the keys of :data:`attnmech.layer.optim.OPTIMIZERS`, which imports without
 numpy or torch as well.
 """
 

@@ -70,7 +70,7 @@ def environment_info() -> dict[str, Any]:
     """
     import scipy
 
-    from . import __version__
+    from ._version import __version__
 
     torch = sys.modules.get("torch")
     return {

@@ -1,0 +1,146 @@
+"""Commands for grid sweeps: ``sweep``, ``plot-sweep``."""
+
+from __future__ import annotations
+
+import enum
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+if TYPE_CHECKING:
+
+    pass
+
+
+from ._app import (  # noqa: F401
+    PROGRESS_MIN_STEPS,
+    DataArgument,
+    EdgeMode,
+    EmbeddingKind,
+    EmbeddingsOption,
+    F,
+    GraphKind,
+    HeadKind,
+    InitKind,
+    LossKind,
+    OnUnrealizable,
+    Optimizer,
+    Parameterization,
+    TextLevel,
+    TheoryOption,
+    UnrealizableOption,
+    _check_folder,
+    _check_writable,
+    _checkpoint_step,
+    _choice_enum,
+    _fail,
+    _final_table,
+    _key_values,
+    _load,
+    _load_theory_for,
+    _main_options,
+    _one_line,
+    _plain_box,
+    _print_table,
+    _reports_errors,
+    _show_progress,
+    _solve_or_warn,
+    _stats_table,
+    _table,
+    _version,
+    app,
+    main,
+)
+
+
+# --------------------------------------------------------------------------- sweeps (issue 12)
+class SweepBackend(str, enum.Enum):
+    local = "local"
+    ray = "ray"
+
+
+@app.command("sweep")
+@_reports_errors
+def sweep_command(
+    spec_file: Annotated[Path, typer.Argument(help="Sweep file (TOML): axes, trials, metrics.")],
+    out: Annotated[Path, typer.Option("--out", help="Results folder (new, or --resume).")],
+    backend: Annotated[
+        SweepBackend, typer.Option("--backend", help="local process pool or Ray tasks.")
+    ] = SweepBackend.local,
+    address: Annotated[
+        str | None, typer.Option("--address", help="Address of an existing Ray cluster.")
+    ] = None,
+    workers: Annotated[
+        int | None, typer.Option("--workers", min=1, help="Processes / Ray CPUs (default: cores).")
+    ] = None,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Continue a sweep in --out; skip stored cells.")
+    ] = False,
+    device: Annotated[
+        str | None, typer.Option("--device", help="Torch device for training (cpu, cuda).")
+    ] = None,
+    no_progress: Annotated[bool, typer.Option("--no-progress", help="No progress bar.")] = False,
+) -> None:
+    """Run a grid of datasets x training options (one row per cell x trial in --out)."""
+    from ..studies.sweeps import load_sweep_spec, run_sweep
+
+    spec = load_sweep_spec(spec_file)
+    result = run_sweep(
+        spec,
+        out,
+        backend=backend.value,
+        workers=workers,
+        address=address,
+        resume=resume,
+        device=device,
+        progress=not no_progress and sys.stderr.isatty(),
+    )
+    typer.echo(
+        f"{result.cells} cells, {result.tasks} tasks ({result.tasks_skipped} already done), "
+        f"{result.rows} rows written, {result.wall_time_s:.1f} s on {result.workers} "
+        f"{result.backend} worker(s)"
+    )
+    typer.echo(f"results: {result.results_path}")
+
+
+@app.command("plot-sweep")
+@_reports_errors
+def plot_sweep_command(
+    sweep_dir: Annotated[Path, typer.Argument(help="A sweep's results folder.")],
+    x: Annotated[str, typer.Option("--x", help="Parameter on the x axis (or a ratio: K/d).")],
+    metric: Annotated[str, typer.Option("--metric", help="Metric to show (corr_svm, ...).")],
+    y: Annotated[
+        str | None, typer.Option("--y", help="Parameter on the y axis (heatmap); omit: line.")
+    ] = None,
+    at_step: Annotated[
+        int | None, typer.Option("--at-step", help="The metric at this step (sweep.at_steps).")
+    ] = None,
+    grid: Annotated[str | None, typer.Option("--grid", help="Grid of a multi-grid sweep.")] = None,
+    where: Annotated[
+        list[str] | None, typer.Option("--where", help="Keep rows with PARAM=VALUE (repeatable).")
+    ] = None,
+    stat: Annotated[str, typer.Option("--stat", help="mean, median, min or max.")] = "mean",
+    output: Annotated[
+        Path | None, typer.Option("-o", "--output", help="Path without suffix (PNG, PDF, CSV).")
+    ] = None,
+) -> None:
+    """Phase diagram of a sweep: heatmap over --x and --y, or a line over --x."""
+    from ..errors import InvalidParameterError
+    from ..studies.sweeps.plots import plot_sweep, save_sweep_plot
+
+    pairs: dict[str, str] = {}
+    for item in where or []:
+        if "=" not in item:
+            raise InvalidParameterError(f"--where {item!r}: write PARAM=VALUE, e.g. optimizer=ngd")
+        key, value = item.split("=", 1)
+        pairs[key.strip()] = value.strip()
+    plot = plot_sweep(
+        sweep_dir, x=x, y=y, metric=metric, at_step=at_step, grid=grid, where=pairs, stat=stat
+    )
+    if output is None:
+        parts = [grid, plot.column.replace("@", "-at-"), x.replace("/", "-over-"), y]
+        output = sweep_dir / "plots" / "_".join(p for p in parts if p)
+    for path in save_sweep_plot(plot, output):
+        typer.echo(f"wrote {path}")

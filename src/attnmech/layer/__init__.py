@@ -1,0 +1,1 @@
+"""The trained attention layer (torch): model, step rules, training, metrics, verification."""

@@ -1,0 +1,587 @@
+"""First-order step rules and the one optimisation loop (SPEC sections 2 and 9).
+
+A step rule maps ``(params, grad, loss, state, step)`` to new parameters, per trial: ``params`` and
+``grad`` carry a leading trials dimension (``(B, d, d)`` for ``W`` itself, ``(B, 2, d, r)`` for the
+factors) and ``loss`` is the ``(B,)`` risk at ``params``. Norms are taken per trial, never across
+trials. :data:`OPTIMIZERS` is the registry: adding an optimiser is one :class:`StepRule` subclass
+and one line there. :func:`gradient_descent` is the loop that runs every rule, for training and for
+the ``W_fin(t)`` trajectory alike.
+
+Rules and the max-margin direction each is expected to follow (``expected_svm_norm``; measured by
+:func:`attnmech.studies.bias.bias_table`):
+
+=====================  =============================================  ==========================
+name                   step (per trial, learning rate ``lr``)         expected Graph-SVM
+=====================  =============================================  ==========================
+``gd``                 ``W - lr g``                                   ``fro`` (the paper)
+``ngd``                ``W - lr g / ||g||_F``                         ``fro``
+``polyak``             ``W - lr (L - L*) g / ||g||_F^2``              ``fro``
+``adam``               Adam (bias-corrected moments)                  ``linf`` (like sign descent)
+``mirror`` (p)         ``grad psi(W') = grad psi(W) - lr g``,         ``lp:p``
+                       ``psi(W) = sum |W_ab|^p / p``
+``normalized-mirror``  the same with ``g / ||g||_q``, 1/p + 1/q = 1   ``lp:p``
+``sign``               ``W - lr sign(g)``                             ``linf``
+``l1-steepest``        ``W - lr sign(g_m) e_m``, ``m`` the largest    ``l1``
+                       ``|g_m|`` (ties share the step)
+``spectral``           ``W - lr U V^T``, ``g = U S V^T`` (reduced)    ``spectral``
+=====================  =============================================  ==========================
+
+With the factorised parameterization (``W = K Q^T``, both trained) ``gd`` and ``ngd`` are expected
+to follow the ``nuclear`` Graph-SVM instead.
+
+Steepest descent with respect to a norm ``N`` moves along ``-s`` with ``s`` maximising ``<g, s>``
+over ``N(s) <= 1``. The *normalised* rules (``normalized=True``, the default for ``sign``,
+``l1-steepest`` and ``spectral``) take the step ``lr s``; the unnormalised ones take
+``lr N*(g) s`` (``N*`` the dual norm: ``||g||_1`` for sign descent, ``||g||_inf`` for l_1
+steepest descent, the nuclear norm for spectral descent), the exact minimiser of
+``<g, D> + N(D)^2 / (2 lr)``. For ``spectral`` on factorised parameters each factor gets its own
+``U V^T``; unnormalised, the common factor is the sum of the two factors' nuclear norms. The exact
+``U V^T`` from the SVD is what Muon approximates; Muon in practice uses a few Newton-Schulz
+iterations instead of an SVD (and momentum), neither of which is done here.
+
+This module imports torch only inside methods, so the registry's names can be listed (by the
+command line, say) without loading torch.
+
+References
+----------
+Li, Huang, Ildiz, Rawat, Oymak. Mechanics of Next Token Prediction with Self-Attention.
+AISTATS 2024, arXiv:2403.08081.
+Julistiono, Tarzanagh, Azizi 2024, arXiv:2410.14581 (mirror descent on attention: l_p margin).
+Vasudeva et al. 2024, arXiv:2402.05738 (normalised GD and Polyak steps on attention: rates).
+Fan et al. 2025, arXiv:2502.04664 (sign descent, Adam, spectral descent / Muon: max-norm and
+spectral margins, for linear models).
+Sheen et al. 2024, arXiv:2403.08699 (factorised K Q^T: nuclear norm).
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from ..errors import InvalidParameterError
+
+if TYPE_CHECKING:
+    from torch import Tensor
+
+__all__ = [
+    "StepRule",
+    "GradientDescent",
+    "NormalizedGradientDescent",
+    "Adam",
+    "PolyakStep",
+    "OptionRule",
+    "MirrorDescent",
+    "NormalizedMirrorDescent",
+    "SignDescent",
+    "L1SteepestDescent",
+    "SpectralDescent",
+    "OPTIMIZERS",
+    "SVM_NORM_OF",
+    "expected_svm_norm",
+    "make_step_rule",
+    "gradient_descent",
+]
+
+
+def _positive_number(name: str, value: Any, owner: str) -> float:
+    """``value`` as a finite float > 0, or InvalidParameterError naming the option."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise InvalidParameterError(
+            f"{owner}: {name} must be a positive number, got {value!r} ({type(value).__name__})"
+        )
+    value = float(value)
+    if not (math.isfinite(value) and value > 0):
+        raise InvalidParameterError(f"{owner}: {name} must be a positive number, got {value!r}")
+    return value
+
+
+def _per_trial(values: Tensor, like: Tensor) -> Tensor:
+    """Reshape ``values`` (B,) to broadcast against ``like`` (B, ...)."""
+    return values.view(-1, *([1] * (like.ndim - 1)))
+
+
+class StepRule:
+    """One update of a first-order method, per trial (base class).
+
+    Parameters
+    ----------
+    learning_rate : float
+        Finite and positive.
+    **options
+        Rule-specific options (a subclass declares them as keyword arguments). Unknown options
+        raise :class:`~attnmech.errors.InvalidParameterError`.
+
+    Notes
+    -----
+    ``init(params)`` returns the optimiser state (a dict of tensors, saved in checkpoints);
+    ``update(params, grad, loss, state, step)`` returns the new parameters and may update
+    ``state`` in place. ``step`` counts updates from 0.
+    """
+
+    name: ClassVar[str] = "step"
+
+    def __init__(self, learning_rate: float, **options: Any) -> None:
+        if options:
+            raise InvalidParameterError(
+                f"optimizer {self.name!r} takes no option(s) {', '.join(map(repr, options))}; "
+                f"see {type(self).__name__}'s documentation for its options"
+            )
+        self.learning_rate = _positive_number("learning_rate", learning_rate, self.name)
+
+    def init(self, params: Tensor) -> dict[str, Tensor]:
+        return {}
+
+    def update(
+        self, params: Tensor, grad: Tensor, loss: Tensor, state: dict[str, Tensor], step: int
+    ) -> Tensor:
+        raise NotImplementedError
+
+
+class GradientDescent(StepRule):
+    """``W <- W - lr * grad``."""
+
+    name = "gd"
+
+    def update(
+        self, params: Tensor, grad: Tensor, loss: Tensor, state: dict[str, Tensor], step: int
+    ) -> Tensor:
+        return params - self.learning_rate * grad
+
+
+class NormalizedGradientDescent(StepRule):
+    """``W <- W - lr * grad / ||grad||_F``, the norm taken per trial (no step where grad = 0)."""
+
+    name = "ngd"
+
+    def update(
+        self, params: Tensor, grad: Tensor, loss: Tensor, state: dict[str, Tensor], step: int
+    ) -> Tensor:
+        import torch
+
+        norm = torch.linalg.vector_norm(grad.flatten(1), dim=1)  # (B,)
+        scale = self.learning_rate / torch.where(norm > 0, norm, torch.ones_like(norm))
+        return params - _per_trial(scale, grad) * grad
+
+
+class Adam(StepRule):
+    """Adam with bias correction, per parameter entry (the state is saved in checkpoints).
+
+    Parameters
+    ----------
+    learning_rate : float
+    betas : pair of float, default=(0.9, 0.999)
+        Decay rates of the first and second moments, each in [0, 1).
+    eps : float, default=1e-8
+        Denominator guard, > 0.
+    """
+
+    name = "adam"
+
+    def __init__(
+        self,
+        learning_rate: float,
+        betas: tuple[float, float] | list[float] = (0.9, 0.999),
+        eps: float = 1e-8,
+    ) -> None:
+        super().__init__(learning_rate)
+        if isinstance(betas, (str, bytes)) or not hasattr(betas, "__len__") or len(betas) != 2:
+            raise InvalidParameterError(f"adam: betas must be a pair of numbers, got {betas!r}")
+        checked: list[float] = []
+        for beta in betas:
+            if isinstance(beta, bool) or not isinstance(beta, numbers.Real):
+                raise InvalidParameterError(f"adam: betas must be numbers in [0, 1), got {betas!r}")
+            if not 0.0 <= float(beta) < 1.0:
+                raise InvalidParameterError(f"adam: betas must lie in [0, 1), got {betas!r}")
+            checked.append(float(beta))
+        self.betas = (checked[0], checked[1])
+        self.eps = _positive_number("eps", eps, self.name)
+
+    def init(self, params: Tensor) -> dict[str, Tensor]:
+        import torch
+
+        return {"exp_avg": torch.zeros_like(params), "exp_avg_sq": torch.zeros_like(params)}
+
+    def update(
+        self, params: Tensor, grad: Tensor, loss: Tensor, state: dict[str, Tensor], step: int
+    ) -> Tensor:
+        beta1, beta2 = self.betas
+        state["exp_avg"].mul_(beta1).add_(grad, alpha=1 - beta1)
+        state["exp_avg_sq"].mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+        t = step + 1
+        m_hat = state["exp_avg"] / (1 - beta1**t)
+        v_hat = state["exp_avg_sq"] / (1 - beta2**t)
+        return params - self.learning_rate * m_hat / (v_hat.sqrt() + self.eps)
+
+
+class PolyakStep(StepRule):
+    """Polyak's step size: ``W <- W - lr * (L(W) - L*) / ||grad||_F^2 * grad``, per trial.
+
+    Parameters
+    ----------
+    learning_rate : float
+        Multiplies Polyak's step (1 is Polyak's rule).
+    lower_bound : float or list of float, default=0
+        ``L*``, a lower bound of the loss, for all trials or one per trial (0 bounds the log-loss;
+        on cyclic data the infimum is larger, the loss of ``W_fin`` on the reduced data). No
+        step is taken where ``L(W) <= L*`` or the gradient is 0.
+    """
+
+    name = "polyak"
+
+    def __init__(self, learning_rate: float, lower_bound: float | list[float] = 0.0) -> None:
+        super().__init__(learning_rate)
+        bounds = list(lower_bound) if isinstance(lower_bound, (list, tuple)) else [lower_bound]
+        for bound in bounds:
+            if isinstance(bound, bool) or not isinstance(bound, numbers.Real):
+                raise InvalidParameterError(
+                    f"polyak: lower_bound must be a number or a list of numbers (one per "
+                    f"trial), got {lower_bound!r}"
+                )
+            if not math.isfinite(bound):
+                raise InvalidParameterError(f"polyak: lower_bound must be finite, got {bound!r}")
+        if not bounds:
+            raise InvalidParameterError("polyak: lower_bound is an empty list")
+        self.lower_bound = [float(b) for b in bounds]
+
+    def update(
+        self, params: Tensor, grad: Tensor, loss: Tensor, state: dict[str, Tensor], step: int
+    ) -> Tensor:
+        import torch
+
+        squared = torch.linalg.vector_norm(grad.flatten(1), dim=1).square()  # (B,)
+        bound = torch.tensor(self.lower_bound, dtype=loss.dtype, device=loss.device)
+        if bound.numel() not in (1, loss.numel()):
+            raise InvalidParameterError(
+                f"polyak: lower_bound has {bound.numel()} values for {loss.numel()} trials; "
+                "give one number, or one per trial"
+            )
+        gap = (loss - bound).clamp(min=0)  # (B,)
+        size = torch.where(squared > 0, gap / torch.where(squared > 0, squared, 1.0), 0.0)
+        return params - _per_trial(self.learning_rate * size, grad) * grad
+
+
+# ---------------------------------------------------------------------------------- geometries
+class OptionRule(StepRule):
+    """A step rule whose options are declared in one table, ``OPTIONS`` (name -> default).
+
+    ``self.options`` holds the defaults updated with the given options; an option not in the
+    table raises :class:`~attnmech.errors.InvalidParameterError` listing the accepted ones.
+    """
+
+    OPTIONS: ClassVar[dict[str, Any]] = {}
+
+    def __init__(self, learning_rate: float, **options: Any) -> None:
+        unknown = sorted(set(options) - set(self.OPTIONS))
+        if unknown:
+            accepted = ", ".join(f"{k}={v!r}" for k, v in self.OPTIONS.items()) or "none"
+            raise InvalidParameterError(
+                f"optimizer {self.name!r} has no option(s) {unknown}; its options are: {accepted}"
+            )
+        super().__init__(learning_rate)
+        self.options = {**self.OPTIONS, **options}
+        if not isinstance(self.options.get("normalized", False), bool):
+            raise InvalidParameterError(
+                f"optimizer {self.name!r}: option normalized must be true or false, got "
+                f"{self.options['normalized']!r}"
+            )
+
+    def __repr__(self) -> str:
+        opts = "".join(f", {k}={v!r}" for k, v in self.options.items())
+        return f"{type(self).__name__}(learning_rate={self.learning_rate!r}{opts})"
+
+
+def _trial_dims(t: Tensor) -> tuple[int, ...]:
+    """All dimensions but the first (the trial)."""
+    return tuple(range(1, t.ndim))
+
+
+def _check_batched(rule: StepRule, params: Tensor, grad: Tensor) -> None:
+    if params.ndim not in (3, 4) or grad.shape != params.shape:
+        raise InvalidParameterError(
+            f"optimizer {rule.name!r}: params must have shape (B, d, d) or (B, 2, d, r) and grad "
+            f"the same shape; got params {tuple(params.shape)}, grad {tuple(grad.shape)}"
+        )
+
+
+def _safe_divide(x: Tensor, norm: Tensor) -> Tensor:
+    """``x / norm`` per trial, leaving trials with a zero norm unchanged (their ``x`` is 0)."""
+    import torch
+
+    return x / torch.where(norm > 0, norm, torch.ones_like(norm))
+
+
+class MirrorDescent(OptionRule):
+    """Mirror descent with the entrywise potential ``psi(W) = sum |W_ab|^p / p``.
+
+    ``grad psi(W) = sign(W) |W|^(p - 1)`` and its inverse ``sign(Z) |Z|^(1 / (p - 1))`` act entry
+    by entry, so one step is ``W' = (grad psi)^-1(grad psi(W) - lr g)``; ``p = 2`` is gradient
+    descent. Options: ``p`` (> 1, default 2) and ``normalized`` (default False: divide ``g`` by
+    its per-trial dual norm ``||g||_q``, ``1/p + 1/q = 1``, before the step).
+
+    Expected implicit bias: the l_p-norm Graph-SVM (Julistiono, Tarzanagh, Azizi 2024,
+    arXiv:2410.14581, for attention; ``svm_norm="lp:p"``).
+    """
+
+    name = "mirror"
+    OPTIONS: ClassVar[dict[str, Any]] = {"p": 2.0, "normalized": False}
+
+    def __init__(self, learning_rate: float, **options: Any) -> None:
+        super().__init__(learning_rate, **options)
+        p = self.options["p"]
+        if isinstance(p, bool) or not isinstance(p, int | float) or not (1 < p < math.inf):
+            raise InvalidParameterError(
+                f"optimizer {self.name!r}: option p must be a number with 1 < p < inf, got {p!r} "
+                "(use 'sign' for the l_inf geometry and 'l1-steepest' for l_1)"
+            )
+        self.p = float(p)
+        self.q = self.p / (self.p - 1.0)
+
+    def update(
+        self, params: Tensor, grad: Tensor, loss: Tensor, state: dict[str, Tensor], step: int
+    ) -> Tensor:
+        import torch
+
+        _check_batched(self, params, grad)
+        if self.options["normalized"]:
+            norm = torch.linalg.vector_norm(grad, ord=self.q, dim=_trial_dims(grad), keepdim=True)
+            grad = _safe_divide(grad, norm)
+        if self.p == 2.0:
+            return params - self.learning_rate * grad
+        dual = torch.sign(params) * params.abs() ** (self.p - 1.0)  # grad psi(W)
+        dual = dual - self.learning_rate * grad
+        return torch.sign(dual) * dual.abs() ** (1.0 / (self.p - 1.0))  # (grad psi)^-1
+
+
+class NormalizedMirrorDescent(MirrorDescent):
+    """:class:`MirrorDescent` with ``normalized=True`` by default: the step is ``lr g / ||g||_q``
+    in the dual space (``p = 2``: normalised gradient descent)."""
+
+    name = "normalized-mirror"
+    OPTIONS: ClassVar[dict[str, Any]] = {"p": 2.0, "normalized": True}
+
+
+class SignDescent(OptionRule):
+    """Sign descent, the steepest descent of the entrywise l_inf norm: ``W - lr sign(g)``.
+
+    With ``normalized=False`` the step is ``lr ||g||_1 sign(g)`` (``||g||_1`` per trial).
+    Expected implicit bias: the l_inf (max-norm) Graph-SVM (for linear models, the max-norm
+    margin of sign descent and Adam; Fan et al. 2025, arXiv:2502.04664).
+    """
+
+    name = "sign"
+    OPTIONS: ClassVar[dict[str, Any]] = {"normalized": True}
+
+    def update(
+        self, params: Tensor, grad: Tensor, loss: Tensor, state: dict[str, Tensor], step: int
+    ) -> Tensor:
+        import torch
+
+        _check_batched(self, params, grad)
+        direction = torch.sign(grad)
+        if not self.options["normalized"]:
+            direction = direction * grad.abs().sum(dim=_trial_dims(grad), keepdim=True)
+        return params - self.learning_rate * direction
+
+
+class L1SteepestDescent(OptionRule):
+    """Steepest descent of the entrywise l_1 norm: move only the largest-magnitude gradient
+    coordinate(s) of each trial.
+
+    The step is ``lr sign(g_m)`` on the coordinate ``m`` with the largest ``|g_m|`` over the whole
+    trial (both factors when factorised); exact ties share it equally (``lr / n_ties`` each), so
+    the step always has l_1 norm ``lr``. With ``normalized=False`` it is multiplied by
+    ``||g||_inf`` (per trial). Expected implicit bias: the l_1 Graph-SVM.
+    """
+
+    name = "l1-steepest"
+    OPTIONS: ClassVar[dict[str, Any]] = {"normalized": True}
+
+    def update(
+        self, params: Tensor, grad: Tensor, loss: Tensor, state: dict[str, Tensor], step: int
+    ) -> Tensor:
+        _check_batched(self, params, grad)
+        dims = _trial_dims(grad)
+        magnitude = grad.abs()
+        largest = magnitude.amax(dim=dims, keepdim=True)
+        chosen = (magnitude == largest) & (largest > 0)
+        count = chosen.sum(dim=dims, keepdim=True).clamp(min=1)
+        direction = chosen.to(grad.dtype) * grad.sign() / count
+        if not self.options["normalized"]:
+            direction = direction * largest
+        return params - self.learning_rate * direction
+
+
+class SpectralDescent(OptionRule):
+    """Steepest descent of the spectral norm: ``W - lr U V^T`` from the reduced SVD
+    ``g = U S V^T`` of each matrix (an exact, SVD-based Muon step, without momentum).
+
+    Singular values below ``max(d, r) * eps * s_max`` are treated as zero (their directions are
+    left out). With ``normalized=False`` the step is multiplied by the nuclear norm of ``g`` (the
+    sum over both factors when factorised). Expected implicit bias: the spectral-norm Graph-SVM
+    (for linear models, Muon's spectral margin; Fan et al. 2025, arXiv:2502.04664).
+    """
+
+    name = "spectral"
+    OPTIONS: ClassVar[dict[str, Any]] = {"normalized": True}
+
+    def update(
+        self, params: Tensor, grad: Tensor, loss: Tensor, state: dict[str, Tensor], step: int
+    ) -> Tensor:
+        import torch
+
+        _check_batched(self, params, grad)
+        U, S, Vh = torch.linalg.svd(grad, full_matrices=False)  # per matrix: (..., d, k)
+        rows, cols = grad.shape[-2:]
+        tol = max(rows, cols) * torch.finfo(grad.dtype).eps * S.amax(dim=-1, keepdim=True)
+        keep = (S > tol).to(grad.dtype)  # (..., k)
+        direction = (U * keep.unsqueeze(-2)) @ Vh  # U V^T on the kept singular directions
+        if not self.options["normalized"]:
+            nuclear = (S * keep).sum(dim=_trial_dims(S), keepdim=True)  # (B, 1[, 1])
+            direction = direction * nuclear.unsqueeze(-1)
+        return params - self.learning_rate * direction
+
+
+OPTIMIZERS: dict[str, type[StepRule]] = {
+    "gd": GradientDescent,
+    "ngd": NormalizedGradientDescent,
+    "adam": Adam,
+    "polyak": PolyakStep,
+    "mirror": MirrorDescent,
+    "normalized-mirror": NormalizedMirrorDescent,
+    "sign": SignDescent,
+    "l1-steepest": L1SteepestDescent,
+    "spectral": SpectralDescent,
+}
+"""Step rules by name (``TrainConfig.optimizer``); options go to the class as keyword arguments."""
+
+SVM_NORM_OF: dict[str, str] = {
+    "gd": "fro",
+    "ngd": "fro",
+    "polyak": "fro",
+    "adam": "linf",
+    "sign": "linf",
+    "l1-steepest": "l1",
+    "spectral": "spectral",
+}
+"""The Graph-SVM norm each fixed-geometry rule is expected to follow with the combined ``W``
+(``mirror`` / ``normalized-mirror``: ``lp:p``, see :func:`expected_svm_norm`). ``adam``: the
+max-norm margin that Fan et al. (2025) prove for Adam-like sign methods on linear models; for
+attention it is an extrapolation that :func:`attnmech.studies.bias.bias_table` measures."""
+
+
+def expected_svm_norm(rule: StepRule | str, parameterization: str = "combined") -> str:
+    """The ``svm_norm`` whose Graph-SVM ``rule`` is expected to follow.
+
+    Parameters
+    ----------
+    rule : StepRule or str
+        A step rule, or a name of :data:`OPTIMIZERS` (with its default options).
+    parameterization : {"combined", "factorized"}, default="combined"
+        ``"factorized"`` (``W = K Q^T``, both trained): ``"nuclear"`` for ``gd`` and ``ngd``
+        (Sheen et al. 2024, arXiv:2403.08699); no prediction for the other rules.
+
+    Raises
+    ------
+    InvalidParameterError
+        An unknown rule, or a rule without a prediction for this parameterization.
+
+    Examples
+    --------
+    >>> expected_svm_norm(MirrorDescent(0.1, p=3)), expected_svm_norm("sign")
+    ('lp:3', 'linf')
+    >>> expected_svm_norm("ngd", "factorized")
+    'nuclear'
+    """
+    if isinstance(rule, str):
+        rule = make_step_rule(rule, 1.0)
+    if parameterization == "factorized":
+        if rule.name in ("gd", "ngd"):
+            return "nuclear"
+        raise InvalidParameterError(
+            f"no implicit-bias prediction for optimizer {rule.name!r} with factorised W = K Q^T "
+            "(only gd and ngd: nuclear norm); pass svm_norm explicitly"
+        )
+    if isinstance(rule, MirrorDescent):
+        return "fro" if rule.p == 2.0 else f"lp:{rule.p:g}"
+    if rule.name not in SVM_NORM_OF:
+        raise InvalidParameterError(
+            f"no implicit-bias prediction for optimizer {rule.name!r}; pass svm_norm explicitly"
+        )
+    return SVM_NORM_OF[rule.name]
+
+
+def make_step_rule(
+    name: str, learning_rate: float, options: Mapping[str, Any] | None = None
+) -> StepRule:
+    """The step rule ``OPTIMIZERS[name](learning_rate, **options)``, its options validated.
+
+    Raises
+    ------
+    InvalidParameterError
+        Unknown name, or an option the rule does not take or whose value is out of range.
+    """
+    if not isinstance(name, str) or name not in OPTIMIZERS:
+        raise InvalidParameterError(
+            f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {name!r}"
+        )
+    options = dict(options or {})
+    if not all(isinstance(key, str) for key in options):
+        raise InvalidParameterError(f"optimizer_options keys must be strings, got {options!r}")
+    try:
+        return OPTIMIZERS[name](learning_rate, **options)
+    except TypeError as exc:  # an option the class does not declare
+        raise InvalidParameterError(
+            f"optimizer {name!r} does not take the options {sorted(options)}: {exc}"
+        ) from None
+
+
+Observer = Callable[[int, "Tensor", "Tensor", "Tensor", dict[str, "Tensor"]], Any]
+Objective = Callable[["Tensor"], tuple["Tensor", "Tensor"]]
+
+
+def gradient_descent(
+    objective: Objective,
+    params: Tensor,
+    step_rule: StepRule,
+    num_steps: int,
+    *,
+    start_step: int = 0,
+    state: dict[str, Tensor] | None = None,
+    observer: Observer | None = None,
+) -> tuple[Tensor, dict[str, Tensor]]:
+    """The one optimisation loop: ``params <- step_rule.update(...)`` for steps
+    ``start_step .. num_steps - 1``.
+
+    Parameters
+    ----------
+    objective : callable
+        ``objective(params) -> (loss, grad)`` with ``loss`` of shape (B,) and ``grad`` shaped like
+        ``params``. Wrap it to project or mask gradients.
+    params : Tensor of shape (B, ...)
+        Starting point (not modified).
+    step_rule : StepRule
+    num_steps : int
+    start_step : int, default=0
+        First step to run (when resuming).
+    state : dict of Tensor, optional
+        Optimiser state to resume from (default: ``step_rule.init(params)``).
+    observer : callable, optional
+        ``observer(step, params, loss, grad, state)`` runs before each update, with the loss and
+        gradient at ``params`` (the parameters after ``step`` updates). If it returns True the loop
+        stops before that update.
+
+    Returns
+    -------
+    params, state
+        The parameters after the last update and the optimiser state.
+    """
+    params = params.clone()
+    state = step_rule.init(params) if state is None else state
+    for step in range(start_step, num_steps):
+        loss, grad = objective(params)
+        if observer is not None and observer(step, params, loss, grad, state):
+            break
+        params = step_rule.update(params, grad, loss, state, step)
+    return params, state

@@ -1,0 +1,359 @@
+"""The report writer: ``results.json``, ``curves.npz`` and ``REPRODUCTION.md``.
+
+Every sentence is generated from the measurements; how a disagreement is explained comes from
+the paper value's verdict rule, the table row's note and the setting's metrics
+(``Metric.explain``), so nothing here depends on a particular setting.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..._io import atomic_savez
+from ..._summary import environment_info
+from ..report import markdown_table, write_json, write_markdown
+from .measures import Metric, _fmt
+from .results import MetricResult, SettingResult
+from .settings import INIT_TEXT
+from .verdicts import AtLeast, Sample
+
+__all__ = ["write_results", "write_curves", "write_report", "machine_info", "command_line"]
+
+
+def _ours(metric: MetricResult) -> str:
+    if metric.n_finite == 0:
+        return "n/a"
+    if metric.values.size == 1:
+        return _fmt(metric.mean)
+    paper = metric.measure.paper
+    sample = Sample.of(metric.values)
+    special = paper.rule.summary(sample) if paper is not None else None
+    text = special or f"{_fmt(metric.mean)} ± {_fmt(metric.std)}"
+    if paper is not None and isinstance(paper.rule, AtLeast):
+        above = int((sample.values > paper.value).sum())
+        text += f"; {above}/{sample.n} trials > {paper.value:g}"
+    missing = metric.values.size - metric.n_finite
+    return text + (f" ({missing} n/a)" if missing else "")
+
+
+def _difference(metric: MetricResult) -> str:
+    paper = metric.measure.paper
+    if paper is None or metric.difference is None or not math.isfinite(metric.difference):
+        return ""
+    return paper.rule.format_difference(paper.value, metric.difference)
+
+
+def _verdict(metric: MetricResult) -> str:
+    return {True: "yes", False: "**no**", None: "—"}[metric.agrees]
+
+
+def _table(settings: Sequence[SettingResult]) -> str:
+    rows = []
+    for result in settings:
+        for metric in result.metrics:
+            paper = metric.measure.paper
+            rows.append(
+                [
+                    result.name,
+                    metric.measure.label,
+                    paper.text if paper else "not reported (figure only)",
+                    _ours(metric),
+                    f"{_fmt(metric.min)} – {_fmt(metric.max)}" if metric.values.size > 1 else "",
+                    _difference(metric),
+                    _verdict(metric),
+                ]
+            )
+    return markdown_table(
+        rows,
+        [
+            "setting",
+            "metric",
+            "paper",
+            "ours (mean ± std unless stated)",
+            "ours min – max",
+            "ours − paper",
+            "agrees",
+        ],
+    )
+
+
+def _explain(result: SettingResult, metric: MetricResult) -> str:
+    """One bullet: by how much ours differs from the paper, and why (from the measurements)."""
+    paper = metric.measure.paper
+    if paper is None:
+        return ""
+    if metric.n_finite == 0:
+        return (
+            f"- **{result.name}, {metric.measure.label}**: no finite value in any trial "
+            "(for example W_svm = 0), so nothing to compare with the paper's "
+            f"{paper.text}."
+        )
+    size = paper.rule.explain_size(paper.value, float(metric.difference or 0.0))
+    text = (
+        f"- **{result.name}, {metric.measure.label}**: ours {_ours(metric)} vs the paper's "
+        f"{paper.text} ({paper.source}); {size}; the rule ({paper.rule.describe()}) fails."
+    )
+    if metric.values.size > 1:
+        inside = paper.rule.covers(paper.value, metric.min, metric.max)
+        where = "inside" if inside else "outside"
+        text += (
+            f" The paper's value lies {where} the range of our {metric.n_finite} trials "
+            f"({_fmt(metric.min)} – {_fmt(metric.max)})"
+        )
+        text += (
+            ", so the gap is of the size of the trial-to-trial variation between random datasets."
+            if inside
+            else "."
+        )
+    if metric.measure.note:
+        text += f" Why: {metric.measure.note}."
+    if paper.source == "figure":
+        text += " The paper's number is read off a figure, so it is itself approximate."
+    for producer in result.spec.metrics:
+        text += producer.explain(result, metric)
+    return text
+
+
+def machine_info() -> dict[str, Any]:
+    """CPU cores, threads and versions of the machine that ran the experiments."""
+    import torch  # noqa: F401  (so that its version and threads are reported)
+
+    return environment_info()
+
+
+def _relative_out(out_dir: Path) -> str:
+    """``out_dir`` relative to the working directory (its name alone if it lies outside)."""
+    try:
+        rel = os.path.relpath(Path(out_dir).resolve(), Path.cwd())
+    except ValueError:  # another drive
+        return Path(out_dir).name
+    return Path(out_dir).name if rel.startswith("..") else rel
+
+
+def command_line(
+    only: Sequence[str] | None,
+    trials: int,
+    out_dir: Path,
+    steps_scale: float,
+    data: str = "generated",
+) -> str:
+    """The ``attnmech reproduce`` command that makes this run (with a relative ``--out``)."""
+    parts = ["attnmech reproduce"]
+    for name in only or ():
+        parts.append(f"--only {name}")
+    parts += [f"--trials {trials}"]
+    if data != "generated":
+        parts.append(f"--data {data}")
+    parts.append(f"--out {_relative_out(out_dir)}")
+    command = " ".join(parts)
+    if steps_scale != 1.0:
+        command += f"  (steps scaled by {steps_scale:g}: run_reproduction(steps_scale=...))"
+    return command
+
+
+def write_curves(path: Path, settings: Sequence[SettingResult]) -> Path:
+    """``curves.npz``: ``<setting>/step`` and ``<setting>/<curve>`` of shape (steps, trials)."""
+    arrays: dict[str, np.ndarray] = {}
+    for result in settings:
+        arrays[f"{result.name}/step"] = result.steps
+        arrays.update({f"{result.name}/{key}": value for key, value in result.curves.items()})
+    atomic_savez(path, **arrays)
+    return path
+
+
+def write_results(
+    path: Path,
+    settings: Sequence[SettingResult],
+    *,
+    skipped: dict[str, str] | None = None,
+    command: str,
+    trials: int,
+    steps_scale: float,
+    wall_time_s: float,
+    machine: dict[str, Any],
+) -> Path:
+    """``results.json``: the run's configuration and, per setting, every number."""
+    from ..._version import __version__
+
+    summary = {
+        "attnmech": __version__,
+        "command": command,
+        "trials": int(trials),
+        "steps_scale": float(steps_scale),
+        "wall_time_s": wall_time_s,
+        "machine": machine,
+        "skipped_settings": dict(skipped or {}),
+        "settings": {result.name: result.to_dict(path.parent) for result in settings},
+    }
+    return write_json(path, summary)
+
+
+def _figure_lines(result: SettingResult) -> list[str]:
+    pngs = {p.stem: p for p in result.figures if p.suffix == ".png"}
+    lines: list[str] = []
+    for figure in result.spec.figures:
+        png = pngs.get(figure.stem(result.name))
+        if png is not None:
+            lines += figure.markdown(result, png)
+    return lines
+
+
+def _rules_paragraph(settings: Sequence[SettingResult]) -> list[str]:
+    """The rule set, stated once: each rule kind used in this run with its parameters."""
+    seen: dict[str, list[str]] = {}
+    for result in settings:
+        for metric in result.metrics:
+            paper = metric.measure.paper
+            if paper is None:
+                continue
+            seen.setdefault(paper.rule.kind, [])
+            text = paper.rule.describe()
+            if text not in seen[paper.rule.kind]:
+                seen[paper.rule.kind].append(text)
+    lines = [
+        "Rules for *agrees* (one rule per kind of author number, most precise source first: "
+        "the notebooks' printed per-trial values, then PDF figures read from their vector "
+        "paths, then PNG figures; not tuned to our results):",
+        "",
+    ]
+    lines += [f"- `{kind}`: " + "; ".join(texts) for kind, texts in seen.items()]
+    lines += [
+        "",
+        "`ours − paper` is a difference, a ratio (×) for log-axis values and medians, or the "
+        "largest per-trial difference for same-data rows.",
+    ]
+    return lines
+
+
+def report_text(
+    settings: Sequence[SettingResult],
+    *,
+    command: str,
+    trials: int,
+    steps_scale: float,
+    wall_time_s: float,
+    machine: dict[str, Any],
+    skipped: dict[str, str] | None = None,
+) -> str:
+    """The text of ``REPRODUCTION.md``."""
+    from ..._version import __version__
+
+    compared = [(s, m) for s in settings for m in s.metrics if m.measure.paper is not None]
+    failing = [(s, m) for s, m in compared if m.agrees is False]
+    minutes = wall_time_s / 60.0
+    seeds = sorted({s.spec.init_seed for s in settings}) or [0]
+    optimizers = ", ".join(sorted({s.spec.optimizer_text for s in settings}))
+    inits = ", ".join(sorted({INIT_TEXT.get(s.spec.init, s.spec.init) for s in settings}))
+    sources = sorted({s.spec.data.source for s in settings})
+    if sources == ["generated"]:
+        data = (
+            "datasets `make_dataset(n, T, K, d, graph=..., seed=trial)` for trial = "
+            f"0..{trials - 1}"
+        )
+    else:
+        data = f"datasets and initialisations from the data source(s) {', '.join(sources)}"
+    lines = [
+        "# Reproduction of the paper's experiments",
+        "",
+        "Li, Huang, Ildiz, Rawat, Oymak, *Mechanics of Next Token Prediction with Self-Attention*, "
+        "AISTATS 2024 (arXiv:2403.08081), SPEC section 9. Generated by attnmech "
+        f"{__version__}; every number below is computed by this run.",
+        "",
+        f"- Command: `{command}`",
+        f"- Trials per setting: {trials} ({data}; all trials of a setting in one batched "
+        f"`train` call; {optimizers}, float64, "
+        + (
+            f"init {inits} with seed {', '.join(map(str, seeds))})"
+            if sources == ["generated"]
+            else "each trial from its source's initialisation: the authors' float32 W0)"
+        ),
+        "- Steps: "
+        + ("as in the paper" if steps_scale == 1.0 else f"the paper's × {steps_scale:g}"),
+        f"- **Measured wall time: {wall_time_s:.1f} s ({minutes:.2f} min)** for the whole run, on "
+        f"{machine['cpu_cores_available']} available CPU core(s) ({machine['platform']}, torch "
+        f"{machine['torch']}); the issue's limit for 10 trials on 2 cores is 5 minutes.",
+        *(
+            [
+                "- Not run with this data source: "
+                + "; ".join(f"`{name}` ({why})" for name, why in skipped.items())
+            ]
+            if skipped
+            else []
+        ),
+        f"- Agreement: {len(compared) - len(failing)} of {len(compared)} numbers the paper "
+        "reports agree with ours under the rules below.",
+        "",
+        "## Results",
+        "",
+        _table(settings),
+        "",
+        *_rules_paragraph(settings),
+        "",
+        "## How our numbers differ from the paper's, and why",
+        "",
+        (
+            "General reasons, true of every row: with the generated data, the authors' datasets "
+            "and initialisations are other random draws (`--data authors` replays theirs for "
+            "the settings whose notebooks print them), ours are `make_dataset(seed=trial)` and "
+            "one seeded initialisation; and some of the authors' numbers are read off figures."
+            if sources == ["generated"]
+            else "Same data as the authors: the rows marked `per_trial` compare our trials one "
+            "by one with the notebook's; the others compare with the authors' summary values."
+        ),
+        "",
+    ]
+    kinds: list[type[Metric]] = []  # each metric class once, in order of appearance
+    for result in settings:
+        kinds += [type(m) for m in result.spec.metrics if type(m) not in kinds]
+    for kind in kinds:
+        lines += kind.report_paragraph(settings)
+    if failing:
+        lines.append(f"{len(failing)} number(s) do not agree under the rules:")
+        lines.append("")
+        lines += [_explain(s, m) for s, m in failing]
+    else:
+        lines.append("Every number the paper reports agrees with ours under the rules above.")
+    lines += [
+        "",
+        f"The other {len(compared) - len(failing)} compared numbers agree; their differences are "
+        "in the table's `ours − paper` column.",
+        "",
+    ]
+    for result in settings:
+        spec = result.spec
+        lines += [
+            f"## {spec.name}: {spec.title}",
+            "",
+            spec.description,
+            "",
+            f"{spec.sizes}, {spec.data.graph} data, head `{spec.head}`, loss `{spec.loss}`, "
+            f"{spec.optimizer_text} lr {spec.learning_rate:g}, {result.num_steps} steps, "
+            f"{result.trials} trials. Wall time {result.wall_time_s:.1f} s (training "
+            f"{result.train_time_s:.1f} s).",
+            "",
+        ]
+        for note in result.notes:
+            lines += [f"- {note}", ""]
+        lines += _figure_lines(result)
+    lines += [
+        "## Files",
+        "",
+        "- `results.json`: per setting its configuration, per metric mean, std, min, max, "
+        "per-trial values, the paper's value, the difference and the verdict, and the wall "
+        "time.",
+        "- `curves.npz`: every curve behind the figures, `<setting>/<curve>` of shape "
+        "(steps, trials) and `<setting>/step`.",
+        "- One PNG per figure (and a PDF where the run wrote PDFs).",
+    ]
+    return "\n".join(lines)
+
+
+def write_report(path: Path, settings: Sequence[SettingResult], **kwargs: Any) -> Path:
+    """``REPRODUCTION.md`` (see :func:`report_text` for the keyword arguments)."""
+    return write_markdown(path, report_text(settings, **kwargs))

@@ -1,0 +1,437 @@
+"""Token-priority graphs (TPGs), their strongly connected components and priority order.
+
+SPEC section 3: for every last token (query) ``k``, ``G^(k)`` is a directed graph on the tokens.
+Every sample ``(X, y)`` whose last token is ``k`` adds an edge ``y -> j`` for each token ``j`` of
+``X`` with ``j != y``: under query ``k``, ``y`` was preferred over ``j``. Tokens in one SCC have
+conflicting priorities; an edge of the condensation DAG is a strict priority.
+
+All graphs are built at once as one block-diagonal graph over the (query, token) pairs that occur,
+with array operations only (no Python loop over samples or queries): SCCs come from
+:func:`scipy.sparse.csgraph.connected_components` and priority levels from a level-synchronous
+longest-path sweep over the condensation DAG.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+from scipy.sparse.csgraph import connected_components
+
+from .._results import frozen
+from ..data.dataset import Dataset, priority_edges, sorted_unique
+from ..errors import InvalidDatasetError
+
+__all__ = [
+    "PriorityGraphs",
+    "build_priority_graphs",
+    "scc_chains",
+    "priority_edges",
+    "sorted_unique",
+]
+
+_MAX_VOCAB_FOR_KEYS = 2_000_000  # keys (query * K + i) * K + j must fit in int64
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class PriorityGraphs:
+    """The token-priority graphs of a dataset, for all last tokens at once.
+
+    Nodes are the (query, token) pairs that occur (token ``j`` occurs under query ``k`` when some
+    sequence with last token ``k`` contains ``j``); tokens that never occur under ``k`` are
+    isolated in ``G^(k)`` and are not stored. SCC ids are global and numbered by query, then
+    priority level (0 = highest priority), then smallest member token.
+
+    Attributes
+    ----------
+    vocab_size : int
+    queries : ndarray of shape (n_queries,)
+        The tokens that occur as last tokens, sorted.
+    node_query, node_token : ndarray of shape (n_nodes,)
+        The (query, token) pairs, sorted by query then token.
+    node_scc : ndarray of shape (n_nodes,)
+        SCC id of each node.
+    scc_query, scc_level, scc_size : ndarray of shape (n_sccs,)
+        Query, priority level and size of each SCC. Level 0 has no incoming edge; an SCC's level is
+        the length of the longest path to it from a level-0 SCC.
+    edge_query, edge_src, edge_dst : ndarray of shape (n_edges,)
+        Distinct edges ``edge_src -> edge_dst`` of ``G^(edge_query)`` (token ids).
+    dag_src, dag_dst : ndarray of shape (n_dag_edges,)
+        Distinct edges of the condensation DAGs (SCC ids).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from attnmech import Dataset
+    >>> ds = Dataset([[0, 1], [0, 1], [0, 1]], [0, 0, 1], np.eye(2))
+    >>> build_priority_graphs(ds).sccs(1)
+    [(0, 1)]
+    """
+
+    vocab_size: int
+    queries: np.ndarray
+    node_query: np.ndarray
+    node_token: np.ndarray
+    node_scc: np.ndarray
+    scc_query: np.ndarray
+    scc_level: np.ndarray
+    scc_size: np.ndarray
+    edge_query: np.ndarray
+    edge_src: np.ndarray
+    edge_dst: np.ndarray
+    dag_src: np.ndarray
+    dag_dst: np.ndarray
+
+    # ------------------------------------------------------------------ sizes and flags
+    @property
+    def n_nodes(self) -> int:
+        return int(self.node_query.size)
+
+    @property
+    def n_sccs(self) -> int:
+        return int(self.scc_query.size)
+
+    @property
+    def n_edges(self) -> int:
+        return int(self.edge_query.size)
+
+    @property
+    def is_cyclic(self) -> bool:
+        """True when some ``G^(k)`` has an SCC with more than one token (SPEC section 3)."""
+        return bool((self.scc_size > 1).any())
+
+    @property
+    def cyclic_queries(self) -> np.ndarray:
+        """The queries whose graph has an SCC of size > 1."""
+        return sorted_unique(self.scc_query[self.scc_size > 1])
+
+    # ------------------------------------------------------------------ look-ups
+    def node_index(self, query: Any, token: Any) -> np.ndarray:
+        """Index of each (query, token) pair in the node arrays, -1 where it does not occur."""
+        q = np.asarray(query, dtype=np.int64)
+        t = np.asarray(token, dtype=np.int64)
+        keys = self.node_query * self.vocab_size + self.node_token
+        want = q * self.vocab_size + t
+        pos = np.searchsorted(keys, want)
+        pos_c = np.minimum(pos, max(keys.size - 1, 0))
+        found = (keys.size > 0) & (keys[pos_c] == want)
+        return np.where(found, pos_c, -1)
+
+    def scc_of(self, query: Any, token: Any) -> np.ndarray:
+        """SCC id of each (query, token) pair, -1 where the token does not occur under the query."""
+        idx = self.node_index(query, token)
+        return np.where(idx >= 0, self.node_scc[np.maximum(idx, 0)], -1)
+
+    def _check_query(self, query: int) -> int:
+        q = int(query)
+        if not (0 <= q < self.vocab_size):
+            raise InvalidDatasetError(f"query {q} is outside [0, {self.vocab_size})")
+        return q
+
+    def tokens(self, query: int) -> np.ndarray:
+        """Tokens that occur under ``query`` (sorted); empty if it is never a last token."""
+        q = self._check_query(query)
+        lo, hi = np.searchsorted(self.node_query, [q, q + 1])
+        return self.node_token[lo:hi]
+
+    def scc_ids(self, query: int) -> np.ndarray:
+        """Global ids of the SCCs of ``G^(query)`` in priority order."""
+        q = self._check_query(query)
+        lo, hi = np.searchsorted(self.scc_query, [q, q + 1])
+        return np.arange(lo, hi)
+
+    def scc_members(self, scc: int) -> tuple[int, ...]:
+        """Tokens of SCC ``scc`` (global id), sorted (cost: the nodes of its query only)."""
+        q = int(self.scc_query[scc])
+        lo, hi = np.searchsorted(self.node_query, [q, q + 1])
+        return tuple(int(t) for t in self.node_token[lo:hi][self.node_scc[lo:hi] == scc])
+
+    def sccs(self, query: int) -> list[tuple[int, ...]]:
+        """SCCs of ``G^(query)`` as sorted token tuples, highest priority first."""
+        q = self._check_query(query)
+        lo, hi = np.searchsorted(self.node_query, [q, q + 1])
+        ids, toks = self.node_scc[lo:hi], self.node_token[lo:hi]
+        order = np.lexsort((toks, ids))
+        ids, toks = ids[order], toks[order]
+        cuts = np.flatnonzero(np.diff(ids)) + 1
+        return [tuple(int(t) for t in part) for part in np.split(toks, cuts)] if toks.size else []
+
+    def levels(self, query: int) -> dict[int, int]:
+        """Priority level of each token under ``query`` (0 = highest)."""
+        q = self._check_query(query)
+        lo, hi = np.searchsorted(self.node_query, [q, q + 1])
+        return {
+            int(t): int(self.scc_level[s])
+            for t, s in zip(self.node_token[lo:hi], self.node_scc[lo:hi], strict=True)
+        }
+
+    def edges(self, query: int) -> list[tuple[int, int]]:
+        """Edges ``(i, j)`` of ``G^(query)``."""
+        q = self._check_query(query)
+        lo, hi = np.searchsorted(self.edge_query, [q, q + 1])
+        return list(zip(self.edge_src[lo:hi].tolist(), self.edge_dst[lo:hi].tolist(), strict=True))
+
+    # ------------------------------------------------------------------ exports
+    def to_networkx(self, query: int) -> Any:
+        """``G^(query)`` as a :class:`networkx.DiGraph`; nodes carry ``scc`` and ``level``."""
+        import networkx as nx
+
+        graph = nx.DiGraph(query=int(query))
+        levels = self.levels(query)
+        tokens = self.tokens(query)
+        for token, scc in zip(tokens.tolist(), self.scc_of(query, tokens), strict=True):
+            graph.add_node(token, scc=int(scc), level=levels[token])
+        graph.add_edges_from(self.edges(query))
+        return graph
+
+    def condensation(self, query: int) -> Any:
+        """The condensation DAG of ``G^(query)`` (networkx); nodes: ``members``, ``level``."""
+        import networkx as nx
+
+        dag = nx.DiGraph(query=int(query))
+        for scc in self.scc_ids(query).tolist():
+            dag.add_node(scc, members=self.scc_members(scc), level=int(self.scc_level[scc]))
+        ids = self.scc_ids(query)
+        if ids.size:
+            sel = (self.dag_src >= ids[0]) & (self.dag_src <= ids[-1])
+            dag.add_edges_from(
+                zip(self.dag_src[sel].tolist(), self.dag_dst[sel].tolist(), strict=True)
+            )
+        return dag
+
+    def to_dot(self, queries: Any = None, *, token_names: Any = None) -> str:
+        """Graphviz DOT text with one cluster per SCC (all queries unless ``queries`` is given)."""
+        names = (lambda t: str(token_names[t])) if token_names is not None else str
+        chosen = (
+            self.queries.tolist() if queries is None else [int(q) for q in np.atleast_1d(queries)]
+        )
+        lines = ["digraph token_priority_graphs {", "  rankdir=TB; node [shape=circle];"]
+        for q in chosen:
+            lines.append(f'  subgraph cluster_query_{q} {{ label="last token {names(q)}";')
+            for scc, members in zip(self.scc_ids(q).tolist(), self.sccs(q), strict=True):
+                style = (
+                    "style=filled; fillcolor=lightyellow;" if len(members) > 1 else "style=dotted;"
+                )
+                lines.append(
+                    f"    subgraph cluster_q{q}_scc{scc} "
+                    f'{{ label="level {int(self.scc_level[scc])}"; {style}'
+                )
+                lines.extend(
+                    f'      "q{q}_t{t}" [label="{_dot_escape(names(t))}"];' for t in members
+                )
+                lines.append("    }")
+            lines.extend(f'    "q{q}_t{i}" -> "q{q}_t{j}";' for i, j in self.edges(q))
+            lines.append("  }")
+        lines.append("}")
+        return "\n".join(lines) + "\n"
+
+    def size_histogram(self) -> list[tuple[int, int, int]]:
+        """SCC sizes in power-of-two bins: ``(low, high, count)`` for sizes ``low..high``."""
+        if self.n_sccs == 0:
+            return []
+        bins = np.floor(np.log2(self.scc_size)).astype(np.int64)  # 1 | 2-3 | 4-7 | ...
+        counts = np.bincount(bins)
+        return [(2**b, 2 ** (b + 1) - 1, int(c)) for b, c in enumerate(counts.tolist()) if c]
+
+    def largest_sccs(self, top: int = 10) -> np.ndarray:
+        """Global ids of the ``top`` largest SCCs (ties: smaller id first)."""
+        order = np.lexsort((np.arange(self.n_sccs), -self.scc_size))
+        return order[: max(int(top), 0)]
+
+    def overview(self, *, top: int = 10, token_names: Any = None, max_members: int = 12) -> str:
+        """Counts, SCC size histogram and the ``top`` largest SCCs; bounded at any vocab size."""
+        names = (lambda t: str(token_names[t])) if token_names is not None else str
+        hist = ", ".join(
+            f"{lo}: {c}" if lo == hi else f"{lo}-{hi}: {c}" for lo, hi, c in self.size_histogram()
+        )
+        lines = [f"SCC sizes (size: count): {hist or 'none'}"]
+        big = [s for s in self.largest_sccs(top).tolist() if self.scc_size[s] > 1]
+        if big:
+            lines.append(f"largest SCCs (of {int((self.scc_size > 1).sum())} with > 1 token):")
+        for scc in big:
+            members = self.scc_members(scc)
+            shown = ", ".join(names(t) for t in members[:max_members])
+            more = f", ... ({len(members)} in all)" if len(members) > max_members else ""
+            lines.append(
+                f"  last token {names(int(self.scc_query[scc]))}, level "
+                f"{int(self.scc_level[scc])}: {len(members)} tokens {{{shown}{more}}}"
+            )
+        return "\n".join(lines)
+
+    def summary(
+        self,
+        queries: Any = None,
+        *,
+        token_names: Any = None,
+        max_queries: int = 50,
+        max_sccs: int = 40,
+    ) -> str:
+        """Readable text: per last token, its SCCs in priority order (``>`` = strictly above).
+
+        At most ``max_queries`` lines and ``max_sccs`` SCCs per line (the highest-priority ones;
+        the rest are counted), so the text stays short at any vocabulary size.
+        """
+        names = (lambda t: str(token_names[t])) if token_names is not None else str
+        chosen = (
+            self.queries.tolist() if queries is None else [int(q) for q in np.atleast_1d(queries)]
+        )
+        n_cyclic = self.cyclic_queries.size
+        head = (
+            f"{self.queries.size} last tokens, {self.n_nodes} nodes, {self.n_edges} edges, "
+            f"{self.n_sccs} SCCs; {'cyclic' if self.is_cyclic else 'acyclic'} "
+            f"({n_cyclic} queries with an SCC of size > 1)"
+        )
+        lines = [head]
+        for q in chosen[:max_queries]:
+            by_level: dict[int, list[str]] = {}
+            ids = self.scc_ids(q).tolist()
+            for scc, members in zip(ids[:max_sccs], self.sccs(q)[:max_sccs], strict=True):
+                text = "{" + ", ".join(names(t) for t in members[:max_sccs]) + "}"
+                if len(members) > max_sccs:
+                    text = text[:-1] + f", ... ({len(members)} tokens)}}"
+                by_level.setdefault(int(self.scc_level[scc]), []).append(text)
+            order = " > ".join(" ".join(by_level[lv]) for lv in sorted(by_level))
+            if len(ids) > max_sccs:
+                order += f" ... ({len(ids) - max_sccs} more SCCs)"
+            lines.append(f"  last token {names(q)}: {order or '(never a last token)'}")
+        if len(chosen) > max_queries:
+            lines.append(f"  ... {len(chosen) - max_queries} more last tokens")
+        return "\n".join(lines)
+
+
+def _dot_escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace('"', '\\"')
+
+
+def _longest_path_levels(n: int, src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """Level of each node of a DAG: longest path length from a source, level-synchronous sweep."""
+    level = np.zeros(n, dtype=np.int64)
+    indeg = np.bincount(dst, minlength=n)
+    order = np.argsort(src, kind="stable")
+    src_sorted, dst_sorted = src[order], dst[order]
+    starts = np.searchsorted(src_sorted, np.arange(n + 1))
+    frontier = np.flatnonzero(indeg == 0)
+    seen = frontier.size
+    while frontier.size:
+        counts = starts[frontier + 1] - starts[frontier]
+        if not counts.sum():
+            break
+        picks = np.repeat(starts[frontier] - np.concatenate(([0], np.cumsum(counts)[:-1])), counts)
+        picks = picks + np.arange(counts.sum())
+        targets = dst_sorted[picks]
+        from_level = np.repeat(level[frontier], counts)
+        np.maximum.at(level, targets, from_level + 1)
+        np.subtract.at(indeg, targets, 1)
+        cand = sorted_unique(targets)
+        frontier = cand[indeg[cand] == 0]
+        seen += frontier.size
+    if seen != n:  # pragma: no cover - the condensation of a graph is always acyclic
+        raise RuntimeError("condensation graph has a cycle")
+    return level
+
+
+def build_priority_graphs(dataset: Dataset) -> PriorityGraphs:
+    """Build ``G^(k)`` for every last token ``k`` of ``dataset`` (SPEC section 3).
+
+    Parameters
+    ----------
+    dataset : Dataset
+
+    Returns
+    -------
+    PriorityGraphs
+
+    Notes
+    -----
+    Runs in O(total_tokens log total_tokens) with array operations only. SCCs are found by
+    :func:`scipy.sparse.csgraph.connected_components` (``connection="strong"``) on the disjoint
+    union of all graphs; levels by a longest-path sweep over the union of the condensation DAGs.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from attnmech import Dataset
+    >>> ds = Dataset([[2, 0, 1], [1, 2, 1]], [2, 2], np.eye(3))
+    >>> print(build_priority_graphs(ds).summary())
+    1 last tokens, 3 nodes, 2 edges, 3 SCCs; acyclic (0 queries with an SCC of size > 1)
+      last token 1: {2} > {0} {1}
+    """
+    if not isinstance(dataset, Dataset):
+        raise InvalidDatasetError(f"expected an attnmech.Dataset, got {type(dataset).__name__}")
+    K = dataset.vocab_size
+    if K > _MAX_VOCAB_FOR_KEYS:
+        raise InvalidDatasetError(
+            f"vocab_size {K} is above the supported {_MAX_VOCAB_FOR_KEYS}; remap tokens to a "
+            "smaller vocabulary"
+        )
+    sample_of = dataset.sample_of_token
+    query_of = dataset.last_tokens[sample_of]
+    node_keys = sorted_unique(query_of * K + dataset.tokens)
+    node_query, node_token = node_keys // K, node_keys % K
+    e_query, e_src, e_dst = priority_edges(dataset)
+    src_node = np.searchsorted(node_keys, e_query * K + e_src)
+    dst_node = np.searchsorted(node_keys, e_query * K + e_dst)
+    n_nodes = node_keys.size
+    adjacency = sp.csr_matrix(
+        (np.ones(src_node.size, dtype=np.int8), (src_node, dst_node)), shape=(n_nodes, n_nodes)
+    )
+    n_raw, raw_label = connected_components(adjacency, directed=True, connection="strong")
+    raw_label = raw_label.astype(np.int64)
+    # condensation edges between raw SCC labels
+    cs, cd = raw_label[src_node], raw_label[dst_node]
+    cross = cs != cd
+    dag_keys = sorted_unique(cs[cross] * n_raw + cd[cross])
+    raw_src, raw_dst = dag_keys // n_raw, dag_keys % n_raw
+    raw_level = _longest_path_levels(n_raw, raw_src, raw_dst)
+    # renumber SCCs by (query, level, smallest token)
+    raw_query = np.zeros(n_raw, dtype=np.int64)
+    raw_query[raw_label] = node_query
+    raw_min = np.full(n_raw, np.iinfo(np.int64).max)
+    np.minimum.at(raw_min, raw_label, node_token)
+    order = np.lexsort((raw_min, raw_level, raw_query))
+    new_id = np.empty(n_raw, dtype=np.int64)
+    new_id[order] = np.arange(n_raw)
+    node_scc = new_id[raw_label]
+    scc_size = np.bincount(node_scc, minlength=n_raw)
+    dag_src, dag_dst = new_id[raw_src], new_id[raw_dst]
+    dag_order = np.lexsort((dag_dst, dag_src))
+    return PriorityGraphs(
+        vocab_size=K,
+        queries=frozen(sorted_unique(dataset.last_tokens)),
+        node_query=frozen(node_query),
+        node_token=frozen(node_token),
+        node_scc=frozen(node_scc),
+        scc_query=frozen(raw_query[order]),
+        scc_level=frozen(raw_level[order]),
+        scc_size=frozen(scc_size),
+        edge_query=frozen(e_query),
+        edge_src=frozen(e_src),
+        edge_dst=frozen(e_dst),
+        dag_src=frozen(dag_src[dag_order]),
+        dag_dst=frozen(dag_dst[dag_order]),
+    )
+
+
+def scc_chains(graphs: PriorityGraphs) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One chain of pairs per SCC, ``(query, i, j)`` with ``i ~ j`` in ``G^(query)``.
+
+    Inside each SCC the members are sorted by token and consecutive members are paired, so an SCC
+    of ``m`` tokens gives ``m - 1`` pairs. The pairs ``(e_i - e_j) e_query^T`` span ``S_fin``
+    (SPEC section 5) and are the Graph-SVM's equality constraints. Sorted by (query, i, j).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from attnmech import Dataset
+    >>> ds = Dataset([[0, 1, 2], [1, 0, 2], [0, 2]], [0, 1, 0], np.eye(3))
+    >>> [a.tolist() for a in scc_chains(build_priority_graphs(ds))]
+    [[2], [0], [1]]
+    """
+    order = np.lexsort((graphs.node_token, graphs.node_scc))
+    scc, tok, qry = graphs.node_scc[order], graphs.node_token[order], graphs.node_query[order]
+    chain = scc[1:] == scc[:-1]
+    query, i, j = qry[1:][chain], tok[:-1][chain], tok[1:][chain]
+    by_pair = np.lexsort((j, i, query))
+    return query[by_pair], i[by_pair], j[by_pair]
