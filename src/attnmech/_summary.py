@@ -1,7 +1,11 @@
-"""One place for two small things every report needs: per-trial statistics and the environment.
+"""The one statistics helper of every report, and the environment.
 
 - :func:`summary_stats`: mean, std, min and max over the finite values, plus every value (non-finite
   ones as ``None``), in a JSON-friendly dict.
+- :func:`wilson_interval`: a confidence interval for a proportion (an accuracy, a share).
+- :func:`bootstrap_interval`: a percentile-bootstrap interval for any statistic of a sample (a
+  mean TV, a median), and :func:`bootstrap_distribution`, the statistic's sampling distribution
+  over resamples of a given size (e.g. the mean of 10 trials drawn from a 100-trial run).
 - :func:`environment_info`: the Python, platform and library versions, and the CPU cores available,
   without importing torch when it is not already imported.
 """
@@ -15,7 +19,13 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["summary_stats", "environment_info"]
+__all__ = [
+    "bootstrap_distribution",
+    "bootstrap_interval",
+    "environment_info",
+    "summary_stats",
+    "wilson_interval",
+]
 
 
 def summary_stats(values: Any) -> dict[str, Any]:
@@ -48,6 +58,78 @@ def summary_stats(values: Any) -> dict[str, Any]:
         "max": float(finite.max()) if some else None,
         "values": [float(v) if np.isfinite(v) else None for v in array],
     }
+
+
+def wilson_interval(successes: int, total: int, level: float = 0.95) -> tuple[float, float]:
+    """Wilson score interval for a proportion ``successes / total``.
+
+    Returns ``(nan, nan)`` when ``total`` is 0.
+
+    Examples
+    --------
+    >>> low, high = wilson_interval(8, 10)
+    >>> round(low, 4), round(high, 4)
+    (0.4902, 0.9433)
+    """
+    from scipy.stats import norm
+
+    if total <= 0:
+        return float("nan"), float("nan")
+    if not 0 <= successes <= total:
+        raise ValueError(f"successes must lie in [0, total={total}]; got {successes}")
+    z = float(norm.ppf(0.5 + level / 2))
+    p = successes / total
+    denom = 1 + z * z / total
+    center = (p + z * z / (2 * total)) / denom
+    half = z * np.sqrt(p * (1 - p) / total + z * z / (4 * total * total)) / denom
+    return float(max(0.0, center - half)), float(min(1.0, center + half))
+
+
+def bootstrap_distribution(
+    values: Any,
+    statistic: Any = np.mean,
+    *,
+    size: int | None = None,
+    resamples: int = 10_000,
+    seed: int = 0,
+) -> np.ndarray:
+    """The statistic over ``resamples`` resamples (with replacement) of ``size`` values each.
+
+    ``size`` defaults to the sample's own size; a smaller one gives the sampling distribution of
+    the statistic of a smaller experiment (e.g. a 10-trial mean from a 100-trial run). Non-finite
+    values are dropped first. Deterministic for a given ``seed``.
+    """
+    array = np.asarray(values, dtype=np.float64).ravel()
+    array = array[np.isfinite(array)]
+    if array.size == 0:
+        return np.full(resamples, np.nan)
+    n = array.size if size is None else int(size)
+    rng = np.random.default_rng(seed)
+    draws = array[rng.integers(0, array.size, size=(resamples, n))]
+    return np.asarray(statistic(draws, axis=1), dtype=np.float64)
+
+
+def bootstrap_interval(
+    values: Any,
+    statistic: Any = np.mean,
+    *,
+    level: float = 0.95,
+    resamples: int = 10_000,
+    seed: int = 0,
+) -> tuple[float, float]:
+    """Percentile-bootstrap interval of ``statistic`` (called with ``axis=1``) over ``values``.
+
+    Examples
+    --------
+    >>> low, high = bootstrap_interval([0.0, 1.0] * 50)
+    >>> bool(0.39 < low < 0.5 < high < 0.61)
+    True
+    """
+    dist = bootstrap_distribution(values, statistic, resamples=resamples, seed=seed)
+    if not np.isfinite(dist).any():
+        return float("nan"), float("nan")
+    tail = (1 - level) / 2
+    return float(np.quantile(dist, tail)), float(np.quantile(dist, 1 - tail))
 
 
 def _cores_available() -> int:
