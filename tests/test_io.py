@@ -138,3 +138,78 @@ def test_environment_info_does_not_import_torch():
     assert info["torch"] == str(torch.__version__) and info["numpy"] == np.__version__
     assert info["python"] == ".".join(map(str, sys.version_info[:3]))
     assert info["cpu_cores_available"] >= 1
+
+
+# ----------------------------------------------------------------- durability, locks and paths
+def test_a_live_writers_temporary_survives_and_a_dead_writers_is_removed(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from attnmech._io import atomic_write_text, temporary_pattern
+
+    target = tmp_path / "r.txt"
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)
+    dead_pid = int(dead.stdout)
+    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        dead_tmp = tmp_path / f".r.txt.{dead_pid}-{'a' * 12}.tmp.txt"
+        live_tmp = tmp_path / f".r.txt.{live.pid}-{'b' * 12}.tmp.txt"
+        for p in (dead_tmp, live_tmp):
+            p.write_text("partial")
+            assert temporary_pattern(target).match(p.name)
+        atomic_write_text(target, "done")
+        assert target.read_text() == "done"
+        assert not dead_tmp.exists()  # its writer is gone
+        assert live_tmp.exists()  # its writer is still running: never touched
+    finally:
+        live.kill()
+        live.wait()
+    assert os.path.exists(live_tmp)
+
+
+def test_overwrite_keeps_the_mode_and_flushes_file_and_folder(tmp_path, monkeypatch):
+    import os
+
+    from attnmech import _io
+
+    target = tmp_path / "r.txt"
+    target.write_text("old")
+    os.chmod(target, 0o600)
+    synced: list[int] = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(_io.os, "fsync", lambda fd: (synced.append(fd), real_fsync(fd)))
+    _io.atomic_write_text(target, "new")
+    assert target.read_text() == "new"
+    assert oct(os.stat(target).st_mode & 0o777) == oct(0o600)
+    assert len(synced) == 2  # the temporary, then the folder
+
+
+def test_inside_refuses_paths_that_leave_the_folder(tmp_path):
+    import os
+
+    from attnmech._io import inside
+    from attnmech.errors import OutputError
+
+    (tmp_path / "out").mkdir()
+    assert inside(tmp_path / "out", "grid", "a.png") == tmp_path / "out" / "grid" / "a.png"
+    with pytest.raises(OutputError, match="leads outside"):
+        inside(tmp_path / "out", "../../etc")
+    with pytest.raises(OutputError, match="leads outside"):
+        inside(tmp_path / "out", "/tmp/x")
+    os.symlink(tmp_path, tmp_path / "out" / "parts")
+    with pytest.raises(OutputError, match="leads outside"):
+        inside(tmp_path / "out", "parts", "p.csv")
+
+
+def test_exclusive_lock_refuses_a_second_writer_and_frees_on_exit(tmp_path):
+    from attnmech._io import exclusive_lock
+    from attnmech.errors import OutputError
+
+    with exclusive_lock(tmp_path / "sweep"):
+        with pytest.raises(OutputError, match=r"being written by another attnmech process \(pid \d+\)"):
+            with exclusive_lock(tmp_path / "sweep"):
+                pass
+    with exclusive_lock(tmp_path / "sweep"):  # released: can be taken again
+        pass
