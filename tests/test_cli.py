@@ -1117,3 +1117,28 @@ def test_reproduce_command(tmp_path, monkeypatch):
         f"report: {out / 'REPRODUCTION.md'} (2 figures)",
     ]
     assert invoke(*args, "--out", out, "--steps-scale", 0).exit_code == 2
+
+
+# ----------------------------------------------------------------- no option destroys a file
+def test_two_paths_naming_one_file_are_refused_before_any_work(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert invoke("make-dataset", "-o", "d.npz").exit_code == 0
+    assert invoke("train", "d.npz", "-o", "r.npz", "--steps", "5").exit_code == 0
+    before = Path("r.npz").read_bytes()
+    Path("link.npz").symlink_to(tmp_path / "r.npz")
+    cases = [
+        (("train", "d.npz", "-o", "r.npz", "--checkpoint", "r.npz", "--steps", "5"),
+         "--output and --checkpoint name the same file"),
+        (("train", "d.npz", "-o", "r.npz", "--summary", "./r.npz", "--steps", "5"),
+         "--output and --summary name the same file"),
+        (("train", "d.npz", "-o", "d.npz", "--steps", "5"), "DATA and --output name the same file"),
+        (("verify", "d.npz", "r.npz", "--json", "link.npz"), "RUN and --json name the same file"),
+        (("make-dataset", "-o", "x.jsonl", "--embeddings-out", "x.jsonl"),
+         "--output and --embeddings-out name the same file"),
+    ]
+    for args, message in cases:
+        result = invoke(*args)
+        assert result.exit_code == 1, args
+        assert message in result.output, (args, result.output)
+    assert Path("r.npz").read_bytes() == before
+    assert not Path("x.jsonl").exists()
