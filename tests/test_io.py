@@ -213,3 +213,52 @@ def test_exclusive_lock_refuses_a_second_writer_and_frees_on_exit(tmp_path):
                 pass
     with exclusive_lock(tmp_path / "sweep"):  # released: can be taken again
         pass
+
+
+# ----------------------------------------------------------------- bounded readers
+def test_bounded_text_reader_refuses_devices_and_oversized_files(tmp_path):
+    from attnmech._io import read_text_bounded
+    from attnmech.errors import FileFormatError
+
+    path = tmp_path / "spec.toml"
+    path.write_text("a = 1\n")
+    assert read_text_bounded(path) == "a = 1\n"
+    with pytest.raises(FileFormatError, match="not a regular file"):
+        read_text_bounded("/dev/zero", what="sweep spec")
+    with pytest.raises(FileFormatError, match="above the limit of 3 bytes"):
+        read_text_bounded(path, max_bytes=3)
+    (tmp_path / "bad.txt").write_bytes(b"ok\xff")
+    with pytest.raises(FileFormatError, match=r"not UTF-8 text \(byte 2\)"):
+        read_text_bounded(tmp_path / "bad.txt")
+
+
+def test_nesting_is_measured_outside_strings_and_refused_when_deep():
+    from attnmech._io import MAX_JSON_DEPTH, check_nesting, nesting_depth
+    from attnmech.errors import FileFormatError
+
+    assert nesting_depth('{"a": "[[[{{{"}') == 1
+    assert nesting_depth("x = [[1], [[2]]]") == 3
+    check_nesting("[" * MAX_JSON_DEPTH + "]" * MAX_JSON_DEPTH, what="meta")
+    with pytest.raises(FileFormatError, match=f"nests {MAX_JSON_DEPTH + 1} levels deep"):
+        check_nesting("[" * (MAX_JSON_DEPTH + 1), what="meta")
+
+
+def test_npz_budget_refuses_a_zip_bomb_before_inflating(tmp_path):
+    import zipfile
+
+    from attnmech._io import check_npz_budget
+    from attnmech.errors import FileFormatError
+
+    bomb = tmp_path / "bomb.npz"
+    with zipfile.ZipFile(bomb, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        with archive.open("W.npy", "w", force_zip64=True) as member:
+            block = bytes(1 << 20)
+            for _ in range(64):  # 64 MiB of zeros, about 64 kB on disk
+                member.write(block)
+    assert bomb.stat().st_size < 1 << 20
+    with pytest.raises(FileFormatError, match=r"would inflate to 67,108,864 bytes \(member 'W.npy'"):
+        check_npz_budget(bomb, max_bytes=32 << 20)
+    check_npz_budget(bomb, max_bytes=128 << 20)
+    (tmp_path / "not.npz").write_text("hello")
+    with pytest.raises(FileFormatError, match="not a readable .npz archive"):
+        check_npz_budget(tmp_path / "not.npz")

@@ -302,3 +302,142 @@ def exclusive_lock(folder: str | os.PathLike[str], *, what: str = "output folder
         yield base
     finally:
         os.close(fd)
+
+
+# --------------------------------------------------------------------------- bounded readers
+MAX_JSON_DEPTH = 64
+"""Deepest nesting of lists and objects accepted in a JSON or TOML input."""
+
+
+def available_memory() -> int:
+    """Bytes of memory available to a new allocation (``MemAvailable``), or 8 GiB if unknown."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as handle:
+            for line in handle:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+    except (OSError, ValueError, AttributeError):
+        return 8 << 30
+
+
+def _input_error(message: str, path: Path) -> Exception:
+    from .errors import FileFormatError
+
+    return FileFormatError(message, path=str(path))
+
+
+def read_text_bounded(
+    path: str | os.PathLike[str], *, max_bytes: int | None = None, what: str = "file"
+) -> str:
+    """Read a UTF-8 text file of at most ``max_bytes`` (default: a quarter of the available
+    memory), refusing devices, pipes and folders (``/dev/zero`` never ends) before reading.
+
+    Raises
+    ------
+    FileFormatError
+        Not a regular file, larger than the limit, or not UTF-8.
+    """
+    path = Path(path)
+    limit = available_memory() // 4 if max_bytes is None else int(max_bytes)
+    try:
+        info = os.stat(path)
+    except OSError as exc:
+        raise _input_error(f"cannot read {what} {path}: {exc.strerror or exc}", path) from None
+    if not stat.S_ISREG(info.st_mode):
+        raise _input_error(
+            f"cannot read {what} {path}: not a regular file (a folder, device or pipe); "
+            "give a file",
+            path,
+        )
+    if info.st_size > limit:
+        raise _input_error(
+            f"{what} {path} is {info.st_size:,} bytes, above the limit of {limit:,} bytes",
+            path,
+        )
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read(limit + 1)
+    except OSError as exc:
+        raise _input_error(f"cannot read {what} {path}: {exc.strerror or exc}", path) from None
+    if len(data) > limit:
+        raise _input_error(f"{what} {path} is larger than the limit of {limit:,} bytes", path)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise _input_error(
+            f"{what} {path} is not UTF-8 text (byte {exc.start}); convert it to UTF-8", path
+        ) from None
+
+
+def nesting_depth(text: str) -> int:
+    """The deepest ``[``/``{`` nesting of a JSON or TOML text, brackets inside strings ignored.
+
+    >>> nesting_depth('{"a": [1, {"b": "[[["}]}')
+    3
+    """
+    depth = deepest = 0
+    quote = ""
+    escaped = False
+    for char in text:
+        if quote:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == quote:
+                quote = ""
+        elif char in "\"'":
+            quote = char
+        elif char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in "]}":
+            depth -= 1
+    return deepest
+
+
+def check_nesting(text: str, *, what: str, path: str | os.PathLike[str] = "") -> None:
+    """Refuse a JSON/TOML text nested deeper than :data:`MAX_JSON_DEPTH` (before parsing it,
+    which would otherwise end in a ``RecursionError``)."""
+    deepest = nesting_depth(text)
+    if deepest > MAX_JSON_DEPTH:
+        raise _input_error(
+            f"{what} {path} nests {deepest} levels deep; at most {MAX_JSON_DEPTH} are accepted",
+            Path(path),
+        )
+
+
+def check_npz_budget(path: str | os.PathLike[str], *, max_bytes: int | None = None) -> None:
+    """Refuse an ``.npz`` whose members would inflate beyond ``max_bytes`` (default: half the
+    available memory), from the sizes in its zip directory, before anything is inflated.
+
+    A zip member cannot yield more than the size its directory entry declares (the reader
+    stops there and checks the CRC), so a small file that would inflate to gigabytes is refused
+    here with the sizes instead of exhausting memory.
+
+    Raises
+    ------
+    FileFormatError
+        Not a zip archive, or members larger than the budget.
+    """
+    import zipfile
+
+    path = Path(path)
+    limit = available_memory() // 2 if max_bytes is None else int(max_bytes)
+    try:
+        with zipfile.ZipFile(path) as archive:
+            members = [(info.filename, info.file_size) for info in archive.infolist()]
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise _input_error(f"{path} is not a readable .npz archive: {exc}", path) from None
+    total = sum(size for _, size in members)
+    if total > limit:
+        largest = max(members, key=lambda m: m[1])
+        raise _input_error(
+            f"{path} would inflate to {total:,} bytes (member {largest[0]!r}: {largest[1]:,}), "
+            f"above the {limit:,} bytes this machine can spare; refusing to load it",
+            path,
+        )
