@@ -109,9 +109,10 @@ def make_dataset_command(
         Path | None,
         typer.Option(
             "--text",
-            help="Cut the dataset from this plain-text file instead (windows of T tokens, the "
-            "K-1 most frequent words plus <unk>; windows whose next token is absent are dropped; "
-            "--n caps the number of samples when given).",
+            help="Cut the dataset from this plain-text file instead, or from a corpus shipped "
+            "with attnmech by name (sonnets). Windows of T tokens, the K-1 most frequent words "
+            "plus <unk>; windows whose next token is absent are dropped; --n caps the number of "
+            "samples when given.",
             show_default=False,
         ),
     ] = None,
@@ -127,7 +128,7 @@ def make_dataset_command(
 ) -> None:
     """Draw a dataset as in the paper's experiments (SPEC section 9), or cut one from text."""
     from ..data.dataset import make_dataset
-    from ..data.text import text_dataset
+    from ..data.text import corpus_path, text_dataset
     from ..errors import FileFormatError
 
     _check_writable(output)
@@ -140,6 +141,7 @@ def make_dataset_command(
     if embeddings is EmbeddingKind["onehot"]:
         embedding_dim = vocab_size  # one-hot: d = K
     if text is not None:
+        text = corpus_path(text)
         if not text.is_file():
             raise FileFormatError(
                 f"text file {text} does not exist; give a plain-text file to --text", str(text)

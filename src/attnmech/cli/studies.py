@@ -217,7 +217,13 @@ def bias_table_command(
 @app.command("text")
 @_reports_errors
 def text_command(
-    corpus: Annotated[Path, typer.Argument(help="A .txt file or a folder of .txt files.")],
+    corpus: Annotated[
+        Path,
+        typer.Argument(
+            help="A .txt file, a folder of .txt files, or the name of a corpus shipped with "
+            "attnmech (sonnets)."
+        ),
+    ],
     out: Annotated[
         Path, typer.Option("--out", help="Folder for results.json, REPORT.md and figures.")
     ],
@@ -252,7 +258,10 @@ def text_command(
 ) -> None:
     """Train on the first part of a text and predict its held-out end: the trained layer, the
     automaton and baselines (writes results.json and REPORT.md)."""
+    from ..data.text import corpus_path
     from ..studies.text import TextRunConfig, run_text
+
+    corpus = corpus_path(corpus)
 
     config = TextRunConfig(
         vocab_size=vocab_size,
