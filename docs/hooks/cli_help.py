@@ -8,7 +8,13 @@ rendered in-process (click's test runner, plain text, 100 columns).
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
 from typing import Any
+
+SRC = Path(__file__).resolve().parents[2] / "src"
+if str(SRC) not in sys.path:  # document this checkout's program, installed or not
+    sys.path.insert(0, str(SRC))
 
 MARKER = "<!-- attnmech-help -->"
 
