@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 import attnmech
 from attnmech.errors import FileFormatError, InvalidParameterError
-from attnmech.text import BUNDLED_CORPORA, corpus_path, text_dataset
+from attnmech.data.text import BUNDLED_CORPORA, corpus_path, text_dataset
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -100,7 +100,7 @@ def test_cli_accepts_the_corpus_name(tmp_path, monkeypatch):
     bad = runner.invoke(app, ["make-dataset", "--text", "odes", "-o", str(out)])
     assert bad.exit_code == 1 and "bundled corpus (sonnets)" in bad.output
 
-    from attnmech import language
+    from attnmech.studies import text as language
 
     seen = []
 
