@@ -327,7 +327,9 @@ def test_solve_summary_and_file(tmp_path, unbalanced_cycle):
     saved = load_theory(out)
     assert isinstance(saved, Theory) and saved.source == str(out)
     e_a, e_b = unbalanced_cycle.embeddings
-    assert (e_a - e_b) @ saved.W_fin @ e_b == pytest.approx(np.log(2), rel=1e-8)  # SPEC 5
+    assert (e_a - e_b) @ saved.W_fin @ e_b == pytest.approx(
+        np.log(2), rel=1e-8
+    )  # docs/theory.md#the-finite-part
     np.testing.assert_array_equal(saved.W_fin, theory.W_fin)
     assert saved.fingerprint == unbalanced_cycle.fingerprint()
 

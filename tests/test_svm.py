@@ -30,7 +30,8 @@ SOLVER_RTOL = 1e-5  # the reference interior-point solver is accurate to about t
 
 
 def reference_svm(graphs, E):
-    """The primal QP over all d^2 entries of W, straight from SPEC section 4, one row per edge."""
+    """The primal QP over all d^2 entries of W, straight from docs/theory.md#graph-svm, one row per
+    edge."""
     return svm_primal_cvxpy(graphs, E)
 
 

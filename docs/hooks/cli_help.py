@@ -13,14 +13,14 @@ from pathlib import Path
 from typing import Any
 
 SRC = Path(__file__).resolve().parents[2] / "src"
-if str(SRC) not in sys.path:  # document this checkout's program, installed or not
-    sys.path.insert(0, str(SRC))
 
 MARKER = "<!-- attnmech-help -->"
 
 
 def command_help() -> list[tuple[str, str]]:
     """``(command line, help text)`` for the program and each of its commands, in app order."""
+    if str(SRC) not in sys.path:  # document this checkout's program, installed or not
+        sys.path.insert(0, str(SRC))
     import typer.main
     from typer.testing import CliRunner
 

@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 if TYPE_CHECKING:
-
     pass
 
 
@@ -121,8 +120,8 @@ def reproduce_command(
         ),
     ] = None,
 ) -> None:
-    """Run every experiment of the paper (SPEC section 9) and write figures, results.json and
-    REPRODUCTION.md with the paper's values next to ours."""
+    """Run every experiment of the paper (docs/theory.md#the-papers-experiments) and write figures,
+    results.json and REPRODUCTION.md with the paper's values next to ours."""
     from ..studies.reproduction import run_reproduction
 
     _check_folder(out)
@@ -213,7 +212,7 @@ def bias_table_command(
     typer.echo(f"results: {table.files['results']}")
 
 
-# --------------------------------------------------------------------------- text (issue 9)
+# --------------------------------------------------------------------------- text
 @app.command("text")
 @_reports_errors
 def text_command(

@@ -1,9 +1,9 @@
 """The demonstration job: the paper's first experiment, end to end, in a few seconds.
 
-:func:`run_demo` reproduces the first setting of SPEC section 9 (Li et al., AISTATS 2024, the
-cyclic experiment): it draws the datasets, builds their token-priority graphs, solves for
-``W_svm`` and ``W_fin``, trains every trial in one batch, verifies the trained weights against
-the theory, and writes figures, ``summary.json`` and ``REPORT.md`` into a folder. It is what
+:func:`run_demo` reproduces the first setting of docs/theory.md#the-papers-experiments (Li et al.,
+AISTATS 2024, the cyclic experiment): it draws the datasets, builds their token-priority graphs,
+solves for ``W_svm`` and ``W_fin``, trains every trial in one batch, verifies the trained weights
+against the theory, and writes figures, ``summary.json`` and ``REPORT.md`` into a folder. It is what
 ``attnmech demo`` runs; tests call it with fewer trials and steps.
 
 It is a thin call of the experiments pipeline, not a second implementation:
@@ -70,7 +70,8 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_OUT_DIR = "attnmech-demo"
 SETTING = {"n_samples": 6, "seq_len": 4, "vocab_size": 6, "embedding_dim": 8, "graph": "cyclic"}
-"""Sizes of the paper's first experiment (SPEC section 9): n, T, K, d and the kind of graphs."""
+"""Sizes of the paper's first experiment (docs/theory.md#the-papers-experiments): n, T, K, d and the
+kind of graphs."""
 
 BASE_SETTING = "cyclic-6-4-6-8"
 """The registry entry the demo reruns (its data, model and optimiser)."""
@@ -362,7 +363,8 @@ _HISTORY = (
 _CAPTIONS = {
     "correlations": (
         "1 - corr of W with the predicted direction, mean ± std over trials (log scale). The "
-        "three correlations of SPEC section 9 approach 1 and nearly coincide: W grows along "
+        "three correlations of docs/theory.md#the-papers-experiments approach 1 and nearly "
+        "coincide: W grows along "
         "W_svm."
     ),
     "finite_part": (
@@ -526,7 +528,8 @@ def _markdown(
     lines = [
         "# attnmech demo: the cyclic experiment of Li et al. (AISTATS 2024)",
         "",
-        "Setting (the first experiment of SPEC section 9): n=6 samples of T=4 tokens, K=6 tokens "
+        "Setting (the first experiment of docs/theory.md#the-papers-experiments): n=6 samples of "
+        "T=4 tokens, K=6 tokens "
         "with random unit embeddings in d=8, cyclic token-priority graphs; "
         f'{trials} trials (`make_dataset(6, 4, 6, 8, graph="cyclic", seed=s)` for '
         f"s = {seed}..{seed + trials - 1}, one trial each), `iden` head, log-loss, normalised "
@@ -547,8 +550,9 @@ def _markdown(
             ["metric", "measured", "paper / theory"],
         ),
         "",
-        "The paper's values are read from its figures and the authors' notebook (SPEC section "
-        "9); its 10 trials used other random draws, so agreement is expected in size, not digit "
+        "The paper's values are read from its figures and the authors' notebook "
+        "(docs/theory.md#the-papers-experiments); its 10 trials used other random draws, so "
+        "agreement is expected in size, not digit "
         "for digit. `R` is fitted per trial as `<W - W_fin, W_svm> / ||W_svm||^2`; `Proj` is the "
         "projection onto `S_fin` and `Proj_perp` onto its complement.",
         "",

@@ -1,9 +1,9 @@
 """Token-priority graphs (TPGs), their strongly connected components and priority order.
 
-SPEC section 3: for every last token (query) ``k``, ``G^(k)`` is a directed graph on the tokens.
-Every sample ``(X, y)`` whose last token is ``k`` adds an edge ``y -> j`` for each token ``j`` of
-``X`` with ``j != y``: under query ``k``, ``y`` was preferred over ``j``. Tokens in one SCC have
-conflicting priorities; an edge of the condensation DAG is a strict priority.
+docs/theory.md#token-priority-graphs: for every last token (query) ``k``, ``G^(k)`` is a directed
+graph on the tokens. Every sample ``(X, y)`` whose last token is ``k`` adds an edge ``y -> j`` for
+each token ``j`` of ``X`` with ``j != y``: under query ``k``, ``y`` was preferred over ``j``. Tokens
+in one SCC have conflicting priorities; an edge of the condensation DAG is a strict priority.
 
 All graphs are built at once as one block-diagonal graph over the (query, token) pairs that occur,
 with array operations only (no Python loop over samples or queries): SCCs come from
@@ -99,7 +99,8 @@ class PriorityGraphs:
 
     @property
     def is_cyclic(self) -> bool:
-        """True when some ``G^(k)`` has an SCC with more than one token (SPEC section 3)."""
+        """True when some ``G^(k)`` has an SCC with more than one token
+        (docs/theory.md#token-priority-graphs)."""
         return bool((self.scc_size > 1).any())
 
     @property
@@ -333,7 +334,8 @@ def _longest_path_levels(n: int, src: np.ndarray, dst: np.ndarray) -> np.ndarray
 
 
 def build_priority_graphs(dataset: Dataset) -> PriorityGraphs:
-    """Build ``G^(k)`` for every last token ``k`` of ``dataset`` (SPEC section 3).
+    """Build ``G^(k)`` for every last token ``k`` of ``dataset``
+    (docs/theory.md#token-priority-graphs).
 
     Parameters
     ----------
@@ -419,7 +421,8 @@ def scc_chains(graphs: PriorityGraphs) -> tuple[np.ndarray, np.ndarray, np.ndarr
 
     Inside each SCC the members are sorted by token and consecutive members are paired, so an SCC
     of ``m`` tokens gives ``m - 1`` pairs. The pairs ``(e_i - e_j) e_query^T`` span ``S_fin``
-    (SPEC section 5) and are the Graph-SVM's equality constraints. Sorted by (query, i, j).
+    (docs/theory.md#the-finite-part) and are the Graph-SVM's equality constraints. Sorted by (query,
+    i, j).
 
     Examples
     --------

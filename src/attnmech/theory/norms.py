@@ -1,7 +1,7 @@
 """Graph-SVMs for other norms: which max-margin direction an optimiser's geometry selects.
 
-The paper's Graph-SVM (SPEC section 4) minimises the Frobenius norm. Other optimisers follow the
-same constraints under another norm (see ``docs/notes/norms.md``)::
+The paper's Graph-SVM (docs/theory.md#graph-svm) minimises the Frobenius norm. Other optimisers
+follow the same constraints under another norm (see ``docs/notes/norms.md``)::
 
     W_svm^N = argmin N(W)  subject to, for every query k and every edge i -> j of G^(k):
         (e_i - e_j)^T W e_k  = 0   if i ~ j
@@ -20,8 +20,8 @@ name           N(W)                            dual norm           solved as
 ``spectral``   largest singular value          ``nuclear``         SDP, Clarabel
 =============  ==============================  ==================  ========================
 
-All of them use the reduced constraints of :func:`attnmech.theory.svm.svm_constraints` (same feasible
-set, fewer rows).
+All of them use the reduced constraints of :func:`attnmech.theory.svm.svm_constraints` (same
+feasible set, fewer rows).
 
 **Certificate.** For any multipliers ``lambda`` (``>= 0`` on strict constraints) and any feasible
 ``W``, ``N(W) >= <G, W> / N*(G) >= sum_strict lambda_c / N*(G)`` with
@@ -546,7 +546,7 @@ def solve_norm_svm(
     seed: int = 0,
     **fro_options: Any,
 ) -> GraphSVMResult:
-    """The Graph-SVM of SPEC section 4 under the norm ``norm`` (see the module docstring).
+    """The Graph-SVM of docs/theory.md#graph-svm under the norm ``norm`` (see the module docstring).
 
     Parameters
     ----------

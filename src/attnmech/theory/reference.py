@@ -1,8 +1,8 @@
 """Straightforward formulations of the Graph-SVM, for cross-checking and benchmarking only.
 
-They follow SPEC section 4 literally: one constraint per TPG edge, each written as a ``d^2``-long
-row ``vec((e_i - e_j) e_k^T)``, handed to a general-purpose interior-point solver. They are slow
-by design and need the optional test dependencies (``pip install -e ".[test]"``).
+They follow docs/theory.md#graph-svm literally: one constraint per TPG edge, each written as a
+``d^2``-long row ``vec((e_i - e_j) e_k^T)``, handed to a general-purpose interior-point solver. They
+are slow by design and need the optional test dependencies (``pip install -e ".[test]"``).
 """
 
 from __future__ import annotations

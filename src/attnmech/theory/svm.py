@@ -1,4 +1,5 @@
-"""The Graph-SVM: the directional part ``W_svm`` of the trained attention weights (SPEC section 4).
+"""The Graph-SVM: the directional part ``W_svm`` of the trained attention weights
+(docs/theory.md#graph-svm).
 
     W_svm = argmin ||W||_F  subject to, for every query k and every edge i -> j of G^(k):
         (e_i - e_j)^T W e_k  = 0   if i ~ j   (same SCC)
@@ -111,7 +112,7 @@ class SVMResultMixin(SolvedMixin):
 
 @dataclass(frozen=True, slots=True)
 class GraphSVMResult(SVMResultMixin):
-    """Solution of the Graph-SVM (SPEC section 4).
+    """Solution of the Graph-SVM (docs/theory.md#graph-svm).
 
     Attributes
     ----------
@@ -209,7 +210,7 @@ def svm_constraints(graphs: PriorityGraphs, *, reduce: bool = True) -> SVMConstr
 
     With ``reduce=True``: one equality chain per SCC, one strict constraint per edge of the
     transitive reduction of each condensation DAG (between the smallest tokens of the two SCCs).
-    With ``reduce=False``: one constraint per TPG edge, as in SPEC section 4.
+    With ``reduce=False``: one constraint per TPG edge, as in docs/theory.md#graph-svm.
     """
     if not reduce:
         same = graphs.scc_of(graphs.edge_query, graphs.edge_src) == graphs.scc_of(
@@ -732,7 +733,7 @@ def solve_graph_svm(
     memory_limit: int = DUAL_MEMORY_LIMIT,
     allow_inaccurate: bool = False,
 ) -> GraphSVMResult:
-    """Solve the Graph-SVM of SPEC section 4 exactly, with a certificate of optimality.
+    """Solve the Graph-SVM of docs/theory.md#graph-svm exactly, with a certificate of optimality.
 
     Parameters
     ----------
@@ -1062,10 +1063,11 @@ def _result_arrays(
 
 # --------------------------------------------------------------------------------- nuclear norm
 def solve_nuclear_svm(graphs: PriorityGraphs, embeddings: Any) -> GraphSVMResult:
-    """The nuclear-norm Graph-SVM: ``min ||W||_*`` under the constraints of SPEC section 4.
+    """The nuclear-norm Graph-SVM: ``min ||W||_*`` under the constraints of
+    docs/theory.md#graph-svm.
 
-    An extension beyond the paper's proofs (SPEC section 2): when ``W = K Q^T`` is trained with
-    both factors, gradient descent is expected to follow this direction instead of the
+    An extension beyond the paper's proofs (docs/theory.md#other-norms): when ``W = K Q^T`` is
+    trained with both factors, gradient descent is expected to follow this direction instead of the
     Frobenius-norm ``W_svm``. It is a semidefinite program, solved with cvxpy and Clarabel
     (optional dependencies: ``pip install -e ".[test]"``); sizes up to ``d`` of a few dozen.
 

@@ -2,8 +2,9 @@
 
 With one-hot embeddings ``W`` *is* the ``K x K`` score table ``A`` (``A[j, k] = e_j^T W e_k``);
 with orthonormal rows ``E`` (``E E^T = I``) the map ``W = E^T A E`` is an isometry between score
-tables and the weights that matter (SPEC section 4, "structure to exploit"). Every constraint and
-the loss touch ``W`` only through the scores ``A[j, k]`` of tokens ``j`` seen with query ``k``,
+tables and the weights that matter (docs/theory.md#graph-svm, "structure to exploit"). Every
+constraint and the loss touch ``W`` only through the scores ``A[j, k]`` of tokens ``j`` seen with
+query ``k``,
 so both problems split by query into small problems:
 
 - **Graph-SVM, per query** ``k``: one variable ``x_s`` per SCC ``s`` of ``G^(k)`` (its members
@@ -12,7 +13,8 @@ so both problems split by query into small problems:
   small; it is solved exactly by the proximal active-set method of :mod:`attnmech.theory.svm`, with
   closed forms for the many queries that have a single strict edge. Scores of tokens never seen
   with ``k`` are 0.
-- **W_fin, per SCC**: the reduced dataset (SPEC section 5) has, per sample, only tokens of its
+- **W_fin, per SCC**: the reduced dataset (docs/theory.md#the-finite-part) has, per sample, only
+tokens of its
   label's SCC, so the loss is a sum over nontrivial SCCs of a log-loss in that SCC's scores,
   restricted to zero-sum scores (``S_fin``). Newton's method runs on all SCCs at once: SCCs are
   grouped by size and each group's Newton systems are solved as one batched dense solve; the
@@ -284,10 +286,11 @@ class TokenFiniteResult(SolvedMixin):
 
 
 class TokenAutomaton(Automaton):
-    """The automaton of SPEC section 7 read from sparse score tables (nothing ``K x K``).
+    """The automaton of docs/theory.md#the-automaton read from sparse score tables (nothing ``K x
+    K``).
 
-    Same methods as :class:`~attnmech.theory.automaton.Automaton`; scores of tokens never seen with a
-    query are 0.
+    Same methods as :class:`~attnmech.theory.automaton.Automaton`; scores of tokens never seen with
+    a query are 0.
     """
 
     def __init__(
@@ -452,7 +455,7 @@ def solve_token_svm(
     *,
     max_iter: int = 2000,
 ) -> TokenSVMResult:
-    """Solve the Graph-SVM (SPEC section 4) in token space, one small problem per query.
+    """Solve the Graph-SVM (docs/theory.md#graph-svm) in token space, one small problem per query.
 
     Parameters
     ----------
@@ -654,7 +657,8 @@ def solve_token_finite(
     tol: float = GRADIENT_TOL,
     max_iter: int = 200,
 ) -> TokenFiniteResult:
-    """Compute ``W_fin`` (SPEC section 5) in token space: batched Newton over the SCCs.
+    """Compute ``W_fin`` (docs/theory.md#the-finite-part) in token space: batched Newton over the
+    SCCs.
 
     Parameters
     ----------

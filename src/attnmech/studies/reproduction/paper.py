@@ -1,7 +1,8 @@
-"""The authors' reported values (SPEC section 9, corrected table), as data.
+"""The authors' reported values (docs/theory.md#the-papers-experiments, corrected table), as data.
 
 :data:`PAPER` maps a setting name to the numbers the authors report for it, by role, each a
-:class:`~attnmech.studies.reproduction.verdicts.PaperValue` carrying its verdict rule and its source. The
+:class:`~attnmech.studies.reproduction.verdicts.PaperValue` carrying its verdict rule and its
+source. The
 most precise source comes first: the numbers the notebooks print (per trial, 10 trials), then
 the values of the PDF figures (read from their vector paths, ±0.002), then PNG figures. One rule
 set:
@@ -29,7 +30,8 @@ PNG = "authors' PNG figure"
 PDF_10 = PDF + "; trial count not printed, taken as the notebooks' 10"
 
 NOTEBOOK_CORR = {100: 0.403, 500: 0.863, 1000: 0.946, 2000: 0.979, 4000: 0.986}
-"""Mean corr(W, W_svm) over the authors' notebook's 10 trials at these steps (SPEC section 9)."""
+"""Mean corr(W, W_svm) over the authors' notebook's 10 trials at these steps
+(docs/theory.md#the-papers-experiments)."""
 
 _FACTOR_2 = math.log10(2)
 
