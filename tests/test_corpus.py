@@ -10,8 +10,8 @@ import pytest
 from typer.testing import CliRunner
 
 import attnmech
-from attnmech.errors import FileFormatError, InvalidParameterError
 from attnmech.data.text import BUNDLED_CORPORA, corpus_path, text_dataset
+from attnmech.errors import FileFormatError, InvalidParameterError
 
 if sys.version_info >= (3, 11):
     import tomllib

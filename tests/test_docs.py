@@ -185,3 +185,46 @@ def test_modules_over_800_lines_are_explained():
     }
     assert not long - named, f"explain in docs/ARCHITECTURE.md why these are long: {long - named}"
     assert not named - long, f"no longer over 800 lines, remove: {named - long}"
+
+
+def documented_names() -> set[str]:
+    """Dotted ``attnmech.`` names quoted in the README and the hand-written pages (not in
+    ARCHITECTURE.md, which names the old flat paths on purpose)."""
+    pages = [ROOT / "README.md", *DOCS.glob("*.md"), *(DOCS / "studies").glob("*.md")]
+    pages = [p for p in pages if p.name != "ARCHITECTURE.md"]
+    pages += [*(DOCS / "tutorials").glob("*.md")]
+    names: set[str] = set()
+    for page in pages:
+        for quoted in re.findall(r"`([^`\n]+)`", page.read_text(encoding="utf-8")):
+            names |= set(re.findall(r"\battnmech(?:\.[A-Za-z_]\w*)+", quoted))
+    return names
+
+
+def test_every_documented_name_exists_at_its_new_path():
+    """The pages name modules, functions and classes by their current paths (no deprecated
+    alias, nothing renamed away)."""
+    import importlib
+    import warnings
+
+    names = documented_names()
+    assert len(names) > 30
+    missing = []
+    for name in sorted(names):
+        parts = name.split(".")
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", DeprecationWarning)
+            for cut in range(len(parts), 0, -1):
+                try:
+                    obj = importlib.import_module(".".join(parts[:cut]))
+                except ImportError:
+                    continue
+                except DeprecationWarning:
+                    missing.append(f"{name} (deprecated path)")
+                    break
+                try:
+                    for attr in parts[cut:]:
+                        obj = getattr(obj, attr)
+                except AttributeError:
+                    missing.append(name)
+                break
+    assert not missing, missing
