@@ -759,7 +759,9 @@ def test_saved_theory_is_used_by_train_and_verify(data_file, tmp_path, monkeypat
         f"attnmech solve DATA -o {theory_file}",
     )
     # files that are not theories
-    empty, junk, run_file = tmp_path / "empty.npz", tmp_path / "junk.npz", reused
+    empty, junk, run_file = tmp_path / "empty.npz", tmp_path / "junk.npz", tmp_path / "run2.npz"
+    run_file.write_bytes(reused.read_bytes())  # the run itself as --theory is refused earlier:
+    assert_error(invoke("verify", data_file, reused, "--theory", reused), "name the same file")
     empty.write_bytes(b"")
     junk.write_bytes(b"not a zip archive at all")
     truncated = tmp_path / "truncated.npz"
@@ -793,7 +795,10 @@ def test_nuclear_theory_is_refused_for_a_combined_run(data_file, tmp_path):
 def test_verify_errors(data_file, tmp_path):
     run = tmp_path / "run.npz"
     assert_error(invoke("verify", data_file, run), "does not exist")
-    assert_error(invoke("verify", data_file, data_file), "not a training run")
+    data_copy = tmp_path / "data_copy.npz"
+    data_copy.write_bytes(Path(data_file).read_bytes())
+    assert_error(invoke("verify", data_file, data_copy), "not a training run")
+    assert_error(invoke("verify", data_file, data_file), "DATA and RUN name the same file")
     other = make_dataset(6, 4, 6, 5, seed=1).save(tmp_path / "d5.npz")
     assert invoke(*train_args(other, run)).exit_code == 0
     assert_error(invoke("verify", data_file, run), "dimension 8", "the run was trained on")
