@@ -50,8 +50,17 @@ def instances(n_per_family: int) -> list[dict[str, Any]]:
         E = rng.standard_normal((K, d)) * 10.0 ** rng.uniform(-4, 4, size=(K, 1))
         seqs = [rng.choice(K, size=min(T, K), replace=False) for _ in range(n)]
         labels = [int(rng.choice(s)) for s in seqs]
-        out.append(dict(family="scaled", idx=idx, seqs=seqs, labels=labels, E=E, norm="fro",
-                        info=f"K={K} d={d}"))
+        out.append(
+            dict(
+                family="scaled",
+                idx=idx,
+                seqs=seqs,
+                labels=labels,
+                E=E,
+                norm="fro",
+                info=f"K={K} d={d}",
+            )
+        )
     rng = np.random.default_rng(2122)
     for idx in range(n_per_family):
         K = int(rng.integers(4, 9))
@@ -64,8 +73,17 @@ def instances(n_per_family: int) -> list[dict[str, Any]]:
             E[b] = E[a] + eps * rng.standard_normal(d) / np.sqrt(d)
         seqs = [rng.choice(K, size=min(T, K), replace=False) for _ in range(n)]
         labels = [int(rng.choice(s)) for s in seqs]
-        out.append(dict(family="neardup", idx=idx, seqs=seqs, labels=labels, E=E, norm="fro",
-                        info=f"K={K} d={d} eps={eps:.1e}"))
+        out.append(
+            dict(
+                family="neardup",
+                idx=idx,
+                seqs=seqs,
+                labels=labels,
+                E=E,
+                norm="fro",
+                info=f"K={K} d={d} eps={eps:.1e}",
+            )
+        )
     rng = np.random.default_rng(2123)
     for idx in range(max(10, n_per_family // 6)):
         K, d = (5, 4) if idx % 2 == 0 else (6, 5)
@@ -73,8 +91,17 @@ def instances(n_per_family: int) -> list[dict[str, Any]]:
         E = rng.standard_normal((K, d))
         seqs = [rng.choice(K, size=T, replace=False) for _ in range(n)]
         labels = [int(rng.choice(s)) for s in seqs]
-        out.append(dict(family="spectral", idx=idx, seqs=seqs, labels=labels, E=E,
-                        norm="spectral", info=f"K={K} d={d}"))
+        out.append(
+            dict(
+                family="spectral",
+                idx=idx,
+                seqs=seqs,
+                labels=labels,
+                E=E,
+                norm="spectral",
+                info=f"K={K} d={d}",
+            )
+        )
     return out
 
 
@@ -126,8 +153,11 @@ def oracle(graphs: Any, E: np.ndarray, norm: str) -> dict[str, Any]:
         return {"verdict": prob.status, "norm": None, "viol": None}
     W = V @ np.asarray(M.value).reshape(r, r) @ V.T
     viol = relative_violation(graphs, E, W)
-    return {"verdict": "optimal" if viol <= VIOL_TOL else "inaccurate",
-            "norm": float(np.linalg.norm(W)), "viol": viol}
+    return {
+        "verdict": "optimal" if viol <= VIOL_TOL else "inaccurate",
+        "norm": float(np.linalg.norm(W)),
+        "viol": viol,
+    }
 
 
 def run(path: str, n_per_family: int) -> None:
@@ -148,18 +178,41 @@ def run(path: str, n_per_family: int) -> None:
             try:
                 res = solve_norm_svm(graphs, E, inst["norm"])
                 W = np.asarray(res.W_svm)
-                row.update(verdict=str(res.status.value), method=res.method,
-                           viol=relative_violation(graphs, E, W),
-                           gap=float(res.relative_gap), wnorm=float(np.linalg.norm(W)))
+                row.update(
+                    verdict=str(res.status.value),
+                    method=res.method,
+                    viol=relative_violation(graphs, E, W),
+                    gap=float(res.relative_gap),
+                    wnorm=float(np.linalg.norm(W)),
+                )
             except InfeasibleProblemError as exc:
-                row.update(verdict="infeasible", method="-", viol=None, gap=None, wnorm=None,
-                           n_conflicts=len(exc.conflicts), message=str(exc)[:200])
+                row.update(
+                    verdict="infeasible",
+                    method="-",
+                    viol=None,
+                    gap=None,
+                    wnorm=None,
+                    n_conflicts=len(exc.conflicts),
+                    message=str(exc)[:200],
+                )
             except SolverError as exc:
-                row.update(verdict="refused", method="-", viol=None, gap=None, wnorm=None,
-                           message=str(exc)[:200])
+                row.update(
+                    verdict="refused",
+                    method="-",
+                    viol=None,
+                    gap=None,
+                    wnorm=None,
+                    message=str(exc)[:200],
+                )
             except Exception as exc:  # noqa: BLE001 - a traceback is a finding
-                row.update(verdict=f"error:{type(exc).__name__}", method="-", viol=None,
-                           gap=None, wnorm=None, message=str(exc)[:200])
+                row.update(
+                    verdict=f"error:{type(exc).__name__}",
+                    method="-",
+                    viol=None,
+                    gap=None,
+                    wnorm=None,
+                    message=str(exc)[:200],
+                )
             row["time"] = time.perf_counter() - start
             o = oracle(graphs, E, inst["norm"])
             row.update(oracle=o["verdict"], oracle_norm=o["norm"], oracle_viol=o["viol"])
@@ -187,10 +240,13 @@ def table(before_path: str, after_path: str) -> None:
     changed = []
     for a in after:
         b = key[(a["family"], a["idx"])]
-        feasible = any(
-            r["verdict"] in ("optimal", "inaccurate") and (r["viol"] or 1) <= VIOL_TOL
-            for r in (a, b)
-        ) or a["oracle"] == "optimal"
+        feasible = (
+            any(
+                r["verdict"] in ("optimal", "inaccurate") and (r["viol"] or 1) <= VIOL_TOL
+                for r in (a, b)
+            )
+            or a["oracle"] == "optimal"
+        )
         cb, ca = _classify(b, feasible), _classify(a, feasible)
         for when, c in (("before", cb), ("after", ca)):
             counts[(a["family"], c, when)] = counts.get((a["family"], c, when), 0) + 1
@@ -200,15 +256,19 @@ def table(before_path: str, after_path: str) -> None:
     print(f"{'family':9s} {'outcome':30s} {'before':>7s} {'after':>7s}")
     for f in fams:
         for c in sorted({c for ff, c, _ in counts if ff == f}):
-            print(f"{f:9s} {c:30s} {counts.get((f, c, 'before'), 0):7d} "
-                  f"{counts.get((f, c, 'after'), 0):7d}")
+            print(
+                f"{f:9s} {c:30s} {counts.get((f, c, 'before'), 0):7d} "
+                f"{counts.get((f, c, 'after'), 0):7d}"
+            )
     print(f"\ninstances: {len(after)}; changed verdict or method: {len(changed)}")
     fmt = lambda x: "-" if x is None else f"{x:.1e}"  # noqa: E731
     for a, b, cb, ca in changed:
-        print(f"  {a['family']}#{a['idx']} ({a['info']}): {cb} [{b['method']}, viol "
-              f"{fmt(b['viol'])}, gap {fmt(b['gap'])}] -> {ca} [{a['method']}, viol "
-              f"{fmt(a['viol'])}, gap {fmt(a['gap'])}, ||W|| {fmt(a['wnorm'])}]; oracle "
-              f"{a['oracle']} ||W|| {fmt(a['oracle_norm'])}")
+        print(
+            f"  {a['family']}#{a['idx']} ({a['info']}): {cb} [{b['method']}, viol "
+            f"{fmt(b['viol'])}, gap {fmt(b['gap'])}] -> {ca} [{a['method']}, viol "
+            f"{fmt(a['viol'])}, gap {fmt(a['gap'])}, ||W|| {fmt(a['wnorm'])}]; oracle "
+            f"{a['oracle']} ||W|| {fmt(a['oracle_norm'])}"
+        )
 
 
 if __name__ == "__main__":

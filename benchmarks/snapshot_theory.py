@@ -4,7 +4,8 @@
 status (or the error class) for: the paper settings (seeds 0-4), ``make_dataset`` cyclic and acyclic
 seeds 0-20, one-hot and orthonormal token-space cases (both ``method="tokenspace"`` and
 ``method="dense"``), K > d random embeddings, and every norm of :mod:`attnmech.theory.norms`.
-``python benchmarks/snapshot_theory.py compare A.npz B.npz`` prints the largest difference per group.
+``python benchmarks/snapshot_theory.py compare A.npz B.npz`` prints the largest difference per
+group.
 """
 
 from __future__ import annotations
@@ -19,10 +20,25 @@ def _cases():
     from attnmech import Dataset, make_dataset
 
     for seed in range(21):
-        yield f"cyc-6-4-6-8-s{seed}", make_dataset(6, 4, 6, 8, graph="cyclic", seed=seed), "fro", "auto"
-        yield f"acyc-4-6-8-8-s{seed}", make_dataset(4, 6, 8, 8, graph="acyclic", seed=seed), "fro", "auto"
+        yield (
+            f"cyc-6-4-6-8-s{seed}",
+            make_dataset(6, 4, 6, 8, graph="cyclic", seed=seed),
+            "fro",
+            "auto",
+        )
+        yield (
+            f"acyc-4-6-8-8-s{seed}",
+            make_dataset(4, 6, 8, 8, graph="acyclic", seed=seed),
+            "fro",
+            "auto",
+        )
     for seed in range(5):
-        yield f"cyc-10-6-8-8-s{seed}", make_dataset(10, 6, 8, 8, graph="cyclic", seed=seed), "fro", "auto"
+        yield (
+            f"cyc-10-6-8-8-s{seed}",
+            make_dataset(10, 6, 8, 8, graph="cyclic", seed=seed),
+            "fro",
+            "auto",
+        )
         yield f"Kgtd-8-5-8-5-s{seed}", make_dataset(8, 5, 8, 5, seed=seed), "fro", "auto"
         ds = make_dataset(12, 5, 10, 10, graph="cyclic", embeddings="ortho", seed=seed)
         yield f"ortho-tok-s{seed}", ds, "fro", "tokenspace"

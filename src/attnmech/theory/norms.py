@@ -66,9 +66,8 @@ from typing import Any
 
 import numpy as np
 
-from .._results import SolverStats, SolveStatus, readonly
+from .._results import SolverStats, readonly
 from ..errors import (
-    ConvergenceWarning,
     InfeasibleProblemError,
     InvalidDatasetError,
     InvalidParameterError,
@@ -710,7 +709,8 @@ def solve_norm_svm(
 
 
 def _method_name(spec: NormSpec, extra: dict[str, Any]) -> str:
-    """``"highs"`` for the LPs (``"cvxpy+clarabel"`` when HiGHS failed), else ``"cvxpy+clarabel"``."""
+    """``"highs"`` for the LPs (``"cvxpy+clarabel"`` when HiGHS failed), else
+    ``"cvxpy+clarabel"``."""
     if spec.p in (1.0, math.inf) and "fallback" not in extra:
         return "highs"
     return "cvxpy+clarabel"
@@ -890,7 +890,7 @@ def _infeasible(E: np.ndarray, cons: SVMConstraints, spec: NormSpec) -> Exceptio
     )
 
 
-def _replace(result: GraphSVMResult, **changes: Any) -> GraphSVMResult:
+def _replace(result: Any, **changes: Any) -> Any:
     from dataclasses import replace
 
     return replace(result, **changes)

@@ -36,9 +36,9 @@ import numpy as np
 import scipy.sparse as sp
 
 from .._results import SolvedMixin, SolverStats, SolveStatus, readonly
-from .automaton import Automaton
 from ..data.dataset import Dataset, OneHotEmbeddings
 from ..errors import ConvergenceWarning, InvalidDatasetError, InvalidParameterError
+from .automaton import Automaton
 from .finite import GRADIENT_TOL, FiniteSubspace, ReducedData, reduce_dataset
 from .graphs import PriorityGraphs
 from .graphsvm.active_set import SparseKKT, proximal_active_set
@@ -347,7 +347,8 @@ def _check_embeddings(graphs: PriorityGraphs, embeddings: Any) -> Any:
     if not is_token_space(E):
         raise InvalidParameterError(
             "the token-space solvers need one-hot embeddings or orthonormal rows (E E^T = I); "
-            "use attnmech.theory.svm.solve_graph_svm / attnmech.theory.finite.solve_finite for these embeddings"
+            "use attnmech.theory.graphsvm.solve_graph_svm / attnmech.theory.finite.solve_finite "
+            "for these embeddings"
         )
     return E
 

@@ -74,7 +74,8 @@ class SVMResultBase(SolvedMixin):
     tie_break : str or None, default=None
         ``"fro"`` when a non-unique minimiser was resolved by least Frobenius norm.
     method : str
-        The method whose solution is returned (see :func:`~attnmech.theory.graphsvm.solve_graph_svm`).
+        The method whose solution is returned (see
+        :func:`~attnmech.theory.graphsvm.solve_graph_svm`).
     relative_violation : float
         Largest violation over all edges, each divided by ``max(1, (|e_i| + |e_j|)^T |W| |e_k|)``
         (its round-off scale); at most ``1e-9`` when ``status`` is ``OPTIMAL``.

@@ -17,7 +17,7 @@ from ...errors import InfeasibleProblemError, SolverError
 from .active_set import check_memory, dual_hessian, dual_to_weights
 from .constraints import SVMConstraints
 
-__all__ = ["constraint_rows", "clarabel_primal", "clarabel_dual"]
+__all__ = ["constraint_rows", "clarabel_primal", "clarabel_dual", "clarabel_dual_polished"]
 
 
 def constraint_rows(
@@ -92,16 +92,26 @@ def clarabel_primal(
     scaled = np.zeros(cons.n_constraints)  # multipliers of the unit rows (x = rows^T scaled)
     scaled[eq] = -z[: eq.size]
     scaled[st] = z[eq.size :]
-    # polish: least-norm solution of the active constraints held with equality
-    active = ~cons.strict | (scaled > 1e-9 * max(float(scaled[st].max(initial=0.0)), 1e-300))
+    r = V.shape[1]
+    candidates = [(V @ x.reshape(r, r) @ V.T, scaled / norms)]
+    candidates.append(_polish(rows, norms, V, cons, scaled))
+    return candidates
+
+
+def _polish(
+    rows: np.ndarray, norms: np.ndarray, V: np.ndarray, cons: SVMConstraints, scaled: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The least-norm ``W`` meeting the constraints active under the unit-row multipliers
+    ``scaled`` with equality (SVD least squares in the row space), and its multipliers."""
+    st = cons.strict
+    rhs = cons.rhs / norms
+    active = ~st | (scaled > 1e-9 * max(float(scaled[st].max(initial=0.0)), 1e-300))
     x_pol, *_ = np.linalg.lstsq(rows[active], rhs[active], rcond=None)
     mu, *_ = np.linalg.lstsq(rows[active].T, x_pol, rcond=None)
     polished = np.zeros(cons.n_constraints)
     polished[active] = mu
     r = V.shape[1]
-    candidates = [(V @ x.reshape(r, r) @ V.T, scaled / norms)]
-    candidates.append((V @ x_pol.reshape(r, r) @ V.T, polished / norms))
-    return candidates
+    return V @ x_pol.reshape(r, r) @ V.T, polished / norms
 
 
 def clarabel_dual(
@@ -135,3 +145,12 @@ def clarabel_dual(
     lam = np.asarray(solution.x, dtype=np.float64)
     return dual_to_weights(E, cons, lam), lam
 
+
+def clarabel_dual_polished(
+    E: np.ndarray, cons: SVMConstraints, lam: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The dual's active set polished as in :func:`clarabel_primal`: the least-norm ``W`` that
+    meets the constraints with a positive multiplier (and the equalities) with equality, in the
+    row space of ``E`` with unit rows (an exact rescaling that evens out badly scaled rows)."""
+    rows, norms, V = constraint_rows(E, cons)
+    return _polish(rows, norms, V, cons, lam * norms)

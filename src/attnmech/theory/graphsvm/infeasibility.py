@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -32,7 +33,9 @@ __all__ = ["INFEASIBLE_FACTOR", "InfeasibilityCertificate", "infeasibility_certi
 
 logger = logging.getLogger(__name__)
 
-INFEASIBLE_FACTOR = 1e6  # the bound must rule out every W up to this many times the conflict's scale
+INFEASIBLE_FACTOR = (
+    1e6  # the bound must rule out every W up to this many times the conflict's scale
+)
 _ROUNDOFF = 8 * np.finfo(np.float64).eps  # per unit row: building c_c / |c_c| and the product
 _MAX_ENTRIES = 50_000_000  # d^2 * m entries of the dense constraint matrix at most
 
@@ -120,9 +123,7 @@ def infeasibility_certificate(
     A_eq = np.vstack([np.hstack([A.T, -A[eq].T]), np.concatenate([b, np.zeros(eq.size)])])
     b_eq = np.zeros(A_eq.shape[0])
     b_eq[-1] = 1.0
-    lp = linprog(
-        np.ones(m + eq.size), A_eq=A_eq, b_eq=b_eq, bounds=(0, None), method="highs"
-    )
+    lp = linprog(np.ones(m + eq.size), A_eq=A_eq, b_eq=b_eq, bounds=(0, None), method="highs")
     if lp.status != 0 or lp.x is None:
         return None
     y = lp.x[:m].copy()
@@ -143,7 +144,99 @@ def infeasibility_certificate(
     if top == 0.0 or np.any(y_s[strict_s] < -1e-12 * top):
         return _weak(cons, use[support], y[support], b[support], sub)
     y_s = np.where(strict_s, np.maximum(y_s, 0.0), y_s)
-    return _checked(cons, use[support], y_s, b[support], sub)
+    cert = _checked(cons, use[support], y_s, b[support], sub)
+    if not cert.certified and _exact_farkas(E, cons, use[support], y_s / norms[use[support]]):
+        cert = InfeasibilityCertificate(cert.conflicts, cert.multipliers, np.inf, cert.scale, True)
+    return cert
+
+
+_EXACT_MAX = 64  # constraints (and d^2) at most for the exact rational re-solve
+
+
+def _exact_farkas(E: np.ndarray, cons: SVMConstraints, idx: np.ndarray, y: np.ndarray) -> bool:
+    """Re-solve the conflict exactly: is there a rational ``y`` (``>= 0`` on strict constraints,
+    positive on some) with ``sum_c y_c c_c = 0`` for the exact (binary) values of ``E``?
+
+    The exact null space of the conflict's columns is computed in rational arithmetic; ``y`` (the
+    float multipliers, unnormalised) is projected onto it exactly and its signs are checked. True
+    proves infeasibility with no rounding at all.
+    """
+    from fractions import Fraction
+
+    d = E.shape[1]
+    if idx.size > _EXACT_MAX or d * d > _EXACT_MAX * _EXACT_MAX:
+        return False
+    F = [[Fraction(float(v)) for v in row] for row in E]
+    cols = []
+    for c in idx:
+        i, j, k = int(cons.i[c]), int(cons.j[c]), int(cons.query[c])
+        delta = [F[i][a] - F[j][a] for a in range(d)]
+        cols.append([delta[a] * F[k][b] for a in range(d) for b in range(d)])
+    null = _null_space([list(r) for r in zip(*cols, strict=True)], idx.size)
+    if not null:
+        return False
+    # project y onto span(null) exactly: solve (N^T N) a = N^T y
+    yq = [Fraction(float(v)) for v in y]
+    gram = [[sum(u * v for u, v in zip(p, q, strict=True)) for q in null] for p in null]
+    rhs = [sum(u * v for u, v in zip(p, yq, strict=True)) for p in null]
+    coef = _solve_exact(gram, rhs)
+    if coef is None:
+        return False
+    proj = [sum(coef[t] * null[t][c] for t in range(len(null))) for c in range(idx.size)]
+    strict = cons.strict[idx]
+    if any(proj[c] < 0 for c in range(idx.size) if strict[c]):
+        return False
+    return sum(proj[c] for c in range(idx.size) if strict[c]) > 0
+
+
+def _null_space(rows: list[list[Any]], n: int) -> list[list[Any]]:
+    """Basis of ``{y : rows y = 0}`` (exact, by reduced row echelon form)."""
+    from fractions import Fraction
+
+    A = [r[:] for r in rows]
+    pivots: list[int] = []
+    r = 0
+    for col in range(n):
+        pivot = next((k for k in range(r, len(A)) if A[k][col] != 0), None)
+        if pivot is None:
+            continue
+        A[r], A[pivot] = A[pivot], A[r]
+        inv = 1 / A[r][col]
+        A[r] = [v * inv for v in A[r]]
+        for k in range(len(A)):
+            if k != r and A[k][col] != 0:
+                f = A[k][col]
+                A[k] = [a - f * b for a, b in zip(A[k], A[r], strict=True)]
+        pivots.append(col)
+        r += 1
+        if r == len(A):
+            break
+    basis = []
+    for free in (c for c in range(n) if c not in pivots):
+        y = [Fraction(0)] * n
+        y[free] = Fraction(1)
+        for row, col in enumerate(pivots):
+            y[col] = -A[row][free]
+        basis.append(y)
+    return basis
+
+
+def _solve_exact(A: list[list[Any]], b: list[Any]) -> list[Any] | None:
+    """``A^-1 b`` in rational arithmetic (None if ``A`` is singular)."""
+    n = len(A)
+    M = [A[k][:] + [b[k]] for k in range(n)]
+    for col in range(n):
+        pivot = next((k for k in range(col, n) if M[k][col] != 0), None)
+        if pivot is None:
+            return None
+        M[col], M[pivot] = M[pivot], M[col]
+        inv = 1 / M[col][col]
+        M[col] = [v * inv for v in M[col]]
+        for k in range(n):
+            if k != col and M[k][col] != 0:
+                f = M[k][col]
+                M[k] = [a - f * c for a, c in zip(M[k], M[col], strict=True)]
+    return [M[k][n] for k in range(n)]
 
 
 def _weak(
@@ -159,13 +252,16 @@ def _checked(
 ) -> InfeasibilityCertificate:
     """The norm bound ``beta / (|A^T y| + round-off)`` of ``y`` on the unit rows ``sub``."""
     beta = float(b @ y)
-    residual = float(np.linalg.norm((sub.astype(np.longdouble).T @ y.astype(np.longdouble))))
+    residual = float(np.linalg.norm(sub.astype(np.longdouble).T @ y.astype(np.longdouble)))
     residual += _ROUNDOFF * float(np.abs(y).sum())
     bound = beta / residual if residual > 0 else np.inf
     strict = cons.strict[idx]
     scale = float(b[strict].max(initial=0.0))
     ok = bool(beta > 0 and strict.any() and bound >= INFEASIBLE_FACTOR * scale)
     cert = InfeasibilityCertificate(_conflicts(cons, idx), y, bound if beta > 0 else 0.0, scale, ok)
-    logger.info("Graph-SVM infeasibility certificate: %s (%s)", cert.summary(),
-                "certified" if ok else "not certified")
+    logger.info(
+        "Graph-SVM infeasibility certificate: %s (%s)",
+        cert.summary(),
+        "certified" if ok else "not certified",
+    )
     return cert

@@ -44,7 +44,7 @@ from .certificate import (
     certificate,
     verdict,
 )
-from .clarabel import clarabel_dual, clarabel_primal
+from .clarabel import clarabel_dual, clarabel_dual_polished, clarabel_primal
 from .constraints import SVMConstraints, svm_constraints
 from .infeasibility import InfeasibilityCertificate, infeasibility_certificate
 
@@ -56,9 +56,7 @@ METHODS = ("auto", "dense", "tokenspace")
 _METHODS = ("active-set", "active-set+jacobi", "clarabel", "clarabel-dual")
 
 
-def _check_inputs(
-    graphs: Any, embeddings: Any, max_iter: Any, coupling_tol: Any
-) -> np.ndarray:
+def _check_inputs(graphs: Any, embeddings: Any, max_iter: Any, coupling_tol: Any) -> np.ndarray:
     if not isinstance(graphs, PriorityGraphs):
         raise InvalidParameterError(
             f"graphs must be attnmech.PriorityGraphs, got {type(graphs).__name__}; build them "
@@ -279,8 +277,11 @@ def _solve_dense(
         solver_name=f"attnmech Graph-SVM ({best.method})",
         solve_time=time.perf_counter() - start,
         setup_time=0.0,
-        num_iters=int(extra.get("active_set_steps", 0) if best.method.startswith("active-set")
-                      else extra.get("interior_point_iters", 0)),
+        num_iters=int(
+            extra.get("active_set_steps", 0)
+            if best.method.startswith("active-set")
+            else extra.get("interior_point_iters", 0)
+        ),
         extra_stats=extra,
     )
     return GraphSVMResult(
@@ -335,7 +336,13 @@ def _run_method(
             certificate("clarabel+polish", graphs, cons, E, W2, lam2),
         ]
     W, lam = clarabel_dual(E, cons, extra)
-    return [certificate("clarabel-dual", graphs, cons, E, W, lam)]
+    found = [certificate("clarabel-dual", graphs, cons, E, W, lam)]
+    if not found[0].certified:  # polish its active set in the problem's own (unit-row) scaling
+        W2, lam2 = clarabel_dual_polished(
+            E, cons, np.maximum(lam, 0.0) * cons.strict + lam * ~cons.strict
+        )
+        found.append(certificate("clarabel-dual+polish", graphs, cons, E, W2, lam2))
+    return found
 
 
 def infeasible_error(
