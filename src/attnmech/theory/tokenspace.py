@@ -40,6 +40,7 @@ from ..data.dataset import Dataset, OneHotEmbeddings
 from ..errors import ConvergenceWarning, InvalidDatasetError, InvalidParameterError
 from .automaton import Automaton
 from .finite import GRADIENT_TOL, FiniteSubspace, ReducedData, reduce_dataset
+from .newton import NewtonOptions, damped_newton
 from .graphs import PriorityGraphs
 from .graphsvm.active_set import SparseKKT, proximal_active_set
 from .graphsvm.certificate import (
@@ -642,17 +643,21 @@ def solve_token_finite(
         for groups in by_size.values():
             slot[groups] = np.arange(groups.size)
 
-        def group_loss(sample_loss: np.ndarray) -> np.ndarray:
-            return np.bincount(sample_group, weights=sample_loss, minlength=n_groups)
+        def project(g: np.ndarray) -> np.ndarray:  # on zero-sum scores per SCC
+            return g - (np.bincount(var_group, g, n_groups) / group_size)[var_group]
 
-        sample_loss, grad, prob = objective.evaluate(u)
-        loss_g = group_loss(sample_loss)
-        for iterations in range(1, max_iter + 1):  # noqa: B007 (the count is reported)
-            grad = grad - (np.bincount(var_group, grad, n_groups) / group_size)[var_group]
-            grad_norm = float(np.linalg.norm(grad))
-            if grad_norm <= tol:
-                break
-            hess = objective.hessian(prob)  # COO with unique (row, col): canonical CSR product
+        last: dict[str, np.ndarray] = {}
+
+        def value_grad(point: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            sample_loss, g, prob = objective.evaluate(point)
+            last.update(sample_loss=sample_loss, prob=prob)
+            loss_g = np.bincount(sample_group, weights=sample_loss, minlength=n_groups)
+            return loss_g, project(g)
+
+        def hessian(point: np.ndarray) -> sp.coo_matrix:  # at the point evaluated last
+            return objective.hessian(last["prob"])
+
+        def newton_step(hess: sp.coo_matrix, g: np.ndarray) -> np.ndarray:
             # Newton step per SCC: (H + 1 1^T / s) step = -g keeps the step zero-sum
             step = np.empty(n_vars)
             row_group = var_group[hess.row]
@@ -663,26 +668,21 @@ def solve_token_finite(
                 blocks[slot[row_group[in_class]], local[rows], local[cols]] = hess.data[in_class]
                 blocks += 1.0 / s
                 members = (group_start[groups][:, None] + np.arange(s)[None, :]).ravel()
-                rhs = -grad[members].reshape(groups.size, s, 1)
+                rhs = -g[members].reshape(groups.size, s, 1)
                 step[members] = np.linalg.solve(blocks, rhs).ravel()
-            slope = np.bincount(var_group, grad * step, n_groups)
-            bad = slope >= 0  # not a descent direction (round-off): use the gradient there
-            if bad.any():
-                use_grad = bad[var_group]
-                step[use_grad] = -grad[use_grad]
-                slope = np.bincount(var_group, grad * step, n_groups)
-            alpha = np.ones(n_groups)
-            tiny = -slope <= 1e-13 * (1.0 + np.abs(loss_g))
-            while True:
-                trial = u + alpha[var_group] * step
-                t_loss, t_grad, t_prob = objective.evaluate(trial)
-                t_loss_g = group_loss(t_loss)
-                ok = tiny | (t_loss_g <= loss_g + 1e-4 * alpha * slope) | (alpha < 1e-12)
-                if ok.all():
-                    break
-                alpha = np.where(ok, alpha, 0.5 * alpha)
-            u, sample_loss, grad, prob, loss_g = trial, t_loss, t_grad, t_prob, t_loss_g
-            logger.info("token-space W_fin step %d: gradient norm %.1e", iterations, grad_norm)
+            return step
+
+        newton = damped_newton(
+            value_grad,
+            hessian,
+            u,
+            lambda _x, g: float(np.linalg.norm(g)),
+            NewtonOptions(tol=tol, max_iter=max_iter, flat_rtol=1e-13, flat_offset=1.0),
+            groups=var_group,
+            direction=newton_step,
+        )
+        u, grad, iterations = newton.x, newton.grad, newton.num_steps
+        sample_loss = last["sample_loss"]
         grad = grad - (np.bincount(var_group, grad, n_groups) / group_size)[var_group]
         grad_norm = float(np.linalg.norm(grad))
         loss_value = float(sample_loss.sum())
