@@ -6,7 +6,8 @@ version):
 - ``scaled``: K > d, random Gaussian embeddings whose rows are scaled by ``10**U(-4, 4)``;
 - ``neardup``: K <= d (feasible in exact arithmetic), one or two rows replaced by a copy of another
   row plus a perturbation of relative size ``eps = 10**U(-10, -3)``;
-- ``spectral``: the paper's generator with K > d (K=5, d=4 and K=6, d=5), spectral-norm Graph-SVM.
+- ``spectral``: the paper's generator ``make_dataset(n, T, K, d, seed)`` with K > d (K=5, d=4 and
+  K=6, d=5; n in 4, 6, 8; T in 3, 4; seeds 0-7), spectral-norm Graph-SVM.
 
 For every instance the script records the solver's verdict (``optimal``, ``inaccurate``,
 ``infeasible`` or ``refused`` for a SolverError), its method, the largest violation relative to
@@ -84,24 +85,26 @@ def instances(n_per_family: int) -> list[dict[str, Any]]:
                 info=f"K={K} d={d} eps={eps:.1e}",
             )
         )
-    rng = np.random.default_rng(2123)
-    for idx in range(max(10, n_per_family // 6)):
-        K, d = (5, 4) if idx % 2 == 0 else (6, 5)
-        n, T = 6, 4
-        E = rng.standard_normal((K, d))
-        seqs = [rng.choice(K, size=T, replace=False) for _ in range(n)]
-        labels = [int(rng.choice(s)) for s in seqs]
-        out.append(
-            dict(
-                family="spectral",
-                idx=idx,
-                seqs=seqs,
-                labels=labels,
-                E=E,
-                norm="spectral",
-                info=f"K={K} d={d}",
-            )
-        )
+    from attnmech import make_dataset  # the paper's generator (unchanged between versions)
+
+    idx = 0
+    for K, d in ((5, 4), (6, 5)):
+        for n in (4, 6, 8):
+            for T in (3, 4):
+                for seed in range(8):
+                    ds = make_dataset(n, T, K, d, seed=seed)
+                    out.append(
+                        {
+                            "family": "spectral",
+                            "idx": idx,
+                            "seqs": [list(map(int, s)) for s in ds.sequences],
+                            "labels": [int(y) for y in ds.labels],
+                            "E": np.asarray(ds.embeddings),
+                            "norm": "spectral",
+                            "info": f"make_dataset({n}, {T}, {K}, {d}, seed={seed})",
+                        }
+                    )
+                    idx += 1
     return out
 
 
@@ -186,6 +189,7 @@ def run(path: str, n_per_family: int) -> None:
                     wnorm=float(np.linalg.norm(W)),
                 )
             except InfeasibleProblemError as exc:
+                row["conflict_sv_ratio"] = _conflict_sv_ratio(E, exc.conflicts)
                 row.update(
                     verdict="infeasible",
                     method="-",
@@ -218,6 +222,19 @@ def run(path: str, n_per_family: int) -> None:
             row.update(oracle=o["verdict"], oracle_norm=o["norm"], oracle_viol=o["viol"])
             fh.write(json.dumps(row) + "\n")
             fh.flush()
+
+
+def _conflict_sv_ratio(E: np.ndarray, conflicts: list) -> float:
+    """Smallest / largest singular value of the conflict's unit rows: near 0 for a genuine
+    (dependent) conflict, far from 0 when the named constraints are linearly independent."""
+    if not conflicts:
+        return float("nan")
+    rows = np.array([np.outer(E[i] - E[j], E[k]).ravel() for k, i, j, _ in conflicts])
+    rows /= np.maximum(np.linalg.norm(rows, axis=1, keepdims=True), 1e-300)
+    sv = np.linalg.svd(rows, compute_uv=False)
+    if rows.shape[0] > rows.shape[1]:
+        return 0.0
+    return float(sv[-1] / sv[0])
 
 
 def _classify(row: dict[str, Any], feasible: bool) -> str:
@@ -260,6 +277,13 @@ def table(before_path: str, after_path: str) -> None:
                 f"{f:9s} {c:30s} {counts.get((f, c, 'before'), 0):7d} "
                 f"{counts.get((f, c, 'after'), 0):7d}"
             )
+    for when, rows in (("before", before), ("after", after)):
+        inf = [r for r in rows if r["verdict"] == "infeasible"]
+        indep = [r for r in inf if (r.get("conflict_sv_ratio") or 0.0) > 1e-8]
+        print(
+            f"{when}: {len(inf)} infeasible verdicts, {len(indep)} name a conflict whose unit "
+            "rows are linearly independent (smallest/largest singular value > 1e-8)"
+        )
     print(f"\ninstances: {len(after)}; changed verdict or method: {len(changed)}")
     fmt = lambda x: "-" if x is None else f"{x:.1e}"  # noqa: E731
     for a, b, cb, ca in changed:
