@@ -255,6 +255,7 @@ def table(before_path: str, after_path: str) -> None:
     key = {(r["family"], r["idx"]): r for r in before}
     counts: dict[tuple[str, str, str], int] = {}
     changed = []
+    relabelled: dict[tuple[str, str], int] = {}
     for a in after:
         b = key[(a["family"], a["idx"])]
         feasible = (
@@ -267,8 +268,12 @@ def table(before_path: str, after_path: str) -> None:
         cb, ca = _classify(b, feasible), _classify(a, feasible)
         for when, c in (("before", cb), ("after", ca)):
             counts[(a["family"], c, when)] = counts.get((a["family"], c, when), 0) + 1
-        if (cb != ca) or b["method"] != a["method"]:
+        if cb != ca:
             changed.append((a, b, cb, ca))
+        elif b["method"] != a["method"]:
+            relabelled[(b["method"], a["method"])] = (
+                relabelled.get((b["method"], a["method"]), 0) + 1
+            )
     fams = sorted({f for f, _, _ in counts})
     print(f"{'family':9s} {'outcome':30s} {'before':>7s} {'after':>7s}")
     for f in fams:
@@ -284,7 +289,9 @@ def table(before_path: str, after_path: str) -> None:
             f"{when}: {len(inf)} infeasible verdicts, {len(indep)} name a conflict whose unit "
             "rows are linearly independent (smallest/largest singular value > 1e-8)"
         )
-    print(f"\ninstances: {len(after)}; changed verdict or method: {len(changed)}")
+    for (mb, ma), count in sorted(relabelled.items()):
+        print(f"same verdict, method label {mb!r} -> {ma!r}: {count} instances")
+    print(f"\ninstances: {len(after)}; changed verdict: {len(changed)}")
     fmt = lambda x: "-" if x is None else f"{x:.1e}"  # noqa: E731
     for a, b, cb, ca in changed:
         print(
