@@ -54,6 +54,25 @@ def constraint_rows(
     return rows / safe[:, None], safe, V
 
 
+def _run(
+    P: Any, q: np.ndarray, A: Any, b: np.ndarray, cones: list[Any], extra: dict[str, Any] | None
+) -> Any:
+    """Clarabel at tolerance 1e-12 (400 iterations at most); SolverError unless solved."""
+    import clarabel
+
+    settings = clarabel.DefaultSettings()
+    settings.verbose = False
+    settings.max_iter = 400
+    settings.tol_gap_abs = settings.tol_gap_rel = 1e-12
+    settings.tol_feas = 1e-12
+    solution = clarabel.DefaultSolver(P, q, A, b, cones, settings).solve()
+    if str(solution.status) not in ("Solved", "AlmostSolved"):
+        raise SolverError(f"Clarabel stopped with status {solution.status}")
+    if extra is not None:
+        extra["interior_point_iters"] = int(solution.iterations)
+    return solution
+
+
 def clarabel_primal(
     E: np.ndarray, cons: SVMConstraints, extra: dict[str, Any] | None = None
 ) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -74,19 +93,7 @@ def clarabel_primal(
     if eq.size:
         cones.append(clarabel.ZeroConeT(int(eq.size)))
     cones.append(clarabel.NonnegativeConeT(int(st.size)))
-    settings = clarabel.DefaultSettings()
-    settings.verbose = False
-    settings.max_iter = 400
-    settings.tol_gap_abs = settings.tol_gap_rel = 1e-12
-    settings.tol_feas = 1e-12
-    solver = clarabel.DefaultSolver(
-        sp.identity(r2, format="csc"), np.zeros(r2), A, b, cones, settings
-    )
-    solution = solver.solve()
-    if str(solution.status) not in ("Solved", "AlmostSolved"):
-        raise SolverError(f"Clarabel stopped with status {solution.status}")
-    if extra is not None:
-        extra["interior_point_iters"] = int(solution.iterations)
+    solution = _run(sp.identity(r2, format="csc"), np.zeros(r2), A, b, cones, extra)
     x = np.asarray(solution.x, dtype=np.float64)
     z = np.asarray(solution.z, dtype=np.float64)
     scaled = np.zeros(cons.n_constraints)  # multipliers of the unit rows (x = rows^T scaled)
@@ -125,23 +132,14 @@ def clarabel_dual(
     Q = dual_hessian(E, cons.query, cons.i, cons.j)
     st = np.flatnonzero(cons.strict)
     A = sp.csc_matrix((-np.ones(st.size), (np.arange(st.size), st)), shape=(st.size, m))
-    settings = clarabel.DefaultSettings()
-    settings.verbose = False
-    settings.max_iter = 400
-    settings.tol_gap_abs = settings.tol_gap_rel = settings.tol_feas = 1e-12
-    solver = clarabel.DefaultSolver(
+    solution = _run(
         sp.triu(sp.csc_matrix(Q), format="csc"),
         -cons.rhs,
         A,
         np.zeros(st.size),
         [clarabel.NonnegativeConeT(int(st.size))],
-        settings,
+        extra,
     )
-    solution = solver.solve()
-    if str(solution.status) not in ("Solved", "AlmostSolved"):
-        raise SolverError(f"Clarabel stopped with status {solution.status}")
-    if extra is not None:
-        extra["interior_point_iters"] = int(solution.iterations)
     lam = np.asarray(solution.x, dtype=np.float64)
     return dual_to_weights(E, cons, lam), lam
 
