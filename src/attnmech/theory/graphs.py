@@ -451,9 +451,11 @@ def has_priority_cycle(data: PriorityGraphs | Dataset) -> bool:
     --------
     >>> import numpy as np
     >>> from attnmech import Dataset
-    >>> ds = Dataset([[0, 1], [1, 0]], [0, 1], np.eye(2))
+    >>> ds = Dataset([[0, 1, 2], [1, 0, 2]], [0, 1], np.eye(3))  # 0 -> 1 and 1 -> 0 under 2
     >>> has_priority_cycle(ds), has_priority_cycle(build_priority_graphs(ds))
     (True, True)
+    >>> has_priority_cycle(Dataset([[0, 1, 2]], [0], np.eye(3)))
+    False
     """
     from ..data.dataset import has_priority_cycle as dataset_has_cycle
 
