@@ -52,15 +52,15 @@ def instances(n_per_family: int) -> list[dict[str, Any]]:
         seqs = [rng.choice(K, size=min(T, K), replace=False) for _ in range(n)]
         labels = [int(rng.choice(s)) for s in seqs]
         out.append(
-            dict(
-                family="scaled",
-                idx=idx,
-                seqs=seqs,
-                labels=labels,
-                E=E,
-                norm="fro",
-                info=f"K={K} d={d}",
-            )
+            {
+                "family": "scaled",
+                "idx": idx,
+                "seqs": seqs,
+                "labels": labels,
+                "E": E,
+                "norm": "fro",
+                "info": f"K={K} d={d}",
+            }
         )
     rng = np.random.default_rng(2122)
     for idx in range(n_per_family):
@@ -75,15 +75,15 @@ def instances(n_per_family: int) -> list[dict[str, Any]]:
         seqs = [rng.choice(K, size=min(T, K), replace=False) for _ in range(n)]
         labels = [int(rng.choice(s)) for s in seqs]
         out.append(
-            dict(
-                family="neardup",
-                idx=idx,
-                seqs=seqs,
-                labels=labels,
-                E=E,
-                norm="fro",
-                info=f"K={K} d={d} eps={eps:.1e}",
-            )
+            {
+                "family": "neardup",
+                "idx": idx,
+                "seqs": seqs,
+                "labels": labels,
+                "E": E,
+                "norm": "fro",
+                "info": f"K={K} d={d} eps={eps:.1e}",
+            }
         )
     from attnmech import make_dataset  # the paper's generator (unchanged between versions)
 

@@ -78,7 +78,9 @@ def test_auto_method_uses_token_space_and_matches_dense(seed):
     for res in (auto, dense):  # iterations, not factorisations
         extra = res.solver_stats.extra_stats
         assert res.solver_stats.num_iters >= 1
-        assert res.solver_stats.num_iters == extra.get("active_set_steps", res.solver_stats.num_iters)
+        assert res.solver_stats.num_iters == extra.get(
+            "active_set_steps", res.solver_stats.num_iters
+        )
 
 
 def test_num_iters_counts_active_set_steps_not_factorisations():
@@ -248,3 +250,35 @@ def test_spectral_tie_break_failure_falls_back(monkeypatch):
     assert res.success and res.tie_break is None and res.unique is None
     assert "tie_break_failed" in res.solver_stats.extra_stats
     np.testing.assert_allclose(res.W_svm, plain.W_svm, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_spectral_on_paper_data_where_the_tie_break_solver_fails(seed):
+    """make_dataset(4, 3, 6, 5, seed) (K > d): Clarabel fails on the tie-break problem; the
+    answer is the certified tie_break=None point instead of a SolverError."""
+    ds = make_dataset(4, 3, 6, 5, seed=seed)
+    graphs = build_priority_graphs(ds)
+    res = solve_norm_svm(graphs, ds.embeddings, "spectral")
+    plain = solve_norm_svm(graphs, ds.embeddings, "spectral", tie_break=None)
+    assert res.success and res.tie_break is None
+    assert "solver failed" in res.solver_stats.extra_stats["tie_break_failed"]
+    np.testing.assert_allclose(res.W_svm, plain.W_svm, rtol=0, atol=1e-12)
+    W_ref, _ = _oracle_spectral(graphs, ds.embeddings)
+    ours = np.linalg.norm(res.W_svm, 2)
+    assert ours <= np.linalg.norm(W_ref, 2) * (1 + 1e-6)
+
+
+def _oracle_spectral(graphs, E):
+    """Independent formulation of the spectral-norm Graph-SVM: cvxpy sigma_max over all d x d
+    entries, one constraint per literal edge."""
+    q, s, t = graphs.edge_query, graphs.edge_src, graphs.edge_dst
+    strict = graphs.scc_of(q, s) != graphs.scc_of(q, t)
+    d = E.shape[1]
+    W = cp.Variable((d, d))
+    margins = cp.sum(cp.multiply((E[s] - E[t]) @ W, E[q]), axis=1)
+    cons = [margins[np.flatnonzero(strict)] >= 1]
+    if (~strict).any():
+        cons.append(margins[np.flatnonzero(~strict)] == 0)
+    prob = cp.Problem(cp.Minimize(cp.sigma_max(W)), cons)
+    prob.solve(solver=cp.CLARABEL)
+    return W.value, prob.status

@@ -660,9 +660,19 @@ def solve_norm_svm(
         w = _polish(w, A, cons.strict)
         lower = norm_lower_bound(E, cons, lam, spec)
         if not spec.strictly_convex:
-            w, unique, applied, width = _resolve_face_or_keep(
-                spec, A, cons.strict, d, w, lam, tie_break, probe, seed, extra
-            )
+            try:
+                face = _resolve_face(spec, A, cons.strict, d, w, lam, tie_break, probe, seed)
+            except SolverError as exc:
+                if tie_break is None:
+                    raise
+                face = (w, None, None, 0.0)
+                _tie_break_failed(extra, f"its solver failed ({exc})")
+            if face[2] is not None and _violation(A, face[0], cons.strict) > VIOLATION_TOL >= (
+                _violation(A, w, cons.strict)
+            ):
+                _tie_break_failed(extra, "its point violates the constraints")
+                face = (w, None, None, face[3])
+            w, unique, applied, width = face
             extra["face_width"] = width
         W = w.reshape(d, d)
     margins, edge_margins, edge_strict, max_violation, relative_violation = certify(
@@ -716,39 +726,11 @@ def _method_name(spec: NormSpec, extra: dict[str, Any]) -> str:
     return "cvxpy+clarabel"
 
 
-def _resolve_face_or_keep(
-    spec: NormSpec,
-    A: np.ndarray,
-    strict: np.ndarray,
-    d: int,
-    w: np.ndarray,
-    lam: np.ndarray,
-    tie_break: str | None,
-    probe: bool,
-    seed: int,
-    extra: dict[str, Any],
-) -> tuple[np.ndarray, bool | None, str | None, float]:
-    """:func:`_resolve_face`, with a fallback: when the tie-break's solver fails, or its point
-    violates the constraints more than the solver's own point (which is within tolerance), the
-    solver's point is kept with ``tie_break=None`` and ``unique=None`` (not decided), and
-    ``extra["tie_break_failed"]`` says why."""
-    try:
-        point, unique, applied, width = _resolve_face(
-            spec, A, strict, d, w, lam, tie_break, probe, seed
-        )
-    except SolverError as exc:
-        if tie_break is None:
-            raise
-        logger.info("Frobenius tie-break failed (%s); keeping the solver's point", exc)
-        extra["tie_break_failed"] = str(exc)
-        return w, None, None, 0.0
-    if applied is not None:
-        before, after = _violation(A, w, strict), _violation(A, point, strict)
-        if after > VIOLATION_TOL >= before:
-            logger.info("Frobenius tie-break violates %.1e; keeping the solver's point", after)
-            extra["tie_break_failed"] = f"the tie-break's point violates {after:.1e}"
-            return w, None, None, width
-    return point, unique, applied, width
+def _tie_break_failed(extra: dict[str, Any], why: str) -> None:
+    """Record (and log) that the Frobenius tie-break was dropped: the solver's own point, within
+    tolerance, is kept with ``tie_break=None`` and ``unique=None`` (not decided)."""
+    logger.info("Frobenius tie-break dropped: %s; keeping the solver's point", why)
+    extra["tie_break_failed"] = why
 
 
 def _into_face(spec: NormSpec, w: np.ndarray, w_tb: np.ndarray, d: int, bound: float) -> np.ndarray:
