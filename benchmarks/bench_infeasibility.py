@@ -1,4 +1,4 @@
-"""Audit of the Graph-SVM's infeasible / refused verdicts on hard random instances.
+"""Check of the Graph-SVM's infeasible / refused verdicts on hard random instances.
 
 Families (all seeded, built with numpy only, so the same instances are drawn for any attnmech
 version):

@@ -56,7 +56,7 @@ def _oracle(graphs, E):
 
 
 def _scaled_instance(seed):
-    """K > d, Gaussian rows scaled by 10**U(-4, 4) (the audit's first family)."""
+    """K > d, Gaussian rows scaled by 10**U(-4, 4) (the first family of the infeasibility bench)."""
     rng = np.random.default_rng(seed)
     K, d = 8, 3
     E = rng.standard_normal((K, d)) * 10.0 ** rng.uniform(-4, 4, size=(K, 1))
@@ -202,7 +202,7 @@ def test_no_false_infeasible_on_badly_scaled_rows(seed):
 
 
 def test_formerly_false_infeasible_case_is_solved():
-    """The audit's family, instance found by the benchmark: feasible (the oracle has a point of
+    """An instance of benchmarks/bench_infeasibility.py: feasible (the oracle has a point of
     norm 97.8 with no violation) but reported infeasible on HiGHS's word before."""
     import importlib.util
     from pathlib import Path
