@@ -228,7 +228,7 @@ def test_badly_scaled_orthogonal_rows_are_solved_not_flagged():
 
 def test_uncertified_result_raises_unless_allowed(monkeypatch):
     """With only the active-set method (which cycles on this K > d problem) nothing certifies."""
-    import attnmech.theory.svm as svm_module
+    import attnmech.theory.graphsvm.solve as svm_module
 
     monkeypatch.setattr(svm_module, "_METHODS", ("active-set",))
     ds = make_dataset(7, 5, 9, 4, seed=10025)

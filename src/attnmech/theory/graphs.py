@@ -22,12 +22,13 @@ from scipy.sparse.csgraph import connected_components
 
 from .._results import frozen
 from ..data.dataset import Dataset, priority_edges, sorted_unique
-from ..errors import InvalidDatasetError
+from ..errors import InvalidDatasetError, InvalidParameterError
 
 __all__ = [
     "PriorityGraphs",
     "build_priority_graphs",
     "scc_chains",
+    "has_priority_cycle",
     "priority_edges",
     "sorted_unique",
 ]
@@ -438,3 +439,33 @@ def scc_chains(graphs: PriorityGraphs) -> tuple[np.ndarray, np.ndarray, np.ndarr
     query, i, j = qry[1:][chain], tok[:-1][chain], tok[1:][chain]
     by_pair = np.lexsort((j, i, query))
     return query[by_pair], i[by_pair], j[by_pair]
+
+
+def has_priority_cycle(data: PriorityGraphs | Dataset) -> bool:
+    """Whether some token-priority graph has an SCC of more than one token (a cyclic dataset).
+
+    The one cyclicity test of attnmech: for built graphs, :attr:`PriorityGraphs.is_cyclic`; for a
+    dataset, the strongly connected components of its priority edges
+    (:func:`attnmech.data.dataset.has_priority_cycle`, which lives below this layer so that
+    :func:`~attnmech.data.dataset.make_dataset` can redraw without building graphs). Studies call
+    this function instead of testing cycles themselves.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from attnmech import Dataset
+    >>> ds = Dataset([[0, 1, 2], [1, 0, 2]], [0, 1], np.eye(3))  # 0 -> 1 and 1 -> 0 under 2
+    >>> has_priority_cycle(ds), has_priority_cycle(build_priority_graphs(ds))
+    (True, True)
+    >>> has_priority_cycle(Dataset([[0, 1, 2]], [0], np.eye(3)))
+    False
+    """
+    from ..data.dataset import has_priority_cycle as dataset_has_cycle
+
+    if isinstance(data, PriorityGraphs):
+        return data.is_cyclic
+    if isinstance(data, Dataset):
+        return dataset_has_cycle(data)
+    raise InvalidParameterError(
+        f"has_priority_cycle expects a Dataset or PriorityGraphs, got {type(data).__name__}"
+    )

@@ -11,7 +11,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from .graphs import PriorityGraphs
-from .svm import svm_constraints
+from .graphsvm.constraints import svm_constraints
 
 __all__ = ["svm_primal_cvxpy", "svm_primal_clarabel", "svm_dual_clarabel"]
 

@@ -34,7 +34,7 @@ from ..errors import (
 from .finite import FiniteResult, reduce_dataset, solve_finite
 from .graphs import PriorityGraphs, build_priority_graphs
 from .norms import parse_norm, solve_norm_svm
-from .svm import GraphSVMResult, SVMConstraints
+from .graphsvm import GraphSVMResult, SVMConstraints
 
 if TYPE_CHECKING:
     from .tokenspace import TokenFiniteResult, TokenSVMResult
