@@ -33,8 +33,16 @@ import numpy as np
 
 from ..errors import FileFormatError, InvalidParameterError, MissingDependencyError
 
-__all__ = ["BertWeights", "load_bert", "minilm_path", "wordpiece", "word_states", "word_scores",
-           "word_qk"]
+__all__ = [
+    "BertWeights",
+    "load_bert",
+    "minilm_path",
+    "wordpiece",
+    "word_states",
+    "word_scores",
+    "word_qk",
+    "rank_heads",
+]
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -242,8 +250,6 @@ def rank_heads(
     bert: BertWeights,
     words: list[str],
     graphs: dict[str, Any],
-    *,
-    pieces: dict[str, int] | None = None,
 ) -> dict[str, Any]:
     """Score every head of ``bert`` on ``words`` and compare with each graph set.
 
@@ -253,8 +259,6 @@ def rank_heads(
         The corpus vocabulary (token id = position); ``<unk>`` is scored as ``[UNK]``.
     graphs : dict of str to PriorityGraphs
         E.g. ``{"train": ..., "heldout": ...}``, over the same token ids as ``words``.
-    pieces : dict, optional
-        Words to score as another string (default ``{"<unk>": "[UNK]"}`` handled internally).
 
     Returns
     -------
