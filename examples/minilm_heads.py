@@ -24,7 +24,7 @@ DEFAULT_TEXT = Path(__file__).resolve().parents[2] / "shared/data/shakespeare/ha
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    from attnmech.heads import corpus_graphs, plot_head_priorities
+    from attnmech.studies.heads import corpus_graphs, plot_head_priorities
     from attnmech.interp import compare_priorities
     from attnmech.interp.bert import load_bert, minilm_path, rank_heads, word_scores
     from attnmech.report import _new_figure, markdown_table, save_figure, write_json

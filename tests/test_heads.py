@@ -38,7 +38,7 @@ def invoke(*args):
 
 
 def test_heads_on_an_attnmech_run_orders_every_strict_edge(tmp_path):
-    from attnmech.training import TrainConfig, train
+    from attnmech.layer.training import TrainConfig, train
 
     ds = make_dataset(6, 4, 6, 8, graph="acyclic", seed=0)
     ds.save(tmp_path / "data.npz")
@@ -68,7 +68,7 @@ def test_heads_rejects_an_unknown_model_file(tmp_path):
 
 def test_heads_on_a_saved_transformer_with_a_corpus(tmp_path):
     pytest.importorskip("transformer_lens")
-    from attnmech.heads import corpus_graphs
+    from attnmech.studies.heads import corpus_graphs
     from attnmech.interp import head_scores, save_hooked_transformer
     from attnmech.interp.transformers import TinyTransformerConfig, train_transformer
 

@@ -157,7 +157,7 @@ def test_export_takes_a_train_result_trial_and_saves(tmp_path):
         save_hooked_transformer,
         to_hooked_transformer,
     )
-    from attnmech.training import TrainConfig, train
+    from attnmech.layer.training import TrainConfig, train
 
     ds = make_dataset(6, 4, 6, 8, graph="acyclic", seed=0)
     result = train(ds, TrainConfig(num_steps=5, num_trials=2, log_every=0))
@@ -198,7 +198,7 @@ def test_trained_layer_orders_every_strict_edge():
     """An attnmech layer trained on acyclic data to corr >= 0.99 orders every strict edge."""
     pytest.importorskip("transformer_lens")
     from attnmech.interp import head_scores, to_hooked_transformer
-    from attnmech.training import TrainConfig, train
+    from attnmech.layer.training import TrainConfig, train
 
     ds = make_dataset(6, 4, 6, 8, graph="acyclic", seed=0)
     theory = solve(ds)

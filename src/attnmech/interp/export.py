@@ -1,7 +1,7 @@
 """An attnmech attention layer as a TransformerLens ``HookedTransformer``, and back.
 
 attnmech's layer scores key position ``t`` against the query (last) token by
-``x_t^T W x_T`` and attends with ``softmax(X W x_T)`` (:mod:`attnmech.model`). A TransformerLens
+``x_t^T W x_T`` and attends with ``softmax(X W x_T)`` (:mod:`attnmech.layer.model`). A TransformerLens
 head scores ``q . k / attn_scale`` with ``q = x_T W_Q + b_Q`` and ``k = x_t W_K + b_K``, so it
 computes the same thing when
 
@@ -14,7 +14,7 @@ refuses (or, with ``strict=False``, warns) when the head has parts a ``d x d`` m
 
 The value/output path is set to ``W_V = W_O = I`` and ``W_U = E^T``: the model's logits are
 ``E (x_T + X^T s)`` (TransformerLens always adds the residual stream ``x_T``), which is the
-``gen`` head of :mod:`attnmech.model` plus that skip term. Only the attention pattern is claimed
+``gen`` head of :mod:`attnmech.layer.model` plus that skip term. Only the attention pattern is claimed
 to be exact.
 """
 
@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from .._io import atomic_path
-from ..data import Dataset, OneHotEmbeddings
+from ..data.dataset import Dataset, OneHotEmbeddings
 from ..errors import FileFormatError, InvalidDatasetError, InvalidParameterError
 from ._tl import is_hooked_transformer, quiet, transformer_lens
 
@@ -86,7 +86,7 @@ def to_hooked_transformer(
 
     Parameters
     ----------
-    W : array-like of shape (d, d) or (B, d, d), or a :class:`~attnmech.training.TrainResult`
+    W : array-like of shape (d, d) or (B, d, d), or a :class:`~attnmech.layer.training.TrainResult`
         The combined key-query matrix (``score_t = x_t^T W x_T``).
     embeddings : array-like of shape (K, d), OneHotEmbeddings or Dataset
         Become ``W_E`` (and ``W_U = E^T``).
@@ -270,7 +270,7 @@ def last_position_patterns(
 
 def attnmech_patterns(W: Any, dataset: Dataset, *, trial: int | None = None) -> np.ndarray:
     """attnmech's own ``softmax(X W x_T)`` for every sequence (shape (n, max_length), 0 padded)."""
-    from ..model import run_with_cache
+    from ..layer.model import run_with_cache
 
     _, cache = run_with_cache(_weight_matrix(W, trial), dataset)
     attention = cache["attention"].double().cpu().numpy()

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from ..data import check_memory
+from ..data.dataset import check_memory
 from ..errors import InvalidParameterError
 from ._tl import quiet
 from .export import _check_head

@@ -1,6 +1,6 @@
 """Small TransformerLens models trained on next-token windows (offline, CPU, minutes).
 
-The task is the one of :mod:`attnmech.model`: a window of ``T`` token ids, the label is the token
+The task is the one of :mod:`attnmech.layer.model`: a window of ``T`` token ids, the label is the token
 that follows, and the loss is the cross-entropy of the model's logits **at the last position**
 (the query). :class:`TinyTransformerConfig` spans the variants the theory does and does not
 cover: one attention-only layer with no positional information (``positions=False``: ``W_pos``

@@ -3,7 +3,7 @@
 One run (``attnmech heads-study``, :func:`run_heads_study`):
 
 1. the corpus is cut into next-token windows exactly as ``attnmech text`` does
-   (:func:`attnmech.language.prepare_text`: the first ``1 - holdout`` of the token stream for
+   (:func:`attnmech.studies.text.prepare_text`: the first ``1 - holdout`` of the token stream for
    training, the end held out; the realizable windows of each part give its token-priority
    graphs);
 2. small TransformerLens models are trained on the realizable training windows (loss at the last
@@ -31,10 +31,10 @@ from typing import Any
 
 import numpy as np
 
-from ._io import check_writable
-from .data import Dataset, make_embeddings
-from .errors import InvalidParameterError
-from .graphs import PriorityGraphs, build_priority_graphs
+from .._io import check_writable
+from ..data.dataset import Dataset, make_embeddings
+from ..errors import InvalidParameterError
+from ..theory.graphs import PriorityGraphs, build_priority_graphs
 
 __all__ = [
     "HeadsStudyConfig",
@@ -133,8 +133,8 @@ def corpus_graphs(
     holdout: float = 0.1,
     level: str = "word",
 ) -> CorpusGraphs:
-    """Cut ``corpus`` with :func:`attnmech.language.prepare_text` and build both parts' graphs."""
-    from .language import TextRunConfig, prepare_text
+    """Cut ``corpus`` with :func:`attnmech.studies.text.prepare_text` and build both parts' graphs."""
+    from .text import TextRunConfig, prepare_text
 
     data = prepare_text(
         corpus,
@@ -267,7 +267,7 @@ def _agreement_figure(summary: list[dict[str, Any]]) -> Any:
 
 # ------------------------------------------------------------------------------ the study
 def _measure(scores: np.ndarray, cg: CorpusGraphs) -> dict[str, dict[str, float]]:
-    from .interp.compare import compare_priorities
+    from ..interp.compare import compare_priorities
 
     out = {}
     for split, graphs in (("train", cg.train_graphs), ("heldout", cg.heldout_graphs)):
@@ -336,11 +336,11 @@ def run_heads_study(
     dict
         The content of ``results.json``.
     """
-    from .interp.scores import head_scores, score_fidelity
-    from .interp.transformers import TinyTransformerConfig, train_transformer
-    from .model import torch_threads
-    from .theory import solve
-    from .training import TrainConfig, train
+    from ..interp.scores import head_scores, score_fidelity
+    from ..interp.transformers import TinyTransformerConfig, train_transformer
+    from ..layer.model import torch_threads
+    from ..theory.solve import solve
+    from ..layer.training import TrainConfig, train
 
     config = HeadsStudyConfig() if config is None else config
     out = Path(out_dir) if out_dir is not None else None
@@ -465,8 +465,8 @@ def _write_outputs(
     cg: CorpusGraphs,
     models: dict[str, Any],
 ) -> None:
-    from .interp.export import save_hooked_transformer
-    from .interp.scores import head_scores
+    from ..interp.export import save_hooked_transformer
+    from ..interp.scores import head_scores
     from .report import markdown_table, save_figure, write_json, write_markdown
 
     out.mkdir(parents=True, exist_ok=True)

@@ -1,4 +1,4 @@
-"""The ``attnmech heads`` and ``attnmech heads-study`` commands (registered by :mod:`attnmech.cli`).
+"""Commands that read real attention heads: ``heads`` and ``heads-study``.
 
 ``heads`` reads one attention head as token priorities: its score table over the tokens, each
 query's priority order, and (with ``--corpus`` or ``--data``) the agreement with that data's
@@ -13,17 +13,18 @@ Only typer is imported at module level; the work is imported inside the commands
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-__all__ = ["register"]
+from ._app import _print_table, _reports_errors, _table, app
+
+__all__ = ["heads_command", "heads_study_command"]
 
 
 def _parse_token(text: str, names: list[str] | None, vocab: int) -> int:
-    from .errors import InvalidParameterError
+    from ..errors import InvalidParameterError
 
     if names is not None and text in names:
         return names.index(text)
@@ -47,7 +48,7 @@ class _Head:
     ) -> None:
         import numpy as np
 
-        from .errors import FileFormatError
+        from ..errors import FileFormatError
 
         self.layer, self.head, self.context = layer, head, context
         self.kind: str
@@ -56,13 +57,13 @@ class _Head:
         self.bert: Any = None
         suffix = model.suffix.lower()
         if suffix == ".pt":
-            from .interp.export import load_hooked_transformer
+            from ..interp.export import load_hooked_transformer
 
             self.kind = "transformer-lens"
             self.model = load_hooked_transformer(model)
             self.vocab = int(self.model.cfg.d_vocab)
         elif suffix == ".npz":
-            from .training import load_run
+            from ..layer.training import load_run
 
             run = load_run(model)
             W = np.asarray(run.W)
@@ -71,7 +72,7 @@ class _Head:
             self.kind = "attnmech"
             self.W = W
             if data is not None:
-                from .data import load_dataset
+                from ..data.dataset import load_dataset
 
                 E = load_dataset(data).embeddings
             else:
@@ -84,7 +85,7 @@ class _Head:
             self.E = E
             self.vocab = int(E.shape[0])
         elif suffix == ".safetensors" or model.is_dir():
-            from .interp.bert import load_bert
+            from ..interp.bert import load_bert
 
             self.kind = "bert"
             self.bert = load_bert(model)
@@ -103,16 +104,18 @@ class _Head:
             E = self.E[tokens]
             return np.asarray((E @ self.W @ E.T).T)
         if self.kind == "transformer-lens":
-            from .interp.scores import head_scores
+            from ..interp.scores import head_scores
 
             return head_scores(self.model, self.layer, self.head, tokens, context=self.context)
-        from .interp.bert import word_scores
+        from ..interp.bert import word_scores
 
         if names is None:
             raise typer.BadParameter("a BERT checkpoint needs --corpus (its words are scored)")
         return word_scores(self.bert, self.layer, self.head, [names[int(t)] for t in tokens])
 
 
+@app.command("heads")
+@_reports_errors
 def heads_command(
     model: Annotated[
         Path,
@@ -198,7 +201,7 @@ def heads_command(
     """Read one attention head as token priorities and compare it with a corpus's graphs."""
     import numpy as np
 
-    from .errors import InvalidParameterError
+    from ..errors import InvalidParameterError
 
     if split not in ("train", "heldout"):
         raise typer.BadParameter("must be train or heldout", param_hint="--split")
@@ -207,7 +210,7 @@ def heads_command(
     if draw is not None and draw.suffix.lower() not in (".png", ".pdf", ".svg"):
         raise typer.BadParameter(f"{draw} must end in .png, .pdf or .svg", param_hint="--draw")
     if draw is not None:
-        from ._io import check_writable
+        from .._io import check_writable
 
         check_writable(draw, what="--draw figure")
     source = _Head(model, layer, head, trial, data, context)
@@ -215,7 +218,7 @@ def heads_command(
     graphs = None
     dataset = None
     if corpus is not None:
-        from .heads import corpus_graphs
+        from ..studies.heads import corpus_graphs
 
         K = vocab_size if vocab_size is not None else min(source.vocab, 1000)
         cg = corpus_graphs(
@@ -230,8 +233,8 @@ def heads_command(
                 "use --K at most the model's vocabulary"
             )
     elif data is not None:
-        from .data import load_dataset
-        from .graphs import build_priority_graphs
+        from ..data.dataset import load_dataset
+        from ..theory.graphs import build_priority_graphs
 
         dataset = load_dataset(data)
         graphs = build_priority_graphs(dataset)
@@ -240,7 +243,7 @@ def heads_command(
     scores = source.scores(tokens, names)
     comparison = None
     if graphs is not None:
-        from .interp.compare import compare_priorities
+        from ..interp.compare import compare_priorities
 
         comparison = compare_priorities(scores, graphs)
     if query:
@@ -282,8 +285,8 @@ def heads_command(
             raise typer.BadParameter(
                 "needs --corpus or --data and exactly one --query", param_hint="--explain"
             )
-        from .interp.pinning import explain
-        from .theory import solve
+        from ..interp.pinning import explain
+        from ..theory.solve import solve
 
         key = _parse_token(explain_key, names, n_tokens)
         explanation = explain(solve(dataset), queries[0], key)
@@ -301,8 +304,8 @@ def heads_command(
     if draw is not None:
         if graphs is None:
             raise typer.BadParameter("needs --corpus or --data", param_hint="--draw")
-        from .heads import plot_head_priorities
-        from .report import save_figure
+        from ..studies.heads import plot_head_priorities
+        from ..studies.report import save_figure
 
         fig = plot_head_priorities(
             scores, graphs, queries, names=names, title=f"{model.name} head {layer}.{head}"
@@ -312,19 +315,14 @@ def heads_command(
         )
         out["figure"] = str(written)
     if as_json:
-        from .report import to_jsonable
+        from ..studies.report import to_jsonable
 
         typer.echo(json.dumps(to_jsonable(out), indent=2, allow_nan=False))
         return
     _show(out, explanation, names)
 
 
-_TABLE: Callable[..., Any] | None = None
-_PRINT: Callable[[Any], None] | None = None
-
-
 def _show(out: dict[str, Any], explanation: Any, names: list[str] | None) -> None:
-    assert _TABLE is not None and _PRINT is not None
     typer.echo(f"{out['model']} ({out['kind']}), layer {out['layer']} head {out['head']}")
     if out["overall"] is not None:
         o = out["overall"]
@@ -335,7 +333,7 @@ def _show(out: dict[str, Any], explanation: Any, names: list[str] | None) -> Non
         ]
         rows.append(["queries compared", int(o["n_queries"])])
         rows.append(["strict edges", int(o["n_strict_edges"])])
-        _PRINT(_TABLE(rows, ["against the " + str(out["split"]) + " graphs", "value"],
+        _print_table(_table(rows, ["against the " + str(out["split"]) + " graphs", "value"],
                       float_format="{:.4f}"))
     for entry in out["queries"]:
         m = entry["measures"]
@@ -351,7 +349,7 @@ def _show(out: dict[str, Any], explanation: Any, names: list[str] | None) -> Non
             for rank, k in enumerate(entry["keys"])
         ]
         typer.echo("")
-        _PRINT(_TABLE(rows, ["rank", "key", "score", "SCC level", "SCC"], title=title,
+        _print_table(_table(rows, ["rank", "key", "score", "SCC level", "SCC"], title=title,
                       float_format="{:.4g}"))
     if explanation is not None:
         typer.echo("")
@@ -360,6 +358,8 @@ def _show(out: dict[str, Any], explanation: Any, names: list[str] | None) -> Non
         typer.echo(f"wrote {out['figure']}")
 
 
+@app.command("heads-study")
+@_reports_errors
 def heads_study_command(
     corpus: Annotated[Path, typer.Argument(help="A .txt file or a folder of .txt files.")],
     out: Annotated[
@@ -381,7 +381,7 @@ def heads_study_command(
 ) -> None:
     """Where the theory holds in real heads: train small transformers on a corpus and compare
     every head with the corpus's token-priority graphs (writes results.json, REPORT.md)."""
-    from .heads import VARIANTS, HeadsStudyConfig, run_heads_study
+    from ..studies.heads import VARIANTS, HeadsStudyConfig, run_heads_study
 
     config = HeadsStudyConfig(
         vocab_size=vocab_size,
@@ -396,7 +396,6 @@ def heads_study_command(
     results = run_heads_study(
         corpus, config, out_dir=out, progress=lambda m: typer.echo(m, err=True)
     )
-    assert _TABLE is not None and _PRINT is not None
     rows = [
         [
             r["variant"],
@@ -421,25 +420,11 @@ def heads_study_command(
                 ref["heldout"]["kendall_tau"],
             ]
         )
-    _PRINT(
-        _TABLE(
+    _print_table(
+        _table(
             rows,
             ["model", "models", "heads", "agr. train", "agr. held-out", "tau train", "tau held"],
             float_format="{:.3f}",
         )
     )
     typer.echo(f"report: {out / 'REPORT.md'}")
-
-
-def register(
-    app: typer.Typer,
-    reports_errors: Callable[[Any], Any],
-    table: Callable[..., Any],
-    print_table: Callable[[Any], None],
-) -> None:
-    """Add ``heads`` and ``heads-study`` to ``app`` with the CLI's error handling and tables."""
-    global _TABLE, _PRINT
-    _TABLE, _PRINT = table, print_table
-    app.command("heads")(reports_errors(heads_command))
-    app.command("heads-study")(reports_errors(heads_study_command))
-
