@@ -194,15 +194,19 @@ def test_head_scores_include_biases_and_refuse_big_tables(monkeypatch):
         head_scores(model, 0, 0)
 
 
-def test_trained_layer_orders_every_strict_edge():
-    """An attnmech layer trained on acyclic data to corr >= 0.99 orders every strict edge."""
+def test_trained_layer_orders_every_strict_edge(capsys):
+    """An attnmech layer trained on acyclic data to corr >= 0.99 orders every strict edge
+    (through examples/interp_tour.py, which also prints the round trip and an explanation)."""
     pytest.importorskip("transformer_lens")
-    from attnmech.interp import head_scores, to_hooked_transformer
-    from attnmech.layer.training import TrainConfig, train
+    import importlib.util
+    from pathlib import Path
 
-    ds = make_dataset(6, 4, 6, 8, graph="acyclic", seed=0)
-    theory = solve(ds)
-    result = train(ds, TrainConfig(num_steps=1500, learning_rate=0.1, log_every=0), theory=theory)
-    assert float(result.final_metrics()["corr_svm"]) >= 0.99
-    scores = head_scores(to_hooked_transformer(result, ds), 0, 0)
-    assert compare_priorities(scores, theory.graphs).overall["strict_edge_agreement"] == 1.0
+    path = Path(__file__).resolve().parents[1] / "examples" / "interp_tour.py"
+    spec = importlib.util.spec_from_file_location("interp_tour", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    out = module.main(["--steps", "1500"])
+    assert out["corr_svm"] >= 0.99
+    assert out["overall"]["strict_edge_agreement"] == 1.0
+    assert out["pattern_diff"] <= 1e-12 and out["score_diff"] <= 1e-12
+    assert out["explain"]["constraints"] and "dual" in capsys.readouterr().out
