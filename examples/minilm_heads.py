@@ -38,6 +38,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--top", type=int, default=10, help="heads listed")
     parser.add_argument("--random", type=int, default=20, help="random tables for chance")
     parser.add_argument("--out", type=Path, default=None, help="folder for results and figures")
+    parser.add_argument("--threads", type=int, default=1, help="BLAS threads (0: library default)")
     args = parser.parse_args(argv)
 
     cg = corpus_graphs(
@@ -47,7 +48,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     started = time.perf_counter()
     bert = load_bert(minilm_path())
     t_load = time.perf_counter() - started
-    ranked = rank_heads(bert, cg.vocabulary, graphs)
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(args.threads if args.threads > 0 else None):
+        ranked = rank_heads(bert, cg.vocabulary, graphs)
     K = len(cg.vocabulary)
     rng = np.random.default_rng(0)
     chance = {
