@@ -44,23 +44,28 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     W_back, E_back = from_hooked_transformer(model)
     E = ds.embeddings
     score_diff = float(np.abs(head_scores(model, 0, 0) - (E @ W @ E.T).T).max())
-    print(f"1. export round trip (cyclic 6-4-6-8, seed {args.seed}): max pattern difference "
-          f"{pattern_diff:.3g}; W back exactly: {bool(np.array_equal(W_back, W))}; "
-          f"W_E = E exactly: {bool(np.array_equal(E_back, E))}")
+    print(
+        f"1. export round trip (cyclic 6-4-6-8, seed {args.seed}): max pattern difference "
+        f"{pattern_diff:.3g}; W back exactly: {bool(np.array_equal(W_back, W))}; "
+        f"W_E = E exactly: {bool(np.array_equal(E_back, E))}"
+    )
     print(f"2. head_scores vs (E W E^T)^T: max difference {score_diff:.3g}")
 
     acyclic = make_dataset(6, 4, 6, 8, graph="acyclic", seed=args.seed)
     theory = solve(acyclic)
-    run = train(acyclic, TrainConfig(num_steps=args.steps, learning_rate=0.1, log_every=0),
-                theory=theory)
+    run = train(
+        acyclic, TrainConfig(num_steps=args.steps, learning_rate=0.1, log_every=0), theory=theory
+    )
     corr = float(run.final_metrics()["corr_svm"])
     scores = head_scores(to_hooked_transformer(run, acyclic), 0, 0)
     cmp = compare_priorities(scores, theory.graphs)
     o = cmp.overall
-    print(f"3. trained layer (acyclic 6-4-6-8, {args.steps} NGD steps): corr(W, W_svm) {corr:.4f}; "
-          f"strict_edge_agreement {o['strict_edge_agreement']:.4f} on "
-          f"{int(o['n_strict_edges'])} strict edges of {int(o['n_queries'])} queries; "
-          f"kendall_tau {o['kendall_tau']:.4f}; scc_ari {o['scc_ari']:.4f}")
+    print(
+        f"3. trained layer (acyclic 6-4-6-8, {args.steps} NGD steps): corr(W, W_svm) {corr:.4f}; "
+        f"strict_edge_agreement {o['strict_edge_agreement']:.4f} on "
+        f"{int(o['n_strict_edges'])} strict edges of {int(o['n_queries'])} queries; "
+        f"kendall_tau {o['kendall_tau']:.4f}; scc_ari {o['scc_ari']:.4f}"
+    )
     q = int(theory.graphs.queries[0])
     key = int(theory.graphs.sccs(q)[0][0])
     explanation = explain(theory, q, key)

@@ -24,10 +24,11 @@ DEFAULT_TEXT = Path(__file__).resolve().parents[2] / "shared/data/shakespeare/ha
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    from attnmech.studies.heads import corpus_graphs, plot_head_priorities
+    from attnmech.report import _new_figure, markdown_table, save_figure, write_json
+
     from attnmech.interp import compare_priorities
     from attnmech.interp.bert import load_bert, minilm_path, rank_heads, word_scores
-    from attnmech.report import _new_figure, markdown_table, save_figure, write_json
+    from attnmech.studies.heads import corpus_graphs, plot_head_priorities
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--text", type=Path, default=DEFAULT_TEXT)
@@ -61,9 +62,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         ]
         for split, g in graphs.items()
     }
-    heads = sorted(
-        ranked["heads"], key=lambda h: -h["train"]["strict_edge_agreement"]
-    )
+    heads = sorted(ranked["heads"], key=lambda h: -h["train"]["strict_edge_agreement"])
     rows = [
         [
             f"{h['layer']}.{h['head']}",

@@ -68,9 +68,9 @@ def test_heads_rejects_an_unknown_model_file(tmp_path):
 
 def test_heads_on_a_saved_transformer_with_a_corpus(tmp_path):
     pytest.importorskip("transformer_lens")
-    from attnmech.studies.heads import corpus_graphs
     from attnmech.interp import head_scores, save_hooked_transformer
     from attnmech.interp.transformers import TinyTransformerConfig, train_transformer
+    from attnmech.studies.heads import corpus_graphs
 
     corpus = _corpus(tmp_path)
     cg = corpus_graphs(corpus, vocab_size=10, seq_len=6, stride=1, holdout=0.2)
@@ -103,8 +103,26 @@ def test_heads_study_tiny(tmp_path):
     corpus = _corpus(tmp_path, n_words=1200)
     out = tmp_path / "study"
     result = invoke(
-        "heads-study", corpus, "--out", out, "--K", 10, "--T", 6, "--seeds", 1, "--steps", 20,
-        "--d-model", 8, "--variant", "attn1-nopos", "--variant", "attn1-4heads",
+        "heads-study",
+        corpus,
+        "--out",
+        out,
+        "--K",
+        10,
+        "--T",
+        6,
+        "--seeds",
+        1,
+        "--steps",
+        20,
+        "--d-model",
+        8,
+        "--variant",
+        "attn1-nopos",
+        "--variant",
+        "attn1-4heads",
+        "--layer-steps",
+        50,
     )
     assert result.exit_code == 0, result.output
     results = json.loads((out / "results.json").read_text())

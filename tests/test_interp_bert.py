@@ -92,8 +92,21 @@ def test_cli_reads_a_bert_folder(tiny_bert, tmp_path):
     corpus.write_text(" ".join(rng.choice(WORDS, size=600)), encoding="utf-8")
     result = CliRunner().invoke(
         app,
-        ["heads", str(folder), "--layer", "1", "--head", "1", "--corpus", str(corpus),
-         "--K", "9", "--T", "6", "--json"],
+        [
+            "heads",
+            str(folder),
+            "--layer",
+            "1",
+            "--head",
+            "1",
+            "--corpus",
+            str(corpus),
+            "--K",
+            "9",
+            "--T",
+            "6",
+            "--json",
+        ],
     )
     assert result.exit_code == 0, result.output
     out = json.loads(result.output)

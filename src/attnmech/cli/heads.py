@@ -165,7 +165,9 @@ def heads_command(
     seq_len: Annotated[int, typer.Option("--T", min=2, help="Corpus window length.")] = 16,
     stride: Annotated[
         int | None,
-        typer.Option("--stride", min=1, help="Step between windows [default: T].", show_default=False),
+        typer.Option(
+            "--stride", min=1, help="Step between windows [default: T].", show_default=False
+        ),
     ] = None,
     holdout: Annotated[float, typer.Option("--holdout", help="Held-out end of the corpus.")] = 0.1,
     split: Annotated[
@@ -221,9 +223,7 @@ def heads_command(
         from ..studies.heads import corpus_graphs
 
         K = vocab_size if vocab_size is not None else min(source.vocab, 1000)
-        cg = corpus_graphs(
-            corpus, vocab_size=K, seq_len=seq_len, stride=stride, holdout=holdout
-        )
+        cg = corpus_graphs(corpus, vocab_size=K, seq_len=seq_len, stride=stride, holdout=holdout)
         names = cg.vocabulary
         graphs = cg.train_graphs if split == "train" else cg.heldout_graphs
         dataset = cg.train if split == "train" else cg.heldout
@@ -333,8 +333,13 @@ def _show(out: dict[str, Any], explanation: Any, names: list[str] | None) -> Non
         ]
         rows.append(["queries compared", int(o["n_queries"])])
         rows.append(["strict edges", int(o["n_strict_edges"])])
-        _print_table(_table(rows, ["against the " + str(out["split"]) + " graphs", "value"],
-                      float_format="{:.4f}"))
+        _print_table(
+            _table(
+                rows,
+                ["against the " + str(out["split"]) + " graphs", "value"],
+                float_format="{:.4f}",
+            )
+        )
     for entry in out["queries"]:
         m = entry["measures"]
         title = f"query {entry['name']!r}"
@@ -349,8 +354,14 @@ def _show(out: dict[str, Any], explanation: Any, names: list[str] | None) -> Non
             for rank, k in enumerate(entry["keys"])
         ]
         typer.echo("")
-        _print_table(_table(rows, ["rank", "key", "score", "SCC level", "SCC"], title=title,
-                      float_format="{:.4g}"))
+        _print_table(
+            _table(
+                rows,
+                ["rank", "key", "score", "SCC level", "SCC"],
+                title=title,
+                float_format="{:.4g}",
+            )
+        )
     if explanation is not None:
         typer.echo("")
         typer.echo(explanation.format(names))
@@ -378,6 +389,9 @@ def heads_study_command(
             "--variant", help="Variants to train (repeat; default all).", show_default=False
         ),
     ] = None,
+    layer_steps: Annotated[
+        int, typer.Option("--layer-steps", min=1, help="NGD steps of attnmech's own layer.")
+    ] = 1000,
 ) -> None:
     """Where the theory holds in real heads: train small transformers on a corpus and compare
     every head with the corpus's token-priority graphs (writes results.json, REPORT.md)."""
@@ -392,6 +406,7 @@ def heads_study_command(
         num_steps=steps,
         d_model=d_model,
         variants=tuple(variant) if variant else tuple(VARIANTS),
+        layer_steps=layer_steps,
     )
     results = run_heads_study(
         corpus, config, out_dir=out, progress=lambda m: typer.echo(m, err=True)

@@ -27,7 +27,7 @@ def transformer_lens() -> Any:
 
 @contextlib.contextmanager
 def quiet() -> Iterator[None]:
-    """Silence TransformerLens 3.x's deprecation notice for ``HookedTransformer`` (it stays in 3.x)."""
+    """Silence TransformerLens 3.x's deprecation notice for ``HookedTransformer`` (kept in 3.x)."""
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*HookedTransformer is deprecated.*")
         warnings.filterwarnings("ignore", category=DeprecationWarning, module="transformer_lens")

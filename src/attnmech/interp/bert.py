@@ -109,9 +109,7 @@ def load_bert(path: str | os.PathLike[str]) -> BertWeights:
     tensors = {k.removeprefix("bert."): v.astype(np.float64) for k, v in raw.items()}
     if "embeddings.word_embeddings.weight" not in tensors:
         raise FileFormatError(f"{weights}: no embeddings.word_embeddings.weight (not a BERT)")
-    n_layers = 1 + max(
-        int(k.split(".")[2]) for k in tensors if k.startswith("encoder.layer.")
-    )
+    n_layers = 1 + max(int(k.split(".")[2]) for k in tensors if k.startswith("encoder.layer."))
     config: dict[str, Any] = {}
     if (folder / "config.json").exists():
         config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
@@ -209,8 +207,9 @@ def word_states(bert: BertWeights, words: list[str]) -> list[np.ndarray]:
     layer (list of ``n_layers + 1`` arrays of shape (n_words, d))."""
     if not words:
         raise InvalidParameterError("give at least one word")
-    cls, sep, pad = (bert.vocab.get(s, i) for s, i in (("[CLS]", 101), ("[SEP]", 102),
-                                                        ("[PAD]", 0)))
+    cls, sep, pad = (
+        bert.vocab.get(s, i) for s, i in (("[CLS]", 101), ("[SEP]", 102), ("[PAD]", 0))
+    )
     pieces = [wordpiece(w, bert.vocab) for w in words]
     L = 2 + max(len(p) for p in pieces)
     ids = np.full((len(words), L), pad, dtype=np.int64)

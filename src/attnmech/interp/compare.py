@@ -1,6 +1,7 @@
 """A head's per-query order against the data's token-priority graphs.
 
-For each query token ``k`` that ends some sequence, ``G^(k)`` (:mod:`attnmech.theory.graphs`) orders the
+For each query token ``k`` that ends some sequence, ``G^(k)`` (:mod:`attnmech.theory.graphs`)
+orders the
 tokens seen under ``k``: an edge ``y -> j`` between different SCCs is a strict priority (``y`` was
 the label while ``j`` was in the window), SCC levels rank the SCCs, and tokens of one SCC have
 conflicting priorities that the theory leaves to the finite part. Three measures per query:

@@ -1,7 +1,8 @@
 """An attnmech attention layer as a TransformerLens ``HookedTransformer``, and back.
 
 attnmech's layer scores key position ``t`` against the query (last) token by
-``x_t^T W x_T`` and attends with ``softmax(X W x_T)`` (:mod:`attnmech.layer.model`). A TransformerLens
+``x_t^T W x_T`` and attends with ``softmax(X W x_T)`` (:mod:`attnmech.layer.model`). A
+TransformerLens
 head scores ``q . k / attn_scale`` with ``q = x_T W_Q + b_Q`` and ``k = x_t W_K + b_K``, so it
 computes the same thing when
 
@@ -14,7 +15,8 @@ refuses (or, with ``strict=False``, warns) when the head has parts a ``d x d`` m
 
 The value/output path is set to ``W_V = W_O = I`` and ``W_U = E^T``: the model's logits are
 ``E (x_T + X^T s)`` (TransformerLens always adds the residual stream ``x_T``), which is the
-``gen`` head of :mod:`attnmech.layer.model` plus that skip term. Only the attention pattern is claimed
+``gen`` head of :mod:`attnmech.layer.model` plus that skip term. Only the attention pattern is
+claimed
 to be exact.
 """
 

@@ -83,7 +83,7 @@ def head_qk(
         with torch.no_grad(), quiet():
             if context == "alone":
                 names = (f"blocks.{layer}.attn.hook_q", f"blocks.{layer}.attn.hook_k")
-                _, cache = model.run_with_cache(part[:, None], names_filter=lambda n: n in names)
+                _, cache = model.run_with_cache(part[:, None], names_filter=list(names))
                 q = cache[names[0]][:, 0, head]  # (batch, d_head)
                 k = cache[names[1]][:, 0, head]
             else:

@@ -1,6 +1,7 @@
 """Small TransformerLens models trained on next-token windows (offline, CPU, minutes).
 
-The task is the one of :mod:`attnmech.layer.model`: a window of ``T`` token ids, the label is the token
+The task is the one of :mod:`attnmech.layer.model`: a window of ``T`` token ids, the label is the
+token
 that follows, and the loss is the cross-entropy of the model's logits **at the last position**
 (the query). :class:`TinyTransformerConfig` spans the variants the theory does and does not
 cover: one attention-only layer with no positional information (``positions=False``: ``W_pos``
@@ -94,22 +95,22 @@ def build_transformer(vocab_size: int, seq_len: int, config: TinyTransformerConf
     import torch
 
     d_head = config.d_head if config.d_head is not None else config.d_model // config.n_heads
-    kwargs: dict[str, Any] = dict(
-        n_layers=config.n_layers,
-        d_model=config.d_model,
-        d_head=d_head,
-        n_heads=config.n_heads,
-        n_ctx=seq_len,
-        d_vocab=vocab_size,
-        attn_only=config.attn_only,
-        normalization_type=config.normalization,
-        use_attn_scale=config.use_attn_scale,
-        positional_embedding_type="standard",
-        default_prepend_bos=False,
-        dtype=torch.float32,
-        seed=config.seed,
-        act_fn=None if config.attn_only else "gelu",
-    )
+    kwargs: dict[str, Any] = {
+        "n_layers": config.n_layers,
+        "d_model": config.d_model,
+        "d_head": d_head,
+        "n_heads": config.n_heads,
+        "n_ctx": seq_len,
+        "d_vocab": vocab_size,
+        "attn_only": config.attn_only,
+        "normalization_type": config.normalization,
+        "use_attn_scale": config.use_attn_scale,
+        "positional_embedding_type": "standard",
+        "default_prepend_bos": False,
+        "dtype": torch.float32,
+        "seed": config.seed,
+        "act_fn": None if config.attn_only else "gelu",
+    }
     if not config.attn_only:
         kwargs["d_mlp"] = config.d_mlp if config.d_mlp is not None else 4 * config.d_model
     kwargs.update(config.extra)
@@ -165,9 +166,7 @@ def train_transformer(
     try:
         model = build_transformer(vocab_size, X.shape[1], config)
         params = [p for p in model.parameters() if p.requires_grad]
-        opt = torch.optim.AdamW(
-            params, lr=config.learning_rate, weight_decay=config.weight_decay
-        )
+        opt = torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=config.weight_decay)
         tokens, target = torch.tensor(X), torch.tensor(y)
         losses = np.empty(config.num_steps)
         model.train()

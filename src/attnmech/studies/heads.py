@@ -133,7 +133,7 @@ def corpus_graphs(
     holdout: float = 0.1,
     level: str = "word",
 ) -> CorpusGraphs:
-    """Cut ``corpus`` with :func:`attnmech.studies.text.prepare_text` and build both parts' graphs."""
+    """Cut ``corpus`` as :func:`attnmech.studies.text.prepare_text` does; graphs of both parts."""
     from .text import TextRunConfig, prepare_text
 
     data = prepare_text(
@@ -247,7 +247,10 @@ def _agreement_figure(summary: list[dict[str, Any]]) -> Any:
             errs = [row["fidelity_pearson_std"] for row in summary]
             ax.bar(x, np.nan_to_num(vals), yerr=np.nan_to_num(errs), color="tab:gray")
         else:
-            for shift, split, color in ((-0.2, "train", "tab:blue"), (0.2, "heldout", "tab:orange")):
+            for shift, split, color in (
+                (-0.2, "train", "tab:blue"),
+                (0.2, "heldout", "tab:orange"),
+            ):
                 vals = [row[f"{split}_{key}_mean"] for row in summary]
                 errs = [row[f"{split}_{key}_std"] for row in summary]
                 ax.bar(
@@ -272,8 +275,10 @@ def _measure(scores: np.ndarray, cg: CorpusGraphs) -> dict[str, dict[str, float]
     out = {}
     for split, graphs in (("train", cg.train_graphs), ("heldout", cg.heldout_graphs)):
         overall = compare_priorities(scores, graphs).overall
-        out[split] = {k: float(overall[k]) for k in ("strict_edge_agreement", "kendall_tau",
-                                                      "scc_ari", "n_strict_edges")}
+        out[split] = {
+            k: float(overall[k])
+            for k in ("strict_edge_agreement", "kendall_tau", "scc_ari", "n_strict_edges")
+        }
     return out
 
 
@@ -339,8 +344,8 @@ def run_heads_study(
     from ..interp.scores import head_scores, score_fidelity
     from ..interp.transformers import TinyTransformerConfig, train_transformer
     from ..layer.model import torch_threads
-    from ..theory.solve import solve
     from ..layer.training import TrainConfig, train
+    from ..theory.solve import solve
 
     config = HeadsStudyConfig() if config is None else config
     out = Path(out_dir) if out_dir is not None else None
@@ -467,7 +472,7 @@ def _write_outputs(
 ) -> None:
     from ..interp.export import save_hooked_transformer
     from ..interp.scores import head_scores
-    from .report import markdown_table, save_figure, write_json, write_markdown
+    from .report import save_figure, write_json, write_markdown
 
     out.mkdir(parents=True, exist_ok=True)
     if config.save_models:
@@ -480,7 +485,9 @@ def _write_outputs(
         model = models[f"{base['variant']}-seed{base['seed']}"]
         scores = head_scores(model, base["layer"], base["head"])
         g = cg.train_graphs
-        busiest = np.argsort(-np.bincount(g.node_query, minlength=g.vocab_size))[:3]
+        counts = np.bincount(g.node_query, minlength=g.vocab_size)
+        counts[g.vocab_size - 1] = -1  # <unk> last: its graph mixes every rare word
+        busiest = np.argsort(-counts, kind="stable")[:3]
         fig = plot_head_priorities(
             scores,
             g,
@@ -513,7 +520,9 @@ def _report(results: dict[str, Any], config: HeadsStudyConfig) -> str:
                 VARIANT_NOTES.get(row["variant"], ""),
                 row["n_models"],
                 row["n_heads"],
-                _fmt(row["train_strict_edge_agreement_mean"], row["train_strict_edge_agreement_std"]),
+                _fmt(
+                    row["train_strict_edge_agreement_mean"], row["train_strict_edge_agreement_std"]
+                ),
                 _fmt(
                     row["heldout_strict_edge_agreement_mean"],
                     row["heldout_strict_edge_agreement_std"],
@@ -530,7 +539,8 @@ def _report(results: dict[str, Any], config: HeadsStudyConfig) -> str:
         table.append(
             [
                 name,
-                ref.get("note", "W_svm order, W_fin inside SCCs") if name != "automaton"
+                ref.get("note", "W_svm order, W_fin inside SCCs")
+                if name != "automaton"
                 else "the theory's prediction",
                 1,
                 1,
@@ -609,7 +619,8 @@ def _report(results: dict[str, Any], config: HeadsStudyConfig) -> str:
             )
         if chance is not None:
             lines.append(
-                f"- chance level (untrained models): {chance['train_strict_edge_agreement_mean']:.3f}"
+                "- chance level (untrained models): "
+                f"{chance['train_strict_edge_agreement_mean']:.3f}"
                 f" / {chance['heldout_strict_edge_agreement_mean']:.3f}."
             )
     lines += [
