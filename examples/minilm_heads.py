@@ -124,7 +124,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         save_figure(fig, out / "minilm_heads", ("png",))
         best = heads[0]
         names = ["[UNK]" if w == "<unk>" else w for w in cg.vocabulary]
-        scores = word_scores(bert, best["layer"], best["head"], names)
+        with threadpool_limits(args.threads if args.threads > 0 else None):
+            scores = word_scores(bert, best["layer"], best["head"], names)
         busiest = [
             int(q)
             for q in np.argsort(-np.bincount(cg.train_graphs.node_query, minlength=K))
