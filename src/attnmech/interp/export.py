@@ -327,6 +327,6 @@ def load_hooked_transformer(path: str | os.PathLike[str]) -> Any:
             **{k: v for k, v in cfg.items() if k in known and k not in derived}
         )
         model = tl.HookedTransformer(config)
-    model.load_state_dict(blob["state_dict"], strict=False)
+    model.load_state_dict(blob["state_dict"], strict=True)
     model.eval()
     return model

@@ -55,7 +55,8 @@ VARIANTS: dict[str, dict[str, Any]] = {
 """The model variants: each adds one ingredient to the theory's setting (the first one)."""
 
 VARIANT_NOTES = {
-    "attn1-nopos": "1 layer, attention only, no positions (the theory's model, softmax-scaled)",
+    "attn1-nopos": "1 layer, attention only, no positions (closest to the theory; learned V/O "
+    "maps, softmax scale)",
     "attn1-pos": "+ learned positional embeddings",
     "attn1-mlp": "+ an MLP after attention",
     "attn2-nopos": "+ a second attention layer",
