@@ -1,11 +1,12 @@
 """Why a key sits where it does under a query: the training data behind a priority.
 
-The Graph-SVM direction ``W_svm`` is a combination of the constraints ``(e_y - e_j)^T W e_k >= 1``
-weighted by their dual multipliers (SPEC section 4): the constraints with a positive multiplier
-(active) are the ones that pin the direction, and every such constraint stands for training
-edges ``y -> j`` under query ``k``, i.e. samples whose last token is ``k``, whose label is ``y``
-and whose window holds ``j``. Inside an SCC the order is decided by the finite part ``W_fin``
-(SPEC section 5): :func:`explain` gives the log-odds of the key against each SCC mate.
+The Graph-SVM direction ``W_svm`` is a combination of the constraints
+``(e_y - e_j)^T W e_k >= 1`` weighted by their dual multipliers (docs/theory.md, Graph-SVM): the
+constraints with a positive multiplier (active) are the ones that pin the direction, and every
+such constraint stands for training edges ``y -> j`` under query ``k``, i.e. samples whose last
+token is ``k``, whose label is ``y`` and whose window holds ``j``. Inside an SCC the order is
+decided by the finite part ``W_fin`` (docs/theory.md, the finite part): :func:`explain` gives the
+log-odds of the key against each SCC mate.
 
 attnmech solves the Graph-SVM on a reduced, equivalent constraint set (one constraint per edge of
 the transitive reduction of each condensation DAG, between the SCCs' smallest tokens; see
