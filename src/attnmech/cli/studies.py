@@ -217,15 +217,20 @@ def bias_table_command(
 @_reports_errors
 def text_command(
     corpus: Annotated[
-        Path,
+        Path | None,
         typer.Argument(
-            help="A .txt file, a folder of .txt files, or the name of a corpus shipped with "
-            "attnmech (sonnets)."
+            help="A .txt file, a folder of text files, or the name of a corpus shipped with "
+            "attnmech (sonnets); not with --evaluate."
         ),
-    ],
+    ] = None,
     out: Annotated[
-        Path, typer.Option("--out", help="Folder for results.json, REPORT.md and figures.")
-    ],
+        Path | None,
+        typer.Option(
+            "--out",
+            help="Folder for results.json, REPORT.md, figures, the trained layer (layer.npz), "
+            "the theory (theory.npz) and the held-out windows (windows.npz).",
+        ),
+    ] = None,
     vocab_size: Annotated[
         int, typer.Option("--K", min=3, help="Vocabulary size (the K-1 most frequent + <unk>).")
     ] = 1000,
@@ -237,8 +242,19 @@ def text_command(
     holdout: Annotated[
         float, typer.Option("--holdout", help="Held-out fraction (the end of the text).")
     ] = 0.1,
-    steps: Annotated[int, typer.Option("--steps", min=1, help="Training steps (NGD).")] = 2000,
+    steps: Annotated[int, typer.Option("--steps", min=1, help="Training steps.")] = 2000,
     lr: Annotated[float, typer.Option("--lr", help="Learning rate.")] = 0.1,
+    optimizer: Annotated[
+        str, typer.Option("--optimizer", help="Training rule (a key of optim.OPTIMIZERS).")
+    ] = "ngd",
+    init: Annotated[
+        str,
+        typer.Option(
+            "--init",
+            help="uniform | zero: the initial W. One-hot entries of (token, query) pairs never "
+            "seen in training keep it; zero makes them score 0, as the automaton does.",
+        ),
+    ] = "uniform",
     unk: Annotated[
         str,
         typer.Option(
@@ -253,38 +269,99 @@ def text_command(
             "--stride", min=1, help="Step between windows (default: T).", show_default=False
         ),
     ] = None,
+    glob: Annotated[
+        str, typer.Option("--glob", help="Files of a corpus folder that are read.")
+    ] = "*.txt",
     seed: Annotated[int, typer.Option("--seed", help="Seed (initialisation, figures).")] = 0,
+    evaluate: Annotated[
+        Path | None,
+        typer.Option(
+            "--evaluate",
+            help="Evaluate the layer saved in this --out folder of an earlier run again "
+            "(rewrites its results.json and REPORT.md); no training.",
+            show_default=False,
+        ),
+    ] = None,
+    quiet: Annotated[
+        bool, typer.Option("-q", "--quiet", help="No progress messages or bars.")
+    ] = False,
 ) -> None:
     """Train on the first part of a text and predict its held-out end: the trained layer, the
     automaton and baselines (writes results.json and REPORT.md)."""
-    from ..data.text import corpus_path
-    from ..studies.text import TextRunConfig, run_text
+    import sys
 
-    corpus = corpus_path(corpus)
+    from ..errors import InvalidParameterError
+    from ..studies.text import TextConfig, evaluate_dir, run
 
-    config = TextRunConfig(
-        vocab_size=vocab_size,
-        seq_len=seq_len,
-        level=level,
-        embeddings=embeddings,
-        holdout=holdout,
-        stride=stride,
-        num_steps=steps,
-        learning_rate=lr,
-        unk=unk,
-        seed=seed,
-    )
-    result = run_text(corpus, config, out_dir=out, progress=True)
-    r = result.results
-    acc = r["heldout"]["accuracy"]
-    typer.echo(
-        f"n_train {r['n_train']}, n_test {r['n_test']}, realizable {r['realizable_fraction']:.3f}"
-    )
-    typer.echo(
-        "held-out accuracy: " + ", ".join(f"{k} {v:.3f}" for k, v in acc.items() if v is not None)
-    )
-    tv = r["heldout"]["tv_layer_automaton"]
-    if tv is not None:
-        typer.echo(f"TV(layer, automaton) {tv:.3f}")
-    typer.echo(f"wall {r['wall_seconds']:.1f} s, peak RSS {r['peak_rss_mb']:.0f} MB")
+    def say(message: str) -> None:
+        typer.echo(message, err=True)
+
+    from ..studies.scaffold import ProgressLike
+
+    progress: ProgressLike = None if quiet else (True if sys.stderr.isatty() else say)
+    if evaluate is not None:
+        if corpus is not None:
+            raise InvalidParameterError("give either a corpus or --evaluate DIR, not both")
+        result = evaluate_dir(evaluate, progress=progress)
+        out = evaluate
+    else:
+        if corpus is None or out is None:
+            raise InvalidParameterError(
+                "give a corpus and --out DIR (or --evaluate DIR to re-evaluate a saved run)"
+            )
+        from ..data.text import corpus_path
+
+        corpus = corpus_path(corpus)
+        config = TextConfig(
+            corpus=str(corpus),
+            vocab_size=vocab_size,
+            seq_len=seq_len,
+            level=level,
+            embeddings=embeddings,
+            holdout=holdout,
+            stride=stride,
+            steps=steps,
+            learning_rate=lr,
+            optimizer=optimizer,
+            init=init,
+            unk=unk,
+            seed=seed,
+            glob=glob,
+        )
+        result = run(config, out_dir=out, progress=progress)
+    for line in _text_summary(result.results):
+        typer.echo(line)
     typer.echo(f"report: {out / 'REPORT.md'}")
+
+
+def _text_summary(r: dict) -> list[str]:
+    """The terminal summary of a text run: all windows, label in window, decided windows."""
+    from ..studies.scaffold import fmt
+
+    sub = r["heldout"]["subsets"]
+    lines = [
+        f"n_train {r['n_train']}, n_test {r['n_test']}, label in window "
+        f"{fmt(r['realizable_fraction'], 3)}"
+    ]
+    names = ("layer", "automaton", "kn_trigram", "kn_trigram_window", "bigram", "copy_recent")
+    for subset in ("all", "label_in_window"):
+        acc = sub["accuracy"][subset]
+        lines.append(
+            f"held-out accuracy, {subset} (n={sub['count'][subset]}): "
+            + ", ".join(f"{k} {fmt(acc[k], 3)}" for k in names if acc.get(k) is not None)
+        )
+    held, train = r["heldout"], r["train"]
+    if held.get("tv_layer_automaton") is not None:
+        lines.append(
+            f"TV(layer, automaton): held-out {fmt(held['tv_layer_automaton'], 3)}; decided "
+            f"windows {fmt(held.get('decided_fraction'), 3)} of held-out, TV there "
+            f"{fmt(held.get('tv_decided'), 3)}, elsewhere {fmt(held.get('tv_undecided'), 3)}; "
+            f"training {fmt(train.get('tv_layer_automaton'), 3)} (R = inf); "
+            f"corr(W, W_svm) {fmt(train.get('corr_svm'), 3)}"
+        )
+    for warning in held.get("warnings", []):
+        lines.append(f"warning: {warning}")
+    lines.append(
+        f"wall {fmt(r.get('wall_seconds'), 3)} s, peak RSS {fmt(r.get('peak_rss_mb'), 4)} MB"
+    )
+    return lines

@@ -23,6 +23,7 @@ import torch
 from torch import Tensor
 
 from ..data.dataset import Dataset
+from ..errors import InvalidParameterError
 from .metrics import FiniteProjection
 from .model import (
     AttentionInputs,
@@ -98,14 +99,20 @@ def finite_trajectory(
     *,
     steps: Any = None,
     progress: bool = False,
+    as_entries: bool = False,
 ) -> FiniteTrajectory:
     """``W_fin(t)`` for the optimiser of ``config`` (see :func:`attnmech.run_finite_trajectory`,
-    which also supplies the default configuration); ``progress`` shows a bar on stderr."""
+    which also supplies the default configuration); ``progress`` shows a bar on stderr.
+
+    ``as_entries``: for one dataset with one-hot embeddings and a token-space theory, keep
+    ``W_fin(t)`` as its values on the ``S_fin`` entries (``W`` of shape (L, 1, n_entries), in the
+    order of ``theory.finite.subspace``) instead of ``K x K`` matrices; refused otherwise.
+    """
     datasets = datasets_list(datasets, "run_finite_trajectory")
     theories = list(theories) if isinstance(theories, (list, tuple)) else [theories]
     work = sum(ds.n_samples * ds.max_length for ds in datasets)
     with torch_threads(config.num_threads, work):
-        return _finite_trajectory(datasets, theories, config, steps, progress)
+        return _finite_trajectory(datasets, theories, config, steps, progress, as_entries)
 
 
 def _finite_trajectory(
@@ -114,6 +121,7 @@ def _finite_trajectory(
     config: TrainConfig,
     steps: Any,
     progress: bool = False,
+    as_entries: bool = False,
 ) -> FiniteTrajectory:
     model_config = replace(config.model, parameterization="combined")
     dtype, device = model_config.torch_dtype, model_config.device
@@ -167,6 +175,13 @@ def _finite_trajectory(
                 return W_full.view(1, K, K)
 
             step_objective, to_W, n_entries = var_objective, var_to_W, n_vars
+            if as_entries:
+                to_W = _keep_entries
+    if as_entries and to_W is not _keep_entries:
+        raise InvalidParameterError(
+            "W_fin(t) as S_fin entries needs one one-hot dataset, a token-space theory with "
+            "dim S_fin > 0 and the optimizer gd, ngd or adam"
+        )
 
     wanted = (
         log_steps(config.num_steps, config.log_every)
@@ -192,9 +207,10 @@ def _finite_trajectory(
             bar.update(64)
         return False
 
-    W0 = torch.zeros(len(datasets), d, d, dtype=dtype, device=device)
     if to_W is not None:
         W0 = torch.zeros(1, n_entries, dtype=dtype, device=device)  # the S_fin entries
+    else:
+        W0 = torch.zeros(len(datasets), d, d, dtype=dtype, device=device)
     try:
         W_end, _ = gradient_descent(step_objective, W0, config.step_rule(), last, observer=observer)
     finally:
@@ -203,3 +219,8 @@ def _finite_trajectory(
             bar.close()
     kept[last] = (W_end if to_W is None else to_W(W_end)).detach().cpu().numpy()
     return FiniteTrajectory(steps=wanted, W=np.stack([kept[int(s)] for s in wanted]))
+
+
+def _keep_entries(theta: Tensor) -> Tensor:
+    """``W_fin(t)`` kept as its S_fin entries (1, n_entries): nothing ``K x K``."""
+    return theta

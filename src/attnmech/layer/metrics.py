@@ -30,6 +30,7 @@ Correlations with ``W_svm = 0`` (every sample inside one SCC) are undefined and 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from collections.abc import Sequence
 from typing import Any
 
@@ -323,11 +324,24 @@ class _TokenTheoryTables:
         out["corr_perp_svm"] = (w_svm - proj_svm) / denom if denom > 0 else nan
         gap_sq = proj_sq - 2 * float(proj @ self.sub_fin) + self.fin_sq
         out["fin_gap"] = np.sqrt(max(gap_sq, 0.0))
-        if W_fin_t is not None:
+        if isinstance(W_fin_t, SubspaceEntries):  # W_fin(t) given on the S_fin entries
+            traj = W_fin_t.values if sub.dimension else np.zeros(0)
+            traj_sq = float(W_fin_t.values @ W_fin_t.values)
+            out["fin_gap_traj"] = np.sqrt(max(proj_sq - 2 * float(proj @ traj) + traj_sq, 0.0))
+        elif W_fin_t is not None:
             traj = sub.scores(W_fin_t) if sub.dimension else np.zeros(0)
             traj_sq = float(np.vdot(W_fin_t, W_fin_t))
             out["fin_gap_traj"] = np.sqrt(max(proj_sq - 2 * float(proj @ traj) + traj_sq, 0.0))
         return out
+
+
+@dataclass(frozen=True, eq=False)
+class SubspaceEntries:
+    """A matrix of ``S_fin`` given by its values on the subspace's (token, query) entries, in
+    the order of ``theory.finite.subspace`` (one-hot token-space theories): ``W_fin(t)`` without
+    a ``K x K`` array."""
+
+    values: np.ndarray
 
 
 # ---------------------------------------------------------------------------------- per step
@@ -415,10 +429,13 @@ class TrajectoryMetrics:
             np.arange(B * n).reshape(B, n, 1), tokens.shape
         )[mask]
 
-    def use_pair_entries(self, W_start: Tensor) -> None:
+    def use_pair_entries(self, W_start: Tensor | None, *, off_sq: float | None = None) -> None:
         """Take ``W`` as its pair entries from now on (one-hot inputs, one trial, token-space
         theory): ``self(theta)`` with ``theta`` of shape (1, P), ``W`` being ``W_start`` with
         ``W.reshape(-1)[inputs.pair_flat] = theta``. Nothing ``K x K`` is touched per call.
+
+        Without ``W_start`` (None), ``off_sq`` gives the sum of squares of the entries of ``W``
+        outside the pairs (nothing ``K x K`` is needed at all).
         """
         inputs = self.inputs
         if inputs.pair_flat is None or inputs.num_trials != 1 or self.tables is None:
@@ -426,9 +443,14 @@ class TrajectoryMetrics:
                 "pair entries need one-hot inputs, one trial and a token-space theory"
             )
         flat = inputs.pair_flat
-        start = W_start.detach().reshape(-1)
         self._pair_keys = flat.cpu().numpy()
         self._pair_index: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        if W_start is None:
+            if off_sq is None:
+                raise InvalidParameterError("use_pair_entries needs W_start or off_sq")
+            self._off_sq = float(off_sq)
+            return
+        start = W_start.detach().reshape(-1)
         self._off_sq = float(torch.vdot(start, start) - torch.vdot(start[flat], start[flat]))
 
     def pair_norm(self, theta: Tensor) -> float:
@@ -481,7 +503,11 @@ class TrajectoryMetrics:
                     return theta[found[id(token)][1]]
 
                 w_sq = self._off_sq + float(theta @ theta)
-                fin_t = None if W_fin_t is None else np.asarray(W_fin_t)[0]
+                fin_t = (
+                    W_fin_t
+                    if W_fin_t is None or isinstance(W_fin_t, SubspaceEntries)
+                    else np.asarray(W_fin_t)[0]
+                )
                 rows = [self.tables[0].from_entries(entries, w_sq, fin_t)]
             else:
                 rows = [

@@ -270,6 +270,7 @@ class AttentionInputs:
 
     def token_embeddings(self) -> Tensor:
         """Tensor of shape (B, n, T, d): the embedding of every position (zeros on padding)."""
+        _check_identity(self)
         B, K, d = self.embeddings.shape
         rows = self.tokens.clamp(min=0) + K * torch.arange(B, device=self.device)[:, None, None]
         X = self.embeddings.reshape(B * K, d)[rows]  # (B, n, T, d)
@@ -430,7 +431,10 @@ def _stack_trials(
     query_row_t = as_tensor(pair_query_row)
     pair_flat = None
     if onehot:  # one identity, viewed B times; the scores are read from W directly
-        E_t = torch.eye(K, dtype=dtype, device=device).expand(B, K, d)
+        if K <= _ONEHOT_IDENTITY_MAX:
+            E_t = torch.eye(K, dtype=dtype, device=device).expand(B, K, d)
+        else:  # no K x K identity at language-sized K: a zero-stride stand-in of its shape
+            E_t = torch.zeros((), dtype=dtype, device=device).expand(B, K, d)
         pair_query_embedding = torch.zeros((0, d), dtype=dtype, device=device)
         pair_flat = as_tensor(pair_token_row * K + pair_keys % K)  # (b*K + token)*K + query
     else:
@@ -457,6 +461,21 @@ def _stack_trials(
         onehot=onehot,
         pair_flat=pair_flat,
     )
+
+
+_ONEHOT_IDENTITY_MAX = 4096
+"""Above this vocabulary size one-hot inputs keep no ``K x K`` identity (``embeddings`` is a
+zero-stride stand-in): scores and gradients go through the pair entries only."""
+
+
+def _check_identity(inputs: AttentionInputs) -> None:
+    """Refuse embedding products on one-hot inputs that hold no identity matrix."""
+    if inputs.onehot and inputs.vocab_size > _ONEHOT_IDENTITY_MAX:
+        raise InvalidParameterError(
+            f"one-hot inputs with K = {inputs.vocab_size} > {_ONEHOT_IDENTITY_MAX} hold no "
+            "K x K identity; use the pair entries (pair_scores, pair_gradient) instead of "
+            "per-position embeddings"
+        )
 
 
 # ---------------------------------------------------------------------------------- scores
