@@ -253,7 +253,7 @@ def test_shakespeare_k1000_heldout(tmp_path):
     window baselines on held-out windows whose label is in the window."""
     from attnmech.studies.text import TextRunConfig, run_text
 
-    config = TextRunConfig(vocab_size=1000, seq_len=16, num_steps=300, n_prompts=0)
+    config = TextRunConfig(vocab_size=1000, seq_len=16, steps=300, n_prompts=0)
     result = run_text(SHAKESPEARE, config, out_dir=tmp_path)
     r = result.results
     assert r["n_train"] == 7268 and r["n_test"] == 4346
@@ -271,7 +271,7 @@ def test_text_run_without_a_theory_goes_on(tmp_path):
     from attnmech.studies.text import PREDICTORS, TextRunConfig, run_text
 
     corpus = _toy_corpus(tmp_path / "toy.txt")
-    config = TextRunConfig(vocab_size=20, seq_len=8, num_steps=5, embeddings="random:d=8")
+    config = TextRunConfig(vocab_size=20, seq_len=8, steps=5, embeddings="random:d=8")
     r = run_text(corpus, config).results
     assert "infeasible" in r["theory"]["error"]
     assert set(r["heldout"]["accuracy"]) == set(PREDICTORS)
