@@ -144,7 +144,7 @@ def _finite_trajectory(
         and sub._mode == "token"
         and sub._E is None
         and sub.dimension > 0
-        and config.optimizer in ("gd", "ngd", "adam")
+        and config.optimizer in ("gd", "ngd", "adam", "polyak", "polyak-capped")
     ):
         # one-hot, token-space S_fin: W_fin(t) lives on the nontrivial SCCs' entries; run the
         # optimiser on them (the same numbers as the dense W with the factored projection)

@@ -32,7 +32,7 @@ from .optim import gradient_descent
 
 __all__ = ["OneHotLayer", "uniform_entries", "train_onehot", "OneHotRun", "ONEHOT_RULES"]
 
-ONEHOT_RULES = frozenset({"gd", "ngd", "adam"})
+ONEHOT_RULES = frozenset({"gd", "ngd", "adam", "polyak", "polyak-capped", "split-ngd"})
 """Step rules that leave an entry with zero gradient where it is (so training on the pair
 entries alone equals training the dense ``W``)."""
 
@@ -313,6 +313,12 @@ def _train_onehot(
         values0, total_sq = uniform_entries(config.seed, K, flat, 1.0 / math.sqrt(K))
     rest_sq = max(total_sq - float(values0 @ values0), 0.0)
     step_rule = config.step_rule()
+    if hasattr(step_rule, "bind_projection"):
+        if theory is None:
+            raise InvalidParameterError(
+                f"optimizer {config.optimizer!r} needs the theory's S_fin: pass theory="
+            )
+        step_rule.bind_projection(pair_projection(theory, flat, K, dtype, device))
     logged = log_steps(config.num_steps, config.log_every)
     log_set = set(logged.tolist())
 
@@ -399,3 +405,40 @@ def _train_onehot(
         num_steps=config.num_steps if stopped_at is None else stopped_at,
         elapsed_s=time.perf_counter() - started,
     )
+
+
+def pair_projection(theory: Any, flat: np.ndarray, K: int, dtype: Any, device: Any) -> Any:
+    """The orthogonal projection onto ``S_fin`` of a (1, P) vector of pair entries.
+
+    ``S_fin`` (one-hot, token space) is spanned by ``(e_i - e_j) e_q^T`` over tokens of one SCC
+    of query ``q``'s graph; the projection subtracts, in each (query, SCC) group, the group's
+    mean from its entries and sets every other entry to 0.
+    """
+    sub = theory.finite.subspace
+    P = flat.size
+    group = np.full(P, -1, dtype=np.int64)
+    n_groups = 0
+    if sub.dimension > 0:
+        var_flat = np.asarray(sub._token, dtype=np.int64) * K + np.asarray(sub._query)
+        pos = np.searchsorted(flat, var_flat)
+        if not np.array_equal(flat[np.minimum(pos, P - 1)], var_flat):
+            raise InvalidParameterError("the theory's S_fin holds pairs the data does not have")
+        group[pos] = sub._group
+        n_groups = int(np.asarray(sub._group_size).size)
+    members = torch.as_tensor(np.flatnonzero(group >= 0), device=device)
+    member_group = torch.as_tensor(group[group >= 0], device=device)
+    sizes = torch.as_tensor(
+        np.bincount(group[group >= 0], minlength=n_groups), dtype=dtype, device=device
+    )
+
+    def project(g: torch.Tensor) -> torch.Tensor:
+        out = torch.zeros_like(g)
+        if members.numel() == 0:
+            return out
+        values = g[0, members]
+        means = torch.zeros(n_groups, dtype=g.dtype, device=g.device)
+        means.index_add_(0, member_group, values)
+        out[0, members] = values - (means / sizes)[member_group]
+        return out
+
+    return project

@@ -78,6 +78,8 @@ __all__ = [
     "SignDescent",
     "L1SteepestDescent",
     "SpectralDescent",
+    "CappedPolyakStep",
+    "SplitNormalizedStep",
     "OPTIMIZERS",
     "SVM_NORM_OF",
     "expected_svm_norm",
@@ -586,3 +588,157 @@ def gradient_descent(
             break
         params = step_rule.update(params, grad, loss, state, step)
     return params, state
+
+
+# ---------------------------------------------------------------------------------- capped Polyak
+class CappedPolyakStep(StepRule):
+    """Polyak's step capped at a normalised step: per trial,
+    ``W <- W - min(lr, c (L(W) - L*) / ||g||_F) g / ||g||_F``.
+
+    Far from the infimum it is normalised GD (step length ``lr``); near it, Polyak's step
+    ``c (L - L*) / ||g||^2 g``. With ``L*`` the infimum of the risk (on cyclic data the finite
+    part's loss, ``theory.finite.loss``) the two parts of the error then shrink together: along
+    ``S_fin`` the loss is quadratic in the distance to ``W_fin`` and Polyak's step removes a
+    fixed fraction of it per step, while along ``W_svm`` the loss gap and the gradient both decay
+    like ``exp(-margin R)``, so their ratio, and the growth of ``R`` per step, stay of order one
+    (until the cap ``lr``). The step is a multiple of the gradient, as for ``ngd`` and ``polyak``,
+    whose implicit bias is the Frobenius Graph-SVM (Vasudeva et al. 2024); an entry whose gradient
+    is 0 does not move.
+
+    Parameters
+    ----------
+    learning_rate : float
+        The cap on the step length (``ngd``'s step).
+    lower_bound : float or list of float, default=0
+        ``L*`` for all trials or one per trial. Too low a bound makes the steps too long near the
+        infimum (the cap still holds them to ``lr``); too high stops the training early.
+    scale : float, default=1
+        ``c``: the multiple of Polyak's step.
+    """
+
+    name = "polyak-capped"
+
+    def __init__(
+        self,
+        learning_rate: float,
+        lower_bound: float | list[float] = 0.0,
+        scale: float = 1.0,
+    ) -> None:
+        super().__init__(learning_rate)
+        self._polyak = PolyakStep(1.0, lower_bound)
+        self.lower_bound = self._polyak.lower_bound
+        self.scale = _positive_number("scale", scale, self.name)
+
+    def update(
+        self, params: Tensor, grad: Tensor, loss: Tensor, state: dict[str, Tensor], step: int
+    ) -> Tensor:
+        import torch
+
+        norm = torch.linalg.vector_norm(grad.flatten(1), dim=1)  # (B,)
+        bound = torch.tensor(self.lower_bound, dtype=loss.dtype, device=loss.device)
+        if bound.numel() not in (1, loss.numel()):
+            raise InvalidParameterError(
+                f"{self.name}: lower_bound has {bound.numel()} values for {loss.numel()} trials; "
+                "give one number, or one per trial"
+            )
+        safe = torch.where(norm > 0, norm, torch.ones_like(norm))
+        polyak = self.scale * (loss - bound).clamp(min=0) / safe
+        length = torch.minimum(polyak, torch.full_like(polyak, self.learning_rate))
+        size = torch.where(norm > 0, length / safe, torch.zeros_like(norm))
+        return params - _per_trial(size, grad) * grad
+
+
+OPTIMIZERS["polyak-capped"] = CappedPolyakStep
+SVM_NORM_OF["polyak-capped"] = "fro"
+
+
+# ---------------------------------------------------------------------------------- split step
+class SplitNormalizedStep(StepRule):
+    """Normalised GD with the finite part and the rest stepped separately.
+
+    With ``P`` the orthogonal projection onto ``S_fin`` (the span of ``(e_i - e_j) e_q^T`` over
+    tokens ``i, j`` of one SCC of query ``q``'s priority graph: known from the training data
+    alone) and ``g`` the gradient, per trial:
+
+    ``W <- W - lr (I - P) g / ||(I - P) g||_F - min(fin_lr, (L - L*) / ||P g||_F) P g / ||P g||_F``
+
+    The part orthogonal to ``S_fin``, where ``W_svm`` lies, takes ``ngd``'s step of fixed length
+    ``lr`` however small its gradient (it decays like ``exp(-R)``), so ``R`` grows linearly; the
+    finite part takes Polyak's step on its own, capped at ``fin_lr``, so it settles on ``W_fin``
+    instead of bouncing around it at the step length (which is what stalls ``ngd``, whose one
+    normalised step is then almost all finite part). Each part moves along its own gradient
+    component, so an entry whose gradient is 0 does not move; the orthogonal part is normalised
+    GD, whose direction follows the Frobenius Graph-SVM.
+
+    The projection is data-dependent: call :meth:`bind_projection` before the first step
+    (:func:`attnmech.layer.onehot.train_onehot` binds it from the theory's ``S_fin``).
+
+    Parameters
+    ----------
+    learning_rate : float
+        Step length of the part orthogonal to ``S_fin``.
+    fin_lr : float, optional
+        Cap of the finite part's step (default: ``learning_rate``).
+    lower_bound : float, default=0
+        ``L*`` of the finite part's Polyak step (the finite part's loss ``theory.finite.loss``).
+    tol : float, default=1e-10
+        No step once ``L - L* <= tol``: the risk is then at its infimum to within float64
+        round-off of the gradient (the orthogonal gradient, of order ``exp(-R)``, is no longer
+        above the rounding of the per-sample terms, and normalising it would amplify noise).
+    """
+
+    name = "split-ngd"
+
+    def __init__(
+        self,
+        learning_rate: float,
+        fin_lr: float | None = None,
+        lower_bound: float = 0.0,
+        tol: float = 1e-10,
+    ) -> None:
+        super().__init__(learning_rate)
+        self.tol = _positive_number("tol", tol, self.name)
+        self.fin_lr = (
+            self.learning_rate if fin_lr is None else _positive_number("fin_lr", fin_lr, self.name)
+        )
+        if isinstance(lower_bound, bool) or not isinstance(lower_bound, numbers.Real) or not (
+            math.isfinite(lower_bound)
+        ):
+            raise InvalidParameterError(
+                f"{self.name}: lower_bound must be a finite number, got {lower_bound!r}"
+            )
+        self.lower_bound = float(lower_bound)
+        self.projection: Callable[[Tensor], Tensor] | None = None
+
+    def bind_projection(self, projection: Callable[[Tensor], Tensor]) -> None:
+        """Set ``P``: ``projection(g)`` returns the projection of ``g`` (same shape) on S_fin."""
+        self.projection = projection
+
+    def update(
+        self, params: Tensor, grad: Tensor, loss: Tensor, state: dict[str, Tensor], step: int
+    ) -> Tensor:
+        import torch
+
+        if self.projection is None:
+            raise InvalidParameterError(
+                f"optimizer {self.name!r} needs the S_fin projection of the data; train it with "
+                "attnmech.layer.onehot.train_onehot and a theory (as `attnmech text` does)"
+            )
+        fin = self.projection(grad)
+        perp = grad - fin
+        perp_norm = torch.linalg.vector_norm(perp.flatten(1), dim=1)
+        fin_norm = torch.linalg.vector_norm(fin.flatten(1), dim=1)
+        one = torch.ones_like(perp_norm)
+        perp_size = torch.where(
+            perp_norm > 0, self.learning_rate / torch.where(perp_norm > 0, perp_norm, one), 0.0
+        )
+        gap = (loss - self.lower_bound).clamp(min=0)
+        perp_size = torch.where(gap > self.tol, perp_size, 0.0)
+        safe = torch.where(fin_norm > 0, fin_norm, one)
+        length = torch.minimum(gap / safe, torch.full_like(gap, self.fin_lr))
+        fin_size = torch.where(fin_norm > 0, length / safe, 0.0)
+        return params - _per_trial(perp_size, perp) * perp - _per_trial(fin_size, fin) * fin
+
+
+OPTIMIZERS["split-ngd"] = SplitNormalizedStep
+SVM_NORM_OF["split-ngd"] = "fro"
