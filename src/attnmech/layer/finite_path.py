@@ -144,7 +144,7 @@ def _finite_trajectory(
         and sub._mode == "token"
         and sub._E is None
         and sub.dimension > 0
-        and config.optimizer in ("gd", "ngd", "adam", "polyak", "polyak-capped")
+        and config.optimizer in ("gd", "ngd", "adam", "polyak", "polyak-capped", "split-ngd")
     ):
         # one-hot, token-space S_fin: W_fin(t) lives on the nontrivial SCCs' entries; run the
         # optimiser on them (the same numbers as the dense W with the factored projection)
@@ -212,7 +212,10 @@ def _finite_trajectory(
     else:
         W0 = torch.zeros(len(datasets), d, d, dtype=dtype, device=device)
     try:
-        W_end, _ = gradient_descent(step_objective, W0, config.step_rule(), last, observer=observer)
+        rule = config.step_rule()
+        if hasattr(rule, "bind_projection"):  # the objective's gradient already lies in S_fin
+            rule.bind_projection(_identity)
+        W_end, _ = gradient_descent(step_objective, W0, rule, last, observer=observer)
     finally:
         if bar is not None:
             bar.update(bar.total - bar.n)
@@ -224,3 +227,8 @@ def _finite_trajectory(
 def _keep_entries(theta: Tensor) -> Tensor:
     """``W_fin(t)`` kept as its S_fin entries (1, n_entries): nothing ``K x K``."""
     return theta
+
+
+def _identity(g: Tensor) -> Tensor:
+    """The projection onto S_fin of a gradient that already lies in it."""
+    return g

@@ -286,7 +286,7 @@ def run(
 
         # ---- training
         t0 = time.perf_counter()
-        W, history, steps_run = _train_layer(data, config, theory, prog.bar)
+        W, history, steps_run, optimizer = _train_layer(data, config, theory, prog.bar)
         timings["train"] = time.perf_counter() - t0
         advance(1)
 
@@ -301,6 +301,7 @@ def run(
             history=history,
             steps_run=steps_run,
             timings=timings,
+            optimizer=optimizer,
         )
         timings["evaluate"] = time.perf_counter() - t0
         advance(1)
@@ -333,7 +334,7 @@ def _rewrite_results(result: TextResult, out: Path) -> None:
 
 def _train_layer(
     data: TextData, config: TextConfig, theory: Any, bar: bool
-) -> tuple[Any, dict[str, np.ndarray], int]:
+) -> tuple[Any, dict[str, np.ndarray], int, str]:
     from ...layer.onehot import ONEHOT_RULES, train_onehot
     from ...layer.training import TrainConfig, train
 
@@ -341,8 +342,17 @@ def _train_layer(
     track_finite = config.finite_trajectory
     if track_finite is None:
         track_finite = data.vocab_size <= 2000
+    optimizer, options = config.optimizer, {}
+    ds = data.train_dataset
+    token_theory = theory if theory is not None and _token_space(theory) else None
+    if optimizer in _NEEDS_THEORY and (token_theory is None or not ds.is_onehot):
+        logger.warning("text: %s needs one-hot embeddings and a theory; training with ngd", optimizer)
+        optimizer = "ngd"
+    if optimizer in _NEEDS_THEORY:  # the finite part's loss: the infimum of the risk
+        options = {"lower_bound": float(token_theory.finite.loss)}
     train_config = TrainConfig(
-        optimizer=config.optimizer,
+        optimizer=optimizer,
+        optimizer_options=options,
         learning_rate=config.learning_rate,
         num_steps=config.steps,
         log_every=log_every,
@@ -350,9 +360,7 @@ def _train_layer(
         init=config.init,
         num_threads=config.num_threads,
     )
-    ds = data.train_dataset
-    if ds.is_onehot and config.optimizer in ONEHOT_RULES:
-        token_theory = theory if theory is not None and _token_space(theory) else None
+    if ds.is_onehot and optimizer in ONEHOT_RULES:
         run_ = train_onehot(
             ds,
             train_config,
@@ -360,7 +368,7 @@ def _train_layer(
             progress=bar,
             finite_path=bool(track_finite),
         )
-        return run_.layer, dict(run_.history), int(run_.num_steps)
+        return run_.layer, dict(run_.history), int(run_.num_steps), optimizer
     trained = train(
         ds, train_config, theory=theory, progress=bar, finite_path=bool(track_finite)
     )
@@ -368,7 +376,12 @@ def _train_layer(
         np.asarray(trained.W, dtype=np.float64),
         {k: np.asarray(v) for k, v in trained.history.items()},
         int(trained.num_steps),
+        optimizer,
     )
+
+
+_NEEDS_THEORY = ("split-ngd", "polyak-capped")
+"""Rules that take the finite part's loss (and split-ngd its S_fin) from the theory."""
 
 
 def _token_space(theory: Any) -> bool:
@@ -405,6 +418,7 @@ def _evaluate(
     history: dict[str, np.ndarray],
     steps_run: int,
     timings: dict[str, float],
+    optimizer: str | None = None,
 ) -> TextResult:
     from .report import graph_stats, generated_text, largest_sccs
 
@@ -456,7 +470,7 @@ def _evaluate(
             "norm": _last(history, "norm"),
             "seconds": timings.get("train"),
             "steps": steps_run,
-            "optimizer": config.optimizer,
+            "optimizer": optimizer or config.optimizer,
         },
         "heldout": {
             "accuracy": {name: heldout["accuracy"]["all"].get(name) for name in PREDICTORS},
@@ -551,6 +565,7 @@ def evaluate_dir(
         history=saved.history,
         steps_run=int(old.get("train", {}).get("steps", config.steps)),
         timings=timings,
+        optimizer=old.get("train", {}).get("optimizer"),
     )
     result.results["train"]["seconds"] = old.get("train", {}).get("seconds")
     result.results["timings"] = timings
