@@ -32,7 +32,11 @@ def main() -> None:
     parser.add_argument("--rules", default="ngd:0.1,split-ngd:0.5,split-ngd:1")
     parser.add_argument("--figure", default=str(here.parents[1] / "docs/text/tv_vs_steps.png"))
     parser.add_argument("--json", default=None)
+    parser.add_argument("--plot-only", default=None, help="Draw the figure from a --json file.")
     args = parser.parse_args()
+    if args.plot_only:
+        plot(json.loads(Path(args.plot_only).read_text()), args.figure)
+        return
 
     import torch
     from threadpoolctl import threadpool_limits
@@ -130,6 +134,12 @@ def main() -> None:
     print(f"load average after: {os.getloadavg()}")
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=2))
+    plot(rows, args.figure)
+    print(f"figure: {args.figure}")
+
+
+def plot(rows: list[dict], path: str) -> None:
+    """TV against steps, one line per (rule, lr), on the three window sets."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -141,9 +151,10 @@ def main() -> None:
         ("tv_train", "tv_decided", "tv_undecided"),
         ("training windows", "held-out, decided", "held-out, undecided"),
     ):
-        for name in dict.fromkeys(r["rule"] for r in rows):
-            pts = [r for r in rows if r["rule"] == name]
-            ax.plot([r["step"] for r in pts], [r[key] for r in pts], "o-", label=name)
+        for rule, lr in dict.fromkeys((r["rule"], r["lr"]) for r in rows):
+            pts = [r for r in rows if r["rule"] == rule and r["lr"] == lr]
+            ys = [max(r[key], 1e-7) for r in pts]
+            ax.plot([r["step"] for r in pts], ys, "o-", label=f"{rule}, lr {lr:g}")
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlabel("training steps")
@@ -152,8 +163,7 @@ def main() -> None:
     axes[0].set_ylabel("TV(layer, automaton at R = inf)")
     axes[0].legend()
     fig.tight_layout()
-    fig.savefig(args.figure, dpi=90)
-    print(f"figure: {args.figure}")
+    fig.savefig(path, dpi=90)
 
 
 if __name__ == "__main__":
