@@ -58,7 +58,7 @@ def _oracle(text: str, T: int, holdout: float, K: int):
 
 def _token_distribution(window, weights):
     dist = defaultdict(float)
-    for tok, w in zip(window, weights):
+    for tok, w in zip(window, weights, strict=False):
         dist[int(tok)] += float(w)
     return dist
 
@@ -72,7 +72,12 @@ def _accuracy(dist, label):
 def test_heldout_numbers_match_an_independent_oracle(tmp_path):
     corpus = _corpus(tmp_path)
     config = TextConfig(
-        corpus=str(corpus), vocab_size=8, seq_len=4, holdout=0.3, steps=40, n_prompts=0,
+        corpus=str(corpus),
+        vocab_size=8,
+        seq_len=4,
+        holdout=0.3,
+        steps=40,
+        n_prompts=0,
         n_examples=1,
     )
     result = run(config)
@@ -85,7 +90,7 @@ def test_heldout_numbers_match_an_independent_oracle(tmp_path):
     svm = result.theory.svm.scores.to_sparse().toarray()  # [token, query]
     fin = result.theory.finite.scores.to_sparse().toarray()
     acc_layer, acc_auto, loss_layer, tv = [], [], [], []
-    for window, label in zip(X, y):
+    for window, label in zip(X, y, strict=False):
         q = window[-1]
         s = np.array([W[t, q] for t in window])
         p = np.exp(s - s.max())
@@ -157,12 +162,13 @@ def test_window_categories_by_hand():
 
 def _kn_direct(stream, K, order, context, w):
     """Interpolated Kneser-Ney written with dictionaries, from the definition."""
+
     def discount(counts):
         n1 = sum(1 for c in counts if c == 1)
         n2 = sum(1 for c in counts if c == 2)
         return 0.75 if n1 == 0 else min(max(n1 / (n1 + 2 * n2), 0.05), 0.95)
 
-    bigrams = Counter(zip(stream[:-1], stream[1:]))
+    bigrams = Counter(zip(stream[:-1], stream[1:], strict=False))
     cont1 = Counter(b for (_, b) in bigrams)  # distinct left contexts
     d1 = discount(list(cont1.values()))
     total = len(bigrams)
@@ -180,10 +186,12 @@ def _kn_direct(stream, K, order, context, w):
 
     if order == 2:
         return level(dict(bigrams), context[-1], w, p1)
-    trigrams = Counter(zip(stream[:-2], stream[1:-1], stream[2:]))
+    trigrams = Counter(zip(stream[:-2], stream[1:-1], stream[2:], strict=False))
     cont2 = Counter((v, x) for (_, v, x) in trigrams)
     top = {((u, v), x): c for (u, v, x), c in trigrams.items()}
-    return level(top, (context[-2], context[-1]), w, lambda x: level(dict(cont2), context[-1], x, p1))
+    return level(
+        top, (context[-2], context[-1]), w, lambda x: level(dict(cont2), context[-1], x, p1)
+    )
 
 
 @pytest.mark.parametrize("order", [2, 3])
@@ -237,7 +245,9 @@ def test_onehot_layer_equals_dense_training(optimizer):
     ds = _text_dataset()
     theory = solve(ds)
     config = TrainConfig(optimizer=optimizer, learning_rate=0.1, num_steps=60, log_every=20)
-    dense = train(ds.with_embeddings(np.eye(12)), config, theory=solve(ds.with_embeddings(np.eye(12))))
+    dense = train(
+        ds.with_embeddings(np.eye(12)), config, theory=solve(ds.with_embeddings(np.eye(12)))
+    )
     sparse = train_onehot(ds, config, theory=theory, finite_path=True)
     np.testing.assert_allclose(sparse.layer.to_dense(), dense.W, rtol=0, atol=1e-12)
     assert sparse.layer.norm == pytest.approx(np.linalg.norm(dense.W), rel=1e-12)
@@ -255,8 +265,16 @@ def test_onehot_layer_equals_dense_training(optimizer):
 
 def test_saved_run_is_evaluated_again(tmp_path):
     corpus = _corpus(tmp_path)
-    config = TextConfig(corpus=str(corpus), vocab_size=8, seq_len=4, holdout=0.3, steps=20,
-                        n_prompts=1, generate_length=3, n_examples=1)
+    config = TextConfig(
+        corpus=str(corpus),
+        vocab_size=8,
+        seq_len=4,
+        holdout=0.3,
+        steps=20,
+        n_prompts=1,
+        generate_length=3,
+        n_examples=1,
+    )
     out = tmp_path / "out"
     first = run(config, out_dir=out)
     for name in ("layer.npz", "theory.npz", "windows.npz", "history.npz", "REPORT.md"):
@@ -276,8 +294,9 @@ def test_saved_run_is_evaluated_again(tmp_path):
 
 def test_init_zero_makes_unseen_pairs_score_zero(tmp_path):
     corpus = _corpus(tmp_path)
-    config = TextConfig(corpus=str(corpus), vocab_size=8, seq_len=4, holdout=0.3, steps=5,
-                        n_prompts=0, init="zero")
+    config = TextConfig(
+        corpus=str(corpus), vocab_size=8, seq_len=4, holdout=0.3, steps=5, n_prompts=0, init="zero"
+    )
     result = run(config)
     layer = result.W
     assert layer.init == "zero" and layer.rest_sq == 0.0
@@ -293,8 +312,10 @@ def test_memory_estimate_refuses_before_any_work(tmp_path, monkeypatch):
     corpus = _corpus(tmp_path)
     monkeypatch.setenv("ATTNMECH_MEMORY_LIMIT_GB", "0.001")
     with pytest.raises(InvalidParameterError, match="text run"):
-        run(TextConfig(corpus=str(corpus), vocab_size=8, seq_len=4, holdout=0.3, steps=5),
-            out_dir=tmp_path / "o")
+        run(
+            TextConfig(corpus=str(corpus), vocab_size=8, seq_len=4, holdout=0.3, steps=5),
+            out_dir=tmp_path / "o",
+        )
     assert not (tmp_path / "o" / "results.json").exists()
 
 
@@ -315,16 +336,32 @@ def test_config_names_and_cli(tmp_path):
     (folder / "meta.md").write_text("not read")
     done = CliRunner().invoke(
         app,
-        ["text", str(folder), "--K", "8", "--T", "4", "--holdout", "0.3", "--steps", "5",
-         "--glob", "*.txt", "-q", "--out", str(tmp_path / "o")],
+        [
+            "text",
+            str(folder),
+            "--K",
+            "8",
+            "--T",
+            "4",
+            "--holdout",
+            "0.3",
+            "--steps",
+            "5",
+            "--glob",
+            "*.txt",
+            "-q",
+            "--out",
+            str(tmp_path / "o"),
+        ],
     )
     assert done.exit_code == 0, done.output
     assert "label_in_window" in done.output and "decided windows" in done.output
     assert "started" not in done.output  # quiet
     done = CliRunner().invoke(app, ["text", "--evaluate", str(tmp_path / "o"), "-q"])
     assert done.exit_code == 0, done.output
-    done = CliRunner().invoke(app, ["text", str(folder), "--glob", "*.md5", "--out",
-                                    str(tmp_path / "p")])
+    done = CliRunner().invoke(
+        app, ["text", str(folder), "--glob", "*.md5", "--out", str(tmp_path / "p")]
+    )
     assert done.exit_code == 1 and "no file matching" in done.output
 
 
@@ -354,8 +391,13 @@ def test_split_ngd_reaches_the_automaton_where_ngd_does_not():
         ("ngd", 0.1, {}),
         ("split-ngd", 0.5, {"lower_bound": float(theory.finite.loss)}),
     ):
-        config = TrainConfig(optimizer=name, learning_rate=lr, num_steps=300, log_every=100,
-                             optimizer_options=options)
+        config = TrainConfig(
+            optimizer=name,
+            learning_rate=lr,
+            num_steps=300,
+            log_every=100,
+            optimizer_options=options,
+        )
         runs[name] = train_onehot(ds, config, theory=theory, finite_path=False)
     from attnmech.studies.text.windows import position_scores, softmax_rows, window_tv
 
@@ -375,7 +417,7 @@ def test_split_ngd_reaches_the_automaton_where_ngd_does_not():
 def test_polyak_capped_is_ngd_while_the_cap_binds():
     ds = _text_dataset()
     theory = solve(ds)
-    common = dict(learning_rate=0.01, num_steps=40, log_every=20)
+    common = {"learning_rate": 0.01, "num_steps": 40, "log_every": 20}
     a = train_onehot(ds, TrainConfig(optimizer="ngd", **common), theory=None)
     b = train_onehot(
         ds,

@@ -30,8 +30,8 @@ Correlations with ``W_svm = 0`` (every sample inside one SCC) are undefined and 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np

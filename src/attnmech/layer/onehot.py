@@ -333,9 +333,7 @@ def _train_onehot(
             traj = finite_trajectory(
                 [dataset], [theory], config, steps=logged, progress=progress, as_entries=True
             )
-            fin_by_step = {
-                int(s): SubspaceEntries(traj.W[i][0]) for i, s in enumerate(traj.steps)
-            }
+            fin_by_step = {int(s): SubspaceEntries(traj.W[i][0]) for i, s in enumerate(traj.steps)}
 
     def objective_on_pairs(theta: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         risk, dpair = objective.pair_gradient(theta[0])

@@ -707,7 +707,7 @@ class SplitNormalizedStep(StepRule):
             raise InvalidParameterError(
                 f"{self.name}: lower_bound must be a finite number, got {lower_bound!r}"
             )
-        self.lower_bound = float(lower_bound)
+        self.lower_bound: float = float(lower_bound)
         self.projection: Callable[[Tensor], Tensor] | None = None
 
     def bind_projection(self, projection: Callable[[Tensor], Tensor]) -> None:

@@ -103,15 +103,17 @@ class _Level:
         ctx_keys, start = np.unique(ctx_of, return_index=True)
         ctx_total = np.add.reduceat(counts, start).astype(np.float64) if keys.size else np.zeros(0)
         ctx_types = np.diff(np.r_[start, keys.size]).astype(np.float64)
-        return cls(keys, counts.astype(np.float64), ctx_keys, ctx_total, ctx_types,
-                   _discount(counts), K)
+        return cls(
+            keys, counts.astype(np.float64), ctx_keys, ctx_total, ctx_types, _discount(counts), K
+        )
 
     def dense(self, ctx: np.ndarray) -> np.ndarray:
         """Counts ``(len(ctx), K)`` of the given contexts (dense rows)."""
         out = np.zeros((ctx.size, self.K))
         pos = np.searchsorted(self.ctx_keys, ctx)
-        ok = (pos < self.ctx_keys.size) & (self.ctx_keys[np.minimum(pos, self.ctx_keys.size - 1)]
-                                           == ctx)
+        ok = (pos < self.ctx_keys.size) & (
+            self.ctx_keys[np.minimum(pos, self.ctx_keys.size - 1)] == ctx
+        )
         lo = np.searchsorted(self.keys, ctx * self.K)
         hi = np.searchsorted(self.keys, ctx * self.K + self.K)
         for i in np.flatnonzero(ok):
@@ -121,8 +123,10 @@ class _Level:
 
     def context(self, ctx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(total count, distinct followers) of each context (0 when unseen)."""
-        return (_lookup(self.ctx_keys, self.ctx_total, ctx),
-                _lookup(self.ctx_keys, self.ctx_types, ctx))
+        return (
+            _lookup(self.ctx_keys, self.ctx_total, ctx),
+            _lookup(self.ctx_keys, self.ctx_types, ctx),
+        )
 
 
 class KneserNey:

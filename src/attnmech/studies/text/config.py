@@ -115,8 +115,10 @@ class TextConfig(StudyConfig):
         if not isinstance(self.holdout, (int, float)) or not (0.0 < float(self.holdout) < 1.0):
             raise InvalidParameterError(f"holdout must lie in (0, 1), got {self.holdout!r}")
         lr = self.learning_rate
-        if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not (
-            math.isfinite(lr) and lr > 0
+        if (
+            isinstance(lr, bool)
+            or not isinstance(lr, (int, float))
+            or not (math.isfinite(lr) and lr > 0)
         ):
             raise InvalidParameterError(f"learning_rate must be a positive number, got {lr!r}")
         from ...layer.optim import OPTIMIZERS

@@ -22,9 +22,7 @@ from ...errors import FileFormatError, InvalidDatasetError
 __all__ = ["TextData", "read_corpus", "prepare_text", "cut_windows"]
 
 
-def read_corpus(
-    corpus: str | os.PathLike[str], *, glob: str = "*.txt"
-) -> list[tuple[str, str]]:
+def read_corpus(corpus: str | os.PathLike[str], *, glob: str = "*.txt") -> list[tuple[str, str]]:
     """(name, text) of a text file, or of every file of a folder matching ``glob`` (by name).
 
     Project Gutenberg headers and footers are removed.

@@ -306,9 +306,7 @@ def evaluate_heldout(
         out["tv_layer_automaton_fitted_R"] = {}
     agree = None
     if automaton is not None and theory is not None:
-        top_layer = tokens[
-            np.arange(labels.size), token_masses(weights["layer"], tokens).argmax(1)
-        ]
+        top_layer = tokens[np.arange(labels.size), token_masses(weights["layer"], tokens).argmax(1)]
         auto_mass = token_masses(weights["automaton"], tokens)
         top_auto = auto_mass >= auto_mass.max(axis=1, keepdims=True) - 1e-12
         agree = top_auto[
@@ -343,9 +341,7 @@ def evaluate_heldout(
         if agree is not None:
             out["top_token_agreement"][subset] = _mean(agree, mask)
         out["accuracy"][subset] = {name: _mean(acc[name], mask) for name in order}
-        loss_mask = {
-            name: mask if name in _FULL_VOCAB else mask & in_window for name in loss
-        }
+        loss_mask = {name: mask if name in _FULL_VOCAB else mask & in_window for name in loss}
         out["log_loss"][subset] = {
             name: _mean(loss[name], loss_mask[name]) for name in order if name in loss
         }

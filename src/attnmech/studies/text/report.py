@@ -145,7 +145,7 @@ def build_report(r: dict[str, Any]) -> Report:
             if row_c is None:
                 continue
             share = fmt_interval(row_c["share"], row_c["low"], row_c["high"])
-            small = " (< %d windows)" % MIN_WINDOWS if 0 < row_c["count"] < MIN_WINDOWS else ""
+            small = f" (< {MIN_WINDOWS} windows)" if 0 < row_c["count"] < MIN_WINDOWS else ""
             rows.append(
                 [
                     f"{_CATEGORY_TEXT[name]}{small}",
@@ -290,11 +290,13 @@ def generated_text(result: Any) -> list[dict[str, Any]]:
     vocab, tokens = result.vocabulary, result.test_tokens
     rng = np.random.default_rng(config.seed + 1)
     T = tokens.shape[1]
-    prompts = tokens[rng.choice(tokens.shape[0], size=min(config.n_prompts, len(tokens)),
-                                replace=False)]
+    prompts = tokens[
+        rng.choice(tokens.shape[0], size=min(config.n_prompts, len(tokens)), replace=False)
+    ]
     E = result.train_dataset.embedding_table if result.train_dataset is not None else None
     out = []
     for k, prompt in enumerate(prompts):
+
         def layer_next(window: np.ndarray) -> np.ndarray:
             return softmax_rows(position_scores(result.W, window, E))
 
@@ -307,7 +309,7 @@ def generated_text(result: Any) -> list[dict[str, Any]]:
         if result.theory is not None:
             automaton = result.theory.automaton()
 
-            def auto_next(window: np.ndarray) -> np.ndarray:
+            def auto_next(window: np.ndarray, automaton: Any = automaton) -> np.ndarray:
                 return np.asarray(automaton.position_weights(window, window[:, -1]))
 
             seq = _generate(auto_next, prompt, T, config.generate_length, np.random.default_rng(k))
@@ -379,9 +381,7 @@ def attention_figure(result: Any, path: Path) -> list[int]:
         return []
     E = result.train_dataset.embedding_table if result.train_dataset is not None else None
     layer = softmax_rows(position_scores(result.W, tokens[pick], E))
-    auto = np.asarray(
-        result.theory.automaton().position_weights(tokens[pick], tokens[pick][:, -1])
-    )
+    auto = np.asarray(result.theory.automaton().position_weights(tokens[pick], tokens[pick][:, -1]))
     fig, axes = plt.subplots(pick.size, 1, figsize=(12, 2.1 * pick.size), squeeze=False)
     x = np.arange(tokens.shape[1])
     vocab = result.vocabulary

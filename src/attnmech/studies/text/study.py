@@ -7,9 +7,10 @@ import logging
 import os
 import resource
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Mapping
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -232,9 +233,7 @@ def run(
     from threadpoolctl import threadpool_limits
 
     if not isinstance(config, TextConfig):
-        raise InvalidParameterError(
-            f"config must be a TextConfig, got {type(config).__name__}"
-        )
+        raise InvalidParameterError(f"config must be a TextConfig, got {type(config).__name__}")
     if config.corpus is None:
         raise InvalidParameterError("TextConfig.corpus is required: a text file or a folder")
     prog = Progress.coerce(progress)
@@ -346,9 +345,9 @@ def _train_layer(
     ds = data.train_dataset
     token_theory = theory if theory is not None and _token_space(theory) else None
     if optimizer in _NEEDS_THEORY and (token_theory is None or not ds.is_onehot):
-        logger.warning("text: %s needs one-hot embeddings and a theory; training with ngd", optimizer)
+        logger.warning("text: %s needs one-hot embeddings and a theory; ngd instead", optimizer)
         optimizer = "ngd"
-    if optimizer in _NEEDS_THEORY:  # the finite part's loss: the infimum of the risk
+    if optimizer in _NEEDS_THEORY and token_theory is not None:  # the infimum of the risk
         options = {"lower_bound": float(token_theory.finite.loss)}
     train_config = TrainConfig(
         optimizer=optimizer,
@@ -369,9 +368,7 @@ def _train_layer(
             finite_path=bool(track_finite),
         )
         return run_.layer, dict(run_.history), int(run_.num_steps), optimizer
-    trained = train(
-        ds, train_config, theory=theory, progress=bar, finite_path=bool(track_finite)
-    )
+    trained = train(ds, train_config, theory=theory, progress=bar, finite_path=bool(track_finite))
     return (
         np.asarray(trained.W, dtype=np.float64),
         {k: np.asarray(v) for k, v in trained.history.items()},
@@ -387,9 +384,7 @@ _NEEDS_THEORY = ("split-ngd", "polyak-capped")
 def _token_space(theory: Any) -> bool:
     from ...theory.tokenspace import TokenFiniteResult, TokenSVMResult
 
-    return isinstance(theory.svm, TokenSVMResult) and isinstance(
-        theory.finite, TokenFiniteResult
-    )
+    return isinstance(theory.svm, TokenSVMResult) and isinstance(theory.finite, TokenFiniteResult)
 
 
 def _last(history: Mapping[str, np.ndarray], key: str) -> float | None:
@@ -420,7 +415,7 @@ def _evaluate(
     timings: dict[str, float],
     optimizer: str | None = None,
 ) -> TextResult:
-    from .report import graph_stats, generated_text, largest_sccs
+    from .report import generated_text, graph_stats, largest_sccs
 
     K, unk = data.vocab_size, data.unk
     train_ds = data.train_dataset
@@ -476,9 +471,9 @@ def _evaluate(
             "accuracy": {name: heldout["accuracy"]["all"].get(name) for name in PREDICTORS},
             "log_loss": {name: heldout["log_loss"]["all"].get(name) for name in PREDICTORS},
             "tv_layer_automaton": (heldout.get("tv_layer_automaton") or {}).get("all"),
-            "tv_layer_automaton_fitted_R": (
-                heldout.get("tv_layer_automaton_fitted_R") or {}
-            ).get("all"),
+            "tv_layer_automaton_fitted_R": (heldout.get("tv_layer_automaton_fitted_R") or {}).get(
+                "all"
+            ),
             "decided_fraction": heldout.get("decided_fraction"),
             "tv_decided": heldout.get("tv_decided"),
             "tv_undecided": heldout.get("tv_undecided"),
