@@ -158,7 +158,7 @@ def test_text_pipeline_small_corpus(tmp_path):
 
     corpus = _toy_corpus(tmp_path / "toy.txt")
     config = TextRunConfig(
-        vocab_size=20, seq_len=8, num_steps=20, n_examples=2, n_prompts=1, generate_length=5
+        vocab_size=20, seq_len=8, steps=20, n_examples=2, n_prompts=1, generate_length=5
     )
     result = run_text(corpus, config, out_dir=tmp_path / "out")
     saved = json.loads((tmp_path / "out" / "results.json").read_text())
