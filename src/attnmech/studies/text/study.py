@@ -248,9 +248,7 @@ def run(
             prog.message("text: re-evaluating the saved layer (resume)")
             return evaluate_dir(out_path, progress=prog)
     timings: dict[str, float] = {}
-    bar = prog.stage(5, "text", unit="stage")
-    advance = bar.__enter__()
-    try:
+    with prog.stage(5, "text", unit="stage") as advance:
         # ---- data
         t0 = time.perf_counter()
         data = prepare_text(None, config)
@@ -316,8 +314,6 @@ def run(
             result.results["peak_rss_mb"] = _peak_rss_mb()
             _rewrite_results(result, out_path)
         advance(1)
-    finally:
-        bar.__exit__(None, None, None)
     return result
 
 
