@@ -279,6 +279,9 @@ def test_saved_run_is_evaluated_again(tmp_path):
     first = run(config, out_dir=out)
     for name in ("layer.npz", "theory.npz", "windows.npz", "history.npz", "REPORT.md"):
         assert (out / name).is_file(), name
+    with np.load(out / "windows.npz") as saved:
+        np.testing.assert_array_equal(saved["train_tokens"], first.train_dataset.padded())
+        np.testing.assert_array_equal(saved["test_labels"], first.test_labels)
     layer = OneHotLayer.load(out / "layer.npz")
     np.testing.assert_array_equal(layer.entries(first.W.keys), first.W.values)
     again = evaluate_dir(out)

@@ -98,7 +98,9 @@ class TextResult(StudyResult):
         return paths
 
     def write_extra(self, out_dir: Path) -> list[Path]:
-        """The trained layer, the theory, the windows and the metric history."""
+        """The trained layer (``layer.npz``), the theory (``theory.npz``), the held-out and
+        training windows with the vocabulary (``windows.npz``) and the metric history
+        (``history.npz``)."""
         written = []
         if self.W is not None:
             if hasattr(self.W, "save"):
@@ -108,14 +110,15 @@ class TextResult(StudyResult):
         if self.theory is not None:
             written.append(self.theory.save(out_dir / THEORY_FILE))
         if self.test_tokens is not None:
-            written.append(
-                _save_npz(
-                    out_dir / WINDOWS_FILE,
-                    test_tokens=np.asarray(self.test_tokens),
-                    test_labels=np.asarray(self.test_labels),
-                    vocabulary=np.array(self.vocabulary),
-                )
-            )
+            arrays = {
+                "test_tokens": np.asarray(self.test_tokens),
+                "test_labels": np.asarray(self.test_labels),
+                "vocabulary": np.array(self.vocabulary),
+            }
+            if self.train_dataset is not None:  # the realizable training windows
+                arrays["train_tokens"] = self.train_dataset.padded()
+                arrays["train_labels"] = np.asarray(self.train_dataset.labels)
+            written.append(_save_npz(out_dir / WINDOWS_FILE, **arrays))
         if self.history:
             written.append(_save_npz(out_dir / HISTORY_FILE, **self.history))
         return written
