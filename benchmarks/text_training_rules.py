@@ -149,7 +149,8 @@ def plot(rows: list[dict], path: str) -> None:
     for ax, key, title in zip(
         axes,
         ("tv_train", "tv_decided", "tv_undecided"),
-        ("training windows", "held-out, decided", "held-out, undecided"), strict=False,
+        ("training windows", "held-out, decided", "held-out, undecided"),
+        strict=False,
     ):
         for rule, lr in dict.fromkeys((r["rule"], r["lr"]) for r in rows):
             pts = [r for r in rows if r["rule"] == rule and r["lr"] == lr]
