@@ -180,7 +180,7 @@ def _finite_trajectory(
     if as_entries and to_W is not _keep_entries:
         raise InvalidParameterError(
             "W_fin(t) as S_fin entries needs one one-hot dataset, a token-space theory with "
-            "dim S_fin > 0 and the optimizer gd, ngd or adam"
+            "dim S_fin > 0 and the optimizer gd, ngd, adam, polyak, polyak-capped or split-ngd"
         )
 
     wanted = (
