@@ -104,10 +104,10 @@ def test_cli_accepts_the_corpus_name(tmp_path, monkeypatch):
 
     seen = []
 
-    def recorder(corpus, config, **kwargs):
-        seen.append(Path(corpus))
+    def recorder(config, **kwargs):  # the command is a thin call of run(config)
+        seen.append(Path(config.corpus))
         raise SystemExit(0)
 
-    monkeypatch.setattr(language, "run_text", recorder)
+    monkeypatch.setattr(language, "run", recorder)
     runner.invoke(app, ["text", "sonnets", "--out", str(tmp_path / "t")])
     assert seen == [attnmech.bundled_corpus("sonnets")]
