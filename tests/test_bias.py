@@ -238,7 +238,7 @@ def test_unwritable_out_fails_before_training(tmp_path):
 
     blocker = tmp_path / "file"
     blocker.write_text("x")
-    with pytest.raises(OutputError, match="cannot create the bias-table folder"):
+    with pytest.raises(OutputError, match="cannot write bias table.*is a file, not a folder"):
         bias_table(blocker, settings=["acyclic-4-6-8-8"], optimizers=["gd"], steps=10)
 
 
@@ -268,3 +268,41 @@ def test_cli_bias_table(tmp_path):
     assert not (out / "heatmap.png").exists()
     bad = CliRunner().invoke(app, ["bias-table", "--settings", "nope", "--out", str(out)])
     assert bad.exit_code == 1 and "unknown setting 'nope'" in bad.output
+
+
+def test_result_round_trips_through_results_json(reduced_table):
+    from attnmech.studies.bias import BiasConfig, BiasResult
+    from attnmech.studies.scaffold import load_result
+
+    table, out = reduced_table
+    loaded = BiasResult.load(out)
+    assert loaded.to_dict() == json.loads(json.dumps(table.to_dict()))
+    assert load_result(out).to_dict() == loaded.to_dict()
+    assert loaded.config == table.config
+    assert loaded.report().to_markdown() == (out / "TABLE.md").read_text()
+    with pytest.warns(DeprecationWarning, match="'num_trials' is deprecated"):
+        assert BiasConfig.from_dict({"num_trials": 3, "optimizers": ["gd"]}).trials == 3
+
+
+def test_adam_matches_torch_optim_adam():
+    """The step rule's Adam (bias-corrected moments) against torch.optim.Adam, in float64."""
+    import torch
+
+    from attnmech.layer.optim import Adam
+
+    rng = np.random.default_rng(3)
+    W0 = rng.normal(size=(1, 4, 4))
+    grads = [rng.normal(size=(1, 4, 4)) * 10.0 ** rng.uniform(-3, 1) for _ in range(12)]
+    for betas, eps, lr in [((0.9, 0.999), 1e-8, 0.01), ((0.5, 0.9), 1e-3, 0.3)]:
+        rule = Adam(lr, betas=betas, eps=eps)
+        params = torch.tensor(W0)
+        state = rule.init(params)
+        ref = torch.nn.Parameter(torch.tensor(W0))
+        opt = torch.optim.Adam([ref], lr=lr, betas=betas, eps=eps)
+        for step, g in enumerate(grads):
+            grad = torch.tensor(g)
+            params = rule.update(params, grad, torch.zeros(1, dtype=grad.dtype), state, step)
+            ref.grad = grad.clone()
+            opt.step()
+            np.testing.assert_allclose(params.numpy(), ref.detach().numpy(), rtol=0, atol=1e-12)
+        assert not np.allclose(params.numpy(), W0)  # it moved

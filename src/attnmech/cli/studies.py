@@ -187,17 +187,18 @@ def bias_table_command(
     """Which optimiser finds which max-margin direction: train every optimiser on the settings and
     compare the final W with the Graph-SVM of every norm (fro, nuclear, spectral, l1, linf, lp:3);
     write a heatmap, rate figures, results.json and TABLE.md."""
-    from ..studies.bias import bias_table
+    from ..studies.bias import BiasConfig, run
 
-    table = bias_table(
-        out,
-        settings=[s.strip() for s in settings.split(",") if s.strip()],
+    config = BiasConfig(
+        settings=settings,  # type: ignore[arg-type]
         trials=trials,
         steps=steps,
-        optimizers=None
-        if optimizers is None
-        else [o.strip() for o in optimizers.split(",") if o.strip()],
+        optimizers=optimizers,  # type: ignore[arg-type]
         figures=not no_figures,
+    )
+    table = run(
+        config,
+        out_dir=out,
         progress=lambda message: typer.echo(message, err=True),
         resume=resume,
     )

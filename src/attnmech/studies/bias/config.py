@@ -1,0 +1,120 @@
+"""The bias table's configuration: every option of one call, validated when it is built."""
+
+from __future__ import annotations
+
+import dataclasses
+import numbers
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+from ...errors import InvalidParameterError
+from ...theory.norms import parse_norm
+from ..scaffold import StudyConfig
+from .rows import BIAS_NORMS, DEFAULT_SETTINGS, BiasOptimizer, resolve_rows
+
+__all__ = ["BiasConfig"]
+
+
+@dataclasses.dataclass(frozen=True)
+class BiasConfig(StudyConfig):
+    """What the bias table runs.
+
+    Parameters
+    ----------
+    settings : tuple of str, default=DEFAULT_SETTINGS
+        Names of the experiments registry (``attnmech experiments``); their data, head and loss.
+        A comma-separated string is accepted.
+    trials : int, default=10
+        Datasets per setting (the registry's seeds: trial ``b`` draws with seed ``b``); one
+        initialisation each (uniform, seed 0, as the paper's experiments).
+    steps : int, optional
+        Steps for every optimiser (default: each row's ``num_steps``; at least 10).
+    optimizers : tuple of BiasOptimizer, optional
+        The rows (default :data:`~attnmech.studies.bias.BIAS_OPTIMIZERS`); labels of the default
+        rows, a comma-separated string of them, or row dicts are accepted and resolved.
+    norms : tuple of str, default=BIAS_NORMS
+        The columns; every optimiser's own norm is added if missing (see :attr:`columns`).
+    log_points : int, default=200
+        About how many steps of each trajectory are measured (for the rates); at least 10.
+    figures : bool, default=True
+        Draw the figures (needs matplotlib) when writing.
+
+    ``num_trials`` and ``num_steps`` are accepted by :meth:`from_dict` as deprecated names.
+
+    Raises
+    ------
+    InvalidParameterError
+        Unknown optimiser label or norm, ``trials < 1``, ``steps < 10``, ``log_points < 10``, no
+        setting.
+    """
+
+    settings: tuple[str, ...] = DEFAULT_SETTINGS
+    trials: int = 10
+    steps: int | None = None
+    optimizers: tuple[BiasOptimizer, ...] | None = None
+    norms: tuple[str, ...] = BIAS_NORMS
+    log_points: int = 200
+    figures: bool = True
+
+    _DEPRECATED_NAMES: ClassVar[Mapping[str, str]] = {
+        "num_trials": "trials",
+        "num_steps": "steps",
+    }
+
+    def __post_init__(self) -> None:
+        settings = self.settings
+        if isinstance(settings, str):
+            settings = tuple(s.strip() for s in settings.split(",") if s.strip())
+        settings = tuple(settings)
+        if not settings or not all(isinstance(s, str) for s in settings):
+            raise InvalidParameterError(
+                f"BiasConfig: settings must name at least one setting; got {self.settings!r}"
+            )
+        object.__setattr__(self, "settings", settings)
+        if not _is_int(self.trials) or self.trials < 1:
+            raise InvalidParameterError(
+                f"BiasConfig: trials must be a positive integer, got {self.trials!r}"
+            )
+        if self.steps is not None and (not _is_int(self.steps) or self.steps < 10):
+            raise InvalidParameterError(
+                f"BiasConfig: steps must be an integer >= 10 (a decade for the rates), got "
+                f"{self.steps!r}"
+            )
+        if not _is_int(self.log_points) or self.log_points < 10:
+            raise InvalidParameterError(
+                f"BiasConfig: log_points must be an integer >= 10, got {self.log_points!r}"
+            )
+        if not isinstance(self.figures, bool):
+            raise InvalidParameterError(
+                f"BiasConfig: figures must be true or false, got {self.figures!r}"
+            )
+        object.__setattr__(self, "optimizers", resolve_rows(self.optimizers))
+        norms = self.norms
+        if isinstance(norms, str):
+            norms = tuple(n.strip() for n in norms.split(",") if n.strip())
+        object.__setattr__(self, "norms", tuple(parse_norm(n).name for n in norms))
+
+    @property
+    def rows(self) -> tuple[BiasOptimizer, ...]:
+        """The resolved rows (never None)."""
+        assert self.optimizers is not None
+        return self.optimizers
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """The norms compared with: :attr:`norms` plus every row's own norm, in order."""
+        names = list(self.norms)
+        for row in self.rows:
+            if row.expected_norm not in names:
+                names.append(row.expected_norm)
+        return tuple(dict.fromkeys(names))
+
+    def to_dict(self) -> dict[str, Any]:
+        """Every field as JSON (the rows as dicts)."""
+        out = super().to_dict()
+        out["optimizers"] = [row.to_dict() for row in self.rows]
+        return out
+
+
+def _is_int(value: Any) -> bool:
+    return not isinstance(value, bool) and isinstance(value, numbers.Integral)

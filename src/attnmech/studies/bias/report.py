@@ -1,0 +1,181 @@
+"""``TABLE.md``: the bias table's Markdown report, built with :class:`~attnmech.studies.scaffold.Report`."""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from ..scaffold import Report, fmt
+from .curves import nanmean
+
+if TYPE_CHECKING:
+    from .result import BiasResult
+
+__all__ = ["build_report"]
+
+
+def build_report(table: BiasResult) -> Report:
+    """The report of ``table``: rows, per-setting tables of cos / rel dist / excess, verdicts,
+    rates, figures and the Graph-SVM solves."""
+    norms = table.norms
+    runs_time = sum(r.elapsed_s for r in table.runs)
+    report = Report("Which optimiser finds which max-margin graph direction")
+    timing = (
+        f"This call: wall time {fmt(table.wall_s, 3)} s, process CPU time {fmt(table.cpu_s, 3)} s."
+    )
+    if table.reused:
+        timing += (
+            f" {len(table.reused)} of {len(table.runs)} runs were reused from an earlier call "
+            f"(`--resume`); the training wall time summed over all runs, as measured when each "
+            f"was trained, is {fmt(runs_time, 3)} s."
+        )
+    report.paragraph(
+        f"Settings: {', '.join(table.settings)}; {table.trials} trials each (one dataset per "
+        "trial, the experiments registry's seeds; uniform initialisation, seed 0). " + timing
+    )
+    report.paragraph(
+        "`cos`: Frobenius cosine of the final W with each norm's Graph-SVM (mean over trials, "
+        "min-max in brackets). `rel dist`: N(W / margin(W) - W_svm^N) / N(W_svm^N) in the "
+        "column's norm N (0: W points exactly along W_svm^N). `excess`: N(W / margin(W)) / "
+        "N(W_svm^N) - 1 (0: W / margin(W) is a minimiser of N, whichever point of a non-unique "
+        "optimal face it is). The expected column (the optimiser's own geometry) is marked with "
+        "`*`, the row's best value in bold."
+    )
+    report.heading("Optimisers")
+    seen: set[str] = set()
+    rows = []
+    for r in table.runs:
+        o = r.optimizer
+        if o.label in seen:
+            continue
+        seen.add(o.label)
+        rows.append(
+            [
+                o.label,
+                f"`{o.optimizer}`",
+                json.dumps(dict(o.options)) if o.options else "",
+                o.parameterization,
+                fmt(o.learning_rate),
+                r.num_steps,
+                f"`{o.expected_norm}`",
+            ]
+        )
+    report.table(
+        ["optimiser", "rule", "options", "parameterization", "lr", "steps", "expected"], rows
+    )
+    report.paragraph(
+        "`polyak` gets `lower_bound` = L* per trial (0 on acyclic data, the loss of W_fin on the "
+        "reduced data when cyclic)."
+    )
+    verdicts = {(v["setting"], v["optimizer"]): v for v in table.verdicts()}
+    for name in table.settings:
+        kind = "cyclic" if table.cyclic[name] else "acyclic"
+        report.heading(f"{name} ({kind})")
+        setting_runs = [r for r in table.runs if r.setting == name]
+        for what, attr, best_is_max in (
+            ("cos", "cos", True),
+            ("rel dist", "rel_dist", False),
+            ("excess", "excess", False),
+        ):
+            report.paragraph(f"**{what}**")
+            cells_rows = []
+            for r in setting_runs:
+                values = getattr(r, attr)
+                means = [nanmean(values[n]) for n in norms]
+                finite = [m for m in means if math.isfinite(m)]
+                best = (max if best_is_max else min)(finite) if finite else math.nan
+                cells = [r.optimizer.label]
+                for n, m in zip(norms, means, strict=True):
+                    arr = np.asarray(values[n])
+                    arr = arr[np.isfinite(arr)]
+                    text = fmt(m)
+                    if arr.size:
+                        text += f" [{fmt(arr.min())}-{fmt(arr.max())}]"
+                    if m == best:
+                        text = f"**{text}**"
+                    if n == r.optimizer.expected_norm:
+                        text += " *"
+                    cells.append(text)
+                cells_rows.append(cells)
+            report.table(["optimiser", *(f"`{n}`" for n in norms)], cells_rows)
+        lines = []
+        for r in setting_runs:
+            v = verdicts[(name, r.optimizer.label)]
+            if v["holds"]:
+                text = (
+                    f"follows its own `{v['expected']}` Graph-SVM best: cos {fmt(v['own_cos'])}, "
+                    f"{_signed(v['cos_margin'])} over the next column"
+                )
+            else:
+                text = (
+                    f"**prediction does not hold**: closest to `{v['best_cos']}` (cos "
+                    f"{fmt(v['best_other_cos'])}), its own `{v['expected']}` gives "
+                    f"{fmt(v['own_cos'])} ({_signed(v['cos_margin'])})"
+                )
+            rel = (
+                f"; smallest relative distance: `{v['best_rel_dist']}` (own "
+                f"{fmt(v['own_rel_dist'])}), smallest norm excess: `{v['best_excess']}` (own "
+                f"{fmt(v['own_excess'])})"
+            )
+            lines.append(f"`{r.optimizer.label}`: {text}{rel}.")
+        report.paragraph("**Verdicts** (by the mean cosine):").bullets(lines)
+        report.paragraph(
+            "**Rates** (mean over trials of the log-log slope over the last decade of steps; "
+            "final values are means):"
+        )
+        report.table(
+            [
+                "optimiser",
+                "1 - cos(W, own) final",
+                "slope",
+                "L - L* final",
+                "slope",
+                "norm final",
+                "slope of norm",
+                "fin gap final",
+            ],
+            [
+                [
+                    r.optimizer.label,
+                    fmt(nanmean(r.final["one_minus_cos"]), 3),
+                    fmt(nanmean(r.slopes["one_minus_cos"]), 3),
+                    fmt(nanmean(r.final["loss_gap"]), 3),
+                    fmt(nanmean(r.slopes["loss_gap"]), 3),
+                    fmt(nanmean(r.final["norm"]), 4),
+                    fmt(nanmean(r.slopes["norm"]), 3),
+                    fmt(nanmean(r.final["fin_gap"]), 3),
+                ]
+                for r in setting_runs
+            ],
+        )
+        if f"rates_{name}" in table.files:
+            report.figure(table.files[f"rates_{name}"].name, f"rates {name}")
+    if "heatmap" in table.files:
+        report.heading("Heatmap").figure(table.files["heatmap"].name, "heatmap")
+    report.heading("Graph-SVM solves")
+    solves = []
+    for name in table.settings:
+        parts = []
+        for n in norms:
+            info = table.svm_info[name][n]
+            not_unique = sum(1 for u in info["unique"] if u is False)
+            viol = max(info["max_violation"], default=0.0)
+            parts.append(
+                f"`{n}` not unique {not_unique}/{len(info['unique'])}, violation <= {fmt(viol, 2)}"
+            )
+        solves.append(f"{name}: " + "; ".join(parts) + ".")
+    report.bullets(solves)
+    report.paragraph(
+        "Non-unique minimisers are replaced by the face's least-Frobenius point "
+        "(attnmech.theory.norms, tie_break='fro')."
+    )
+    return report
+
+
+def _signed(x: float) -> str:
+    """``fmt`` with an explicit sign."""
+    text = fmt(x)
+    return text if text.startswith("-") or text == "n/a" else "+" + text
