@@ -196,7 +196,14 @@ def _finite_trajectory(
     if to_W is not None:
         W0 = torch.zeros(1, n_entries, dtype=dtype, device=device)  # the S_fin entries
     try:
-        W_end, _ = gradient_descent(step_objective, W0, config.step_rule(), last, observer=observer)
+        W_end, _ = gradient_descent(
+            step_objective,
+            W0,
+            config.step_rule(),
+            last,
+            observer=observer,
+            schedule=config.lr_schedule(),
+        )
     finally:
         if bar is not None:
             bar.update(bar.total - bar.n)
