@@ -179,6 +179,23 @@ def bias_table_command(
         ),
     ] = None,
     no_figures: Annotated[bool, typer.Option("--no-figures", help="Skip the PNG figures.")] = False,
+    search: Annotated[
+        bool,
+        typer.Option(
+            "--search",
+            help="Pick each row's learning rate (and decay exponent) by a grid search on "
+            "held-out datasets before training it.",
+        ),
+    ] = False,
+    search_trials: Annotated[
+        int, typer.Option("--search-trials", min=1, help="Held-out datasets per search.")
+    ] = 3,
+    search_steps: Annotated[
+        int | None,
+        typer.Option(
+            "--search-steps", min=1, help="Steps of each search run (default: the row's steps)."
+        ),
+    ] = None,
     resume: Annotated[
         bool,
         typer.Option("--resume", help="Reuse the finished runs saved in --out/runs/."),
@@ -195,6 +212,9 @@ def bias_table_command(
         steps=steps,
         optimizers=optimizers,  # type: ignore[arg-type]
         figures=not no_figures,
+        search=search,
+        search_trials=search_trials,
+        search_steps=search_steps,
     )
     table = run(
         config,
@@ -202,11 +222,14 @@ def bias_table_command(
         progress=lambda message: typer.echo(message, err=True),
         resume=resume,
     )
-    held = sum(v["holds"] for v in table.verdicts())
+    verdicts = table.verdicts()
+    held = sum(v["holds"] for v in verdicts)
+    theorem = [v for v in verdicts if v["label"] == "theorem"]
     typer.echo(
         f"{len(table.runs)} runs ({len(table.settings)} settings x "
         f"{len(table.runs) // len(table.settings)} optimisers, {table.trials} trials): own "
-        f"geometry's column best in {held} of {len(table.runs)}; wall {table.wall_s:.1f} s, "
+        f"geometry's column best in {held} of {len(table.runs)} (theorem rows: "
+        f"{sum(v['holds'] for v in theorem)} of {len(theorem)}); wall {table.wall_s:.1f} s, "
         f"CPU {table.cpu_s:.1f} s"
     )
     typer.echo(f"table: {table.files['table']}")

@@ -228,11 +228,12 @@ class Adam(StepRule):
                 raise InvalidParameterError(f"adam: betas must lie in [0, 1), got {betas!r}")
             checked.append(float(beta))
         self.betas = (checked[0], checked[1])
-        if isinstance(eps, bool) or not isinstance(eps, numbers.Real) or not (
-            math.isfinite(eps) and eps >= 0
-        ):
+        if isinstance(eps, bool) or not isinstance(eps, numbers.Real):
             raise InvalidParameterError(f"adam: eps must be a finite number >= 0, got {eps!r}")
-        self.eps = float(eps)
+        value = float(eps)
+        if not (math.isfinite(value) and value >= 0):
+            raise InvalidParameterError(f"adam: eps must be a finite number >= 0, got {eps!r}")
+        self.eps: float = value
 
     def init(self, params: Tensor) -> dict[str, Tensor]:
         import torch
@@ -679,7 +680,7 @@ def gradient_descent(
 
 # ---------------------------------------------------------------------------------- momentum
 def _beta(rule: StepRule, value: Any, name: str = "beta") -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 <= value < 1:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 <= float(value) < 1:
         raise InvalidParameterError(
             f"optimizer {rule.name!r}: option {name} must be a number in [0, 1), got {value!r}"
         )

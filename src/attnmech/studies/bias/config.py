@@ -38,6 +38,17 @@ class BiasConfig(StudyConfig):
         About how many steps of each trajectory are measured (for the rates); at least 10.
     figures : bool, default=True
         Draw the figures (needs matplotlib) when writing.
+    search : bool, default=False
+        Pick each searchable row's learning rate (and decay exponent) by a grid search on
+        held-out datasets (:mod:`attnmech.studies.bias.search`) before training it.
+    search_trials : int, default=3
+        Held-out datasets per search.
+    search_scales : tuple of float, default=(0.25, 1.0, 4.0)
+        Multipliers of the row's learning rate tried by the search.
+    search_powers : tuple of float, default=(0.5, 1.0)
+        Exponents ``a`` tried for rows with an inverse-power schedule.
+    search_steps : int, optional
+        Steps of each search run (default: the row's steps).
 
     ``num_trials`` and ``num_steps`` are accepted by :meth:`from_dict` as deprecated names.
 
@@ -55,6 +66,11 @@ class BiasConfig(StudyConfig):
     norms: tuple[str, ...] = BIAS_NORMS
     log_points: int = 200
     figures: bool = True
+    search: bool = False
+    search_trials: int = 3
+    search_scales: tuple[float, ...] = (0.25, 1.0, 4.0)
+    search_powers: tuple[float, ...] = (0.5, 1.0)
+    search_steps: int | None = None
 
     _DEPRECATED_NAMES: ClassVar[Mapping[str, str]] = {
         "num_trials": "trials",
@@ -87,6 +103,39 @@ class BiasConfig(StudyConfig):
         if not isinstance(self.figures, bool):
             raise InvalidParameterError(
                 f"BiasConfig: figures must be true or false, got {self.figures!r}"
+            )
+        if not isinstance(self.search, bool):
+            raise InvalidParameterError(
+                f"BiasConfig: search must be true or false, got {self.search!r}"
+            )
+        if not _is_int(self.search_trials) or self.search_trials < 1:
+            raise InvalidParameterError(
+                f"BiasConfig: search_trials must be a positive integer, got {self.search_trials!r}"
+            )
+        if self.search_steps is not None and (
+            not _is_int(self.search_steps) or self.search_steps < 1
+        ):
+            raise InvalidParameterError(
+                f"BiasConfig: search_steps must be a positive integer, got {self.search_steps!r}"
+            )
+        for name, low in (("search_scales", 0.0), ("search_powers", 0.0)):
+            values = getattr(self, name)
+            if isinstance(values, (int, float)):
+                values = (values,)
+            values = tuple(values)
+            if not values or not all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) and v > low and v < 1e6
+                for v in values
+            ):
+                raise InvalidParameterError(
+                    f"BiasConfig: {name} must be a non-empty list of positive numbers, got "
+                    f"{getattr(self, name)!r}"
+                )
+            object.__setattr__(self, name, tuple(float(v) for v in values))
+        if any(a > 1 for a in self.search_powers):
+            raise InvalidParameterError(
+                "BiasConfig: search_powers must lie in (0, 1] (the decaying rates of the "
+                f"theorems), got {self.search_powers!r}"
             )
         object.__setattr__(self, "optimizers", resolve_rows(self.optimizers))
         norms = self.norms

@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from .result import _mean_curve
+
 if TYPE_CHECKING:
     from .result import BiasResult
 
@@ -19,6 +21,7 @@ def heatmap(table: BiasResult, path: Path) -> Path:
 
     matplotlib.use("Agg", force=False)
     from matplotlib.figure import Figure
+    from matplotlib.patches import Rectangle
 
     from ..report import save_figure
 
@@ -41,13 +44,12 @@ def heatmap(table: BiasResult, path: Path) -> Path:
                 arr = arr[np.isfinite(arr)]
                 if arr.size:
                     mean[i, j], spread[i, j] = arr.mean(), arr.max() - arr.min()
-        # colour by the gap to the row's best column, so each row's peak stands out
-        gap = np.nanmax(mean, axis=1, keepdims=True) - mean
-        image = ax.imshow(np.log10(gap + 1e-4), cmap="viridis_r", aspect="auto", vmin=-4, vmax=0)
+        # colour by the cosine itself (one scale for every row and setting); the expected cell
+        # of each row is boxed
+        image = ax.imshow(mean, cmap="viridis", aspect="auto", vmin=0.5, vmax=1.0)
         for i in range(len(labels)):
             for j in range(len(norms)):
                 if np.isfinite(mean[i, j]):
-                    weight = "bold" if expected.get(i) == j else "normal"
                     ax.text(
                         j,
                         i,
@@ -55,15 +57,26 @@ def heatmap(table: BiasResult, path: Path) -> Path:
                         ha="center",
                         va="center",
                         fontsize=6.5,
-                        fontweight=weight,
-                        color="white" if gap[i, j] > 0.01 else "black",
+                        fontweight="bold" if expected.get(i) == j else "normal",
+                        color="black" if mean[i, j] > 0.8 else "white",
                     )
+            if i in expected:
+                ax.add_patch(
+                    Rectangle(
+                        (expected[i] - 0.5, i - 0.5),
+                        1.0,
+                        1.0,
+                        fill=False,
+                        edgecolor="red",
+                        linewidth=1.8,
+                    )
+                )
         ax.set_xticks(range(len(norms)), norms, fontsize=8)
         ax.set_yticks(range(len(labels)), labels if k == 0 else [], fontsize=8)
         ax.set_title(f"{name}: cos(W, W_svm^N), mean ± half range", fontsize=9)
-        ax.set_xlabel("Graph-SVM norm N (bold: expected)", fontsize=8)
+        ax.set_xlabel("Graph-SVM norm N (red box: predicted)", fontsize=8)
     cbar = fig.colorbar(image, ax=list(axes), shrink=0.8, pad=0.01)
-    cbar.set_label("log10(best in row - cos + 1e-4)", fontsize=8)
+    cbar.set_label("cos(W, W_svm^N) (values below 0.5 shown as 0.5)", fontsize=8)
     save_figure(fig, path.with_suffix(""), formats=("png",), dpi=110)
     return path
 
@@ -90,7 +103,7 @@ def rates_figure(table: BiasResult, name: str, path: Path) -> Path:
     cmap = matplotlib.colormaps["tab20"]
     for ax, (key, title) in zip(axes, panels, strict=True):
         for k, r in enumerate(runs):
-            curve = np.nanmean(getattr(r, key), axis=1)
+            curve = _mean_curve(getattr(r, key))
             keep = (r.steps > 0) & np.isfinite(curve) & (curve > 0)
             style = "--" if r.optimizer.parameterization == "factorized" else "-"
             ax.loglog(

@@ -157,13 +157,24 @@ def measure_run(
     one_minus = np.stack(
         [1.0 - cosine(W_hist[:, b], data.svms[own][b]) for b in range(B)], axis=1
     )  # (L, B)
-    L_star = np.array([float(t.finite.loss) for t in data.theories])
-    loss_gap = np.asarray(result.history["loss"], dtype=np.float64) - L_star[None, :]
+    log_loss = (row.loss or data.loss) in ("log", "ce")
+    # L*: the reduced loss at W_fin for the log-loss; the exponential loss has infimum 0 on
+    # acyclic data and no computed infimum on cyclic data (NaN)
+    L_star = np.array(
+        [
+            float(t.finite.loss) if log_loss else (0.0 if t.finite.dimension == 0 else np.nan)
+            for t in data.theories
+        ]
+    )
+    loss_curve = np.asarray(result.history["loss"], dtype=np.float64)
+    loss_gap = loss_curve - L_star[None, :]
     norm_curve = np.asarray(result.history["norm"], dtype=np.float64)
     fin_gap = np.zeros_like(norm_curve)
     for b, theory in enumerate(data.theories):
         basis = np.asarray(theory.finite.basis, dtype=np.float64)
-        if basis.shape[0]:
+        if basis.shape[0] and not log_loss:
+            fin_gap[:, b] = np.nan  # W_fin is the log-loss's finite part
+        elif basis.shape[0]:
             proj = project(W_hist[:, b], basis)  # (L, d, d)
             fin_gap[:, b] = np.linalg.norm(proj - theory.W_fin, axis=(-2, -1))
     slopes = {
@@ -187,6 +198,34 @@ def measure_run(
         slopes,
         float(result.elapsed_s),
         float(cpu_s),
+        stalled=stall_reasons(W_hist, loss_curve, np.asarray(result.history["grad_norm"])),
     )
 
 
+def stall_reasons(W_hist: np.ndarray, loss: np.ndarray, grad_norm: np.ndarray) -> list[str | None]:
+    """Per trial: why ``W`` did not change between the last two logged steps (None: it moved).
+
+    ``W_hist`` is (L, B, d, d), ``loss`` and ``grad_norm`` (L, B) (the gradient norm rescaled, so
+    it is 0 only when every entry of the float64 gradient is 0).
+    """
+    out: list[str | None] = []
+    for b in range(W_hist.shape[1]):
+        if not np.all(np.isfinite(W_hist[-1, b])):
+            out.append("W is not finite: the run diverged (the step is too large for this loss)")
+        elif W_hist.shape[0] < 2 or np.any(W_hist[-1, b] != W_hist[-2, b]):
+            out.append(None)
+        elif loss[-1, b] == 0:
+            out.append(
+                "the float64 loss is exactly 0 (every margin beyond about 745): the gradient "
+                "is 0 and no rule can move W"
+            )
+        elif grad_norm[-1, b] == 0:
+            out.append(
+                f"every entry of the float64 gradient underflowed to 0 (loss {loss[-1, b]:.3g})"
+            )
+        else:
+            out.append(
+                f"the step is below W's float64 resolution (||grad|| {grad_norm[-1, b]:.3g}, "
+                f"loss {loss[-1, b]:.3g})"
+            )
+    return out

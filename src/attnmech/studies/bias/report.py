@@ -44,7 +44,7 @@ def build_report(table: BiasResult) -> Report:
         "optimal face it is). The expected column (the optimiser's own geometry) is marked with "
         "`*`, the row's best value in bold."
     )
-    report.heading("Optimisers")
+    report.heading("Optimisers and the theorems they are judged against")
     seen: set[str] = set()
     rows = []
     for r in table.runs:
@@ -52,24 +52,50 @@ def build_report(table: BiasResult) -> Report:
         if o.label in seen:
             continue
         seen.add(o.label)
+        info = table.assessment(r)
         rows.append(
             [
                 o.label,
                 f"`{o.optimizer}`",
                 json.dumps(dict(o.options)) if o.options else "",
                 o.parameterization,
-                fmt(o.learning_rate),
-                r.num_steps,
+                o.loss or "log",
                 f"`{o.expected_norm}`",
+                info["citation"] or "none (extrapolation)",
+                info["model"],
+                info["conditions"],
             ]
         )
     report.table(
-        ["optimiser", "rule", "options", "parameterization", "lr", "steps", "expected"], rows
+        [
+            "optimiser",
+            "rule",
+            "options",
+            "W",
+            "loss",
+            "predicted",
+            "theorem",
+            "proved for",
+            "the theorem's conditions",
+        ],
+        rows,
     )
     report.paragraph(
-        "`polyak` gets `lower_bound` = L* per trial (0 on acyclic data, the loss of W_fin on the "
-        "reduced data when cyclic)."
+        "A row is a **theorem** row on a setting when its run meets every condition of its "
+        "theorem (the loss, the schedule, eps, the data class); any other row is an "
+        "**extrapolation**: no theorem predicts its column, and its verdict says which condition "
+        "fails. The linear-model theorems are carried to the attention layer through its "
+        "Graph-SVM. `polyak` gets `lower_bound` = L* per trial (0 on acyclic data, the loss of "
+        "W_fin on the reduced data when cyclic); its multiplier 1 is Polyak's rule and is not "
+        "searched."
     )
+    notes = list(
+        dict.fromkeys(
+            f"`{r.optimizer.label}`: {r.optimizer.note}." for r in table.runs if r.optimizer.note
+        )
+    )
+    if notes:
+        report.bullets(notes)
     verdicts = {(v["setting"], v["optimizer"]): v for v in table.verdicts()}
     for name in table.settings:
         kind = "cyclic" if table.cyclic[name] else "acyclic"
@@ -101,10 +127,47 @@ def build_report(table: BiasResult) -> Report:
                     cells.append(text)
                 cells_rows.append(cells)
             report.table(["optimiser", *(f"`{n}`" for n in norms)], cells_rows)
+        report.paragraph("**Runs** (learning rate and schedule as trained, after any search):")
+        report.table(
+            ["optimiser", "lr", "schedule", "steps", "label", "unmet conditions", "own best"],
+            [
+                [
+                    r.optimizer.label,
+                    fmt(r.optimizer.learning_rate),
+                    f"`{r.optimizer.schedule}`",
+                    r.num_steps,
+                    verdicts[(name, r.optimizer.label)]["label"],
+                    "; ".join(table.assessment(r)["unmet"]) or "none",
+                    verdicts[(name, r.optimizer.label)]["holds"],
+                ]
+                for r in setting_runs
+            ],
+        )
+        counts = {}
+        for label in ("theorem", "extrapolation"):
+            group = [verdicts[(name, r.optimizer.label)] for r in setting_runs]
+            group = [v for v in group if v["label"] == label]
+            counts[label] = (sum(v["holds"] for v in group), len(group))
+        report.paragraph(
+            f"Own column best: theorem rows {counts['theorem'][0]} of {counts['theorem'][1]}, "
+            f"extrapolations {counts['extrapolation'][0]} of {counts['extrapolation'][1]}."
+        )
         lines = []
         for r in setting_runs:
             v = verdicts[(name, r.optimizer.label)]
-            if v["holds"]:
+            kind = "theorem" if v["label"] == "theorem" else "extrapolation"
+            if v["label"] != "theorem" and v["holds"]:
+                text = (
+                    f"extrapolation, own `{v['expected']}` column best: cos {fmt(v['own_cos'])}, "
+                    f"{_signed(v['cos_margin'])} over the next column"
+                )
+            elif v["label"] != "theorem":
+                text = (
+                    f"extrapolation, own `{v['expected']}` column not best: closest to "
+                    f"`{v['best_cos']}` (cos {fmt(v['best_other_cos'])}), own "
+                    f"{fmt(v['own_cos'])} ({_signed(v['cos_margin'])})"
+                )
+            elif v["holds"]:
                 text = (
                     f"follows its own `{v['expected']}` Graph-SVM best: cos {fmt(v['own_cos'])}, "
                     f"{_signed(v['cos_margin'])} over the next column"
@@ -120,7 +183,7 @@ def build_report(table: BiasResult) -> Report:
                 f"{fmt(v['own_rel_dist'])}), smallest norm excess: `{v['best_excess']}` (own "
                 f"{fmt(v['own_excess'])})"
             )
-            lines.append(f"`{r.optimizer.label}`: {text}{rel}.")
+            lines.append(f"`{r.optimizer.label}` ({kind}): {text}{rel}.")
         report.paragraph("**Verdicts** (by the mean cosine):").bullets(lines)
         report.paragraph(
             "**Rates** (mean over trials of the log-log slope over the last decade of steps; "
@@ -136,6 +199,7 @@ def build_report(table: BiasResult) -> Report:
                 "norm final",
                 "slope of norm",
                 "fin gap final",
+                "stalled trials",
             ],
             [
                 [
@@ -147,12 +211,72 @@ def build_report(table: BiasResult) -> Report:
                     fmt(nanmean(r.final["norm"]), 4),
                     fmt(nanmean(r.slopes["norm"]), 3),
                     fmt(nanmean(r.final["fin_gap"]), 3),
+                    sum(1 for x in r.stalled if x),
                 ]
                 for r in setting_runs
             ],
         )
+        stalls = [
+            f"`{r.optimizer.label}`, trial {b}: {why}"
+            for r in setting_runs
+            for b, why in enumerate(r.stalled)
+            if why
+        ]
+        if stalls:
+            report.paragraph("Stalled trials (W did not change over the last logged steps):")
+            report.bullets(stalls)
+        adam = [r for r in setting_runs if r.optimizer.optimizer == "adam"]
+        if adam and "linf" in norms and "lp:3" in norms:
+            report.paragraph("**Adam** under its theorem's conditions and outside them:")
+            report.table(
+                ["optimiser", "eps", "schedule", "lr", "label", "cos linf", "cos lp:3", "best"],
+                [
+                    [
+                        r.optimizer.label,
+                        fmt(float(r.optimizer.options.get("eps", 1e-8))),
+                        f"`{r.optimizer.schedule}`",
+                        fmt(r.optimizer.learning_rate),
+                        verdicts[(name, r.optimizer.label)]["label"],
+                        fmt(nanmean(r.cos["linf"])),
+                        fmt(nanmean(r.cos["lp:3"])),
+                        f"`{r.best_norm(norms)}`",
+                    ]
+                    for r in adam
+                ],
+            )
         if f"rates_{name}" in table.files:
             report.figure(table.files[f"rates_{name}"].name, f"rates {name}")
+    searched = [r for r in table.runs if r.search]
+    if searched:
+        first = searched[0].search or {}
+        report.heading("Learning-rate search")
+        report.paragraph(
+            f"Each searched row tried its learning rate times each of "
+            f"{', '.join(fmt(x) for x in table.config.search_scales)} and, with an inverse-power "
+            f"schedule, the exponents a = {', '.join(fmt(x) for x in table.config.search_powers)}, "
+            f"on {table.config.search_trials} held-out datasets (seeds "
+            f"{', '.join(str(x) for x in first.get('held_out_seeds', []))}) for "
+            f"{first.get('steps')} steps; criterion: {first.get('criterion')}. The chosen "
+            "candidate is in bold."
+        )
+        grid_rows = []
+        for r in searched:
+            record = r.search or {}
+            for cand in record.get("grid", []):
+                chosen = (
+                    cand["learning_rate"] == record["chosen"]["learning_rate"]
+                    and cand["schedule"] == record["chosen"]["schedule"]
+                )
+                mark = (lambda x: f"**{x}**") if chosen else (lambda x: x)
+                grid_rows.append(
+                    [
+                        f"{r.setting}: {r.optimizer.label}",
+                        mark(fmt(cand["learning_rate"])),
+                        mark(f"`{cand['schedule']}`"),
+                        mark(fmt(cand["mean_final_loss"])),
+                    ]
+                )
+        report.table(["row", "lr", "schedule", "mean final loss (held out)"], grid_rows)
     if "heatmap" in table.files:
         report.heading("Heatmap").figure(table.files["heatmap"].name, "heatmap")
     report.heading("Graph-SVM solves")

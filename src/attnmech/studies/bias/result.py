@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -53,6 +54,11 @@ class BiasRun:
     final : dict of str to ndarray of shape (trials,)
         Each curve at the last logged step. Computed from the curves when not given; a run read
         back from ``results.json`` keeps only the mean curves (one column) and these finals.
+    stalled : list of str or None
+        Per trial: why ``W`` stopped moving by the end (None: it still moved).
+    search : dict, optional
+        The learning-rate search that chose this row's rate (see
+        :func:`attnmech.studies.bias.search.search_row`); None when not searched.
     """
 
     setting: str
@@ -71,6 +77,8 @@ class BiasRun:
     elapsed_s: float
     cpu_s: float = math.nan
     final: dict[str, np.ndarray] = field(default_factory=dict)
+    stalled: list[str | None] = field(default_factory=list)
+    search: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         if not self.final:
@@ -102,11 +110,13 @@ class BiasRun:
                 "fin_gap": summary_stats(self.final["fin_gap"]),
             },
             "slopes_last_decade": {k: summary_stats(v) for k, v in self.slopes.items()},
+            "stalled": list(self.stalled),
+            "search": self.search,
             "curves_mean": {
                 "step": self.steps.tolist(),
                 **{
-                    ("one_minus_cos_own" if key == "one_minus_cos" else key): np.nanmean(
-                        getattr(self, key), axis=1
+                    ("one_minus_cos_own" if key == "one_minus_cos" else key): _mean_curve(
+                        getattr(self, key)
                     ).tolist()
                     for key in CURVES
                 },
@@ -152,6 +162,8 @@ class BiasRun:
             float(data["elapsed_s"]),
             math.nan if cpu is None else float(cpu),
             final,
+            list(data.get("stalled") or []),
+            data.get("search"),
         )
 
 
@@ -240,9 +252,20 @@ class BiasResult(StudyResult):
                     "best_excess": _argbest(r.excess, self.norms),
                     "own_excess": nanmean(r.excess[own]),
                     "holds": r.best_norm(self.norms) == own,
+                    **{
+                        k: v
+                        for k, v in self.assessment(r).items()
+                        if k in ("label", "theorem", "meets", "unmet")
+                    },
                 }
             )
         return out
+
+    def assessment(self, r: BiasRun) -> dict[str, Any]:
+        """Whether run ``r`` meets its theorem's conditions (:func:`~.theorems.assess`)."""
+        from .theorems import assess
+
+        return assess(r.optimizer, self.cyclic[r.setting])
 
     # ------------------------------------------------------------------ StudyResult
     def to_dict(self) -> dict[str, Any]:
@@ -332,3 +355,10 @@ def _argbest(values: Mapping[str, np.ndarray], norms: Sequence[str]) -> str | No
     means = {n: nanmean(values[n]) for n in norms}
     finite = {n: m for n, m in means.items() if np.isfinite(m)}
     return min(finite, key=finite.__getitem__) if finite else None
+
+
+def _mean_curve(curve: np.ndarray) -> np.ndarray:
+    """The mean over trials (axis 1) of the finite values; NaN where none is finite."""
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return np.asarray(np.nanmean(curve, axis=1))

@@ -59,6 +59,7 @@ def save_run(path: Path, key: str, run: BiasRun) -> None:
 
     arrays: dict[str, Any] = {"key": np.array(key), "elapsed_s": np.array(run.elapsed_s)}
     arrays["cpu_s"] = np.array(run.cpu_s)
+    arrays["extra"] = np.array(json.dumps({"stalled": run.stalled, "search": run.search}))
     arrays["num_steps"] = np.array(run.num_steps)
     for attr in _MEASURES:
         for name, values in getattr(run, attr).items():
@@ -90,6 +91,7 @@ def load_run(path: Path, key: str) -> BiasRun | None:
             logger.info("%s belongs to another configuration; training again", path)
             return None
         meta = json.loads(key)
+        extra = json.loads(str(arrays["extra"])) if "extra" in arrays else {}
         row = BiasOptimizer.from_dict(meta["optimizer"])
         measures = {
             attr: {
@@ -115,6 +117,8 @@ def load_run(path: Path, key: str) -> BiasRun | None:
             measures["slopes"],
             float(arrays["elapsed_s"]),
             float(arrays["cpu_s"]) if "cpu_s" in arrays else math.nan,
+            stalled=extra.get("stalled") or [],
+            search=extra.get("search"),
         )
     except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError, zlib.error) as exc:
         raise CheckpointError(

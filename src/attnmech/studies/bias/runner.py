@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -15,6 +16,7 @@ from .measure import check_memory, check_settings, measure_run, solve_setting
 from .result import BiasResult, BiasRun
 from .rows import BIAS_NORMS, DEFAULT_SETTINGS, BiasOptimizer
 from .runfiles import load_run, run_key, run_path, save_run
+from .search import search_row
 
 __all__ = ["bias_table", "run", "write_bias_table"]
 
@@ -82,6 +84,25 @@ def run(
         )
         for row in config.rows:
             num_steps = config.steps if config.steps is not None else row.num_steps
+            record = None
+            if config.search and row.search:
+                searched = time.perf_counter()
+                row, record = search_row(
+                    name,
+                    row,
+                    config.search_steps or num_steps,
+                    trials=config.search_trials,
+                    scales=config.search_scales,
+                    powers=config.search_powers,
+                    cache_path=None
+                    if out_dir is None
+                    else run_path(Path(out_dir), name, row).with_suffix(".search.json"),
+                )
+                record["wall_s"] = time.perf_counter() - searched
+                report.message(
+                    f"{name}: {row.label:<22} search of {len(record['grid'])} candidates chose "
+                    f"lr {row.learning_rate:g}, {row.schedule} ({record['wall_s']:.1f} s)"
+                )
             path = None if out_dir is None else run_path(Path(out_dir), name, row)
             key = run_key(name, config.trials, row, num_steps, columns, config.log_points)
             saved = load_run(path, key) if resume and path is not None else None
@@ -90,7 +111,7 @@ def run(
                 reused.append(f"{name}/{row.label}")
                 report.message(f"{name}: {row.label:<22} reused {path}")
                 continue
-            runs.append(train_row(data, row, num_steps, config.log_points, columns))
+            runs.append(train_row(data, row, num_steps, config.log_points, columns, record))
             if path is not None:
                 save_run(path, key, runs[-1])
             report.message(
@@ -113,7 +134,12 @@ def run(
 
 
 def train_row(
-    data: Any, row: BiasOptimizer, num_steps: int, log_points: int, columns: Sequence[str]
+    data: Any,
+    row: BiasOptimizer,
+    num_steps: int,
+    log_points: int,
+    columns: Sequence[str],
+    search: dict[str, Any] | None = None,
 ) -> BiasRun:
     """Train ``row`` on a solved setting (all trials at once) and measure it."""
     from ...layer.model import AttentionConfig
@@ -124,16 +150,20 @@ def train_row(
     if row.optimizer == "polyak" and "lower_bound" not in options:
         options["lower_bound"] = [float(t.finite.loss) for t in data.theories]
     config = TrainConfig(
-        model=AttentionConfig(head=data.head, loss=data.loss, parameterization=row.parameterization),
+        model=AttentionConfig(
+            head=data.head, loss=row.loss or data.loss, parameterization=row.parameterization
+        ),
         optimizer=row.optimizer,
         learning_rate=row.learning_rate,
         num_steps=num_steps,
         log_every=max(1, num_steps // max(1, log_points)),
         optimizer_options=options,
         num_threads=1,
+        schedule=row.schedule,
     )
     result = train(data.datasets, config, record_W=True)
-    return measure_run(data, row, result, columns, cpu_s=time.process_time() - cpu_started)
+    run = measure_run(data, row, result, columns, cpu_s=time.process_time() - cpu_started)
+    return dataclasses.replace(run, search=search) if search is not None else run
 
 
 def bias_table(
@@ -148,10 +178,12 @@ def bias_table(
     figures: bool = True,
     progress: Callable[[str], Any] | None = None,
     resume: bool = False,
+    **more: Any,
 ) -> BiasResult:
     """The bias table with loose keyword arguments: ``run(BiasConfig(...), out_dir=...)``.
 
-    The arguments are the fields of :class:`BiasConfig` and those of :func:`run`.
+    The arguments are the fields of :class:`BiasConfig` (``more``: the search options) and those
+    of :func:`run`.
     """
     config = BiasConfig(
         settings=tuple(settings) if not isinstance(settings, str) else settings,  # type: ignore[arg-type]
@@ -161,6 +193,7 @@ def bias_table(
         norms=tuple(norms) if not isinstance(norms, str) else norms,  # type: ignore[arg-type]
         log_points=log_points,
         figures=figures,
+        **more,
     )
     return run(config, out_dir=out_dir, progress=progress, resume=resume)
 
