@@ -196,6 +196,15 @@ def bias_table_command(
             "--search-steps", min=1, help="Steps of each search run (default: the row's steps)."
         ),
     ] = None,
+    search_on: Annotated[
+        str | None,
+        typer.Option(
+            "--search-on",
+            help="Search on this setting's held-out data once, for every setting (default: "
+            "each setting on its own).",
+            show_default=False,
+        ),
+    ] = None,
     resume: Annotated[
         bool,
         typer.Option("--resume", help="Reuse the finished runs saved in --out/runs/."),
@@ -215,6 +224,7 @@ def bias_table_command(
         search=search,
         search_trials=search_trials,
         search_steps=search_steps,
+        search_on=search_on,
     )
     table = run(
         config,

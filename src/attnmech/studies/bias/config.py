@@ -49,6 +49,9 @@ class BiasConfig(StudyConfig):
         Exponents ``a`` tried for rows with an inverse-power schedule.
     search_steps : int, optional
         Steps of each search run (default: the row's steps).
+    search_on : str, optional
+        Search on this setting's held-out data once and use the chosen rates on every setting
+        (default: each setting searches on its own held-out data).
 
     ``num_trials`` and ``num_steps`` are accepted by :meth:`from_dict` as deprecated names.
 
@@ -71,6 +74,7 @@ class BiasConfig(StudyConfig):
     search_scales: tuple[float, ...] = (0.25, 1.0, 4.0)
     search_powers: tuple[float, ...] = (0.5, 1.0)
     search_steps: int | None = None
+    search_on: str | None = None
 
     _DEPRECATED_NAMES: ClassVar[Mapping[str, str]] = {
         "num_trials": "trials",
@@ -136,6 +140,11 @@ class BiasConfig(StudyConfig):
             raise InvalidParameterError(
                 "BiasConfig: search_powers must lie in (0, 1] (the decaying rates of the "
                 f"theorems), got {self.search_powers!r}"
+            )
+        if self.search_on is not None and self.search_on not in settings:
+            raise InvalidParameterError(
+                f"BiasConfig: search_on must be one of the settings {list(settings)}, got "
+                f"{self.search_on!r}"
             )
         object.__setattr__(self, "optimizers", resolve_rows(self.optimizers))
         norms = self.norms

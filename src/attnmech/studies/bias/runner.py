@@ -87,8 +87,9 @@ def run(
             record = None
             if config.search and row.search:
                 searched = time.perf_counter()
+                where = config.search_on or name
                 row, record = search_row(
-                    name,
+                    where,
                     row,
                     config.search_steps or num_steps,
                     trials=config.search_trials,
@@ -96,9 +97,10 @@ def run(
                     powers=config.search_powers,
                     cache_path=None
                     if out_dir is None
-                    else run_path(Path(out_dir), name, row).with_suffix(".search.json"),
+                    else run_path(Path(out_dir), where, row).with_suffix(".search.json"),
                 )
                 record["wall_s"] = time.perf_counter() - searched
+                record["setting"] = where
                 report.message(
                     f"{name}: {row.label:<22} search of {len(record['grid'])} candidates chose "
                     f"lr {row.learning_rate:g}, {row.schedule} ({record['wall_s']:.1f} s)"
