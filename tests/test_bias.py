@@ -1,5 +1,5 @@
-"""The bias table (attnmech.studies.bias), the geometry optimisers through attnmech.train, and measuring
-a run against its own geometry's Graph-SVM (svm_norm_for / train(svm_norm=...))."""
+"""The bias table (attnmech.studies.bias), the geometry optimisers through attnmech.train, and
+measuring a run against its own geometry's Graph-SVM (svm_norm_for / train(svm_norm=...))."""
 
 from __future__ import annotations
 
@@ -10,15 +10,15 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from attnmech.studies.bias import BiasOptimizer, bias_table, loglog_slope
 from attnmech.data.dataset import Dataset
 from attnmech.errors import InvalidParameterError
 from attnmech.layer.metrics import svm_norm_for
 from attnmech.layer.model import AttentionConfig
-from attnmech.theory.norms import norm_of, solve_norm_svm
 from attnmech.layer.optim import OPTIMIZERS
-from attnmech.theory.solve import solve
 from attnmech.layer.training import TrainConfig, train
+from attnmech.studies.bias import BiasOptimizer, bias_table, loglog_slope
+from attnmech.theory.norms import norm_of, solve_norm_svm
+from attnmech.theory.solve import solve
 
 GEOMETRY_RULES = [
     ("mirror", {"p": 3}, 0.5),
@@ -306,3 +306,70 @@ def test_adam_matches_torch_optim_adam():
             opt.step()
             np.testing.assert_allclose(params.numpy(), ref.detach().numpy(), rtol=0, atol=1e-12)
         assert not np.allclose(params.numpy(), W0)  # it moved
+
+
+# ------------------------------------------------------------------ v2: theorems, search, stalls
+def test_rows_are_judged_against_their_theorems_conditions():
+    from attnmech.studies.bias import BIAS_OPTIMIZERS
+    from attnmech.studies.bias.theorems import assess
+
+    rows = {r.label: r for r in BIAS_OPTIMIZERS}
+    adam0 = assess(rows["adam (eps 0, decaying)"], cyclic=False)
+    assert adam0["label"] == "theorem" and adam0["predicted"] == "linf" and adam0["meets"]
+    constant = assess(rows["adam (eps 1e-8, constant)"], cyclic=False)
+    assert constant["label"] == "extrapolation"
+    assert any("needs (t + t0)^-a" in u for u in constant["unmet"])
+    assert any("eps = 1e-08 (needs 0)" in u for u in constant["unmet"])
+    assert rows["adam (eps 1e-8, decaying)"].expected_norm == "fro"
+    assert assess(rows["adam (eps 1e-8, decaying)"], cyclic=False)["label"] == "theorem"
+    # every non-Euclidean row is an extrapolation on cyclic data; gd keeps its theorem there
+    assert assess(rows["sign"], cyclic=True)["unmet"] == [
+        "cyclic data (the theorem is for acyclic data)"
+    ]
+    assert assess(rows["gd"], cyclic=True)["label"] == "theorem"
+    # no theorem: normalised mirror descent; factorised rows are never gradient flow
+    assert assess(rows["normalized-mirror p=3"], cyclic=False)["unmet"] == [
+        "no theorem covers this rule"
+    ]
+    assert assess(rows["gd (K Q^T), exp loss"], cyclic=False)["label"] == "extrapolation"
+    # a row run with a constant lr under a decaying-rate theorem is outside it
+    assert assess(rows["sign"].replace(schedule="constant"), cyclic=False)["label"] == (
+        "extrapolation"
+    )
+    with pytest.raises(InvalidParameterError, match="unknown theorem 'nope'"):
+        BiasOptimizer("x", "gd", 0.1, 100, theorem="nope")
+
+
+def test_search_picks_the_smallest_held_out_loss():
+    from attnmech.studies.bias.search import HELD_OUT_OFFSET, candidates, search_row
+
+    row = BiasOptimizer("gd", "gd", 0.1, 60, schedule="inverse-power:a=0.5,t0=1")
+    grid = candidates(row, (0.5, 2.0), (0.5, 1.0))
+    assert [(c.learning_rate, c.schedule) for c in grid] == [
+        (0.05, "inverse-power:a=0.5,t0=1"),
+        (0.2, "inverse-power:a=0.5,t0=1"),
+        (0.05, "inverse-power:a=1,t0=1"),
+        (0.2, "inverse-power:a=1,t0=1"),
+    ]
+    chosen, record = search_row(
+        "acyclic-4-6-8-8", row, 60, trials=2, scales=(0.5, 2.0), powers=(0.5,)
+    )
+    means = [c["mean_final_loss"] for c in record["grid"]]
+    # on separable data a larger gd step lowers the loss faster: the larger rate wins
+    assert means[1] < means[0] and chosen.learning_rate == 0.2
+    assert record["held_out_seeds"] == [HELD_OUT_OFFSET, HELD_OUT_OFFSET + 1]
+
+
+def test_stall_reasons_name_the_cause():
+    from attnmech.studies.bias.measure import stall_reasons
+
+    W = np.zeros((2, 4, 2, 2))
+    W[1, 0] = 1.0  # trial 0 moved
+    W[:, 3] = np.nan
+    loss = np.array([[1.0, 0.0, 1e-300, 1.0]] * 2)
+    grad = np.array([[1.0, 0.0, 0.0, 1.0]] * 2)
+    reasons = stall_reasons(W, loss, grad)
+    assert reasons[0] is None
+    assert "loss is exactly 0" in reasons[1]
+    assert "gradient underflowed to 0" in reasons[2]
+    assert "diverged" in reasons[3]

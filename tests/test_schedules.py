@@ -127,10 +127,14 @@ def test_signum_steps_along_the_sign_of_the_momentum():
     rule = Signum(0.1, beta=0.5)
     W = torch.zeros(1, 1, 3, dtype=torch.float64)
     state = rule.init(W)
-    W = rule.update(W, torch.tensor([[[1.0, -2.0, 0.0]]], dtype=torch.float64), torch.zeros(1), state, 0)
+    W = rule.update(
+        W, torch.tensor([[[1.0, -2.0, 0.0]]], dtype=torch.float64), torch.zeros(1), state, 0
+    )
     np.testing.assert_array_equal(W.numpy().ravel(), [-0.1, 0.1, 0.0])
     # momentum 0.5 * (0.5, -1, 0) + 0.5 * (-3, 0.5, 1e-300) = (-1.25, -0.25, 5e-301)
-    W = rule.update(W, torch.tensor([[[-3.0, 0.5, 1e-300]]], dtype=torch.float64), torch.zeros(1), state, 1)
+    W = rule.update(
+        W, torch.tensor([[[-3.0, 0.5, 1e-300]]], dtype=torch.float64), torch.zeros(1), state, 1
+    )
     np.testing.assert_allclose(W.numpy().ravel(), [0.0, 0.2, -0.1], atol=1e-15)
     assert expected_svm_norm("signum") == "linf" and expected_svm_norm("muon") == "spectral"
     assert expected_svm_norm("momentum") == "fro"
@@ -151,7 +155,9 @@ def test_adam_with_eps_zero_is_scale_invariant_and_matches_torch():
         opt.step()
         ours = rule.update(ours, torch.tensor(g), torch.zeros(1), state, t)
         # the same gradients scaled by 1e-163: g^2 underflows, the update must not change
-        tiny_run = rule_tiny.update(tiny_run, torch.tensor(g) * 1e-163, torch.zeros(1), state_tiny, t)
+        tiny_run = rule_tiny.update(
+            tiny_run, torch.tensor(g) * 1e-163, torch.zeros(1), state_tiny, t
+        )
         np.testing.assert_allclose(ours.numpy(), ref.detach().numpy(), rtol=0, atol=1e-12)
         np.testing.assert_allclose(tiny_run.numpy(), ours.numpy(), rtol=0, atol=1e-12)
     # an entry whose gradient is always 0 stays put (no 0/0)
@@ -199,7 +205,9 @@ def test_exponential_loss_gradient_matches_finite_differences(tiny):
         for j in range(3):
             E = torch.zeros_like(W)
             E[0, i, j] = h
-            numeric[i, j] = (float(objective(W + E)[0][0]) - float(objective(W - E)[0][0])) / (2 * h)
+            numeric[i, j] = (float(objective(W + E)[0][0]) - float(objective(W - E)[0][0])) / (
+                2 * h
+            )
     np.testing.assert_allclose(grad[0].numpy(), numeric, rtol=1e-7, atol=1e-9)
     # one sample by hand: p_y is the attention mass on the label's tokens
     assert math.isfinite(float(loss[0]))

@@ -25,6 +25,11 @@ name                   step (per trial, learning rate ``lr``)         expected G
 ``l1-steepest``        ``W - lr sign(g_m) e_m``, ``m`` the largest    ``l1``
                        ``|g_m|`` (ties share the step)
 ``spectral``           ``W - lr U V^T``, ``g = U S V^T`` (reduced)    ``spectral``
+``momentum``           ``v <- beta v + g``, ``W - lr v``              ``fro``
+``signum``             ``m <- beta m + (1 - beta) g``,                ``linf``
+                       ``W - lr sign(m)``
+``muon``               momentum, then ``W - lr NS(m)`` (Newton-       ``spectral``
+                       Schulz orthogonalisation, no SVD)
 =====================  =============================================  ==========================
 
 With the factorised parameterization (``W = K Q^T``, both trained) ``gd`` and ``ngd`` are expected
@@ -37,8 +42,14 @@ over ``N(s) <= 1``. The *normalised* rules (``normalized=True``, the default for
 steepest descent, the nuclear norm for spectral descent), the exact minimiser of
 ``<g, D> + N(D)^2 / (2 lr)``. For ``spectral`` on factorised parameters each factor gets its own
 ``U V^T``; unnormalised, the common factor is the sum of the two factors' nuclear norms. The exact
-``U V^T`` from the SVD is what Muon approximates; Muon in practice uses a few Newton-Schulz
-iterations instead of an SVD (and momentum), neither of which is done here.
+``U V^T`` from the SVD is what Muon approximates: :class:`Muon` uses momentum and a few
+Newton-Schulz iterations (:func:`newton_schulz`) instead of an SVD, as in practice.
+
+Every rule's step is proportional to ``learning_rate``, so a schedule
+(:mod:`attnmech.layer.schedules`) applies to all of them through :func:`gradient_descent`.
+Norms of gradients are taken with
+:func:`scaled_norm` (scaled by the largest entry before squaring), so a gradient of size 1e-163
+has a norm of that size rather than 0.
 
 This module imports torch only inside methods, so the registry's names can be listed (by the
 command line, say) without loading torch.

@@ -80,8 +80,9 @@ class Schedule(ABC):
         }
         self.check()
 
-    def check(self) -> None:
+    def check(self) -> None:  # noqa: B027 - optional hook, most schedules check something
         """Validate :attr:`options` (InvalidParameterError naming the option)."""
+        return None
 
     @abstractmethod
     def factor(self, step: int) -> float:

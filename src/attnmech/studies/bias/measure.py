@@ -15,7 +15,7 @@ from ...errors import InvalidParameterError
 from ...theory.finite import project
 from ...theory.norms import margin_of, norm_of, solve_norm_svm
 from ...theory.solve import Theory, solve
-from .curves import cosine, loglog_slope, nanmean
+from .curves import cosine, loglog_slope
 from .result import BiasRun
 from .rows import BiasOptimizer
 

@@ -1,4 +1,4 @@
-"""``TABLE.md``: the bias table's Markdown report, built with :class:`~attnmech.studies.scaffold.Report`."""
+"""``TABLE.md``: the bias table's Markdown report (a :class:`~attnmech.studies.scaffold.Report`)."""
 
 from __future__ import annotations
 

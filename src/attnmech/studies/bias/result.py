@@ -306,7 +306,7 @@ class BiasResult(StudyResult):
 
     @classmethod
     def load(cls, out_dir: Any) -> BiasResult:
-        """Read ``out_dir/results.json``; the figures found beside it are listed in :attr:`files`."""
+        """Read ``out_dir/results.json``; figures found beside it are listed in :attr:`files`."""
         result = super().load(out_dir)
         out = Path(out_dir)
         names = {"heatmap": "heatmap.png"}

@@ -1,4 +1,5 @@
-"""The rows and columns of the bias table: which optimiser, with which options, against which norms."""
+"""The rows and columns of the bias table: which optimiser, with which options, against which
+norms."""
 
 from __future__ import annotations
 

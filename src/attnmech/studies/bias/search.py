@@ -2,10 +2,10 @@
 
 For a row, the grid is ``learning_rate * s`` for ``s`` in ``BiasConfig.search_scales`` and, for an
 inverse-power schedule, the exponent ``a`` in ``BiasConfig.search_powers`` (``t0`` kept). Every
-candidate trains on ``search_trials`` held-out datasets of the setting (the registry's generator with
-seeds ``HELD_OUT_OFFSET + k``, disjoint from the table's seeds ``0 .. trials - 1``) for the row's
-number of steps (or ``search_steps``), and the candidate with the smallest mean final training loss
-wins (ties: the first in grid order; a candidate with a non-finite loss is out). The criterion is
+candidate trains on ``search_trials`` held-out datasets of the setting (the registry's generator
+with seeds ``HELD_OUT_OFFSET + k``, disjoint from the table's seeds ``0 .. trials - 1``) for the
+row's number of steps (or ``search_steps``), and the candidate with the smallest mean final
+training loss wins (ties: the first in grid order; a candidate with a non-finite loss is out). The criterion is
 the optimisation objective itself, not a cosine, so the search cannot favour the predicted column.
 """
 
