@@ -5,8 +5,9 @@ inverse-power schedule, the exponent ``a`` in ``BiasConfig.search_powers`` (``t0
 candidate trains on ``search_trials`` held-out datasets of the setting (the registry's generator
 with seeds ``HELD_OUT_OFFSET + k``, disjoint from the table's seeds ``0 .. trials - 1``) for the
 row's number of steps (or ``search_steps``), and the candidate with the smallest mean final
-training loss wins (ties: the first in grid order; a candidate with a non-finite loss is out). The criterion is
-the optimisation objective itself, not a cosine, so the search cannot favour the predicted column.
+training loss wins (ties: the first in grid order; a candidate with a non-finite loss is out).
+The criterion is the optimisation objective itself, not a cosine, so the search cannot favour the
+predicted column.
 """
 
 from __future__ import annotations
