@@ -246,7 +246,10 @@ def build_report(table: BiasResult) -> Report:
             )
         if f"rates_{name}" in table.files:
             report.figure(table.files[f"rates_{name}"].name, f"rates {name}")
-    searched = [r for r in table.runs if r.search]
+    # with search_on, the other settings reuse that setting's searches: list each search once
+    searched = [
+        r for r in table.runs if r.search and r.search.get("setting", r.setting) == r.setting
+    ]
     if searched:
         first = searched[0].search or {}
         report.heading("Learning-rate search")
@@ -278,6 +281,21 @@ def build_report(table: BiasResult) -> Report:
                     ]
                 )
         report.table(["row", "lr", "schedule", "mean final loss (held out)"], grid_rows)
+        edges = []
+        for r in searched:
+            record = r.search or {}
+            rates = [c["learning_rate"] for c in record.get("grid", [])]
+            lr = record.get("chosen", {}).get("learning_rate")
+            if rates and lr == max(rates):
+                edges.append(f"`{r.setting}: {r.optimizer.label}` (largest)")
+            elif rates and lr == min(rates):
+                edges.append(f"`{r.setting}: {r.optimizer.label}` (smallest)")
+        if edges:
+            report.paragraph(
+                "Chosen at an edge of the grid (a wider grid might choose otherwise): "
+                + ", ".join(edges)
+                + "."
+            )
     if "heatmap" in table.files:
         report.heading("Heatmap").figure(table.files["heatmap"].name, "heatmap")
     report.heading("Graph-SVM solves")
