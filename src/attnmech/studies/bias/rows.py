@@ -246,9 +246,9 @@ def resolve_rows(optimizers: Any) -> tuple[BiasOptimizer, ...]:
     """
     if optimizers is None:
         return tuple(BIAS_OPTIMIZERS)
-    if isinstance(optimizers, str):
-        optimizers = [o for o in optimizers.split(",") if o.strip()]
     by_label = {o.label: o for o in BIAS_OPTIMIZERS}
+    if isinstance(optimizers, str):
+        optimizers = _split_labels(optimizers, by_label)
     rows = []
     for item in optimizers:
         if isinstance(item, BiasOptimizer):
@@ -266,3 +266,23 @@ def resolve_rows(optimizers: Any) -> tuple[BiasOptimizer, ...]:
     if not rows or len(set(labels)) != len(labels):
         raise InvalidParameterError(f"bias-table optimizers need distinct labels, got {labels}")
     return tuple(rows)
+
+
+def _split_labels(text: str, labels: Mapping[str, Any]) -> list[str]:
+    """Split a comma-separated list of labels, some of which contain commas: at each position the
+    longest run of pieces that forms a known label is taken (an unknown piece is kept alone)."""
+    pieces = text.split(",")
+    out, i = [], 0
+    while i < len(pieces):
+        for j in range(len(pieces), i, -1):
+            joined = ",".join(pieces[i:j]).strip()
+            if joined in labels:
+                out.append(joined)
+                i = j
+                break
+        else:
+            if pieces[i].strip():
+                out.append(pieces[i].strip())
+            i += 1
+    return out
+
