@@ -373,3 +373,17 @@ def test_stall_reasons_name_the_cause():
     assert "loss is exactly 0" in reasons[1]
     assert "gradient underflowed to 0" in reasons[2]
     assert "diverged" in reasons[3]
+
+
+def test_row_labels_with_commas_resolve_from_one_string():
+    from attnmech.studies.bias.rows import resolve_rows
+
+    rows = resolve_rows("gd,adam (eps 0, decaying),gd (K Q^T), exp loss,gd (K Q^T)")
+    assert [r.label for r in rows] == [
+        "gd",
+        "adam (eps 0, decaying)",
+        "gd (K Q^T), exp loss",
+        "gd (K Q^T)",
+    ]
+    with pytest.raises(InvalidParameterError, match="unknown bias-table optimizer 'nope'"):
+        resolve_rows("gd,nope")
