@@ -32,6 +32,12 @@ def build_report(table: BiasResult) -> Report:
             f"(`--resume`); the training wall time summed over all runs, as measured when each "
             f"was trained, is {fmt(runs_time, 3)} s."
         )
+    reused_searches = sum(1 for r in table.runs if r.search and r.search.get("reused"))
+    if reused_searches:
+        timing += (
+            f" {reused_searches} learning-rate searches were read back from an earlier call's "
+            "files."
+        )
     report.paragraph(
         f"Settings: {', '.join(table.settings)}; {table.trials} trials each (one dataset per "
         "trial, the experiments registry's seeds; uniform initialisation, seed 0). " + timing

@@ -99,7 +99,8 @@ def run(
                     if out_dir is None
                     else run_path(Path(out_dir), where, row).with_suffix(".search.json"),
                 )
-                record["wall_s"] = time.perf_counter() - searched
+                if not record.get("reused"):
+                    record["wall_s"] = time.perf_counter() - searched
                 record["setting"] = where
                 report.message(
                     f"{name}: {row.label:<22} search of {len(record['grid'])} candidates chose "

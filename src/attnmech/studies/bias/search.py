@@ -88,7 +88,7 @@ def search_row(
         try:
             saved = json.loads(cache_path.read_text())
             if saved.get("key") == key:
-                record = saved["record"]
+                record = dict(saved["record"], reused=True)
                 return row.replace(**record["chosen"]), record
         except (OSError, ValueError, KeyError, TypeError):
             pass  # unreadable: search again
