@@ -104,7 +104,8 @@ def run(
                 record["setting"] = where
                 report.message(
                     f"{name}: {row.label:<22} search of {len(record['grid'])} candidates chose "
-                    f"lr {row.learning_rate:g}, {row.schedule} ({record['wall_s']:.1f} s)"
+                    f"lr {row.learning_rate:g}, {row.schedule} "
+                    + ("(read back)" if record.get("reused") else f"({record['wall_s']:.1f} s)")
                 )
             path = None if out_dir is None else run_path(Path(out_dir), name, row)
             key = run_key(name, config.trials, row, num_steps, columns, config.log_points)
