@@ -38,7 +38,8 @@ G0 = [[[0.5, 1.0], [-2.0, 0.0]], [[0.1, -0.1], [0.0, 0.2]]]
 
 def test_registry_and_options():
     geometries = {"mirror", "normalized-mirror", "sign", "l1-steepest", "spectral"}
-    assert set(OPTIMIZERS) == {"gd", "ngd", "adam", "polyak"} | geometries  # one registry
+    momentum = {"momentum", "signum", "muon"}
+    assert set(OPTIMIZERS) == {"gd", "ngd", "adam", "polyak"} | geometries | momentum
     for name in geometries:
         rule = OPTIMIZERS[name]
         assert rule.name == name and rule(0.1).init(t(W0)) == {}

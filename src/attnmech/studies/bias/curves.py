@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["cosine", "loglog_slope", "nanmean"]
+__all__ = ["cosine", "loglog_slope", "mean_curve", "nanmean"]
 
 
 def loglog_slope(steps: Any, values: Any, *, decade: float = 10.0) -> float:
@@ -44,3 +44,12 @@ def nanmean(values: Any) -> float:
     arr = np.asarray(values, dtype=np.float64)
     arr = arr[np.isfinite(arr)]
     return float(arr.mean()) if arr.size else math.nan
+
+
+def mean_curve(curve: Any) -> np.ndarray:
+    """The mean over trials (axis 1) of the finite values; NaN where none is finite."""
+    import warnings
+
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return np.asarray(np.nanmean(np.asarray(curve, dtype=np.float64), axis=1))

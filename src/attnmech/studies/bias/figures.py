@@ -3,19 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any
 
 import numpy as np
 
-from .result import _mean_curve
-
-if TYPE_CHECKING:
-    from .result import BiasResult
+from .curves import mean_curve as _mean_curve
 
 __all__ = ["heatmap", "rates_figure"]
 
 
-def heatmap(table: BiasResult, path: Path) -> Path:
+def heatmap(table: Any, path: Path) -> Path:
     """The mean cosine of every row with every column's Graph-SVM, one panel per setting."""
     import matplotlib
 
@@ -81,7 +78,7 @@ def heatmap(table: BiasResult, path: Path) -> Path:
     return path
 
 
-def rates_figure(table: BiasResult, name: str, path: Path) -> Path:
+def rates_figure(table: Any, name: str, path: Path) -> Path:
     """The mean rates of every row on ``setting``: 1 - cos, loss gap, norm (and finite gap)."""
     import matplotlib
 

@@ -4,20 +4,17 @@ from __future__ import annotations
 
 import json
 import math
-from typing import TYPE_CHECKING
+from typing import Any
 
 import numpy as np
 
 from ..scaffold import Report, fmt
 from .curves import nanmean
 
-if TYPE_CHECKING:
-    from .result import BiasResult
-
 __all__ = ["build_report"]
 
 
-def build_report(table: BiasResult) -> Report:
+def build_report(table: Any) -> Report:
     """The report of ``table``: rows, per-setting tables of cos / rel dist / excess, verdicts,
     rates, figures and the Graph-SVM solves."""
     norms = table.norms

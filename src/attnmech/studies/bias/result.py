@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,6 +14,7 @@ import numpy as np
 from ..._summary import summary_stats
 from ..scaffold import Report, StudyResult
 from .config import BiasConfig
+from .curves import mean_curve as _mean_curve
 from .curves import nanmean
 from .rows import BiasOptimizer
 
@@ -355,10 +355,3 @@ def _argbest(values: Mapping[str, np.ndarray], norms: Sequence[str]) -> str | No
     means = {n: nanmean(values[n]) for n in norms}
     finite = {n: m for n, m in means.items() if np.isfinite(m)}
     return min(finite, key=finite.__getitem__) if finite else None
-
-
-def _mean_curve(curve: np.ndarray) -> np.ndarray:
-    """The mean over trials (axis 1) of the finite values; NaN where none is finite."""
-    with np.errstate(invalid="ignore"), warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        return np.asarray(np.nanmean(curve, axis=1))

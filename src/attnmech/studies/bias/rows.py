@@ -285,4 +285,3 @@ def _split_labels(text: str, labels: Mapping[str, Any]) -> list[str]:
                 out.append(pieces[i].strip())
             i += 1
     return out
-

@@ -18,10 +18,7 @@ was proved for.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from .rows import BiasOptimizer
+from typing import Any
 
 __all__ = ["THEOREMS", "Theorem", "assess"]
 
@@ -156,8 +153,9 @@ THEOREMS: dict[str, Theorem] = {
 """The theorems the bias table's rows are judged against, by key."""
 
 
-def assess(row: BiasOptimizer, cyclic: bool, setting_loss: str = "log") -> dict[str, Any]:
-    """Whether the run of ``row`` on a setting meets its theorem's conditions.
+def assess(row: Any, cyclic: bool, setting_loss: str = "log") -> dict[str, Any]:
+    """Whether the run of ``row`` (a :class:`~attnmech.studies.bias.BiasOptimizer`) on a setting
+    meets its theorem's conditions.
 
     Returns
     -------
