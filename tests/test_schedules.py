@@ -211,3 +211,18 @@ def test_exponential_loss_gradient_matches_finite_differences(tiny):
     np.testing.assert_allclose(grad[0].numpy(), numeric, rtol=1e-7, atol=1e-9)
     # one sample by hand: p_y is the attention mass on the label's tokens
     assert math.isfinite(float(loss[0]))
+
+
+def test_sweep_spec_takes_a_schedule_axis():
+    from attnmech.errors import FileFormatError
+    from attnmech.studies.sweeps.grid import expand_cells
+    from attnmech.studies.sweeps.spec import parse_sweep_spec
+
+    spec = parse_sweep_spec(
+        '[fixed]\noptimizer = "sign"\n[axes]\n'
+        'schedule = ["constant", "inverse-power:t0=2,a=0.7"]\n'
+    )
+    cells = expand_cells(spec)
+    assert [c.params["schedule"] for c in cells] == ["constant", "inverse-power:a=0.7,t0=2"]
+    with pytest.raises(FileFormatError, match="unknown schedule 'warm'"):
+        parse_sweep_spec('[axes]\nschedule = ["warm"]\n')
