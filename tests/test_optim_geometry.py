@@ -38,7 +38,8 @@ G0 = [[[0.5, 1.0], [-2.0, 0.0]], [[0.1, -0.1], [0.0, 0.2]]]
 
 def test_registry_and_options():
     geometries = {"mirror", "normalized-mirror", "sign", "l1-steepest", "spectral"}
-    expected = {"gd", "ngd", "adam", "polyak", "polyak-capped", "split-ngd"} | geometries
+    momentum = {"momentum", "signum", "muon"}
+    expected = {"gd", "ngd", "adam", "polyak", "polyak-capped", "split-ngd"} | geometries | momentum
     assert set(OPTIMIZERS) == expected  # one registry
     for name in geometries:
         rule = OPTIMIZERS[name]

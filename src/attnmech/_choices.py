@@ -36,8 +36,9 @@ TEXT_LEVELS = ("word", "char")  # text.text_dataset(level=...)
 HEAD_NAMES: tuple[str, ...] = ("iden", "gen")
 """Heads: ``iden`` (p_j = attention mass on token j), ``gen`` (softmax(E X^T s))."""
 
-LOSS_NAMES: tuple[str, ...] = ("log", "ce", "squared", "correlation")
-"""Losses as functions of p_y: ``-log p_y`` (log, ce), ``(1 - p_y)^2``, ``-p_y``."""
+LOSS_NAMES: tuple[str, ...] = ("log", "ce", "squared", "correlation", "exp")
+"""Losses as functions of p_y: ``-log p_y`` (log, ce), ``(1 - p_y)^2``, ``-p_y``,
+``1 / p_y - 1`` (exp: the exponential loss)."""
 
 PARAMETERIZATION_NAMES: tuple[str, ...] = ("combined", "factorized")
 """``W`` itself, or ``W = W_K W_Q^T`` with both factors trained."""

@@ -397,6 +397,14 @@ def train_command(
     ],
     steps: Annotated[int, typer.Option("--steps", min=0, help="Number of updates.")] = 4000,
     learning_rate: Annotated[float, typer.Option("--lr", help="Step size (eta).")] = 0.01,
+    schedule: Annotated[
+        str,
+        typer.Option(
+            "--schedule",
+            help="Learning-rate schedule: constant, inverse-power:a=A,t0=T0 (lr (t + t0)^-a), "
+            "cosine[:T=..,floor=..] or step:every=..,gamma=.. (attnmech.layer.schedules).",
+        ),
+    ] = "constant",
     optimizer: Annotated[
         Optimizer,
         typer.Option(
@@ -567,6 +575,7 @@ def train_command(
             num_trials=trials,
             checkpoint_every=checkpoint_every,
             num_threads=threads,
+            schedule=schedule,
         )
     except ValueError as exc:
         _fail(str(exc))

@@ -179,6 +179,32 @@ def bias_table_command(
         ),
     ] = None,
     no_figures: Annotated[bool, typer.Option("--no-figures", help="Skip the PNG figures.")] = False,
+    search: Annotated[
+        bool,
+        typer.Option(
+            "--search",
+            help="Pick each row's learning rate (and decay exponent) by a grid search on "
+            "held-out datasets before training it.",
+        ),
+    ] = False,
+    search_trials: Annotated[
+        int, typer.Option("--search-trials", min=1, help="Held-out datasets per search.")
+    ] = 3,
+    search_steps: Annotated[
+        int | None,
+        typer.Option(
+            "--search-steps", min=1, help="Steps of each search run (default: the row's steps)."
+        ),
+    ] = None,
+    search_on: Annotated[
+        str | None,
+        typer.Option(
+            "--search-on",
+            help="Search on this setting's held-out data once, for every setting (default: "
+            "each setting on its own).",
+            show_default=False,
+        ),
+    ] = None,
     resume: Annotated[
         bool,
         typer.Option("--resume", help="Reuse the finished runs saved in --out/runs/."),
@@ -187,25 +213,33 @@ def bias_table_command(
     """Which optimiser finds which max-margin direction: train every optimiser on the settings and
     compare the final W with the Graph-SVM of every norm (fro, nuclear, spectral, l1, linf, lp:3);
     write a heatmap, rate figures, results.json and TABLE.md."""
-    from ..studies.bias import bias_table
+    from ..studies.bias import BiasConfig, run
 
-    table = bias_table(
-        out,
-        settings=[s.strip() for s in settings.split(",") if s.strip()],
+    config = BiasConfig(
+        settings=settings,  # type: ignore[arg-type]
         trials=trials,
         steps=steps,
-        optimizers=None
-        if optimizers is None
-        else [o.strip() for o in optimizers.split(",") if o.strip()],
+        optimizers=optimizers,  # type: ignore[arg-type]
         figures=not no_figures,
+        search=search,
+        search_trials=search_trials,
+        search_steps=search_steps,
+        search_on=search_on,
+    )
+    table = run(
+        config,
+        out_dir=out,
         progress=lambda message: typer.echo(message, err=True),
         resume=resume,
     )
-    held = sum(v["holds"] for v in table.verdicts())
+    verdicts = table.verdicts()
+    held = sum(v["holds"] for v in verdicts)
+    theorem = [v for v in verdicts if v["label"] == "theorem"]
     typer.echo(
         f"{len(table.runs)} runs ({len(table.settings)} settings x "
         f"{len(table.runs) // len(table.settings)} optimisers, {table.trials} trials): own "
-        f"geometry's column best in {held} of {len(table.runs)}; wall {table.wall_s:.1f} s, "
+        f"geometry's column best in {held} of {len(table.runs)} (theorem rows: "
+        f"{sum(v['holds'] for v in theorem)} of {len(theorem)}); wall {table.wall_s:.1f} s, "
         f"CPU {table.cpu_s:.1f} s"
     )
     typer.echo(f"table: {table.files['table']}")

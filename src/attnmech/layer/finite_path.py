@@ -215,7 +215,14 @@ def _finite_trajectory(
         rule = config.step_rule()
         if hasattr(rule, "bind_projection"):  # the objective's gradient already lies in S_fin
             rule.bind_projection(_identity)
-        W_end, _ = gradient_descent(step_objective, W0, rule, last, observer=observer)
+        W_end, _ = gradient_descent(
+            step_objective,
+            W0,
+            rule,
+            last,
+            observer=observer,
+            schedule=config.lr_schedule(),
+        )
     finally:
         if bar is not None:
             bar.update(bar.total - bar.n)

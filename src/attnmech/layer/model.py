@@ -156,6 +156,19 @@ def _correlation_value(lp: Tensor) -> Tensor:
     return -torch.exp(lp)
 
 
+def _exp_value(lp: Tensor) -> Tensor:
+    # 1 / p - 1 = sum over the other tokens of exp(s_j - s_y)-type ratios: the exponential loss
+    return torch.expm1(-lp)
+
+
+def _exp_slope(lp: Tensor) -> Tensor:
+    return -torch.exp(-lp)
+
+
+def _exp_curvature(lp: Tensor) -> Tensor:
+    return torch.exp(-lp)
+
+
 _LOG = Loss("log", _log_value, _log_slope, _log_curvature)
 LOSSES: dict[str, Loss] = dict(
     zip(
@@ -165,13 +178,17 @@ LOSSES: dict[str, Loss] = dict(
             Loss("ce", _log_value, _log_slope, _log_curvature),
             Loss("squared", _squared_value, _squared_slope, _squared_curvature),
             Loss("correlation", _correlation_value, _correlation_value, _correlation_value),
+            Loss("exp", _exp_value, _exp_slope, _exp_curvature),
         ),
         strict=True,
     )
 )
 """Losses by name. ``"log"`` and ``"ce"`` are the same function ``-log p_y`` of the head's
 distribution: with the ``iden`` head it is the log-loss, with the ``gen`` head the cross-entropy
-on the logits."""
+on the logits. ``"exp"`` is the exponential loss ``1 / p_y - 1 = exp(-log p_y) - 1``: with the
+``iden`` head, ``sum_{t: x_t != y} e^{s_t} / sum_{t: x_t = y} e^{s_t}`` for attention scores ``s``,
+the multiclass exponential loss whose logarithm ``log(1 + .)`` is the log-loss (its infimum is 0 on
+separable data)."""
 
 
 # ---------------------------------------------------------------------------------- inputs
@@ -786,7 +803,7 @@ class AttentionConfig:
     ----------
     head : {"iden", "gen"}, default="iden"
         ``iden``: p_j = attention mass on token j; ``gen``: softmax(E X^T s).
-    loss : {"log", "ce", "squared", "correlation"}, default="log"
+    loss : {"log", "ce", "squared", "correlation", "exp"}, default="log"
         ``-log p_y`` ("log" and "ce" are the same function), ``(1 - p_y)^2`` or ``-p_y``.
     parameterization : {"combined", "factorized"}, default="combined"
         Train ``W`` or the factors ``W_K, W_Q`` with ``W = W_K W_Q^T``.

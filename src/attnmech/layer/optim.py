@@ -25,6 +25,11 @@ name                   step (per trial, learning rate ``lr``)         expected G
 ``l1-steepest``        ``W - lr sign(g_m) e_m``, ``m`` the largest    ``l1``
                        ``|g_m|`` (ties share the step)
 ``spectral``           ``W - lr U V^T``, ``g = U S V^T`` (reduced)    ``spectral``
+``momentum``           ``v <- beta v + g``, ``W - lr v``              ``fro``
+``signum``             ``m <- beta m + (1 - beta) g``,                ``linf``
+                       ``W - lr sign(m)``
+``muon``               momentum, then ``W - lr NS(m)`` (Newton-       ``spectral``
+                       Schulz orthogonalisation, no SVD)
 =====================  =============================================  ==========================
 
 With the factorised parameterization (``W = K Q^T``, both trained) ``gd`` and ``ngd`` are expected
@@ -37,8 +42,14 @@ over ``N(s) <= 1``. The *normalised* rules (``normalized=True``, the default for
 steepest descent, the nuclear norm for spectral descent), the exact minimiser of
 ``<g, D> + N(D)^2 / (2 lr)``. For ``spectral`` on factorised parameters each factor gets its own
 ``U V^T``; unnormalised, the common factor is the sum of the two factors' nuclear norms. The exact
-``U V^T`` from the SVD is what Muon approximates; Muon in practice uses a few Newton-Schulz
-iterations instead of an SVD (and momentum), neither of which is done here.
+``U V^T`` from the SVD is what Muon approximates: :class:`Muon` uses momentum and a few
+Newton-Schulz iterations (:func:`newton_schulz`) instead of an SVD, as in practice.
+
+Every rule's step is proportional to ``learning_rate``, so a schedule
+(:mod:`attnmech.layer.schedules`) applies to all of them through :func:`gradient_descent`.
+Norms of gradients are taken with
+:func:`scaled_norm` (scaled by the largest entry before squaring), so a gradient of size 1e-163
+has a norm of that size rather than 0.
 
 This module imports torch only inside methods, so the registry's names can be listed (by the
 command line, say) without loading torch.
@@ -78,6 +89,11 @@ __all__ = [
     "SignDescent",
     "L1SteepestDescent",
     "SpectralDescent",
+    "MomentumDescent",
+    "Signum",
+    "Muon",
+    "newton_schulz",
+    "scaled_norm",
     "CappedPolyakStep",
     "SplitNormalizedStep",
     "OPTIMIZERS",
@@ -103,6 +119,28 @@ def _positive_number(name: str, value: Any, owner: str) -> float:
 def _per_trial(values: Tensor, like: Tensor) -> Tensor:
     """Reshape ``values`` (B,) to broadcast against ``like`` (B, ...)."""
     return values.view(-1, *([1] * (like.ndim - 1)))
+
+
+def scaled_norm(
+    x: Tensor, dims: tuple[int, ...] | None = None, ord: float = 2.0, keepdim: bool = False
+) -> Tensor:
+    """The l_``ord`` norm of ``x`` over ``dims``, computed as ``m * ||x / m||`` with ``m`` the
+    largest ``|x|`` entry, so that it does not underflow to 0 (nor overflow) where the plain sum
+    of powers would: for entries near 1e-163, ``sum x^2`` is below the smallest float64 while the
+    norm is not. Exactly 0 only where ``x`` is 0.
+
+    >>> import torch
+    >>> x = torch.full((1, 4), 1e-163, dtype=torch.float64)
+    >>> float(torch.linalg.vector_norm(x)), float(scaled_norm(x, dims=(1,))[0])
+    (0.0, 2e-163)
+    """
+    import torch
+
+    dims = tuple(range(x.ndim)) if dims is None else dims
+    largest = x.abs().amax(dim=dims, keepdim=True)
+    safe = torch.where(largest > 0, largest, torch.ones_like(largest))
+    norm = largest * torch.linalg.vector_norm(x / safe, ord=ord, dim=dims, keepdim=True)
+    return norm if keepdim else norm.squeeze(dims) if dims else norm
 
 
 class StepRule:
@@ -163,7 +201,7 @@ class NormalizedGradientDescent(StepRule):
     ) -> Tensor:
         import torch
 
-        norm = torch.linalg.vector_norm(grad.flatten(1), dim=1)  # (B,)
+        norm = scaled_norm(grad.flatten(1), dims=(1,))  # (B,), no underflow for tiny grads
         scale = self.learning_rate / torch.where(norm > 0, norm, torch.ones_like(norm))
         return params - _per_trial(scale, grad) * grad
 
@@ -177,7 +215,11 @@ class Adam(StepRule):
     betas : pair of float, default=(0.9, 0.999)
         Decay rates of the first and second moments, each in [0, 1).
     eps : float, default=1e-8
-        Denominator guard, > 0.
+        Denominator guard, >= 0. With ``eps = 0`` (the setting of the l_inf implicit-bias
+        theorems) the moments are stored relative to a per-trial scale ``c`` that follows the
+        gradients' size (``m / c`` and ``v / c^2``), so that ``g^2`` never underflows to 0 while
+        ``g`` does not; an entry whose second moment is exactly 0 (its gradient was always 0)
+        does not move.
     """
 
     name = "adam"
@@ -199,16 +241,27 @@ class Adam(StepRule):
                 raise InvalidParameterError(f"adam: betas must lie in [0, 1), got {betas!r}")
             checked.append(float(beta))
         self.betas = (checked[0], checked[1])
-        self.eps = _positive_number("eps", eps, self.name)
+        if isinstance(eps, bool) or not isinstance(eps, numbers.Real):
+            raise InvalidParameterError(f"adam: eps must be a finite number >= 0, got {eps!r}")
+        value = float(eps)
+        if not (math.isfinite(value) and value >= 0):
+            raise InvalidParameterError(f"adam: eps must be a finite number >= 0, got {eps!r}")
+        self.eps: float = value
 
     def init(self, params: Tensor) -> dict[str, Tensor]:
         import torch
 
-        return {"exp_avg": torch.zeros_like(params), "exp_avg_sq": torch.zeros_like(params)}
+        state = {"exp_avg": torch.zeros_like(params), "exp_avg_sq": torch.zeros_like(params)}
+        if self.eps == 0.0:  # moments kept relative to a per-trial scale (see _update_unscaled)
+            state["scale"] = torch.zeros((params.shape[0],) + (1,) * (params.ndim - 1))
+            state["scale"] = state["scale"].to(dtype=params.dtype, device=params.device)
+        return state
 
     def update(
         self, params: Tensor, grad: Tensor, loss: Tensor, state: dict[str, Tensor], step: int
     ) -> Tensor:
+        if self.eps == 0.0:
+            return self._update_unscaled(params, grad, state, step)
         beta1, beta2 = self.betas
         state["exp_avg"].mul_(beta1).add_(grad, alpha=1 - beta1)
         state["exp_avg_sq"].mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
@@ -216,6 +269,37 @@ class Adam(StepRule):
         m_hat = state["exp_avg"] / (1 - beta1**t)
         v_hat = state["exp_avg_sq"] / (1 - beta2**t)
         return params - self.learning_rate * m_hat / (v_hat.sqrt() + self.eps)
+
+    def _update_unscaled(
+        self, params: Tensor, grad: Tensor, state: dict[str, Tensor], step: int
+    ) -> Tensor:
+        """Adam with ``eps = 0``: the moments relative to the per-trial scale ``state["scale"]``.
+
+        The scale ``c`` is the largest ``|g|`` of the step or ``sqrt(beta2)`` times the previous
+        scale, whichever is larger, so the stored ``m / c`` and ``v / c^2`` stay of order one;
+        ``m_hat / sqrt(v_hat)`` does not depend on ``c``.
+        """
+        import torch
+
+        beta1, beta2 = self.betas
+        old = state["scale"]
+        largest = grad.abs().amax(dim=_trial_dims(grad), keepdim=True)
+        new = torch.maximum(largest, old * math.sqrt(beta2))
+        positive = new > 0
+        safe = torch.where(positive, new, torch.ones_like(new))
+        ratio = torch.where(positive, old / safe, torch.zeros_like(new))
+        g = grad / safe
+        state["exp_avg"].mul_(beta1 * ratio).add_(g, alpha=1 - beta1)
+        state["exp_avg_sq"].mul_(beta2 * ratio.square()).addcmul_(g, g, value=1 - beta2)
+        state["scale"] = new
+        t = step + 1
+        m_hat = state["exp_avg"] / (1 - beta1**t)
+        v_hat = state["exp_avg_sq"] / (1 - beta2**t)
+        denominator = v_hat.sqrt()
+        direction = torch.where(
+            denominator > 0, m_hat / torch.where(denominator > 0, denominator, 1.0), 0.0
+        )
+        return params - self.learning_rate * direction
 
 
 class PolyakStep(StepRule):
@@ -253,7 +337,7 @@ class PolyakStep(StepRule):
     ) -> Tensor:
         import torch
 
-        squared = torch.linalg.vector_norm(grad.flatten(1), dim=1).square()  # (B,)
+        norm = scaled_norm(grad.flatten(1), dims=(1,))  # (B,); ||g||^2 is never formed
         bound = torch.tensor(self.lower_bound, dtype=loss.dtype, device=loss.device)
         if bound.numel() not in (1, loss.numel()):
             raise InvalidParameterError(
@@ -261,8 +345,10 @@ class PolyakStep(StepRule):
                 "give one number, or one per trial"
             )
         gap = (loss - bound).clamp(min=0)  # (B,)
-        size = torch.where(squared > 0, gap / torch.where(squared > 0, squared, 1.0), 0.0)
-        return params - _per_trial(self.learning_rate * size, grad) * grad
+        safe = torch.where(norm > 0, norm, torch.ones_like(norm))
+        size = torch.where(norm > 0, gap / safe, 0.0)  # (L - L*) / ||g||
+        unit = grad / _per_trial(safe, grad)  # g / ||g||
+        return params - _per_trial(self.learning_rate * size, grad) * unit
 
 
 # ---------------------------------------------------------------------------------- geometries
@@ -348,7 +434,7 @@ class MirrorDescent(OptionRule):
 
         _check_batched(self, params, grad)
         if self.options["normalized"]:
-            norm = torch.linalg.vector_norm(grad, ord=self.q, dim=_trial_dims(grad), keepdim=True)
+            norm = scaled_norm(grad, dims=_trial_dims(grad), ord=self.q, keepdim=True)
             grad = _safe_divide(grad, norm)
         if self.p == 2.0:
             return params - self.learning_rate * grad
@@ -435,13 +521,17 @@ class SpectralDescent(OptionRule):
         import torch
 
         _check_batched(self, params, grad)
-        U, S, Vh = torch.linalg.svd(grad, full_matrices=False)  # per matrix: (..., d, k)
+        # scale each matrix by its largest entry first (U V^T does not change; S is scaled back)
+        size = grad.abs().amax(dim=(-2, -1), keepdim=True)
+        size = torch.where(size > 0, size, torch.ones_like(size))
+        U, S, Vh = torch.linalg.svd(grad / size, full_matrices=False)  # per matrix: (..., d, k)
+        S_true = S * size[..., 0]
         rows, cols = grad.shape[-2:]
         tol = max(rows, cols) * torch.finfo(grad.dtype).eps * S.amax(dim=-1, keepdim=True)
         keep = (S > tol).to(grad.dtype)  # (..., k)
         direction = (U * keep.unsqueeze(-2)) @ Vh  # U V^T on the kept singular directions
         if not self.options["normalized"]:
-            nuclear = (S * keep).sum(dim=_trial_dims(S), keepdim=True)  # (B, 1[, 1])
+            nuclear = (S_true * keep).sum(dim=_trial_dims(S), keepdim=True)  # (B, 1[, 1])
             direction = direction * nuclear.unsqueeze(-1)
         return params - self.learning_rate * direction
 
@@ -553,6 +643,7 @@ def gradient_descent(
     start_step: int = 0,
     state: dict[str, Tensor] | None = None,
     observer: Observer | None = None,
+    schedule: Any = None,
 ) -> tuple[Tensor, dict[str, Tensor]]:
     """The one optimisation loop: ``params <- step_rule.update(...)`` for steps
     ``start_step .. num_steps - 1``.
@@ -574,6 +665,9 @@ def gradient_descent(
         ``observer(step, params, loss, grad, state)`` runs before each update, with the loss and
         gradient at ``params`` (the parameters after ``step`` updates). If it returns True the loop
         stops before that update.
+    schedule : Schedule, optional
+        A learning-rate schedule (:mod:`attnmech.layer.schedules`): update ``step`` uses
+        ``step_rule.learning_rate * schedule.factor(step)``. None: the constant rate.
 
     Returns
     -------
@@ -582,12 +676,190 @@ def gradient_descent(
     """
     params = params.clone()
     state = step_rule.init(params) if state is None else state
-    for step in range(start_step, num_steps):
-        loss, grad = objective(params)
-        if observer is not None and observer(step, params, loss, grad, state):
-            break
-        params = step_rule.update(params, grad, loss, state, step)
+    base = step_rule.learning_rate
+    constant = schedule is None or getattr(schedule, "name", "") == "constant"
+    try:
+        for step in range(start_step, num_steps):
+            loss, grad = objective(params)
+            if observer is not None and observer(step, params, loss, grad, state):
+                break
+            if not constant:
+                step_rule.learning_rate = base * schedule.factor(step)
+            params = step_rule.update(params, grad, loss, state, step)
+    finally:
+        step_rule.learning_rate = base
     return params, state
+
+
+# ---------------------------------------------------------------------------------- momentum
+def _beta(rule: StepRule, value: Any, name: str = "beta") -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 <= float(value) < 1:
+        raise InvalidParameterError(
+            f"optimizer {rule.name!r}: option {name} must be a number in [0, 1), got {value!r}"
+        )
+    return float(value)
+
+
+class MomentumDescent(OptionRule):
+    """Gradient descent with heavy-ball momentum: ``v <- beta v + g``, ``W <- W - lr v``.
+
+    Option ``beta`` in [0, 1) (default 0.9; 0 is gradient descent). Expected implicit bias: the
+    Frobenius (l_2) Graph-SVM, as for gradient descent (momentum does not change the max-margin
+    direction of linear models; see arXiv:2602.16340 for the analysis with decaying rates).
+    """
+
+    name = "momentum"
+    OPTIONS: ClassVar[dict[str, Any]] = {"beta": 0.9}
+
+    def __init__(self, learning_rate: float, **options: Any) -> None:
+        super().__init__(learning_rate, **options)
+        self.beta = _beta(self, self.options["beta"])
+
+    def init(self, params: Tensor) -> dict[str, Tensor]:
+        """The velocity, zero."""
+        import torch
+
+        return {"velocity": torch.zeros_like(params)}
+
+    def update(
+        self, params: Tensor, grad: Tensor, loss: Tensor, state: dict[str, Tensor], step: int
+    ) -> Tensor:
+        """``v <- beta v + g``; ``W - lr v``."""
+        state["velocity"].mul_(self.beta).add_(grad)
+        return params - self.learning_rate * state["velocity"]
+
+
+class Signum(OptionRule):
+    """Sign descent on a momentum average (signSGD with momentum):
+    ``m <- beta m + (1 - beta) g``, ``W <- W - lr sign(m)``.
+
+    Option ``beta`` in [0, 1) (default 0.9; 0 is :class:`SignDescent`). Expected implicit bias: the
+    l_inf (max-norm) Graph-SVM under a decaying learning rate (arXiv:2602.16340, linear models).
+    """
+
+    name = "signum"
+    OPTIONS: ClassVar[dict[str, Any]] = {"beta": 0.9}
+
+    def __init__(self, learning_rate: float, **options: Any) -> None:
+        super().__init__(learning_rate, **options)
+        self.beta = _beta(self, self.options["beta"])
+
+    def init(self, params: Tensor) -> dict[str, Tensor]:
+        """The momentum average, zero."""
+        import torch
+
+        return {"momentum": torch.zeros_like(params)}
+
+    def update(
+        self, params: Tensor, grad: Tensor, loss: Tensor, state: dict[str, Tensor], step: int
+    ) -> Tensor:
+        """``m <- beta m + (1 - beta) g``; ``W - lr sign(m)``."""
+        import torch
+
+        _check_batched(self, params, grad)
+        state["momentum"].mul_(self.beta).add_(grad, alpha=1 - self.beta)
+        return params - self.learning_rate * torch.sign(state["momentum"])
+
+
+NEWTON_SCHULZ_ITERATIONS: dict[str, tuple[float, ...]] = {
+    "cubic": (1.5, -0.5),
+    "quintic": (3.4445, -4.7750, 2.0315),
+}
+"""Coefficients of the odd matrix polynomials ``X <- a X + b (X X^T) X [+ c (X X^T)^2 X]``:
+``cubic`` is the classical Newton-Schulz iteration (it converges to the polar factor ``U V^T`` for
+singular values in (0, sqrt(3))); ``quintic`` is the tuned iteration used by Muon in practice,
+which in 5 steps maps every singular value of a normalised matrix into roughly [0.7, 1.2] rather
+than to 1."""
+
+
+def newton_schulz(G: Tensor, steps: int = 5, iteration: str = "quintic") -> Tensor:
+    """Approximate the polar factor ``U V^T`` of each matrix of ``G`` (..., m, n) by Newton-Schulz.
+
+    ``G`` is first divided by its (rescaled) Frobenius norm, so every singular value is at most 1;
+    then ``steps`` iterations of :data:`NEWTON_SCHULZ_ITERATIONS` ``[iteration]``. A zero matrix
+    stays zero. Only matrix products: no SVD.
+    """
+    import torch
+
+    if iteration not in NEWTON_SCHULZ_ITERATIONS:
+        raise InvalidParameterError(
+            f"newton_schulz: iteration must be one of {', '.join(NEWTON_SCHULZ_ITERATIONS)}, "
+            f"got {iteration!r}"
+        )
+    coefficients = NEWTON_SCHULZ_ITERATIONS[iteration]
+    norm = scaled_norm(G, dims=(-2, -1), keepdim=True)
+    X = G / torch.where(norm > 0, norm, torch.ones_like(norm))
+    wide = X.shape[-2] > X.shape[-1]
+    if wide:
+        X = X.transpose(-2, -1)  # X X^T is the smaller Gram matrix
+    for _ in range(steps):
+        A = X @ X.transpose(-2, -1)
+        if len(coefficients) == 2:
+            X = coefficients[0] * X + coefficients[1] * (A @ X)
+        else:
+            a, b, c = coefficients
+            X = a * X + (b * A + c * (A @ A)) @ X
+    return X.transpose(-2, -1) if wide else X
+
+
+class Muon(OptionRule):
+    """Muon: momentum, then the update orthogonalised by Newton-Schulz iterations.
+
+    ``buf <- beta buf + g``; with ``nesterov`` the direction is ``g + beta buf``, otherwise
+    ``buf``; ``W <- W - lr NS(direction)`` with :func:`newton_schulz` on each matrix (each factor
+    when factorised). Options: ``beta`` in [0, 1) (default 0.95), ``nesterov`` (default True),
+    ``ns_steps`` (default 5), ``iteration`` (``"quintic"``, as in practice, or ``"cubic"``, which
+    converges to the exact ``U V^T`` of :class:`SpectralDescent`). Expected implicit bias: the
+    spectral-norm Graph-SVM under a decaying learning rate (Fan et al. 2025, arXiv:2502.04664;
+    arXiv:2602.16340, for linear models).
+    """
+
+    name = "muon"
+    OPTIONS: ClassVar[dict[str, Any]] = {
+        "beta": 0.95,
+        "nesterov": True,
+        "ns_steps": 5,
+        "iteration": "quintic",
+    }
+
+    def __init__(self, learning_rate: float, **options: Any) -> None:
+        super().__init__(learning_rate, **options)
+        self.beta = _beta(self, self.options["beta"])
+        steps = self.options["ns_steps"]
+        if isinstance(steps, bool) or not isinstance(steps, numbers.Integral) or steps < 1:
+            raise InvalidParameterError(
+                f"optimizer 'muon': option ns_steps must be an integer >= 1, got {steps!r}"
+            )
+        if not isinstance(self.options["nesterov"], bool):
+            raise InvalidParameterError(
+                f"optimizer 'muon': option nesterov must be true or false, got "
+                f"{self.options['nesterov']!r}"
+            )
+        if self.options["iteration"] not in NEWTON_SCHULZ_ITERATIONS:
+            raise InvalidParameterError(
+                f"optimizer 'muon': option iteration must be one of "
+                f"{', '.join(NEWTON_SCHULZ_ITERATIONS)}, got {self.options['iteration']!r}"
+            )
+
+    def init(self, params: Tensor) -> dict[str, Tensor]:
+        """The momentum buffer, zero."""
+        import torch
+
+        return {"momentum": torch.zeros_like(params)}
+
+    def update(
+        self, params: Tensor, grad: Tensor, loss: Tensor, state: dict[str, Tensor], step: int
+    ) -> Tensor:
+        """``W - lr NS(momentum direction)``."""
+        _check_batched(self, params, grad)
+        buf = state["momentum"].mul_(self.beta).add_(grad)
+        direction = grad + self.beta * buf if self.options["nesterov"] else buf
+        ortho = newton_schulz(direction, int(self.options["ns_steps"]), self.options["iteration"])
+        return params - self.learning_rate * ortho
+
+
+OPTIMIZERS.update({"momentum": MomentumDescent, "signum": Signum, "muon": Muon})
+SVM_NORM_OF.update({"momentum": "fro", "signum": "linf", "muon": "spectral"})
 
 
 # ---------------------------------------------------------------------------------- capped Polyak
@@ -634,7 +906,7 @@ class CappedPolyakStep(StepRule):
     ) -> Tensor:
         import torch
 
-        norm = torch.linalg.vector_norm(grad.flatten(1), dim=1)  # (B,)
+        norm = scaled_norm(grad.flatten(1), dims=(1,))  # (B,)
         bound = torch.tensor(self.lower_bound, dtype=loss.dtype, device=loss.device)
         if bound.numel() not in (1, loss.numel()):
             raise InvalidParameterError(
@@ -726,8 +998,8 @@ class SplitNormalizedStep(StepRule):
             )
         fin = self.projection(grad)
         perp = grad - fin
-        perp_norm = torch.linalg.vector_norm(perp.flatten(1), dim=1)
-        fin_norm = torch.linalg.vector_norm(fin.flatten(1), dim=1)
+        perp_norm = scaled_norm(perp.flatten(1), dims=(1,))
+        fin_norm = scaled_norm(fin.flatten(1), dims=(1,))
         one = torch.ones_like(perp_norm)
         perp_size = torch.where(
             perp_norm > 0, self.learning_rate / torch.where(perp_norm > 0, perp_norm, one), 0.0

@@ -58,7 +58,7 @@ from .model import (
     inputs_from_datasets,
     torch_threads,
 )
-from .optim import OPTIMIZERS, StepRule, gradient_descent, make_step_rule
+from .optim import OPTIMIZERS, StepRule, gradient_descent, make_step_rule, scaled_norm
 from ..theory.solve import solve
 
 __all__ = [
@@ -112,6 +112,11 @@ class TrainConfig:
         e.g. ``{"betas": [0.9, 0.99]}`` for Adam. Checked by building the rule once; saved in run
         files and checkpoint fingerprints, so they must be JSON values. For Adam they override
         ``adam_betas``/``adam_eps``.
+    schedule : str, default="constant"
+        Learning-rate schedule (:mod:`attnmech.layer.schedules`): step ``t`` uses
+        ``learning_rate * factor(t)``, e.g. ``"inverse-power:a=0.7,t0=2"`` for
+        ``lr (t + 2)^-0.7``; stored as its canonical spec, saved with the run and part of the
+        checkpoint fingerprint (a checkpoint of another schedule is refused on resume).
 
     Notes
     -----
@@ -138,6 +143,7 @@ class TrainConfig:
     device: str | None = None  # overrides model.device when given
     num_threads: int | None = None  # torch threads while training (None: auto, see torch_threads)
     optimizer_options: dict[str, Any] = field(default_factory=dict)  # step-rule keyword arguments
+    schedule: str = "constant"  # learning-rate schedule spec (attnmech.layer.schedules)
 
     def __post_init__(self) -> None:
         if not isinstance(self.model, AttentionConfig):
@@ -203,6 +209,21 @@ class TrainConfig:
                 f"are saved with the run; got {self.optimizer_options!r}"
             ) from None
         self.step_rule()  # validates the optimizer's options (InvalidParameterError)
+        self._check_schedule()
+
+    def _check_schedule(self) -> None:
+        """Store the schedule as its canonical spec (``cosine`` gets ``T = num_steps``)."""
+        from .schedules import parse_schedule
+
+        object.__setattr__(
+            self, "schedule", parse_schedule(self.schedule, int(self.num_steps) or None).spec()
+        )
+
+    def lr_schedule(self) -> Any:
+        """The :class:`~attnmech.layer.schedules.Schedule` of :attr:`schedule`."""
+        from .schedules import parse_schedule
+
+        return parse_schedule(self.schedule, int(self.num_steps) or None)
 
     def step_options(self) -> dict[str, Any]:
         """The keyword arguments the step rule is built with (``adam_*`` merged for Adam)."""
@@ -542,6 +563,8 @@ def _fingerprint(
     options = {k: v for k, v in config.to_dict().items() if k not in _RESULT_NEUTRAL}
     if not options.get("optimizer_options"):
         options.pop("optimizer_options", None)
+    if options.get("schedule") == "constant":
+        options.pop("schedule", None)  # the digest of runs from before schedules existed
     digest.update(json.dumps(options, sort_keys=True).encode())
     digest.update(inputs.fingerprint())
     digest.update(np.ascontiguousarray(params0).tobytes())
@@ -812,7 +835,7 @@ def _train(
         metrics = {
             "loss": loss.detach().cpu().numpy(),
             "norm": norm,
-            "grad_norm": torch.linalg.vector_norm(grad.flatten(1), dim=1).cpu().numpy(),
+            "grad_norm": scaled_norm(grad.flatten(1), dims=(1,)).cpu().numpy(),
         }
         if recorder is not None:
             metrics.update(recorder(W, fin_by_step.get(step)))
@@ -859,6 +882,7 @@ def _train(
             start_step=start_step,
             state=state,
             observer=observer,
+            schedule=config.lr_schedule(),
         )
         if stopped_at is None:  # log the final parameters
             loss, grad = step_objective(params)

@@ -448,6 +448,7 @@ class Report:
 # study name -> its module below ``attnmech.studies``. Each study module defines ``run`` (the one
 # signature above), ``CONFIG_TYPE`` and ``RESULT_TYPE``. Read lazily: naming a study imports nothing.
 STUDIES: dict[str, str] = {
+    "bias": "bias",
     "text": "text",
 }
 

@@ -47,7 +47,18 @@ __all__ = [
 TASK_MEMORY_BYTES = 1 << 29  # a task's estimated working memory stays under 512 MiB
 # what must be equal for trials to share one batched training call: the trainer needs one K and d;
 # datasets of different n and T are padded (exact zeros: the attention of padding is 0)
-_BATCH_KEYS = ("K", "d", "optimizer", "lr", "steps", "head", "loss", "parameterization", "init")
+_BATCH_KEYS = (
+    "K",
+    "d",
+    "optimizer",
+    "lr",
+    "steps",
+    "head",
+    "loss",
+    "parameterization",
+    "init",
+    "schedule",
+)
 
 
 @dataclass(frozen=True)

@@ -185,6 +185,7 @@ def _train_rows(
         log_every=spec.log_every,
         init=init,
         num_threads=1,
+        schedule=params.get("schedule", "constant"),
     )
     wanted = set(cell.metrics)
     # the theory's metrics along the way (at_steps, steps_to_corr, the W_fin(t) gap) need them

@@ -43,7 +43,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ...errors import FileFormatError
+from ...errors import FileFormatError, InvalidParameterError
 
 __all__ = [
     "DATASET_PARAMS",
@@ -74,6 +74,7 @@ TRAIN_PARAMS = (
     "parameterization",
     "init",
     "trials",
+    "schedule",
 )
 PARAM_DEFAULTS: dict[str, Any] = {
     "n": 6,
@@ -91,6 +92,7 @@ PARAM_DEFAULTS: dict[str, Any] = {
     "parameterization": "combined",
     "init": "uniform",
     "trials": 1,
+    "schedule": "constant",
 }
 """Every parameter a cell has, with its value when neither ``[fixed]`` nor an axis sets it (the
 paper's first setting, docs/theory.md#the-papers-experiments)."""
@@ -285,6 +287,15 @@ class _Checker:
             if lr <= 0:
                 raise self.fail(key, f"the learning rate must be > 0, got {value!r}")
             return lr
+        if name == "schedule":
+            from ...layer.schedules import parse_schedule
+
+            if not isinstance(value, str):
+                raise self.fail(key, f"must be a schedule spec string, got {value!r}")
+            try:
+                return parse_schedule(value).spec()
+            except InvalidParameterError as exc:
+                raise self.fail(key, str(exc)) from None
         if name == "rho":
             rho = self.number(value, key)
             if not -1.0 < rho < 1.0:
