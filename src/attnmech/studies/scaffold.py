@@ -448,6 +448,8 @@ class Report:
 # study name -> its module below ``attnmech.studies``. Each study module defines ``run`` (the one
 # signature above), ``CONFIG_TYPE`` and ``RESULT_TYPE``. Read lazily: naming a study imports nothing.
 STUDIES: dict[str, str] = {}
+STUDIES["reproduction"] = "reproduction"
+STUDIES["demo"] = "demo"
 
 
 def get_study(name: str) -> Any:

@@ -20,11 +20,13 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ...data.dataset import Dataset
+from ...layer.model import AttentionConfig, run_with_cache
 from ...theory.finite import project
 from ...theory.local import solve_local
-from ...layer.model import AttentionConfig, run_with_cache
 from ...theory.solve import Theory
+from ..scaffold import fmt
 from ._deps import correlation, fitted_scale, run_finite_trajectory, verify
+from .results import json_float
 from .settings import Measure, Setting
 
 __all__ = [
@@ -214,22 +216,6 @@ def _sample_mean(values: np.ndarray, datasets: Sequence[Dataset]) -> np.ndarray:
     return np.where(real, values, 0.0).sum(-1) / n_real
 
 
-def _json_float(value: Any) -> float | None:
-    if value is None:
-        return None
-    value = float(value)
-    return value if np.isfinite(value) else None
-
-
-def _fmt(value: Any) -> str:
-    if value is None or not np.isfinite(value):
-        return "n/a"
-    magnitude = abs(value)
-    if magnitude != 0 and (magnitude < 1e-3 or magnitude >= 1e5):
-        return f"{value:.2e}"
-    return f"{value:.4g}"
-
-
 @dataclass(frozen=True)
 class LocalTPG(Metric):
     """The local token-priority graphs of SPEC section 8, and W(t) measured against them.
@@ -310,10 +296,10 @@ class LocalTPG(Metric):
             )
         record.extra.update(
             {
-                "corr_W_svm_global_vs_local": [_json_float(v) for v in between],
+                "corr_W_svm_global_vs_local": [json_float(v) for v in between],
                 "went_local": [bool(v) for v in went_local],
                 "n_went_local": int(went_local.sum()),
-                "corr_svm_local_peak": [_json_float(v) for v in peak],
+                "corr_svm_local_peak": [json_float(v) for v in peak],
                 "drifting_trials": np.flatnonzero(drifting).tolist(),
                 "local_svm_zero": [bool(t.svm.is_zero) for t in local_theories],
             }
@@ -329,8 +315,8 @@ class LocalTPG(Metric):
             return []
         listing = "; ".join(
             f"{r.name}: {len(idx)} of {r.trials} trials, corr(W, W_svm^loc) peaking at "
-            f"{_fmt(np.nanmean([r.extra['corr_svm_local_peak'][t] for t in idx]))} on average "
-            f"and ending at {_fmt(np.nanmean(r.curves['corr_svm_local'][-1][idx]))}"
+            f"{fmt(np.nanmean([r.extra['corr_svm_local_peak'][t] for t in idx]))} on average "
+            f"and ending at {fmt(np.nanmean(r.curves['corr_svm_local'][-1][idx]))}"
             for r, idx in drifting
         )
         return [
@@ -352,8 +338,8 @@ class LocalTPG(Metric):
             text += f" GD took a local direction in {int(went.sum())} of {went.size} trials"
             if went.any() and (~went).any():
                 text += (
-                    f"; their mean global corr is {_fmt(np.nanmean(values[went]))}, against "
-                    f"{_fmt(np.nanmean(values[~went]))} in the trials that converged globally"
+                    f"; their mean global corr is {fmt(np.nanmean(values[went]))}, against "
+                    f"{fmt(np.nanmean(values[~went]))} in the trials that converged globally"
                 )
             text += (
                 ", so the mean depends on how many of the random draws lead GD to a local "
@@ -365,7 +351,7 @@ class LocalTPG(Metric):
             if peak.size:
                 text += (
                     f" Over training the per-trial peak of corr(W, W_svm^loc) averages "
-                    f"{_fmt(np.nanmean(peak))} (lowest {_fmt(np.nanmin(peak))}): GD did approach "
+                    f"{fmt(np.nanmean(peak))} (lowest {fmt(np.nanmin(peak))}): GD did approach "
                     "the local prediction."
                 )
         drifting = extra.get("drifting_trials", [])
@@ -502,7 +488,7 @@ class AuthorsCorrFin(Metric):
         finite = np.isfinite(R)
         target = W_fin + np.where(finite, R, 0.0)[:, None, None] * W_svm
         corr = np.asarray(correlation(W_history, target[None]))
-        record.extra["authors_R"] = [_json_float(v) for v in R]
+        record.extra["authors_R"] = [json_float(v) for v in R]
         return {self.target: np.where(finite[None, :], corr, np.nan)}
 
 
@@ -539,8 +525,8 @@ class RegPath(Metric):
         record.artefacts["regpath"] = {"radii": radii, "corr_svm": corr, "fin_gap": gap}
         record.extra["regpath"] = {
             "radii": radii.tolist(),
-            "corr_svm": [[_json_float(v) for v in row] for row in corr],
-            "fin_gap": [[_json_float(v) for v in row] for row in gap],
+            "corr_svm": [[json_float(v) for v in row] for row in corr],
+            "fin_gap": [[json_float(v) for v in row] for row in gap],
             "trials": trials,
             "all_converged": bool(converged.all()),
         }

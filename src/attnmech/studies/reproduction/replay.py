@@ -15,7 +15,8 @@ from typing import Any, ClassVar
 import numpy as np
 
 from .figures import CurveFigure
-from .measures import Metric, RunRecord, _json_float
+from .measures import Metric, RunRecord
+from .results import json_float
 from .settings import Measure, Setting
 from .verdicts import PaperValue, PerTrial
 
@@ -77,16 +78,16 @@ class NotebookReplay(Metric):
             ours = None if pipeline is None else np.asarray(pipeline[-1][:trials])
             rows[metric] = {
                 "label": NOTEBOOK_CURVES.get(metric, (None, metric))[1],
-                "notebook": [_json_float(v) for v in values],
-                "replay": [_json_float(v) for v in cmp.ours[metric]],
-                "replay_abs_diff": [_json_float(v) for v in cmp.abs_diff(metric)],
+                "notebook": [json_float(v) for v in values],
+                "replay": [json_float(v) for v in cmp.ours[metric]],
+                "replay_abs_diff": [json_float(v) for v in cmp.abs_diff(metric)],
                 "replay_abs_diff_either_phase": [
-                    _json_float(v) for v in cmp.abs_diff_either_phase(metric)
+                    json_float(v) for v in cmp.abs_diff_either_phase(metric)
                 ],
-                "pipeline": None if ours is None else [_json_float(v) for v in ours],
+                "pipeline": None if ours is None else [json_float(v) for v in ours],
                 "pipeline_abs_diff": None
                 if ours is None
-                else [_json_float(v) for v in np.abs(ours - np.asarray(values))],
+                else [json_float(v) for v in np.abs(ours - np.asarray(values))],
             }
         record.extra["notebook"] = {
             "setting": key,
@@ -98,7 +99,7 @@ class NotebookReplay(Metric):
             "data_equal": [bool(v) for v in cmp.data_equal],
             "attempts_equal": [bool(v) for v in cmp.attempts_equal],
             "init_variance_equal": [bool(v) for v in cmp.init_variance_equal],
-            "loss_max_abs_diff": _json_float(cmp.loss_max_abs_diff),
+            "loss_max_abs_diff": json_float(cmp.loss_max_abs_diff),
             "metrics": rows,
         }
         return {}

@@ -12,7 +12,7 @@ import numpy as np
 from .settings import Measure, Setting
 from .verdicts import Sample
 
-__all__ = ["MetricResult", "SettingResult", "ReproductionResult", "summarise", "json_float"]
+__all__ = ["MetricResult", "SettingResult", "summarise", "json_float"]
 
 
 def json_float(value: Any) -> float | None:
@@ -152,49 +152,3 @@ class SettingResult:
             "notes": list(self.notes),
             "diagnostics": self.extra,
         }
-
-
-@dataclass(frozen=True, slots=True, eq=False)
-class ReproductionResult:
-    """What :func:`run_reproduction` did.
-
-    Attributes
-    ----------
-    out_dir : Path
-    settings : tuple of SettingResult
-        In registry order.
-    trials : int
-    steps_scale : float
-    wall_time_s : float
-        The whole run, up to writing the reports.
-    results_path, report_path, curves_path : Path
-        ``results.json``, ``REPRODUCTION.md`` and ``curves.npz``.
-    figures : tuple of Path
-        Every figure file written.
-    """
-
-    out_dir: Path
-    settings: tuple[SettingResult, ...]
-    trials: int
-    steps_scale: float
-    wall_time_s: float
-    results_path: Path
-    report_path: Path
-    curves_path: Path
-    figures: tuple[Path, ...]
-
-    def setting(self, name: str) -> SettingResult:
-        """The result of the setting called ``name``."""
-        for result in self.settings:
-            if result.name == name:
-                return result
-        raise KeyError(f"no setting {name!r} in this run; it ran {[s.name for s in self.settings]}")
-
-    @property
-    def disagreements(self) -> list[tuple[str, MetricResult]]:
-        """(setting, metric) pairs where the paper gives a number and ours does not agree."""
-        return [(s.name, m) for s in self.settings for m in s.metrics if m.agrees is False]
-
-    @property
-    def files(self) -> tuple[Path, ...]:
-        return (self.report_path, self.results_path, self.curves_path, *self.figures)

@@ -11,12 +11,10 @@ setting's kind or head: what to record is the setting's list of metrics.
 from __future__ import annotations
 
 import logging
-import math
 import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -24,14 +22,13 @@ import numpy as np
 from ...errors import InvalidParameterError
 from ...layer.model import AttentionConfig
 from ...theory.solve import solve
+from .._checks import positive_int, positive_number
 from ._deps import make_train_config, train
-from .figures import draw_figures
 from .measures import RunRecord, extract, run_metrics
 from .registry import select
-from .results import ReproductionResult, SettingResult, summarise
+from .results import SettingResult, summarise
 from .settings import Setting
 from .sources import AUTHORS_UNAVAILABLE, DATA_SOURCES, load_source
-from .writer import command_line, machine_info, write_curves, write_report, write_results
 
 __all__ = [
     "run_setting",
@@ -46,17 +43,6 @@ logger = logging.getLogger(__name__)
 Progress = Callable[[str], Any]
 
 
-def _check_trials(trials: Any) -> int:
-    if isinstance(trials, bool) or not isinstance(trials, (int, np.integer)) or trials < 1:
-        raise InvalidParameterError(f"trials must be a positive integer, got {trials!r}")
-    return int(trials)
-
-
-def _check_scale(steps_scale: Any) -> float:
-    ok = isinstance(steps_scale, (int, float)) and not isinstance(steps_scale, bool)
-    if not (ok and math.isfinite(steps_scale) and steps_scale > 0):
-        raise InvalidParameterError(f"steps_scale must be a positive number, got {steps_scale!r}")
-    return float(steps_scale)
 
 
 def run_setting(
@@ -86,8 +72,8 @@ def run_setting(
         ``datasets``, ``theories``, ``run`` (the TrainResult), ``timings`` and whatever the
         setting's metrics add (``local_theories``, ``verification``).
     """
-    trials = _check_trials(trials)
-    num_steps = setting.scaled_steps(_check_scale(steps_scale))
+    trials = positive_int("trials", trials)
+    num_steps = setting.scaled_steps(positive_number("steps_scale", steps_scale))
     started = time.perf_counter()
     model = AttentionConfig(head=setting.head, loss=setting.loss, dtype="float64")
     train_options = {
@@ -214,8 +200,11 @@ def run_reproduction(
     formats: Sequence[str] = ("png", "pdf"),
     data: str | None = None,
     authors_eps: float | None = None,
-) -> ReproductionResult:
+) -> Any:
     """Run the paper's experiments and write figures, ``results.json`` and ``REPRODUCTION.md``.
+
+    The old keyword form of :func:`attnmech.studies.reproduction.study.run`: it builds a
+    :class:`~attnmech.studies.reproduction.study.ReproductionConfig` and calls ``run``.
 
     Parameters
     ----------
@@ -248,6 +237,7 @@ def run_reproduction(
     Returns
     -------
     ReproductionResult
+        (:class:`attnmech.studies.reproduction.study.ReproductionResult`)
 
     Raises
     ------
@@ -256,53 +246,15 @@ def run_reproduction(
     InvalidParameterError
         If ``trials`` or ``steps_scale`` is not positive.
     """
-    trials = _check_trials(trials)
-    steps_scale = _check_scale(steps_scale)
-    settings, skipped = _with_source(select(only), data, only is not None, authors_eps)
-    started = time.perf_counter()
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    say = progress if progress is not None else (lambda message: logger.info("%s", message))
-    results: list[SettingResult] = []
-    for index, setting in enumerate(settings, start=1):
-        say(f"[{index}/{len(settings)}] {setting.name}: {setting.title} ({trials} trials)")
-        setting_started = time.perf_counter()
-        result, artefacts = run_setting(setting, trials=trials, steps_scale=steps_scale)
-        figures = draw_figures(result, artefacts, out, formats)
-        wall = time.perf_counter() - setting_started
-        result = replace(result, wall_time_s=wall, figures=figures)
-        results.append(result)
-        failing = sum(m.agrees is False for m in result.metrics)
-        compared = sum(m.agrees is not None for m in result.metrics)
-        say(
-            f"[{index}/{len(settings)}] {setting.name}: done in {wall:.1f} s; "
-            f"{compared - failing}/{compared} paper numbers agree"
-        )
-    curves_path = write_curves(out / "curves.npz", results)
-    wall_time = time.perf_counter() - started
-    machine = machine_info()
-    names = None if only is None else [s.name for s in settings]
-    command = command_line(names, trials, out, steps_scale, data or "generated")
-    context: dict[str, Any] = {
-        "skipped": skipped,
-        "command": command,
-        "trials": trials,
-        "steps_scale": steps_scale,
-        "wall_time_s": wall_time,
-        "machine": machine,
-    }
-    results_path = write_results(out / "results.json", results, **context)
-    report_path = write_report(out / "REPRODUCTION.md", results, **context)
-    n_figures = sum(len(r.figures) for r in results)
-    say(f"wrote {report_path}, {results_path} and {n_figures} figure files in {wall_time:.1f} s")
-    return ReproductionResult(
-        out_dir=out,
-        settings=tuple(results),
+    from .study import ReproductionConfig, run
+
+    config = ReproductionConfig(
+        only=only,
         trials=trials,
         steps_scale=steps_scale,
-        wall_time_s=wall_time,
-        results_path=results_path,
-        report_path=report_path,
-        curves_path=curves_path,
-        figures=tuple(p for r in results for p in r.figures),
+        data=data,
+        authors_eps=authors_eps,
+        formats=tuple(formats),
     )
+    say = progress if progress is not None else (lambda message: logger.info("%s", message))
+    return run(config, out_dir=out_dir, progress=say)

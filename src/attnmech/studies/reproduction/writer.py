@@ -1,4 +1,4 @@
-"""The report writer: ``results.json``, ``curves.npz`` and ``REPRODUCTION.md``.
+"""The report writer: the ``results.json`` payload, ``curves.npz`` and ``REPRODUCTION.md``.
 
 Every sentence is generated from the measurements; how a disagreement is explained comes from
 the paper value's verdict rule, the table row's note and the setting's metrics
@@ -17,24 +17,24 @@ import numpy as np
 
 from ..._io import atomic_savez
 from ..._summary import environment_info
-from ..report import markdown_table, write_json, write_markdown
-from .measures import Metric, _fmt
+from ..scaffold import Report, fmt
+from .measures import Metric
 from .results import MetricResult, SettingResult
 from .settings import INIT_TEXT
 from .verdicts import AtLeast, Sample
 
-__all__ = ["write_results", "write_curves", "write_report", "machine_info", "command_line"]
+__all__ = ["results_payload", "write_curves", "build_report", "machine_info", "command_line"]
 
 
 def _ours(metric: MetricResult) -> str:
     if metric.n_finite == 0:
         return "n/a"
     if metric.values.size == 1:
-        return _fmt(metric.mean)
+        return fmt(metric.mean)
     paper = metric.measure.paper
     sample = Sample.of(metric.values)
     special = paper.rule.summary(sample) if paper is not None else None
-    text = special or f"{_fmt(metric.mean)} ± {_fmt(metric.std)}"
+    text = special or f"{fmt(metric.mean)} ± {fmt(metric.std)}"
     if paper is not None and isinstance(paper.rule, AtLeast):
         above = int((sample.values > paper.value).sum())
         text += f"; {above}/{sample.n} trials > {paper.value:g}"
@@ -53,7 +53,7 @@ def _verdict(metric: MetricResult) -> str:
     return {True: "yes", False: "**no**", None: "—"}[metric.agrees]
 
 
-def _table(settings: Sequence[SettingResult]) -> str:
+def _table(report: Report, settings: Sequence[SettingResult]) -> None:
     rows = []
     for result in settings:
         for metric in result.metrics:
@@ -64,13 +64,12 @@ def _table(settings: Sequence[SettingResult]) -> str:
                     metric.measure.label,
                     paper.text if paper else "not reported (figure only)",
                     _ours(metric),
-                    f"{_fmt(metric.min)} – {_fmt(metric.max)}" if metric.values.size > 1 else "",
+                    f"{fmt(metric.min)} – {fmt(metric.max)}" if metric.values.size > 1 else "",
                     _difference(metric),
                     _verdict(metric),
                 ]
             )
-    return markdown_table(
-        rows,
+    report.table(
         [
             "setting",
             "metric",
@@ -80,6 +79,7 @@ def _table(settings: Sequence[SettingResult]) -> str:
             "ours − paper",
             "agrees",
         ],
+        rows,
     )
 
 
@@ -104,7 +104,7 @@ def _explain(result: SettingResult, metric: MetricResult) -> str:
         where = "inside" if inside else "outside"
         text += (
             f" The paper's value lies {where} the range of our {metric.n_finite} trials "
-            f"({_fmt(metric.min)} – {_fmt(metric.max)})"
+            f"({fmt(metric.min)} – {fmt(metric.max)})"
         )
         text += (
             ", so the gap is of the size of the trial-to-trial variation between random datasets."
@@ -167,21 +167,22 @@ def write_curves(path: Path, settings: Sequence[SettingResult]) -> Path:
     return path
 
 
-def write_results(
-    path: Path,
+def results_payload(
     settings: Sequence[SettingResult],
     *,
+    root: Path | None,
     skipped: dict[str, str] | None = None,
     command: str,
     trials: int,
     steps_scale: float,
     wall_time_s: float,
     machine: dict[str, Any],
-) -> Path:
-    """``results.json``: the run's configuration and, per setting, every number."""
+) -> dict[str, Any]:
+    """The ``results.json`` payload: the run's configuration and, per setting, every number
+    (figure paths relative to ``root``)."""
     from ..._version import __version__
 
-    summary = {
+    return {
         "attnmech": __version__,
         "command": command,
         "trials": int(trials),
@@ -189,9 +190,8 @@ def write_results(
         "wall_time_s": wall_time_s,
         "machine": machine,
         "skipped_settings": dict(skipped or {}),
-        "settings": {result.name: result.to_dict(path.parent) for result in settings},
+        "settings": {result.name: result.to_dict(root) for result in settings},
     }
-    return write_json(path, summary)
 
 
 def _figure_lines(result: SettingResult) -> list[str]:
@@ -204,7 +204,7 @@ def _figure_lines(result: SettingResult) -> list[str]:
     return lines
 
 
-def _rules_paragraph(settings: Sequence[SettingResult]) -> list[str]:
+def _rules(report: Report, settings: Sequence[SettingResult]) -> None:
     """The rule set, stated once: each rule kind used in this run with its parameters."""
     seen: dict[str, list[str]] = {}
     for result in settings:
@@ -216,22 +216,19 @@ def _rules_paragraph(settings: Sequence[SettingResult]) -> list[str]:
             text = paper.rule.describe()
             if text not in seen[paper.rule.kind]:
                 seen[paper.rule.kind].append(text)
-    lines = [
+    report.paragraph(
         "Rules for *agrees* (one rule per kind of author number, most precise source first: "
         "the notebooks' printed per-trial values, then PDF figures read from their vector "
-        "paths, then PNG figures; not tuned to our results):",
-        "",
-    ]
-    lines += [f"- `{kind}`: " + "; ".join(texts) for kind, texts in seen.items()]
-    lines += [
-        "",
+        "paths, then PNG figures; not tuned to our results):"
+    )
+    report.bullets(f"`{kind}`: " + "; ".join(texts) for kind, texts in seen.items())
+    report.paragraph(
         "`ours − paper` is a difference, a ratio (×) for log-axis values and medians, or the "
-        "largest per-trial difference for same-data rows.",
-    ]
-    return lines
+        "largest per-trial difference for same-data rows."
+    )
 
 
-def report_text(
+def build_report(
     settings: Sequence[SettingResult],
     *,
     command: str,
@@ -240,8 +237,8 @@ def report_text(
     wall_time_s: float,
     machine: dict[str, Any],
     skipped: dict[str, str] | None = None,
-) -> str:
-    """The text of ``REPRODUCTION.md``."""
+) -> Report:
+    """``REPRODUCTION.md`` as a :class:`~attnmech.studies.scaffold.Report`."""
     from ..._version import __version__
 
     compared = [(s, m) for s in settings for m in s.metrics if m.measure.paper is not None]
@@ -258,102 +255,91 @@ def report_text(
         )
     else:
         data = f"datasets and initialisations from the data source(s) {', '.join(sources)}"
-    lines = [
-        "# Reproduction of the paper's experiments",
-        "",
+    report = Report("Reproduction of the paper's experiments")
+    report.paragraph(
         "Li, Huang, Ildiz, Rawat, Oymak, *Mechanics of Next Token Prediction with Self-Attention*, "
-        "AISTATS 2024 (arXiv:2403.08081), SPEC section 9. Generated by attnmech "
-        f"{__version__}; every number below is computed by this run.",
-        "",
-        f"- Command: `{command}`",
-        f"- Trials per setting: {trials} ({data}; all trials of a setting in one batched "
+        "AISTATS 2024 (arXiv:2403.08081). Generated by attnmech "
+        f"{__version__}; every number below is computed by this run."
+    )
+    facts = [
+        f"Command: `{command}`",
+        f"Trials per setting: {trials} ({data}; all trials of a setting in one batched "
         f"`train` call; {optimizers}, float64, "
         + (
             f"init {inits} with seed {', '.join(map(str, seeds))})"
             if sources == ["generated"]
             else "each trial from its source's initialisation: the authors' float32 W0)"
         ),
-        "- Steps: "
-        + ("as in the paper" if steps_scale == 1.0 else f"the paper's × {steps_scale:g}"),
-        f"- **Measured wall time: {wall_time_s:.1f} s ({minutes:.2f} min)** for the whole run, on "
+        "Steps: "
+        + ("as in the paper" if steps_scale == 1.0 else f"the paper's × {fmt(steps_scale)}"),
+        f"**Measured wall time: {fmt(wall_time_s, 3)} s ({fmt(minutes, 3)} min)** for the "
+        f"training, measuring and figures of the whole run, on "
         f"{machine['cpu_cores_available']} available CPU core(s) ({machine['platform']}, torch "
-        f"{machine['torch']}); the issue's limit for 10 trials on 2 cores is 5 minutes.",
-        *(
-            [
-                "- Not run with this data source: "
-                + "; ".join(f"`{name}` ({why})" for name, why in skipped.items())
-            ]
-            if skipped
-            else []
-        ),
-        f"- Agreement: {len(compared) - len(failing)} of {len(compared)} numbers the paper "
-        "reports agree with ours under the rules below.",
-        "",
-        "## Results",
-        "",
-        _table(settings),
-        "",
-        *_rules_paragraph(settings),
-        "",
-        "## How our numbers differ from the paper's, and why",
-        "",
-        (
-            "General reasons, true of every row: with the generated data, the authors' datasets "
-            "and initialisations are other random draws (`--data authors` replays theirs for "
-            "the settings whose notebooks print them), ours are `make_dataset(seed=trial)` and "
-            "one seeded initialisation; and some of the authors' numbers are read off figures."
-            if sources == ["generated"]
-            else "Same data as the authors: the rows marked `per_trial` compare our trials one "
-            "by one with the notebook's; the others compare with the authors' summary values."
-        ),
-        "",
+        f"{machine['torch']}).",
     ]
+    if skipped:
+        facts.append(
+            "Not run with this data source: "
+            + "; ".join(f"`{name}` ({why})" for name, why in skipped.items())
+        )
+    facts.append(
+        f"Agreement: {len(compared) - len(failing)} of {len(compared)} numbers the paper "
+        "reports agree with ours under the rules below."
+    )
+    report.bullets(facts)
+    report.heading("Results")
+    _table(report, settings)
+    _rules(report, settings)
+    report.heading("How our numbers differ from the paper's, and why")
+    report.paragraph(
+        "General reasons, true of every row: with the generated data, the authors' datasets "
+        "and initialisations are other random draws (`--data authors` replays theirs for "
+        "the settings whose notebooks print them), ours are `make_dataset(seed=trial)` and "
+        "one seeded initialisation; and some of the authors' numbers are read off figures."
+        if sources == ["generated"]
+        else "Same data as the authors: the rows marked `per_trial` compare our trials one "
+        "by one with the notebook's; the others compare with the authors' summary values."
+    )
     kinds: list[type[Metric]] = []  # each metric class once, in order of appearance
     for result in settings:
         kinds += [type(m) for m in result.spec.metrics if type(m) not in kinds]
     for kind in kinds:
-        lines += kind.report_paragraph(settings)
+        lines = kind.report_paragraph(settings)
+        if lines:
+            report.paragraph("\n".join(lines))
     if failing:
-        lines.append(f"{len(failing)} number(s) do not agree under the rules:")
-        lines.append("")
-        lines += [_explain(s, m) for s, m in failing]
+        report.paragraph(f"{len(failing)} number(s) do not agree under the rules:")
+        report.paragraph("\n".join(_explain(s, m) for s, m in failing))
     else:
-        lines.append("Every number the paper reports agrees with ours under the rules above.")
-    lines += [
-        "",
+        report.paragraph("Every number the paper reports agrees with ours under the rules above.")
+    report.paragraph(
         f"The other {len(compared) - len(failing)} compared numbers agree; their differences are "
-        "in the table's `ours − paper` column.",
-        "",
-    ]
+        "in the table's `ours − paper` column."
+    )
     for result in settings:
         spec = result.spec
-        lines += [
-            f"## {spec.name}: {spec.title}",
-            "",
-            spec.description,
-            "",
+        report.heading(f"{spec.name}: {spec.title}")
+        report.paragraph(spec.description)
+        report.paragraph(
             f"{spec.sizes}, {spec.data.graph} data, head `{spec.head}`, loss `{spec.loss}`, "
-            f"{spec.optimizer_text} lr {spec.learning_rate:g}, {result.num_steps} steps, "
-            f"{result.trials} trials. Wall time {result.wall_time_s:.1f} s (training "
-            f"{result.train_time_s:.1f} s).",
-            "",
+            f"{spec.optimizer_text} lr {fmt(spec.learning_rate)}, {result.num_steps} steps, "
+            f"{result.trials} trials. Wall time {fmt(result.wall_time_s, 3)} s (training "
+            f"{fmt(result.train_time_s, 3)} s)."
+        )
+        if result.notes:
+            report.bullets(result.notes)
+        lines = _figure_lines(result)
+        if lines:
+            report.paragraph("\n".join(lines))
+    report.heading("Files")
+    report.bullets(
+        [
+            "`results.json`: per setting its configuration, per metric mean, std, min, max, "
+            "per-trial values, the paper's value, the difference and the verdict, and the wall "
+            "time.",
+            "`curves.npz`: every curve behind the figures, `<setting>/<curve>` of shape "
+            "(steps, trials) and `<setting>/step`.",
+            "One PNG per figure (and a PDF where the run wrote PDFs).",
         ]
-        for note in result.notes:
-            lines += [f"- {note}", ""]
-        lines += _figure_lines(result)
-    lines += [
-        "## Files",
-        "",
-        "- `results.json`: per setting its configuration, per metric mean, std, min, max, "
-        "per-trial values, the paper's value, the difference and the verdict, and the wall "
-        "time.",
-        "- `curves.npz`: every curve behind the figures, `<setting>/<curve>` of shape "
-        "(steps, trials) and `<setting>/step`.",
-        "- One PNG per figure (and a PDF where the run wrote PDFs).",
-    ]
-    return "\n".join(lines)
-
-
-def write_report(path: Path, settings: Sequence[SettingResult], **kwargs: Any) -> Path:
-    """``REPRODUCTION.md`` (see :func:`report_text` for the keyword arguments)."""
-    return write_markdown(path, report_text(settings, **kwargs))
+    )
+    return report
