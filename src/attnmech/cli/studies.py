@@ -121,13 +121,25 @@ def reproduce_command(
             show_default=False,
         ),
     ] = None,
+    ngd_eps: Annotated[
+        float | None,
+        typer.Option(
+            "--ngd-eps",
+            min=0.0,
+            help="The eps of normalised GD, g / (||g|| + eps). Default: the data source's "
+            "(authors: their float64 machine eps; generated: off). 0 turns it off.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Run every experiment of the paper and write figures, results.json and REPRODUCTION.md
     with the paper's values next to ours."""
     from ..studies.reproduction import ReproductionConfig, run
 
     _check_folder(out)
-    config = ReproductionConfig(only=only or None, trials=trials, steps_scale=steps_scale, data=data)
+    config = ReproductionConfig(
+        only=only or None, trials=trials, steps_scale=steps_scale, data=data, ngd_eps=ngd_eps
+    )
     result = run(config, out_dir=out, progress=lambda message: typer.echo(message, err=True))
     typer.echo(
         f"{len(result.settings)} settings, {result.trials} trials each, {result.wall_time_s:.1f} s"

@@ -51,8 +51,8 @@ from .replay import NotebookReplay, authors_variant
 from .results import MetricResult, SettingResult
 from .runner import run_experiment, run_reproduction, run_setting, with_data
 from .settings import DataSpec, Measure, Setting
-from .study import CONFIG_TYPE, RESULT_TYPE, ReproductionConfig, ReproductionResult, run
 from .sources import AUTHORS_UNAVAILABLE, DATA_SOURCES, SourceData
+from .study import CONFIG_TYPE, RESULT_TYPE, ReproductionConfig, ReproductionResult, run
 from .verdicts import (
     Approx,
     AtLeast,

@@ -575,3 +575,60 @@ def extract(measure: Measure, steps: np.ndarray, curve: np.ndarray) -> np.ndarra
     reached = curve >= measure.threshold  # (L, B)
     first = np.argmax(reached, axis=0)
     return np.where(reached.any(axis=0), steps[first].astype(np.float64), np.nan)
+
+
+def _mean_curve_statistic(
+    measure: Measure, steps: np.ndarray, curve: np.ndarray
+) -> Any:
+    """``statistic(idx, axis=1)`` for :func:`bootstrap_distribution`: the row's statistic of
+    the mean curve over the trials ``idx`` (rows of resampled trial indices)."""
+
+    def statistic(idx: np.ndarray, axis: int = 1) -> np.ndarray:
+        picked = curve[:, idx.astype(np.int64)]  # (L, R, k)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            mean = np.nanmean(picked, axis=2)  # (L, R)
+        filled = np.where(np.isfinite(mean), mean, -np.inf)
+        peak = np.argmax(filled, axis=0)  # (R,)
+        ok = np.isfinite(filled[peak, np.arange(peak.size)])
+        if measure.mode == "mean_peak_step":
+            out = steps[peak].astype(np.float64)
+        else:
+            out = mean[peak, np.arange(peak.size)]
+        return np.where(ok, out, np.nan)
+
+    return statistic
+
+
+def sampling_draws(
+    measure: Measure,
+    steps: np.ndarray,
+    curve: np.ndarray,
+    k: int,
+    *,
+    resamples: int | None = None,
+    seed: int = 0,
+) -> np.ndarray | None:
+    """The sampling distribution of the row's statistic over ``k``-trial draws of our trials.
+
+    For a per-trial row (``final``, ``step``, ``first_step_at_least``) the statistic is the mean
+    over ``k`` trials, resampled from the per-trial values; for ``mean_peak`` and
+    ``mean_peak_step`` the trials are resampled and the peak (or its step) of their mean curve
+    recomputed. None when the run is too short for the row. Deterministic for a given ``seed``.
+    """
+    from ..._summary import bootstrap_distribution
+
+    if measure.mode in ("mean_peak", "mean_peak_step"):
+        statistic = _mean_curve_statistic(measure, steps, curve)
+        # 2000 resamples: (L, 2000, k) floats per chunk stays small; quantiles at 2.5 % are stable
+        return bootstrap_distribution(
+            np.arange(curve.shape[1], dtype=np.float64),
+            statistic,
+            size=k,
+            resamples=resamples or 2000,
+            seed=seed,
+        )
+    values = extract(measure, steps, curve)
+    if values is None:
+        return None
+    return bootstrap_distribution(values, size=k, resamples=resamples or 10_000, seed=seed)

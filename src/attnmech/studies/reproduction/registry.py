@@ -3,7 +3,8 @@
 Each setting of SPEC section 9 is one :func:`register` call below. The helpers
 (:func:`cyclic_setting`, :func:`acyclic_setting`, :func:`local_setting`) only assemble data: the
 table rows and figure references come from the paper's values in
-:mod:`~attnmech.studies.reproduction.paper`. Adding an experiment is one more ``register(Setting(...))``.
+:mod:`~attnmech.studies.reproduction.paper`. Adding an experiment is one more
+``register(Setting(...))``.
 
 =========================  ===============================================================
 name                       experiment
@@ -44,7 +45,7 @@ from .measures import (
     Rise,
     Squared,
 )
-from .paper import PAPER, QUALITATIVE_LOCAL
+from .paper import PAPER, local_claim
 from .settings import DataSpec, Measure, Setting
 from .verdicts import PaperValue
 
@@ -139,13 +140,13 @@ _LOCAL_GAP_NOTE = (
     "{0} (the n/a trials)"
 )
 _SATURATION = (
-    "the authors' late decline is float64 rounding amplified by the normalised step once the "
-    "softmax saturates: their loss -log(p_y + eps) sums p_y from the softmax, p_y rounds to "
-    "exactly 1, the label's share of the gradient (1 - p_y) becomes exactly 0 while the "
-    "competitors' shares remain, and g / ||g|| rescales that biased gradient to a full step; our "
-    "trainer's exact log-loss keeps the label's share, so ours keeps rising (docs/notes/"
-    "authors.md: on the authors' generator, their loss gives 0.9989 -> 0.9986 after the peak, "
-    "the exact form 0.9990)"
+    "the authors' late decline comes from float64 rounding once the softmax saturates: their "
+    "loss -log(p_y + eps) sums p_y from the softmax, p_y rounds to exactly 1, so the label's "
+    "share of the gradient (1 - p_y) becomes exactly 0 while the competitors' shares remain and "
+    "the update turns away from W_svm; their step g / (||g|| + eps) is then shorter than lr "
+    "(||g|| is no longer large against eps), not a full normalised step. Our trainer's exact "
+    "log-loss keeps the label's share, so ours keeps rising (`--data authors` replays their "
+    "trainer on the same data: figure `authors-training`)"
 )
 _FLOAT_CLIP = "values below 1e-16 (float64 resolution near 1) are clipped"
 _LEGEND_CORR = (
@@ -206,7 +207,7 @@ def _norm_figure() -> CurveFigure:
 def _regpath_metric_and_figure() -> tuple[Any, Any]:
     return RegPath(), RegPathFigure(
         "regpath",
-        "regularization path W(R) = argmin_{||W|| <= R} L(W)",
+        r"regularization path $W(R) = \mathrm{argmin}_{\|W\| \leq R}\, L(W)$",
         "Regularization path (SPEC section 6): corr(W(R), W_svm) → 1 and ||Proj W(R) − W_fin|| "
         "→ 0 as R grows, per trial (thin) and mean (bold).",
     )
@@ -298,6 +299,35 @@ def cyclic_setting(
                 "fin_gap_traj",
                 mode="mean_peak_step",
                 paper=paper["gap_peak_step"],
+                note=_DRAWS,
+            ),
+        ]
+    for suffix, curve, square in (("", "fin_gap_traj", ""), ("_sq", "fin_gap_traj_sq", "²")):
+        if f"gap{suffix}_peak_pdf" not in paper:
+            continue
+        pdf = paper[f"gap{suffix}_peak_pdf"].source.split(" (")[0].rsplit("/", 1)[-1]
+        measures += [
+            Measure(
+                f"{curve}@peak_vs_pdf",
+                f"{_GAP}{square}, peak of the mean curve (vs {pdf})",
+                curve,
+                mode="mean_peak",
+                paper=paper[f"gap{suffix}_peak_pdf"],
+                note="the early overshoot of the finite part scales with ||W_fin||; " + _DRAWS,
+            ),
+            Measure(
+                f"{curve}@peak_step_vs_pdf",
+                f"step of that peak (vs {pdf})",
+                curve,
+                mode="mean_peak_step",
+                paper=paper[f"gap{suffix}_peak_step_pdf"],
+                note=_DRAWS,
+            ),
+            Measure(
+                f"{curve}@final_vs_pdf",
+                f"{_GAP}{square}, final (vs {pdf})",
+                curve,
+                paper=paper[f"gap{suffix}_final_pdf"],
                 note=_DRAWS,
             ),
         ]
@@ -625,7 +655,7 @@ def local_setting(
             "local_minus_global@final",
             "local − global corr with W_svm, final (qualitative claim)",
             "local_minus_global",
-            paper=QUALITATIVE_LOCAL,
+            paper=local_claim(name),
             note=_LOCAL_NOTE,
         ),
         Measure(
@@ -696,9 +726,9 @@ def local_setting(
             "correlation",
             "global vs local TPG prediction: W_svm",
             "Direction: W(t) against the global Graph-SVM (edges from the labels) and against the "
-            "local Graph-SVM (edges from the tokens GD selected at the end, SPEC section 8).",
+            "local Graph-SVM (edges from the tokens GD selected at the end), overlaid as in the "
+            "authors' figures, with the authors' final values dashed.",
             references=refs_corr,
-            panels=True,
         ),
         CurveFigure(
             "corr-fin",

@@ -257,9 +257,8 @@ _TRAINING_FIGURES = (
         "fraction of samples",
         "softmax saturation under the authors' loss",
         "Under the authors' loss, the fraction of samples whose p_y rounds to exactly 1.0 in "
-        "float64: the label's share of the gradient (1 - p_y) is then exactly 0, the "
-        "competitors' shares remain, and normalised GD rescales that biased gradient to a full "
-        "step.",
+        "float64: the label's share of the gradient (1 - p_y) is then exactly 0 while the "
+        "competitors' shares remain, so the update g / (||g|| + eps) turns away from W_svm.",
         per_trial=True,
     ),
 )
@@ -268,7 +267,9 @@ _TRAINING_FIGURES = (
 def authors_variant(setting: Setting, *, eps: float | None = None) -> Setting:
     """``setting`` (already on the ``authors`` source) with the notebook replay and per-trial
     rows: each notebook metric with a pipeline curve gets a row compared trial by trial
-    (:class:`PerTrial`, tolerance :data:`PER_TRIAL_TOL`)."""
+    (:class:`PerTrial`, tolerance :data:`PER_TRIAL_TOL`). Normalised GD takes the authors' form
+    ``g / (||g|| + eps)`` with their eps (float64 machine epsilon; ``ReproductionConfig.ngd_eps``
+    overrides it)."""
     from ..authors import NOTEBOOK_RECORDS
 
     record = NOTEBOOK_RECORDS.get(setting.data.authors_key)
@@ -298,10 +299,17 @@ def authors_variant(setting: Setting, *, eps: float | None = None) -> Setting:
     if setting.head == "iden" and "one_minus_corr" in produced:
         metrics += (AuthorsTraining(eps=eps),)
         figures = (*figures, *_TRAINING_FIGURES)
+    options = dict(setting.optimizer_options)
+    if setting.optimizer == "ngd":
+        from ..authors import FLOAT64_EPS
+
+        # the authors' normalised step is g / (||g|| + eps) with their float64 machine eps
+        options["eps"] = FLOAT64_EPS
     return replace(
         setting,
         title=setting.title + " [authors' data]",
         metrics=metrics,
         measures=tuple(measures),
         figures=figures,
+        optimizer_options=options,
     )

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from .settings import Measure, Setting
-from .verdicts import Sample
+from .verdicts import Sample, Verdict
 
 __all__ = ["MetricResult", "SettingResult", "summarise", "json_float"]
 
@@ -50,8 +50,16 @@ class MetricResult:
     n_finite: int
     difference: float | None
     agrees: bool | None
+    verdict: Verdict | None = None
+    first: dict[str, Any] | None = None
+
+    @property
+    def outcome(self) -> str | None:
+        """``"agree"``, ``"disagree"``, ``"not comparable"``, or None without an author value."""
+        return None if self.verdict is None else self.verdict.outcome
 
     def to_dict(self) -> dict[str, Any]:
+        """The row as ``results.json`` holds it."""
         paper = self.measure.paper
         return {
             "label": self.measure.label,
@@ -68,24 +76,48 @@ class MetricResult:
             "difference": json_float(self.difference),
             "difference_kind": None if paper is None else paper.rule.difference_kind,
             "agrees": self.agrees,
+            "outcome": self.outcome,
+            "reason": None if self.verdict is None else self.verdict.reason,
+            "percentile": None if self.verdict is None else json_float(self.verdict.percentile),
+            "first_trials": self.first,
         }
 
 
-def summarise(measure: Measure, values: np.ndarray) -> MetricResult:
-    """Summary of the per-trial ``values`` of ``measure``, with the paper's verdict."""
+def summarise(
+    measure: Measure,
+    values: np.ndarray,
+    draws: np.ndarray | None = None,
+    first: dict[str, Any] | None = None,
+) -> MetricResult:
+    """Summary of the per-trial ``values`` of ``measure``, with the verdict on the paper's value.
+
+    ``draws``: the sampling distribution of the row's statistic for a :class:`Sampling` rule;
+    ``first``: the same row on the run's first trials only (the 10 vs N trials table).
+    """
     values = np.asarray(values, dtype=np.float64).copy()
     values.flags.writeable = False
-    sample = Sample.of(values)
+    sample = Sample.of(values, draws)
     if sample.n:
         low, high = float(sample.values.min()), float(sample.values.max())
     else:
         low = high = math.nan
-    difference = agrees = None
+    difference = agrees = verdict = None
     if measure.paper is not None:
         difference = measure.paper.difference_of(sample) if sample.n else math.nan
-        agrees = measure.paper.agrees(sample)
+        verdict = measure.paper.verdict(sample)
+        agrees = verdict.agrees
     return MetricResult(
-        measure, values, sample.mean, sample.std, low, high, sample.n, difference, agrees
+        measure,
+        values,
+        sample.mean,
+        sample.std,
+        low,
+        high,
+        sample.n,
+        difference,
+        agrees,
+        verdict,
+        first,
     )
 
 

@@ -24,10 +24,10 @@ from ...layer.model import AttentionConfig
 from ...theory.solve import solve
 from .._checks import positive_int, positive_number
 from ._deps import make_train_config, train
-from .measures import RunRecord, extract, run_metrics
+from .measures import RunRecord, extract, run_metrics, sampling_draws
 from .registry import select
-from .results import SettingResult, summarise
-from .settings import Setting
+from .results import MetricResult, SettingResult, json_float, summarise
+from .settings import Measure, Setting
 from .sources import AUTHORS_UNAVAILABLE, DATA_SOURCES, load_source
 
 __all__ = [
@@ -107,11 +107,11 @@ def run_setting(
         timings=timings,
     )
     run_metrics(record)
-    rows = []
-    for measure in setting.measures:
-        values = extract(measure, record.steps, record.curves[measure.curve])
-        if values is not None:
-            rows.append(summarise(measure, values))
+    rows = [
+        row
+        for measure in setting.measures
+        if (row := measure_row(measure, record.steps, record.curves[measure.curve])) is not None
+    ]
     result = SettingResult(
         spec=setting,
         num_steps=num_steps,
@@ -133,6 +133,34 @@ def run_setting(
         **record.artefacts,
     }
     return result, artefacts
+
+
+FIRST_TRIALS = 10
+"""A run of more trials also judges every row on its first this many (the 10 vs N table)."""
+
+
+def measure_row(measure: Measure, steps: np.ndarray, curve: np.ndarray) -> MetricResult | None:
+    """One table row: the per-trial values read off ``curve`` (shape (L, trials)), the sampling
+    distribution its rule needs, the verdict, and (for runs of more than
+    :data:`FIRST_TRIALS` trials) the same row on the first :data:`FIRST_TRIALS` trials."""
+    values = extract(measure, steps, curve)
+    if values is None:
+        return None
+    rule = None if measure.paper is None else measure.paper.rule
+    k = None if rule is None else rule.trials_drawn()
+    draws = None if k is None else sampling_draws(measure, steps, curve, k)
+    first = None
+    if measure.paper is not None and curve.shape[1] > FIRST_TRIALS:
+        sub = curve[:, :FIRST_TRIALS]
+        sub_row = measure_row(measure, steps, sub)
+        if sub_row is not None and sub_row.verdict is not None:
+            first = {
+                "trials": FIRST_TRIALS,
+                "mean": json_float(sub_row.mean),
+                "outcome": sub_row.verdict.outcome,
+                "percentile": json_float(sub_row.verdict.percentile),
+            }
+    return summarise(measure, values, draws, first)
 
 
 def run_experiment(
@@ -211,7 +239,8 @@ def run_reproduction(
     out_dir : path
         Folder for every output (created if missing; files in it are replaced atomically).
     only : str or sequence of str, optional
-        Run only these settings (names of :data:`~attnmech.studies.reproduction.EXPERIMENTS`); default
+        Run only these settings (names of
+        :data:`~attnmech.studies.reproduction.EXPERIMENTS`); default
         all of them.
     trials : int, default=10
         Trials per setting (datasets with seeds ``0 .. trials - 1``).
@@ -225,7 +254,8 @@ def run_reproduction(
     data : str, optional
         The data source of every setting (default: each setting's own, ``"generated"`` for the
         paper's entries) (a key of
-        :data:`~attnmech.studies.reproduction.sources.DATA_SOURCES`). ``"authors"``: the authors' own
+        :data:`~attnmech.studies.reproduction.sources.DATA_SOURCES`). ``"authors"``: the
+        authors' own
         datasets and initialisations for the settings that have them (``only`` unset: the
         others are skipped and listed in the report; named in ``only``: an error), each
         setting also replayed with the authors' training (:func:`attnmech.studies.authors.

@@ -30,7 +30,9 @@ from .figures import draw_figures
 from .registry import EXPERIMENTS, select
 from .results import MetricResult, SettingResult
 from .runner import _with_source, run_setting, with_data
+from .settings import Setting
 from .sources import DATA_SOURCES
+from .verdicts import Verdict
 from .writer import build_report, command_line, machine_info, results_payload, write_curves
 
 __all__ = ["CONFIG_TYPE", "RESULT_TYPE", "ReproductionConfig", "ReproductionResult", "run"]
@@ -60,6 +62,10 @@ class ReproductionConfig(StudyConfig):
         (default their float64 machine epsilon; 0 for the exact log-loss).
     formats : tuple of str, default=("png", "pdf")
         Formats of every figure.
+    ngd_eps : float, optional
+        The ``eps`` of normalised GD, ``g / (||g|| + eps)``, for every setting trained with it.
+        Default: the data source's (``"authors"``: the authors' float64 machine epsilon;
+        ``"generated"``: off, the exact ``g / ||g||``); 0 turns it off everywhere.
     """
 
     only: tuple[str, ...] | None = None
@@ -68,6 +74,7 @@ class ReproductionConfig(StudyConfig):
     data: str | None = None
     authors_eps: float | None = None
     formats: tuple[str, ...] = ("png", "pdf")
+    ngd_eps: float | None = None
 
     def __post_init__(self) -> None:
         only = self.only
@@ -81,12 +88,14 @@ class ReproductionConfig(StudyConfig):
             raise InvalidParameterError(
                 f"unknown data source {self.data!r}; choose from {', '.join(DATA_SOURCES)}"
             )
-        if self.authors_eps is not None:
-            eps = self.authors_eps
+        for name in ("authors_eps", "ngd_eps"):
+            eps = getattr(self, name)
+            if eps is None:
+                continue
             ok = isinstance(eps, (int, float)) and not isinstance(eps, bool)
             if not (ok and math.isfinite(eps) and eps >= 0):
                 raise InvalidParameterError(
-                    f"authors_eps must be a non-negative number or None, got {eps!r}"
+                    f"{name} must be a non-negative number or None, got {eps!r}"
                 )
         formats = (self.formats,) if isinstance(self.formats, str) else tuple(self.formats)
         bad = [f for f in formats if f not in FIGURE_FORMATS]
@@ -296,6 +305,10 @@ def _setting_from_dict(name: str, entry: Mapping[str, Any], data: str | None) ->
                 int(row["n_finite"]),
                 row["difference"],
                 row["agrees"],
+                None
+                if row.get("outcome") is None
+                else Verdict(row["outcome"], row.get("reason") or "", row.get("percentile")),
+                row.get("first_trials"),
             )
         )
     config = entry["config"]
@@ -317,6 +330,16 @@ def _setting_from_dict(name: str, entry: Mapping[str, Any], data: str | None) ->
 
 def _nan(value: Any) -> float:
     return math.nan if value is None else float(value)
+
+
+def _with_ngd_eps(setting: Setting, eps: float) -> Setting:
+    """``setting`` with normalised GD's ``eps`` set (0: removed, the exact step)."""
+    if setting.optimizer != "ngd":
+        return setting
+    options = {k: v for k, v in setting.optimizer_options.items() if k != "eps"}
+    if eps > 0:
+        options["eps"] = float(eps)
+    return dataclasses.replace(setting, optimizer_options=options)
 
 
 def run(
@@ -368,6 +391,8 @@ def run(
     settings, skipped = _with_source(
         select(only), config.data, only is not None, config.authors_eps
     )
+    if config.ngd_eps is not None:
+        settings = [_with_ngd_eps(s, config.ngd_eps) for s in settings]
     started = time.perf_counter()
     results: list[SettingResult] = []
     artefacts_by_name: dict[str, dict[str, Any]] = {}

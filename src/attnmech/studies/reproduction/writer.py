@@ -49,8 +49,23 @@ def _difference(metric: MetricResult) -> str:
     return paper.rule.format_difference(paper.value, metric.difference)
 
 
+def _cell(text: str) -> str:
+    """Table cell text with Markdown's column separator escaped."""
+    return text.replace("|", "\\|")
+
+
 def _verdict(metric: MetricResult) -> str:
-    return {True: "yes", False: "**no**", None: "—"}[metric.agrees]
+    outcome = metric.outcome
+    if outcome is None:
+        return "—"
+    return "**disagree**" if outcome == "disagree" else outcome
+
+
+def _where(metric: MetricResult) -> str:
+    """The percentile of the authors' value in our sampling distribution (Sampling rows)."""
+    if metric.verdict is None or metric.verdict.percentile is None:
+        return ""
+    return f"{fmt(metric.verdict.percentile, 3)} %"
 
 
 def _table(report: Report, settings: Sequence[SettingResult]) -> None:
@@ -61,11 +76,12 @@ def _table(report: Report, settings: Sequence[SettingResult]) -> None:
             rows.append(
                 [
                     result.name,
-                    metric.measure.label,
-                    paper.text if paper else "not reported (figure only)",
+                    _cell(metric.measure.label),
+                    _cell(paper.text) if paper else "not reported (figure only)",
                     _ours(metric),
                     f"{fmt(metric.min)} – {fmt(metric.max)}" if metric.values.size > 1 else "",
                     _difference(metric),
+                    _where(metric),
                     _verdict(metric),
                 ]
             )
@@ -73,11 +89,12 @@ def _table(report: Report, settings: Sequence[SettingResult]) -> None:
         [
             "setting",
             "metric",
-            "paper",
+            "authors",
             "ours (mean ± std unless stated)",
             "ours min – max",
-            "ours − paper",
-            "agrees",
+            "ours − authors",
+            "authors' value in our k-trial distribution",
+            "outcome",
         ],
         rows,
     )
@@ -96,9 +113,14 @@ def _explain(result: SettingResult, metric: MetricResult) -> str:
         )
     size = paper.rule.explain_size(paper.value, float(metric.difference or 0.0))
     text = (
-        f"- **{result.name}, {metric.measure.label}**: ours {_ours(metric)} vs the paper's "
+        f"- **{result.name}, {metric.measure.label}**: ours {_ours(metric)} vs the authors' "
         f"{paper.text} ({paper.source}); {size}; the rule ({paper.rule.describe()}) fails."
     )
+    if metric.verdict is not None and metric.verdict.percentile is not None:
+        text += (
+            f" The authors' value sits at the {fmt(metric.verdict.percentile, 3)}th percentile "
+            "of our sampling distribution."
+        )
     if metric.values.size > 1:
         inside = paper.rule.covers(paper.value, metric.min, metric.max)
         where = "inside" if inside else "outside"
@@ -113,8 +135,6 @@ def _explain(result: SettingResult, metric: MetricResult) -> str:
         )
     if metric.measure.note:
         text += f" Why: {metric.measure.note}."
-    if paper.source == "figure":
-        text += " The paper's number is read off a figure, so it is itself approximate."
     for producer in result.spec.metrics:
         text += producer.explain(result, metric)
     return text
@@ -204,8 +224,25 @@ def _figure_lines(result: SettingResult) -> list[str]:
     return lines
 
 
+RULE_TEXT = (
+    "One rule for every author statistic of k trials on random datasets: where the authors "
+    "print their per-trial values, a two-sample test with their own spread (`mean_std`: the "
+    "difference of means within 2 standard errors of the difference); otherwise the authors' "
+    "value (widened by its reading uncertainty when it is read off a figure) against the "
+    "sampling distribution of the same statistic over k-trial draws of our trials (`sampling`: "
+    "bootstrap, 10,000 resamples of the per-trial values, or 2,000 resamples of the trials for "
+    "a statistic of the mean curve such as its peak or the step of its peak; agree when the "
+    "authors' value meets the central 95 % of that distribution; the table gives its "
+    "percentile). A qualitative claim (`at_least`) is tested on ours only where the authors' "
+    "own values pass it. Rows measuring another quantity than ours are *not comparable* "
+    "(reason stated). Same-data rows (`per_trial`) compare trial by trial. With fewer than "
+    "100 trials of ours the bootstrap distribution is itself uncertain: the run of 100 trials "
+    "decides."
+)
+
+
 def _rules(report: Report, settings: Sequence[SettingResult]) -> None:
-    """The rule set, stated once: each rule kind used in this run with its parameters."""
+    """The rule, stated once, and each rule kind used in this run with its parameters."""
     seen: dict[str, list[str]] = {}
     for result in settings:
         for metric in result.metrics:
@@ -216,15 +253,73 @@ def _rules(report: Report, settings: Sequence[SettingResult]) -> None:
             text = paper.rule.describe()
             if text not in seen[paper.rule.kind]:
                 seen[paper.rule.kind].append(text)
-    report.paragraph(
-        "Rules for *agrees* (one rule per kind of author number, most precise source first: "
-        "the notebooks' printed per-trial values, then PDF figures read from their vector "
-        "paths, then PNG figures; not tuned to our results):"
-    )
+    report.paragraph(RULE_TEXT)
     report.bullets(f"`{kind}`: " + "; ".join(texts) for kind, texts in seen.items())
     report.paragraph(
-        "`ours − paper` is a difference, a ratio (×) for log-axis values and medians, or the "
-        "largest per-trial difference for same-data rows."
+        "`ours − authors` is a difference, a ratio (×) for log-axis values, or the largest "
+        "per-trial difference for same-data rows."
+    )
+
+
+def _origins(report: Report, settings: Sequence[SettingResult]) -> None:
+    """Where every author number comes from."""
+    items = []
+    for result in settings:
+        for metric in result.metrics:
+            paper = metric.measure.paper
+            if paper is not None:
+                items.append(
+                    f"{result.name}, {metric.measure.label}: {paper.text} — {paper.source}"
+                )
+    if items:
+        report.heading("Origin of every author number")
+        report.bullets(items)
+
+
+def _first_trials(report: Report, settings: Sequence[SettingResult]) -> None:
+    """The 10 vs N trials table, when the run has more than 10 trials."""
+    rows = []
+    total = first_n = 0
+    for result in settings:
+        for metric in result.metrics:
+            first = metric.first
+            if first is None or metric.verdict is None:
+                continue
+            total, first_n = result.trials, int(first.get("trials", 10))
+            rows.append(
+                [
+                    result.name,
+                    _cell(metric.measure.label),
+                    _cell(metric.measure.paper.text) if metric.measure.paper else "",
+                    first.get("mean"),
+                    first["outcome"],
+                    "" if first.get("percentile") is None else f"{fmt(first['percentile'], 3)} %",
+                    metric.mean,
+                    metric.outcome,
+                    _where(metric),
+                ]
+            )
+    if not rows:
+        return
+    report.heading(f"{first_n} vs {total} trials")
+    report.paragraph(
+        f"Every compared row judged twice by this run: on its first {first_n} trials only (the "
+        f"authors' trial count; the sampling distribution bootstrapped from those {first_n}) and "
+        f"on all {total} trials."
+    )
+    report.table(
+        [
+            "setting",
+            "metric",
+            "authors",
+            f"ours, first {first_n} (mean)",
+            f"outcome, {first_n} trials",
+            f"percentile, {first_n}",
+            f"ours, {total} (mean)",
+            f"outcome, {total} trials",
+            f"percentile, {total}",
+        ],
+        rows,
     )
 
 
@@ -242,7 +337,9 @@ def build_report(
     from ..._version import __version__
 
     compared = [(s, m) for s in settings for m in s.metrics if m.measure.paper is not None]
-    failing = [(s, m) for s, m in compared if m.agrees is False]
+    failing = [(s, m) for s, m in compared if m.outcome == "disagree"]
+    agreeing = [(s, m) for s, m in compared if m.outcome == "agree"]
+    apart = [(s, m) for s, m in compared if m.outcome == "not comparable"]
     minutes = wall_time_s / 60.0
     seeds = sorted({s.spec.init_seed for s in settings}) or [0]
     optimizers = ", ".join(sorted({s.spec.optimizer_text for s in settings}))
@@ -283,13 +380,14 @@ def build_report(
             + "; ".join(f"`{name}` ({why})" for name, why in skipped.items())
         )
     facts.append(
-        f"Agreement: {len(compared) - len(failing)} of {len(compared)} numbers the paper "
-        "reports agree with ours under the rules below."
+        f"**{len(agreeing)} agree, {len(failing)} disagree, {len(apart)} not comparable** (of "
+        f"{len(compared)} author numbers; every disagreement with its cause below)."
     )
     report.bullets(facts)
     report.heading("Results")
     _table(report, settings)
     _rules(report, settings)
+    _first_trials(report, settings)
     report.heading("How our numbers differ from the paper's, and why")
     report.paragraph(
         "General reasons, true of every row: with the generated data, the authors' datasets "
@@ -308,13 +406,21 @@ def build_report(
         if lines:
             report.paragraph("\n".join(lines))
     if failing:
-        report.paragraph(f"{len(failing)} number(s) do not agree under the rules:")
+        report.paragraph(f"{len(failing)} number(s) disagree under the rule:")
         report.paragraph("\n".join(_explain(s, m) for s, m in failing))
     else:
-        report.paragraph("Every number the paper reports agrees with ours under the rules above.")
+        report.paragraph("No author number disagrees with ours under the rule above.")
+    if apart:
+        report.paragraph(f"{len(apart)} number(s) are not comparable:")
+        report.bullets(
+            f"**{s.name}, {m.measure.label}** (authors {m.measure.paper.text}): "
+            f"{m.verdict.reason if m.verdict else ''}"
+            for s, m in apart
+            if m.measure.paper is not None
+        )
     report.paragraph(
-        f"The other {len(compared) - len(failing)} compared numbers agree; their differences are "
-        "in the table's `ours − paper` column."
+        f"The other {len(agreeing)} compared numbers agree; their differences are in the "
+        "table's `ours − authors` column."
     )
     for result in settings:
         spec = result.spec
@@ -331,6 +437,7 @@ def build_report(
         lines = _figure_lines(result)
         if lines:
             report.paragraph("\n".join(lines))
+    _origins(report, settings)
     report.heading("Files")
     report.bullets(
         [
