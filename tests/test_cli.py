@@ -807,7 +807,7 @@ def test_demo_writes_every_file(tmp_path):
     assert result.exit_code == 0, result.output
     names = {"correlations", "finite_part", "automaton", "priority_graphs"}
     expected = {f"{n}.{ext}" for n in names for ext in ("png", "pdf")}
-    expected |= {"run.npz", "summary.json", "REPORT.md"}
+    expected |= {"run.npz", "results.json", "REPORT.md"}
     assert {p.name for p in out.iterdir()} == expected
     lines = result.output.splitlines()
     assert lines[0] == (
@@ -819,8 +819,9 @@ def test_demo_writes_every_file(tmp_path):
     assert any(line.startswith("top-SCC attention mass ") and "~0.9997" in line for line in lines)
     assert lines[-2] == f"report: {out / 'REPORT.md'}"
     assert re.fullmatch(r"wall time: \d+\.\d\d s", lines[-1])
-    summary = json.loads((out / "summary.json").read_text())
-    assert summary["setting"]["trials"] == 2 and summary["config"]["num_steps"] == 40
+    summary = json.loads((out / "results.json").read_text())
+    assert summary["setting"]["trials"] == 2 and summary["train_config"]["num_steps"] == 40
+    assert summary["study"] == "demo" and summary["config"]["steps"] == 40
 
 
 def test_demo_bad_input(tmp_path):

@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 if TYPE_CHECKING:
-
     pass
 
 
@@ -82,7 +81,7 @@ def demo_command(
         f"wrote {len(result.files)} files to {result.out_dir}: "
         + ", ".join(p.name for p in result.files)
     )
-    typer.echo(f"report: {result.out_dir / 'REPORT.md'}")
+    typer.echo(f"report: {out / 'REPORT.md'}")
     typer.echo(f"wall time: {result.elapsed_s:.2f} s")
 
 
@@ -138,7 +137,11 @@ def reproduce_command(
 
     _check_folder(out)
     config = ReproductionConfig(
-        only=only or None, trials=trials, steps_scale=steps_scale, data=data, ngd_eps=ngd_eps
+        only=tuple(only) if only else None,
+        trials=trials,
+        steps_scale=steps_scale,
+        data=data,
+        ngd_eps=ngd_eps,
     )
     result = run(config, out_dir=out, progress=lambda message: typer.echo(message, err=True))
     typer.echo(

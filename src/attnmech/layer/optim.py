@@ -170,7 +170,7 @@ class NormalizedGradientDescent(StepRule):
             math.isfinite(eps) and eps >= 0
         ):
             raise InvalidParameterError(f"ngd: eps must be a number >= 0, got {eps!r}")
-        self.eps = float(eps)
+        self.eps: float = float(eps)
 
     def update(
         self, params: Tensor, grad: Tensor, loss: Tensor, state: dict[str, Tensor], step: int

@@ -8,7 +8,7 @@ One registry, one runner, one report writer:
 - :mod:`.paper`: the paper's values as data; :mod:`.verdicts`: one rule object per value;
 - :mod:`.sources`: where datasets come from (``DataSpec.source``);
 - :mod:`.measures`: metrics, each producing named curves from the training run;
-- :mod:`.runner`: :func:`run_setting` (any setting); :mod:`.study`: :class:`ReproductionConfig`,
+- :mod:`.execute`: :func:`run_setting` (any setting); :mod:`.study`: :class:`ReproductionConfig`,
   :func:`run` and :class:`ReproductionResult` (the study scaffold), and :func:`run_reproduction`
   (the old keyword form);
 - :mod:`.figures` and :mod:`.writer`: figures, ``results.json``, ``curves.npz``,

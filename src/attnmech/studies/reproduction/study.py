@@ -26,10 +26,10 @@ import numpy as np
 from ...errors import FileFormatError, InvalidParameterError
 from .._checks import positive_int, positive_number
 from ..scaffold import RESULTS_FILE, Progress, ProgressLike, Report, StudyConfig, StudyResult
+from .execute import _with_source, run_setting, with_data
 from .figures import draw_figures
 from .registry import EXPERIMENTS, select
 from .results import MetricResult, SettingResult
-from .runner import _with_source, run_setting, with_data
 from .settings import Setting
 from .sources import DATA_SOURCES
 from .verdicts import Verdict
@@ -246,7 +246,7 @@ class ReproductionResult(StudyResult):
                     settings.append(dataclasses.replace(s, steps=steps, curves=found))
             result.settings = tuple(settings)
         result.settings = tuple(
-            dataclasses.replace(s, figures=tuple(out / p for p in s.figures))
+            dataclasses.replace(s, figures=tuple(out / p for p in s.figures if (out / p).is_file()))
             for s in result.settings
         )
         return result
@@ -400,15 +400,15 @@ def run(
     for index, setting in enumerate(settings, start=1):
         say.message(f"[{index}/{len(settings)}] {setting.name}: {setting.title} ({trials} trials)")
         setting_started = time.perf_counter()
-        result, artefacts = run_setting(setting, trials=trials, steps_scale=config.steps_scale)
+        one, artefacts = run_setting(setting, trials=trials, steps_scale=config.steps_scale)
         wall = time.perf_counter() - setting_started
-        results.append(dataclasses.replace(result, wall_time_s=wall))
+        results.append(dataclasses.replace(one, wall_time_s=wall))
         artefacts_by_name[setting.name] = artefacts
-        failing = sum(m.agrees is False for m in result.metrics)
-        compared = sum(m.agrees is not None for m in result.metrics)
+        outcomes = [m.outcome for m in one.metrics if m.outcome is not None]
         say.message(
             f"[{index}/{len(settings)}] {setting.name}: done in {wall:.1f} s; "
-            f"{compared - failing}/{compared} paper numbers agree"
+            f"{outcomes.count('agree')} agree, {outcomes.count('disagree')} disagree, "
+            f"{outcomes.count('not comparable')} not comparable"
         )
     wall_time = time.perf_counter() - started
     names = None if only is None else [s.name for s in settings]
