@@ -581,7 +581,7 @@ def test_committed_snapshot_has_curves_and_no_machine_paths():
         for name in ("REPRODUCTION.md", "results.json"):
             text = (folder / name).read_text()
             assert not re.search(r"/(work|tmp|home|root|Users)/", text), (folder, name)
-        assert "--out docs/reproduction" in (folder / "REPRODUCTION.md").read_text()
+        assert "- Command: `attnmech reproduce " in (folder / "REPRODUCTION.md").read_text()
 
 
 def test_local_drift_paragraph_reports_the_drifting_trials():
@@ -650,3 +650,23 @@ def test_authors_data_trains_from_the_authors_initialisation():
     moved = np.linalg.norm(np.asarray(artefacts["run"].W) - W0, axis=(1, 2))
     assert np.all(moved <= 0.04 + 1e-12) and np.all(moved > 0.0)
     assert result.spec.data.source == "authors"
+
+
+def test_reproduction_result_loads_back_and_resumes(written):
+    """results.json (and curves.npz) read back into the same rows, outcomes and report."""
+    from attnmech.studies.reproduction import ReproductionResult, run
+    from attnmech.studies.scaffold import load_result
+
+    out, result, _ = written
+    loaded = ReproductionResult.load(out)
+    assert loaded.config == result.config and [s.name for s in loaded.settings] == FAST
+    for ours, back in zip(result.settings, loaded.settings, strict=True):
+        assert [m.measure.key for m in ours.metrics] == [m.measure.key for m in back.metrics]
+        for a, b in zip(ours.metrics, back.metrics, strict=True):
+            np.testing.assert_array_equal(a.values, b.values)
+            assert (a.outcome, a.agrees) == (b.outcome, b.agrees)
+        np.testing.assert_array_equal(ours.curves["corr_svm"], back.curves["corr_svm"])
+    assert loaded.report().to_markdown() == result.report().to_markdown()
+    assert isinstance(load_result(out), ReproductionResult)
+    again = run(result.config, out_dir=out, resume=True)
+    assert again.wall_time_s == loaded.wall_time_s  # read back, not rerun

@@ -187,6 +187,37 @@ def _paper_line(paper: dict[str, Any], key: str) -> tuple[Reference, ...]:
     return (Reference("hline", f"authors: {paper[key].text}", (paper[key].value,)),)
 
 
+def _pdf_points(paper: dict[str, Any], suffix: str) -> Reference:
+    """The PDF variant's peak and final value of the finite-part gap, as points."""
+    peak, at = paper[f"gap{suffix}_peak_pdf"], paper[f"gap{suffix}_peak_step_pdf"]
+    final = paper[f"gap{suffix}_final_pdf"]
+    name = peak.source.split(" (")[0].rsplit("/", 1)[-1]
+    return Reference(
+        "points",
+        f"authors ({name}): peak {peak.text} at {at.text}, {final.text} at 4000",
+        (peak.value, final.value),
+        (int(at.value), 4000),
+    )
+
+
+def _one_minus_points(paper: dict[str, Any]) -> tuple[Reference, ...]:
+    """The authors' corr values of an acyclic figure as 1 - value points (log axis)."""
+    if "corr_peak" not in paper:
+        return ()
+    pairs = [(int(paper["corr_peak_step"].value), paper["corr_peak"].value)]
+    pairs += [(int(step), value.value) for step, value in paper.get("corr_at", {}).items()]
+    pairs.append((2000, paper["corr"].value))
+    pairs.sort()
+    return (
+        Reference(
+            "points",
+            "authors' figure: 1 - corr",
+            tuple(1.0 - v for _, v in pairs),
+            tuple(step for step, _ in pairs),
+        ),
+    )
+
+
 def _corr_at(paper: dict[str, Any], curve: str = "corr_svm") -> list[Measure]:
     corr_at: dict[int, PaperValue] = paper.get("corr_at", {})
     return [
@@ -410,6 +441,10 @@ def cyclic_setting(
                 (int(at.value),),
             ),
         )
+    if "gap_peak_pdf" in paper:
+        gap_refs += (_pdf_points(paper, ""),)
+    if "gap_sq_peak_pdf" in paper:
+        sq_refs += (_pdf_points(paper, "_sq"),)
     regpath, regpath_figure = _regpath_metric_and_figure()
     figures: list[Any] = [
         CurveFigure(
@@ -600,9 +635,16 @@ def acyclic_setting(
             (("one_minus_corr", "$1 - $corr$(W, W_{svm})$"),),
             "1 - correlation (log scale)",
             "direction of W(t): 1 - corr (log axis)",
-            "The same on a log axis: 1 - corr(W, W_svm), every trial thin.",
+            "The same on a log axis: 1 - corr(W, W_svm), every trial thin"
+            + (
+                "; the authors' figure as 1 - its values (crosses): their decline after the "
+                "peak is visible only on this axis."
+                if "corr_peak" in paper
+                else "."
+            ),
             logy=True,
             per_trial=True,
+            references=_one_minus_points(paper),
         ),
         CurveFigure(
             "max-attention",
