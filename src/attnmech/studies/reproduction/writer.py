@@ -369,8 +369,8 @@ def build_report(
         ),
         "Steps: "
         + ("as in the paper" if steps_scale == 1.0 else f"the paper's × {fmt(steps_scale)}"),
-        f"**Measured wall time: {fmt(wall_time_s, 3)} s ({fmt(minutes, 3)} min)** for the "
-        f"training, measuring and figures of the whole run, on "
+        f"**Measured wall time: {fmt(wall_time_s, 5)} s ({fmt(minutes, 3)} min)** for the "
+        f"training and measuring of every setting (figures not included), on "
         f"{machine['cpu_cores_available']} available CPU core(s) ({machine['platform']}, torch "
         f"{machine['torch']}).",
     ]
