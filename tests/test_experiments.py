@@ -387,7 +387,9 @@ def test_report_table_and_text_come_from_the_measurements(written):
     out, result, _ = written
     text = (out / "REPRODUCTION.md").read_text()
     assert "| setting" in text and "| ours (mean ± std unless stated)" in text
-    assert f"{result.wall_time_s:.1f} s" in text  # the measured wall time is stated
+    from attnmech.studies.scaffold import fmt
+
+    assert f"{fmt(result.wall_time_s, 5)} s" in text  # the measured wall time is stated
     embedded = set(re.findall(r"!\[[^\]]*\]\(([^)]+\.png)\)", text))
     assert embedded == {p.name for p in result.figures if p.suffix == ".png"}
     metric = result.setting("cyclic-6-4-6-8").metric("corr_svm@final")
