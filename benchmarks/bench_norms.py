@@ -32,7 +32,8 @@ from attnmech.theory.norms import norm_of, parse_norm, solve_norm_svm
 from attnmech.theory.svm import svm_constraints
 
 NORMS = ["fro", "l1", "linf", "lp:3", "lp:1.5", "nuclear", "spectral"]
-SETTINGS = [  # (n, T, K, d, graph): the paper's sizes (SPEC section 9) and K = d = 10
+# (n, T, K, d, graph): the paper's sizes (docs/theory.md#the-papers-experiments) and K = d = 10
+SETTINGS = [
     (6, 4, 6, 8, "cyclic"),
     (10, 6, 8, 8, "cyclic"),
     (4, 6, 8, 8, "acyclic"),

@@ -6,6 +6,7 @@ Graph-SVM and the finite part, trains with normalised GD while measuring the dis
 prediction, and lets the automaton write a continuation.
 
 Run:  python examples/real_text.py [--text FILE] [--K 48] [--T 8] [--steps 4000]
+(without --text: Shakespeare's sonnets, bundled with attnmech)
 """
 
 from __future__ import annotations
@@ -17,18 +18,19 @@ import numpy as np
 
 import attnmech
 
-DEFAULT_TEXT = Path(__file__).resolve().parents[2] / "shared/data/shakespeare/sonnets_gut.txt"
-
-
 def main(argv: list[str] | None = None) -> dict[str, float]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--text", type=Path, default=DEFAULT_TEXT)
+    parser.add_argument(
+        "--text", type=Path, default=None, help="a plain-text file (default: the bundled sonnets)"
+    )
     parser.add_argument("--K", type=int, default=48, help="vocabulary size (with <unk>)")
     parser.add_argument("--T", type=int, default=8, help="window length")
     parser.add_argument("--n", type=int, default=1500, help="at most this many samples")
     parser.add_argument("--steps", type=int, default=4000)
     parser.add_argument("--lr", type=float, default=0.1)
     args = parser.parse_args(argv)
+    if args.text is None:
+        args.text = attnmech.bundled_corpus("sonnets")
 
     cut = attnmech.text_dataset(
         args.text,

@@ -14,7 +14,7 @@ from attnmech import Dataset
 
 @pytest.fixture
 def unbalanced_cycle() -> Dataset:
-    """Three copies of [a, b] (last token b) with labels a, a, b (SPEC section 5).
+    """Three copies of [a, b] (last token b) with labels a, a, b (docs/theory.md#the-finite-part).
 
     ``G^(b)`` has the single SCC {a, b}; ``W_svm = 0`` and
     ``(e_a - e_b)^T W_fin e_b = log 2``.

@@ -1,4 +1,5 @@
-"""The replay of the authors' notebooks (attnmech.studies.authors) against what the notebooks printed.
+"""The replay of the authors' notebooks (attnmech.studies.authors) against what the notebooks
+printed.
 
 Expected values are literals read from the stored outputs of the authors' notebooks
 (yixiao-huang/next-token-prediction @ 514473c, mc_next_single_layer_global_converge.ipynb and
@@ -122,7 +123,8 @@ def test_training_reproduces_printed_losses():
 
 
 def test_finite_part_loop_reaches_log2_on_unbalanced_cycle():
-    # SPEC section 5: three copies of [a, b] with labels a, a, b: (e_a - e_b)^T W_fin e_b = log 2.
+    # docs/theory.md#the-finite-part: three copies of [a, b] with labels a, a, b: (e_a - e_b)^T
+    # W_fin e_b = log 2.
     ds = Dataset([[0, 1]] * 3, [0, 0, 1], np.eye(2))
     run = train_authors([ds], np.zeros((1, 2, 2)), learning_rate=0.01, num_steps=200, eps=0.0)
     W = run.W[0]

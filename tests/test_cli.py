@@ -326,7 +326,9 @@ def test_solve_summary_and_file(tmp_path, unbalanced_cycle):
     saved = load_theory(out)
     assert isinstance(saved, Theory) and saved.source == str(out)
     e_a, e_b = unbalanced_cycle.embeddings
-    assert (e_a - e_b) @ saved.W_fin @ e_b == pytest.approx(np.log(2), rel=1e-8)  # SPEC 5
+    assert (e_a - e_b) @ saved.W_fin @ e_b == pytest.approx(
+        np.log(2), rel=1e-8
+    )  # docs/theory.md#the-finite-part
     np.testing.assert_array_equal(saved.W_fin, theory.W_fin)
     assert saved.fingerprint == unbalanced_cycle.fingerprint()
 
@@ -756,7 +758,9 @@ def test_saved_theory_is_used_by_train_and_verify(data_file, tmp_path, monkeypat
         f"attnmech solve DATA -o {theory_file}",
     )
     # files that are not theories
-    empty, junk, run_file = tmp_path / "empty.npz", tmp_path / "junk.npz", reused
+    empty, junk, run_file = tmp_path / "empty.npz", tmp_path / "junk.npz", tmp_path / "run2.npz"
+    run_file.write_bytes(reused.read_bytes())  # the run itself as --theory is refused earlier:
+    assert_error(invoke("verify", data_file, reused, "--theory", reused), "name the same file")
     empty.write_bytes(b"")
     junk.write_bytes(b"not a zip archive at all")
     truncated = tmp_path / "truncated.npz"
@@ -790,7 +794,10 @@ def test_nuclear_theory_is_refused_for_a_combined_run(data_file, tmp_path):
 def test_verify_errors(data_file, tmp_path):
     run = tmp_path / "run.npz"
     assert_error(invoke("verify", data_file, run), "does not exist")
-    assert_error(invoke("verify", data_file, data_file), "not a training run")
+    data_copy = tmp_path / "data_copy.npz"
+    data_copy.write_bytes(Path(data_file).read_bytes())
+    assert_error(invoke("verify", data_file, data_copy), "not a training run")
+    assert_error(invoke("verify", data_file, data_file), "DATA and RUN name the same file")
     other = make_dataset(6, 4, 6, 5, seed=1).save(tmp_path / "d5.npz")
     assert invoke(*train_args(other, run)).exit_code == 0
     assert_error(invoke("verify", data_file, run), "dimension 8", "the run was trained on")
@@ -864,10 +871,19 @@ def test_python_dash_m_runs_the_cli(tmp_path):
 
 
 README = Path(__file__).resolve().parents[1] / "README.md"
+DOCS = README.parent / "docs"
+# The pages whose ``bash`` blocks hold runnable command lines, in the order they are run (later
+# commands read the files earlier ones write).
+DOCUMENTED = [
+    README,
+    DOCS / "cli.md",
+    DOCS / "studies" / "reproduction.md",
+    DOCS / "studies" / "bias.md",
+]
 
 
-def readme_blocks(language: str) -> list[str]:
-    return re.findall(rf"```{language}\n(.*?)```", README.read_text(encoding="utf-8"), re.S)
+def readme_blocks(language: str, page: Path = README) -> list[str]:
+    return re.findall(rf"```{language}\n(.*?)```", page.read_text(encoding="utf-8"), re.S)
 
 
 def test_readme_quick_start_is_two_commands_and_ci_runs_the_test_one():
@@ -881,15 +897,16 @@ def test_readme_quick_start_is_two_commands_and_ci_runs_the_test_one():
     ci = (README.parent / ".ci" / "run").read_text(encoding="utf-8")
     assert "set -euo pipefail" in ci
     assert ci.strip().splitlines()[-1] == test_command
-    assert 'pip install -c constraints.txt -e ".[test,ci]"' in ci
+    assert 'pip install -c constraints.txt -e ".[test,ci,docs,interp]"' in ci
     assert "\nmypy src\n" in ci  # type check before the tests
 
 
 def readme_command_lines() -> list[list[str]]:
-    """Every ``attnmech ...`` line of the README's bash blocks, split into words."""
+    """Every ``attnmech ...`` line of the documented bash blocks, split into words."""
     return [
         line.split("#", 1)[0].split()
-        for block in readme_blocks("bash")
+        for page in DOCUMENTED
+        for block in readme_blocks("bash", page)
         for line in block.splitlines()
         if line.startswith("attnmech ")
     ]
@@ -939,14 +956,10 @@ def run_readme_commands(tmp_path, monkeypatch, transform) -> list[list[str]]:
         "reproduce",
         "experiments",
     }
-    shared = README.parent.parent / "shared"  # the README's ../shared, seen from the repo root
     ran = []
     for words in lines:
-        if any(w.startswith("../shared/") for w in words) and not shared.exists():
-            continue
-        words = [
-            str(shared) + w[len("../shared") :] if w.startswith("../shared/") else w for w in words
-        ]
+        # the documented commands need nothing beside the repository (text: the bundled corpus)
+        assert not any("shared/" in w for w in words), words
         words = transform(words)
         result = invoke(*words[1:])
         assert result.exit_code == 0, (words, result.output)
@@ -955,7 +968,8 @@ def run_readme_commands(tmp_path, monkeypatch, transform) -> list[list[str]]:
 
 
 def test_readme_cli_examples_run_reduced(tmp_path, monkeypatch):
-    """Every command line of the README's reference runs, in order, in an empty folder, with the
+    """Every documented command line (README, CLI reference, study pages) runs, in order, in an
+    empty folder, with the
     long ones cut down (fewer steps and trials). ``demo`` and ``reproduce`` (each run for real by
     its own test above) are parsed and handed to a recorder here, which checks their arguments."""
     import attnmech.studies.demo
@@ -996,6 +1010,9 @@ def test_readme_cli_examples_run_reduced(tmp_path, monkeypatch):
     assert run.num_steps == 200 and run.history["corr_svm"][-1] > run.history["corr_svm"][0]
     assert json.loads((tmp_path / "verify.json").read_text())["num_trials"] == 2
     assert (tmp_path / "sonnets.vocab.json").exists() and (tmp_path / "graphs.png").exists()
+    assert json.loads((tmp_path / "poems.vocab.json").read_text())[-1] == "<unk>"
+    poems = load_run(tmp_path / "poems-run.npz")  # the README's example, trained on the sonnets
+    assert poems.history["corr_svm"][-1] > poems.history["corr_svm"][0] + 0.3
 
 
 @pytest.mark.slow
@@ -1110,3 +1127,28 @@ def test_reproduce_command(tmp_path, monkeypatch):
         f"report: {out / 'REPRODUCTION.md'} (2 figures)",
     ]
     assert invoke(*args, "--out", out, "--steps-scale", 0).exit_code == 2
+
+
+# ----------------------------------------------------------------- no option destroys a file
+def test_two_paths_naming_one_file_are_refused_before_any_work(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert invoke("make-dataset", "-o", "d.npz").exit_code == 0
+    assert invoke("train", "d.npz", "-o", "r.npz", "--steps", "5").exit_code == 0
+    before = Path("r.npz").read_bytes()
+    Path("link.npz").symlink_to(tmp_path / "r.npz")
+    cases = [
+        (("train", "d.npz", "-o", "r.npz", "--checkpoint", "r.npz", "--steps", "5"),
+         "--output and --checkpoint name the same file"),
+        (("train", "d.npz", "-o", "r.npz", "--summary", "./r.npz", "--steps", "5"),
+         "--output and --summary name the same file"),
+        (("train", "d.npz", "-o", "d.npz", "--steps", "5"), "DATA and --output name the same file"),
+        (("verify", "d.npz", "r.npz", "--json", "link.npz"), "RUN and --json name the same file"),
+        (("make-dataset", "-o", "x.jsonl", "--embeddings-out", "x.jsonl"),
+         "--output and --embeddings-out name the same file"),
+    ]
+    for args, message in cases:
+        result = invoke(*args)
+        assert result.exit_code == 1, args
+        assert message in result.output, (args, result.output)
+    assert Path("r.npz").read_bytes() == before
+    assert not Path("x.jsonl").exists()

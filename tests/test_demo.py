@@ -204,7 +204,8 @@ def test_demo_rejects_bad_settings(tmp_path):
 
 @pytest.mark.slow
 def test_full_demo_matches_the_paper(tmp_path):
-    """The paper's numbers (SPEC section 9): corr ~0.99, norm gap ~0.005, top-SCC mass ~0.9997."""
+    """The paper's numbers (docs/theory.md#the-papers-experiments): corr ~0.99, norm gap ~0.005,
+    top-SCC mass ~0.9997."""
     result = run_demo(tmp_path / "demo")
     rows = {row.key: row for row in result.rows}
     assert rows["corr_svm"].mean == pytest.approx(0.986, abs=0.01)

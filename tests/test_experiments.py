@@ -1,4 +1,5 @@
-"""Tests for attnmech.studies.reproduction: the paper's experiments (SPEC section 9).
+"""Tests for attnmech.studies.reproduction: the paper's experiments
+(docs/theory.md#the-papers-experiments).
 
 The default suite runs reduced versions (3 trials, a quarter of the steps; a few files written
 from 2 trials and 5% of the steps) and checks the direction of every number: correlations grow,

@@ -46,7 +46,8 @@ def test_reduced_dataset_keeps_label_scc(ragged_with_repeats):
 
 
 def naive_finite(ds: Dataset) -> np.ndarray:
-    """W_fin from the SPEC definitions, built independently: networkx SCCs, all-pairs span, BFGS."""
+    """W_fin from the definitions of docs/theory.md, built independently: networkx SCCs, all-pairs
+    span, BFGS."""
     E = ds.embeddings
     d = E.shape[1]
     graphs: dict[int, nx.DiGraph] = {}
@@ -115,7 +116,8 @@ def test_in_subspace_and_orthogonal_to_svm(seed):
 
 
 def _pre_merge_newton(objective, frame, tol=1e-10, max_iter=200):
-    """solve_finite's Newton loop as written before it moved to attnmech.theory.newton (reference)."""
+    """solve_finite's Newton loop as written before it moved to attnmech.theory.newton
+    (reference)."""
     phi = np.zeros(frame.shape[1])
     loss_value, grad, hess = objective.evaluate(frame @ phi)
     iterations = 0
@@ -145,8 +147,8 @@ def _pre_merge_newton(objective, frame, tol=1e-10, max_iter=200):
     ("shape", "seed"), [((6, 4, 6, 8), 0), ((10, 6, 8, 8), 1), ((16, 5, 5, 6), 2)]
 )
 def test_newton_solver_is_the_pre_merge_loop_bit_for_bit(shape, seed):
-    """solve_finite through attnmech.theory.newton gives the same coefficients and iteration count as
-    the loop it replaced (regression for the merge of the two Newton loops)."""
+    """solve_finite through attnmech.theory.newton gives the same coefficients and iteration count
+    as the loop it replaced (regression for the merge of the two Newton loops)."""
     from attnmech.theory.finite import _generator_gram, _orthonormal_frame, _ReducedLoss
     from attnmech.theory.svm import svm_constraints
 

@@ -1,8 +1,9 @@
 """Tests for attnmech.theory.graphs: token-priority graphs, SCCs, priority levels and exports.
 
-The property tests rebuild every ``G^(k)`` naively from the SPEC section 3 definition with
-networkx (edge y -> j for every token j of X other than y) and check the vectorised build against
-``networkx.strongly_connected_components`` and longest paths in ``networkx.condensation``.
+The property tests rebuild every ``G^(k)`` naively from the docs/theory.md#token-priority-graphs
+definition with networkx (edge y -> j for every token j of X other than y) and check the vectorised
+build against ``networkx.strongly_connected_components`` and longest paths in
+``networkx.condensation``.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Local token-priority graphs (SPEC section 8)."""
+"""Local token-priority graphs (docs/theory.md#local-convergence)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from attnmech.theory.local import local_dataset, select_tokens, solve_local
 
 
 def naive_local_edges(ds, mass, hi=1e-2, lo=9e-3):
-    """Edges straight from SPEC section 8, per sample."""
+    """Edges straight from docs/theory.md#local-convergence, per sample."""
     graphs: dict[int, nx.DiGraph] = {}
     for seq, a in zip(ds.sequences, mass, strict=True):
         k = int(seq[-1])

@@ -6,9 +6,25 @@ import numpy as np
 import pytest
 
 from attnmech import AttentionConfig, TrainConfig, build_priority_graphs, make_dataset, solve, train
+from attnmech.theory.norms import solve_norm_svm
 from attnmech.theory.svm import solve_graph_svm, solve_nuclear_svm
 
 pytest.importorskip("cvxpy")
+pytestmark = pytest.mark.filterwarnings("ignore:solve_nuclear_svm is deprecated:DeprecationWarning")
+
+
+@pytest.mark.parametrize("seed", range(2))
+def test_solve_nuclear_svm_is_a_deprecated_shim_of_solve_norm_svm(seed):
+    """One nuclear-norm solver: the old entry point warns and returns solve_norm_svm's answer."""
+    ds = make_dataset(5, 4, 5, 6, graph="cyclic", seed=seed)
+    graphs = build_priority_graphs(ds)
+    with pytest.warns(DeprecationWarning, match="solve_norm_svm"):
+        old = solve_nuclear_svm(graphs, ds.embeddings)
+    new = solve_norm_svm(graphs, ds.embeddings, "nuclear")
+    assert old.norm_name == new.norm_name == "nuclear"
+    assert (old.unique, old.tie_break, old.method) == (new.unique, new.tie_break, new.method)
+    np.testing.assert_allclose(old.W_svm, new.W_svm, rtol=0, atol=1e-9)
+    assert old.success and old.relative_violation <= 1e-9
 
 
 @pytest.mark.parametrize("seed", range(3))

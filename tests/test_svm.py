@@ -30,7 +30,8 @@ SOLVER_RTOL = 1e-5  # the reference interior-point solver is accurate to about t
 
 
 def reference_svm(graphs, E):
-    """The primal QP over all d^2 entries of W, straight from SPEC section 4, one row per edge."""
+    """The primal QP over all d^2 entries of W, straight from docs/theory.md#graph-svm, one row per
+    edge."""
     return svm_primal_cvxpy(graphs, E)
 
 
@@ -227,7 +228,7 @@ def test_badly_scaled_orthogonal_rows_are_solved_not_flagged():
 
 def test_uncertified_result_raises_unless_allowed(monkeypatch):
     """With only the active-set method (which cycles on this K > d problem) nothing certifies."""
-    import attnmech.theory.svm as svm_module
+    import attnmech.theory.graphsvm.solve as svm_module
 
     monkeypatch.setattr(svm_module, "_METHODS", ("active-set",))
     ds = make_dataset(7, 5, 9, 4, seed=10025)

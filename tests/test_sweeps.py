@@ -277,7 +277,8 @@ def test_smoke_example_is_valid():
 def ray_cluster():
     ray = pytest.importorskip("ray")
     started = time.perf_counter()
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    # address="local": a cluster of its own, even when another Ray instance runs on the machine
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     print(f"ray start: {time.perf_counter() - started:.1f} s")
     yield ray
     ray.shutdown()

@@ -1,16 +1,12 @@
-"""Datasets cut from real text (the Shakespeare corpus in ../shared/data)."""
+"""Datasets cut from real text (the sonnets bundled with the package)."""
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from attnmech import InvalidDatasetError, solve
-from attnmech.data.text import text_dataset, tokenize
-
-CORPUS = Path(__file__).resolve().parents[2] / "shared" / "data" / "shakespeare"
+from attnmech.data.text import bundled_corpus, text_dataset, tokenize
 
 
 def test_windows_and_labels_follow_the_text():
@@ -48,10 +44,9 @@ def test_char_level():
     assert tokenize("Ab  c", level="char") == ["a", "b", " ", "c"]
 
 
-@pytest.mark.skipif(not CORPUS.exists(), reason="shared corpus not present")
 def test_shakespeare_end_to_end():
     td = text_dataset(
-        CORPUS / "sonnets_gut.txt",
+        bundled_corpus("sonnets"),
         vocab_size=32,
         seq_len=6,
         embedding_dim=32,

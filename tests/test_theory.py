@@ -82,7 +82,9 @@ def test_a_loaded_theory_needs_no_solve(tmp_path, monkeypatch):
 def test_unbalanced_cycle_round_trip(tmp_path, unbalanced_cycle):
     loaded = load_theory(solve(unbalanced_cycle).save(tmp_path / "c.npz"))
     e_a, e_b = unbalanced_cycle.embeddings
-    assert (e_a - e_b) @ loaded.W_fin @ e_b == pytest.approx(np.log(2), rel=1e-8)  # SPEC 5
+    assert (e_a - e_b) @ loaded.W_fin @ e_b == pytest.approx(
+        np.log(2), rel=1e-8
+    )  # docs/theory.md#the-finite-part
     assert loaded.svm.is_zero and loaded.finite.dimension == 1
 
 

@@ -135,7 +135,8 @@ def test_shared_loop_observer_sees_every_step_and_can_stop() -> None:
 
 
 def test_unbalanced_cycle_finite_part_reaches_log2(unbalanced_cycle: Dataset) -> None:
-    """SPEC 5: [a, b] three times, labels a, a, b: (e_a - e_b)^T Proj_Sfin(W) e_b -> log 2."""
+    """docs/theory.md#the-finite-part: [a, b] three times, labels a, a, b: (e_a - e_b)^T
+    Proj_Sfin(W) e_b -> log 2."""
     basis = _cycle_theory(unbalanced_cycle).finite.basis[0]
     for config in [
         TrainConfig(optimizer="gd", learning_rate=0.5, num_steps=2000, init="uniform", seed=3),
@@ -148,7 +149,8 @@ def test_unbalanced_cycle_finite_part_reaches_log2(unbalanced_cycle: Dataset) ->
 
 
 def test_acyclic_attention_on_label_goes_to_one() -> None:
-    """SPEC 9: NGD lr 0.01 for 4000 steps on an acyclic dataset selects the label."""
+    """docs/theory.md#the-papers-experiments: NGD lr 0.01 for 4000 steps on an acyclic dataset
+    selects the label."""
     datasets = [make_dataset(4, 6, 8, 8, graph="acyclic", seed=s) for s in range(3)]
     run = train(datasets, TrainConfig(num_steps=4000, log_every=1000, seed=0))
     for b, ds in enumerate(datasets):
@@ -321,7 +323,8 @@ def test_regularization_path_direction_tends_to_w_svm(acyclic_chain: Dataset) ->
 
 
 def test_regularization_path_matches_the_theory_on_paper_data() -> None:
-    """SPEC 6: W(R)/R -> W_svm/||W_svm|| and Proj_Sfin W(R) -> W_fin as R grows."""
+    """docs/theory.md#the-theorem: W(R)/R -> W_svm/||W_svm|| and Proj_Sfin W(R) -> W_fin as R
+    grows."""
     from attnmech import solve
     from attnmech.layer.metrics import correlation, project
 

@@ -236,7 +236,8 @@ def test_cyclic_paper_setting_short() -> None:
 
 @pytest.mark.slow
 def test_cyclic_paper_setting_full() -> None:
-    """SPEC 9: 10 cyclic datasets, NGD lr 0.01, 4000 steps, uniform init: mean corr >= 0.98."""
+    """docs/theory.md#the-papers-experiments: 10 cyclic datasets, NGD lr 0.01, 4000 steps, uniform
+    init: mean corr >= 0.98."""
     datasets = [make_dataset(6, 4, 6, 8, graph="cyclic", seed=s) for s in range(10)]
     run = train(datasets, TrainConfig(num_steps=4000, log_every=100), theory=True)
     final = run.history["corr_svm"][-1]
@@ -254,7 +255,8 @@ def _softmax(z: np.ndarray) -> np.ndarray:
 def _reference_metrics(
     ds: Dataset, W: np.ndarray, W_svm: np.ndarray, W_fin: np.ndarray, head: str = "iden"
 ) -> dict[str, float]:
-    """One trial's metrics written from their definitions (SPEC 3, 5, 7, 9) with numpy and
+    """One trial's metrics written from their definitions (docs/theory.md#token-priority-graphs,
+    #the-finite-part, #the-automaton and #the-papers-experiments) with numpy and
     networkx: the graphs, SCCs, S_fin, attention and automaton are rebuilt here, per sample."""
     E = np.asarray(ds.embeddings)
     edges: dict[int, nx.DiGraph] = {}

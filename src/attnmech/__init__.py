@@ -59,6 +59,7 @@ _EXPORTS: dict[str, str] = {
     "SolverStats": "_results",
     "text_dataset": "data.text",
     "TextDataset": "data.text",
+    "bundled_corpus": "data.text",
     "AttnmechError": "errors",
     "ConvergenceWarning": "errors",
     "ExperimentNotFoundError": "errors",
@@ -133,6 +134,7 @@ __all__ = [
     "TrajectoryMetrics",
     "correlation",
     "TextDataset",
+    "bundled_corpus",
     "SolverStats",
     "AttnmechError",
     "ConvergenceWarning",
@@ -192,7 +194,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs only; nothing is imported at run
     from .layer.optim import gradient_descent
     from .layer.regpath import RegularizationPath, regularization_path
     from .theory.svm import GraphSVMResult, solve_graph_svm, solve_nuclear_svm
-    from .data.text import TextDataset, text_dataset
+    from .data.text import TextDataset, bundled_corpus, text_dataset
     from .theory.solve import AttentionTheory, Theory, load_theory, solve
     from .layer.training import TrainConfig, TrainResult, load_run, run_finite_trajectory, train
     from .layer.verification import VerificationReport, verify

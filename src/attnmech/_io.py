@@ -1,10 +1,15 @@
 """File helpers shared by every module that writes: atomic writes and output checks.
 
 Every file attnmech writes goes through :func:`atomic_path`: the content is written to a temporary
-file beside the target, named ``.<name>.<12 hex digits>.tmp<suffix>``, which then replaces the
-target in one ``os.replace``. A reader never sees half a file. A temporary left behind by a writer
-that was killed (``kill -9``, power loss) is recognised by that pattern and removed by the next
-write of the same target.
+file beside the target, named ``.<name>.<pid>-<12 hex digits>.tmp<suffix>``, flushed to disk
+(``fsync``), given the mode of the file it replaces, and then renamed over the target in one
+``os.replace``, after which the folder itself is flushed. A reader never sees half a file, and
+after a crash or a power loss the target holds either its old or its new content (on file systems
+that honour ``fsync``). A temporary left behind by a writer that was killed (``kill -9``, power
+loss) is recognised by that pattern and removed by the next write of the same target, but only
+once its writer (the process named by ``<pid>``) is gone: two live writers of one target never
+delete each other's temporaries. :func:`exclusive_lock` keeps two processes from writing one
+output folder at once, and :func:`inside` keeps paths built from arguments inside their folder.
 
 File mode: the temporary is created with ``os.open(..., 0o666)``, so the kernel applies the
 process umask exactly as for an ordinary ``open(path, "w")``. The umask is never read or changed
@@ -17,6 +22,7 @@ import contextlib
 import errno
 import os
 import re
+import stat
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,6 +35,8 @@ __all__ = [
     "atomic_write_text",
     "atomic_savez",
     "check_writable",
+    "exclusive_lock",
+    "inside",
     "temporary_pattern",
 ]
 
@@ -38,22 +46,68 @@ _TMP_MARK = ".tmp"
 def temporary_pattern(path: str | os.PathLike[str]) -> re.Pattern[str]:
     """The names the atomic writers give the temporaries of ``path`` (for cleanup and tests)."""
     name = Path(path).name
-    return re.compile(rf"^\.{re.escape(name)}\.[0-9a-f]{{12}}{re.escape(_TMP_MARK)}(\.[\w.]+)?$")
+    return re.compile(
+        rf"^\.{re.escape(name)}\.(?:(?P<pid>\d+)-)?[0-9a-f]{{12}}{re.escape(_TMP_MARK)}(\.[\w.]+)?$"
+    )
+
+
+def _process_alive(pid: int) -> bool:
+    """Whether process ``pid`` exists on this machine (a zombie counts as alive)."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # it exists, owned by someone else
+        return True
+    except OSError:
+        return True
+    return True
 
 
 def _remove_stale_temporaries(path: Path, older_than: float) -> None:
-    """Remove temporaries of ``path`` last modified before ``older_than`` (killed writers)."""
+    """Remove temporaries of ``path`` whose writer is gone (a killed writer's leftovers).
+
+    A temporary that names its writer's pid is removed only when that process no longer exists;
+    one in the older pid-less form only when it was last modified before ``older_than``.
+    """
     pattern = temporary_pattern(path)
     try:
         entries = list(os.scandir(path.parent))
     except OSError:
         return
     for entry in entries:
-        if not pattern.match(entry.name):
+        match = pattern.match(entry.name)
+        if not match:
             continue
         with contextlib.suppress(OSError):
-            if entry.is_file(follow_symlinks=False) and entry.stat().st_mtime < older_than:
+            if not entry.is_file(follow_symlinks=False):
+                continue
+            pid = match.group("pid")
+            if pid is not None:
+                if int(pid) != os.getpid() and not _process_alive(int(pid)):
+                    os.unlink(entry.path)
+            elif entry.stat().st_mtime < older_than:
                 os.unlink(entry.path)
+
+
+def _fsync_path(path: Path, *, folder: bool = False) -> None:
+    """Flush a file's (or a folder's) content to disk; a file system without the call is let be."""
+    flags = os.O_RDONLY | (getattr(os, "O_DIRECTORY", 0) if folder else 0)
+    try:
+        fd = os.open(path, flags)
+    except OSError:
+        if folder:
+            return
+        raise
+    try:
+        os.fsync(fd)
+    except OSError as exc:
+        if exc.errno not in (errno.EINVAL, errno.ENOTSUP, errno.EBADF):
+            raise
+    finally:
+        os.close(fd)
 
 
 def _output_error(exc: OSError, path: Path) -> OutputError:
@@ -119,7 +173,9 @@ def atomic_path(path: str | os.PathLike[str], suffix: str = "") -> Iterator[Path
 
     Notes
     -----
-    Temporaries of the same target older than this write (left by a killed writer) are removed.
+    Temporaries of the same target left by writers that are gone are removed first. The written
+    temporary is flushed to disk, takes the mode of the file it replaces (a new file gets the
+    umask's), and the folder is flushed after the rename.
     """
     path = Path(path)
     started = time.time()
@@ -128,7 +184,7 @@ def atomic_path(path: str | os.PathLike[str], suffix: str = "") -> Iterator[Path
         _remove_stale_temporaries(path, started)
         while True:
             tmp_path = path.with_name(
-                f".{path.name}.{os.urandom(6).hex()}{_TMP_MARK}{suffix or path.suffix}"
+                f".{path.name}.{os.getpid()}-{os.urandom(6).hex()}{_TMP_MARK}{suffix or path.suffix}"
             )
             try:
                 fd = os.open(tmp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
@@ -140,7 +196,11 @@ def atomic_path(path: str | os.PathLike[str], suffix: str = "") -> Iterator[Path
         raise _output_error(exc, path) from None
     try:
         yield tmp_path
+        _fsync_path(tmp_path)
+        with contextlib.suppress(FileNotFoundError):
+            os.chmod(tmp_path, stat.S_IMODE(os.stat(path).st_mode))
         os.replace(tmp_path, path)
+        _fsync_path(path.parent, folder=True)
     except OSError as exc:
         if isinstance(exc, OutputError):
             raise
@@ -180,3 +240,204 @@ def atomic_savez(path: str | os.PathLike[str], compress: bool = True, /, **array
     with atomic_path(path, suffix=".npz") as tmp:
         with open(tmp, "wb") as handle:
             save(handle, **arrays)
+
+
+def inside(folder: str | os.PathLike[str], *parts: str | os.PathLike[str], what: str = "path") -> Path:
+    """``folder / parts``, refused unless it stays inside ``folder`` once symlinks are resolved.
+
+    For every path built from a command-line argument or a file's content below an output folder
+    (``plot-sweep --grid NAME``, a sweep's ``parts/``, a bias table's ``runs/``): ``..``, an
+    absolute part or a symlink leading out of the folder raises :class:`OutputError`.
+
+    Examples
+    --------
+    >>> inside("out", "grid", "a.png").as_posix()
+    'out/grid/a.png'
+    """
+    base = Path(folder)
+    candidate = base.joinpath(*parts)
+    root = base.resolve()
+    resolved = candidate.resolve()
+    if resolved != root and root not in resolved.parents:
+        raise OutputError(
+            errno.EPERM,
+            f"{what} {candidate} leads outside {base} (to {resolved}); give a name inside the folder",
+            str(candidate),
+        )
+    return candidate
+
+
+@contextlib.contextmanager
+def exclusive_lock(folder: str | os.PathLike[str], *, what: str = "output folder") -> Iterator[Path]:
+    """Hold an exclusive lock on ``folder`` (a ``.attnmech.lock`` file in it) while writing it.
+
+    A second process that asks for the same lock is refused at once with :class:`OutputError`
+    naming the holder's pid, instead of both writing the same files. The lock is released when
+    the block ends or the process dies (it is an ``flock``, held by the open file).
+    """
+    base = Path(folder)
+    try:
+        base.mkdir(parents=True, exist_ok=True)
+        fd = os.open(base / ".attnmech.lock", os.O_RDWR | os.O_CREAT, 0o666)
+    except OSError as exc:
+        raise _output_error(exc, base) from None
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX: no lock, as before
+        fcntl = None  # type: ignore[assignment]
+    try:
+        if fcntl is not None:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
+                raise OutputError(
+                    errno.EBUSY,
+                    f"{what} {base} is being written by another attnmech process (pid {holder}); "
+                    "wait for it to finish or stop it, then run again",
+                    str(base),
+                ) from None
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode("ascii"), 0)
+        yield base
+    finally:
+        os.close(fd)
+
+
+# --------------------------------------------------------------------------- bounded readers
+MAX_JSON_DEPTH = 64
+"""Deepest nesting of lists and objects accepted in a JSON or TOML input."""
+
+
+def available_memory() -> int:
+    """Bytes of memory available to a new allocation (``MemAvailable``), or 8 GiB if unknown."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as handle:
+            for line in handle:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+    except (OSError, ValueError, AttributeError):
+        return 8 << 30
+
+
+def _input_error(message: str, path: Path) -> Exception:
+    from .errors import FileFormatError
+
+    return FileFormatError(message, path=str(path))
+
+
+def read_text_bounded(
+    path: str | os.PathLike[str], *, max_bytes: int | None = None, what: str = "file"
+) -> str:
+    """Read a UTF-8 text file of at most ``max_bytes`` (default: a quarter of the available
+    memory), refusing devices, pipes and folders (``/dev/zero`` never ends) before reading.
+
+    Raises
+    ------
+    FileFormatError
+        Not a regular file, larger than the limit, or not UTF-8.
+    """
+    path = Path(path)
+    limit = available_memory() // 4 if max_bytes is None else int(max_bytes)
+    try:
+        info = os.stat(path)
+    except OSError as exc:
+        raise _input_error(f"cannot read {what} {path}: {exc.strerror or exc}", path) from None
+    if not stat.S_ISREG(info.st_mode):
+        raise _input_error(
+            f"cannot read {what} {path}: not a regular file (a folder, device or pipe); "
+            "give a file",
+            path,
+        )
+    if info.st_size > limit:
+        raise _input_error(
+            f"{what} {path} is {info.st_size:,} bytes, above the limit of {limit:,} bytes",
+            path,
+        )
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read(limit + 1)
+    except OSError as exc:
+        raise _input_error(f"cannot read {what} {path}: {exc.strerror or exc}", path) from None
+    if len(data) > limit:
+        raise _input_error(f"{what} {path} is larger than the limit of {limit:,} bytes", path)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise _input_error(
+            f"{what} {path} is not UTF-8 text (byte {exc.start}); convert it to UTF-8", path
+        ) from None
+
+
+def nesting_depth(text: str) -> int:
+    """The deepest ``[``/``{`` nesting of a JSON or TOML text, brackets inside strings ignored.
+
+    >>> nesting_depth('{"a": [1, {"b": "[[["}]}')
+    3
+    """
+    depth = deepest = 0
+    quote = ""
+    escaped = False
+    for char in text:
+        if quote:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == quote:
+                quote = ""
+        elif char in "\"'":
+            quote = char
+        elif char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in "]}":
+            depth -= 1
+    return deepest
+
+
+def check_nesting(text: str, *, what: str, path: str | os.PathLike[str] = "") -> None:
+    """Refuse a JSON/TOML text nested deeper than :data:`MAX_JSON_DEPTH` (before parsing it,
+    which would otherwise end in a ``RecursionError``)."""
+    deepest = nesting_depth(text)
+    if deepest > MAX_JSON_DEPTH:
+        raise _input_error(
+            f"{what} {path} nests {deepest} levels deep; at most {MAX_JSON_DEPTH} are accepted",
+            Path(path),
+        )
+
+
+def check_npz_budget(path: str | os.PathLike[str], *, max_bytes: int | None = None) -> None:
+    """Refuse an ``.npz`` whose members would inflate beyond ``max_bytes`` (default: half the
+    available memory), from the sizes in its zip directory, before anything is inflated.
+
+    A zip member cannot yield more than the size its directory entry declares (the reader
+    stops there and checks the CRC), so a small file that would inflate to gigabytes is refused
+    here with the sizes instead of exhausting memory.
+
+    Raises
+    ------
+    FileFormatError
+        Not a zip archive, or members larger than the budget.
+    """
+    import zipfile
+
+    path = Path(path)
+    limit = available_memory() // 2 if max_bytes is None else int(max_bytes)
+    try:
+        with zipfile.ZipFile(path) as archive:
+            members = [(info.filename, info.file_size) for info in archive.infolist()]
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise _input_error(f"{path} is not a readable .npz archive: {exc}", path) from None
+    total = sum(size for _, size in members)
+    if total > limit:
+        largest = max(members, key=lambda m: m[1])
+        raise _input_error(
+            f"{path} would inflate to {total:,} bytes (member {largest[0]!r}: {largest[1]:,}), "
+            f"above the {limit:,} bytes this machine can spare; refusing to load it",
+            path,
+        )

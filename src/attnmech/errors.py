@@ -20,6 +20,7 @@ __all__ = [
     "OutputError",
     "NotFittedError",
     "ConvergenceWarning",
+    "MissingDependencyError",
 ]
 
 
@@ -97,6 +98,10 @@ class OutputError(AttnmechError, OSError):
 
 class NotFittedError(AttnmechError, AttributeError):
     """An estimator was used before ``fit`` was called."""
+
+
+class MissingDependencyError(AttnmechError, ImportError):
+    """An optional dependency is not installed; the message names the extra that provides it."""
 
 
 class ConvergenceWarning(UserWarning):

@@ -16,7 +16,7 @@ Tables are drawn by rich: styled on a terminal, plain ASCII otherwise.
 
 from __future__ import annotations
 
-from . import core, studies, sweeps  # noqa: F401  (importing them registers their commands)
+from . import core, heads, studies, sweeps  # noqa: F401  (importing them registers their commands)
 from ._app import (
     EdgeMode,
     EmbeddingKind,

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import enum
 import functools
+import os
 import sys
 import warnings
 from collections.abc import Callable, Iterable, Sequence
@@ -61,6 +62,56 @@ def _fail(message: str) -> None:
     raise typer.Exit(code=1)
 
 
+def _option_names() -> dict[str, str]:
+    """Parameter name -> how the user wrote it (``--json``, ``RUN``) for the running command."""
+    try:  # typer carries its own click; its current-context helper is not re-exported
+        from typer._click.globals import get_current_context
+    except ImportError:  # pragma: no cover - another typer layout
+        try:
+            from click import get_current_context  # type: ignore[no-redef]
+        except ImportError:
+            return {}
+    ctx = get_current_context(silent=True)
+    if ctx is None:
+        return {}
+    names: dict[str, str] = {}
+    for param in ctx.command.params:
+        if param.name is None:
+            continue
+        long = [o for o in getattr(param, "opts", []) if o.startswith("--")]
+        names[param.name] = long[0] if long else param.name.upper()
+    return names
+
+
+def _option_name(parameter: str) -> str:
+    return _option_names().get(parameter, "--" + parameter.replace("_", "-"))
+
+
+def _refuse_same_file(arguments: dict[str, Any]) -> None:
+    """Refuse a command whose path arguments name one file twice (an output that is an input, or
+    two outputs that would overwrite each other): ``train -o r.npz --checkpoint r.npz`` would lose
+    the run, ``verify RUN --json RUN`` would overwrite it.
+
+    Paths are compared after resolving symlinks and ``..``; a path that does not exist yet is
+    compared by where it would be created.
+    """
+    seen: dict[str, str] = {}
+    for name, value in arguments.items():
+        values = value if isinstance(value, (list, tuple)) else [value]
+        for item in values:
+            if not isinstance(item, Path) or str(item) in ("", "-"):
+                continue
+            key = os.path.realpath(item)
+            if os.path.isdir(key):
+                continue  # folders (an --out folder) may hold inputs; files in them are checked
+            if key in seen and seen[key] != name:
+                raise InvalidParameterError(
+                    f"{_option_name(seen[key])} and {_option_name(name)} name the same file "
+                    f"({item}); one would overwrite the other: give them different paths"
+                )
+            seen.setdefault(key, name)
+
+
 def _reports_errors(command: F) -> F:
     """Run ``command``; turn library and file errors into ``error: ...`` and exit status 1."""
 
@@ -68,6 +119,7 @@ def _reports_errors(command: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         with warnings.catch_warnings(record=True) as caught:
             try:
+                _refuse_same_file(kwargs)
                 return command(*args, **kwargs)
             except UnrealizableLabelError as exc:
                 _fail(f"{exc} (on the command line: --on-unrealizable drop or repair)")

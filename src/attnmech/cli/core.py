@@ -1,4 +1,5 @@
-"""Commands on datasets and the core: ``make-dataset``, ``graphs``, ``solve``, ``train``, ``verify``."""
+"""Commands on datasets and the core: ``make-dataset``, ``graphs``, ``solve``, ``train``,
+``verify``."""
 
 from __future__ import annotations
 
@@ -109,9 +110,10 @@ def make_dataset_command(
         Path | None,
         typer.Option(
             "--text",
-            help="Cut the dataset from this plain-text file instead (windows of T tokens, the "
-            "K-1 most frequent words plus <unk>; windows whose next token is absent are dropped; "
-            "--n caps the number of samples when given).",
+            help="Cut the dataset from this plain-text file instead, or from a corpus shipped "
+            "with attnmech by name (sonnets). Windows of T tokens, the K-1 most frequent words "
+            "plus <unk>; windows whose next token is absent are dropped; --n caps the number of "
+            "samples when given.",
             show_default=False,
         ),
     ] = None,
@@ -125,9 +127,10 @@ def make_dataset_command(
         ),
     ] = None,
 ) -> None:
-    """Draw a dataset as in the paper's experiments (SPEC section 9), or cut one from text."""
+    """Draw a dataset as in the paper's experiments (docs/theory.md#the-papers-experiments), or cut
+    one from text."""
     from ..data.dataset import make_dataset
-    from ..data.text import text_dataset
+    from ..data.text import corpus_path, text_dataset
     from ..errors import FileFormatError
 
     _check_writable(output)
@@ -140,6 +143,7 @@ def make_dataset_command(
     if embeddings is EmbeddingKind["onehot"]:
         embedding_dim = vocab_size  # one-hot: d = K
     if text is not None:
+        text = corpus_path(text)
         if not text.is_file():
             raise FileFormatError(
                 f"text file {text} does not exist; give a plain-text file to --text", str(text)
@@ -244,7 +248,7 @@ def graphs_command(
     embeddings: EmbeddingsOption = None,
     on_unrealizable: UnrealizableOption = OnUnrealizable["raise"],
 ) -> None:
-    """Print each last token's SCCs in priority order (SPEC section 3).
+    """Print each last token's SCCs in priority order (docs/theory.md#token-priority-graphs).
 
     Bounded at any vocabulary size: counts, an SCC size histogram and the largest SCCs (when the
     listing is cut, or with --top-sccs), at most --max-queries lines of at most 40 SCCs each;
@@ -302,7 +306,7 @@ def solve_command(
             "--svm-norm",
             help=f"Which norm the Graph-SVM minimises: {', '.join(SVM_NORMS)} or lp:P "
             "(1 < P < inf). fro is the paper's; nuclear is the direction expected for "
-            "factorized W = K Q^T; the others are extensions (see the README).",
+            "factorized W = K Q^T; the others are extensions (docs/theory.md#other-norms).",
         ),
     ] = "fro",
     embeddings: EmbeddingsOption = None,
@@ -316,7 +320,8 @@ def solve_command(
         ),
     ] = False,
 ) -> None:
-    """Solve the Graph-SVM (W_svm) and the finite part (W_fin) of a dataset (SPEC 4-5)."""
+    """Solve the Graph-SVM (W_svm) and the finite part (W_fin) of a dataset
+    (docs/theory.md#graph-svm and #the-finite-part)."""
     from ..theory.solve import solve
 
     if output is not None:
@@ -524,7 +529,8 @@ def train_command(
     embeddings: EmbeddingsOption = None,
     on_unrealizable: UnrealizableOption = OnUnrealizable["raise"],
 ) -> None:
-    """Train a single attention layer on a dataset and record the theory's metrics (SPEC 2, 9).
+    """Train a single attention layer on a dataset and record the theory's metrics
+    (docs/theory.md#model-and-loss and #the-papers-experiments).
 
     The run file holds the final W and the metric histories; a summary JSON goes beside it.
     With --checkpoint-every N a checkpoint is written (atomically) every N steps; if the run is
@@ -668,7 +674,8 @@ def verify_command(
     embeddings: EmbeddingsOption = None,
     on_unrealizable: UnrealizableOption = OnUnrealizable["raise"],
 ) -> None:
-    """Compare a trained W with the theory's prediction: W_svm, W_fin, the automaton (SPEC 6-7).
+    """Compare a trained W with the theory's prediction: W_svm, W_fin, the automaton
+    (docs/theory.md#the-theorem and #the-automaton).
 
     Give the dataset the run was trained on, with the same --embeddings and --on-unrealizable.
     """

@@ -131,8 +131,8 @@ def reproduce_command(
         ),
     ] = None,
 ) -> None:
-    """Run every experiment of the paper and write figures, results.json and REPRODUCTION.md
-    with the paper's values next to ours."""
+    """Run every experiment of the paper (docs/theory.md#the-papers-experiments) and write figures,
+    results.json and REPRODUCTION.md with the paper's values next to ours."""
     from ..studies.reproduction import ReproductionConfig, run
 
     _check_folder(out)
@@ -223,11 +223,17 @@ def bias_table_command(
     typer.echo(f"results: {table.files['results']}")
 
 
-# --------------------------------------------------------------------------- text (issue 9)
+# --------------------------------------------------------------------------- text
 @app.command("text")
 @_reports_errors
 def text_command(
-    corpus: Annotated[Path, typer.Argument(help="A .txt file or a folder of .txt files.")],
+    corpus: Annotated[
+        Path,
+        typer.Argument(
+            help="A .txt file, a folder of .txt files, or the name of a corpus shipped with "
+            "attnmech (sonnets)."
+        ),
+    ],
     out: Annotated[
         Path, typer.Option("--out", help="Folder for results.json, REPORT.md and figures.")
     ],
@@ -262,7 +268,10 @@ def text_command(
 ) -> None:
     """Train on the first part of a text and predict its held-out end: the trained layer, the
     automaton and baselines (writes results.json and REPORT.md)."""
+    from ..data.text import corpus_path
     from ..studies.text import TextRunConfig, run_text
+
+    corpus = corpus_path(corpus)
 
     config = TextRunConfig(
         vocab_size=vocab_size,

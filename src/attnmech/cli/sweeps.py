@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 if TYPE_CHECKING:
-
     pass
 
 
@@ -55,7 +54,7 @@ from ._app import (  # noqa: F401
 )
 
 
-# --------------------------------------------------------------------------- sweeps (issue 12)
+# --------------------------------------------------------------------------- sweeps
 class SweepBackend(str, enum.Enum):
     local = "local"
     ray = "ray"

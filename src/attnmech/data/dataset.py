@@ -1,4 +1,4 @@
-"""Next-token datasets: token sequences, labels and token embeddings (SPEC section 1).
+"""Next-token datasets: token sequences, labels and token embeddings (docs/theory.md#data).
 
 A :class:`Dataset` stores ``n_samples`` sequences of token ids (lengths may differ, tokens may
 repeat), one label per sequence and the embedding table ``embeddings`` of shape
@@ -355,8 +355,8 @@ def priority_edges(dataset: Dataset) -> tuple[np.ndarray, np.ndarray, np.ndarray
     """All distinct token-priority edges ``(query, i, j)``: ``i -> j`` in ``G^(query)``.
 
     Every sample ``(X, y)`` with last token ``k`` gives ``y -> j`` for each token ``j != y`` of
-    ``X`` (SPEC section 3). Returns three int64 arrays of equal length, sorted by (query, i, j).
-    :mod:`attnmech.theory.graphs` builds the graphs from these edges.
+    ``X`` (docs/theory.md#token-priority-graphs). Returns three int64 arrays of equal length, sorted
+    by (query, i, j). :mod:`attnmech.theory.graphs` builds the graphs from these edges.
     """
     K = dataset.vocab_size
     sample_of = dataset.sample_of_token
@@ -408,7 +408,7 @@ class Dataset:
         :class:`OneHotEmbeddings`) stores nothing of size ``K x K``: ``W`` is then the score table
         and :func:`attnmech.solve` works in token space.
     on_unrealizable : {"raise", "drop", "repair", "keep"}, default="raise"
-        What to do with samples whose label is not in their sequence (SPEC section 1): raise
+        What to do with samples whose label is not in their sequence (docs/theory.md#data): raise
         :class:`UnrealizableLabelError`, drop them, replace the label by a uniform token of the
         sequence (seeded by ``seed``), or keep them (the log-loss is then infinite; only for
         experiments outside the theorem).
@@ -808,8 +808,9 @@ def repair_labels(
 ) -> np.ndarray:
     """Replace every label absent from its sequence by a uniformly drawn token of that sequence.
 
-    This is the paper's generator rule (SPEC section 9). Accepts the CSR arrays of a dataset
-    (``Dataset.tokens``, ``Dataset.offsets``) and the labels; returns new labels.
+    This is the paper's generator rule (docs/theory.md#the-papers-experiments). Accepts the CSR
+    arrays of a dataset (``Dataset.tokens``, ``Dataset.offsets``) and the labels; returns new
+    labels.
 
     Examples
     --------
@@ -952,7 +953,7 @@ def make_dataset(
     rho: float = 0.5,
     max_tries: int = 10_000,
 ) -> Dataset:
-    """Draw a dataset as in the paper's experiments (SPEC section 9).
+    """Draw a dataset as in the paper's experiments (docs/theory.md#the-papers-experiments).
 
     Each sequence holds ``seq_len`` distinct tokens when ``seq_len <= vocab_size`` (else a
     permutation of all tokens followed by draws with replacement). The label is uniform on the

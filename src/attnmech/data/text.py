@@ -9,6 +9,10 @@ unrealizable case.
 
 Project Gutenberg header and footer lines (``*** START OF ...`` / ``*** END OF ...``) are removed
 when present.
+
+A small public-domain corpus ships with the package (Shakespeare's sonnets, see
+``attnmech/data/corpus/README.md`` for its source and licence): :func:`bundled_corpus` gives its
+path, and :func:`corpus_path` lets the command line accept either a path or such a name.
 """
 
 from __future__ import annotations
@@ -25,10 +29,95 @@ import numpy as np
 from .dataset import Dataset, check_memory, make_embeddings
 from ..errors import FileFormatError, InvalidDatasetError, InvalidParameterError
 
-__all__ = ["TextDataset", "tokenize", "text_dataset"]
+__all__ = [
+    "BUNDLED_CORPORA",
+    "TextDataset",
+    "bundled_corpus",
+    "corpus_path",
+    "tokenize",
+    "text_dataset",
+]
 
 UNKNOWN = "<unk>"
 _WORD = re.compile(r"[a-z]+(?:'[a-z]+)*")
+
+
+BUNDLED_CORPORA: dict[str, str] = {
+    "sonnets": "sonnets.txt",
+}
+"""Corpora shipped inside the package: name -> file in ``attnmech/data/corpus/``."""
+
+
+def bundled_corpus(name: str = "sonnets") -> Path:
+    """The path of a plain-text corpus shipped with attnmech.
+
+    Parameters
+    ----------
+    name : str, default="sonnets"
+        One of :data:`BUNDLED_CORPORA`: ``"sonnets"`` is Shakespeare's 154 sonnets (public
+        domain; about 17,700 words).
+
+    Returns
+    -------
+    Path
+        An existing UTF-8 text file, usable wherever a text file is accepted
+        (:func:`text_dataset`, ``attnmech make-dataset --text``, ``attnmech text``).
+
+    Raises
+    ------
+    InvalidParameterError
+        ``name`` is not a bundled corpus (the message lists the names).
+
+    Examples
+    --------
+    >>> path = bundled_corpus("sonnets")
+    >>> path.name, path.read_text(encoding="utf-8").splitlines()[0]
+    ('sonnets.txt', 'THE SONNETS')
+    """
+    if name not in BUNDLED_CORPORA:
+        raise InvalidParameterError(
+            f"no bundled corpus named {name!r}; the bundled corpora are: "
+            + ", ".join(sorted(BUNDLED_CORPORA))
+        )
+    from importlib.resources import files
+
+    resource = files("attnmech").joinpath("data", "corpus", BUNDLED_CORPORA[name])
+    path = Path(str(resource))
+    if not path.is_file():  # an installation without its package data
+        raise FileFormatError(
+            f"the bundled corpus {name!r} is missing from this installation ({path}); reinstall "
+            "attnmech, or give the path of a plain-text file instead",
+            path=str(path),
+        )
+    return path
+
+
+def corpus_path(source: str | os.PathLike[str]) -> Path:
+    """A text source given on the command line: an existing file or folder, or a bundled name.
+
+    An existing path wins over a bundled name, so a local file called ``sonnets`` is read as
+    such.
+
+    Raises
+    ------
+    FileFormatError
+        ``source`` is neither an existing path nor the name of a bundled corpus.
+
+    Examples
+    --------
+    >>> corpus_path("sonnets") == bundled_corpus("sonnets")
+    True
+    """
+    path = Path(source)
+    if path.exists():
+        return path
+    if str(source) in BUNDLED_CORPORA:
+        return bundled_corpus(str(source))
+    raise FileFormatError(
+        f"text file {path} does not exist; give a plain-text file, a folder of .txt files, or "
+        "the name of a bundled corpus (" + ", ".join(sorted(BUNDLED_CORPORA)) + ")",
+        path=str(path),
+    )
 
 
 def _strip_gutenberg(text: str) -> str:

@@ -1,9 +1,10 @@
-"""The ``W_fin(t)`` trajectory of SPEC section 9: the training optimiser on the reduced data.
+"""The ``W_fin(t)`` trajectory of docs/theory.md#the-papers-experiments: the training optimiser on
+the reduced data.
 
 The authors measure the finite part of a run against ``W_fin(t)``: the same optimiser, from zero,
-on the reduced dataset (SPEC section 5), with the gradient projected onto ``S_fin`` so that the
-iterate stays there. :func:`finite_trajectory` runs it for a batch of trials with the same
-loop as training (:func:`attnmech.layer.optim.gradient_descent`).
+on the reduced dataset (docs/theory.md#the-finite-part), with the gradient projected onto ``S_fin``
+so that the iterate stays there. :func:`finite_trajectory` runs it for a batch of trials with the
+same loop as training (:func:`attnmech.layer.optim.gradient_descent`).
 
 References
 ----------
@@ -69,7 +70,7 @@ def reduced_inputs(
     dtype: Any = torch.float64,
     device: Any = "cpu",
 ) -> AttentionInputs:
-    """The reduced data of SPEC section 5 of each trial, laid out for the model.
+    """The reduced data of docs/theory.md#the-finite-part of each trial, laid out for the model.
 
     Queries are the original last tokens and every sample weighs ``1 / n_full``.
     """

@@ -1,4 +1,5 @@
-"""Measuring a trained ``W`` against the theory (SPEC sections 6, 7 and 9).
+"""Measuring a trained ``W`` against the theory (docs/theory.md#the-theorem, #the-automaton and
+#the-papers-experiments).
 
 The theorem says ``W(t)`` is about ``R(t) W_svm + W_fin``: its direction tends to ``W_svm``, its
 projection onto ``S_fin`` tends to ``W_fin``, and the model then acts as the automaton (hard
@@ -344,6 +345,8 @@ class TrajectoryMetrics:
     config : AttentionConfig, optional
         The head whose next-token distribution is compared with the automaton.
 
+    Notes
+    -----
     Calling it with ``W`` of shape (B, d, d) (and optionally ``W_fin(t)`` of the same shape)
     returns a dict of metric name to ndarray of shape (B,).
     """

@@ -1,9 +1,10 @@
-"""Single-layer self-attention for next-token prediction (SPEC sections 2 and 8).
+"""Single-layer self-attention for next-token prediction (docs/theory.md#model-and-loss and
+#local-convergence).
 
 The model has one matrix ``W`` of shape ``(d, d)``. The query is the last token only (or, for the
-reduced data of SPEC section 5, an explicit query token ``x_q``), and the attention over the ``T``
-positions of a sequence ``X`` is ``s = softmax(X W x_q)`` (no scaling, no positional encoding,
-value = identity). Two heads turn ``s`` into a next-token distribution:
+reduced data of docs/theory.md#the-finite-part, an explicit query token ``x_q``), and the attention
+over the ``T`` positions of a sequence ``X`` is ``s = softmax(X W x_q)`` (no scaling, no positional
+encoding, value = identity). Two heads turn ``s`` into a next-token distribution:
 
 - ``iden``: ``p_j = sum of s_t over positions with x_t = e_j`` (the theory's head);
 - ``gen``: logits ``z = E X^T s`` and ``p = softmax(z)``.
@@ -600,7 +601,8 @@ def _safe_log(x: Tensor) -> Tensor:
 
 
 class IdentityHead(Head):
-    """``p_j = a_j``: the attention mass on token j (SPEC section 2, the theory's head).
+    """``p_j = a_j``: the attention mass on token j (docs/theory.md#model-and-loss, the theory's
+    head).
 
     Every position holding the label has the same score ``u_y``, so with ``c_y`` such positions,
     ``m`` the largest other score and ``S = sum over other positions of exp(score - m)``,

@@ -1,4 +1,5 @@
-"""First-order step rules and the one optimisation loop (SPEC sections 2 and 9).
+"""First-order step rules and the one optimisation loop (docs/theory.md#model-and-loss and
+#the-papers-experiments).
 
 A step rule maps ``(params, grad, loss, state, step)`` to new parameters, per trial: ``params`` and
 ``grad`` carry a leading trials dimension (``(B, d, d)`` for ``W`` itself, ``(B, 2, d, r)`` for the

@@ -1,4 +1,4 @@
-"""The regularization path ``W(R) = argmin_{||W||_F <= R} L(W)`` (SPEC section 6).
+"""The regularization path ``W(R) = argmin_{||W||_F <= R} L(W)`` (docs/theory.md#the-theorem).
 
 The theorem: as ``R`` grows, ``W(R) / R`` tends to ``W_svm / ||W_svm||`` and
 ``Proj_{S_fin} W(R)`` to ``W_fin``. :func:`regularization_path` solves the constrained problems on
@@ -222,9 +222,9 @@ def regularization_path(
     radii : array-like of positive float
         Sorted before solving.
     config : AttentionConfig, optional
-        Head and loss (combined parameterization only). The theory (SPEC section 6) is for the
-        ``iden`` head with the log-loss, where ``L`` is convex and the solution unique (up to
-        directions that ``L`` ignores; the minimum-norm one is returned).
+        Head and loss (combined parameterization only). The theory (docs/theory.md#the-theorem) is
+        for the ``iden`` head with the log-loss, where ``L`` is convex and the solution unique (up
+        to directions that ``L`` ignores; the minimum-norm one is returned).
     tol : float, default=1e-8
         Tolerance on the KKT residual (see :class:`RegularizationPath`); the multiplier's inner
         solves go to ``tol / 100``.

@@ -1,11 +1,12 @@
-"""Training a single attention layer (SPEC sections 2 and 9): the loop, its records, checkpoints.
+"""Training a single attention layer (docs/theory.md#model-and-loss and #the-papers-experiments):
+the loop, its records, checkpoints.
 
 :func:`train` runs one of the step rules of :mod:`attnmech.layer.optim` through the one loop
 (:func:`attnmech.layer.optim.gradient_descent`) for one or many trials at once (a leading trials
 dimension, one batched computation), and adds initialisation, metric logging (against the theory
 with :class:`attnmech.layer.metrics.TrajectoryMetrics` and the ``W_fin(t)`` trajectory of
-:mod:`attnmech.layer.finite_path`), atomic checkpoints and resumption. :func:`load_run` reads a saved
-run back.
+:mod:`attnmech.layer.finite_path`), atomic checkpoints and resumption. :func:`load_run` reads a
+saved run back.
 
 References
 ----------
@@ -112,8 +113,10 @@ class TrainConfig:
         files and checkpoint fingerprints, so they must be JSON values. For Adam they override
         ``adam_betas``/``adam_eps``.
 
-    The defaults are the paper's experiments (SPEC section 9): normalised GD, step 0.01, 4000
-    steps, uniform initialisation, float64.
+    Notes
+    -----
+    The defaults are the paper's experiments (docs/theory.md#the-papers-experiments): normalised GD,
+    step 0.01, 4000 steps, uniform initialisation, float64.
 
     Raises
     ------
@@ -241,7 +244,8 @@ def run_finite_trajectory(
     *,
     steps: Any = None,
 ) -> FiniteTrajectory:
-    """``W_fin(t)``: the training optimiser run from zero on the reduced data (SPEC section 9).
+    """``W_fin(t)``: the training optimiser run from zero on the reduced data
+    (docs/theory.md#the-papers-experiments).
 
     The loss is the reduced dataset's, normalised by the full ``n``; the gradient is projected onto
     ``S_fin`` (with ``theory.finite.basis``), so ``W_fin(t)`` stays in ``S_fin``. Uses the combined
@@ -638,9 +642,9 @@ def train(
     theory : Theory, list of Theory, True or None
         The prediction to measure against (one per dataset; ``True`` solves it with
         :func:`attnmech.solve`). With a theory the history also holds the metrics of
-        :class:`attnmech.layer.metrics.TrajectoryMetrics` (correlation with ``W_svm``, the finite-part
-        gaps, top-SCC attention, automaton agreement, ...), and ``W_fin(t)`` is computed by
-        :func:`run_finite_trajectory`.
+        :class:`attnmech.layer.metrics.TrajectoryMetrics` (correlation with ``W_svm``, the
+        finite-part gaps, top-SCC attention, automaton agreement, ...), and ``W_fin(t)`` is computed
+        by :func:`run_finite_trajectory`.
     callback : callable, optional
         ``callback(step, metrics)`` at every logged step; return True to stop early.
     checkpoint_path : path, optional
@@ -653,12 +657,13 @@ def train(
     record_W : bool, default=False
         Also keep ``W`` itself at every logged step, as ``history["W"]`` of shape (L, B, d, d)
         (for measuring the trajectory against a prediction known only after training, such as
-        the local Graph-SVM of SPEC section 8).
+        the local Graph-SVM of docs/theory.md#local-convergence).
     svm_norm : str, optional
         With ``theory=True``: the norm of the Graph-SVM solved for (see
-        :func:`attnmech.layer.metrics.svm_norm_for`): None keeps the default (``fro``, or ``nuclear``
-        when factorised), ``"auto"`` picks the optimiser's own geometry (``linf`` for ``sign``,
-        ``lp:3`` for ``mirror`` with ``p=3``, ...), or any norm name (``"l1"``, ``"spectral"``).
+        :func:`attnmech.layer.metrics.svm_norm_for`): None keeps the default (``fro``, or
+        ``nuclear`` when factorised), ``"auto"`` picks the optimiser's own geometry (``linf`` for
+        ``sign``, ``lp:3`` for ``mirror`` with ``p=3``, ...), or any norm name (``"l1"``,
+        ``"spectral"``).
     finite_path : bool, default=True
         With a theory, also train ``W_fin(t)`` (:func:`run_finite_trajectory`) for the
         ``fin_gap_traj`` metric. False skips it (the other metrics, ``fin_gap`` included, stay):
@@ -671,7 +676,7 @@ def train(
 
     Examples
     --------
-    The unbalanced cycle of SPEC section 5: the finite part converges to log 2.
+    The unbalanced cycle of docs/theory.md#the-finite-part: the finite part converges to log 2.
 
     >>> import numpy as np
     >>> from attnmech import Dataset

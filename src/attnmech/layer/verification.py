@@ -1,8 +1,9 @@
-"""Verifying a trained ``W`` against the theory (SPEC sections 6, 7 and 9).
+"""Verifying a trained ``W`` against the theory (docs/theory.md#the-theorem, #the-automaton and
+#the-papers-experiments).
 
 :func:`verify` measures a finished run (or any ``W``) with the metrics of
-:mod:`attnmech.layer.metrics` (the same ones :func:`attnmech.train` logs while it trains) and returns a
-:class:`VerificationReport` (JSON and plain-text views).
+:mod:`attnmech.layer.metrics` (the same ones :func:`attnmech.train` logs while it trains) and
+returns a :class:`VerificationReport` (JSON and plain-text views).
 
 References
 ----------

@@ -1,10 +1,10 @@
-"""Which optimiser finds which max-margin graph direction: the bias table (issue 11).
+"""Which optimiser finds which max-margin graph direction: the bias table.
 
 The paper proves that gradient descent on one attention layer converges in direction to the
-Frobenius-norm Graph-SVM (SPEC section 4). Other optimisers are predicted to follow the Graph-SVM
-of their own geometry (:func:`attnmech.layer.optim.expected_svm_norm`): mirror descent with an l_p
-potential the ``lp:p`` one, sign descent (and Adam) ``linf``, l_1 steepest descent ``l1``,
-spectral descent (exact Muon) ``spectral``, factorised ``W = K Q^T`` training ``nuclear``.
+Frobenius-norm Graph-SVM (docs/theory.md#graph-svm). Other optimisers are predicted to follow the
+Graph-SVM of their own geometry (:func:`attnmech.layer.optim.expected_svm_norm`): mirror descent
+with an l_p potential the ``lp:p`` one, sign descent (and Adam) ``linf``, l_1 steepest descent
+``l1``, spectral descent (exact Muon) ``spectral``, factorised ``W = K Q^T`` training ``nuclear``.
 :func:`bias_table` measures it: every optimiser of :data:`BIAS_OPTIMIZERS` trains on the paper's
 settings (the data of the experiments registry), and the final ``W`` of each trial is compared
 with every norm's Graph-SVM (:func:`attnmech.theory.norms.solve_norm_svm`, solved once per dataset):
@@ -15,8 +15,8 @@ with every norm's Graph-SVM (:func:`attnmech.theory.norms.solve_norm_svm`, solve
   ``N(W_svm^N)`` so that columns of different norms can be compared;
 - ``excess``: ``N(W / margin(W)) / N(W_svm^N) - 1``, how far the margin-normalised ``W`` is from
   being a minimiser of ``N`` (0 exactly on the optimal face). Unlike the cosine and the distance,
-  which compare with one point (``attnmech.theory.norms`` returns the face's least-Frobenius point when
-  the minimiser of ``l1``, ``linf``, ``nuclear`` or ``spectral`` is not unique), it does not
+  which compare with one point (``attnmech.theory.norms`` returns the face's least-Frobenius point
+  when the minimiser of ``l1``, ``linf``, ``nuclear`` or ``spectral`` is not unique), it does not
   depend on which point of a non-unique optimal face the optimiser picks.
 
 It also records, per optimiser, the rates: ``1 - cos(W(t), W_svm^own)``, ``L(W(t)) - L*`` (``L*``
@@ -552,7 +552,8 @@ def _check_settings(settings: Sequence[str]) -> None:
             raise InvalidParameterError(
                 f"setting {name!r} trains the {setting.head!r} head with the {setting.loss!r} "
                 "loss; the bias table measures against the Graph-SVMs of the iden head's "
-                "log-loss (SPEC section 6): choose a global setting such as acyclic-4-6-8-8"
+                "log-loss (docs/theory.md#the-theorem): choose a global setting such as "
+                "acyclic-4-6-8-8"
             )
 
 

@@ -86,7 +86,8 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_OUT_DIR = "attnmech-demo"
 SETTING = {"n_samples": 6, "seq_len": 4, "vocab_size": 6, "embedding_dim": 8, "graph": "cyclic"}
-"""Sizes of the paper's first experiment (SPEC section 9): n, T, K, d and the kind of graphs."""
+"""Sizes of the paper's first experiment (docs/theory.md#the-papers-experiments): n, T, K, d and the
+kind of graphs."""
 
 BASE_SETTING = "cyclic-6-4-6-8"
 """The registry entry the demo reruns (its data, model and optimiser)."""
@@ -557,7 +558,8 @@ _HISTORY = (
 _CAPTIONS = {
     "correlations": (
         "1 - corr of W with the predicted direction, mean ± std over trials (log scale). The "
-        "three correlations of SPEC section 9 approach 1 and nearly coincide: W grows along "
+        "three correlations of docs/theory.md#the-papers-experiments approach 1 and nearly "
+        "coincide: W grows along "
         "W_svm."
     ),
     "finite_part": (

@@ -191,7 +191,8 @@ def plot_priority_graphs(
     max_sccs: int = 12,
     max_members: int = 8,
 ) -> Figure:
-    """Draw the token-priority graphs, one panel per last token (SPEC section 3).
+    """Draw the token-priority graphs, one panel per last token
+    (docs/theory.md#token-priority-graphs).
 
     Tokens are laid out by priority level (level 0, the highest priority, at the top). Each SCC
     sits in a box: shaded when it holds several tokens (a cycle: conflicting priorities), dotted

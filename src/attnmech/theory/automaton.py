@@ -1,4 +1,4 @@
-"""The automaton a trained attention layer implements (SPEC section 7).
+"""The automaton a trained attention layer implements (docs/theory.md#the-automaton).
 
 Given ``W = R W_svm + W_fin`` with ``R`` large and a sequence ``X`` with last token (query) ``k``:
 

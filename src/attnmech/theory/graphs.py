@@ -1,9 +1,9 @@
 """Token-priority graphs (TPGs), their strongly connected components and priority order.
 
-SPEC section 3: for every last token (query) ``k``, ``G^(k)`` is a directed graph on the tokens.
-Every sample ``(X, y)`` whose last token is ``k`` adds an edge ``y -> j`` for each token ``j`` of
-``X`` with ``j != y``: under query ``k``, ``y`` was preferred over ``j``. Tokens in one SCC have
-conflicting priorities; an edge of the condensation DAG is a strict priority.
+docs/theory.md#token-priority-graphs: for every last token (query) ``k``, ``G^(k)`` is a directed
+graph on the tokens. Every sample ``(X, y)`` whose last token is ``k`` adds an edge ``y -> j`` for
+each token ``j`` of ``X`` with ``j != y``: under query ``k``, ``y`` was preferred over ``j``. Tokens
+in one SCC have conflicting priorities; an edge of the condensation DAG is a strict priority.
 
 All graphs are built at once as one block-diagonal graph over the (query, token) pairs that occur,
 with array operations only (no Python loop over samples or queries): SCCs come from
@@ -22,12 +22,13 @@ from scipy.sparse.csgraph import connected_components
 
 from .._results import frozen
 from ..data.dataset import Dataset, priority_edges, sorted_unique
-from ..errors import InvalidDatasetError
+from ..errors import InvalidDatasetError, InvalidParameterError
 
 __all__ = [
     "PriorityGraphs",
     "build_priority_graphs",
     "scc_chains",
+    "has_priority_cycle",
     "priority_edges",
     "sorted_unique",
 ]
@@ -99,7 +100,8 @@ class PriorityGraphs:
 
     @property
     def is_cyclic(self) -> bool:
-        """True when some ``G^(k)`` has an SCC with more than one token (SPEC section 3)."""
+        """True when some ``G^(k)`` has an SCC with more than one token
+        (docs/theory.md#token-priority-graphs)."""
         return bool((self.scc_size > 1).any())
 
     @property
@@ -333,7 +335,8 @@ def _longest_path_levels(n: int, src: np.ndarray, dst: np.ndarray) -> np.ndarray
 
 
 def build_priority_graphs(dataset: Dataset) -> PriorityGraphs:
-    """Build ``G^(k)`` for every last token ``k`` of ``dataset`` (SPEC section 3).
+    """Build ``G^(k)`` for every last token ``k`` of ``dataset``
+    (docs/theory.md#token-priority-graphs).
 
     Parameters
     ----------
@@ -419,7 +422,8 @@ def scc_chains(graphs: PriorityGraphs) -> tuple[np.ndarray, np.ndarray, np.ndarr
 
     Inside each SCC the members are sorted by token and consecutive members are paired, so an SCC
     of ``m`` tokens gives ``m - 1`` pairs. The pairs ``(e_i - e_j) e_query^T`` span ``S_fin``
-    (SPEC section 5) and are the Graph-SVM's equality constraints. Sorted by (query, i, j).
+    (docs/theory.md#the-finite-part) and are the Graph-SVM's equality constraints. Sorted by (query,
+    i, j).
 
     Examples
     --------
@@ -435,3 +439,33 @@ def scc_chains(graphs: PriorityGraphs) -> tuple[np.ndarray, np.ndarray, np.ndarr
     query, i, j = qry[1:][chain], tok[:-1][chain], tok[1:][chain]
     by_pair = np.lexsort((j, i, query))
     return query[by_pair], i[by_pair], j[by_pair]
+
+
+def has_priority_cycle(data: PriorityGraphs | Dataset) -> bool:
+    """Whether some token-priority graph has an SCC of more than one token (a cyclic dataset).
+
+    The one cyclicity test of attnmech: for built graphs, :attr:`PriorityGraphs.is_cyclic`; for a
+    dataset, the strongly connected components of its priority edges
+    (:func:`attnmech.data.dataset.has_priority_cycle`, which lives below this layer so that
+    :func:`~attnmech.data.dataset.make_dataset` can redraw without building graphs). Studies call
+    this function instead of testing cycles themselves.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from attnmech import Dataset
+    >>> ds = Dataset([[0, 1, 2], [1, 0, 2]], [0, 1], np.eye(3))  # 0 -> 1 and 1 -> 0 under 2
+    >>> has_priority_cycle(ds), has_priority_cycle(build_priority_graphs(ds))
+    (True, True)
+    >>> has_priority_cycle(Dataset([[0, 1, 2]], [0], np.eye(3)))
+    False
+    """
+    from ..data.dataset import has_priority_cycle as dataset_has_cycle
+
+    if isinstance(data, PriorityGraphs):
+        return data.is_cyclic
+    if isinstance(data, Dataset):
+        return dataset_has_cycle(data)
+    raise InvalidParameterError(
+        f"has_priority_cycle expects a Dataset or PriorityGraphs, got {type(data).__name__}"
+    )

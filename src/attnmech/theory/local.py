@@ -1,4 +1,5 @@
-"""Local token-priority graphs: predicting where GD converges in nonconvex settings (SPEC §8).
+"""Local token-priority graphs: predicting where GD converges in nonconvex settings
+(docs/theory.md#local-convergence).
 
 With the ``gen`` head and cross-entropy or squared loss, GD may converge to a local direction. It
 is predicted by the graphs built from the tokens GD actually selected: for each sample, let
@@ -120,7 +121,8 @@ def solve_local(
     threshold: float = SELECTED_THRESHOLD,
     ambiguous_below: float = AMBIGUOUS_THRESHOLD,
 ) -> Theory:
-    """Local Graph-SVM and local ``W_fin`` from the tokens GD selected (SPEC section 8).
+    """Local Graph-SVM and local ``W_fin`` from the tokens GD selected
+    (docs/theory.md#local-convergence).
 
     Returns the :class:`~attnmech.theory.Theory` of the pseudo-dataset (its ``dataset`` field is
     the pseudo-dataset).

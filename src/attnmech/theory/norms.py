@@ -1,7 +1,7 @@
 """Graph-SVMs for other norms: which max-margin direction an optimiser's geometry selects.
 
-The paper's Graph-SVM (SPEC section 4) minimises the Frobenius norm. Other optimisers follow the
-same constraints under another norm (see ``docs/notes/norms.md``)::
+The paper's Graph-SVM (docs/theory.md#graph-svm) minimises the Frobenius norm. Other optimisers
+follow the same constraints under another norm (see ``docs/notes/norms.md``)::
 
     W_svm^N = argmin N(W)  subject to, for every query k and every edge i -> j of G^(k):
         (e_i - e_j)^T W e_k  = 0   if i ~ j
@@ -20,8 +20,8 @@ name           N(W)                            dual norm           solved as
 ``spectral``   largest singular value          ``nuclear``         SDP, Clarabel
 =============  ==============================  ==================  ========================
 
-All of them use the reduced constraints of :func:`attnmech.theory.svm.svm_constraints` (same feasible
-set, fewer rows).
+All of them use the reduced constraints of :func:`attnmech.theory.svm.svm_constraints` (same
+feasible set, fewer rows).
 
 **Certificate.** For any multipliers ``lambda`` (``>= 0`` on strict constraints) and any feasible
 ``W``, ``N(W) >= <G, W> / N*(G) >= sum_strict lambda_c / N*(G)`` with
@@ -66,24 +66,26 @@ from typing import Any
 
 import numpy as np
 
-from .._results import SolverStats, SolveStatus, readonly
+from .._results import SolverStats, readonly
 from ..errors import (
-    ConvergenceWarning,
     InfeasibleProblemError,
     InvalidDatasetError,
     InvalidParameterError,
     SolverError,
 )
 from .graphs import PriorityGraphs
-from .svm import (
+from .graphsvm.certificate import (
+    GAP_TOL,
+    VIOLATION_TOL,
     GraphSVMResult,
-    SVMConstraints,
-    _certify,
-    _find_conflict,
-    _result_arrays,
-    solve_graph_svm,
-    svm_constraints,
+    certify,
+    relative_gap_of,
+    result_arrays,
+    verdict,
 )
+from .graphsvm.constraints import SVMConstraints, svm_constraints
+from .graphsvm.infeasibility import infeasibility_certificate
+from .graphsvm.solve import infeasible_error, solve_graph_svm
 
 __all__ = [
     "NormSpec",
@@ -99,8 +101,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-VIOLATION_TOL = 1e-9  # largest allowed constraint violation (absolute; margins are 1)
-GAP_TOL = 1e-8  # largest allowed relative duality gap (certificate above)
 FACE_TOL = 1e-9  # relative slack of the optimal face used by the tie-break and the probe
 DISTINCT_TOL = 1e-6  # face points at most this far apart (relative): "unique"
 UNDECIDED_TOL = 1e-3  # SDP faces: wider than this means "not unique", between the two: undecided
@@ -546,7 +546,7 @@ def solve_norm_svm(
     seed: int = 0,
     **fro_options: Any,
 ) -> GraphSVMResult:
-    """The Graph-SVM of SPEC section 4 under the norm ``norm`` (see the module docstring).
+    """The Graph-SVM of docs/theory.md#graph-svm under the norm ``norm`` (see the module docstring).
 
     Parameters
     ----------
@@ -660,40 +660,46 @@ def solve_norm_svm(
         w = _polish(w, A, cons.strict)
         lower = norm_lower_bound(E, cons, lam, spec)
         if not spec.strictly_convex:
-            w, unique, applied, width = _resolve_face(
-                spec, A, cons.strict, d, w, lam, tie_break, probe, seed
-            )
+            try:
+                face = _resolve_face(spec, A, cons.strict, d, w, lam, tie_break, probe, seed)
+            except SolverError as exc:
+                if tie_break is None:
+                    raise
+                face = (w, None, None, 0.0)
+                _tie_break_failed(extra, f"its solver failed ({exc})")
+            if face[2] is not None and _violation(A, face[0], cons.strict) > VIOLATION_TOL >= (
+                _violation(A, w, cons.strict)
+            ):
+                _tie_break_failed(extra, "its point violates the constraints")
+                face = (w, None, None, face[3])
+            w, unique, applied, width = face
             extra["face_width"] = width
         W = w.reshape(d, d)
-    margins, edge_margins, edge_strict, max_violation = _certify(graphs, cons, E, W)
+    margins, edge_margins, edge_strict, max_violation, relative_violation = certify(
+        graphs, cons, E, W
+    )
     primal = float(spec(W))
     gap = primal - lower
-    relative_gap = abs(gap) / primal if primal > 0 else abs(gap)
+    relative_gap = relative_gap_of(gap, primal)
     extra.update(lower_bound=lower, unique=unique, tie_break=applied)
-    status = SolveStatus.OPTIMAL
-    if not cons.strict.any():
-        message = "no strict priorities (every sample's tokens lie in one SCC): W_svm = 0"
-    elif max_violation <= VIOLATION_TOL and relative_gap <= GAP_TOL:
-        message = (
-            f"optimal: {spec.name} norm {primal:.10g}, max violation {max_violation:.1e}, "
-            f"certified relative gap {relative_gap:.1e}"
-            + ("" if unique is not False else "; minimiser not unique")
-            + ("" if applied is None else " (Frobenius tie-break)")
-        )
-    else:
-        status = SolveStatus.INACCURATE
-        message = (
-            f"inaccurate: {spec.name} norm {primal:.10g}, max violation {max_violation:.1e} "
-            f"(tol {VIOLATION_TOL:.0e}), certified relative gap {relative_gap:.1e} "
-            f"(tol {GAP_TOL:.0e}); the embeddings may be nearly dependent"
-        )
-        warnings.warn(f"{spec.name}-norm Graph-SVM {message}", ConvergenceWarning, stacklevel=2)
+    status, message = verdict(
+        cons,
+        max_violation <= VIOLATION_TOL and relative_gap <= GAP_TOL,
+        f"optimal: {spec.name} norm {primal:.10g}, max violation {max_violation:.1e}, "
+        f"certified relative gap {relative_gap:.1e}"
+        + ("" if unique is not False else "; minimiser not unique")
+        + ("" if applied is None else " (Frobenius tie-break)"),
+        f"inaccurate: {spec.name} norm {primal:.10g}, max violation {max_violation:.1e} "
+        f"(tol {VIOLATION_TOL:.0e}), certified relative gap {relative_gap:.1e} "
+        f"(tol {GAP_TOL:.0e}); the embeddings may be nearly dependent",
+        f"{spec.name}-norm Graph-SVM",
+    )
     logger.info("%s-norm Graph-SVM: %s", spec.name, message)
     return GraphSVMResult(
         W_svm=readonly(W),
         status=status,
         message=message,
-        **_result_arrays(cons, margins, lam, edge_margins, edge_strict, active_tol=1e-9),
+        **result_arrays(cons, margins, lam, edge_margins, edge_strict, active_tol=1e-9),
         max_violation=max_violation,
         duality_gap=gap,
         relative_gap=relative_gap,
@@ -707,7 +713,24 @@ def solve_norm_svm(
         norm_name=spec.name,
         unique=unique,
         tie_break=applied,
+        method="none" if not cons.strict.any() else _method_name(spec, extra),
+        relative_violation=relative_violation,
     )
+
+
+def _method_name(spec: NormSpec, extra: dict[str, Any]) -> str:
+    """``"highs"`` for the LPs (``"cvxpy+clarabel"`` when HiGHS failed), else
+    ``"cvxpy+clarabel"``."""
+    if spec.p in (1.0, math.inf) and "fallback" not in extra:
+        return "highs"
+    return "cvxpy+clarabel"
+
+
+def _tie_break_failed(extra: dict[str, Any], why: str) -> None:
+    """Record (and log) that the Frobenius tie-break was dropped: the solver's own point, within
+    tolerance, is kept with ``tie_break=None`` and ``unique=None`` (not decided)."""
+    logger.info("Frobenius tie-break dropped: %s; keeping the solver's point", why)
+    extra["tie_break_failed"] = why
 
 
 def _into_face(spec: NormSpec, w: np.ndarray, w_tb: np.ndarray, d: int, bound: float) -> np.ndarray:
@@ -835,18 +858,21 @@ def _resolve_face(
     return w, None, tie_break, width
 
 
-def _infeasible(E: np.ndarray, cons: SVMConstraints, spec: NormSpec) -> InfeasibleProblemError:
-    conflicts = _find_conflict(E, cons)
-    shown = ", ".join(f"(k={k}, {i}, {j}, {kind})" for k, i, j, kind in conflicts[:20])
-    return InfeasibleProblemError(
-        f"the {spec.name}-norm Graph-SVM is infeasible: these {len(conflicts)} constraints "
-        f"(last token, i, j) cannot hold together: {shown or 'not identified'}; use linearly "
-        "independent embeddings (vocab_size <= embedding_dim)",
-        conflicts=conflicts,
+def _infeasible(E: np.ndarray, cons: SVMConstraints, spec: NormSpec) -> Exception:
+    """The solver said "infeasible": InfeasibleProblemError only with a checked Farkas
+    certificate (:mod:`attnmech.theory.graphsvm.infeasibility`), else a SolverError (refusal)."""
+    cert = infeasibility_certificate(E, cons)
+    if cert is not None and cert.certified:
+        return infeasible_error(cert, f"the {spec.name}-norm Graph-SVM")
+    found = "no Farkas certificate" if cert is None else f"an unchecked one ({cert.summary()})"
+    return SolverError(
+        f"the {spec.name}-norm Graph-SVM: the solver reports infeasibility but {found} could "
+        "be certified in the problem's own scaling; the embeddings may be nearly dependent or "
+        "badly scaled: rescale them, or use svm_norm='fro'"
     )
 
 
-def _replace(result: GraphSVMResult, **changes: Any) -> GraphSVMResult:
+def _replace(result: Any, **changes: Any) -> Any:
     from dataclasses import replace
 
     return replace(result, **changes)

@@ -1,8 +1,8 @@
 """Straightforward formulations of the Graph-SVM, for cross-checking and benchmarking only.
 
-They follow SPEC section 4 literally: one constraint per TPG edge, each written as a ``d^2``-long
-row ``vec((e_i - e_j) e_k^T)``, handed to a general-purpose interior-point solver. They are slow
-by design and need the optional test dependencies (``pip install -e ".[test]"``).
+They follow docs/theory.md#graph-svm literally: one constraint per TPG edge, each written as a
+``d^2``-long row ``vec((e_i - e_j) e_k^T)``, handed to a general-purpose interior-point solver. They
+are slow by design and need the optional test dependencies (``pip install -e ".[test]"``).
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from .graphs import PriorityGraphs
-from .svm import svm_constraints
+from .graphsvm.constraints import svm_constraints
 
 __all__ = ["svm_primal_cvxpy", "svm_primal_clarabel", "svm_dual_clarabel"]
 

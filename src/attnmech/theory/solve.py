@@ -34,7 +34,7 @@ from ..errors import (
 from .finite import FiniteResult, reduce_dataset, solve_finite
 from .graphs import PriorityGraphs, build_priority_graphs
 from .norms import parse_norm, solve_norm_svm
-from .svm import GraphSVMResult, SVMConstraints
+from .graphsvm import GraphSVMResult, SVMConstraints
 
 if TYPE_CHECKING:
     from .tokenspace import TokenFiniteResult, TokenSVMResult
@@ -46,7 +46,8 @@ THEORY_FORMAT = "attnmech-theory-v2"  # written into every theory file as meta["
 
 @dataclass(frozen=True, slots=True, eq=False)
 class Theory:
-    """What the theory predicts for a dataset (SPEC sections 3 to 7).
+    """What the theory predicts for a dataset (docs/theory.md#token-priority-graphs, #graph-svm,
+    #the-finite-part, #the-theorem and #the-automaton).
 
     Attributes
     ----------
@@ -94,7 +95,7 @@ class Theory:
         _check_fingerprint(self.fingerprint, dataset, self.source)
 
     def automaton(self, *, tie_tol: float = 1e-6) -> Automaton:
-        """The automaton defined by ``W_svm`` and ``W_fin`` (SPEC section 7).
+        """The automaton defined by ``W_svm`` and ``W_fin`` (docs/theory.md#the-automaton).
 
         For token-space solutions it reads the sparse score tables (nothing ``K x K``).
         """
@@ -128,9 +129,9 @@ class Theory:
 
         Members: ``W_svm``, ``W_fin``, ``embeddings`` (shape (0, 0) for one-hot embeddings,
         with ``meta["embeddings_kind"] = "onehot"``); for a theory solved in token space
-        (:mod:`attnmech.theory.tokenspace`) the sparse score tables ``svm_score_{query,token,value}`` and
-        ``fin_score_{query,token,value}`` replace ``W_svm``, ``W_fin`` and ``fin_frame`` (nothing
-        ``d x d`` is written); the dataset (``dataset_tokens``,
+        (:mod:`attnmech.theory.tokenspace`) the sparse score tables
+        ``svm_score_{query,token,value}`` and ``fin_score_{query,token,value}`` replace ``W_svm``,
+        ``W_fin`` and ``fin_frame`` (nothing ``d x d`` is written); the dataset (``dataset_tokens``,
         ``dataset_offsets``, ``dataset_labels``); the Graph-SVM report (``svm_query``,
         ``svm_i``, ``svm_j``, ``svm_strict``, ``svm_margins``, ``svm_dual_values``,
         ``svm_active``, ``svm_edge_margins``, ``svm_edge_strict``); the finite part
@@ -545,12 +546,12 @@ def solve(
         of other optimisers' geometries (extensions; see :mod:`attnmech.theory.norms`).
     svm_options, finite_options : dict, optional
         Keyword arguments for :func:`attnmech.theory.norms.solve_norm_svm` (with ``"fro"``: those of
-        :func:`attnmech.theory.svm.solve_graph_svm`) and :func:`attnmech.theory.finite.solve_finite` (or of
-        their token-space versions).
+        :func:`attnmech.theory.svm.solve_graph_svm`) and :func:`attnmech.theory.finite.solve_finite`
+        (or of their token-space versions).
     method : {"auto", "dense", "tokenspace"}, default="auto"
-        ``"auto"``: the token-space solvers (:mod:`attnmech.theory.tokenspace`: one small problem per
-        query, ``W_svm`` / ``W_fin`` kept as sparse score tables) when the embeddings are one-hot
-        or have orthonormal rows and ``svm_norm="fro"``, else the dense ones.
+        ``"auto"``: the token-space solvers (:mod:`attnmech.theory.tokenspace`: one small problem
+        per query, ``W_svm`` / ``W_fin`` kept as sparse score tables) when the embeddings are
+        one-hot or have orthonormal rows and ``svm_norm="fro"``, else the dense ones.
     allow_inaccurate : bool, default=False
         When no method certifies ``W_svm`` (violation and duality gap within tolerance), False
         raises :class:`~attnmech.errors.SolverError` saying what was tried; True returns the best

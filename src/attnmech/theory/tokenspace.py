@@ -2,8 +2,9 @@
 
 With one-hot embeddings ``W`` *is* the ``K x K`` score table ``A`` (``A[j, k] = e_j^T W e_k``);
 with orthonormal rows ``E`` (``E E^T = I``) the map ``W = E^T A E`` is an isometry between score
-tables and the weights that matter (SPEC section 4, "structure to exploit"). Every constraint and
-the loss touch ``W`` only through the scores ``A[j, k]`` of tokens ``j`` seen with query ``k``,
+tables and the weights that matter (docs/theory.md#graph-svm, "structure to exploit"). Every
+constraint and the loss touch ``W`` only through the scores ``A[j, k]`` of tokens ``j`` seen with
+query ``k``,
 so both problems split by query into small problems:
 
 - **Graph-SVM, per query** ``k``: one variable ``x_s`` per SCC ``s`` of ``G^(k)`` (its members
@@ -12,7 +13,8 @@ so both problems split by query into small problems:
   small; it is solved exactly by the proximal active-set method of :mod:`attnmech.theory.svm`, with
   closed forms for the many queries that have a single strict edge. Scores of tokens never seen
   with ``k`` are 0.
-- **W_fin, per SCC**: the reduced dataset (SPEC section 5) has, per sample, only tokens of its
+- **W_fin, per SCC**: the reduced dataset (docs/theory.md#the-finite-part) has, per sample, only
+tokens of its
   label's SCC, so the loss is a sum over nontrivial SCCs of a log-loss in that SCC's scores,
   restricted to zero-sum scores (``S_fin``). Newton's method runs on all SCCs at once: SCCs are
   grouped by size and each group's Newton systems are solved as one batched dense solve; the
@@ -36,19 +38,24 @@ import numpy as np
 import scipy.sparse as sp
 
 from .._results import SolvedMixin, SolverStats, SolveStatus, readonly
-from .automaton import Automaton
 from ..data.dataset import Dataset, OneHotEmbeddings
 from ..errors import ConvergenceWarning, InvalidDatasetError, InvalidParameterError
+from .automaton import Automaton
 from .finite import GRADIENT_TOL, FiniteSubspace, ReducedData, reduce_dataset
+from .newton import NewtonOptions, damped_newton
 from .graphs import PriorityGraphs
-from .svm import (
+from .graphsvm.active_set import SparseKKT, proximal_active_set
+from .graphsvm.certificate import (
     GAP_TOL,
     VIOLATION_TOL,
-    SVMConstraints,
-    SVMResultMixin,
-    _result_arrays,
-    svm_constraints,
+    Certificate,
+    SVMResultBase,
+    edge_strictness,
+    edge_violation,
+    relative_gap_of,
+    verdict,
 )
+from .graphsvm.constraints import SVMConstraints, svm_constraints
 
 __all__ = [
     "ScoreTable",
@@ -191,9 +198,10 @@ def _cached_dense(
 
 
 # --------------------------------------------------------------------------------- results
-@dataclass(frozen=True, slots=True, eq=False)
-class TokenSVMResult(SVMResultMixin):
-    """Graph-SVM solved in token space; same fields as :class:`attnmech.theory.svm.GraphSVMResult`.
+@dataclass(frozen=True, slots=True, eq=False, kw_only=True)
+class TokenSVMResult(SVMResultBase):
+    """Graph-SVM solved in token space; the fields of
+    :class:`attnmech.theory.graphsvm.certificate.SVMResultBase`, plus the sparse scores.
 
     ``W_svm`` is a property: the ``d x d`` matrix is built from :attr:`scores` on first access
     (memory-checked, cached). ``scores`` holds the per-query SCC scores.
@@ -201,27 +209,12 @@ class TokenSVMResult(SVMResultMixin):
 
     scores: ScoreTable
     embeddings: Any
-    status: SolveStatus
-    message: str
-    constraints: SVMConstraints
-    margins: np.ndarray
-    dual_values: np.ndarray
-    active: np.ndarray
-    edge_margins: np.ndarray
-    edge_strict: np.ndarray
-    max_violation: float
-    duality_gap: float
-    relative_gap: float
-    solver_stats: SolverStats
     _cache: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
-    norm_name: str = "fro"  # the token-space solver is the Frobenius Graph-SVM
-    unique: bool | None = True  # a strictly convex objective: the minimiser is unique
-    tie_break: str | None = None
     method: str = "token-space active-set"
-    relative_violation: float = 0.0
 
     @property
     def norm(self) -> float:
+        """Frobenius norm of ``W_svm`` (of the score table)."""
         return self.scores.norm
 
     def to_dense(self, *, limit_bytes: int = DENSE_LIMIT_BYTES) -> np.ndarray:
@@ -284,10 +277,11 @@ class TokenFiniteResult(SolvedMixin):
 
 
 class TokenAutomaton(Automaton):
-    """The automaton of SPEC section 7 read from sparse score tables (nothing ``K x K``).
+    """The automaton of docs/theory.md#the-automaton read from sparse score tables (nothing ``K x
+    K``).
 
-    Same methods as :class:`~attnmech.theory.automaton.Automaton`; scores of tokens never seen with a
-    query are 0.
+    Same methods as :class:`~attnmech.theory.automaton.Automaton`; scores of tokens never seen with
+    a query are 0.
     """
 
     def __init__(
@@ -321,87 +315,22 @@ def _token_dual(
 ) -> tuple[np.ndarray, np.ndarray, int, int]:
     """Solve ``min 1/2 x^T S x`` s.t. ``x[above] - x[below] >= 1``, ``S = diag(size)``, exactly.
 
-    The problem is block diagonal (``block``: one id per query). Every step works on all blocks
-    still running at once, through one sparse factorisation; a block whose active set has
-    settled and whose KKT residual is below ``tol`` is final and leaves the system, so later
-    steps factorise less. The method is the proximal primal-dual active-set method of
-    :class:`attnmech.theory.svm._ProximalDual` (dual ``lambda >= 0``, ``Q = D S^-1 D^T``), but each step
-    solves the sparse quasi-definite system
-
-        [ S     -D_F^T ] [ x        ]   [ 0                 ]
-        [ D_F   eps I  ] [ lambda_F ] = [ 1 + eps lambda_t  ]
-
-    instead of forming ``Q`` (dense for a star-shaped condensation). Returns the scores ``x``,
-    the multipliers, the number of steps and of factorisations.
+    The proximal active-set core of :mod:`attnmech.theory.graphsvm.active_set` with its sparse
+    KKT solve (:class:`~attnmech.theory.graphsvm.active_set.SparseKKT`); ``block`` (one id per
+    query) lets a finished block leave the system, so later steps factorise less. Returns the
+    scores ``x``, the multipliers, the number of steps and of factorisations.
     """
-    from scipy.sparse.linalg import splu
-
-    n, m = size.size, above.size
-    _, block = np.unique(block, return_inverse=True)
-    n_blocks = int(block.max()) + 1 if m else 0
-    inv = 1.0 / size
-    eps = 1e-6 * float((inv[above] + inv[below]).max())
-    lam = np.zeros(m)
-    x = np.zeros(n)
-    active = np.zeros(m, dtype=bool)  # multiplier held at 0 (constraint not binding)
-    live = np.ones(m, dtype=bool)  # constraints of blocks still iterating
-    slack = 1e-12
-    cached_key: bytes | None = None
-    lu: Any = None
-    system: Any = None
-    factorizations = 0
-    var_pos = np.full(n, -1, dtype=np.int64)
-    for step in range(1, max_iter + 1):
-        running = np.flatnonzero(live)
-        free = running[~active[running]]
-        cols = np.unique(np.r_[above[running], below[running]])
-        key = free.tobytes() + cols.tobytes()
-        if key != cached_key:
-            var_pos[cols] = np.arange(cols.size)
-            k = free.size
-            D_F = sp.csr_matrix(
-                (
-                    np.r_[np.ones(k), -np.ones(k)],
-                    (
-                        np.r_[np.arange(k), np.arange(k)],
-                        np.r_[var_pos[above[free]], var_pos[below[free]]],
-                    ),
-                ),
-                shape=(k, cols.size),
-            )
-            system = sp.bmat(
-                [[sp.diags(size[cols]), -D_F.T], [D_F, eps * sp.identity(k)]], format="csc"
-            )
-            lu = splu(system, permc_spec="MMD_AT_PLUS_A", diag_pivot_thresh=0.0)
-            cached_key = key
-            factorizations += 1
-        rhs = np.r_[np.zeros(cols.size), 1.0 + eps * lam[free]]
-        sol = lu.solve(rhs)
-        sol += lu.solve(rhs - system @ sol)  # one step of iterative refinement
-        x[cols] = sol[: cols.size]
-        new_lam = np.zeros(running.size)
-        is_free = ~active[running]
-        new_lam[is_free] = sol[cols.size :]
-        # dual gradient where the multiplier is held at 0
-        gradient = x[above[running]] - x[below[running]] - 1.0 - eps * lam[running]
-        old_active = active[running]
-        new_active = np.where(old_active, gradient >= -slack, new_lam < -slack)
-        moving = (new_active != old_active) | (eps * np.abs(new_lam - lam[running]) > tol)
-        lam[running], active[running] = new_lam, new_active
-        unfinished = np.bincount(block[running], weights=moving, minlength=n_blocks) > 0
-        live[running] = unfinished[block[running]]
-        logger.info(
-            "token Graph-SVM step %d: %d blocks running, %d of %d constraints free, %d "
-            "factorisations",
-            step,
-            int(unfinished.sum()),
-            free.size,
-            m,
-            factorizations,
-        )
-        if not live.any():
-            return x, lam, step, factorizations
-    return x, lam, max_iter, factorizations
+    solver = SparseKKT(size, above, below)
+    lam, steps = proximal_active_set(
+        solver,
+        np.ones(above.size, dtype=bool),
+        block=block,
+        max_iter=max_iter,
+        tol=tol,
+        stop_on_cycle=False,
+        what="token Graph-SVM",
+    )
+    return solver.scores, lam, steps, solver.factorizations
 
 
 def _check_embeddings(graphs: PriorityGraphs, embeddings: Any) -> Any:
@@ -422,7 +351,8 @@ def _check_embeddings(graphs: PriorityGraphs, embeddings: Any) -> Any:
     if not is_token_space(E):
         raise InvalidParameterError(
             "the token-space solvers need one-hot embeddings or orthonormal rows (E E^T = I); "
-            "use attnmech.theory.svm.solve_graph_svm / attnmech.theory.finite.solve_finite for these embeddings"
+            "use attnmech.theory.graphsvm.solve_graph_svm / attnmech.theory.finite.solve_finite "
+            "for these embeddings"
         )
     return E
 
@@ -452,7 +382,7 @@ def solve_token_svm(
     *,
     max_iter: int = 2000,
 ) -> TokenSVMResult:
-    """Solve the Graph-SVM (SPEC section 4) in token space, one small problem per query.
+    """Solve the Graph-SVM (docs/theory.md#graph-svm) in token space, one small problem per query.
 
     Parameters
     ----------
@@ -505,10 +435,8 @@ def solve_token_svm(
     edge_margins = (
         table[graphs.edge_src, graphs.edge_query] - table[graphs.edge_dst, graphs.edge_query]
     )
-    edge_strict = graphs.scc_of(graphs.edge_query, graphs.edge_src) != graphs.scc_of(
-        graphs.edge_query, graphs.edge_dst
-    )
-    violation = np.where(edge_strict, np.maximum(1.0 - edge_margins, 0.0), np.abs(edge_margins))
+    edge_strict = edge_strictness(graphs)
+    violation = edge_violation(edge_margins, edge_strict)
     max_violation = float(violation.max(initial=0.0))
     lam = np.zeros(m)
     lam[strict] = lam_strict
@@ -522,22 +450,26 @@ def solve_token_svm(
     lam += _scc_chain_duals(graphs, cons, node_score - flow_nodes)
     norm_sq = float(node_score @ node_score)
     gap = norm_sq - float(lam_strict.sum())
-    relative_gap = abs(gap) / norm_sq if norm_sq > 0 else abs(gap)
-    status = SolveStatus.OPTIMAL
-    if not strict.size:
-        message = "no strict priorities (every sample's tokens lie in one SCC): W_svm = 0"
-    elif max_violation <= VIOLATION_TOL and relative_gap <= GAP_TOL:
-        message = (
-            f"optimal: ||W_svm|| = {np.sqrt(norm_sq):.6g}, max violation {max_violation:.1e}, "
-            f"relative gap {relative_gap:.1e}"
-        )
-    else:
-        status = SolveStatus.INACCURATE
-        message = (
-            f"inaccurate: max violation {max_violation:.1e} (tol {VIOLATION_TOL:.0e}), relative "
-            f"gap {relative_gap:.1e} (tol {GAP_TOL:.0e})"
-        )
-        warnings.warn(f"Graph-SVM {message}", ConvergenceWarning, stacklevel=2)
+    cert = Certificate(
+        method="token-space active-set",
+        W=None,
+        lam=lam,
+        margins=margins,
+        edge_margins=edge_margins,
+        edge_strict=edge_strict,
+        max_violation=max_violation,
+        relative_violation=max_violation,  # absolute: an upper bound of the relative one
+        duality_gap=gap,
+        relative_gap=relative_gap_of(gap, norm_sq),
+    )
+    status, message = verdict(
+        cons,
+        cert.certified,
+        f"optimal ({cert.method}): ||W_svm|| = {np.sqrt(norm_sq):.6g}, max violation "
+        f"{max_violation:.1e}, relative gap {cert.relative_gap:.1e}",
+        f"inaccurate ({cert.method}): max violation {max_violation:.1e} (tol "
+        f"{VIOLATION_TOL:.0e}), relative gap {cert.relative_gap:.1e} (tol {GAP_TOL:.0e})",
+    )
     stats = SolverStats(
         solver_name="attnmech token-space Graph-SVM (sparse proximal active-set)",
         solve_time=time.perf_counter() - start,
@@ -558,11 +490,12 @@ def solve_token_svm(
         embeddings=E,
         status=status,
         message=message,
-        **_result_arrays(cons, margins, lam, edge_margins, edge_strict),
+        **cert.result_arrays(cons),
         max_violation=max_violation,
         duality_gap=gap,
-        relative_gap=relative_gap,
+        relative_gap=cert.relative_gap,
         solver_stats=stats,
+        relative_violation=cert.relative_violation,
     )
 
 
@@ -654,7 +587,8 @@ def solve_token_finite(
     tol: float = GRADIENT_TOL,
     max_iter: int = 200,
 ) -> TokenFiniteResult:
-    """Compute ``W_fin`` (SPEC section 5) in token space: batched Newton over the SCCs.
+    """Compute ``W_fin`` (docs/theory.md#the-finite-part) in token space: batched Newton over the
+    SCCs.
 
     Parameters
     ----------
@@ -713,17 +647,21 @@ def solve_token_finite(
         for groups in by_size.values():
             slot[groups] = np.arange(groups.size)
 
-        def group_loss(sample_loss: np.ndarray) -> np.ndarray:
-            return np.bincount(sample_group, weights=sample_loss, minlength=n_groups)
+        def project(g: np.ndarray) -> np.ndarray:  # on zero-sum scores per SCC
+            return g - (np.bincount(var_group, g, n_groups) / group_size)[var_group]
 
-        sample_loss, grad, prob = objective.evaluate(u)
-        loss_g = group_loss(sample_loss)
-        for iterations in range(1, max_iter + 1):  # noqa: B007 (the count is reported)
-            grad = grad - (np.bincount(var_group, grad, n_groups) / group_size)[var_group]
-            grad_norm = float(np.linalg.norm(grad))
-            if grad_norm <= tol:
-                break
-            hess = objective.hessian(prob)  # COO with unique (row, col): canonical CSR product
+        last: dict[str, np.ndarray] = {}
+
+        def value_grad(point: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            sample_loss, g, prob = objective.evaluate(point)
+            last.update(sample_loss=sample_loss, prob=prob)
+            loss_g = np.bincount(sample_group, weights=sample_loss, minlength=n_groups)
+            return loss_g, project(g)
+
+        def hessian(point: np.ndarray) -> sp.coo_matrix:  # at the point evaluated last
+            return objective.hessian(last["prob"])
+
+        def newton_step(hess: sp.coo_matrix, g: np.ndarray) -> np.ndarray:
             # Newton step per SCC: (H + 1 1^T / s) step = -g keeps the step zero-sum
             step = np.empty(n_vars)
             row_group = var_group[hess.row]
@@ -734,26 +672,21 @@ def solve_token_finite(
                 blocks[slot[row_group[in_class]], local[rows], local[cols]] = hess.data[in_class]
                 blocks += 1.0 / s
                 members = (group_start[groups][:, None] + np.arange(s)[None, :]).ravel()
-                rhs = -grad[members].reshape(groups.size, s, 1)
+                rhs = -g[members].reshape(groups.size, s, 1)
                 step[members] = np.linalg.solve(blocks, rhs).ravel()
-            slope = np.bincount(var_group, grad * step, n_groups)
-            bad = slope >= 0  # not a descent direction (round-off): use the gradient there
-            if bad.any():
-                use_grad = bad[var_group]
-                step[use_grad] = -grad[use_grad]
-                slope = np.bincount(var_group, grad * step, n_groups)
-            alpha = np.ones(n_groups)
-            tiny = -slope <= 1e-13 * (1.0 + np.abs(loss_g))
-            while True:
-                trial = u + alpha[var_group] * step
-                t_loss, t_grad, t_prob = objective.evaluate(trial)
-                t_loss_g = group_loss(t_loss)
-                ok = tiny | (t_loss_g <= loss_g + 1e-4 * alpha * slope) | (alpha < 1e-12)
-                if ok.all():
-                    break
-                alpha = np.where(ok, alpha, 0.5 * alpha)
-            u, sample_loss, grad, prob, loss_g = trial, t_loss, t_grad, t_prob, t_loss_g
-            logger.info("token-space W_fin step %d: gradient norm %.1e", iterations, grad_norm)
+            return step
+
+        newton = damped_newton(
+            value_grad,
+            hessian,
+            u,
+            lambda _x, g: float(np.linalg.norm(g)),
+            NewtonOptions(tol=tol, max_iter=max_iter, flat_rtol=1e-13, flat_offset=1.0),
+            groups=var_group,
+            direction=newton_step,
+        )
+        u, grad, iterations = newton.x, newton.grad, newton.num_steps
+        sample_loss = last["sample_loss"]
         grad = grad - (np.bincount(var_group, grad, n_groups) / group_size)[var_group]
         grad_norm = float(np.linalg.norm(grad))
         loss_value = float(sample_loss.sum())

@@ -189,17 +189,13 @@ def authors_generator(seed: int = 1) -> Any:
 
 
 def _graphs_cyclic(sequences: np.ndarray, labels: np.ndarray, K: int) -> bool:
-    """Whether some ``G^(k)`` has an SCC of size > 1 (edges ``y -> j`` for ``j`` in X, j != y)."""
-    import networkx as nx
+    """Whether some ``G^(k)`` has an SCC of size > 1 (edges ``y -> j`` for ``j`` in X, j != y),
+    by :func:`attnmech.theory.graphs.has_priority_cycle`."""
+    from ...data.dataset import OneHotEmbeddings
+    from ...theory.graphs import has_priority_cycle
 
-    last = sequences[:, -1]
-    for k in np.unique(last):
-        graph = nx.DiGraph()
-        for seq, y in zip(sequences[last == k], labels[last == k], strict=True):
-            graph.add_edges_from((int(y), int(j)) for j in seq if j != y)
-        if any(len(c) > 1 for c in nx.strongly_connected_components(graph)):
-            return True
-    return False
+    data = Dataset(sequences, labels, OneHotEmbeddings(K), on_unrealizable="keep")
+    return has_priority_cycle(data)
 
 
 def draw_authors_dataset(

@@ -196,7 +196,8 @@ def train_authors(
 
     Each step: ``g = grad L(W)``, ``g <- g / (||g||_F + eps)``, ``W <- W - learning_rate g``
     (their ``normalize_grad`` followed by ``torch.optim.SGD``). The log-loss is their
-    ``NLLLoss(log(p + eps))``; pass ``eps=0`` for the plain ``-log p_y`` of SPEC section 2.
+    ``NLLLoss(log(p + eps))``; pass ``eps=0`` for the plain ``-log p_y`` of
+    docs/theory.md#model-and-loss.
 
     Parameters
     ----------
@@ -211,9 +212,9 @@ def train_authors(
         ``probability``: the notebooks' ``-log(p_y + eps)`` with ``p_y`` summed from the softmax.
         Once the softmax saturates ``p_y`` rounds to exactly 1 and the label's share of the
         gradient (``1 - p_y``) vanishes. ``logsumexp``: ``lse_t u_t - lse_{t: x_t = y} u_t``
-        (SPEC section 2), which autograd differentiates with the same loss of the label's share.
-        ``exact``: ``softplus(lse_{x_t != y} u_t - lse_{x_t = y} u_t)``, whose gradient keeps it.
-        ``eps`` is used by ``probability`` only.
+        (docs/theory.md#model-and-loss), which autograd differentiates with the same loss of the
+        label's share. ``exact``: ``softplus(lse_{x_t != y} u_t - lse_{x_t = y} u_t)``, whose
+        gradient keeps it. ``eps`` is used by ``probability`` only.
     queries : array-like of shape (trials, n), optional
         Query token per sample (default: the last token). The finite-part model of the notebooks
         keeps the full sequence's last token as query for the reduced sequences.
@@ -298,7 +299,8 @@ def train_authors(
 
 
 def attention_mass(dataset: Dataset, W: np.ndarray) -> np.ndarray:
-    """Per-token attention mass ``a_j`` (n, K) of one trial at ``W`` (SPEC section 8)."""
+    """Per-token attention mass ``a_j`` (n, K) of one trial at ``W``
+    (docs/theory.md#local-convergence)."""
     E = dataset.embeddings
     seqs = dataset.padded()
     mask = seqs >= 0

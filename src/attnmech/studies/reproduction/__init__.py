@@ -1,4 +1,5 @@
-"""The paper's experiments, rerun and compared with its reported numbers.
+"""The paper's experiments (docs/theory.md#the-papers-experiments), rerun and compared with its
+reported numbers.
 
 One registry, one runner, one report writer:
 

@@ -218,7 +218,8 @@ def _sample_mean(values: np.ndarray, datasets: Sequence[Dataset]) -> np.ndarray:
 
 @dataclass(frozen=True)
 class LocalTPG(Metric):
-    """The local token-priority graphs of SPEC section 8, and W(t) measured against them.
+    """The local token-priority graphs of docs/theory.md#local-convergence, and W(t) measured
+    against them.
 
     After training, the attention mass of the final ``W`` selects the tokens of each sample
     (:func:`attnmech.theory.local.solve_local`); the curves are corr(W(t), W_svm^loc) and

@@ -1,8 +1,8 @@
 """The registry of experiments: :data:`EXPERIMENTS`, name -> :class:`Setting`.
 
-Each setting of SPEC section 9 is one :func:`register` call below. The helpers
-(:func:`cyclic_setting`, :func:`acyclic_setting`, :func:`local_setting`) only assemble data: the
-table rows and figure references come from the paper's values in
+Each setting of docs/theory.md#the-papers-experiments is one :func:`register` call below. The
+helpers (:func:`cyclic_setting`, :func:`acyclic_setting`, :func:`local_setting`) only assemble data:
+the table rows and figure references come from the paper's values in
 :mod:`~attnmech.studies.reproduction.paper`. Adding an experiment is one more
 ``register(Setting(...))``.
 
@@ -14,7 +14,8 @@ cyclic-10-6-8-8            the same, larger
 acyclic-4-6-8-8            acyclic TPGs, lr 0.01: corr and attention on the label
 acyclic-6-4-6-8-lr0.1      acyclic TPGs, lr 0.1: fast alignment
 local-ce, local-squared    gen head, cross-entropy / squared loss (n=6 T=4 K=6 d=8): local
-                           TPGs (SPEC section 8) predict the direction, the global ones do not
+                           TPGs (docs/theory.md#local-convergence) predict the direction, the global
+                           ones do not
 local-ce-4-6-8-8, ...      the same with n=4 T=6 K=8 d=8
 =========================  ===============================================================
 
@@ -134,7 +135,8 @@ _LOCAL_NOTE = (
     "one, depends on the dataset and the initialisation"
 )
 _LOCAL_GAP_NOTE = (
-    "ours is the final value against the exact W_fin of each theory (SPEC section 5, iden head), "
+    "ours is the final value against the exact W_fin of each theory "
+    "(docs/theory.md#the-finite-part, iden head), "
     "the authors' W_fin is trained with the gen head; the global gap keeps growing with ||W|| "
     "when GD goes local, and the local one exists only in the trials whose local S_fin is not "
     "{0} (the n/a trials)"
@@ -248,7 +250,8 @@ def _regpath_metric_and_figure() -> tuple[Any, Any]:
     return RegPath(), RegPathFigure(
         "regpath",
         r"regularization path $W(R) = \mathrm{argmin}_{\|W\| \leq R}\, L(W)$",
-        "Regularization path (SPEC section 6): corr(W(R), W_svm) → 1 and ||Proj W(R) − W_fin|| "
+        "Regularization path (docs/theory.md#the-theorem): corr(W(R), W_svm) → 1 and ||Proj W(R) "
+        "− W_fin|| "
         "→ 0 as R grows, per trial (thin) and mean (bold).",
     )
 
@@ -534,7 +537,7 @@ def cyclic_setting(
         figures=tuple(figures),
         description=(
             "Global convergence with cyclic token-priority graphs: iden head, log-loss, "
-            "normalised GD (SPEC sections 6 and 9)."
+            "normalised GD (docs/theory.md#the-theorem and #the-papers-experiments)."
         ),
     )
 
@@ -682,7 +685,8 @@ def acyclic_setting(
         figures=figures,
         description=(
             "Global convergence with acyclic token-priority graphs (every SCC one token): W_fin = "
-            "0 and the attention concentrates on the label."
+            "0 and the attention concentrates on the label (docs/theory.md#the-theorem and "
+            "#the-papers-experiments)."
             + (_LR01_DECLINE if "corr_peak" in paper else "")
         ),
     )
@@ -778,8 +782,9 @@ def local_setting(
             "correlation",
             "global vs local TPG prediction: W_svm",
             "Direction: W(t) against the global Graph-SVM (edges from the labels) and against the "
-            "local Graph-SVM (edges from the tokens GD selected at the end), overlaid as in the "
-            "authors' figures, with the authors' final values dashed.",
+            "local Graph-SVM (edges from the tokens GD selected at the end, "
+            "docs/theory.md#local-convergence), overlaid as in the authors' figures, with the "
+            "authors' final values dashed.",
             references=refs_corr,
         ),
         CurveFigure(
@@ -863,7 +868,7 @@ def local_setting(
             f"Nonconvex training (gen head, {loss_name}): GD may converge to a local direction. "
             "After training, the attention mass a_j per sample selects the tokens "
             "(a_j > 1e-2); the local TPG, local Graph-SVM and local W_fin are built from them "
-            "(SPEC section 8) and W(t) is measured against both predictions."
+            "(docs/theory.md#local-convergence) and W(t) is measured against both predictions."
         ),
     )
 

@@ -38,7 +38,7 @@ NOTEBOOK_CURVES = {
 """Notebook metric -> (pipeline curve, label)."""
 
 PER_TRIAL_TOL = 1e-4
-"""The issue's tolerance for a same-data per-trial comparison."""
+"""The tolerance for a same-data per-trial comparison."""
 
 _WHY = (
     "same data and initialisations; the remaining differences come from the training: ours is "

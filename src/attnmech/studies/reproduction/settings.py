@@ -1,12 +1,13 @@
 """What an experiment is, as data: :class:`Setting` and its parts.
 
 A :class:`Setting` names everything the runner needs: where the datasets come from
-(:class:`DataSpec`, its ``source`` a key of :data:`~attnmech.studies.reproduction.sources.DATA_SOURCES`),
-the model (head, loss), the optimiser (a name in the step-rule registry plus options), the steps,
-the metrics to record (objects of :mod:`~attnmech.studies.reproduction.measures`, each producing named
-curves), the table rows (:class:`Measure`, each reading one number per trial off a curve, with
-the paper's value and its verdict rule), and the figures (objects of
-:mod:`~attnmech.studies.reproduction.figures`). The runner never branches on a setting's kind or head.
+(:class:`DataSpec`, its ``source`` a key of
+:data:`~attnmech.studies.reproduction.sources.DATA_SOURCES`), the model (head, loss), the optimiser
+(a name in the step-rule registry plus options), the steps, the metrics to record (objects of
+:mod:`~attnmech.studies.reproduction.measures`, each producing named curves), the table rows
+(:class:`Measure`, each reading one number per trial off a curve, with the paper's value and its
+verdict rule), and the figures (objects of :mod:`~attnmech.studies.reproduction.figures`). The
+runner never branches on a setting's kind or head.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ class DataSpec:
     graph : {"cyclic", "acyclic", "any"}
         Which token-priority graphs to draw for.
     n_samples, seq_len, vocab_size, embedding_dim : int
-        n, T, K, d of SPEC section 9.
+        n, T, K, d of docs/theory.md#the-papers-experiments.
     embeddings : str, default="random"
         The embedding generator.
     source : str, default="generated"
@@ -151,7 +152,8 @@ class Setting:
     init_seed : int, default=0
         Seed of the initialisation (all trials at once).
     metrics : tuple
-        Metric objects (:mod:`~attnmech.studies.reproduction.measures`), run in order after training.
+        Metric objects (:mod:`~attnmech.studies.reproduction.measures`), run in order after
+        training.
     measures : tuple of Measure
         The table rows.
     figures : tuple

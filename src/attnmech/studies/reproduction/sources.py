@@ -86,7 +86,8 @@ AUTHORS_UNAVAILABLE: dict[str, str] = {
 
 
 def authors(spec: DataSpec, trials: int) -> SourceData:
-    """The authors' datasets and initialisations (:func:`attnmech.studies.authors.authors_trials`)."""
+    """The authors' datasets and initialisations (:func:`attnmech.studies.authors.authors_trials`)
+    """
     from ..authors import SETTINGS, authors_trials
 
     key = spec.authors_key

@@ -1,10 +1,11 @@
-"""Grid sweeps and phase diagrams (issue 12): run a grid of datasets x training options on one
+"""Grid sweeps and phase diagrams: run a grid of datasets x training options on one
 machine or a Ray cluster, resume it, and plot where the theory holds.
 
 - :mod:`~attnmech.studies.sweeps.spec`: the TOML sweep file and its validation;
 - :mod:`~attnmech.studies.sweeps.grid`: cells, seeds, and batching cells of equal shapes into tasks;
 - :mod:`~attnmech.studies.sweeps.runner`: :func:`run_sweep` on the ``local`` or ``ray`` backend;
-- :mod:`~attnmech.studies.sweeps.store`: atomic per-task CSV parts, ``--resume``, :func:`load_results`;
+- :mod:`~attnmech.studies.sweeps.store`: atomic per-task CSV parts, ``--resume``,
+:func:`load_results`;
 - :mod:`~attnmech.studies.sweeps.plots`: heatmaps and line plots (:func:`plot_sweep`).
 """
 
@@ -28,7 +29,8 @@ __all__ = [
 
 
 def plot_sweep(*args: Any, **kwargs: Any) -> Any:
-    """See :func:`attnmech.studies.sweeps.plots.plot_sweep` (imported lazily: it needs matplotlib)."""
+    """See :func:`attnmech.studies.sweeps.plots.plot_sweep` (imported lazily: it needs
+    matplotlib)."""
     from .plots import plot_sweep as _plot
 
     return _plot(*args, **kwargs)

@@ -93,7 +93,7 @@ PARAM_DEFAULTS: dict[str, Any] = {
     "trials": 1,
 }
 """Every parameter a cell has, with its value when neither ``[fixed]`` nor an axis sets it (the
-paper's first setting, SPEC section 9)."""
+paper's first setting, docs/theory.md#the-papers-experiments)."""
 
 DATA_METRICS: dict[str, str] = {
     "cyclic": "1 if some token-priority graph has an SCC of size > 1, else 0",
