@@ -8,7 +8,6 @@ import re
 import subprocess
 import sys
 from pathlib import Path
-from unittest.mock import ANY
 
 import numpy as np
 import pytest
@@ -814,7 +813,7 @@ def test_demo_writes_every_file(tmp_path):
     assert result.exit_code == 0, result.output
     names = {"correlations", "finite_part", "automaton", "priority_graphs"}
     expected = {f"{n}.{ext}" for n in names for ext in ("png", "pdf")}
-    expected |= {"run.npz", "summary.json", "REPORT.md"}
+    expected |= {"run.npz", "results.json", "REPORT.md"}
     assert {p.name for p in out.iterdir()} == expected
     lines = result.output.splitlines()
     assert lines[0] == (
@@ -826,8 +825,9 @@ def test_demo_writes_every_file(tmp_path):
     assert any(line.startswith("top-SCC attention mass ") and "~0.9997" in line for line in lines)
     assert lines[-2] == f"report: {out / 'REPORT.md'}"
     assert re.fullmatch(r"wall time: \d+\.\d\d s", lines[-1])
-    summary = json.loads((out / "summary.json").read_text())
-    assert summary["setting"]["trials"] == 2 and summary["config"]["num_steps"] == 40
+    summary = json.loads((out / "results.json").read_text())
+    assert summary["setting"]["trials"] == 2 and summary["train_config"]["num_steps"] == 40
+    assert summary["study"] == "demo" and summary["config"]["steps"] == 40
 
 
 def test_demo_bad_input(tmp_path):
@@ -993,17 +993,17 @@ def test_readme_cli_examples_run_reduced(tmp_path, monkeypatch):
     def typer_exit():
         return typer.Exit(code=0)
 
-    monkeypatch.setattr(attnmech.studies.demo, "run_demo", record("demo"))
-    monkeypatch.setattr(attnmech.studies.reproduction, "run_reproduction", record("reproduce"))
+    monkeypatch.setattr(attnmech.studies.demo, "run", record("demo"))
+    monkeypatch.setattr(attnmech.studies.reproduction, "run", record("reproduce"))
     run_readme_commands(tmp_path, monkeypatch, reduced)
-    assert [(name, Path(args[0]).name) for name, args, _ in calls] == [
+    assert [(name, Path(kwargs["out_dir"]).name) for name, _, kwargs in calls] == [
         ("demo", "attnmech-demo"),
         ("demo", "demo-short"),
         ("reproduce", "repro"),
         ("reproduce", "repro-quick"),
     ]
-    assert calls[1][2]["trials"] == 2 and calls[1][2]["steps"] == 200
-    assert calls[3][2]["only"] == ["cyclic-6-4-6-8"] and calls[3][2]["steps_scale"] == 0.1
+    assert calls[1][1][0].trials == 2 and calls[1][1][0].steps == 200
+    assert calls[3][1][0].only == ("cyclic-6-4-6-8",) and calls[3][1][0].steps_scale == 0.1
     from attnmech.layer.training import load_run
 
     run = load_run(tmp_path / "run.npz")
@@ -1098,34 +1098,27 @@ def test_reproduce_command(tmp_path, monkeypatch):
     assert "cyclic-6-4-6-8" in names and "local-ce" in " ".join(names)
     calls = []
 
-    def run_reproduction(out, **kwargs):
-        calls.append((out, kwargs))
-        kwargs["progress"]("[1/1] cyclic-6-4-6-8")
+    def run(config, *, out_dir, progress):
+        calls.append((out_dir, config))
+        progress("[1/1] cyclic-6-4-6-8")
         return types.SimpleNamespace(
             settings=["cyclic-6-4-6-8"],
-            trials=kwargs["trials"],
+            trials=config.trials,
             wall_time_s=1.25,
-            results_path=out / "results.json",
-            report_path=out / "REPRODUCTION.md",
+            results_path=out_dir / "results.json",
+            report_path=out_dir / "REPRODUCTION.md",
             figures=["a.png", "a.pdf"],
         )
 
-    monkeypatch.setattr(attnmech.studies.reproduction, "run_reproduction", run_reproduction)
+    monkeypatch.setattr(attnmech.studies.reproduction, "run", run)
     out = tmp_path / "repro"
     args = ("reproduce", "--only", "cyclic-6-4-6-8", "--trials", 2, "--steps-scale", 0.1)
     result = invoke(*args, "--out", out)
     assert result.exit_code == 0, result.output
+    from attnmech.studies.reproduction import ReproductionConfig
+
     assert calls == [
-        (
-            out,
-            {
-                "only": ["cyclic-6-4-6-8"],
-                "trials": 2,
-                "steps_scale": 0.1,
-                "data": None,
-                "progress": ANY,
-            },
-        )
+        (out, ReproductionConfig(only=("cyclic-6-4-6-8",), trials=2, steps_scale=0.1)),
     ]
     assert result.output.splitlines() == [
         "[1/1] cyclic-6-4-6-8",

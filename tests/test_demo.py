@@ -34,7 +34,7 @@ def test_demo_trains_the_papers_setting(small_demo):
         0,
     )
     assert (config.model.head, config.model.loss, config.model.dtype) == ("iden", "log", "float64")
-    assert result.report.num_trials == 3 and result.report.is_cyclic.all()
+    assert result.verification.num_trials == 3 and result.verification.is_cyclic.all()
 
 
 def test_demo_is_the_registry_pipeline(small_demo):
@@ -69,7 +69,7 @@ def test_demo_table_matches_the_report(small_demo):
         "top_scc_mass",
         "automaton_tv",
     ]
-    metrics = small_demo.report.metrics
+    metrics = small_demo.verification.metrics
     for key in (
         "corr_svm",
         "corr_svm_fin",
@@ -98,7 +98,7 @@ def test_demo_writes_figures_summary_and_report(small_demo):
     names = [p.name for p in small_demo.files]
     assert names == [f"{f}.{ext}" for f in FIGURES for ext in ("png", "pdf")] + [
         "run.npz",
-        "summary.json",
+        "results.json",
         "REPORT.md",
     ]
     assert sorted(p.name for p in out.iterdir()) == sorted(names)
@@ -107,8 +107,9 @@ def test_demo_writes_figures_summary_and_report(small_demo):
         assert png[:8] == PNG_MAGIC and len(png) > 10_000
         assert (out / f"{figure}.pdf").read_bytes()[:5] == b"%PDF-"
 
-    summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
-    assert summary["setting"]["trials"] == 3 and summary["config"]["num_steps"] == 120
+    summary = json.loads((out / "results.json").read_text(encoding="utf-8"))
+    assert summary["study"] == "demo" and summary["config"]["steps"] == 120
+    assert summary["setting"]["trials"] == 3 and summary["train_config"]["num_steps"] == 120
     assert [row["metric"] for row in summary["table"]] == [row.key for row in small_demo.rows]
     assert summary["table"][0]["mean"] == pytest.approx(small_demo.rows[0].mean)
     assert summary["verification"]["num_trials"] == 3
@@ -122,6 +123,25 @@ def test_demo_writes_figures_summary_and_report(small_demo):
     assert re.search(r"\*\*Wall time: \d+\.\d\d s\*\*", report)
     assert "| `corr(W, W_svm)` " in report and "~0.99 (notebook: 0.986 ± 0.005)" in report
     assert re.search(r"\|\s+100 \| 0\.\d{4} ± 0\.\d{3}\s+\|\s+0\.403 \|", report)
+
+
+def test_demo_result_loads_back(small_demo):
+    """results.json reads back into an equal table, config and report text."""
+    from attnmech.studies.demo import DemoConfig, run
+    from attnmech.studies.scaffold import load_result
+
+    loaded = load_result(small_demo.out_dir)
+    assert isinstance(loaded, DemoResult) and loaded.config == small_demo.config
+    assert [(r.key, r.mean, r.std) for r in loaded.rows] == [
+        (r.key, r.mean, r.std) for r in small_demo.rows
+    ]
+    assert loaded.trajectory == small_demo.trajectory
+    assert loaded.report().to_markdown() == small_demo.report().to_markdown()
+    # resume: the same config is read back, nothing retrained
+    again = run(small_demo.config, out_dir=small_demo.out_dir, resume=True)
+    assert again.run is None and again.rows == loaded.rows
+    with pytest.warns(DeprecationWarning, match="num_trials"):
+        assert DemoConfig.from_dict({"num_trials": 2}).trials == 2
 
 
 def test_demo_text_table(small_demo):

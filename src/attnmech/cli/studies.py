@@ -57,7 +57,7 @@ from ._app import (  # noqa: F401
 @_reports_errors
 def demo_command(
     out: Annotated[
-        Path, typer.Option("--out", help="Folder for the figures, summary.json and REPORT.md.")
+        Path, typer.Option("--out", help="Folder for the figures, results.json and REPORT.md.")
     ] = Path("attnmech-demo"),
     trials: Annotated[int, typer.Option("--trials", min=1, help="Datasets, one trial each.")] = 10,
     steps: Annotated[int, typer.Option("--steps", min=1, help="Normalised-GD steps.")] = 4000,
@@ -66,21 +66,22 @@ def demo_command(
     ] = False,
 ) -> None:
     """Run the paper's cyclic experiment end to end (n=6, T=4, K=6, d=8, 10 trials, 4000 steps):
-    graphs, theory, training, verification, figures and a Markdown report."""
-    from ..studies.demo import run_demo
+    graphs, theory, training, verification, figures, results.json and a Markdown report."""
+    from ..studies.demo import DemoConfig, run
 
     _check_folder(out)
+    config = DemoConfig(trials=trials, steps=steps)
     typer.echo(
         f"the cyclic experiment of Li et al. (2024): n=6, T=4, K=6, d=8, {trials} "
         f"trial{'s' if trials != 1 else ''}, normalised GD lr 0.01, {steps} steps"
     )
-    result = run_demo(out, trials=trials, steps=steps, progress=_show_progress(no_progress, steps))
+    result = run(config, out_dir=out, progress=_show_progress(no_progress, steps))
     typer.echo(result.table())
     typer.echo(
         f"wrote {len(result.files)} files to {result.out_dir}: "
         + ", ".join(p.name for p in result.files)
     )
-    typer.echo(f"report: {result.out_dir / 'REPORT.md'}")
+    typer.echo(f"report: {out / 'REPORT.md'}")
     typer.echo(f"wall time: {result.elapsed_s:.2f} s")
 
 
@@ -119,20 +120,30 @@ def reproduce_command(
             show_default=False,
         ),
     ] = None,
+    ngd_eps: Annotated[
+        float | None,
+        typer.Option(
+            "--ngd-eps",
+            min=0.0,
+            help="The eps of normalised GD, g / (||g|| + eps). Default: the data source's "
+            "(authors: their float64 machine eps; generated: off). 0 turns it off.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Run every experiment of the paper (docs/theory.md#the-papers-experiments) and write figures,
     results.json and REPRODUCTION.md with the paper's values next to ours."""
-    from ..studies.reproduction import run_reproduction
+    from ..studies.reproduction import ReproductionConfig, run
 
     _check_folder(out)
-    result = run_reproduction(
-        out,
-        only=only,
+    config = ReproductionConfig(
+        only=tuple(only) if only else None,
         trials=trials,
         steps_scale=steps_scale,
         data=data,
-        progress=lambda message: typer.echo(message, err=True),
+        ngd_eps=ngd_eps,
     )
+    result = run(config, out_dir=out, progress=lambda message: typer.echo(message, err=True))
     typer.echo(
         f"{len(result.settings)} settings, {result.trials} trials each, {result.wall_time_s:.1f} s"
     )

@@ -15,7 +15,7 @@ Rules and the max-margin direction each is expected to follow (``expected_svm_no
 name                   step (per trial, learning rate ``lr``)         expected Graph-SVM
 =====================  =============================================  ==========================
 ``gd``                 ``W - lr g``                                   ``fro`` (the paper)
-``ngd``                ``W - lr g / ||g||_F``                         ``fro``
+``ngd``                ``W - lr g / ||g||_F`` (option ``eps``)         ``fro``
 ``polyak``             ``W - lr (L - L*) g / ||g||_F^2``              ``fro``
 ``adam``               Adam (bias-corrected moments)                  ``linf`` (like sign descent)
 ``mirror`` (p)         ``grad psi(W') = grad psi(W) - lr g``,         ``lp:p``
@@ -192,9 +192,26 @@ class GradientDescent(StepRule):
 
 
 class NormalizedGradientDescent(StepRule):
-    """``W <- W - lr * grad / ||grad||_F``, the norm taken per trial (no step where grad = 0)."""
+    """``W <- W - lr * grad / ||grad||_F``, the norm taken per trial (no step where grad = 0).
+
+    Parameters
+    ----------
+    learning_rate : float
+    eps : float, default=0.0
+        With ``eps > 0`` the step is ``lr * grad / (||grad||_F + eps)`` (the form of the authors'
+        code, where a tiny gradient gives a step shorter than ``lr``); 0 (default) is the exact
+        normalised step.
+    """
 
     name = "ngd"
+
+    def __init__(self, learning_rate: float, *, eps: float = 0.0, **options: Any) -> None:
+        super().__init__(learning_rate, **options)
+        if isinstance(eps, bool) or not isinstance(eps, numbers.Real) or not (
+            math.isfinite(eps) and eps >= 0
+        ):
+            raise InvalidParameterError(f"ngd: eps must be a number >= 0, got {eps!r}")
+        self.eps: float = float(eps)
 
     def update(
         self, params: Tensor, grad: Tensor, loss: Tensor, state: dict[str, Tensor], step: int
@@ -202,7 +219,10 @@ class NormalizedGradientDescent(StepRule):
         import torch
 
         norm = scaled_norm(grad.flatten(1), dims=(1,))  # (B,), no underflow for tiny grads
-        scale = self.learning_rate / torch.where(norm > 0, norm, torch.ones_like(norm))
+        if self.eps > 0:
+            scale = self.learning_rate / (norm + self.eps)
+        else:
+            scale = self.learning_rate / torch.where(norm > 0, norm, torch.ones_like(norm))
         return params - _per_trial(scale, grad) * grad
 
 

@@ -1,16 +1,17 @@
 """The demonstration job: the paper's first experiment, end to end, in a few seconds.
 
-:func:`run_demo` reproduces the first setting of docs/theory.md#the-papers-experiments (Li et al.,
-AISTATS 2024, the cyclic experiment): it draws the datasets, builds their token-priority graphs,
-solves for ``W_svm`` and ``W_fin``, trains every trial in one batch, verifies the trained weights
-against the theory, and writes figures, ``summary.json`` and ``REPORT.md`` into a folder. It is what
+``run(DemoConfig(...))`` (or the keyword form :func:`run_demo`) reproduces the paper's first setting
+(Li et al., AISTATS 2024, the
+cyclic experiment): it draws the datasets, builds their token-priority graphs, solves for
+``W_svm`` and ``W_fin``, trains every trial in one batch, verifies the trained weights against
+the theory, and writes figures, ``results.json`` and ``REPORT.md`` into a folder. It is what
 ``attnmech demo`` runs; tests call it with fewer trials and steps.
 
 It is a thin call of the experiments pipeline, not a second implementation:
 :func:`demo_setting` takes the registry entry ``cyclic-6-4-6-8``
 (:data:`attnmech.studies.reproduction.EXPERIMENTS`) with the demo's metrics and figures, and
 :func:`attnmech.studies.reproduction.run_setting` runs it. This module only writes the demo's short
-report (its table, ``summary.json`` and ``REPORT.md``).
+report (its table, ``results.json`` and ``REPORT.md``).
 
 =====================  =================================================================
 setting                value
@@ -35,26 +36,41 @@ import logging
 import os
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 from matplotlib.figure import Figure
 
-from .._summary import environment_info
+from .._summary import environment_info, summary_stats
 from ..data.dataset import Dataset
-from ..errors import InvalidParameterError
+from ..errors import FileFormatError, InvalidParameterError
+from ..theory.solve import Theory
+from ._checks import positive_int, positive_number
+from .report import text_table
 from .reproduction import EXPERIMENTS, BandFigure, GraphFigure, History, Setting, Verification
 from .reproduction._deps import TrainResult, VerificationReport
 from .reproduction.figures import draw_figures
 from .reproduction.paper import NOTEBOOK_CORR
 from .reproduction.runner import run_setting
-from .report import markdown_table, text_table, write_json, write_markdown
-from ..theory.solve import Theory
+from .scaffold import (
+    RESULTS_FILE,
+    Progress,
+    ProgressLike,
+    Report,
+    StudyConfig,
+    StudyResult,
+    fmt,
+    prepare_out_dir,
+)
 
 __all__ = [
+    "CONFIG_TYPE",
+    "RESULT_TYPE",
+    "DemoConfig",
+    "run",
     "DEFAULT_OUT_DIR",
     "SETTING",
     "BASE_SETTING",
@@ -122,57 +138,214 @@ class DemoRow:
         return f"{text} ({self.note})" if self.note else text
 
 
-@dataclass(frozen=True, slots=True, eq=False)
-class DemoResult:
-    """What :func:`run_demo` did.
+@dataclass(frozen=True)
+class DemoConfig(StudyConfig):
+    """Every option of the demo.
+
+    Parameters
+    ----------
+    trials : int, default=10
+        Number of datasets (``make_dataset(6, 4, 6, 8, graph="cyclic", seed=seed + s)``), one
+        trial each.
+    steps : int, default=4000
+        Normalised-GD steps.
+    learning_rate : float, default=0.01
+    log_every : int, default=10
+        Metrics are recorded every this many steps (the curves' resolution).
+    seed : int, default=0
+        Seed of the first dataset and of the initialisation.
+    formats : tuple of str, default=("png", "pdf")
+        Formats of each figure.
+    """
+
+    _DEPRECATED_NAMES: ClassVar[Mapping[str, str]] = {
+        "num_trials": "trials",
+        "num_steps": "steps",
+    }
+
+    trials: int = 10
+    steps: int = 4000
+    learning_rate: float = 0.01
+    log_every: int = 10
+    seed: int = 0
+    formats: tuple[str, ...] = ("png", "pdf")
+
+    def __post_init__(self) -> None:
+        for name in ("trials", "steps", "log_every"):
+            object.__setattr__(self, name, positive_int(name, getattr(self, name)))
+        object.__setattr__(
+            self, "learning_rate", positive_number("learning_rate", self.learning_rate)
+        )
+        seed = self.seed
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+            raise InvalidParameterError(f"seed must be a non-negative integer, got {seed!r}")
+        object.__setattr__(self, "seed", int(seed))
+        formats = (self.formats,) if isinstance(self.formats, str) else tuple(self.formats)
+        if not formats or any(f not in ("png", "pdf", "svg") for f in formats):
+            raise InvalidParameterError(
+                f"formats must name at least one of png, pdf, svg; got {formats!r}"
+            )
+        object.__setattr__(self, "formats", formats)
+
+
+@dataclass(eq=False)
+class DemoResult(StudyResult):
+    """What :func:`run` did.
 
     Attributes
     ----------
-    out_dir : Path
-        The folder written.
-    datasets : list of Dataset
-        One per trial.
-    theories : list of Theory
-        One per trial.
-    run : TrainResult
-        All trials, trained in one batch (``run.W`` has shape (trials, d, d)).
-    report : VerificationReport
-        The trained weights against the theory.
+    config : DemoConfig
     rows : tuple of DemoRow
         The final table.
     trajectory : tuple of (int, float, float, float or None)
         ``(step, mean corr(W, W_svm), std, the notebook's mean)`` at the notebook's steps that
         were logged.
-    files : tuple of Path
-        Every file written, in order.
+    summary : dict
+        The verification report, the training configuration, the setting and the environment
+        as JSON (what ``results.json`` holds besides the table).
     timings : dict of str to float
         Seconds spent solving, training, verifying, drawing and writing.
     elapsed_s : float
         Wall time of the whole call.
+    out_dir : Path or None
+        The folder written (None before any write).
+    files : tuple of Path
+        Every file written, in order.
+    datasets, theories, run, verification
+        The run's datasets, theories, :class:`TrainResult` and :class:`VerificationReport`
+        (None for a result read back from ``results.json``).
     """
 
-    out_dir: Path
-    datasets: list[Dataset]
-    theories: list[Theory]
-    run: TrainResult
-    report: VerificationReport
+    study: ClassVar[str] = "demo"
+    report_name: ClassVar[str] = "REPORT.md"
+
+    config: DemoConfig
     rows: tuple[DemoRow, ...]
     trajectory: tuple[tuple[int, float, float, float | None], ...]
-    files: tuple[Path, ...]
+    summary: dict[str, Any]
     timings: dict[str, float]
-    elapsed_s: float
+    elapsed_s: float = 0.0
+    out_dir: Path | None = None
+    files: tuple[Path, ...] = ()
+    datasets: list[Dataset] | None = None
+    theories: list[Theory] | None = None
+    run: TrainResult | None = None
+    verification: VerificationReport | None = None
+    _setting_result: Any = field(default=None, repr=False)
+    _artefacts: Any = field(default=None, repr=False)
+    _started: float = field(default=0.0, repr=False)
+    _written: list[Path] = field(default_factory=list, repr=False)
 
     def table(self) -> str:
         """The final table as plain text (metric, measured mean ± std, paper)."""
-        steps = self.run.num_steps
         return text_table(
             [(row.label, row.measured, row.paper) for row in self.rows],
             [
                 "metric",
-                f"measured at step {steps} (mean ± std, {self.run.num_trials} trials)",
+                f"measured at step {self.config.steps} (mean ± std, {self.config.trials} trials)",
                 "paper",
             ],
         )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The config, the table, the corr trajectory, the verification report and timings."""
+        return {
+            "config": self.config.to_dict(),
+            "title": "attnmech demo: the cyclic experiment of Li et al. (AISTATS 2024)",
+            **self.summary,
+            "timings_s": dict(self.timings),
+            "table": [
+                {
+                    "metric": r.key,
+                    "label": r.label,
+                    "mean": r.mean,
+                    "std": r.std,
+                    "paper": r.paper,
+                    "note": r.note,
+                }
+                for r in self.rows
+            ],
+            "corr_svm_trajectory": [
+                {"step": s, "mean": m, "std": sd, "notebook_mean": nb}
+                for s, m, sd, nb in self.trajectory
+            ],
+            "files": [p.name for p in self.files],
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> DemoResult:
+        """The result whose :meth:`to_dict` is ``data`` (without the run's arrays)."""
+        try:
+            rows = tuple(
+                DemoRow(
+                    r["metric"],
+                    r["label"],
+                    _nan(r["mean"]),
+                    _nan(r["std"]),
+                    r["paper"],
+                    r.get("note", ""),
+                )
+                for r in data["table"]
+            )
+            trajectory = tuple(
+                (int(t["step"]), _nan(t["mean"]), _nan(t["std"]), t["notebook_mean"])
+                for t in data["corr_svm_trajectory"]
+            )
+            summary = {k: data[k] for k in _SUMMARY_KEYS}
+            return cls(
+                config=DemoConfig.from_dict(data["config"]),
+                rows=rows,
+                trajectory=trajectory,
+                summary=summary,
+                timings={k: float(v) for k, v in data["timings_s"].items()},
+                files=tuple(Path(name) for name in data.get("files", ())),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise FileFormatError(f"not a demo result: {exc!r}") from exc
+
+    @classmethod
+    def load(cls, out_dir: str | os.PathLike[str]) -> DemoResult:
+        """Read ``results.json`` written by :meth:`write`."""
+        result = super().load(out_dir)
+        result.out_dir = Path(out_dir)
+        result.files = tuple(Path(out_dir) / p.name for p in result.files)
+        return result
+
+    def report(self) -> Report:
+        """``REPORT.md``."""
+        return _report(self)
+
+    def write_extra(self, out_dir: Path) -> list[Path]:
+        """``run.npz`` (the trained weights and histories), when the run is at hand."""
+        self._written = []
+        if self.run is None:
+            return []
+        return [self.run.save(Path(out_dir) / "run.npz")]
+
+    def write_figures(self, out_dir: Path) -> list[Path]:
+        """The demo's four figures in every format of the config (needs the run)."""
+        clock = time.perf_counter()
+        figures: list[Path] = []
+        if self._setting_result is not None:
+            figures = list(
+                draw_figures(
+                    self._setting_result, self._artefacts, Path(out_dir), self.config.formats
+                )
+            )
+            self.timings["figures_s"] = time.perf_counter() - clock
+            self.timings["before_report_s"] = time.perf_counter() - self._started
+        out = Path(out_dir)
+        extra = [out / "run.npz"] if self.run is not None else []
+        self.out_dir = out
+        self.files = (*figures, *extra, out / RESULTS_FILE, out / self.report_name)
+        return figures
+
+
+_SUMMARY_KEYS = ("setting", "train_config", "environment", "verification")
+
+
+def _nan(value: Any) -> float:
+    return float("nan") if value is None else float(value)
 
 
 def demo_setting(
@@ -200,6 +373,98 @@ def demo_setting(
     )
 
 
+def run(
+    config: DemoConfig,
+    *,
+    out_dir: str | os.PathLike[str] | None = None,
+    progress: ProgressLike = None,
+    resume: bool = False,
+) -> DemoResult:
+    """Run the paper's first experiment; with ``out_dir``, write its figures and report there.
+
+    A thin call of the experiments pipeline (:func:`attnmech.studies.reproduction.run_setting` on
+    :func:`demo_setting`), with the demo's own short report.
+
+    Parameters
+    ----------
+    config : DemoConfig
+    out_dir : path, optional
+        Created if missing (checked before training); files in it with the names below are
+        replaced.
+    progress : None, bool, callable or Progress
+        ``True``: a progress bar while training on a terminal; a callable: one line per stage.
+    resume : bool, default=False
+        Return the result already in ``out_dir`` when it was made with the same config.
+
+    Notes
+    -----
+    Files written: ``correlations``, ``finite_part`` and ``automaton`` (convergence curves, mean ±
+    std over trials, log y axes), ``priority_graphs`` (the token-priority graphs of trial 0, one
+    box per SCC), each in every format; ``run.npz`` (the trained weights and histories, read it
+    with ``attnmech.load_run``); ``results.json``; ``REPORT.md``.
+    """
+    if not isinstance(config, DemoConfig):
+        raise InvalidParameterError(f"run() takes a DemoConfig, got {type(config).__name__}")
+    say = Progress.coerce(progress)
+    started = time.perf_counter()
+    out = None
+    if out_dir is not None:
+        out = Path(out_dir)
+        if out.exists() and not out.is_dir():
+            raise NotADirectoryError(
+                errno.ENOTDIR, "exists and is not a folder; choose another output folder", str(out)
+            )
+        out = prepare_out_dir(out, what="demo output")  # fail before training, not after
+        if resume and (out / RESULTS_FILE).exists():
+            try:
+                previous = DemoResult.load(out)
+            except FileFormatError:
+                previous = None
+            if previous is not None and previous.config == config:
+                say.message(f"resume: {out / RESULTS_FILE} holds this config; nothing to rerun")
+                return previous
+    setting = demo_setting(
+        config.steps,
+        learning_rate=config.learning_rate,
+        log_every=config.log_every,
+        seed=config.seed,
+    )
+    say.message(f"demo: training {config.trials} trials for {config.steps} steps")
+    result, artefacts = run_setting(setting, trials=config.trials, progress=say.bar)
+    run_result, report = artefacts["run"], artefacts["verification"]
+    recorded = artefacts["timings"]
+    timings = {key: recorded[key] for key in ("data_and_theory_s", "train_s", "verify_s")}
+    logger.info("solved %d datasets in %.2f s", config.trials, timings["data_and_theory_s"])
+    history = {"step": result.steps, **result.curves}
+    rows = _rows(history, report)
+    trajectory = _trajectory(history)
+    demo = DemoResult(
+        config=config,
+        rows=tuple(rows),
+        trajectory=tuple(trajectory),
+        summary={
+            "setting": _setting(run_result, config.seed),
+            "train_config": run_result.config.to_dict(),
+            "environment": _environment(),
+            "verification": report.to_dict(),
+        },
+        timings=timings,
+        datasets=artefacts["datasets"],
+        theories=artefacts["theories"],
+        run=run_result,
+        verification=report,
+        _setting_result=result,
+        _artefacts=artefacts,
+        _started=started,
+    )
+    if out is not None:
+        demo.write(out)
+        say.message(f"demo: wrote {len(demo.files)} files to {out}")
+    demo.elapsed_s = time.perf_counter() - started
+    logger.info("demo done in %.2f s", demo.elapsed_s)
+    return demo
+
+
 def run_demo(
     out_dir: str | os.PathLike[str] = DEFAULT_OUT_DIR,
     *,
@@ -213,101 +478,31 @@ def run_demo(
 ) -> DemoResult:
     """Run the paper's first experiment and write its figures and report into ``out_dir``.
 
-    A thin call of the experiments pipeline (:func:`attnmech.studies.reproduction.run_setting` on
-    :func:`demo_setting`), with the demo's own output folder and short report.
-
-    Parameters
-    ----------
-    out_dir : path, default="attnmech-demo"
-        Created if missing; files in it with the names below are replaced.
-    trials : int, default=10
-        Number of datasets (``make_dataset(6, 4, 6, 8, graph="cyclic", seed=seed + s)``), one
-        trial each.
-    steps : int, default=4000
-        Normalised-GD steps.
-    learning_rate : float, default=0.01
-    log_every : int, default=10
-        Metrics are recorded every this many steps (the curves' resolution).
-    seed : int, default=0
-        Seed of the first dataset and of the initialisation.
-    formats : sequence of str, default=("png", "pdf")
-        Formats of each figure.
-    progress : bool, default=False
-        Show a progress bar while training.
-
-    Returns
-    -------
-    DemoResult
+    The old keyword form of :func:`run`: builds a :class:`DemoConfig` and calls
+    ``run(config, out_dir=out_dir, progress=progress)``.
 
     Raises
     ------
-    ValueError
+    InvalidParameterError
         If ``trials`` or ``steps`` is below 1, or another setting is out of range.
     NotADirectoryError
         If ``out_dir`` exists and is not a folder (checked before training).
-
-    Notes
-    -----
-    Files written: ``correlations``, ``finite_part`` and ``automaton`` (convergence curves, mean ±
-    std over trials, log y axes), ``priority_graphs`` (the token-priority graphs of trial 0, one
-    box per SCC), each in every format; ``run.npz`` (the trained weights and histories, read it
-    with ``attnmech.load_run``); ``summary.json``; ``REPORT.md``.
     """
-    for name, value in (("trials", trials), ("steps", steps)):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-            raise InvalidParameterError(f"{name} must be a positive integer, got {value!r}")
-    started = time.perf_counter()
-    out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise NotADirectoryError(
-            errno.ENOTDIR, "exists and is not a folder; choose another output folder", str(out)
-        )
-    out.mkdir(parents=True, exist_ok=True)  # fail before training, not after
-    setting = demo_setting(int(steps), learning_rate=learning_rate, log_every=log_every, seed=seed)
-    result, artefacts = run_setting(setting, trials=int(trials), progress=progress)
-    run, report = artefacts["run"], artefacts["verification"]
-    recorded = artefacts["timings"]
-    timings = {key: recorded[key] for key in ("data_and_theory_s", "train_s", "verify_s")}
-    logger.info("solved %d datasets in %.2f s", int(trials), timings["data_and_theory_s"])
-    history = {"step": result.steps, **result.curves}
-    rows = _rows(history, report)
-    trajectory = _trajectory(history)
-
-    clock = time.perf_counter()
-    files = list(draw_figures(result, artefacts, out, formats))
-    timings["figures_s"] = time.perf_counter() - clock
-    files.append(run.save(out / "run.npz"))
-
-    timings["before_report_s"] = time.perf_counter() - started
-    summary_path, report_path = out / "summary.json", out / "REPORT.md"
-    all_files = [*files, summary_path, report_path]
-    write_json(
-        summary_path,
-        _summary(run, report, rows, trajectory, timings, [p.name for p in all_files], seed),
+    config = DemoConfig(
+        trials=trials,
+        steps=steps,
+        learning_rate=learning_rate,
+        log_every=log_every,
+        seed=seed,
+        formats=tuple(formats),
     )
-    write_markdown(report_path, _markdown(run, rows, trajectory, timings, files, seed))
-    elapsed = time.perf_counter() - started
-    logger.info("demo done in %.2f s; wrote %d files to %s", elapsed, len(all_files), out)
-    return DemoResult(
-        out_dir=out,
-        datasets=artefacts["datasets"],
-        theories=artefacts["theories"],
-        run=run,
-        report=report,
-        rows=tuple(rows),
-        trajectory=tuple(trajectory),
-        files=tuple(all_files),
-        timings=timings,
-        elapsed_s=elapsed,
-    )
+    return run(config, out_dir=out_dir, progress=progress)
 
 
 # ---------------------------------------------------------------------------------- tables
 def _stats(values: np.ndarray) -> tuple[float, float]:
-    finite = values[np.isfinite(values)]
-    if not finite.size:
-        return float("nan"), float("nan")
-    return float(finite.mean()), float(finite.std())
+    stats = summary_stats(values)
+    return _nan(stats["mean"]), _nan(stats["std"])
 
 
 def _rows(history: dict[str, np.ndarray], report: VerificationReport) -> list[DemoRow]:
@@ -481,101 +676,61 @@ def _setting(run: TrainResult, seed: int) -> dict[str, Any]:
     }
 
 
-def _summary(
-    run: TrainResult,
-    report: VerificationReport,
-    rows: list[DemoRow],
-    trajectory: list[tuple[int, float, float, float | None]],
-    timings: dict[str, float],
-    files: list[str],
-    seed: int,
-) -> dict[str, Any]:
-    return {
-        "title": "attnmech demo: the cyclic experiment of Li et al. (AISTATS 2024)",
-        "setting": _setting(run, seed),
-        "config": run.config.to_dict(),
-        "environment": _environment(),
-        "timings_s": timings,
-        "table": [
-            {
-                "metric": r.key,
-                "label": r.label,
-                "mean": r.mean,
-                "std": r.std,
-                "paper": r.paper,
-                "note": r.note,
-            }
-            for r in rows
-        ],
-        "corr_svm_trajectory": [
-            {"step": s, "mean": m, "std": sd, "notebook_mean": nb} for s, m, sd, nb in trajectory
-        ],
-        "verification": report.to_dict(),
-        "files": files,
-    }
-
-
-def _markdown(
-    run: TrainResult,
-    rows: list[DemoRow],
-    trajectory: list[tuple[int, float, float, float | None]],
-    timings: dict[str, float],
-    files: list[Path],
-    seed: int,
-) -> str:
-    env = _environment()
-    trials, steps = run.num_trials, run.num_steps
-    lines = [
-        "# attnmech demo: the cyclic experiment of Li et al. (AISTATS 2024)",
-        "",
-        "Setting (the first experiment of docs/theory.md#the-papers-experiments): n=6 samples of "
-        "T=4 tokens, K=6 tokens "
+def _report(result: DemoResult) -> Report:
+    """``REPORT.md`` of a demo result (from the result alone: it works after :meth:`load`)."""
+    env = result.summary["environment"]
+    config, timings = result.config, result.timings
+    trials, steps, seed = config.trials, config.steps, config.seed
+    report = Report("attnmech demo: the cyclic experiment of Li et al. (AISTATS 2024)")
+    report.paragraph(
+        "Setting (the paper's first experiment): n=6 samples of T=4 tokens, K=6 tokens "
         "with random unit embeddings in d=8, cyclic token-priority graphs; "
         f'{trials} trials (`make_dataset(6, 4, 6, 8, graph="cyclic", seed=s)` for '
         f"s = {seed}..{seed + trials - 1}, one trial each), `iden` head, log-loss, normalised "
-        f"GD with step {run.config.learning_rate:g} for {steps} steps, uniform initialisation, "
-        "float64, all trials trained in one batch.",
-        "",
-        f"**Wall time: {timings['before_report_s']:.2f} s** up to writing this report (graphs "
-        f"and theory {timings['data_and_theory_s']:.2f} s, training "
-        f"{timings['train_s']:.2f} s, verification {timings['verify_s']:.2f} s, figures "
-        f"{timings['figures_s']:.2f} s), on {env['cpu_cores_available']} CPU core(s), "
-        f"attnmech {env['attnmech']}, torch {env['torch']}, numpy {env['numpy']}, Python "
-        f"{env['python']}. The time does not include starting Python and importing torch.",
-        "",
-        f"## Final values (step {steps}, mean ± std over {trials} trials)",
-        "",
-        markdown_table(
-            [(f"`{r.label}`", r.measured, r.paper) for r in rows],
-            ["metric", "measured", "paper / theory"],
-        ),
-        "",
-        "The paper's values are read from its figures and the authors' notebook "
-        "(docs/theory.md#the-papers-experiments); its 10 trials used other random draws, so "
-        "agreement is expected in size, not digit "
+        f"GD with step {fmt(config.learning_rate)} for {steps} steps, uniform initialisation, "
+        "float64, all trials trained in one batch."
+    )
+    if "before_report_s" in timings:
+        report.paragraph(
+            f"**Wall time: {timings['before_report_s']:.2f} s** up to writing this report "
+            f"(graphs and theory {timings['data_and_theory_s']:.2f} s, training "
+            f"{timings['train_s']:.2f} s, verification {timings['verify_s']:.2f} s, figures "
+            f"{timings['figures_s']:.2f} s), on {env['cpu_cores_available']} CPU core(s), "
+            f"attnmech {env['attnmech']}, torch {env['torch']}, numpy {env['numpy']}, Python "
+            f"{env['python']}. The time does not include starting Python and importing torch."
+        )
+    report.heading(f"Final values (step {steps}, mean ± std over {trials} trials)")
+    report.table(
+        ["metric", "measured", "paper / theory"],
+        [(f"`{r.label}`", r.measured, r.paper) for r in result.rows],
+    )
+    report.paragraph(
+        "The paper's values are read from its figures and the authors' notebook; "
+        "its 10 trials used other random draws, so agreement is expected in size, not digit "
         "for digit. `R` is fitted per trial as `<W - W_fin, W_svm> / ||W_svm||^2`; `Proj` is the "
-        "projection onto `S_fin` and `Proj_perp` onto its complement.",
-        "",
-        "## corr(W, W_svm) along training",
-        "",
-        markdown_table(
-            [(s, f"{m:.4f} ± {sd:.3f}", nb) for s, m, sd, nb in trajectory],
-            ["step", "measured (mean ± std)", "notebook (mean)"],
-            float_format="{:.3f}",
-        ),
-        "",
-        "## Figures",
-        "",
-    ]
-    for path in files:
-        if path.suffix == ".png":
-            lines += [f"![{path.stem}]({path.name})", "", _CAPTIONS[path.stem], ""]
-    lines += [
-        "## Files",
-        "",
-        *(f"- `{p.name}`" for p in files),
-        "- `summary.json`: the setting, configuration, versions, timings, this table and the "
-        "verification report",
-        "- `REPORT.md`: this report",
-    ]
-    return "\n".join(lines)
+        "projection onto `S_fin` and `Proj_perp` onto its complement."
+    )
+    report.heading("corr(W, W_svm) along training")
+    report.table(
+        ["step", "measured (mean ± std)", "notebook (mean)"],
+        [(s, f"{fmt(m)} ± {fmt(sd, 3)}", nb) for s, m, sd, nb in result.trajectory],
+    )
+    report.heading("Figures")
+    for path in result.files:
+        if path.suffix == ".png" and path.stem in _CAPTIONS:
+            report.figure(path.name, path.stem)
+            report.paragraph(_CAPTIONS[path.stem])
+    report.heading("Files")
+    report.bullets(
+        [
+            *(f"`{p.name}`" for p in result.files if p.name not in (RESULTS_FILE, "REPORT.md")),
+            f"`{RESULTS_FILE}`: the config, setting, training configuration, versions, timings, "
+            "this table and the verification report",
+            "`REPORT.md`: this report",
+        ]
+    )
+    return report
+
+
+CONFIG_TYPE = DemoConfig
+RESULT_TYPE = DemoResult

@@ -449,6 +449,8 @@ class Report:
 # signature above), ``CONFIG_TYPE`` and ``RESULT_TYPE``. Read lazily: naming a study imports nothing.
 STUDIES: dict[str, str] = {
     "bias": "bias",
+    "demo": "demo",
+    "reproduction": "reproduction",
     "text": "text",
 }
 

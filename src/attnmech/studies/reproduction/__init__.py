@@ -9,7 +9,9 @@ One registry, one runner, one report writer:
 - :mod:`.paper`: the paper's values as data; :mod:`.verdicts`: one rule object per value;
 - :mod:`.sources`: where datasets come from (``DataSpec.source``);
 - :mod:`.measures`: metrics, each producing named curves from the training run;
-- :mod:`.runner`: :func:`run_setting` (any setting) and :func:`run_reproduction`;
+- :mod:`.execute`: :func:`run_setting` (any setting); :mod:`.study`: :class:`ReproductionConfig`,
+  :func:`run` and :class:`ReproductionResult` (the study scaffold), and :func:`run_reproduction`
+  (the old keyword form);
 - :mod:`.figures` and :mod:`.writer`: figures, ``results.json``, ``curves.npz``,
   ``REPRODUCTION.md``.
 
@@ -47,10 +49,11 @@ from .measures import (
 )
 from .registry import EXPERIMENTS, list_experiments, register, select, unregister
 from .replay import NotebookReplay, authors_variant
-from .results import MetricResult, ReproductionResult, SettingResult
+from .results import MetricResult, SettingResult
 from .runner import run_experiment, run_reproduction, run_setting, with_data
 from .settings import DataSpec, Measure, Setting
 from .sources import AUTHORS_UNAVAILABLE, DATA_SOURCES, SourceData
+from .study import CONFIG_TYPE, RESULT_TYPE, ReproductionConfig, ReproductionResult, run
 from .verdicts import (
     Approx,
     AtLeast,
@@ -67,6 +70,10 @@ from .verdicts import (
 )
 
 __all__ = [
+    "CONFIG_TYPE",
+    "RESULT_TYPE",
+    "ReproductionConfig",
+    "run",
     "EXPERIMENTS",
     "DATA_SOURCES",
     "AUTHORS_UNAVAILABLE",

@@ -1,6 +1,7 @@
 """The one place where the experiments package imports the training and verification layer.
 
-Every module of :mod:`attnmech.studies.reproduction` and :mod:`attnmech.studies.demo` imports the torch layer's
+Every module of :mod:`attnmech.studies.reproduction` and :mod:`attnmech.studies.demo` imports the
+torch layer's
 names (``training``, ``metrics``, ``verification``) from here.
 """
 

@@ -111,6 +111,11 @@ def _draw_references(fig: Any, references: Sequence[Reference], num_steps: int, 
     ax.legend(title=title, fontsize=8, title_fontsize=8)
 
 
+BAND_QUANTILES = (0.1, 0.9)
+"""The band of every curve figure: these quantiles of the trials at each step (a band that stays
+inside the quantity's range, on linear and log axes alike)."""
+
+
 def _band(
     ax: Any,
     steps: np.ndarray,
@@ -122,26 +127,38 @@ def _band(
     label: str,
     color: Any = None,
 ) -> None:
-    """One curve's mean ± std band (geometric on a log axis) on ``ax``; data (trials, steps)."""
+    """One curve on ``ax`` (data of shape (trials, steps)): the arithmetic mean over trials (the
+    statistic the table compares), drawn only where at least two trials are finite, and the
+    10th-90th percentile band of the trials; thin lines per trial with ``per_trial`` (always
+    when fewer than two trials are finite: no one-trial means)."""
     width = 2.6 if bold else 1.4
     with warnings.catch_warnings(), np.errstate(divide="ignore", invalid="ignore"):
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN steps
+        clipped = np.where(np.isfinite(data), data, np.nan)
         if logy:
-            clipped = np.where(np.isfinite(data), np.maximum(data, LOG_CLIP), np.nan)
-            logs = np.log10(clipped)
-            centre_log, spread = np.nanmean(logs, axis=0), np.nanstd(logs, axis=0)
-            centre = 10.0**centre_log
-            low, high = 10.0 ** (centre_log - spread), 10.0 ** (centre_log + spread)
-            label = f"{label} (geometric mean)"
-        else:
-            clipped = data
-            centre, spread = np.nanmean(data, axis=0), np.nanstd(data, axis=0)
-            low, high = centre - spread, centre + spread
-    (line,) = ax.plot(steps, centre, linewidth=width, label=label, color=color, zorder=3)
-    ax.fill_between(steps, low, high, color=line.get_color(), alpha=0.2, linewidth=0)
-    if per_trial:
-        for row in clipped:
-            ax.plot(steps, row, color=line.get_color(), linewidth=0.5, alpha=0.45, zorder=2)
+            clipped = np.where(np.isfinite(clipped), np.maximum(clipped, LOG_CLIP), np.nan)
+        count = np.isfinite(clipped).sum(axis=0)
+        centre = np.where(count >= 2, np.nanmean(clipped, axis=0), np.nan)
+        low = np.where(count >= 2, np.nanquantile(clipped, BAND_QUANTILES[0], axis=0), np.nan)
+        high = np.where(count >= 2, np.nanquantile(clipped, BAND_QUANTILES[1], axis=0), np.nan)
+    several = bool((count >= 2).any())
+    if several:
+        (line,) = ax.plot(
+            steps, centre, linewidth=width, label=f"{label} (mean)", color=color, zorder=3
+        )
+        color = line.get_color()
+        ax.fill_between(steps, low, high, color=color, alpha=0.2, linewidth=0)
+    if per_trial or not several:
+        for i, row in enumerate(clipped):
+            ax.plot(
+                steps,
+                row,
+                color=color,
+                linewidth=0.5 if several else 1.2,
+                alpha=0.45 if several else 0.9,
+                zorder=2,
+                label=None if several or i else f"{label} (single trials, no mean)",
+            )
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,10 +166,11 @@ class CurveFigure:
     """Curves (curve name, legend label) against steps, mean ± std over trials, with the paper's
     values; file ``<setting>-<slug>``.
 
-    ``panels``: one panel per curve (when their bands would merge), wrapped at 2 per row;
-    ``bold``: the curve the table compares with, drawn boldest; ``logy``: log axis (geometric
-    mean ×/÷ geometric std, values below :data:`LOG_CLIP` clipped); ``per_trial``: every trial
-    as a thin line (for quantities whose trials spread over decades).
+    The line is the arithmetic mean over trials (the statistic the table compares), the band the
+    10th-90th percentile of the trials (:data:`BAND_QUANTILES`). ``panels``: one panel per curve
+    (when their bands would merge), wrapped at 2 per row; ``bold``: the curve the table compares
+    with, drawn boldest; ``logy``: log axis (values below :data:`LOG_CLIP` clipped);
+    ``per_trial``: every trial as a thin line (for quantities whose trials spread over decades).
     """
 
     slug: str
@@ -226,12 +244,12 @@ class CurveFigure:
             ax.legend(fontsize=8, loc="best")
         for ax in axes[len(groups) :]:
             ax.set_visible(False)
-        note = f"{result.trials} trials: mean (line) ± std (band)"
+        note = (
+            f"{result.trials} trials: arithmetic mean (line, the table's statistic), "
+            f"{BAND_QUANTILES[0]:.0%}-{BAND_QUANTILES[1]:.0%} of the trials (band)"
+        )
         if self.logy:
-            note = (
-                f"{result.trials} trials: geometric mean ×/÷ geometric std; below "
-                f"{LOG_CLIP:g} clipped (float64)"
-            )
+            note += f"; below {LOG_CLIP:g} clipped (float64)"
         if self.per_trial:
             note += "; thin: single trials"
         width = 70 if ncols == 1 else 140
@@ -302,8 +320,8 @@ class RegPathFigure:
         FigureCanvasAgg(fig)
         left, right = fig.subplots(1, 2)
         for ax, key, ylabel, logy in (
-            (left, "corr_svm", "1 - corr(W(R), W_svm) (log scale)", True),
-            (right, "fin_gap", "||Proj_{S_fin} W(R) - W_fin||_F (log scale)", True),
+            (left, "corr_svm", r"$1 - \mathrm{corr}(W(R), W_{svm})$ (log scale)", True),
+            (right, "fin_gap", r"$\|\Pi_{S_{fin}} W(R) - W_{fin}\|_F$ (log scale)", True),
         ):
             data = path[key] if key == "fin_gap" else 1.0 - path[key]
             data = np.maximum(np.where(np.isfinite(data), data, np.nan), LOG_CLIP)
@@ -313,11 +331,11 @@ class RegPathFigure:
                 warnings.simplefilter("ignore", RuntimeWarning)
                 ax.plot(
                     radii,
-                    np.exp(np.nanmean(np.log(data), axis=1)),
+                    np.nanmean(data, axis=1),
                     color="C0",
                     linewidth=2.6,
                     marker="o",
-                    label="geometric mean over trials",
+                    label="mean over trials",
                 )
             ax.set_xscale("log")
             if logy:
@@ -327,8 +345,8 @@ class RegPathFigure:
             ax.grid(True, alpha=0.3)
             ax.legend(fontsize=8)
         fig.suptitle(
-            f"{result.spec.title}: {self.heading}\n{data.shape[1]} trials; thin: "
-            f"single trials; values below {LOG_CLIP:g} clipped",
+            f"{result.spec.name} ({result.spec.sizes}): {self.heading}\n{data.shape[1]} "
+            f"trials; thin: single trials; values below {LOG_CLIP:g} clipped",
             fontsize=10,
         )
         return fig

@@ -20,11 +20,13 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ...data.dataset import Dataset
+from ...layer.model import AttentionConfig, run_with_cache
 from ...theory.finite import project
 from ...theory.local import solve_local
-from ...layer.model import AttentionConfig, run_with_cache
 from ...theory.solve import Theory
+from ..scaffold import fmt
 from ._deps import correlation, fitted_scale, run_finite_trajectory, verify
+from .results import json_float
 from .settings import Measure, Setting
 
 __all__ = [
@@ -214,22 +216,6 @@ def _sample_mean(values: np.ndarray, datasets: Sequence[Dataset]) -> np.ndarray:
     return np.where(real, values, 0.0).sum(-1) / n_real
 
 
-def _json_float(value: Any) -> float | None:
-    if value is None:
-        return None
-    value = float(value)
-    return value if np.isfinite(value) else None
-
-
-def _fmt(value: Any) -> str:
-    if value is None or not np.isfinite(value):
-        return "n/a"
-    magnitude = abs(value)
-    if magnitude != 0 and (magnitude < 1e-3 or magnitude >= 1e5):
-        return f"{value:.2e}"
-    return f"{value:.4g}"
-
-
 @dataclass(frozen=True)
 class LocalTPG(Metric):
     """The local token-priority graphs of docs/theory.md#local-convergence, and W(t) measured
@@ -311,10 +297,10 @@ class LocalTPG(Metric):
             )
         record.extra.update(
             {
-                "corr_W_svm_global_vs_local": [_json_float(v) for v in between],
+                "corr_W_svm_global_vs_local": [json_float(v) for v in between],
                 "went_local": [bool(v) for v in went_local],
                 "n_went_local": int(went_local.sum()),
-                "corr_svm_local_peak": [_json_float(v) for v in peak],
+                "corr_svm_local_peak": [json_float(v) for v in peak],
                 "drifting_trials": np.flatnonzero(drifting).tolist(),
                 "local_svm_zero": [bool(t.svm.is_zero) for t in local_theories],
             }
@@ -330,8 +316,8 @@ class LocalTPG(Metric):
             return []
         listing = "; ".join(
             f"{r.name}: {len(idx)} of {r.trials} trials, corr(W, W_svm^loc) peaking at "
-            f"{_fmt(np.nanmean([r.extra['corr_svm_local_peak'][t] for t in idx]))} on average "
-            f"and ending at {_fmt(np.nanmean(r.curves['corr_svm_local'][-1][idx]))}"
+            f"{fmt(np.nanmean([r.extra['corr_svm_local_peak'][t] for t in idx]))} on average "
+            f"and ending at {fmt(np.nanmean(r.curves['corr_svm_local'][-1][idx]))}"
             for r, idx in drifting
         )
         return [
@@ -353,8 +339,8 @@ class LocalTPG(Metric):
             text += f" GD took a local direction in {int(went.sum())} of {went.size} trials"
             if went.any() and (~went).any():
                 text += (
-                    f"; their mean global corr is {_fmt(np.nanmean(values[went]))}, against "
-                    f"{_fmt(np.nanmean(values[~went]))} in the trials that converged globally"
+                    f"; their mean global corr is {fmt(np.nanmean(values[went]))}, against "
+                    f"{fmt(np.nanmean(values[~went]))} in the trials that converged globally"
                 )
             text += (
                 ", so the mean depends on how many of the random draws lead GD to a local "
@@ -366,7 +352,7 @@ class LocalTPG(Metric):
             if peak.size:
                 text += (
                     f" Over training the per-trial peak of corr(W, W_svm^loc) averages "
-                    f"{_fmt(np.nanmean(peak))} (lowest {_fmt(np.nanmin(peak))}): GD did approach "
+                    f"{fmt(np.nanmean(peak))} (lowest {fmt(np.nanmin(peak))}): GD did approach "
                     "the local prediction."
                 )
         drifting = extra.get("drifting_trials", [])
@@ -503,7 +489,7 @@ class AuthorsCorrFin(Metric):
         finite = np.isfinite(R)
         target = W_fin + np.where(finite, R, 0.0)[:, None, None] * W_svm
         corr = np.asarray(correlation(W_history, target[None]))
-        record.extra["authors_R"] = [_json_float(v) for v in R]
+        record.extra["authors_R"] = [json_float(v) for v in R]
         return {self.target: np.where(finite[None, :], corr, np.nan)}
 
 
@@ -540,8 +526,8 @@ class RegPath(Metric):
         record.artefacts["regpath"] = {"radii": radii, "corr_svm": corr, "fin_gap": gap}
         record.extra["regpath"] = {
             "radii": radii.tolist(),
-            "corr_svm": [[_json_float(v) for v in row] for row in corr],
-            "fin_gap": [[_json_float(v) for v in row] for row in gap],
+            "corr_svm": [[json_float(v) for v in row] for row in corr],
+            "fin_gap": [[json_float(v) for v in row] for row in gap],
             "trials": trials,
             "all_converged": bool(converged.all()),
         }
@@ -590,3 +576,60 @@ def extract(measure: Measure, steps: np.ndarray, curve: np.ndarray) -> np.ndarra
     reached = curve >= measure.threshold  # (L, B)
     first = np.argmax(reached, axis=0)
     return np.where(reached.any(axis=0), steps[first].astype(np.float64), np.nan)
+
+
+def _mean_curve_statistic(
+    measure: Measure, steps: np.ndarray, curve: np.ndarray
+) -> Any:
+    """``statistic(idx, axis=1)`` for :func:`bootstrap_distribution`: the row's statistic of
+    the mean curve over the trials ``idx`` (rows of resampled trial indices)."""
+
+    def statistic(idx: np.ndarray, axis: int = 1) -> np.ndarray:
+        picked = curve[:, idx.astype(np.int64)]  # (L, R, k)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            mean = np.nanmean(picked, axis=2)  # (L, R)
+        filled = np.where(np.isfinite(mean), mean, -np.inf)
+        peak = np.argmax(filled, axis=0)  # (R,)
+        ok = np.isfinite(filled[peak, np.arange(peak.size)])
+        if measure.mode == "mean_peak_step":
+            out = steps[peak].astype(np.float64)
+        else:
+            out = mean[peak, np.arange(peak.size)]
+        return np.where(ok, out, np.nan)
+
+    return statistic
+
+
+def sampling_draws(
+    measure: Measure,
+    steps: np.ndarray,
+    curve: np.ndarray,
+    k: int,
+    *,
+    resamples: int | None = None,
+    seed: int = 0,
+) -> np.ndarray | None:
+    """The sampling distribution of the row's statistic over ``k``-trial draws of our trials.
+
+    For a per-trial row (``final``, ``step``, ``first_step_at_least``) the statistic is the mean
+    over ``k`` trials, resampled from the per-trial values; for ``mean_peak`` and
+    ``mean_peak_step`` the trials are resampled and the peak (or its step) of their mean curve
+    recomputed. None when the run is too short for the row. Deterministic for a given ``seed``.
+    """
+    from ..._summary import bootstrap_distribution
+
+    if measure.mode in ("mean_peak", "mean_peak_step"):
+        statistic = _mean_curve_statistic(measure, steps, curve)
+        # 2000 resamples: (L, 2000, k) floats per chunk stays small; quantiles at 2.5 % are stable
+        return bootstrap_distribution(
+            np.arange(curve.shape[1], dtype=np.float64),
+            statistic,
+            size=k,
+            resamples=resamples or 2000,
+            seed=seed,
+        )
+    values = extract(measure, steps, curve)
+    if values is None:
+        return None
+    return bootstrap_distribution(values, size=k, resamples=resamples or 10_000, seed=seed)

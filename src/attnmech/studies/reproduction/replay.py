@@ -15,7 +15,8 @@ from typing import Any, ClassVar
 import numpy as np
 
 from .figures import CurveFigure
-from .measures import Metric, RunRecord, _json_float
+from .measures import Metric, RunRecord
+from .results import json_float
 from .settings import Measure, Setting
 from .verdicts import PaperValue, PerTrial
 
@@ -77,16 +78,16 @@ class NotebookReplay(Metric):
             ours = None if pipeline is None else np.asarray(pipeline[-1][:trials])
             rows[metric] = {
                 "label": NOTEBOOK_CURVES.get(metric, (None, metric))[1],
-                "notebook": [_json_float(v) for v in values],
-                "replay": [_json_float(v) for v in cmp.ours[metric]],
-                "replay_abs_diff": [_json_float(v) for v in cmp.abs_diff(metric)],
+                "notebook": [json_float(v) for v in values],
+                "replay": [json_float(v) for v in cmp.ours[metric]],
+                "replay_abs_diff": [json_float(v) for v in cmp.abs_diff(metric)],
                 "replay_abs_diff_either_phase": [
-                    _json_float(v) for v in cmp.abs_diff_either_phase(metric)
+                    json_float(v) for v in cmp.abs_diff_either_phase(metric)
                 ],
-                "pipeline": None if ours is None else [_json_float(v) for v in ours],
+                "pipeline": None if ours is None else [json_float(v) for v in ours],
                 "pipeline_abs_diff": None
                 if ours is None
-                else [_json_float(v) for v in np.abs(ours - np.asarray(values))],
+                else [json_float(v) for v in np.abs(ours - np.asarray(values))],
             }
         record.extra["notebook"] = {
             "setting": key,
@@ -98,7 +99,7 @@ class NotebookReplay(Metric):
             "data_equal": [bool(v) for v in cmp.data_equal],
             "attempts_equal": [bool(v) for v in cmp.attempts_equal],
             "init_variance_equal": [bool(v) for v in cmp.init_variance_equal],
-            "loss_max_abs_diff": _json_float(cmp.loss_max_abs_diff),
+            "loss_max_abs_diff": json_float(cmp.loss_max_abs_diff),
             "metrics": rows,
         }
         return {}
@@ -256,9 +257,8 @@ _TRAINING_FIGURES = (
         "fraction of samples",
         "softmax saturation under the authors' loss",
         "Under the authors' loss, the fraction of samples whose p_y rounds to exactly 1.0 in "
-        "float64: the label's share of the gradient (1 - p_y) is then exactly 0, the "
-        "competitors' shares remain, and normalised GD rescales that biased gradient to a full "
-        "step.",
+        "float64: the label's share of the gradient (1 - p_y) is then exactly 0 while the "
+        "competitors' shares remain, so the update g / (||g|| + eps) turns away from W_svm.",
         per_trial=True,
     ),
 )
@@ -267,7 +267,9 @@ _TRAINING_FIGURES = (
 def authors_variant(setting: Setting, *, eps: float | None = None) -> Setting:
     """``setting`` (already on the ``authors`` source) with the notebook replay and per-trial
     rows: each notebook metric with a pipeline curve gets a row compared trial by trial
-    (:class:`PerTrial`, tolerance :data:`PER_TRIAL_TOL`)."""
+    (:class:`PerTrial`, tolerance :data:`PER_TRIAL_TOL`). Normalised GD takes the authors' form
+    ``g / (||g|| + eps)`` with their eps (float64 machine epsilon; ``ReproductionConfig.ngd_eps``
+    overrides it)."""
     from ..authors import NOTEBOOK_RECORDS
 
     record = NOTEBOOK_RECORDS.get(setting.data.authors_key)
@@ -297,10 +299,17 @@ def authors_variant(setting: Setting, *, eps: float | None = None) -> Setting:
     if setting.head == "iden" and "one_minus_corr" in produced:
         metrics += (AuthorsTraining(eps=eps),)
         figures = (*figures, *_TRAINING_FIGURES)
+    options = dict(setting.optimizer_options)
+    if setting.optimizer == "ngd":
+        from ..authors import FLOAT64_EPS
+
+        # the authors' normalised step is g / (||g|| + eps) with their float64 machine eps
+        options["eps"] = FLOAT64_EPS
     return replace(
         setting,
         title=setting.title + " [authors' data]",
         metrics=metrics,
         measures=tuple(measures),
         figures=figures,
+        optimizer_options=options,
     )

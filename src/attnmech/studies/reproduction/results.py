@@ -10,9 +10,9 @@ from typing import Any
 import numpy as np
 
 from .settings import Measure, Setting
-from .verdicts import Sample
+from .verdicts import Sample, Verdict
 
-__all__ = ["MetricResult", "SettingResult", "ReproductionResult", "summarise", "json_float"]
+__all__ = ["MetricResult", "SettingResult", "summarise", "json_float"]
 
 
 def json_float(value: Any) -> float | None:
@@ -50,8 +50,16 @@ class MetricResult:
     n_finite: int
     difference: float | None
     agrees: bool | None
+    verdict: Verdict | None = None
+    first: dict[str, Any] | None = None
+
+    @property
+    def outcome(self) -> str | None:
+        """``"agree"``, ``"disagree"``, ``"not comparable"``, or None without an author value."""
+        return None if self.verdict is None else self.verdict.outcome
 
     def to_dict(self) -> dict[str, Any]:
+        """The row as ``results.json`` holds it."""
         paper = self.measure.paper
         return {
             "label": self.measure.label,
@@ -68,24 +76,48 @@ class MetricResult:
             "difference": json_float(self.difference),
             "difference_kind": None if paper is None else paper.rule.difference_kind,
             "agrees": self.agrees,
+            "outcome": self.outcome,
+            "reason": None if self.verdict is None else self.verdict.reason,
+            "percentile": None if self.verdict is None else json_float(self.verdict.percentile),
+            "first_trials": self.first,
         }
 
 
-def summarise(measure: Measure, values: np.ndarray) -> MetricResult:
-    """Summary of the per-trial ``values`` of ``measure``, with the paper's verdict."""
+def summarise(
+    measure: Measure,
+    values: np.ndarray,
+    draws: np.ndarray | None = None,
+    first: dict[str, Any] | None = None,
+) -> MetricResult:
+    """Summary of the per-trial ``values`` of ``measure``, with the verdict on the paper's value.
+
+    ``draws``: the sampling distribution of the row's statistic for a :class:`Sampling` rule;
+    ``first``: the same row on the run's first trials only (the 10 vs N trials table).
+    """
     values = np.asarray(values, dtype=np.float64).copy()
     values.flags.writeable = False
-    sample = Sample.of(values)
+    sample = Sample.of(values, draws)
     if sample.n:
         low, high = float(sample.values.min()), float(sample.values.max())
     else:
         low = high = math.nan
-    difference = agrees = None
+    difference = agrees = verdict = None
     if measure.paper is not None:
         difference = measure.paper.difference_of(sample) if sample.n else math.nan
-        agrees = measure.paper.agrees(sample)
+        verdict = measure.paper.verdict(sample)
+        agrees = verdict.agrees
     return MetricResult(
-        measure, values, sample.mean, sample.std, low, high, sample.n, difference, agrees
+        measure,
+        values,
+        sample.mean,
+        sample.std,
+        low,
+        high,
+        sample.n,
+        difference,
+        agrees,
+        verdict,
+        first,
     )
 
 
@@ -152,49 +184,3 @@ class SettingResult:
             "notes": list(self.notes),
             "diagnostics": self.extra,
         }
-
-
-@dataclass(frozen=True, slots=True, eq=False)
-class ReproductionResult:
-    """What :func:`run_reproduction` did.
-
-    Attributes
-    ----------
-    out_dir : Path
-    settings : tuple of SettingResult
-        In registry order.
-    trials : int
-    steps_scale : float
-    wall_time_s : float
-        The whole run, up to writing the reports.
-    results_path, report_path, curves_path : Path
-        ``results.json``, ``REPRODUCTION.md`` and ``curves.npz``.
-    figures : tuple of Path
-        Every figure file written.
-    """
-
-    out_dir: Path
-    settings: tuple[SettingResult, ...]
-    trials: int
-    steps_scale: float
-    wall_time_s: float
-    results_path: Path
-    report_path: Path
-    curves_path: Path
-    figures: tuple[Path, ...]
-
-    def setting(self, name: str) -> SettingResult:
-        """The result of the setting called ``name``."""
-        for result in self.settings:
-            if result.name == name:
-                return result
-        raise KeyError(f"no setting {name!r} in this run; it ran {[s.name for s in self.settings]}")
-
-    @property
-    def disagreements(self) -> list[tuple[str, MetricResult]]:
-        """(setting, metric) pairs where the paper gives a number and ours does not agree."""
-        return [(s.name, m) for s in self.settings for m in s.metrics if m.agrees is False]
-
-    @property
-    def files(self) -> tuple[Path, ...]:
-        return (self.report_path, self.results_path, self.curves_path, *self.figures)

@@ -76,7 +76,8 @@ AUTHORS_UNAVAILABLE: dict[str, str] = {
     ),
     "local-ce": (
         "the cross-entropy local notebook (commit 0d105ef) was run with code that is not in the "
-        "repository: its printed trial 0 is not what seed 1 gives through data_utils.py"
+        "repository: its printed trial 0 is not what any seed 0-49 gives through data_utils.py; "
+        "its printed per-trial values are compared as a 10-trial sample in the generated-data run"
     ),
     "local-ce-4-6-8-8": "PDF figure only: no notebook prints its data or its seed",
     "local-squared-4-6-8-8": "PDF figure only: no notebook prints its data or its seed",
@@ -85,7 +86,8 @@ AUTHORS_UNAVAILABLE: dict[str, str] = {
 
 
 def authors(spec: DataSpec, trials: int) -> SourceData:
-    """The authors' datasets and initialisations (:func:`attnmech.studies.authors.authors_trials`)."""
+    """The authors' datasets and initialisations (:func:`attnmech.studies.authors.authors_trials`)
+    """
     from ..authors import SETTINGS, authors_trials
 
     key = spec.authors_key

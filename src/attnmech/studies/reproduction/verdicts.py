@@ -21,9 +21,17 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from ..._summary import summary_stats
 from ...errors import InvalidParameterError
 
 __all__ = [
+    "AGREE",
+    "DISAGREE",
+    "NOT_COMPARABLE",
+    "OUTCOMES",
+    "Verdict",
+    "Sampling",
+    "NotComparable",
     "Sample",
     "VerdictRule",
     "MeanStd",
@@ -54,6 +62,7 @@ class Sample:
     values: np.ndarray
     mean: float
     std: float
+    draws: np.ndarray | None = None
 
     @property
     def n(self) -> int:
@@ -72,14 +81,49 @@ class Sample:
         return float(q1), float(med), float(q3)
 
     @classmethod
-    def of(cls, values: Any) -> Sample:
-        """The finite entries of ``values`` and their mean and std."""
+    def of(cls, values: Any, draws: Any = None) -> Sample:
+        """The finite entries of ``values`` and their mean and std (:func:`summary_stats`).
+
+        ``draws``: the sampling distribution of the compared statistic over draws of as many
+        trials as the authors ran (see :class:`Sampling`), or None.
+        """
         array = np.asarray(values, dtype=np.float64).ravel()
         finite = array[np.isfinite(array)]
         finite.flags.writeable = False
+        stats = summary_stats(finite)
+        dist = None if draws is None else np.asarray(draws, dtype=np.float64).ravel()
         if not finite.size:
-            return cls(finite, math.nan, math.nan)
-        return cls(finite, float(finite.mean()), float(finite.std()))
+            return cls(finite, math.nan, math.nan, dist)
+        return cls(finite, float(stats["mean"]), float(stats["std"]), dist)
+
+
+AGREE, DISAGREE, NOT_COMPARABLE = "agree", "disagree", "not comparable"
+OUTCOMES = (AGREE, DISAGREE, NOT_COMPARABLE)
+"""The three outcomes of a comparison with an author number."""
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """The outcome of one comparison.
+
+    Attributes
+    ----------
+    outcome : {"agree", "disagree", "not comparable"}
+    reason : str
+        Why a row is not comparable, or what decided it.
+    percentile : float or None
+        Where the authors' value falls in the sampling distribution of our statistic (0-100),
+        for :class:`Sampling` rules.
+    """
+
+    outcome: str
+    reason: str = ""
+    percentile: float | None = None
+
+    @property
+    def agrees(self) -> bool | None:
+        """True / False for agree / disagree, None when not comparable."""
+        return {AGREE: True, DISAGREE: False}.get(self.outcome)
 
 
 class VerdictRule:
@@ -102,6 +146,17 @@ class VerdictRule:
 
     def describe(self) -> str:  # pragma: no cover - abstract
         raise NotImplementedError
+
+    def trials_drawn(self) -> int | None:
+        """The number of trials of the authors' statistic whose sampling distribution the rule
+        needs (None: the rule needs none)."""
+        return None
+
+    def verdict(self, paper: float, ours: Sample) -> Verdict:
+        """The outcome (default: agree or disagree by :meth:`agrees`)."""
+        if ours.n == 0 or not math.isfinite(ours.mean):
+            return Verdict(DISAGREE, "no finite value of ours")
+        return Verdict(AGREE if self.agrees(paper, ours) else DISAGREE)
 
     def format_difference(self, paper: float, difference: float) -> str:
         """The difference as the table shows it."""
@@ -343,21 +398,196 @@ class FigureReading(VerdictRule):
 class AtLeast(VerdictRule):
     """A qualitative claim made a test: agree when our mean exceeds the stated threshold (the
     paper value's ``value``) by more than 2 standard errors; the table also counts the trials
-    above it."""
+    above it.
 
+    A test must pass on the authors' own data before it can fail ours: ``authors`` holds the
+    authors' per-trial values of the same quantity (``authors_source`` says where they come
+    from); when the test fails on them the row is *not comparable*.
+    """
+
+    authors: tuple[float, ...] = ()
+    authors_source: str = ""
     kind: ClassVar[str] = "at_least"
 
+    def _passes(self, paper: float, sample: Sample) -> bool:
+        return sample.n > 0 and sample.mean - 2.0 * (sample.sem if sample.n > 1 else 0.0) > paper
+
     def agrees(self, paper: float, ours: Sample) -> bool:
-        return ours.n > 0 and ours.mean - 2.0 * (ours.sem if ours.n > 1 else 0.0) > paper
+        return self._passes(paper, ours)
+
+    def verdict(self, paper: float, ours: Sample) -> Verdict:
+        if self.authors:
+            theirs = Sample.of(self.authors)
+            if not self._passes(paper, theirs):
+                above = int((theirs.values > paper).sum())
+                return Verdict(
+                    NOT_COMPARABLE,
+                    f"the test fails on the authors' own data ({self.authors_source}: mean "
+                    f"{theirs.mean:.3g} ± {theirs.std:.2g}, {above}/{theirs.n} trials above "
+                    f"{paper:g})",
+                )
+        return VerdictRule.verdict(self, paper, ours)
 
     def describe(self) -> str:
-        return "qualitative: our mean minus 2 standard errors above the stated threshold"
+        return (
+            "qualitative: our mean minus 2 standard errors above the stated threshold (only where "
+            "the authors' own per-trial values pass the same test)"
+        )
 
     def summary(self, ours: Sample) -> str | None:
         return None
 
     def covers(self, paper: float, low: float, high: float) -> bool:
         return high > paper
+
+    def parameters(self) -> dict[str, Any]:
+        return {"authors_values": list(self.authors), "authors_source": self.authors_source}
+
+
+@dataclass(frozen=True, slots=True)
+class Sampling(VerdictRule):
+    """The one rule for an author statistic of ``k`` trials on random datasets.
+
+    Our side is the sampling distribution of the same statistic over ``k``-trial draws of our
+    trials (bootstrap, :func:`attnmech._summary.bootstrap_distribution`; for a statistic of the
+    mean curve, such as its peak or the step of its peak, the trials are resampled and the
+    statistic recomputed). Agree when the authors' value, widened by its reading uncertainty
+    (``± tol``, and a factor ``factor`` for values read off a log axis), meets the central
+    ``level`` of that distribution; the table gives the percentile of the authors' value in it.
+
+    Parameters
+    ----------
+    k : int, default=10
+        Trials behind the authors' statistic (``k_known`` False: not printed, 10 assumed, as in
+        every notebook).
+    tol : float, default=0
+        Reading tolerance of a value read off a figure.
+    factor : float, default=1
+        Reading factor on a log axis (the value is known within ``[v / factor, v * factor]``).
+    level : float, default=0.95
+    k_known : bool, default=True
+    """
+
+    k: int = 10
+    tol: float = 0.0
+    factor: float = 1.0
+    level: float = 0.95
+    k_known: bool = True
+    kind: ClassVar[str] = "sampling"
+
+    def __post_init__(self) -> None:
+        _paper_trials("Sampling.k", self.k)
+        _finite_number("Sampling.tol", self.tol)
+        _finite_number("Sampling.factor", self.factor, positive=True)
+        if self.factor < 1:
+            raise InvalidParameterError(f"Sampling.factor must be >= 1, got {self.factor!r}")
+        if not 0 < self.level < 1:
+            raise InvalidParameterError(f"Sampling.level must lie in (0, 1), got {self.level!r}")
+
+    def trials_drawn(self) -> int | None:
+        return self.k
+
+    def reading(self, paper: float) -> tuple[float, float]:
+        """The interval the authors' value is known to lie in."""
+        return paper / self.factor - self.tol, paper * self.factor + self.tol
+
+    def interval(self, ours: Sample) -> tuple[float, float]:
+        """The central ``level`` of our sampling distribution (NaN without draws)."""
+        draws = _finite_draws(ours)
+        if draws.size == 0:
+            return math.nan, math.nan
+        tail = (1.0 - self.level) / 2.0
+        low, high = np.quantile(draws, [tail, 1.0 - tail])
+        return float(low), float(high)
+
+    def percentile(self, paper: float, ours: Sample) -> float | None:
+        """Where ``paper`` falls in our sampling distribution, 0-100 (ties count half)."""
+        draws = _finite_draws(ours)
+        if draws.size == 0:
+            return None
+        below = float(np.mean(draws < paper)) + 0.5 * float(np.mean(draws == paper))
+        return 100.0 * below
+
+    def agrees(self, paper: float, ours: Sample) -> bool:
+        low, high = self.interval(ours)
+        if not (math.isfinite(low) and math.isfinite(high)):
+            return False
+        r_low, r_high = self.reading(paper)
+        return r_low <= high and low <= r_high
+
+    def verdict(self, paper: float, ours: Sample) -> Verdict:
+        if _finite_draws(ours).size == 0:
+            return Verdict(DISAGREE, "no finite value of ours")
+        agree = self.agrees(paper, ours)
+        return Verdict(AGREE if agree else DISAGREE, percentile=self.percentile(paper, ours))
+
+    def difference(self, paper: float, mean: float) -> float:
+        if self.factor > 1:
+            return mean / paper if paper else math.nan
+        return mean - paper
+
+    def format_difference(self, paper: float, difference: float) -> str:
+        if self.factor > 1:
+            return f"×{difference:.3g}"
+        return VerdictRule.format_difference(self, paper, difference)
+
+    def explain_size(self, paper: float, difference: float) -> str:
+        if self.factor > 1:
+            return f"ours is ×{difference:.2g} the authors' value"
+        return VerdictRule.explain_size(self, paper, difference)
+
+    def describe(self) -> str:
+        trials = f"{self.k}" if self.k_known else f"{self.k} (not printed; assumed)"
+        reading = ""
+        if self.tol:
+            reading += f" ± {self.tol:g}"
+        if self.factor > 1:
+            reading += f" within a factor {self.factor:.2g}"
+        return (
+            f"the authors' statistic of {trials} trials{reading} inside the central "
+            f"{self.level:.0%} of the sampling distribution of the same statistic over "
+            f"{self.k}-trial draws of ours (bootstrap)"
+        )
+
+    def parameters(self) -> dict[str, Any]:
+        return {
+            "k": self.k,
+            "k_known": self.k_known,
+            "tol": self.tol,
+            "factor": self.factor,
+            "level": self.level,
+        }
+
+
+def _finite_draws(ours: Sample) -> np.ndarray:
+    if ours.draws is None:
+        return np.zeros(0)
+    draws = np.asarray(ours.draws, dtype=np.float64)
+    return draws[np.isfinite(draws)]
+
+
+@dataclass(frozen=True, slots=True)
+class NotComparable(VerdictRule):
+    """An author number that measures another quantity than ours (``reason`` says how): shown
+    next to ours for information, never counted as an agreement or a disagreement."""
+
+    reason: str
+    kind: ClassVar[str] = "not_comparable"
+
+    def agrees(self, paper: float, ours: Sample) -> bool:
+        return False
+
+    def verdict(self, paper: float, ours: Sample) -> Verdict:
+        return Verdict(NOT_COMPARABLE, self.reason)
+
+    def describe(self) -> str:
+        return "not comparable: a different definition (stated per row)"
+
+    def covers(self, paper: float, low: float, high: float) -> bool:
+        return True
+
+    def parameters(self) -> dict[str, Any]:
+        return {"reason": self.reason}
 
 
 @dataclass(frozen=True, slots=True)
@@ -486,10 +716,17 @@ class PaperValue:
         return self.rule.difference(self.value, self.rule.centre(ours))
 
     def agrees(self, ours: Sample) -> bool:
-        """Whether our per-trial values agree with the paper under :attr:`rule`."""
+        """Whether our per-trial values agree with the paper under :attr:`rule` (False when they
+        disagree or are not comparable)."""
+        return self.verdict(ours).outcome == AGREE
+
+    def verdict(self, ours: Sample) -> Verdict:
+        """Agree, disagree or not comparable, under :attr:`rule`."""
         if ours.n == 0 or not math.isfinite(ours.mean):
-            return False
-        return bool(self.rule.agrees(self.value, ours))
+            if isinstance(self.rule, NotComparable):
+                return self.rule.verdict(self.value, ours)
+            return Verdict(DISAGREE, "no finite value of ours")
+        return self.rule.verdict(self.value, ours)
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -1,4 +1,4 @@
-"""The report writer: ``results.json``, ``curves.npz`` and ``REPRODUCTION.md``.
+"""The report writer: the ``results.json`` payload, ``curves.npz`` and ``REPRODUCTION.md``.
 
 Every sentence is generated from the measurements; how a disagreement is explained comes from
 the paper value's verdict rule, the table row's note and the setting's metrics
@@ -17,24 +17,24 @@ import numpy as np
 
 from ..._io import atomic_savez
 from ..._summary import environment_info
-from ..report import markdown_table, write_json, write_markdown
-from .measures import Metric, _fmt
+from ..scaffold import Report, fmt
+from .measures import Metric
 from .results import MetricResult, SettingResult
 from .settings import INIT_TEXT
 from .verdicts import AtLeast, Sample
 
-__all__ = ["write_results", "write_curves", "write_report", "machine_info", "command_line"]
+__all__ = ["results_payload", "write_curves", "build_report", "machine_info", "command_line"]
 
 
 def _ours(metric: MetricResult) -> str:
     if metric.n_finite == 0:
         return "n/a"
     if metric.values.size == 1:
-        return _fmt(metric.mean)
+        return fmt(metric.mean)
     paper = metric.measure.paper
     sample = Sample.of(metric.values)
     special = paper.rule.summary(sample) if paper is not None else None
-    text = special or f"{_fmt(metric.mean)} ± {_fmt(metric.std)}"
+    text = special or f"{fmt(metric.mean)} ± {fmt(metric.std)}"
     if paper is not None and isinstance(paper.rule, AtLeast):
         above = int((sample.values > paper.value).sum())
         text += f"; {above}/{sample.n} trials > {paper.value:g}"
@@ -49,11 +49,26 @@ def _difference(metric: MetricResult) -> str:
     return paper.rule.format_difference(paper.value, metric.difference)
 
 
+def _cell(text: str) -> str:
+    """Table cell text with Markdown's column separator escaped."""
+    return text.replace("|", "\\|")
+
+
 def _verdict(metric: MetricResult) -> str:
-    return {True: "yes", False: "**no**", None: "—"}[metric.agrees]
+    outcome = metric.outcome
+    if outcome is None:
+        return "—"
+    return "**disagree**" if outcome == "disagree" else outcome
 
 
-def _table(settings: Sequence[SettingResult]) -> str:
+def _where(metric: MetricResult) -> str:
+    """The percentile of the authors' value in our sampling distribution (Sampling rows)."""
+    if metric.verdict is None or metric.verdict.percentile is None:
+        return ""
+    return f"{fmt(metric.verdict.percentile, 3)} %"
+
+
+def _table(report: Report, settings: Sequence[SettingResult]) -> None:
     rows = []
     for result in settings:
         for metric in result.metrics:
@@ -61,25 +76,27 @@ def _table(settings: Sequence[SettingResult]) -> str:
             rows.append(
                 [
                     result.name,
-                    metric.measure.label,
-                    paper.text if paper else "not reported (figure only)",
+                    _cell(metric.measure.label),
+                    _cell(paper.text) if paper else "not reported (figure only)",
                     _ours(metric),
-                    f"{_fmt(metric.min)} – {_fmt(metric.max)}" if metric.values.size > 1 else "",
+                    f"{fmt(metric.min)} – {fmt(metric.max)}" if metric.values.size > 1 else "",
                     _difference(metric),
+                    _where(metric),
                     _verdict(metric),
                 ]
             )
-    return markdown_table(
-        rows,
+    report.table(
         [
             "setting",
             "metric",
-            "paper",
+            "authors",
             "ours (mean ± std unless stated)",
             "ours min – max",
-            "ours − paper",
-            "agrees",
+            "ours − authors",
+            "authors' value in our k-trial distribution",
+            "outcome",
         ],
+        rows,
     )
 
 
@@ -96,15 +113,20 @@ def _explain(result: SettingResult, metric: MetricResult) -> str:
         )
     size = paper.rule.explain_size(paper.value, float(metric.difference or 0.0))
     text = (
-        f"- **{result.name}, {metric.measure.label}**: ours {_ours(metric)} vs the paper's "
+        f"- **{result.name}, {metric.measure.label}**: ours {_ours(metric)} vs the authors' "
         f"{paper.text} ({paper.source}); {size}; the rule ({paper.rule.describe()}) fails."
     )
+    if metric.verdict is not None and metric.verdict.percentile is not None:
+        text += (
+            f" The authors' value sits at the {fmt(metric.verdict.percentile, 3)}th percentile "
+            "of our sampling distribution."
+        )
     if metric.values.size > 1:
         inside = paper.rule.covers(paper.value, metric.min, metric.max)
         where = "inside" if inside else "outside"
         text += (
             f" The paper's value lies {where} the range of our {metric.n_finite} trials "
-            f"({_fmt(metric.min)} – {_fmt(metric.max)})"
+            f"({fmt(metric.min)} – {fmt(metric.max)})"
         )
         text += (
             ", so the gap is of the size of the trial-to-trial variation between random datasets."
@@ -113,8 +135,6 @@ def _explain(result: SettingResult, metric: MetricResult) -> str:
         )
     if metric.measure.note:
         text += f" Why: {metric.measure.note}."
-    if paper.source == "figure":
-        text += " The paper's number is read off a figure, so it is itself approximate."
     for producer in result.spec.metrics:
         text += producer.explain(result, metric)
     return text
@@ -167,21 +187,22 @@ def write_curves(path: Path, settings: Sequence[SettingResult]) -> Path:
     return path
 
 
-def write_results(
-    path: Path,
+def results_payload(
     settings: Sequence[SettingResult],
     *,
+    root: Path | None,
     skipped: dict[str, str] | None = None,
     command: str,
     trials: int,
     steps_scale: float,
     wall_time_s: float,
     machine: dict[str, Any],
-) -> Path:
-    """``results.json``: the run's configuration and, per setting, every number."""
+) -> dict[str, Any]:
+    """The ``results.json`` payload: the run's configuration and, per setting, every number
+    (figure paths relative to ``root``)."""
     from ..._version import __version__
 
-    summary = {
+    return {
         "attnmech": __version__,
         "command": command,
         "trials": int(trials),
@@ -189,9 +210,8 @@ def write_results(
         "wall_time_s": wall_time_s,
         "machine": machine,
         "skipped_settings": dict(skipped or {}),
-        "settings": {result.name: result.to_dict(path.parent) for result in settings},
+        "settings": {result.name: result.to_dict(root) for result in settings},
     }
-    return write_json(path, summary)
 
 
 def _figure_lines(result: SettingResult) -> list[str]:
@@ -204,8 +224,25 @@ def _figure_lines(result: SettingResult) -> list[str]:
     return lines
 
 
-def _rules_paragraph(settings: Sequence[SettingResult]) -> list[str]:
-    """The rule set, stated once: each rule kind used in this run with its parameters."""
+RULE_TEXT = (
+    "One rule for every author statistic of k trials on random datasets: where the authors "
+    "print their per-trial values, a two-sample test with their own spread (`mean_std`: the "
+    "difference of means within 2 standard errors of the difference); otherwise the authors' "
+    "value (widened by its reading uncertainty when it is read off a figure) against the "
+    "sampling distribution of the same statistic over k-trial draws of our trials (`sampling`: "
+    "bootstrap, 10,000 resamples of the per-trial values, or 2,000 resamples of the trials for "
+    "a statistic of the mean curve such as its peak or the step of its peak; agree when the "
+    "authors' value meets the central 95 % of that distribution; the table gives its "
+    "percentile). A qualitative claim (`at_least`) is tested on ours only where the authors' "
+    "own values pass it. Rows measuring another quantity than ours are *not comparable* "
+    "(reason stated). Same-data rows (`per_trial`) compare trial by trial. With fewer than "
+    "100 trials of ours the bootstrap distribution is itself uncertain: the run of 100 trials "
+    "decides."
+)
+
+
+def _rules(report: Report, settings: Sequence[SettingResult]) -> None:
+    """The rule, stated once, and each rule kind used in this run with its parameters."""
     seen: dict[str, list[str]] = {}
     for result in settings:
         for metric in result.metrics:
@@ -216,22 +253,77 @@ def _rules_paragraph(settings: Sequence[SettingResult]) -> list[str]:
             text = paper.rule.describe()
             if text not in seen[paper.rule.kind]:
                 seen[paper.rule.kind].append(text)
-    lines = [
-        "Rules for *agrees* (one rule per kind of author number, most precise source first: "
-        "the notebooks' printed per-trial values, then PDF figures read from their vector "
-        "paths, then PNG figures; not tuned to our results):",
-        "",
-    ]
-    lines += [f"- `{kind}`: " + "; ".join(texts) for kind, texts in seen.items()]
-    lines += [
-        "",
-        "`ours − paper` is a difference, a ratio (×) for log-axis values and medians, or the "
-        "largest per-trial difference for same-data rows.",
-    ]
-    return lines
+    report.paragraph(RULE_TEXT)
+    report.bullets(f"`{kind}`: " + "; ".join(texts) for kind, texts in seen.items())
+    report.paragraph(
+        "`ours − authors` is a difference, a ratio (×) for log-axis values, or the largest "
+        "per-trial difference for same-data rows."
+    )
 
 
-def report_text(
+def _origins(report: Report, settings: Sequence[SettingResult]) -> None:
+    """Where every author number comes from."""
+    items = []
+    for result in settings:
+        for metric in result.metrics:
+            paper = metric.measure.paper
+            if paper is not None:
+                items.append(
+                    f"{result.name}, {metric.measure.label}: {paper.text} — {paper.source}"
+                )
+    if items:
+        report.heading("Origin of every author number")
+        report.bullets(items)
+
+
+def _first_trials(report: Report, settings: Sequence[SettingResult]) -> None:
+    """The 10 vs N trials table, when the run has more than 10 trials."""
+    rows = []
+    total = first_n = 0
+    for result in settings:
+        for metric in result.metrics:
+            first = metric.first
+            if first is None or metric.verdict is None:
+                continue
+            total, first_n = result.trials, int(first.get("trials", 10))
+            rows.append(
+                [
+                    result.name,
+                    _cell(metric.measure.label),
+                    _cell(metric.measure.paper.text) if metric.measure.paper else "",
+                    first.get("mean"),
+                    first["outcome"],
+                    "" if first.get("percentile") is None else f"{fmt(first['percentile'], 3)} %",
+                    metric.mean,
+                    metric.outcome,
+                    _where(metric),
+                ]
+            )
+    if not rows:
+        return
+    report.heading(f"{first_n} vs {total} trials")
+    report.paragraph(
+        f"Every compared row judged twice by this run: on its first {first_n} trials only (the "
+        f"authors' trial count; the sampling distribution bootstrapped from those {first_n}) and "
+        f"on all {total} trials."
+    )
+    report.table(
+        [
+            "setting",
+            "metric",
+            "authors",
+            f"ours, first {first_n} (mean)",
+            f"outcome, {first_n} trials",
+            f"percentile, {first_n}",
+            f"ours, {total} (mean)",
+            f"outcome, {total} trials",
+            f"percentile, {total}",
+        ],
+        rows,
+    )
+
+
+def build_report(
     settings: Sequence[SettingResult],
     *,
     command: str,
@@ -240,12 +332,14 @@ def report_text(
     wall_time_s: float,
     machine: dict[str, Any],
     skipped: dict[str, str] | None = None,
-) -> str:
-    """The text of ``REPRODUCTION.md``."""
+) -> Report:
+    """``REPRODUCTION.md`` as a :class:`~attnmech.studies.scaffold.Report`."""
     from ..._version import __version__
 
     compared = [(s, m) for s in settings for m in s.metrics if m.measure.paper is not None]
-    failing = [(s, m) for s, m in compared if m.agrees is False]
+    failing = [(s, m) for s, m in compared if m.outcome == "disagree"]
+    agreeing = [(s, m) for s, m in compared if m.outcome == "agree"]
+    apart = [(s, m) for s, m in compared if m.outcome == "not comparable"]
     minutes = wall_time_s / 60.0
     seeds = sorted({s.spec.init_seed for s in settings}) or [0]
     optimizers = ", ".join(sorted({s.spec.optimizer_text for s in settings}))
@@ -258,104 +352,102 @@ def report_text(
         )
     else:
         data = f"datasets and initialisations from the data source(s) {', '.join(sources)}"
-    lines = [
-        "# Reproduction of the paper's experiments",
-        "",
+    report = Report("Reproduction of the paper's experiments")
+    report.paragraph(
         "Li, Huang, Ildiz, Rawat, Oymak, *Mechanics of Next Token Prediction with Self-Attention*, "
         "AISTATS 2024 (arXiv:2403.08081); the settings are in "
-        "docs/theory.md#the-papers-experiments. "
-        "Generated by attnmech "
-        f"{__version__}; every number below is computed by this run.",
-        "",
-        f"- Command: `{command}`",
-        f"- Trials per setting: {trials} ({data}; all trials of a setting in one batched "
+        "docs/theory.md#the-papers-experiments. Generated by attnmech "
+        f"{__version__}; every number below is computed by this run."
+    )
+    facts = [
+        f"Command: `{command}`",
+        f"Trials per setting: {trials} ({data}; all trials of a setting in one batched "
         f"`train` call; {optimizers}, float64, "
         + (
             f"init {inits} with seed {', '.join(map(str, seeds))})"
             if sources == ["generated"]
             else "each trial from its source's initialisation: the authors' float32 W0)"
         ),
-        "- Steps: "
-        + ("as in the paper" if steps_scale == 1.0 else f"the paper's × {steps_scale:g}"),
-        f"- **Measured wall time: {wall_time_s:.1f} s ({minutes:.2f} min)** for the whole run, on "
+        "Steps: "
+        + ("as in the paper" if steps_scale == 1.0 else f"the paper's × {fmt(steps_scale)}"),
+        f"**Measured wall time: {fmt(wall_time_s, 5)} s ({fmt(minutes, 3)} min)** for the "
+        f"training and measuring of every setting (figures not included), on "
         f"{machine['cpu_cores_available']} available CPU core(s) ({machine['platform']}, torch "
-        f"{machine['torch']}); the target for 10 trials on 2 cores is 5 minutes.",
-        *(
-            [
-                "- Not run with this data source: "
-                + "; ".join(f"`{name}` ({why})" for name, why in skipped.items())
-            ]
-            if skipped
-            else []
-        ),
-        f"- Agreement: {len(compared) - len(failing)} of {len(compared)} numbers the paper "
-        "reports agree with ours under the rules below.",
-        "",
-        "## Results",
-        "",
-        _table(settings),
-        "",
-        *_rules_paragraph(settings),
-        "",
-        "## How our numbers differ from the paper's, and why",
-        "",
-        (
-            "General reasons, true of every row: with the generated data, the authors' datasets "
-            "and initialisations are other random draws (`--data authors` replays theirs for "
-            "the settings whose notebooks print them), ours are `make_dataset(seed=trial)` and "
-            "one seeded initialisation; and some of the authors' numbers are read off figures."
-            if sources == ["generated"]
-            else "Same data as the authors: the rows marked `per_trial` compare our trials one "
-            "by one with the notebook's; the others compare with the authors' summary values."
-        ),
-        "",
+        f"{machine['torch']}).",
     ]
+    if skipped:
+        facts.append(
+            "Not run with this data source: "
+            + "; ".join(f"`{name}` ({why})" for name, why in skipped.items())
+        )
+    facts.append(
+        f"**{len(agreeing)} agree, {len(failing)} disagree, {len(apart)} not comparable** (of "
+        f"{len(compared)} author numbers; every disagreement with its cause below)."
+    )
+    report.bullets(facts)
+    report.heading("Results")
+    _table(report, settings)
+    _rules(report, settings)
+    _first_trials(report, settings)
+    report.heading("How our numbers differ from the paper's, and why")
+    report.paragraph(
+        "General reasons, true of every row: with the generated data, the authors' datasets "
+        "and initialisations are other random draws (`--data authors` replays theirs for "
+        "the settings whose notebooks print them), ours are `make_dataset(seed=trial)` and "
+        "one seeded initialisation; and some of the authors' numbers are read off figures."
+        if sources == ["generated"]
+        else "Same data as the authors: the rows marked `per_trial` compare our trials one "
+        "by one with the notebook's; the others compare with the authors' summary values."
+    )
     kinds: list[type[Metric]] = []  # each metric class once, in order of appearance
     for result in settings:
         kinds += [type(m) for m in result.spec.metrics if type(m) not in kinds]
     for kind in kinds:
-        lines += kind.report_paragraph(settings)
+        lines = kind.report_paragraph(settings)
+        if lines:
+            report.paragraph("\n".join(lines))
     if failing:
-        lines.append(f"{len(failing)} number(s) do not agree under the rules:")
-        lines.append("")
-        lines += [_explain(s, m) for s, m in failing]
+        report.paragraph(f"{len(failing)} number(s) disagree under the rule:")
+        report.paragraph("\n".join(_explain(s, m) for s, m in failing))
     else:
-        lines.append("Every number the paper reports agrees with ours under the rules above.")
-    lines += [
-        "",
-        f"The other {len(compared) - len(failing)} compared numbers agree; their differences are "
-        "in the table's `ours − paper` column.",
-        "",
-    ]
+        report.paragraph("No author number disagrees with ours under the rule above.")
+    if apart:
+        report.paragraph(f"{len(apart)} number(s) are not comparable:")
+        report.bullets(
+            f"**{s.name}, {m.measure.label}** (authors {m.measure.paper.text}): "
+            f"{m.verdict.reason if m.verdict else ''}"
+            for s, m in apart
+            if m.measure.paper is not None
+        )
+    report.paragraph(
+        f"The other {len(agreeing)} compared numbers agree; their differences are in the "
+        "table's `ours − authors` column."
+    )
     for result in settings:
         spec = result.spec
-        lines += [
-            f"## {spec.name}: {spec.title}",
-            "",
-            spec.description,
-            "",
+        report.heading(f"{spec.name}: {spec.title}")
+        report.paragraph(spec.description)
+        report.paragraph(
             f"{spec.sizes}, {spec.data.graph} data, head `{spec.head}`, loss `{spec.loss}`, "
-            f"{spec.optimizer_text} lr {spec.learning_rate:g}, {result.num_steps} steps, "
-            f"{result.trials} trials. Wall time {result.wall_time_s:.1f} s (training "
-            f"{result.train_time_s:.1f} s).",
-            "",
+            f"{spec.optimizer_text} lr {fmt(spec.learning_rate)}, {result.num_steps} steps, "
+            f"{result.trials} trials. Wall time {fmt(result.wall_time_s, 3)} s (training "
+            f"{fmt(result.train_time_s, 3)} s)."
+        )
+        if result.notes:
+            report.bullets(result.notes)
+        lines = _figure_lines(result)
+        if lines:
+            report.paragraph("\n".join(lines))
+    _origins(report, settings)
+    report.heading("Files")
+    report.bullets(
+        [
+            "`results.json`: per setting its configuration, per metric mean, std, min, max, "
+            "per-trial values, the paper's value, the difference and the verdict, and the wall "
+            "time.",
+            "`curves.npz`: every curve behind the figures, `<setting>/<curve>` of shape "
+            "(steps, trials) and `<setting>/step`.",
+            "One PNG per figure (and a PDF where the run wrote PDFs).",
         ]
-        for note in result.notes:
-            lines += [f"- {note}", ""]
-        lines += _figure_lines(result)
-    lines += [
-        "## Files",
-        "",
-        "- `results.json`: per setting its configuration, per metric mean, std, min, max, "
-        "per-trial values, the paper's value, the difference and the verdict, and the wall "
-        "time.",
-        "- `curves.npz`: every curve behind the figures, `<setting>/<curve>` of shape "
-        "(steps, trials) and `<setting>/step`.",
-        "- One PNG per figure (and a PDF where the run wrote PDFs).",
-    ]
-    return "\n".join(lines)
-
-
-def write_report(path: Path, settings: Sequence[SettingResult], **kwargs: Any) -> Path:
-    """``REPRODUCTION.md`` (see :func:`report_text` for the keyword arguments)."""
-    return write_markdown(path, report_text(settings, **kwargs))
+    )
+    return report
