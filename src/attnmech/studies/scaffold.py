@@ -447,7 +447,9 @@ class Report:
 # --------------------------------------------------------------------------- registry
 # study name -> its module below ``attnmech.studies``. Each study module defines ``run`` (the one
 # signature above), ``CONFIG_TYPE`` and ``RESULT_TYPE``. Read lazily: naming a study imports nothing.
-STUDIES: dict[str, str] = {}
+STUDIES: dict[str, str] = {
+    "sweep": "sweeps",
+}
 
 
 def get_study(name: str) -> Any:
