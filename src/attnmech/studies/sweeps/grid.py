@@ -210,5 +210,9 @@ def result_columns(spec: SweepSpec) -> list[str]:
     ]
 
 
-INTEGER_COLUMNS = {"cell", "trial", "n", "T", "K", "d", "steps", "dataset_seed", "init_seed"}
-NUMERIC_COLUMNS = INTEGER_COLUMNS | {"rho", "lr", "train_time_s"} | set(DATA_METRICS)
+INTEGER_COLUMNS = {
+    "cell", "trial", "n", "T", "K", "d", "steps", "dataset_seed", "init_seed", "search_trial"
+}
+NUMERIC_COLUMNS = (
+    INTEGER_COLUMNS | {"rho", "lr", "train_time_s", "search_value"} | set(DATA_METRICS)
+)

@@ -174,6 +174,7 @@ def _train_rows(
     spec: SweepSpec,
     device: str,
     curves: dict[int, dict[str, np.ndarray]] | None = None,
+    callback: Callable[[int, dict[str, np.ndarray]], Any] | None = None,
 ) -> tuple[dict[int, dict[str, float]], float]:
     """Train ``datasets`` in one batch; per unit index, the metric values (and, given a
     ``curves`` dict, every logged metric of each unit into it)."""
@@ -206,6 +207,7 @@ def _train_rows(
         bool(spec.at_steps)
         or bool(wanted & {"steps_to_corr", "fin_gap_traj"})
         or curves is not None
+        or callback is not None
     )
     started = time.perf_counter()
     if theories is not None and not trajectory:
@@ -222,7 +224,12 @@ def _train_rows(
         history["grad_norm"] = np.asarray(run.history["grad_norm"])[-1:]
         history["step"] = np.asarray(run.history["step"])[-1:]
     else:
-        run = train(datasets, config, theory=theories if theories is not None else None)
+        run = train(
+            datasets,
+            config,
+            theory=theories if theories is not None else None,
+            callback=callback,
+        )
         history = dict(run.history)
     elapsed = time.perf_counter() - started
     steps = np.asarray(history["step"])
@@ -265,9 +272,16 @@ def run_task(
 
 
 def run_task_with_curves(
-    task: Task, spec: SweepSpec, cells: dict[int, Cell], device: str | None = None
+    task: Task,
+    spec: SweepSpec,
+    cells: dict[int, Cell],
+    device: str | None = None,
+    callback: Callable[[int, dict[str, np.ndarray]], Any] | None = None,
 ) -> tuple[list[dict[str, Any]], dict[str, np.ndarray] | None]:
     """Run one task: its rows, and with ``spec.curves`` its logged metrics.
+
+    ``callback(step, metrics)`` is passed to :func:`attnmech.train` (every logged step; True
+    stops the training: the rows then hold the values at that step).
 
     The curves are ``{"step": (L,), "cell": (U,), "trial": (U,), metric: (L, U)}`` (NaN for a
     unit without that metric), or None without ``spec.curves``.
@@ -344,6 +358,7 @@ def run_task_with_curves(
                 spec,
                 device,
                 unit_curves,
+                callback if use_theory or not want_theory else None,
             )
             for u, vals in values.items():
                 rows[u].update(vals)

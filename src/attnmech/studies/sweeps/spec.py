@@ -452,11 +452,16 @@ def parse_sweep_spec(text: str, path: str = "<string>") -> SweepSpec:
     FileFormatError
         On any problem, naming the key (for example ``axes.n[2]``) and what to write instead.
     """
-    check = _Checker(path)
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise FileFormatError(f"sweep file {path} is not valid TOML: {exc}", path=path) from None
+    return spec_from_data(data, text, path)
+
+
+def spec_from_data(data: dict[str, Any], text: str, path: str = "<string>") -> SweepSpec:
+    """Validate an already parsed sweep file (``data``; ``text`` is kept as its source)."""
+    check = _Checker(path)
     check.unknown(data, _TOP_KEYS, "")
     choices = _choices()
     sweep = check.table(data.get("sweep", {}), "sweep")
