@@ -204,3 +204,18 @@ def test_search_file_errors_name_the_key():
     bad = text.replace("lr = [0.01, 0.1, 1.0, 0.03]", "lr = { log-uniform = [0.0, 1.0] }")
     with pytest.raises(FileFormatError, match="log-uniform"):
         parse_search_spec(bad.replace('"grid"', '"tpe"'))
+
+
+def test_batch_layout_does_not_change_the_numbers(tmp_path):
+    """All trials of a cell shape in one batch (the fast layout) or one trial per task: the same
+    numbers to 1e-12."""
+    text = SMALL.replace('metrics = ["loss", "norm"]', 'metrics = ["loss", "norm", "corr_svm"]')
+    one = parse_sweep_spec(text.replace("[fixed]", "[fixed]").replace(
+        'name = "ops"', 'name = "ops"\nbatch_trials = 1'))
+    run_sweep(one, tmp_path / "one", workers=1)
+    run_sweep(parse_sweep_spec(text.replace('name = "ops"', 'name = "ops"\nbatch_trials = 8')),
+              tmp_path / "all", workers=1)
+    a, b = load_results(tmp_path / "one"), load_results(tmp_path / "all")
+    oa, ob = np.lexsort((a["trial"], a["cell"])), np.lexsort((b["trial"], b["cell"]))
+    for name in ("loss_value", "norm", "corr_svm"):
+        np.testing.assert_allclose(a[name][oa], b[name][ob], rtol=0, atol=1e-12)

@@ -25,6 +25,7 @@ import hashlib
 import logging
 import math
 import os
+import sys
 import time
 import warnings
 from collections import OrderedDict
@@ -213,16 +214,19 @@ def _train_rows(
     if theories is not None and not trajectory:
         from ...layer.verification import verify
 
-        run = train(datasets, replace(config, log_every=0))
-        report = verify(
-            datasets,
-            np.asarray(run.W).reshape(len(units), *run.W.shape[-2:]),
-            theories,
-            config=model,
-        )
+        from ...layer.training import fast_final_supported, train_final
+
+        final = replace(config, log_every=0)
+        if fast_final_supported(datasets, final):  # the same numbers, fewer operations per step
+            W_end, grad_end = train_final(datasets, final)
+        else:
+            run = train(datasets, final)
+            W_end = np.asarray(run.W).reshape(len(units), *run.W.shape[-2:])
+            grad_end = np.asarray(run.history["grad_norm"])[-1]
+        report = verify(datasets, W_end, theories, config=model)
         history = {k: np.asarray(v)[None] for k, v in report.metrics.items()}
-        history["grad_norm"] = np.asarray(run.history["grad_norm"])[-1:]
-        history["step"] = np.asarray(run.history["step"])[-1:]
+        history["grad_norm"] = np.asarray(grad_end).reshape(1, -1)
+        history["step"] = np.array([config.num_steps])
     else:
         run = train(
             datasets,
@@ -400,6 +404,7 @@ class TaskOutcome:
     seconds: float
     error: str = ""
     error_type: str = ""
+    node: str = ""
 
 
 def _attempt(
@@ -419,7 +424,11 @@ def _attempt_in_worker(
     task: Task, spec: SweepSpec, cells: dict[int, Cell], device: str | None
 ) -> TaskOutcome:
     _limit_threads()
-    return _attempt(task, spec, cells, device)
+    outcome = _attempt(task, spec, cells, device)
+    ray = sys.modules.get("ray")
+    if ray is not None and ray.is_initialized():  # which node of a cluster ran it
+        outcome = replace(outcome, node=str(ray.get_runtime_context().get_node_id()))
+    return outcome
 
 
 # kept for pickled references of older callers
@@ -790,7 +799,7 @@ def _run(
                 store.clear_failure(task.task_id)
                 store.record_task(
                     task.task_id, columns, outcome.rows, status="done", attempts=tries,
-                    seconds=outcome.seconds,
+                    seconds=outcome.seconds, node=outcome.node,
                 )
                 written += len(outcome.rows)
                 if on_task is not None:

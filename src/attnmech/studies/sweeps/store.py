@@ -203,9 +203,12 @@ class SweepStore:
         attempts: int,
         seconds: float,
         error: str = "",
+        node: str = "",
     ) -> None:
         """Add a task's rows and its status to ``results.sqlite`` (one transaction)."""
-        record_sqlite(self.root / SQLITE, task_id, columns, rows, status, attempts, seconds, error)
+        record_sqlite(
+            self.root / SQLITE, task_id, columns, rows, status, attempts, seconds, error, node
+        )
 
     def consolidate(self) -> Path:
         """Write ``results.csv``: every stored row, sorted by cell and trial."""
@@ -432,6 +435,7 @@ def record_sqlite(
     attempts: int,
     seconds: float,
     error: str,
+    node: str = "",
 ) -> None:
     """Replace a task's rows and status in the SQLite store at ``path`` (one transaction).
 
@@ -451,7 +455,7 @@ def record_sqlite(
             con.execute(f"CREATE TABLE IF NOT EXISTS results (task_id TEXT, {cols})")
             con.execute(
                 "CREATE TABLE IF NOT EXISTS tasks (task_id TEXT PRIMARY KEY, status TEXT, "
-                "attempts INTEGER, seconds REAL, rows INTEGER, error TEXT, finished REAL)"
+                "attempts INTEGER, seconds REAL, rows INTEGER, error TEXT, finished REAL, node TEXT)"
             )
             con.execute("DELETE FROM results WHERE task_id = ?", (task_id,))
             marks = ", ".join("?" for _ in range(len(columns) + 1))
@@ -461,8 +465,8 @@ def record_sqlite(
                 [[task_id, *(_sql_value(r.get(c)) for c in columns)] for r in rows],
             )
             con.execute(
-                "INSERT OR REPLACE INTO tasks VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (task_id, status, attempts, seconds, len(rows), error, time.time()),
+                "INSERT OR REPLACE INTO tasks VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (task_id, status, attempts, seconds, len(rows), error, time.time(), node),
             )
     except sqlite3.Error as exc:
         raise OutputError(f"cannot write {path}: {exc}") from None
@@ -479,8 +483,10 @@ def sqlite_tasks(root: Path) -> dict[str, dict[str, Any]]:
         return {}
     con = sqlite3.connect(path, timeout=30)
     try:
-        cur = con.execute("SELECT task_id, status, attempts, seconds, rows, error FROM tasks")
-        keys = ("task_id", "status", "attempts", "seconds", "rows", "error")
+        cur = con.execute(
+            "SELECT task_id, status, attempts, seconds, rows, error, node FROM tasks"
+        )
+        keys = ("task_id", "status", "attempts", "seconds", "rows", "error", "node")
         return {r[0]: dict(zip(keys, r, strict=True)) for r in cur.fetchall()}
     except sqlite3.Error:
         return {}
