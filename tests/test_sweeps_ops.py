@@ -77,6 +77,14 @@ def test_status_counts_a_failed_task_and_resume_reruns_it(tmp_path, monkeypatch)
     assert (status.tasks, status.done, status.failed, status.pending) == (len(ids), len(ids) - 1,
                                                                          1, 0)
     assert status.errors == [(f"RuntimeError: injected failure of {ids[1]}", 1, [ids[1]])]
+    from typer.testing import CliRunner
+
+    from attnmech.cli import app
+
+    shown = CliRunner().invoke(app, ["sweep-status", str(tmp_path / "s")])
+    assert shown.exit_code == 0
+    assert f"{len(ids) - 1}/{len(ids)} tasks done, 1 failed, 0 pending" in shown.output
+    assert f"injected failure of {ids[1]}" in shown.output
     assert status.rows == 2 * (len(ids) - 1) * 4 // len(ids)
     monkeypatch.undo()
     again = run_sweep(spec, tmp_path / "s", workers=1, resume=True)
@@ -169,6 +177,10 @@ def test_search_finds_the_best_grid_point_and_resumes(tmp_path):
     table = load_results(tmp_path / "s")
     assert sorted(table["lr"]) == sorted(np.repeat(list(means), 2))  # every point once, no repeat
     assert set(table["search_state"]) == {"complete"}
+    from attnmech.studies.sweeps.plots import plot_sweep
+
+    plot = plot_sweep(tmp_path / "s", x="lr", metric="loss")  # plot-sweep reads a search
+    assert {p["lr"]: p["mean"] for p in plot.stats} == pytest.approx(means, rel=1e-12)
 
 
 def test_search_tpe_and_pruning(tmp_path):
