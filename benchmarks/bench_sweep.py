@@ -79,9 +79,7 @@ def main() -> None:
     )
     with tempfile.TemporaryDirectory() as tmp:
         started = time.perf_counter()
-        result = run_sweep(
-            spec, os.path.join(tmp, "out"), workers=args.workers, device=args.device
-        )
+        result = run_sweep(spec, os.path.join(tmp, "out"), workers=args.workers, device=args.device)
         sweep_s = time.perf_counter() - started
         table = load_results(result.out_dir)
     corr = table["corr_svm"]
@@ -123,7 +121,9 @@ def main() -> None:
         f"{'reference: sequential train() per trial':<44} {args.trials:>7} "
         f"{ref_total:>9.1f} {per_trial:>9.4f}  (measured on {len(rows)}, extrapolated)"
     )
-    print(f"speed-up: {ref_total / sweep_s:.1f}x; target: the sweep at or under 15 s on 2 quiet cores")
+    print(
+        f"speed-up: {ref_total / sweep_s:.1f}x; target: the sweep at or under 15 s on 2 quiet cores"
+    )
     print(
         f"mean final corr(W, W_svm) over {args.trials} trials: {corr.mean():.4f} "
         f"(std {corr.std():.4f}, min {corr.min():.4f}); paper's notebook: 0.986 +- 0.005"
@@ -131,12 +131,16 @@ def main() -> None:
     print(f"reference vs sweep, same trial: |corr difference| = {check:.1e}")
     print(f"batch_trials {batch}; load average after: {_load()}")
     print()
-    print(f"{'per-step time (us), median of ' + str(args.repeats) + ' blocks':<44} "
-          f"{'batch':>7} {'attnmech':>9} {'fused':>9} {'ratio':>7}")
+    print(
+        f"{'per-step time (us), median of ' + str(args.repeats) + ' blocks':<44} "
+        f"{'batch':>7} {'attnmech':>9} {'fused':>9} {'ratio':>7}"
+    )
     for size in (1, batch):
         ours, fused, diff = _step_times(size, args.step_repeats, args.repeats, args.device)
-        print(f"{'risk + gradient + ngd update':<44} {size:>7} {ours:>9.1f} {fused:>9.1f} "
-              f"{ours / fused:>7.2f}  (max |W diff| after the block: {diff:.1e})")
+        print(
+            f"{'risk + gradient + ngd update':<44} {size:>7} {ours:>9.1f} {fused:>9.1f} "
+            f"{ours / fused:>7.2f}  (max |W diff| after the block: {diff:.1e})"
+        )
 
 
 def _load() -> str:
@@ -161,7 +165,7 @@ def _step_times(batch: int, steps: int, repeats: int, device: str) -> tuple[floa
     objective = AttentionObjective(inputs)
     rule = make_step_rule("ngd", 0.01)
     W0 = torch.as_tensor(
-        np.random.default_rng(0).uniform(-8**-0.5, 8**-0.5, (batch, 8, 8)), device=device
+        np.random.default_rng(0).uniform(-(8**-0.5), 8**-0.5, (batch, 8, 8)), device=device
     )
     # the hand-fused step: every sample has T = 4 real positions here (no padding)
     E = torch.as_tensor(np.stack([ds.embeddings for ds in datasets]), device=device)

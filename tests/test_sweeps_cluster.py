@@ -123,8 +123,20 @@ def test_killed_driver_resumes_on_the_cluster(cluster, tmp_path):
     run_sweep(parse_sweep_spec(text), tmp_path / "local", workers=1)
     out = tmp_path / "killed"
     env = dict(os.environ, PYTHONPATH=str(REPO / "src"))
-    command = [sys.executable, "-m", "attnmech", "sweep", str(spec_path), "--out", str(out),
-               "--backend", "ray", "--address", cluster.address, "--no-progress"]
+    command = [
+        sys.executable,
+        "-m",
+        "attnmech",
+        "sweep",
+        str(spec_path),
+        "--out",
+        str(out),
+        "--backend",
+        "ray",
+        "--address",
+        cluster.address,
+        "--no-progress",
+    ]
     proc = subprocess.Popen(command, env=env, start_new_session=True)
     deadline = time.time() + 180
     while time.time() < deadline and len(list((out / "parts").glob("*.csv"))) < 1:

@@ -74,8 +74,12 @@ def test_status_counts_a_failed_task_and_resume_reruns_it(tmp_path, monkeypatch)
     result = run_sweep(spec, tmp_path / "s", workers=1, retries=2)
     assert result.failed == 1 and calls.count(ids[1]) == 3
     status = sweep_status(tmp_path / "s")
-    assert (status.tasks, status.done, status.failed, status.pending) == (len(ids), len(ids) - 1,
-                                                                         1, 0)
+    assert (status.tasks, status.done, status.failed, status.pending) == (
+        len(ids),
+        len(ids) - 1,
+        1,
+        0,
+    )
     assert status.errors == [(f"RuntimeError: injected failure of {ids[1]}", 1, [ids[1]])]
     from typer.testing import CliRunner
 
@@ -222,11 +226,15 @@ def test_batch_layout_does_not_change_the_numbers(tmp_path):
     """All trials of a cell shape in one batch (the fast layout) or one trial per task: the same
     numbers to 1e-12."""
     text = SMALL.replace('metrics = ["loss", "norm"]', 'metrics = ["loss", "norm", "corr_svm"]')
-    one = parse_sweep_spec(text.replace("[fixed]", "[fixed]").replace(
-        'name = "ops"', 'name = "ops"\nbatch_trials = 1'))
+    one = parse_sweep_spec(
+        text.replace("[fixed]", "[fixed]").replace('name = "ops"', 'name = "ops"\nbatch_trials = 1')
+    )
     run_sweep(one, tmp_path / "one", workers=1)
-    run_sweep(parse_sweep_spec(text.replace('name = "ops"', 'name = "ops"\nbatch_trials = 8')),
-              tmp_path / "all", workers=1)
+    run_sweep(
+        parse_sweep_spec(text.replace('name = "ops"', 'name = "ops"\nbatch_trials = 8')),
+        tmp_path / "all",
+        workers=1,
+    )
     a, b = load_results(tmp_path / "one"), load_results(tmp_path / "all")
     oa, ob = np.lexsort((a["trial"], a["cell"])), np.lexsort((b["trial"], b["cell"]))
     for name in ("loss_value", "norm", "corr_svm"):

@@ -38,8 +38,7 @@ __all__ = [
 
 
 def plot_sweep(*args: Any, **kwargs: Any) -> Any:
-    """See :func:`attnmech.studies.sweeps.plots.plot_sweep` (imported lazily: it needs
-    matplotlib)."""
+    """See :func:`attnmech.studies.sweeps.plots.plot_sweep` (imported lazily: needs matplotlib)."""
     from .plots import plot_sweep as _plot
 
     return _plot(*args, **kwargs)

@@ -1,9 +1,10 @@
 """Running a sweep: tasks on a local process pool or as Ray tasks, results streamed to disk.
 
-:func:`run_sweep` plans the tasks (:mod:`attnmech.studies.sweeps.grid`), skips those already stored when
+:func:`run` (and its wrapper :func:`run_sweep`) plans the tasks
+(:mod:`attnmech.studies.sweeps.grid`), skips those already stored when
 resuming, runs the rest on the chosen backend and writes each task's rows as soon as it ends
 (:mod:`attnmech.studies.sweeps.store`). Inside a task, :func:`run_task` draws every trial's dataset,
-solves its theory once (cached per process by the dataset's fingerprint), trains all trials in
+solves its theory once (cached per process by the norm and the dataset's fingerprint), trains all trials in
 one batched :func:`attnmech.train` call and turns the histories into rows.
 
 Backends
@@ -29,8 +30,7 @@ import sys
 import time
 import warnings
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, ClassVar
@@ -212,9 +212,8 @@ def _train_rows(
     )
     started = time.perf_counter()
     if theories is not None and not trajectory:
-        from ...layer.verification import verify
-
         from ...layer.training import fast_final_supported, train_final
+        from ...layer.verification import verify
 
         final = replace(config, log_every=0)
         if fast_final_supported(datasets, final):  # the same numbers, fewer operations per step
@@ -479,10 +478,12 @@ def _local_results(
                             yield task, future.result()
                         except BrokenProcessPool as exc:
                             broken = True
-                            yield task, TaskOutcome(None, None, 0.0, f"worker died: {exc}",
-                                                    "WorkerDied")
+                            yield (
+                                task,
+                                TaskOutcome(None, None, 0.0, f"worker died: {exc}", "WorkerDied"),
+                            )
                 if broken:  # the tasks still in flight died with the pool
-                    for future, task in pending.items():
+                    for task in pending.values():
                         yield task, TaskOutcome(None, None, 0.0, "worker pool broke", "WorkerDied")
                     pending.clear()
             except BaseException:
@@ -609,8 +610,14 @@ class SweepResult(StudyResult):
             **{
                 k: getattr(self, k)
                 for k in (
-                    "cells", "tasks", "tasks_skipped", "rows", "wall_time_s", "backend",
-                    "workers", "failed",
+                    "cells",
+                    "tasks",
+                    "tasks_skipped",
+                    "rows",
+                    "wall_time_s",
+                    "backend",
+                    "workers",
+                    "failed",
                 )
             },
         }
@@ -672,7 +679,8 @@ def _cell_table(report: Report, table: Any) -> None:
     skip = INTEGER_COLUMNS | {"fingerprint", "warning", "error", "grid", "train_time_s"}
     skip |= set(params)
     metrics = [
-        c for c in table.names
+        c
+        for c in table.names
         if c not in skip and table[c].dtype != object and not c.endswith("time_s")
     ]
     if not metrics:
@@ -787,19 +795,30 @@ def _run(
                     },
                 )
                 store.record_task(
-                    task.task_id, columns, [], status="failed", attempts=tries,
-                    seconds=outcome.seconds, error=outcome.error,
+                    task.task_id,
+                    columns,
+                    [],
+                    status="failed",
+                    attempts=tries,
+                    seconds=outcome.seconds,
+                    error=outcome.error,
                 )
-                report.message(f"task {task.task_id} failed after {tries} attempt(s): "
-                               f"{outcome.error}")
+                report.message(
+                    f"task {task.task_id} failed after {tries} attempt(s): {outcome.error}"
+                )
             else:
                 if outcome.curves is not None:
                     store.write_curves(task.task_id, outcome.curves)
                 store.write_part(task.task_id, columns, outcome.rows)
                 store.clear_failure(task.task_id)
                 store.record_task(
-                    task.task_id, columns, outcome.rows, status="done", attempts=tries,
-                    seconds=outcome.seconds, node=outcome.node,
+                    task.task_id,
+                    columns,
+                    outcome.rows,
+                    status="done",
+                    attempts=tries,
+                    seconds=outcome.seconds,
+                    node=outcome.node,
                 )
                 written += len(outcome.rows)
                 if on_task is not None:

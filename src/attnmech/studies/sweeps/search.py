@@ -41,7 +41,7 @@ import numpy as np
 
 from ...errors import FileFormatError, InvalidParameterError
 from .grid import Cell, Task, result_columns
-from .spec import DATASET_PARAMS, TRAIN_PARAMS, SweepSpec, metric_column, spec_from_data
+from .spec import SweepSpec, metric_column, spec_from_data
 from .store import SweepStore
 
 if sys.version_info >= (3, 11):
@@ -123,10 +123,12 @@ def parse_search_spec(text: str, path: str = "<string>") -> SearchSpec:
             continue
         if not isinstance(value, dict) or len(value) != 1:
             raise _fail(
-                path, key, "an axis is a list, or one of {log-uniform = [low, high]}, "
-                "{int = [low, high]}, {choice = [...]}"
+                path,
+                key,
+                "an axis is a list, or one of {log-uniform = [low, high]}, "
+                "{int = [low, high]}, {choice = [...]}",
             )
-        (kind, args), = value.items()
+        ((kind, args),) = value.items()
         if kind not in DISTRIBUTIONS:
             raise _fail(path, f"{key}.{kind}", f"unknown distribution; use one of {DISTRIBUTIONS}")
         if not isinstance(args, list) or not args:
@@ -135,11 +137,14 @@ def parse_search_spec(text: str, path: str = "<string>") -> SearchSpec:
             space[name] = ("choice", tuple(args))
         else:
             if len(args) != 2 or not args[0] < args[1]:
-                raise _fail(path, f"{key}.{kind}", f"must be [low, high] with low < high, got {args}")
+                raise _fail(
+                    path, f"{key}.{kind}", f"must be [low, high] with low < high, got {args}"
+                )
             if kind == "log-uniform" and args[0] <= 0:
                 raise _fail(path, f"{key}.{kind}", "log-uniform needs low > 0")
-            if kind == "int" and not all(isinstance(a, int) and not isinstance(a, bool)
-                                         for a in args):
+            if kind == "int" and not all(
+                isinstance(a, int) and not isinstance(a, bool) for a in args
+            ):
                 raise _fail(path, f"{key}.{kind}", f"bounds must be integers, got {args}")
             space[name] = (kind, (args[0], args[1]))
         plain_axes[name] = list(args)  # validated as values by the sweep parser
@@ -151,7 +156,8 @@ def parse_search_spec(text: str, path: str = "<string>") -> SearchSpec:
     base = str(objective).split("@", 1)
     if base[0] not in column_names and base[0] not in metrics:
         raise _fail(
-            path, "search.objective",
+            path,
+            "search.objective",
             f"{objective!r} is not a recorded metric; add it to sweep.metrics ({list(metrics)})",
         )
     if len(base) == 2 and (not base[1].isdigit() or int(base[1]) not in sweep.at_steps):
@@ -165,7 +171,9 @@ def parse_search_spec(text: str, path: str = "<string>") -> SearchSpec:
     ):
         value = search.get(key, default)
         if value not in allowed:
-            raise _fail(path, f"search.{key}", f"must be one of {', '.join(allowed)}, got {value!r}")
+            raise _fail(
+                path, f"search.{key}", f"must be one of {', '.join(allowed)}, got {value!r}"
+            )
         options[key] = value
     budget = search.get("budget", 20)
     if isinstance(budget, bool) or not isinstance(budget, int) or budget < 1:
@@ -310,8 +318,9 @@ def _objective_fn(spec: SearchSpec, store: SweepStore, columns: list[str]) -> An
 
         started = time.perf_counter()
         rows, curves = run_task_with_curves(task, sweep, {cell.index: cell}, None, report)
-        column = metric_column(metric) + ("@" + spec.objective.split("@")[1]
-                                          if "@" in spec.objective else "")
+        column = metric_column(metric) + (
+            "@" + spec.objective.split("@")[1] if "@" in spec.objective else ""
+        )
         value = _aggregate(np.array([r.get(column, math.nan) for r in rows], float), spec.stat)
         state = "pruned" if pruned else "complete"
         for row in rows:
@@ -319,8 +328,14 @@ def _objective_fn(spec: SearchSpec, store: SweepStore, columns: list[str]) -> An
         if curves is not None:
             store.write_curves(task.task_id, curves)
         store.write_part(task.task_id, columns, rows)
-        store.record_task(task.task_id, columns, rows, status=state, attempts=1,
-                          seconds=time.perf_counter() - started)
+        store.record_task(
+            task.task_id,
+            columns,
+            rows,
+            status=state,
+            attempts=1,
+            seconds=time.perf_counter() - started,
+        )
         if pruned:
             raise optuna.TrialPruned(f"pruned at step {pruned[0]}")
         return value
@@ -393,10 +408,16 @@ def run_search(
     root = Path(out_dir)
     columns = [*result_columns(spec.sweep), *SEARCH_COLUMNS]
     store = SweepStore(root)
-    store.prepare(spec.sweep, columns, resume=resume, counts={"cells": spec.budget,
-                                                               "tasks": spec.budget})
-    options = {"objective": spec.objective, "direction": spec.direction,
-               "sampler": spec.sampler, "pruner": spec.pruner, "stat": spec.stat}
+    store.prepare(
+        spec.sweep, columns, resume=resume, counts={"cells": spec.budget, "tasks": spec.budget}
+    )
+    options = {
+        "objective": spec.objective,
+        "direction": spec.direction,
+        "sampler": spec.sampler,
+        "pruner": spec.pruner,
+        "stat": spec.stat,
+    }
     manifest = store.manifest()
     changed = {k: manifest[k] for k in options if k in manifest and manifest[k] != options[k]}
     if changed:
@@ -404,8 +425,9 @@ def run_search(
             f"{root} holds a search with other options {changed}; only search.budget may change "
             "on --resume (choose another --out)"
         )
-    store.update_manifest(kind="search", workers=workers, tasks=spec.budget, cells=spec.budget,
-                          **options)
+    store.update_manifest(
+        kind="search", workers=workers, tasks=spec.budget, cells=spec.budget, **options
+    )
     study = optuna.create_study(
         study_name=spec.sweep.name,
         storage=_storage(optuna, root / JOURNAL),
@@ -454,4 +476,3 @@ def run_search(
     )
     report.message(f"search {spec.sweep.name}: done, best {best_value} at {best_params}")
     return result
-

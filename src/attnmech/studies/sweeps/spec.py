@@ -267,18 +267,13 @@ class SweepSpec(StudyConfig):
                 f"workers must be a positive integer or None, got {self.workers!r}"
             )
         if isinstance(self.retries, bool) or not isinstance(self.retries, int) or self.retries < 0:
-            raise InvalidParameterError(
-                f"retries must be an integer >= 0, got {self.retries!r}"
-            )
+            raise InvalidParameterError(f"retries must be an integer >= 0, got {self.retries!r}")
         if not isinstance(self.curves, bool):
             raise InvalidParameterError(f"curves must be True or False, got {self.curves!r}")
 
     def to_dict(self) -> dict[str, Any]:
         """The file's text and path and the run options (the grids are parsed from the text)."""
-        out = {
-            key: getattr(self, key)
-            for key in ("source", "path", "device", *RUN_OPTIONS)
-        }
+        out = {key: getattr(self, key) for key in ("source", "path", "device", *RUN_OPTIONS)}
         out["name"] = self.name
         out["digest"] = self.digest
         return out

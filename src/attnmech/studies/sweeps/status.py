@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from ..scaffold import Report, fmt
 from .store import SweepStore, sqlite_tasks
@@ -57,18 +56,28 @@ class SweepStatus:
         report = Report(f"Sweep {self.name}: status")
         report.table(
             ["tasks", "done", "failed", "pending", "rows", "s/task", "workers", "ETA s"],
-            [[
-                self.tasks, self.done, self.failed, self.pending, self.rows,
-                self.task_seconds, self.workers, self.eta_s,
-            ]],
+            [
+                [
+                    self.tasks,
+                    self.done,
+                    self.failed,
+                    self.pending,
+                    self.rows,
+                    self.task_seconds,
+                    self.workers,
+                    self.eta_s,
+                ]
+            ],
             digits=3,
         )
         if self.errors:
             report.heading("Errors")
             report.table(
                 ["tasks", "error", "task ids"],
-                [[count, message, ", ".join(ids[:3]) + (" ..." if len(ids) > 3 else "")]
-                 for message, count, ids in self.errors],
+                [
+                    [count, message, ", ".join(ids[:3]) + (" ..." if len(ids) > 3 else "")]
+                    for message, count, ids in self.errors
+                ],
             )
         return report
 
@@ -95,8 +104,11 @@ def sweep_status(out_dir: str | os.PathLike[str]) -> SweepStatus:
     failed = {k: v for k, v in store.failed().items() if k not in done}
     total = int(manifest.get("tasks", len(done) + len(failed)))
     tasks = sqlite_tasks(Path(out_dir))
-    seconds = [float(t["seconds"]) for t in tasks.values() if t.get("status") in ("done", "complete", "pruned")
-               and t.get("seconds") is not None]
+    seconds = [
+        float(t["seconds"])
+        for t in tasks.values()
+        if t.get("status") in ("done", "complete", "pruned") and t.get("seconds") is not None
+    ]
     rows = sum(int(t.get("rows") or 0) for k, t in tasks.items() if k in done)
     if not tasks:
         from .store import load_results
@@ -108,17 +120,17 @@ def sweep_status(out_dir: str | os.PathLike[str]) -> SweepStatus:
     workers = max(1, int(manifest.get("workers", 1)))
     pending = max(total - len(done) - len(failed), 0)
     task_seconds = sum(seconds) / len(seconds) if seconds else None
-    eta = 0.0 if pending == 0 else (
-        None if task_seconds is None else pending * task_seconds / workers
+    eta = (
+        0.0
+        if pending == 0
+        else (None if task_seconds is None else pending * task_seconds / workers)
     )
     groups: dict[str, list[str]] = {}
     for task_id, record in sorted(failed.items()):
         kind = str(record.get("type") or "")
         message = f"{kind}: {record.get('error', '')}" if kind else str(record.get("error", ""))
         groups.setdefault(message, []).append(task_id)
-    errors = sorted(
-        ((m, len(ids), ids) for m, ids in groups.items()), key=lambda e: (-e[1], e[0])
-    )
+    errors = sorted(((m, len(ids), ids) for m, ids in groups.items()), key=lambda e: (-e[1], e[0]))
     return SweepStatus(
         name=str(manifest.get("name", Path(out_dir).name)),
         tasks=total,
@@ -132,5 +144,3 @@ def sweep_status(out_dir: str | os.PathLike[str]) -> SweepStatus:
         eta_s=eta,
         errors=errors,
     )
-
-

@@ -254,9 +254,7 @@ class SweepTable:
 
     def where(self, mask: np.ndarray) -> SweepTable:
         """The rows where ``mask`` is true."""
-        return SweepTable(
-            self.names, {k: v[mask] for k, v in self.columns.items()}, self.curves
-        )
+        return SweepTable(self.names, {k: v[mask] for k, v in self.columns.items()}, self.curves)
 
 
 def _numeric_names(names: list[str]) -> set[str]:
@@ -455,7 +453,8 @@ def record_sqlite(
             con.execute(f"CREATE TABLE IF NOT EXISTS results (task_id TEXT, {cols})")
             con.execute(
                 "CREATE TABLE IF NOT EXISTS tasks (task_id TEXT PRIMARY KEY, status TEXT, "
-                "attempts INTEGER, seconds REAL, rows INTEGER, error TEXT, finished REAL, node TEXT)"
+                "attempts INTEGER, seconds REAL, rows INTEGER, error TEXT, finished REAL, "
+                "node TEXT)"
             )
             con.execute("DELETE FROM results WHERE task_id = ?", (task_id,))
             marks = ", ".join("?" for _ in range(len(columns) + 1))
@@ -483,9 +482,7 @@ def sqlite_tasks(root: Path) -> dict[str, dict[str, Any]]:
         return {}
     con = sqlite3.connect(path, timeout=30)
     try:
-        cur = con.execute(
-            "SELECT task_id, status, attempts, seconds, rows, error, node FROM tasks"
-        )
+        cur = con.execute("SELECT task_id, status, attempts, seconds, rows, error, node FROM tasks")
         keys = ("task_id", "status", "attempts", "seconds", "rows", "error", "node")
         return {r[0]: dict(zip(keys, r, strict=True)) for r in cur.fetchall()}
     except sqlite3.Error:
