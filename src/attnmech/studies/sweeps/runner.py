@@ -4,8 +4,9 @@
 (:mod:`attnmech.studies.sweeps.grid`), skips those already stored when
 resuming, runs the rest on the chosen backend and writes each task's rows as soon as it ends
 (:mod:`attnmech.studies.sweeps.store`). Inside a task, :func:`run_task` draws every trial's dataset,
-solves its theory once (cached per process by the norm and the dataset's fingerprint), trains all trials in
-one batched :func:`attnmech.train` call and turns the histories into rows.
+solves its theory once (cached per process by the norm and the dataset's fingerprint), trains
+all trials in one batched :func:`attnmech.train` call and turns the histories into rows. A task
+that raises is run again up to ``retries`` times, then recorded as failed.
 
 Backends
 --------
