@@ -89,6 +89,7 @@ def sweep_command(
     no_progress: Annotated[bool, typer.Option("--no-progress", help="No progress bar.")] = False,
 ) -> None:
     """Run a grid of datasets x training options (one row per cell x trial in --out)."""
+    from ..studies.scaffold import fmt
     from ..studies.sweeps import load_sweep_spec, run
 
     spec = load_sweep_spec(spec_file).replace(
@@ -99,7 +100,7 @@ def sweep_command(
     result = run(spec, out_dir=out, resume=resume, progress=not no_progress and sys.stderr.isatty())
     typer.echo(
         f"{result.cells} cells, {result.tasks} tasks ({result.tasks_skipped} already done, "
-        f"{result.failed} failed), {result.rows} rows written, {result.wall_time_s:.1f} s on "
+        f"{result.failed} failed), {result.rows} rows written, {fmt(result.wall_time_s, 3)} s on "
         f"{result.workers} {result.backend} worker(s)"
     )
     typer.echo(f"results: {result.results_path}")
@@ -139,14 +140,15 @@ def search_command(
     ] = 1,
 ) -> None:
     """Adaptive search (Optuna) over a sweep's parameters; rows stored like a sweep's."""
+    from ..studies.scaffold import fmt
     from ..studies.sweeps.search import load_search_spec, run_search
 
     result = run_search(load_search_spec(spec_file), out, resume=resume, workers=workers)
     typer.echo(
         f"{result.trials} trials ({result.ran} run now): {result.complete} complete, "
-        f"{result.pruned} pruned, {result.failed} failed; {result.wall_time_s:.1f} s"
+        f"{result.pruned} pruned, {result.failed} failed; {fmt(result.wall_time_s, 3)} s"
     )
-    typer.echo(f"best: {result.best_value} at {result.best_params}")
+    typer.echo(f"best: {fmt(result.best_value)} at {result.best_params}")
     typer.echo(f"results: {result.out_dir}")
 
 
