@@ -99,8 +99,9 @@ def sweep_command(
         spec = spec.replace(device=device)
     result = run(spec, out_dir=out, resume=resume, progress=not no_progress and sys.stderr.isatty())
     typer.echo(
-        f"{result.cells} cells, {result.tasks} tasks ({result.tasks_skipped} already done, "
-        f"{result.failed} failed), {result.rows} rows written, {fmt(result.wall_time_s, 3)} s on "
+        f"{result.cells} cells, {result.tasks} tasks ({result.tasks_skipped} already done"
+        + (f", {result.failed} failed" if result.failed else "")
+        + f"), {result.rows} rows written, {fmt(result.wall_time_s, 3)} s on "
         f"{result.workers} {result.backend} worker(s)"
     )
     typer.echo(f"results: {result.results_path}")
