@@ -286,7 +286,9 @@ def load_results(
     out_dir: str | os.PathLike[str], *, prefer_parts: bool = False, curves: bool = False
 ) -> SweepTable:
     """Read a sweep's table from its folder (``results.csv``, or the part files of a sweep
-    that is still running or was killed); the output of ``attnmech search`` too.
+    that is still running or was killed); the output of ``attnmech search`` too. A numeric
+    ``svm_norm`` column (older sweeps: the Frobenius norm of W_svm) is read as
+    ``w_svm_fro_norm``.
 
     Parameters
     ----------
@@ -296,8 +298,6 @@ def load_results(
     curves : bool, default=False
         Also read the per-trial curves (a sweep run with ``curves``) into
         :attr:`SweepTable.curves`.
-
-    A numeric ``svm_norm`` column (older sweeps: ||W_svm||_F) is read as ``w_svm_fro_norm``.
 
     Raises
     ------
