@@ -96,10 +96,11 @@ PARAM_DEFAULTS: dict[str, Any] = {
     "trials": 1,
 }
 """Every parameter a cell has, with its value when neither ``[fixed]`` nor an axis sets it (the
-paper's first setting, docs/theory.md#the-papers-experiments). ``svm_norm`` names the norm of the Graph-SVM the theory metrics are
-measured against: ``"default"`` (Frobenius, or nuclear for the factorized model), ``"auto"`` (the
-optimiser's geometry, :func:`attnmech.layer.metrics.svm_norm_for`) or a norm name (``"l1"``,
-``"linf"``, ``"spectral"``, ``"nuclear"``, ``"lp:3"``, ...)."""
+paper's first setting, docs/theory.md#the-papers-experiments). ``svm_norm`` names the norm of
+the Graph-SVM the theory metrics are measured against: ``"default"`` (Frobenius, or nuclear for
+the factorized model), ``"auto"`` (the optimiser's geometry,
+:func:`attnmech.layer.metrics.svm_norm_for`) or a norm name (``"l1"``, ``"linf"``,
+``"spectral"``, ``"nuclear"``, ``"lp:3"``, ...)."""
 
 DEFAULT_SVM_NORM = "default"
 
