@@ -324,3 +324,66 @@ def test_killed_sweep_resumes_to_the_same_table(tmp_path):
     )
     assert f"({stored} already done)" in done.stdout
     _table_equal(load_results(out), load_results(full))
+
+
+NORMS = """
+[sweep]
+name = "norms"
+seed = 5
+trials = 2
+metrics = ["w_svm_fro_norm", "feasible", "corr_svm"]
+
+[fixed]
+n = 4
+T = 3
+K = 4
+d = 4
+steps = 30
+lr = 0.1
+
+[axes]
+svm_norm = ["fro", "l1"]
+"""
+
+
+def test_theory_cache_is_keyed_by_the_norm(tmp_path):
+    """Two norms on the same datasets: each row holds its own norm's W_svm, not the first one's."""
+    from attnmech.studies.sweeps import runner
+
+    runner._THEORY_CACHE.clear()
+    run_sweep(parse_sweep_spec(NORMS), tmp_path / "out", workers=1)
+    table = load_results(tmp_path / "out")
+    assert sorted(set(table["svm_norm"])) == ["fro", "l1"]
+    for trial in (0, 1):
+        rows = np.flatnonzero(table["trial"] == trial)
+        assert len(set(table["fingerprint"][rows])) == 1  # the same dataset under both norms
+        ds = attnmech.make_dataset(4, 3, 4, 4, seed=int(table["dataset_seed"][rows[0]]))
+        for i in rows:
+            norm = str(table["svm_norm"][i])
+            expected = np.linalg.norm(attnmech.solve(ds, svm_norm=norm).W_svm)
+            assert table["w_svm_fro_norm"][i] == pytest.approx(expected, rel=1e-9)
+        a, b = table["w_svm_fro_norm"][rows]
+        assert abs(a - b) > 1e-3 * max(a, b)  # the two norms' W_svm differ
+
+
+def test_old_svm_norm_column_reads_as_w_svm_fro_norm(tmp_path):
+    (tmp_path / "results.csv").write_text("cell,trial,svm_norm\n0,0,1.5\n0,1,\n")
+    table = load_results(tmp_path)
+    assert table.names == ["cell", "trial", "w_svm_fro_norm"]
+    np.testing.assert_array_equal(table["w_svm_fro_norm"], [1.5, np.nan])
+
+
+def test_sweep_is_a_study(tiny_run):
+    from attnmech.studies import scaffold
+
+    out, result = tiny_run
+    module = scaffold.get_study("sweep")
+    assert module.CONFIG_TYPE is type(result.config)
+    loaded = scaffold.load_result(out)
+    assert (loaded.cells, loaded.rows, loaded.tasks) == (4, 8, result.tasks)
+    assert loaded.config.digest == result.config.digest
+    text = (out / "REPORT.md").read_text()
+    assert "| cell | grid | n | d | trials |" in text
+    table = load_results(out)
+    mean = table["corr_svm"][table["cell"] == 0].mean()
+    assert scaffold.fmt(mean) in text

@@ -1,4 +1,4 @@
-"""Commands for grid sweeps: ``sweep``, ``plot-sweep``."""
+"""Commands for sweeps: ``sweep``, ``sweep-status``, ``search``, ``plot-sweep``."""
 
 from __future__ import annotations
 
@@ -80,28 +80,77 @@ def sweep_command(
     device: Annotated[
         str | None, typer.Option("--device", help="Torch device for training (cpu, cuda).")
     ] = None,
+    retries: Annotated[
+        int, typer.Option("--retries", min=0, help="Run a failed task again up to N times.")
+    ] = 0,
+    curves: Annotated[
+        bool, typer.Option("--curves", help="Keep every trial's logged metrics (curves/*.npz).")
+    ] = False,
     no_progress: Annotated[bool, typer.Option("--no-progress", help="No progress bar.")] = False,
 ) -> None:
     """Run a grid of datasets x training options (one row per cell x trial in --out)."""
-    from ..studies.sweeps import load_sweep_spec, run_sweep
+    from ..studies.scaffold import fmt
+    from ..studies.sweeps import load_sweep_spec, run
 
-    spec = load_sweep_spec(spec_file)
-    result = run_sweep(
-        spec,
-        out,
-        backend=backend.value,
-        workers=workers,
-        address=address,
-        resume=resume,
-        device=device,
-        progress=not no_progress and sys.stderr.isatty(),
+    spec = load_sweep_spec(spec_file).replace(
+        backend=backend.value, workers=workers, address=address, retries=retries, curves=curves
     )
+    if device is not None:
+        spec = spec.replace(device=device)
+    result = run(spec, out_dir=out, resume=resume, progress=not no_progress and sys.stderr.isatty())
     typer.echo(
-        f"{result.cells} cells, {result.tasks} tasks ({result.tasks_skipped} already done), "
-        f"{result.rows} rows written, {result.wall_time_s:.1f} s on {result.workers} "
-        f"{result.backend} worker(s)"
+        f"{result.cells} cells, {result.tasks} tasks ({result.tasks_skipped} already done"
+        + (f", {result.failed} failed" if result.failed else "")
+        + f"), {result.rows} rows written, {fmt(result.wall_time_s, 3)} s on "
+        f"{result.workers} {result.backend} worker(s)"
     )
     typer.echo(f"results: {result.results_path}")
+    if result.failed:
+        typer.echo(
+            f"{result.failed} task(s) failed; see 'attnmech sweep-status {out}', then --resume",
+            err=True,
+        )
+        raise typer.Exit(1)
+
+
+@app.command("sweep-status")
+@_reports_errors
+def sweep_status_command(
+    sweep_dir: Annotated[Path, typer.Argument(help="A sweep's (or search's) results folder.")],
+) -> None:
+    """Done, failed and pending tasks of a sweep, an ETA, and the errors grouped."""
+    from ..studies.sweeps.status import sweep_status
+
+    status = sweep_status(sweep_dir)
+    typer.echo(status.summary())
+    typer.echo(status.report().to_markdown().split("\n", 2)[2].rstrip())
+
+
+@app.command("search")
+@_reports_errors
+def search_command(
+    spec_file: Annotated[
+        Path, typer.Argument(help="Search file (TOML): a sweep file with a [search] table.")
+    ],
+    out: Annotated[Path, typer.Option("--out", help="Results folder (new, or --resume).")],
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Continue the study in --out (its journal.log).")
+    ] = False,
+    workers: Annotated[
+        int, typer.Option("--workers", min=1, help="Processes sharing the journal.")
+    ] = 1,
+) -> None:
+    """Adaptive search (Optuna) over a sweep's parameters; rows stored like a sweep's."""
+    from ..studies.scaffold import fmt
+    from ..studies.sweeps.search import load_search_spec, run_search
+
+    result = run_search(load_search_spec(spec_file), out, resume=resume, workers=workers)
+    typer.echo(
+        f"{result.trials} trials ({result.ran} run now): {result.complete} complete, "
+        f"{result.pruned} pruned, {result.failed} failed; {fmt(result.wall_time_s, 3)} s"
+    )
+    typer.echo(f"best: {fmt(result.best_value)} at {result.best_params}")
+    typer.echo(f"results: {result.out_dir}")
 
 
 @app.command("plot-sweep")

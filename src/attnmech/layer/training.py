@@ -923,3 +923,63 @@ def _progress_bar(total: int, initial: int, enabled: bool) -> Any:
     from tqdm.auto import tqdm
 
     return tqdm(total=total, initial=initial, desc="train", unit="step", mininterval=0.5)
+
+
+# ---------------------------------------------------------------------------------- fast path
+def fast_final_supported(data: Dataset | Sequence[Dataset], config: TrainConfig) -> bool:
+    """Whether :func:`train_final` applies: the ``iden`` head, log loss, the combined model,
+    ``gd`` or ``ngd``, dense embeddings, no early stop, checkpoint or logging needed."""
+    from ..data.dataset import OneHotEmbeddings
+
+    model = config.model
+    datasets = datasets_list(data, "train")
+    return (
+        model.head == "iden"
+        and model.loss == "log"
+        and model.parameterization == "combined"
+        and config.optimizer in ("gd", "ngd")
+        and not config.step_options()
+        and not any(isinstance(ds.embeddings, OneHotEmbeddings) for ds in datasets)
+    )
+
+
+def train_final(
+    data: Dataset | Sequence[Dataset], config: TrainConfig
+) -> tuple[np.ndarray, np.ndarray]:
+    """Train like :func:`train` and return only the end: ``W`` (B, d, d) and ``||grad||_F``
+    (B,) at the last step, the same numbers as ``train(data, config)``, faster (the risk is not
+    evaluated along the way; see :class:`attnmech.layer.model.IdentityLogGradient`).
+
+    Only where :func:`fast_final_supported` holds (else :class:`InvalidParameterError`).
+    """
+    from .model import IdentityLogGradient
+
+    if not fast_final_supported(data, config):
+        raise InvalidParameterError(
+            "train_final covers the iden head, log loss, combined model and gd/ngd with dense "
+            "embeddings; use train() for other settings"
+        )
+    datasets = [ds for ds in datasets_list(data, "train") for _ in range(config.num_trials)]
+    work = sum(ds.n_samples * ds.max_length for ds in datasets)
+    model = config.model
+    with torch_threads(config.num_threads, work):
+        inputs = inputs_from_datasets(datasets, dtype=model.torch_dtype, device=model.device)
+        gradient = IdentityLogGradient(inputs)
+        params0 = _initial_params(config, inputs.num_trials, inputs.embedding_dim)
+        W = torch.as_tensor(params0, dtype=model.torch_dtype, device=model.device).clone()
+        lr = config.learning_rate
+        normalized = config.optimizer == "ngd"
+        for _ in range(config.num_steps):
+            grad = gradient(W)
+            if normalized:  # the same operations as NormalizedGradientDescent.update
+                norm = torch.linalg.vector_norm(grad.flatten(1), dim=1)
+                scale = lr / torch.where(norm > 0, norm, torch.ones_like(norm))
+                W = W - scale.view(-1, 1, 1) * grad
+            else:
+                W = W - lr * grad
+        grad = gradient(W)
+        grad_norm = torch.linalg.vector_norm(grad.flatten(1), dim=1)
+        return (
+            W.detach().cpu().numpy().astype(np.float64),
+            grad_norm.detach().cpu().numpy().astype(np.float64),
+        )

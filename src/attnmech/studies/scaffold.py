@@ -451,6 +451,7 @@ STUDIES: dict[str, str] = {
     "bias": "bias",
     "demo": "demo",
     "reproduction": "reproduction",
+    "sweep": "sweeps",
     "text": "text",
 }
 

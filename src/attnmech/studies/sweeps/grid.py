@@ -27,6 +27,7 @@ from ...errors import InvalidParameterError
 from .spec import (
     DATA_METRICS,
     DATASET_PARAMS,
+    DEFAULT_SVM_NORM,
     TRAIN_PARAMS,
     SweepSpec,
     metric_column,
@@ -151,9 +152,10 @@ def plan_tasks(spec: SweepSpec, cells: list[Cell]) -> list[Task]:
     groups: dict[str, list[tuple[int, int]]] = {}
     limits: dict[str, int] = {}
     for cell in cells:
-        key = json.dumps(
-            [cell.grid, cell.metrics, [cell.params[k] for k in _BATCH_KEYS]], sort_keys=True
-        )
+        shape = [cell.params[k] for k in _BATCH_KEYS]
+        if cell.params.get("svm_norm", DEFAULT_SVM_NORM) != DEFAULT_SVM_NORM:
+            shape.append(["svm_norm", cell.params["svm_norm"]])  # (keeps older task ids)
+        key = json.dumps([cell.grid, cell.metrics, shape], sort_keys=True)
         groups.setdefault(key, []).extend((cell.index, t) for t in range(cell.trials))
         # the largest n, T of the group sets the batch size
         per_trial = max(estimate_trial_bytes(cell.params, needs_theory(cell.metrics)), 1)
@@ -219,5 +221,9 @@ def result_columns(spec: SweepSpec) -> list[str]:
     ]
 
 
-INTEGER_COLUMNS = {"cell", "trial", "n", "T", "K", "d", "steps", "dataset_seed", "init_seed"}
-NUMERIC_COLUMNS = INTEGER_COLUMNS | {"rho", "lr", "train_time_s"} | set(DATA_METRICS)
+INTEGER_COLUMNS = {
+    "cell", "trial", "n", "T", "K", "d", "steps", "dataset_seed", "init_seed", "search_trial"
+}
+NUMERIC_COLUMNS = (
+    INTEGER_COLUMNS | {"rho", "lr", "train_time_s", "search_value"} | set(DATA_METRICS)
+)

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from ...errors import InvalidParameterError
+from ..scaffold import fmt
 from .spec import DATASET_PARAMS, TRAIN_PARAMS, metric_column
 from .store import SweepTable, load_results, rows_to_csv
 
@@ -244,7 +245,7 @@ def _heatmap(stats: list[dict[str, Any]], x: str, y: str, stat: str, title: str)
             ax.text(
                 j,
                 i,
-                f"{image[i, j]:.3g}\n±{spread[i, j]:.2g}",
+                f"{fmt(image[i, j], 3)}\n±{fmt(spread[i, j], 2)}",
                 ha="center",
                 va="center",
                 fontsize=7,

@@ -1,10 +1,12 @@
 """Running a sweep: tasks on a local process pool or as Ray tasks, results streamed to disk.
 
-:func:`run_sweep` plans the tasks (:mod:`attnmech.studies.sweeps.grid`), skips those already stored when
+:func:`run` (and its wrapper :func:`run_sweep`) plans the tasks
+(:mod:`attnmech.studies.sweeps.grid`), skips those already stored when
 resuming, runs the rest on the chosen backend and writes each task's rows as soon as it ends
 (:mod:`attnmech.studies.sweeps.store`). Inside a task, :func:`run_task` draws every trial's dataset,
-solves its theory once (cached per process by the dataset's fingerprint), trains all trials in
-one batched :func:`attnmech.train` call and turns the histories into rows.
+solves its theory once (cached per process by the norm and the dataset's fingerprint), trains
+all trials in one batched :func:`attnmech.train` call and turns the histories into rows. A task
+that raises is run again up to ``retries`` times, then recorded as failed.
 
 Backends
 --------
@@ -25,18 +27,19 @@ import hashlib
 import logging
 import math
 import os
+import sys
 import time
 import warnings
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
-from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ...errors import AttnmechError, InfeasibleProblemError, InvalidParameterError
+from ..scaffold import Progress
 from .grid import (
     Cell,
     Task,
@@ -48,42 +51,36 @@ from .grid import (
     plan_tasks,
     result_columns,
 )
-from .spec import DATASET_PARAMS, TRAIN_PARAMS, SweepSpec, metric_column, train_metric_names
+from .result import SweepResult
+from .spec import (
+    BACKENDS,
+    DATASET_PARAMS,
+    DEFAULT_SVM_NORM,
+    TRAIN_PARAMS,
+    SweepSpec,
+    metric_column,
+    train_metric_names,
+)
 from .store import SweepStore
 
-__all__ = ["SweepResult", "run_sweep", "run_task", "dataset_fingerprint", "BACKENDS"]
+__all__ = [
+    "CONFIG_TYPE",
+    "RESULT_TYPE",
+    "SweepResult",
+    "TaskOutcome",
+    "run",
+    "run_sweep",
+    "run_task",
+    "run_task_with_curves",
+    "cell_svm_norm",
+    "dataset_fingerprint",
+    "BACKENDS",
+]
 
 logger = logging.getLogger(__name__)
 
-BACKENDS = ("local", "ray")
 _THEORY_CACHE: OrderedDict[str, tuple[Any, float, str]] = OrderedDict()  # per process
 _THEORY_CACHE_SIZE = 4096
-
-
-@dataclass(frozen=True)
-class SweepResult:
-    """What :func:`run_sweep` did.
-
-    Attributes
-    ----------
-    out_dir, results_path : Path
-    cells, tasks, tasks_skipped, rows : int
-        Cells in the sweep, tasks in total, tasks found already done (``resume``), rows written
-        by this call.
-    wall_time_s : float
-    backend : str
-    workers : int
-    """
-
-    out_dir: Path
-    results_path: Path
-    cells: int
-    tasks: int
-    tasks_skipped: int
-    rows: int
-    wall_time_s: float
-    backend: str
-    workers: int
 
 
 def dataset_fingerprint(dataset: Any) -> str:
@@ -122,6 +119,17 @@ def _solve_cached(dataset: Any, svm_norm: str) -> tuple[Any, float, str]:
     if len(_THEORY_CACHE) > _THEORY_CACHE_SIZE:
         _THEORY_CACHE.popitem(last=False)
     return entry
+
+
+def cell_svm_norm(params: dict[str, Any]) -> str:
+    """The canonical norm name of a cell's Graph-SVM (its ``svm_norm``: ``default``, ``auto`` or
+    a norm name; see :func:`attnmech.layer.metrics.svm_norm_for`)."""
+    from ...layer.metrics import svm_norm_for
+    from ...layer.model import AttentionConfig
+
+    choice = params.get("svm_norm", DEFAULT_SVM_NORM)
+    model = AttentionConfig(parameterization=params["parameterization"])
+    return svm_norm_for(model, params["optimizer"], None if choice == DEFAULT_SVM_NORM else choice)
 
 
 def _limit_threads() -> None:
@@ -163,8 +171,11 @@ def _train_rows(
     seeds: list[int],
     spec: SweepSpec,
     device: str,
+    curves: dict[int, dict[str, np.ndarray]] | None = None,
+    callback: Callable[[int, dict[str, np.ndarray]], Any] | None = None,
 ) -> tuple[dict[int, dict[str, float]], float]:
-    """Train ``datasets`` in one batch; per unit index, the metric values."""
+    """Train ``datasets`` in one batch; per unit index, the metric values (and, given a
+    ``curves`` dict, every logged metric of each unit into it)."""
     from ...layer.model import AttentionConfig
     from ...layer.training import TrainConfig, train
 
@@ -191,23 +202,35 @@ def _train_rows(
     # the theory's metrics along the way (at_steps, steps_to_corr, the W_fin(t) gap) need them
     # recorded during training; when only the end matters, train alone and verify the final W:
     # the same numbers (the same TrajectoryMetrics), without the W_fin(t) run and the logging
-    trajectory = bool(spec.at_steps) or bool(wanted & {"steps_to_corr", "fin_gap_traj"})
+    trajectory = (
+        bool(spec.at_steps)
+        or bool(wanted & {"steps_to_corr", "fin_gap_traj"})
+        or curves is not None
+        or callback is not None
+    )
     started = time.perf_counter()
     if theories is not None and not trajectory:
+        from ...layer.training import fast_final_supported, train_final
         from ...layer.verification import verify
 
-        run = train(datasets, replace(config, log_every=0))
-        report = verify(
-            datasets,
-            np.asarray(run.W).reshape(len(units), *run.W.shape[-2:]),
-            theories,
-            config=model,
-        )
+        final = replace(config, log_every=0)
+        if fast_final_supported(datasets, final):  # the same numbers, fewer operations per step
+            W_end, grad_end = train_final(datasets, final)
+        else:
+            run = train(datasets, final)
+            W_end = np.asarray(run.W).reshape(len(units), *run.W.shape[-2:])
+            grad_end = np.asarray(run.history["grad_norm"])[-1]
+        report = verify(datasets, W_end, theories, config=model)
         history = {k: np.asarray(v)[None] for k, v in report.metrics.items()}
-        history["grad_norm"] = np.asarray(run.history["grad_norm"])[-1:]
-        history["step"] = np.asarray(run.history["step"])[-1:]
+        history["grad_norm"] = np.asarray(grad_end).reshape(1, -1)
+        history["step"] = np.array([config.num_steps])
     else:
-        run = train(datasets, config, theory=theories if theories is not None else None)
+        run = train(
+            datasets,
+            config,
+            theory=theories if theories is not None else None,
+            callback=callback,
+        )
         history = dict(run.history)
     elapsed = time.perf_counter() - started
     steps = np.asarray(history["step"])
@@ -229,6 +252,13 @@ def _train_rows(
             out[u]["steps_to_corr"] = float(reach[b])
     for u in units:
         out[u]["train_time_s"] = elapsed / max(len(units), 1)
+    if curves is not None:
+        for name, values in history.items():
+            if name == "step" or name not in train_metric_names():
+                continue
+            hist = np.asarray(values, dtype=np.float64).reshape(len(steps), -1)
+            for b, u in enumerate(units):
+                curves.setdefault(u, {"step": steps})[name] = hist[:, b]
     return out, elapsed
 
 
@@ -236,6 +266,26 @@ def run_task(
     task: Task, spec: SweepSpec, cells: dict[int, Cell], device: str | None = None
 ) -> list[dict[str, Any]]:
     """Run one task: datasets, theories (cached), one batched training call, rows.
+
+    Returns one row per (cell, trial) unit of the task (see :func:`run_task_with_curves`).
+    """
+    return run_task_with_curves(task, spec, cells, device)[0]
+
+
+def run_task_with_curves(
+    task: Task,
+    spec: SweepSpec,
+    cells: dict[int, Cell],
+    device: str | None = None,
+    callback: Callable[[int, dict[str, np.ndarray]], Any] | None = None,
+) -> tuple[list[dict[str, Any]], dict[str, np.ndarray] | None]:
+    """Run one task: its rows, and with ``spec.curves`` its logged metrics.
+
+    ``callback(step, metrics)`` is passed to :func:`attnmech.train` (every logged step; True
+    stops the training: the rows then hold the values at that step).
+
+    The curves are ``{"step": (L,), "cell": (U,), "trial": (U,), metric: (L, U)}`` (NaN for a
+    unit without that metric), or None without ``spec.curves``.
 
     Returns one row per (cell, trial) unit of the task. A trial whose dataset cannot be drawn
     gets its error message in the ``error`` column and no metrics; an infeasible Graph-SVM gives
@@ -248,7 +298,7 @@ def run_task(
     cell0 = cells[task.units[0][0]]
     metrics = set(cell0.metrics)
     want_theory = needs_theory(cell0.metrics)
-    svm_norm = "nuclear" if cell0.params["parameterization"] == "factorized" else "fro"
+    svm_norm = cell_svm_norm(cell0.params)
     rows: list[dict[str, Any]] = []
     datasets: dict[int, Any] = {}
     theories: dict[int, Any] = {}
@@ -288,11 +338,12 @@ def run_task(
             else:
                 # an inaccurate solve (nearly dependent embeddings) settles nothing: NaN
                 row["feasible"] = 1 if getattr(theory.svm, "success", True) else math.nan
-                row["svm_norm"] = float(np.linalg.norm(theory.W_svm))
+                row["w_svm_fro_norm"] = float(np.linalg.norm(theory.W_svm))
                 theories[u] = theory
         if "cyclic" in metrics:
             graphs = theory.graphs if theory is not None else build_priority_graphs(ds)
             row["cyclic"] = int(graphs.is_cyclic)
+    unit_curves: dict[int, dict[str, np.ndarray]] | None = {} if spec.curves else None
     if needs_training(cell0.metrics, spec.at_steps) and datasets:
         with_theory = [u for u in datasets if u in theories] if want_theory else []
         without = [u for u in datasets if u not in set(with_theory)]
@@ -307,53 +358,136 @@ def run_task(
                 [rows[u]["init_seed"] for u in group],
                 spec,
                 device,
+                unit_curves,
+                callback if use_theory or not want_theory else None,
             )
             for u, vals in values.items():
                 rows[u].update(vals)
-    return rows
+    return rows, _stack_curves(task, unit_curves)
+
+
+def _stack_curves(
+    task: Task, unit_curves: dict[int, dict[str, np.ndarray]] | None
+) -> dict[str, np.ndarray] | None:
+    if unit_curves is None:
+        return None
+    U = len(task.units)
+    steps = next((c["step"] for c in unit_curves.values()), np.zeros(0, dtype=np.int64))
+    names = sorted({k for c in unit_curves.values() for k in c if k != "step"})
+    out: dict[str, np.ndarray] = {
+        "step": np.asarray(steps, dtype=np.int64),
+        "cell": np.array([c for c, _ in task.units], dtype=np.int64),
+        "trial": np.array([t for _, t in task.units], dtype=np.int64),
+    }
+    for name in names:
+        table = np.full((len(steps), U), math.nan)
+        for u, c in unit_curves.items():
+            if name in c:
+                table[:, u] = c[name]
+        out[name] = table
+    return out
 
 
 def _worker_init() -> None:
     _limit_threads()
 
 
-def _run_task_in_worker(
+@dataclass(frozen=True)
+class TaskOutcome:
+    """One attempt at a task: its rows and curves, or the error it raised."""
+
+    rows: list[dict[str, Any]] | None
+    curves: dict[str, np.ndarray] | None
+    seconds: float
+    error: str = ""
+    error_type: str = ""
+    node: str = ""
+
+
+def _attempt(
     task: Task, spec: SweepSpec, cells: dict[int, Cell], device: str | None
-) -> list[dict[str, Any]]:
+) -> TaskOutcome:
+    """Run a task once, turning an exception into a failed outcome (so it can be retried)."""
+    started = time.perf_counter()
+    try:
+        rows, curves = run_task_with_curves(task, spec, cells, device)
+    except Exception as exc:  # any failure of one task must not end the sweep
+        message = str(exc).replace("\n", " ") or type(exc).__name__
+        return TaskOutcome(None, None, time.perf_counter() - started, message, type(exc).__name__)
+    return TaskOutcome(rows, curves, time.perf_counter() - started)
+
+
+def _attempt_in_worker(
+    task: Task, spec: SweepSpec, cells: dict[int, Cell], device: str | None
+) -> TaskOutcome:
     _limit_threads()
-    return run_task(task, spec, cells, device)
+    outcome = _attempt(task, spec, cells, device)
+    ray = sys.modules.get("ray")
+    if ray is not None and ray.is_initialized():  # which node of a cluster ran it
+        outcome = replace(outcome, node=str(ray.get_runtime_context().get_node_id()))
+    return outcome
+
+
+# kept for pickled references of older callers
+_run_task_in_worker = _attempt_in_worker
+
+
+def _needed(task: Task, cells: dict[int, Cell]) -> dict[int, Cell]:
+    return {c: cells[c] for c, _ in task.units}
 
 
 def _local_results(
     tasks: list[Task], spec: SweepSpec, cells: dict[int, Cell], workers: int, device: str | None
-) -> Iterator[tuple[Task, list[dict[str, Any]]]]:
+) -> Iterator[tuple[Task, TaskOutcome]]:
+    """Each task's outcome, on a spawn process pool (``workers`` > 1) or in this process.
+
+    A worker that dies (killed, out of memory) breaks the pool: the tasks in flight get a failed
+    outcome (retried by the caller) and a fresh pool takes the rest.
+    """
     if workers == 1:
         from ...layer.model import torch_threads
 
         with torch_threads(1):
             for task in tasks:
-                yield task, run_task(task, spec, cells, device)
+                yield task, _attempt(task, spec, cells, device)
         return
     import multiprocessing
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+    from concurrent.futures.process import BrokenProcessPool
 
     context = multiprocessing.get_context("spawn")
-    pending: dict[Any, Task] = {}
     queue = list(reversed(tasks))
-    with ProcessPoolExecutor(workers, mp_context=context, initializer=_worker_init) as pool:
-        try:
-            while queue or pending:
-                while queue and len(pending) < 2 * workers:  # bounded: results stream out
-                    task = queue.pop()
-                    needed = {c: cells[c] for c, _ in task.units}
-                    pending[pool.submit(_run_task_in_worker, task, spec, needed, device)] = task
-                finished, _ = wait(pending, return_when=FIRST_COMPLETED)
-                for future in finished:
-                    yield pending.pop(future), future.result()
-        except BaseException:
-            for future in pending:
-                future.cancel()
-            raise
+    while queue:
+        pending: dict[Any, Task] = {}
+        broken = False
+        with ProcessPoolExecutor(workers, mp_context=context, initializer=_worker_init) as pool:
+            try:
+                while (queue or pending) and not broken:
+                    while queue and len(pending) < 2 * workers:  # bounded: results stream out
+                        task = queue.pop()
+                        future = pool.submit(
+                            _attempt_in_worker, task, spec, _needed(task, cells), device
+                        )
+                        pending[future] = task
+                    finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+                    for future in finished:
+                        task = pending.pop(future)
+                        try:
+                            yield task, future.result()
+                        except BrokenProcessPool as exc:
+                            broken = True
+                            yield (
+                                task,
+                                TaskOutcome(None, None, 0.0, f"worker died: {exc}", "WorkerDied"),
+                            )
+                if broken:  # the tasks still in flight died with the pool
+                    for task in pending.values():
+                        yield task, TaskOutcome(None, None, 0.0, "worker pool broke", "WorkerDied")
+                    pending.clear()
+            except BaseException:
+                for future in pending:
+                    future.cancel()
+                raise
 
 
 def _ray_results(
@@ -363,7 +497,9 @@ def _ray_results(
     workers: int,
     device: str | None,
     address: str | None,
-) -> Iterator[tuple[Task, list[dict[str, Any]]]]:
+) -> Iterator[tuple[Task, TaskOutcome]]:
+    """Each task's outcome as a Ray task; Ray reruns a task whose worker process died (up to
+    ``max(3, spec.retries)`` times)."""
     try:
         import ray
     except ImportError:
@@ -378,7 +514,7 @@ def _ray_results(
             ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False)
         started_here = True
     try:
-        remote = ray.remote(num_cpus=1)(_run_task_in_worker)
+        remote = ray.remote(num_cpus=1, max_retries=max(3, spec.retries))(_attempt_in_worker)
         spec_ref = ray.put(spec)
         pending: dict[Any, Task] = {}
         queue = list(reversed(tasks))
@@ -386,65 +522,103 @@ def _ray_results(
         while queue or pending:
             while queue and len(pending) < limit:
                 task = queue.pop()
-                needed = {c: cells[c] for c, _ in task.units}
-                pending[remote.remote(task, spec_ref, needed, device)] = task
+                pending[remote.remote(task, spec_ref, _needed(task, cells), device)] = task
             ready, _ = ray.wait(list(pending), num_returns=1)
             for ref in ready:
-                yield pending.pop(ref), ray.get(ref)
+                task = pending.pop(ref)
+                try:
+                    outcome = ray.get(ref)
+                except Exception as exc:  # the task's worker died more often than retried
+                    outcome = TaskOutcome(
+                        None, None, 0.0, str(exc).splitlines()[0], type(exc).__name__
+                    )
+                yield task, outcome
     finally:
         if started_here:
             ray.shutdown()
 
 
-def run_sweep(
-    spec: SweepSpec,
-    out_dir: str | os.PathLike[str],
+def _with_retries(
+    run: Callable[[list[Task]], Iterator[tuple[Task, TaskOutcome]]],
+    tasks: list[Task],
+    retries: int,
+) -> Iterator[tuple[Task, TaskOutcome, int]]:
+    """Outcomes with failed tasks run again, up to ``retries`` more times: (task, outcome,
+    attempts)."""
+    attempts: dict[str, int] = {}
+    todo = tasks
+    while todo:
+        again: list[Task] = []
+        for task, outcome in run(todo):
+            attempts[task.task_id] = attempts.get(task.task_id, 0) + 1
+            if outcome.rows is None and attempts[task.task_id] <= retries:
+                logger.warning(
+                    "task %s failed (attempt %d of %d): %s",
+                    task.task_id,
+                    attempts[task.task_id],
+                    retries + 1,
+                    outcome.error,
+                )
+                again.append(task)
+                continue
+            yield task, outcome, attempts[task.task_id]
+        todo = again
+
+
+# --------------------------------------------------------------------------- run
+CONFIG_TYPE = SweepSpec
+
+
+def run(
+    config: SweepSpec,
     *,
-    backend: str = "local",
-    workers: int | None = None,
-    address: str | None = None,
+    out_dir: str | os.PathLike[str] | None = None,
+    progress: Any = None,
     resume: bool = False,
-    device: str | None = None,
-    progress: bool = False,
-    on_task: Callable[[Task, int], Any] | None = None,
 ) -> SweepResult:
     """Run every cell of a sweep and store one row per cell x trial under ``out_dir``.
 
     Parameters
     ----------
-    spec : SweepSpec
-        From :func:`attnmech.studies.sweeps.load_sweep_spec`.
-    out_dir : path
+    config : SweepSpec
+        From :func:`attnmech.studies.sweeps.load_sweep_spec`, with the run options (backend,
+        workers, address, retries, curves) set by ``spec.replace(...)``.
+    out_dir : path, optional
         The results folder (see :mod:`attnmech.studies.sweeps.store`); must be new or empty unless
-        ``resume``.
-    backend : {"local", "ray"}
-    workers : int, optional
-        Processes (local) or CPUs of a local Ray cluster; default: the machine's cores.
-    address : str, optional
-        Address of an existing Ray cluster (``ray`` backend only).
+        ``resume``. None: a new temporary folder (its path is ``result.out_dir``).
+    progress : None, bool, callable or Progress
+        See :meth:`attnmech.studies.scaffold.Progress.coerce`: one message per finished task.
     resume : bool
-        Continue a sweep in ``out_dir``: tasks already stored are skipped.
-    device : str, optional
-        Torch device for training (overrides the file's ``sweep.device``).
-    progress : bool
-        A progress bar over cells, with an ETA, on stderr.
-    on_task : callable, optional
-        ``on_task(task, rows_written)`` after each task is stored.
+        Continue a sweep in ``out_dir``: tasks already stored are skipped, failed ones rerun.
 
     Returns
     -------
     SweepResult
+        Also written to ``out_dir`` (``results.json`` and ``REPORT.md``).
     """
-    if backend not in BACKENDS:
+    return _run(config, out_dir=out_dir, progress=progress, resume=resume)
+
+
+def _run(
+    config: SweepSpec,
+    *,
+    out_dir: str | os.PathLike[str] | None,
+    progress: Any,
+    resume: bool,
+    on_task: Callable[[Task, int], Any] | None = None,
+) -> SweepResult:
+    if not isinstance(config, SweepSpec):
         raise InvalidParameterError(
-            f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}"
+            f"a sweep's config is a SweepSpec (load_sweep_spec), got {type(config).__name__}"
         )
-    if address and backend != "ray":
-        raise InvalidParameterError("address is for the ray backend; add backend='ray'")
+    spec = config
+    report = Progress.coerce(progress)
+    if out_dir is None:
+        import tempfile
+
+        out_dir = tempfile.mkdtemp(prefix=f"attnmech-sweep-{spec.name}-")
     cpu = os.cpu_count() or 1
-    workers = cpu if workers is None else workers
-    if isinstance(workers, bool) or int(workers) < 1:
-        raise InvalidParameterError(f"workers must be a positive integer, got {workers!r}")
+    workers = cpu if spec.workers is None else spec.workers
     started = time.perf_counter()
     cells = expand_cells(spec)
     tasks = plan_tasks(spec, cells)
@@ -463,39 +637,61 @@ def run_sweep(
         logger.info("resuming: %d of %d tasks already stored", skipped, len(tasks))
     by_index = {c.index: c for c in cells}
     workers = max(1, min(int(workers), len(todo) or 1))
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
+    store.update_manifest(workers=workers, backend=spec.backend, started=time.time())
+    device = spec.device
 
-        # exact: a cell split over tasks counts as whole once all its trials are in
-        stored = [c for t in tasks if t.task_id in done for c, _ in t.units]
-        cells_done = sum((Fraction(1, by_index[c].trials) for c in stored), Fraction(0))
-        bar = tqdm(
-            total=len(cells),
-            initial=float(cells_done),
-            unit="cell",
-            desc=spec.name,
-            bar_format="{l_bar}{bar}| {n:.1f}/{total} cells [{elapsed}<{remaining}]",
-        )
-    if backend == "local":
-        results = _local_results(todo, spec, by_index, workers, device)
-    else:
-        results = _ray_results(todo, spec, by_index, workers, device, address)
-    written = 0
-    try:
-        for task, rows in results:
-            store.write_part(task.task_id, columns, rows)
-            written += len(rows)
-            if bar is not None:
-                cells_done += sum((Fraction(1, by_index[c].trials) for c, _ in task.units), 0)
-                bar.update(float(cells_done) - bar.n)
-            if on_task is not None:
-                on_task(task, len(rows))
-    finally:
-        if bar is not None:
-            bar.close()
-    path = store.consolidate()
-    return SweepResult(
+    def attempts(batch: list[Task]) -> Iterator[tuple[Task, TaskOutcome]]:
+        if spec.backend == "local":
+            return _local_results(batch, spec, by_index, workers, device)
+        return _ray_results(batch, spec, by_index, workers, device, spec.address)
+
+    written = failed = 0
+    with report.stage(len(todo), f"sweep {spec.name}", unit="task") as advance:
+        for task, outcome, tries in _with_retries(attempts, todo, spec.retries):
+            if outcome.rows is None:
+                failed += 1
+                store.write_failure(
+                    task.task_id,
+                    {
+                        "task_id": task.task_id,
+                        "error": outcome.error,
+                        "type": outcome.error_type,
+                        "attempts": tries,
+                        "units": [list(u) for u in task.units],
+                    },
+                )
+                store.record_task(
+                    task.task_id,
+                    columns,
+                    [],
+                    status="failed",
+                    attempts=tries,
+                    seconds=outcome.seconds,
+                    error=outcome.error,
+                )
+                report.message(
+                    f"task {task.task_id} failed after {tries} attempt(s): {outcome.error}"
+                )
+            else:
+                if outcome.curves is not None:
+                    store.write_curves(task.task_id, outcome.curves)
+                store.write_part(task.task_id, columns, outcome.rows)
+                store.clear_failure(task.task_id)
+                store.record_task(
+                    task.task_id,
+                    columns,
+                    outcome.rows,
+                    status="done",
+                    attempts=tries,
+                    seconds=outcome.seconds,
+                    node=outcome.node,
+                )
+                written += len(outcome.rows)
+                if on_task is not None:
+                    on_task(task, len(outcome.rows))
+            advance(1)
+    path = store.consolidate() if store.done() else Path(out_dir) / "results.csv"
+    result = SweepResult(
         out_dir=Path(out_dir),
         results_path=path,
         cells=len(cells),
@@ -503,6 +699,66 @@ def run_sweep(
         tasks_skipped=skipped,
         rows=written,
         wall_time_s=time.perf_counter() - started,
-        backend=backend,
+        backend=spec.backend,
         workers=workers,
+        failed=failed,
+        config=spec,
     )
+    result.write(out_dir, figures=False)
+    return result
+
+
+def run_sweep(
+    spec: SweepSpec,
+    out_dir: str | os.PathLike[str],
+    *,
+    backend: str = "local",
+    workers: int | None = None,
+    address: str | None = None,
+    resume: bool = False,
+    device: str | None = None,
+    progress: bool = False,
+    on_task: Callable[[Task, int], Any] | None = None,
+    retries: int | None = None,
+    curves: bool | None = None,
+) -> SweepResult:
+    """Run a sweep (a thin wrapper of :func:`run` with the run options as keywords).
+
+    Parameters
+    ----------
+    spec : SweepSpec
+    out_dir : path
+    backend : {"local", "ray"}
+    workers : int, optional
+        Processes (local) or CPUs of a local Ray cluster; default: the machine's cores.
+    address : str, optional
+        Address of an existing Ray cluster (``ray`` backend only).
+    resume : bool
+        Continue a sweep in ``out_dir``: tasks already stored are skipped.
+    device : str, optional
+        Torch device for training (overrides the file's ``sweep.device``).
+    progress : bool
+        One message per finished task on stderr (a bar on a terminal).
+    on_task : callable, optional
+        ``on_task(task, rows_written)`` after each task is stored.
+    retries : int, optional
+        Extra attempts of a failed task (default: the spec's, 0).
+    curves : bool, optional
+        Keep every trial's logged metrics (default: the spec's, False).
+
+    Returns
+    -------
+    SweepResult
+    """
+    changes: dict[str, Any] = {"backend": backend, "workers": workers, "address": address}
+    if device is not None:
+        changes["device"] = device
+    if retries is not None:
+        changes["retries"] = retries
+    if curves is not None:
+        changes["curves"] = curves
+    config = spec.replace(**changes)
+    return _run(config, out_dir=out_dir, progress=progress, resume=resume, on_task=on_task)
+
+
+RESULT_TYPE = SweepResult

@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import Any
 
 from ...errors import FileFormatError, InvalidParameterError
+from ..scaffold import StudyConfig
 
 __all__ = [
     "DATASET_PARAMS",
@@ -73,6 +74,7 @@ TRAIN_PARAMS = (
     "loss",
     "parameterization",
     "init",
+    "svm_norm",
     "trials",
     "schedule",
 )
@@ -91,17 +93,24 @@ PARAM_DEFAULTS: dict[str, Any] = {
     "loss": "log",
     "parameterization": "combined",
     "init": "uniform",
+    "svm_norm": "default",
     "trials": 1,
     "schedule": "constant",
 }
 """Every parameter a cell has, with its value when neither ``[fixed]`` nor an axis sets it (the
-paper's first setting, docs/theory.md#the-papers-experiments)."""
+paper's first setting, docs/theory.md#the-papers-experiments). ``svm_norm`` names the norm of
+the Graph-SVM the theory metrics are measured against: ``"default"`` (Frobenius, or nuclear for
+the factorized model), ``"auto"`` (the optimiser's geometry,
+:func:`attnmech.layer.metrics.svm_norm_for`) or a norm name (``"l1"``, ``"linf"``,
+``"spectral"``, ``"nuclear"``, ``"lp:3"``, ...)."""
+
+DEFAULT_SVM_NORM = "default"
 
 DATA_METRICS: dict[str, str] = {
     "cyclic": "1 if some token-priority graph has an SCC of size > 1, else 0",
     "feasible": "1 if the Graph-SVM is solved, 0 if infeasible, NaN if the solve is inaccurate",
     "solve_time_s": "wall time of attnmech.solve on the dataset (s)",
-    "svm_norm": "||W_svm||_F",
+    "w_svm_fro_norm": "||W_svm||_F (the Frobenius norm, whichever norm the Graph-SVM minimised)",
 }
 """Metrics of the dataset and its theory (no training needed)."""
 
@@ -124,6 +133,9 @@ _GRID_KEYS = {"name", "axes", "fixed", "metrics", "trials"}
 _TOP_KEYS = {"sweep", "fixed", "axes", "grid"}
 _INT_PARAMS = {"n": 1, "T": 1, "K": 1, "d": 1, "steps": 0, "trials": 1}  # name -> minimum
 
+
+DEPRECATED_METRICS = {"svm_norm": "w_svm_fro_norm"}
+"""Old metric names still accepted in a sweep file (with a DeprecationWarning)."""
 
 METRIC_COLUMNS = {"loss": "loss_value"}
 """Metrics stored under another column name (``loss`` is also the training parameter)."""
@@ -190,9 +202,17 @@ class GridSpec:
     metrics: tuple[str, ...]
 
 
+BACKENDS = ("local", "ray")
+"""Where a sweep's tasks run: a local process pool, or Ray tasks."""
+
+
 @dataclass(frozen=True)
-class SweepSpec:
-    """A validated sweep file.
+class SweepSpec(StudyConfig):
+    """A validated sweep file, and how to run it: the sweep study's config.
+
+    The file's part (everything up to ``path``) comes from :func:`load_sweep_spec` /
+    :func:`parse_sweep_spec`; the run options after it are set with :meth:`replace` (or the
+    ``attnmech sweep`` options) and do not change the numbers.
 
     Attributes
     ----------
@@ -209,6 +229,15 @@ class SweepSpec:
     source : str
         The file's text (kept beside the results, so ``--resume`` can check it is unchanged).
     path : str
+    backend : {"local", "ray"}
+    workers : int or None
+        Processes (local) or CPUs of a local Ray cluster; None: the machine's cores.
+    address : str or None
+        An existing Ray cluster (``ray`` backend only).
+    retries : int
+        How many times a failed task is run again before its error is stored.
+    curves : bool
+        Also store every trial's logged metrics (one ``curves/<task>.npz`` per task).
     """
 
     name: str
@@ -221,6 +250,47 @@ class SweepSpec:
     device: str
     source: str = field(repr=False)
     path: str = ""
+    backend: str = "local"
+    workers: int | None = None
+    address: str | None = None
+    retries: int = 0
+    curves: bool = False
+
+    def __post_init__(self) -> None:
+        if self.backend not in BACKENDS:
+            raise InvalidParameterError(
+                f"backend must be one of {', '.join(BACKENDS)}, got {self.backend!r}"
+            )
+        if self.address and self.backend != "ray":
+            raise InvalidParameterError("address is for the ray backend; add backend='ray'")
+        if self.workers is not None and (
+            isinstance(self.workers, bool) or not isinstance(self.workers, int) or self.workers < 1
+        ):
+            raise InvalidParameterError(
+                f"workers must be a positive integer or None, got {self.workers!r}"
+            )
+        if isinstance(self.retries, bool) or not isinstance(self.retries, int) or self.retries < 0:
+            raise InvalidParameterError(f"retries must be an integer >= 0, got {self.retries!r}")
+        if not isinstance(self.curves, bool):
+            raise InvalidParameterError(f"curves must be True or False, got {self.curves!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """The file's text and path and the run options (the grids are parsed from the text)."""
+        out = {key: getattr(self, key) for key in ("source", "path", "device", *RUN_OPTIONS)}
+        out["name"] = self.name
+        out["digest"] = self.digest
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Any) -> SweepSpec:
+        """The config whose :meth:`to_dict` is ``data`` (the text is parsed and checked again)."""
+        if not isinstance(data, dict) or not isinstance(data.get("source"), str):
+            raise InvalidParameterError(
+                "SweepSpec.from_dict: expected a mapping with the sweep file's text under 'source'"
+            )
+        spec = parse_sweep_spec(data["source"], str(data.get("path") or "<string>"))
+        options = {k: data[k] for k in ("device", *RUN_OPTIONS) if k in data}
+        return spec.replace(**options) if options else spec
 
     @property
     def digest(self) -> str:
@@ -231,7 +301,11 @@ class SweepSpec:
                 {
                     "name": g.name,
                     "axes": {k: list(v) for k, v in g.axes.items()},
-                    "fixed": g.fixed,
+                    "fixed": {
+                        k: v
+                        for k, v in g.fixed.items()
+                        if not (k == "svm_norm" and v == DEFAULT_SVM_NORM)
+                    },
                     "metrics": list(g.metrics),
                 }
                 for g in self.grids
@@ -242,6 +316,10 @@ class SweepSpec:
             "batch_trials": self.batch_trials,
         }
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+RUN_OPTIONS = ("backend", "workers", "address", "retries", "curves")
+"""The fields of :class:`SweepSpec` that say how to run, not what."""
 
 
 class _Checker:
@@ -301,6 +379,8 @@ class _Checker:
             if not -1.0 < rho < 1.0:
                 raise self.fail(key, f"rho must lie in (-1, 1), got {value!r}")
             return rho
+        if name == "svm_norm":
+            return _check_svm_norm(self, value, key)
         allowed = choices[name]
         if not isinstance(value, str) or value not in allowed:
             raise self.fail(key, f"must be one of {', '.join(allowed)}, got {value!r}")
@@ -312,6 +392,16 @@ class _Checker:
             raise self.fail(key, "must be a non-empty list of metric names")
         out = []
         for i, name in enumerate(value):
+            if isinstance(name, str) and name in DEPRECATED_METRICS:
+                import warnings
+
+                warnings.warn(
+                    f"sweep file {self.path}: metric {name!r} is deprecated; write "
+                    f"{DEPRECATED_METRICS[name]!r}",
+                    DeprecationWarning,
+                    stacklevel=2,
+                )
+                name = DEPRECATED_METRICS[name]
             if name not in known:
                 raise self.fail(
                     f"{key}[{i}]",
@@ -321,6 +411,22 @@ class _Checker:
                 raise self.fail(f"{key}[{i}]", f"metric {name!r} is listed twice")
             out.append(name)
         return tuple(out)
+
+
+def _check_svm_norm(check: _Checker, value: Any, key: str) -> str:
+    """A sweep's ``svm_norm``: ``default``, ``auto`` or a norm name the solver knows."""
+    from ...errors import AttnmechError
+    from ...theory.norms import parse_norm
+
+    if not isinstance(value, str) or not value:
+        raise check.fail(key, f"must be 'default', 'auto' or a norm name, got {value!r}")
+    if value in (DEFAULT_SVM_NORM, "auto"):
+        return value
+    try:
+        parse_norm(value)
+    except AttnmechError as exc:
+        raise check.fail(key, f"'default', 'auto' or a norm name: {exc}") from None
+    return value
 
 
 def _params(
@@ -353,11 +459,16 @@ def parse_sweep_spec(text: str, path: str = "<string>") -> SweepSpec:
     FileFormatError
         On any problem, naming the key (for example ``axes.n[2]``) and what to write instead.
     """
-    check = _Checker(path)
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise FileFormatError(f"sweep file {path} is not valid TOML: {exc}", path=path) from None
+    return spec_from_data(data, text, path)
+
+
+def spec_from_data(data: dict[str, Any], text: str, path: str = "<string>") -> SweepSpec:
+    """Validate an already parsed sweep file (``data``; ``text`` is kept as its source)."""
+    check = _Checker(path)
     check.unknown(data, _TOP_KEYS, "")
     choices = _choices()
     sweep = check.table(data.get("sweep", {}), "sweep")

@@ -6,6 +6,12 @@ Layout of the output folder::
     DIR/manifest.json    the spec's digest, the columns, the number of cells and tasks
     DIR/parts/<id>.csv   the rows of one finished task (one row per cell x trial)
     DIR/results.csv      all rows, sorted by cell and trial (written when the sweep ends)
+    DIR/results.sqlite   the same rows (table ``results``, with a ``task_id`` column) and one row
+                         per task (table ``tasks``: status, attempts, seconds, error), updated
+                         after every task: query it with any SQLite client while the sweep runs
+    DIR/failed/<id>.json a task that failed on every attempt: its error and units (``--resume``
+                         runs it again)
+    DIR/curves/<id>.npz  with ``curves``: every logged metric of every trial of one task
 
 Why CSV and not Parquet: a sweep's table is small (one row per cell x trial, thousands to a few
 hundred thousand rows of scalars), CSV needs nothing beyond the standard library (pyarrow stays
@@ -39,6 +45,11 @@ __all__ = ["SweepStore", "SweepTable", "load_results"]
 MANIFEST = "manifest.json"
 PARTS = "parts"
 RESULTS = "results.csv"
+SQLITE = "results.sqlite"
+FAILED = "failed"
+CURVES = "curves"
+OLD_COLUMNS = {"svm_norm": "w_svm_fro_norm"}
+"""Columns renamed since: a numeric ``svm_norm`` column of an older sweep is ||W_svm||_F."""
 FORMAT_VERSION = 1
 
 
@@ -124,6 +135,81 @@ class SweepStore:
         except OSError as exc:
             raise OutputError(f"cannot write results into {self.parts}: {exc}") from None
 
+    def failed(self) -> dict[str, dict[str, Any]]:
+        """The failure records of the tasks that failed on every attempt, by task id."""
+        out: dict[str, dict[str, Any]] = {}
+        folder = self.root / FAILED
+        if not folder.is_dir():
+            return out
+        for path in sorted(folder.glob("*.json")):
+            try:
+                out[path.stem] = json.loads(path.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                out[path.stem] = {"task_id": path.stem, "error": f"unreadable record {path}"}
+        return out
+
+    def write_failure(self, task_id: str, record: dict[str, Any]) -> None:
+        """Store a task's failure (its error, attempts and units)."""
+        try:
+            (self.root / FAILED).mkdir(parents=True, exist_ok=True)
+            atomic_write_text(
+                self.root / FAILED / f"{task_id}.json", json.dumps(record, indent=2) + "\n"
+            )
+        except OSError as exc:
+            raise OutputError(f"cannot write a failure record into {self.root}: {exc}") from None
+
+    def clear_failure(self, task_id: str) -> None:
+        """Forget an earlier failure of a task that has now succeeded."""
+        try:
+            (self.root / FAILED / f"{task_id}.json").unlink(missing_ok=True)
+        except OSError:
+            pass
+
+    def write_curves(self, task_id: str, curves: dict[str, np.ndarray]) -> None:
+        """Store one task's logged metrics (``step`` (L,), ``cell``/``trial`` (U,), each metric
+        (L, U)) atomically as ``curves/<task_id>.npz``."""
+        from ..._io import atomic_savez
+
+        atomic_savez(self.root / CURVES / f"{task_id}.npz", True, **curves)
+
+    def manifest(self) -> dict[str, Any]:
+        """The folder's ``manifest.json``."""
+        path = self.root / MANIFEST
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise FileFormatError(
+                f"{self.root} is not a sweep folder (no {MANIFEST})", path=str(path)
+            ) from None
+        except (OSError, ValueError) as exc:
+            raise FileFormatError(f"{path} is unreadable: {exc}", path=str(path)) from None
+        if not isinstance(data, dict):
+            raise FileFormatError(f"{path} does not hold a JSON object", path=str(path))
+        return data
+
+    def update_manifest(self, **changes: Any) -> None:
+        """Merge ``changes`` into ``manifest.json`` (atomically)."""
+        data = self.manifest()
+        data.update(changes)
+        atomic_write_text(self.root / MANIFEST, json.dumps(data, indent=2) + "\n")
+
+    def record_task(
+        self,
+        task_id: str,
+        columns: list[str],
+        rows: list[dict[str, Any]],
+        *,
+        status: str,
+        attempts: int,
+        seconds: float,
+        error: str = "",
+        node: str = "",
+    ) -> None:
+        """Add a task's rows and its status to ``results.sqlite`` (one transaction)."""
+        record_sqlite(
+            self.root / SQLITE, task_id, columns, rows, status, attempts, seconds, error, node
+        )
+
     def consolidate(self) -> Path:
         """Write ``results.csv``: every stored row, sorted by cell and trial."""
         table = load_results(self.root, prefer_parts=True)
@@ -152,6 +238,9 @@ class SweepTable:
 
     names: list[str]
     columns: dict[str, np.ndarray]
+    curves: dict[tuple[int, int], dict[str, np.ndarray]] | None = None
+    """With ``load_results(..., curves=True)``: per (cell, trial), ``step`` and every logged
+    metric as arrays over the logged steps."""
 
     def __getitem__(self, name: str) -> np.ndarray:
         if name not in self.columns:
@@ -165,7 +254,7 @@ class SweepTable:
 
     def where(self, mask: np.ndarray) -> SweepTable:
         """The rows where ``mask`` is true."""
-        return SweepTable(self.names, {k: v[mask] for k, v in self.columns.items()})
+        return SweepTable(self.names, {k: v[mask] for k, v in self.columns.items()}, self.curves)
 
 
 def _numeric_names(names: list[str]) -> set[str]:
@@ -193,9 +282,22 @@ def _read_csv(path: Path) -> tuple[list[str], list[list[str]]]:
     return header, rows
 
 
-def load_results(out_dir: str | os.PathLike[str], *, prefer_parts: bool = False) -> SweepTable:
+def load_results(
+    out_dir: str | os.PathLike[str], *, prefer_parts: bool = False, curves: bool = False
+) -> SweepTable:
     """Read a sweep's table from its folder (``results.csv``, or the part files of a sweep
-    that is still running or was killed).
+    that is still running or was killed); the output of ``attnmech search`` too. A numeric
+    ``svm_norm`` column (older sweeps: the Frobenius norm of W_svm) is read as
+    ``w_svm_fro_norm``.
+
+    Parameters
+    ----------
+    out_dir : path
+    prefer_parts : bool, default=False
+        Read the part files even when ``results.csv`` exists.
+    curves : bool, default=False
+        Also read the per-trial curves (a sweep run with ``curves``) into
+        :attr:`SweepTable.curves`.
 
     Raises
     ------
@@ -230,6 +332,7 @@ def load_results(out_dir: str | os.PathLike[str], *, prefer_parts: bool = False)
             )
         raw.extend(rows)
     assert names is not None
+    names = _rename_old_columns(names, raw)
     numeric = _numeric_names(names)
     columns: dict[str, np.ndarray] = {}
     for j, name in enumerate(names):
@@ -249,4 +352,140 @@ def load_results(out_dir: str | os.PathLike[str], *, prefer_parts: bool = False)
             )
         else:
             columns[name] = np.array(values, dtype=object)
-    return SweepTable(list(names), columns)
+    return SweepTable(list(names), columns, _load_curves(root) if curves else None)
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _rename_old_columns(names: list[str], raw: list[list[str]]) -> list[str]:
+    """Columns of older sweeps under today's names (``svm_norm`` holding numbers)."""
+    out = list(names)
+    for old, new in OLD_COLUMNS.items():
+        if old in out and new not in out:
+            j = out.index(old)
+            if all(row[j] == "" or _is_number(row[j]) for row in raw):
+                out[j] = new
+    return out
+
+
+def _load_curves(root: Path) -> dict[tuple[int, int], dict[str, np.ndarray]]:
+    folder = root / CURVES
+    if not folder.is_dir():
+        raise FileFormatError(
+            f"{root} holds no curves (no {CURVES}/); run the sweep with curves = true "
+            "(attnmech sweep --curves)",
+            path=str(root),
+        )
+    out: dict[tuple[int, int], dict[str, np.ndarray]] = {}
+    for path in sorted(folder.glob("*.npz")):
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                arrays = {k: data[k] for k in data.files}
+        except (OSError, ValueError) as exc:
+            raise FileFormatError(f"cannot read curves {path}: {exc}", path=str(path)) from None
+        steps = arrays.pop("step")
+        cells, trials = arrays.pop("cell"), arrays.pop("trial")
+        for u, (c, t) in enumerate(zip(cells.tolist(), trials.tolist(), strict=True)):
+            entry = {"step": steps}
+            entry.update({k: v[:, u] for k, v in arrays.items()})
+            out[(int(c), int(t))] = entry
+    return out
+
+
+# --------------------------------------------------------------------------- SQLite
+_SQL_TYPES = {"int": "INTEGER", "real": "REAL", "text": "TEXT"}
+
+
+def _sql_name(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _sql_type(name: str, numeric: set[str]) -> str:
+    if name in INTEGER_COLUMNS:
+        return "INTEGER"
+    return "REAL" if name in numeric else "TEXT"
+
+
+def _sql_value(value: Any) -> Any:
+    if value is None:
+        return None
+    if isinstance(value, (bool, np.bool_)):
+        return int(value)
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        return None if math.isnan(float(value)) else float(value)
+    return str(value)
+
+
+def record_sqlite(
+    path: Path,
+    task_id: str,
+    columns: list[str],
+    rows: list[dict[str, Any]],
+    status: str,
+    attempts: int,
+    seconds: float,
+    error: str,
+    node: str = "",
+) -> None:
+    """Replace a task's rows and status in the SQLite store at ``path`` (one transaction).
+
+    NaN is stored as NULL. The ``results`` table has the sweep's columns plus ``task_id``.
+    """
+    import sqlite3
+    import time
+
+    numeric = _numeric_names(columns)
+    try:
+        con = sqlite3.connect(path, timeout=30)
+    except sqlite3.Error as exc:
+        raise OutputError(f"cannot open {path}: {exc}") from None
+    try:
+        with con:
+            cols = ", ".join(f"{_sql_name(c)} {_sql_type(c, numeric)}" for c in columns)
+            con.execute(f"CREATE TABLE IF NOT EXISTS results (task_id TEXT, {cols})")
+            con.execute(
+                "CREATE TABLE IF NOT EXISTS tasks (task_id TEXT PRIMARY KEY, status TEXT, "
+                "attempts INTEGER, seconds REAL, rows INTEGER, error TEXT, finished REAL, "
+                "node TEXT)"
+            )
+            con.execute("DELETE FROM results WHERE task_id = ?", (task_id,))
+            marks = ", ".join("?" for _ in range(len(columns) + 1))
+            con.executemany(
+                f"INSERT INTO results (task_id, {', '.join(map(_sql_name, columns))}) "
+                f"VALUES ({marks})",
+                [[task_id, *(_sql_value(r.get(c)) for c in columns)] for r in rows],
+            )
+            con.execute(
+                "INSERT OR REPLACE INTO tasks VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (task_id, status, attempts, seconds, len(rows), error, time.time(), node),
+            )
+    except sqlite3.Error as exc:
+        raise OutputError(f"cannot write {path}: {exc}") from None
+    finally:
+        con.close()
+
+
+def sqlite_tasks(root: Path) -> dict[str, dict[str, Any]]:
+    """The ``tasks`` table of a sweep's SQLite store (empty when there is none)."""
+    import sqlite3
+
+    path = root / SQLITE
+    if not path.exists():
+        return {}
+    con = sqlite3.connect(path, timeout=30)
+    try:
+        cur = con.execute("SELECT task_id, status, attempts, seconds, rows, error, node FROM tasks")
+        keys = ("task_id", "status", "attempts", "seconds", "rows", "error", "node")
+        return {r[0]: dict(zip(keys, r, strict=True)) for r in cur.fetchall()}
+    except sqlite3.Error:
+        return {}
+    finally:
+        con.close()
