@@ -897,7 +897,7 @@ def test_readme_quick_start_is_two_commands_and_ci_runs_the_test_one():
     ci = (README.parent / ".ci" / "run").read_text(encoding="utf-8")
     assert "set -euo pipefail" in ci
     assert ci.strip().splitlines()[-1] == test_command
-    assert 'pip install -c constraints.txt -e ".[test,ci,docs,interp]"' in ci
+    assert 'pip install -c constraints.txt -e ".[test,ci,docs,interp,search]"' in ci
     assert "\nmypy src\n" in ci  # type check before the tests
 
 
