@@ -967,18 +967,16 @@ def train_final(
         gradient = IdentityLogGradient(inputs)
         params0 = _initial_params(config, inputs.num_trials, inputs.embedding_dim)
         W = torch.as_tensor(params0, dtype=model.torch_dtype, device=model.device).clone()
-        lr = config.learning_rate
-        normalized = config.optimizer == "ngd"
-        for _ in range(config.num_steps):
-            grad = gradient(W)
-            if normalized:  # the same operations as NormalizedGradientDescent.update
-                norm = torch.linalg.vector_norm(grad.flatten(1), dim=1)
-                scale = lr / torch.where(norm > 0, norm, torch.ones_like(norm))
-                W = W - scale.view(-1, 1, 1) * grad
-            else:
-                W = W - lr * grad
-        grad = gradient(W)
-        grad_norm = torch.linalg.vector_norm(grad.flatten(1), dim=1)
+        zero_loss = torch.zeros(inputs.num_trials, dtype=W.dtype, device=W.device)
+
+        def objective(params: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            return zero_loss, gradient(params)  # gd and ngd never read the loss
+
+        # the step rule's own update and the run's schedule, as in train(): one formula each
+        W, _ = gradient_descent(
+            objective, W, config.step_rule(), config.num_steps, schedule=config.lr_schedule()
+        )
+        grad_norm = scaled_norm(gradient(W).flatten(1), dims=(1,))
         return (
             W.detach().cpu().numpy().astype(np.float64),
             grad_norm.detach().cpu().numpy().astype(np.float64),
