@@ -279,7 +279,7 @@ UnrealizableOption = Annotated[
 
 
 def _load(path: Path, embeddings: str | None, on_unrealizable: Any) -> Dataset:
-    from ..data.dataset import load_dataset
+    from ..data.files import load_dataset
 
     dataset = load_dataset(path, embeddings=embeddings, on_unrealizable=on_unrealizable.value)
     if dataset.dropped.size:

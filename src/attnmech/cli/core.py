@@ -129,7 +129,7 @@ def make_dataset_command(
 ) -> None:
     """Draw a dataset as in the paper's experiments (docs/theory.md#the-papers-experiments), or cut
     one from text."""
-    from ..data.dataset import make_dataset
+    from ..data.generators import make_dataset
     from ..data.text import corpus_path, text_dataset
     from ..errors import FileFormatError
 

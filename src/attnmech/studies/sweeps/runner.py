@@ -240,7 +240,7 @@ def run_task(
     gets its error message in the ``error`` column and no metrics; an infeasible Graph-SVM gives
     ``feasible = 0`` and NaN for the metrics that need it (the loss and norms are still trained).
     """
-    from ...data.dataset import make_dataset
+    from ...data.generators import make_dataset
     from ...theory.graphs import build_priority_graphs
 
     device = device or spec.device
