@@ -227,7 +227,7 @@ def read(
     if not path.exists():
         raise error(f"{what} {path} does not exist", path=str(path))
     if not path.is_file():
-        raise error(f"{what} {path} is not a regular file", path=str(path))
+        raise error(f"{what} {path} is not a file (a folder or a device)", path=str(path))
     if path.stat().st_size == 0:
         raise fail("it is empty (0 bytes; was its writer killed?)")
     with open(path, "rb") as handle:
@@ -269,7 +269,7 @@ def read(
         try:
             parsed = json.loads(str(raw))
         except (ValueError, RecursionError) as exc:
-            raise fail(f"its {META!r} member is not JSON ({type(exc).__name__})") from None
+            raise fail(f"it has an unreadable {META!r} member (not JSON: {type(exc).__name__})") from None
         if not isinstance(parsed, dict):
             raise fail(f"its {META!r} member is not a JSON object")
         meta = parsed

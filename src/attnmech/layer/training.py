@@ -26,8 +26,6 @@ import numbers
 import os
 import platform
 import time
-import zipfile
-import zlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -38,7 +36,8 @@ import torch
 from torch import Tensor
 
 from .._choices import INIT_NAMES
-from .._io import atomic_path, check_writable
+from .. import _persist
+from .._io import check_writable
 from .._results import readonly as _copy_readonly
 from ..data.dataset import Dataset
 from ..errors import (
@@ -229,11 +228,37 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], init: np.ndarray | None = None) -> TrainConfig:
+        """The config :meth:`to_dict` describes; ``init`` is the initial array when the dict
+        describes one (by shape and SHA-256, both checked).
+
+        Raises
+        ------
+        InvalidParameterError
+            An init array is described but ``init`` is None, or ``init`` has another shape or
+            content than described.
+        """
         data = dict(data)
         model = AttentionConfig(**data.pop("model"))
         data["adam_betas"] = tuple(data.get("adam_betas", (0.9, 0.999)))
-        if not isinstance(data.get("init"), str):
-            data["init"] = init if init is not None else "zero"
+        described = data.get("init")
+        if not isinstance(described, str):
+            if init is None:
+                raise InvalidParameterError(
+                    "TrainConfig.from_dict: init describes an explicit initial array "
+                    f"({described!r}) but no init array was given; pass init=the array (a run "
+                    "file stores it as its 'init' member)"
+                )
+            array = _init_array(init)
+            if isinstance(described, Mapping) and (
+                list(array.shape) != list(described.get("array_shape", array.shape))
+                or described.get("sha256", hashlib.sha256(array.tobytes()).hexdigest())
+                != hashlib.sha256(array.tobytes()).hexdigest()
+            ):
+                raise InvalidParameterError(
+                    "TrainConfig.from_dict: the init array given is not the one described "
+                    f"(shape {array.shape}, or its SHA-256 differs from {described!r})"
+                )
+            data["init"] = array
         return cls(model=model, **data)
 
 
@@ -309,6 +334,10 @@ class TrainResult:
         Updates done.
     elapsed_s : float
         Wall time of the call (for a resumed run: of the last call).
+    dataset_fingerprints : tuple of str, or None
+        :meth:`Dataset.fingerprint` of each training dataset, in order (None for a run read
+        from a file written before runs recorded them). :func:`attnmech.verify` refuses to
+        measure the run against other data.
     """
 
     W: np.ndarray
@@ -317,6 +346,39 @@ class TrainResult:
     config: TrainConfig
     num_steps: int
     elapsed_s: float
+    dataset_fingerprints: tuple[str, ...] | None = None
+
+    def __repr__(self) -> str:
+        metrics = [k for k in self.history if k not in ("step", "W")]
+        shown = ", ".join(metrics[:6]) + (f", ... ({len(metrics)})" if len(metrics) > 6 else "")
+        return (
+            f"TrainResult(W={tuple(self.W.shape)}, num_trials={self.num_trials}, "
+            f"num_steps={self.num_steps}, optimizer={self.config.optimizer!r}, "
+            f"learning_rate={self.config.learning_rate:g}, logged={len(self.history.get('step', ()))}"
+            f" steps [{shown}], elapsed_s={self.elapsed_s:.3g})"
+        )
+
+    def check_datasets(self, datasets: Dataset | Sequence[Dataset]) -> None:
+        """Raise unless ``datasets`` are the ones this run was trained on (in order).
+
+        A run read from an old file (no recorded fingerprints) passes unchecked.
+
+        Raises
+        ------
+        InvalidParameterError
+            Naming which dataset differs and what to do.
+        """
+        if self.dataset_fingerprints is None:
+            return
+        given = [datasets] if isinstance(datasets, Dataset) else list(datasets)
+        found = [ds.fingerprint() for ds in given]
+        if found != list(self.dataset_fingerprints):
+            raise InvalidParameterError(
+                f"this run was trained on another dataset (fingerprints "
+                f"{', '.join(f[:12] + '...' for f in self.dataset_fingerprints)} vs "
+                f"{', '.join(f[:12] + '...' for f in found)}); give the data the run was trained "
+                "on, with the same --embeddings and --on-unrealizable, or train again"
+            )
 
     @property
     def num_trials(self) -> int:
@@ -354,18 +416,21 @@ class TrainResult:
         path = Path(path)
         arrays = {"W": self.W, "params": self.params}
         arrays.update({f"history/{k}": v for k, v in self.history.items()})
-        arrays["meta"] = np.array(
-            json.dumps(
-                {
-                    "config": self.config.to_dict(),
-                    "num_steps": self.num_steps,
-                    "elapsed_s": self.elapsed_s,
-                }
-            )
-        )
+        arrays["__meta__"] = {
+            "config": self.config.to_dict(),
+            "num_steps": self.num_steps,
+            "elapsed_s": self.elapsed_s,
+        }
         if not isinstance(self.config.init, str):
             arrays["init"] = self.config.init
-        _write_npz(path, "run file", arrays, compressed=True)
+        _write_npz(
+            path,
+            "run file",
+            "run",
+            arrays,
+            compressed=True,
+            dataset_fingerprint=self.dataset_fingerprints,
+        )
         return path
 
 
@@ -379,9 +444,15 @@ def load_run(path: str | os.PathLike[str]) -> TrainResult:
         members of a run (the message names the file and what is wrong).
     """
     path = Path(path)
-    arrays = _read_npz(path, "run file", FileFormatError, ("W", "params", "meta"))
+    stored = _read_npz(path, "run file", "run", FileFormatError, ("W", "params"))
+    arrays, meta = stored.arrays, stored.meta
+    if not meta:
+        raise FileFormatError(
+            f"run file {path} is not a training run file: it lacks the member(s) 'meta'; write "
+            "runs with TrainResult.save or 'attnmech train'",
+            path=str(path),
+        )
     try:
-        meta = json.loads(str(arrays["meta"]))
         history = {k.split("/", 1)[1]: v for k, v in arrays.items() if k.startswith("history/")}
         config = TrainConfig.from_dict(meta["config"], init=arrays.get("init"))
         num_steps, elapsed = int(meta["num_steps"]), float(meta["elapsed_s"])
@@ -398,6 +469,7 @@ def load_run(path: str | os.PathLike[str]) -> TrainResult:
             f"got {W.dtype} {W.shape}",
             path=str(path),
         )
+    fingerprints = stored.dataset_fingerprint
     return TrainResult(
         _copy_readonly(W),
         _copy_readonly(arrays["params"]),
@@ -405,48 +477,23 @@ def load_run(path: str | os.PathLike[str]) -> TrainResult:
         config,
         num_steps,
         elapsed,
+        None if fingerprints is None else tuple(np.atleast_1d(fingerprints).tolist()),
     )
 
 
 def _read_npz(
-    path: Path, what: str, error: type[FileFormatError], required: Sequence[str]
-) -> dict[str, np.ndarray]:
-    """Every member of the ``.npz`` archive ``path``, read eagerly, or ``error`` naming the file
-    and what is wrong with it (missing, empty, not an archive, truncated, corrupt, members)."""
-    if not path.exists():
-        raise error(f"{what} {path} does not exist", path=str(path))
-    if not path.is_file():
-        raise error(f"{what} {path} is not a file", path=str(path))
-    if path.stat().st_size == 0:
-        raise error(
-            f"{what} {path} is empty (0 bytes; was its writer killed?); delete it", path=str(path)
-        )
-    try:
-        loaded = np.load(path, allow_pickle=False)
-        if not isinstance(loaded, np.lib.npyio.NpzFile):
-            raise error(
-                f"{what} {path} is a single .npy array, not a .npz archive of a run",
-                path=str(path),
-            )
-        with loaded as archive:
-            arrays = {name: archive[name] for name in archive.files}
-    except FileFormatError:
-        raise
-    except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError, zlib.error) as exc:
-        raise error(
-            f"cannot read {what} {path}: it is truncated, corrupt or not a .npz archive "
-            f"({type(exc).__name__}: {exc}); delete it or write it again",
-            path=str(path),
-        ) from None
-    missing = [name for name in required if name not in arrays]
-    if missing:
-        raise error(
-            f"{what} {path} is not a training {what}: it lacks the member(s) "
-            f"{', '.join(map(repr, missing))} (it has {sorted(arrays)[:8]}); write runs with "
-            "TrainResult.save or 'attnmech train'",
-            path=str(path),
-        )
-    return arrays
+    path: Path, what: str, kind: str, error: type[FileFormatError], required: Sequence[str]
+) -> _persist.StoredFile:
+    """A run or checkpoint file through :func:`attnmech._persist.read` (checksum verified), or
+    ``error`` naming the file and what is wrong with it."""
+    return _persist.read(
+        path,
+        kind,
+        what=what,
+        required=required,
+        hint="delete it or write it again (TrainResult.save or 'attnmech train')",
+        error=error,
+    )
 
 
 def _remove_stale_temporaries(path: Path, suffix: str = ".npz") -> None:
@@ -462,14 +509,30 @@ def _remove_stale_temporaries(path: Path, suffix: str = ".npz") -> None:
             logger.info("removed %s, left by an interrupted write of %s", stale, path)
 
 
-def _write_npz(path: Path, what: str, arrays: dict[str, Any], *, compressed: bool = False) -> None:
-    """Write ``arrays`` to ``path`` atomically; OSError becomes OutputError naming the path."""
+def _write_npz(
+    path: Path,
+    what: str,
+    kind: str,
+    arrays: dict[str, Any],
+    *,
+    compressed: bool = False,
+    dataset_fingerprint: Sequence[str] | None = None,
+) -> None:
+    """Write ``arrays`` (and ``arrays["__meta__"]`` as the meta) to ``path`` through
+    :func:`attnmech._persist.write`; OSError becomes OutputError naming the path."""
     check_writable(path, what=what)  # OutputError naming what and why, before any write
+    arrays = dict(arrays)
+    meta = arrays.pop("__meta__", None)
     try:
         _remove_stale_temporaries(path)
-        with atomic_path(path, suffix=".npz") as tmp:
-            with open(tmp, "wb") as handle:
-                (np.savez_compressed if compressed else np.savez)(handle, **arrays)
+        _persist.write(
+            path,
+            kind,
+            arrays,
+            meta,
+            dataset_fingerprint=dataset_fingerprint,
+            compress=compressed,
+        )
     except OutputError:
         raise
     except OSError as exc:
@@ -504,6 +567,10 @@ def _resolve_theories(
         raise InvalidDatasetError(
             f"got {len(items)} theories for {len(datasets)} datasets; give one theory per dataset"
         )
+    for item, ds in zip(items, datasets, strict=True):
+        check = getattr(item, "check_dataset", None)
+        if check is not None:
+            check(ds)  # InvalidParameterError: the theory was solved for another dataset
     return items
 
 
@@ -569,12 +636,14 @@ def _save_checkpoint(
     }
     arrays.update({f"state/{k}": v.detach().cpu().numpy() for k, v in state.items()})
     arrays.update({f"history/{k}": np.asarray(v) for k, v in history.items()})
-    _write_npz(path, "checkpoint", arrays)
+    _write_npz(path, "checkpoint", "checkpoint", arrays)
 
 
 def _load_checkpoint(path: Path, fingerprint: str, params_shape: tuple[int, ...]) -> dict[str, Any]:
     """Read a checkpoint of this run, or CheckpointError naming the file and the problem."""
-    arrays = _read_npz(path, "checkpoint", CheckpointError, ("step", "params", "fingerprint"))
+    arrays = _read_npz(
+        path, "checkpoint", "checkpoint", CheckpointError, ("step", "params", "fingerprint")
+    ).arrays
     if arrays["fingerprint"].dtype.kind != "U" or str(arrays["fingerprint"]) != fingerprint:
         raise CheckpointError(
             f"checkpoint {path} belongs to another run (different data, options, init, or "
@@ -885,6 +954,7 @@ def _train(
         config=config,
         num_steps=int(final_step),
         elapsed_s=time.perf_counter() - started,
+        dataset_fingerprints=tuple(ds.fingerprint() for ds in datasets),
     )
 
 

@@ -111,17 +111,24 @@ def verify(
         The training data (one dataset for all trials, or one per trial).
     W_or_run : ndarray of shape (d, d) or (B, d, d), TrainResult, or path to a saved run (.npz)
     theory : Theory or list of Theory, optional
-        Default: :func:`attnmech.solve` on each dataset.
+        Default: :func:`attnmech.solve` on each dataset. A theory solved for other data is
+        refused.
     config : AttentionConfig, optional
         Head and loss; default the run's (or the iden head with log-loss for a bare ``W``).
 
     Returns
     -------
     VerificationReport
+
+    Raises
+    ------
+    InvalidParameterError
+        A run (or theory) computed from another dataset than ``dataset``.
     """
     if isinstance(W_or_run, (str, os.PathLike)):
         W_or_run = load_run(W_or_run)
     if isinstance(W_or_run, TrainResult):
+        W_or_run.check_datasets(dataset)  # a run is measured only on the data it was trained on
         config = config if config is not None else W_or_run.config.model
         W = np.array(W_or_run.W, dtype=np.float64)
     else:
@@ -145,6 +152,10 @@ def verify(
         theories = list(theory) if isinstance(theory, (list, tuple)) else [theory]
     if len(theories) != len(datasets):
         raise InvalidDatasetError(f"got {len(theories)} theories for {len(datasets)} datasets")
+    for item, ds in zip(theories, datasets, strict=True):
+        check = getattr(item, "check_dataset", None)
+        if check is not None:
+            check(ds)  # InvalidParameterError: the theory was solved for another dataset
     if B % len(datasets):
         raise InvalidDatasetError(f"{B} trials cannot be split over {len(datasets)} datasets")
     repeat = B // len(datasets)  # trials are dataset-major (as in train)

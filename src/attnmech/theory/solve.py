@@ -9,10 +9,7 @@ rebuilt on loading.
 
 from __future__ import annotations
 
-import json
 import os
-import zipfile
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -20,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .._choices import SVM_NORMS
-from .._io import atomic_savez
+from .. import _persist
 from .._results import SolverStats, SolveStatus, readonly
 from .automaton import Automaton
 from ..data.dataset import Dataset
@@ -39,9 +36,19 @@ from .graphsvm import GraphSVMResult, SVMConstraints
 if TYPE_CHECKING:
     from .tokenspace import TokenFiniteResult, TokenSVMResult
 
-__all__ = ["Theory", "solve", "load_theory", "AttentionTheory", "SVM_NORMS", "THEORY_FORMAT"]
+__all__ = [
+    "Theory",
+    "solve",
+    "load_theory",
+    "check_theory",
+    "theory_problems",
+    "AttentionTheory",
+    "SVM_NORMS",
+    "THEORY_FORMAT",
+]
 
-THEORY_FORMAT = "attnmech-theory-v2"  # written into every theory file as meta["format"]
+THEORY_FORMAT = "attnmech-theory-v3"  # written into every theory file as meta["format"]
+OLDEST_THEORY_VERSION = 2  # theory files this version still reads (v2: no checksum)
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -151,8 +158,6 @@ class Theory:
             raise InvalidParameterError(f"theory files are .npz; got {path}, use a .npz name")
         s, f, ds = self.svm, self.finite, self.dataset
         meta = {
-            "format": THEORY_FORMAT,
-            "fingerprint": self.fingerprint,
             "svm_norm": self.svm_norm,
             "cyclic": self.graphs.is_cyclic,
             "svm_unique": s.unique,
@@ -195,8 +200,7 @@ class Theory:
         else:
             solution = {"W_svm": s.W_svm, "W_fin": f.W_fin, "fin_frame": f._frame}  # type: ignore[union-attr]
         embeddings = np.zeros((0, 0)) if ds.is_onehot else np.asarray(ds.embedding_table)
-        atomic_savez(
-            path,
+        arrays = dict(
             **solution,
             embeddings=embeddings,
             dataset_tokens=ds.tokens,
@@ -215,9 +219,166 @@ class Theory:
             fin_generator_i=f.generator_i,
             fin_generator_j=f.generator_j,
             fin_coefficients=f.coefficients,
-            meta=np.array(json.dumps(meta)),
         )
+        _persist.write(path, "theory", arrays, meta, dataset_fingerprint=self.fingerprint)
         return path
+
+    def __repr__(self) -> str:
+        s, f = self.svm, self.finite
+        where = f", source={Path(self.source).name!r}" if self.source else ""
+        return (
+            f"Theory({self.dataset!r}, svm_norm={self.svm_norm!r}, "
+            f"svm={s.status.value} ||W_svm||={s.norm:.4g}, "
+            f"finite={f.status.value} ||W_fin||={f.norm:.4g} dim S_fin={f.dimension}, "
+            f"cyclic={self.graphs.is_cyclic}{where})"
+        )
+
+
+RECHECK_TOL = 1e-5  # relative tolerance of the re-check of a loaded theory (solvers reach ~1e-9)
+
+
+def _score_function(svm_or_finite: Any, dataset: Dataset) -> Any:
+    """``scores(tokens, queries) = e_token^T W e_query`` of a dense or token-space solution."""
+    table = getattr(svm_or_finite, "scores", None)
+    if table is not None and not isinstance(svm_or_finite, (GraphSVMResult, FiniteResult)):
+        return lambda tokens, queries: table[tokens, queries]
+    W = svm_or_finite.W_svm if hasattr(svm_or_finite, "W_svm") else svm_or_finite.W_fin
+    E = dataset.embeddings
+    return lambda tokens, queries: np.einsum("nd,nd->n", E[tokens] @ W, E[queries])
+
+
+def theory_problems(theory: Theory) -> list[str]:
+    """What does not hold in ``theory`` for its own dataset (empty when it all holds).
+
+    Computed from the dataset alone (graphs and reduced dataset rebuilt), never from the
+    solver's reports: every score finite; ``W_svm``: margin ``>= 1`` on every strict TPG edge,
+    ``= 0`` on every edge inside an SCC, and the smallest strict margin ``1`` (a larger one is a
+    scaled, not the max-margin, solution; with no strict edge ``W_svm = 0``); ``W_fin``: the
+    gradient of the reduced loss projected onto ``S_fin`` small (and, for dense solutions,
+    ``W_fin`` inside ``S_fin``). Tolerances are :data:`RECHECK_TOL` relative to the scores'
+    scale, widened to the stored violation for a solution kept with ``allow_inaccurate``.
+    """
+    from .graphs import scc_chains
+    from .svm import svm_constraints
+
+    dataset, graphs, svm, fin = theory.dataset, theory.graphs, theory.svm, theory.finite
+    problems: list[str] = []
+    token_space = not isinstance(svm, GraphSVMResult)
+    values = [svm.scores.value, fin.scores.value] if token_space else [svm.W_svm, fin.W_fin]
+    d = dataset.embedding_dim
+    if not token_space and any(np.shape(v) != (d, d) for v in values):
+        return [f"W_svm and W_fin must have shape ({d}, {d}) for this dataset"]
+    if not all(np.isfinite(v).all() for v in values):
+        return ["W_svm or W_fin holds NaN or infinite entries"]
+    # --- W_svm: margins on every TPG edge
+    cons = svm_constraints(graphs, reduce=False)
+    score = _score_function(svm, dataset)
+    s_i, s_j = score(cons.i, cons.query), score(cons.j, cons.query)
+    margins = s_i - s_j
+    scale = max(1.0, float(np.max(np.abs(np.concatenate([s_i, s_j])), initial=0.0)))
+    tol = RECHECK_TOL * scale
+    if not svm.success:
+        tol = max(tol, min(0.1, 10.0 * float(svm.max_violation)))
+    strict = cons.strict
+    if strict.any():
+        low = float(margins[strict].min())
+        if low < 1.0 - tol:
+            k = int(np.argmin(np.where(strict, margins, np.inf)))
+            problems.append(
+                f"W_svm violates a strict priority: margin {margins[k]:.6g} < 1 on edge "
+                f"{int(cons.i[k])} -> {int(cons.j[k])} of G^({int(cons.query[k])})"
+            )
+        elif low > 1.0 + 10 * tol:
+            problems.append(
+                f"W_svm is not the max-margin solution: its smallest strict margin is {low:.6g}, "
+                "not 1"
+            )
+    elif float(np.linalg.norm(values[0])) > tol:
+        problems.append("W_svm must be 0 (no strict priority edge) but is not")
+    if (~strict).any():
+        worst = float(np.max(np.abs(margins[~strict])))
+        if worst > tol:
+            problems.append(
+                f"W_svm breaks an equality inside an SCC: |margin| {worst:.3g} > {tol:.1e}"
+            )
+    # --- W_fin: stationary on the reduced data, inside S_fin
+    gq, gi, gj = scc_chains(graphs)
+    reduced = fin.reduced
+    if gq.size and reduced.n_samples:
+        fin_score = _score_function(fin, dataset)
+        queries = np.repeat(reduced.queries, reduced.lengths)
+        sample = np.repeat(np.arange(reduced.n_samples), reduced.lengths)
+        z = fin_score(reduced.tokens, queries)
+        zmax = np.full(reduced.n_samples, -np.inf)
+        np.maximum.at(zmax, sample, z)
+        w = np.exp(z - zmax[sample])
+        p = w / np.bincount(sample, weights=w, minlength=reduced.n_samples)[sample]
+        is_label = reduced.tokens == reduced.labels[sample]
+        p_label = np.bincount(sample, weights=p * is_label, minlength=reduced.n_samples)
+        g = (p - is_label * p / p_label[sample]) / reduced.n_full  # d loss / d score
+        limit = max(1e-6, min(1e-3, 10.0 * float(fin.gradient_norm)))
+        if token_space:
+            K = dataset.vocab_size
+            keys = queries * K + reduced.tokens
+            uniq, inverse = np.unique(keys, return_inverse=True)
+            acc = np.bincount(inverse, weights=g, minlength=uniq.size)
+
+            def at(q: np.ndarray, t: np.ndarray) -> np.ndarray:
+                want = q * K + t
+                pos = np.minimum(np.searchsorted(uniq, want), max(uniq.size - 1, 0))
+                return np.where(uniq[pos] == want, acc[pos], 0.0)
+
+            grad_norm = float(np.max(np.abs(at(gq, gi) - at(gq, gj)), initial=0.0))
+        else:
+            from .finite import _generator_gram, _orthonormal_frame
+
+            E = dataset.embeddings
+            G = E[reduced.tokens].T @ (g[:, None] * E[queries])  # d loss / d W, (d, d)
+            grad = np.einsum("cd,de,ce->c", E[gi] - E[gj], G, E[gq])
+            gram = _generator_gram(E, gq, gi, gj)
+            frame = _orthonormal_frame(gram)
+            stored = getattr(fin, "_frame", None)
+            if stored is not None and (
+                stored.shape != frame.shape
+                or not np.allclose(stored.T @ gram @ stored, np.eye(frame.shape[1]), atol=1e-6)
+            ):
+                problems.append(
+                    f"the stored S_fin frame (shape {stored.shape}) is not one of this dataset's "
+                    f"S_fin (shape {frame.shape})"
+                )
+            grad_norm = float(np.linalg.norm(frame.T @ grad))
+            b = fin_score(gi, gq) - fin_score(gj, gq)  # <generator, W_fin>
+            inside = float(np.linalg.norm(frame.T @ b))
+            total = float(np.linalg.norm(fin.W_fin))
+            outside = np.sqrt(max(total**2 - inside**2, 0.0))
+            if outside > 1e-6 * max(1.0, total):
+                problems.append(f"W_fin lies outside S_fin (distance {outside:.3g})")
+        if grad_norm > limit:
+            problems.append(
+                f"W_fin is not the finite-part optimum: the reduced loss's gradient on S_fin has "
+                f"norm {grad_norm:.3g} > {limit:.1e}"
+            )
+    elif float(np.linalg.norm(values[1])) > 1e-9:
+        problems.append("W_fin must be 0 (S_fin = {0}) but is not")
+    return problems
+
+
+def check_theory(theory: Theory, *, source: str | None = None) -> None:
+    """Raise unless ``theory`` holds for its own dataset (see :func:`theory_problems`).
+
+    Raises
+    ------
+    FileFormatError
+        Naming the file (``source``, default ``theory.source``) and every problem found.
+    """
+    problems = theory_problems(theory)
+    if problems:
+        where = source or theory.source or "the theory"
+        raise FileFormatError(
+            f"{where} does not hold for its dataset: {'; '.join(problems)} (edited or damaged "
+            f"after it was solved); solve again with attnmech solve DATA -o {where}",
+            path=where,
+        )
 
 
 def _check_fingerprint(expected: str, dataset: Any, source: str | None) -> None:
@@ -294,50 +455,27 @@ _ARRAYS = {
 
 
 def _read_theory_file(path: Path) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    """The arrays and the meta of a theory file; FileFormatError for anything else."""
+    """The arrays and the meta of a theory file, through :func:`attnmech._persist.read`
+    (checksum verified); FileFormatError for anything else."""
     hint = "solve again with attnmech solve DATA -o " + str(path)
-    if not path.is_file():
-        raise FileFormatError(f"theory file {path} does not exist", path=str(path))
-    if path.stat().st_size == 0:
-        raise FileFormatError(f"theory file {path} is empty; {hint}", path=str(path))
-    with open(path, "rb") as handle:
-        magic = handle.read(4)
-    if magic != b"PK\x03\x04":
-        raise FileFormatError(
-            f"{path} is not an .npz file (it does not start as a zip archive); {hint}",
-            path=str(path),
-        )
-    try:
-        with np.load(path, allow_pickle=False) as archive:
-            if not isinstance(archive, np.lib.npyio.NpzFile):
-                raise FileFormatError(
-                    f"{path} is a single .npy array, not a theory .npz; {hint}", path=str(path)
-                )
-            arrays = {key: archive[key] for key in archive.files}
-    except FileFormatError:
-        raise
-    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as exc:
-        raise FileFormatError(
-            f"cannot read theory file {path} (truncated, corrupt or not an .npz: {exc}); {hint}",
-            path=str(path),
-        ) from None
-    if "meta" not in arrays or not ({"W_svm", "svm_score_value"} & set(arrays)):
+    stored = _persist.read(path, "theory", what="theory file", hint=hint)
+    arrays, meta = stored.arrays, dict(stored.meta)
+    if not stored.meta or not ({"W_svm", "svm_score_value"} & set(arrays)):
         raise FileFormatError(
             f"{path} is not a theory file (it has no 'W_svm' or 'svm_score_value' and no 'meta' "
             f"member); {hint}",
             str(path),
         )
-    try:
-        meta = json.loads(str(arrays.pop("meta")))
-    except ValueError:
-        raise FileFormatError(f"{path}: its 'meta' member is not JSON; {hint}", str(path)) from None
-    if not isinstance(meta, dict) or meta.get("format") != THEORY_FORMAT:
-        found = meta.get("format", "an older format") if isinstance(meta, dict) else "unknown"
+    if stored.version < OLDEST_THEORY_VERSION:
         raise FileFormatError(
-            f"{path} is in {found}, not {THEORY_FORMAT} (written by another attnmech version); "
-            f"{hint}",
+            f"{path} is in an older format, not attnmech-theory-v{OLDEST_THEORY_VERSION} or "
+            f"newer (written by another attnmech version); {hint}",
             str(path),
         )
+    fingerprint = stored.dataset_fingerprint or meta.get("fingerprint")
+    if not isinstance(fingerprint, str):
+        raise FileFormatError(f"{path} records no dataset fingerprint; {hint}", str(path))
+    meta["fingerprint"] = fingerprint
     required = {**_ARRAYS, **(_TOKEN_ARRAYS if meta.get("token_space") else _DENSE_ARRAYS)}
     missing = sorted(set(required) - set(arrays))
     if missing:
@@ -452,7 +590,9 @@ def load_theory(path: str | os.PathLike[str], dataset: Dataset | None = None) ->
         _frame=readonly(arrays["fin_frame"], np.float64),
         _embeddings=dataset.embeddings,
     )
-    return Theory(dataset, graphs, svm, finite, svm_norm, source)
+    theory = Theory(dataset, graphs, svm, finite, svm_norm, source)
+    check_theory(theory)
+    return theory
 
 
 def _finite_report(
@@ -523,7 +663,9 @@ def _load_token_theory(
         **_finite_report(arrays, meta["finite"], fin_status, dataset, graphs),
         subspace=subspace,
     )
-    return Theory(dataset, graphs, svm, finite, str(meta["svm_norm"]), str(path))
+    theory = Theory(dataset, graphs, svm, finite, str(meta["svm_norm"]), str(path))
+    check_theory(theory)
+    return theory
 
 
 def solve(
