@@ -51,6 +51,7 @@ FORMAT_VERSIONS: dict[str, int] = {
 """Each file kind and the version :func:`write` writes (older versions are still read)."""
 
 META = "meta"
+_LABELS = {"run": "training run", "checkpoint": "training checkpoint", "bias-run": "bias-table run"}
 _FORMAT_RE = re.compile(r"^attnmech-(?P<kind>[a-z][a-z-]*?)-v(?P<version>\d+)$")
 _MAX_META_CHARS = 16 * 2**20  # a meta member larger than this is not one attnmech wrote
 
@@ -222,7 +223,7 @@ def read(
     what = what or f"{kind} file"
 
     def fail(reason: str) -> FileFormatError:
-        return error(f"{what} {path}: {reason}; {hint}", path=str(path))
+        return error(f"cannot read {what} {path}: {reason}; {hint}", path=str(path))
 
     if not path.exists():
         raise error(f"{what} {path} does not exist", path=str(path))
@@ -279,7 +280,10 @@ def read(
             if match is None:
                 raise fail(f"its format {name!r} is not an attnmech format")
             if match["kind"] != kind:
-                raise fail(f"it is an attnmech {match['kind']} file, not a {kind} file")
+                raise fail(
+                    f"it is an attnmech {_LABELS.get(match['kind'], match['kind'])} file, not a "
+                    f"{_LABELS.get(kind, kind)} file"
+                )
             version = int(match["version"])
             if version > FORMAT_VERSIONS[kind]:
                 raise fail(
@@ -299,7 +303,8 @@ def read(
     missing = [name for name in required if name not in arrays]
     if missing:
         raise fail(
-            f"it is not a {kind} file: it lacks the member(s) {', '.join(map(repr, missing))} "
+            f"it is not a {_LABELS.get(kind, kind)} file: it lacks the member(s) "
+            f"{', '.join(map(repr, missing))} "
             f"(it has {sorted(arrays)[:8]})"
         )
     return StoredFile(path, kind, version, arrays, meta, verified)

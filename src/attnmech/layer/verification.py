@@ -128,7 +128,6 @@ def verify(
     if isinstance(W_or_run, (str, os.PathLike)):
         W_or_run = load_run(W_or_run)
     if isinstance(W_or_run, TrainResult):
-        W_or_run.check_datasets(dataset)  # a run is measured only on the data it was trained on
         config = config if config is not None else W_or_run.config.model
         W = np.array(W_or_run.W, dtype=np.float64)
     else:
@@ -146,6 +145,8 @@ def verify(
             f"W is {W.shape[-1]} x {W.shape[-1]} but the embeddings have dimension "
             f"{datasets[0].embedding_dim}; pass the dataset the run was trained on"
         )
+    if isinstance(W_or_run, TrainResult):
+        W_or_run.check_datasets(datasets)  # a run is measured only on the data it was trained on
     if theory is None:
         theories = [solve(ds, svm_norm=svm_norm_for(config)) for ds in datasets]
     else:

@@ -703,7 +703,7 @@ def _run_key(
 
 
 def _save_run(path: Path, key: str, run: BiasRun) -> None:
-    from .._io import atomic_savez
+    from .. import _persist
     from ..errors import OutputError
 
     arrays: dict[str, Any] = {"key": np.array(key), "elapsed_s": np.array(run.elapsed_s)}
@@ -714,7 +714,7 @@ def _save_run(path: Path, key: str, run: BiasRun) -> None:
     for attr in _CURVES:
         arrays[attr] = np.asarray(getattr(run, attr))
     try:
-        atomic_savez(path, **arrays)
+        _persist.write(path, "bias-run", arrays, {"key": key})
     except OSError as exc:
         raise OutputError(
             f"cannot write the bias-table run file {path}: {exc.strerror or exc}; check that "
@@ -724,16 +724,20 @@ def _save_run(path: Path, key: str, run: BiasRun) -> None:
 
 def _load_run(path: Path, key: str) -> BiasRun | None:
     """The run saved at ``path`` if it matches ``key`` (None when absent or another run's)."""
-    import zipfile
-    import zlib
-
+    from .. import _persist
     from ..errors import CheckpointError
 
     if not path.exists():
         return None
+    arrays = _persist.read(  # checksum verified: an edited run file is refused
+        path,
+        "bias-run",
+        what="bias-table run file",
+        required=("key",),
+        hint="delete it, or run without --resume",
+        error=CheckpointError,
+    ).arrays
     try:
-        with np.load(path, allow_pickle=False) as archive:
-            arrays = {name: archive[name] for name in archive.files}
         if str(arrays["key"]) != key:
             logger.info("%s belongs to another configuration; training again", path)
             return None
@@ -770,7 +774,7 @@ def _load_run(path: Path, key: str) -> BiasRun | None:
             measures["slopes"],
             float(arrays["elapsed_s"]),
         )
-    except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError, zlib.error) as exc:
+    except (ValueError, KeyError, TypeError) as exc:
         raise CheckpointError(
             f"cannot read the bias-table run file {path} ({type(exc).__name__}: {exc}); delete "
             "it, or run without --resume",
