@@ -11,7 +11,8 @@ object
 - ``checksum``: SHA-256 of the content (see :func:`checksum`),
 
 and writes atomically (:func:`attnmech._io.atomic_savez`). :func:`read` checks the file (exists,
-is a regular non-empty file, is a zip archive, its inflated size fits the memory limit, holds no
+is a regular non-empty file, is a zip archive, its inflated size fits the budget of
+:func:`attnmech._io.check_npz_budget`, holds no
 pickled objects), reads every member eagerly, parses ``meta``, refuses a file of another kind or a
 newer version, and recomputes the checksum: a file whose arrays or meta were edited or damaged is
 refused with a :class:`~attnmech.errors.FileFormatError` (or the subclass the caller names).
@@ -36,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from ._io import atomic_savez
+from ._io import atomic_savez, check_npz_budget
 from .errors import FileFormatError
 
 __all__ = ["FORMAT_VERSIONS", "StoredFile", "checksum", "format_name", "read", "write"]
@@ -172,18 +173,16 @@ def write(
     return Path(path)
 
 
-def _memory_limit() -> int:
-    """The largest inflated size read (``ATTNMECH_MEMORY_LIMIT_GB``, else half the memory)."""
+def _memory_limit() -> int | None:
+    """``ATTNMECH_MEMORY_LIMIT_GB`` in bytes when set, else None (half the available memory:
+    the default of :func:`attnmech._io.check_npz_budget`)."""
     env = os.environ.get("ATTNMECH_MEMORY_LIMIT_GB")
     if env:
         try:
             return int(float(env) * 2**30)
         except ValueError:
-            pass
-    try:
-        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")) // 2
-    except (AttributeError, ValueError, OSError):  # pragma: no cover - not POSIX
-        return 8 * 2**30
+            return None
+    return None
 
 
 def read(
@@ -242,17 +241,15 @@ def read(
         )
     try:
         with zipfile.ZipFile(path) as archive:
-            inflated = sum(info.file_size for info in archive.infolist())
+            archive.infolist()
     except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
         raise fail(
             f"it is truncated, corrupt or not a .npz archive ({type(exc).__name__}: {exc})"
         ) from None
-    limit = _memory_limit()
-    if inflated > limit:
-        raise fail(
-            f"its members inflate to {inflated / 2**30:.3g} GiB, more than the memory limit of "
-            f"{limit / 2**30:.3g} GiB (set ATTNMECH_MEMORY_LIMIT_GB to change it)"
-        )
+    try:  # sizes from the zip directory, before anything is inflated
+        check_npz_budget(path, max_bytes=_memory_limit())
+    except FileFormatError as exc:
+        raise fail(f"{exc} (set ATTNMECH_MEMORY_LIMIT_GB to change the limit)") from None
     try:
         with np.load(path, allow_pickle=False) as loaded:
             arrays = {name: loaded[name] for name in loaded.files}
