@@ -560,11 +560,11 @@ def train_command(
             optimizer=optimizer.value,
             optimizer_options=_key_values(optimizer_option or [], "--optimizer-option"),
             learning_rate=learning_rate,
-            num_steps=steps,
+            steps=steps,
             log_every=log_every,
             init=init.value,
             seed=seed,
-            num_trials=trials,
+            trials=trials,
             checkpoint_every=checkpoint_every,
             num_threads=threads,
         )

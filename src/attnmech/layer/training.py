@@ -17,6 +17,7 @@ AISTATS 2024, arXiv:2403.08081.
 from __future__ import annotations
 
 import contextlib
+import functools
 import glob
 import hashlib
 import json
@@ -26,8 +27,9 @@ import numbers
 import os
 import platform
 import time
+import warnings
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +39,7 @@ from torch import Tensor
 
 from .._choices import INIT_NAMES
 from .. import _persist
+from .._validation import ArrayLike, InstanceOf, Interval, Options, check_params, register
 from .._io import check_writable
 from .._results import readonly as _copy_readonly
 from ..data.dataset import Dataset
@@ -88,7 +91,8 @@ class TrainConfig:
         A key of :data:`attnmech.layer.optim.OPTIMIZERS`: ``"gd"`` (gradient descent), ``"ngd"``
         (normalised GD, ``W <- W - lr grad / ||grad||_F`` per trial), ``"adam"``, ...
     learning_rate : float, default=0.01
-    num_steps : int, default=4000
+    steps : int, default=4000
+        Number of updates (``--steps``). ``num_steps`` is its deprecated alias.
     log_every : int, default=10
         Record metrics every this many steps (and at the last step); 0 records only the ends.
     init : {"uniform", "zero"} or ndarray, default="uniform"
@@ -96,8 +100,9 @@ class TrainConfig:
         for all trials at once (trial b gets slice b). An array of the parameters' shape
         (optionally with a leading trials dimension) is used as given; it must be finite.
     seed : int, default=0
-    num_trials : int, default=1
-        Initialisations per dataset. Trials are ordered dataset-major.
+    trials : int, default=1
+        Initialisations per dataset (``--trials``); trials are ordered dataset-major.
+        ``num_trials`` is its deprecated alias.
     checkpoint_every : int, default=0
         Write a checkpoint every this many steps (0: never; needs ``checkpoint_path``).
     adam_betas, adam_eps : Adam's constants (shorthands for ``optimizer_options``).
@@ -126,11 +131,11 @@ class TrainConfig:
     model: AttentionConfig = field(default_factory=AttentionConfig)  # what model to train
     optimizer: str = "ngd"  # a key of attnmech.layer.optim.OPTIMIZERS
     learning_rate: float = 0.01  # step size (eta)
-    num_steps: int = 4000  # number of updates
+    steps: int = 4000  # number of updates
     log_every: int = 10  # metric logging period in steps (0: first and last step only)
     init: Any = "uniform"  # "uniform" | "zero" | array of initial parameters
     seed: int = 0  # seed of the initialisation
-    num_trials: int = 1  # initialisations per dataset
+    trials: int = 1  # initialisations per dataset
     checkpoint_every: int = 0  # checkpoint period in steps (0: never)
     adam_betas: tuple[float, float] = (0.9, 0.999)  # Adam's moment decay rates
     adam_eps: float = 1e-8  # Adam's denominator guard
@@ -139,69 +144,36 @@ class TrainConfig:
     optimizer_options: dict[str, Any] = field(default_factory=dict)  # step-rule keyword arguments
 
     def __post_init__(self) -> None:
-        if not isinstance(self.model, AttentionConfig):
-            raise InvalidParameterError(
-                f"model must be an AttentionConfig, got {type(self.model).__name__}"
-            )
-        if not isinstance(self.optimizer, str) or self.optimizer not in OPTIMIZERS:
-            raise InvalidParameterError(
-                f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}"
-            )
-        if isinstance(self.learning_rate, bool) or not isinstance(self.learning_rate, numbers.Real):
-            raise InvalidParameterError(
-                f"learning_rate must be a positive number, got {self.learning_rate!r} "
-                f"({type(self.learning_rate).__name__})"
-            )
-        if not (math.isfinite(self.learning_rate) and self.learning_rate > 0):
-            raise InvalidParameterError(
-                f"learning_rate must be a positive number, got {self.learning_rate!r}"
-            )
-        for name in ("num_steps", "log_every", "checkpoint_every", "seed"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
-                raise InvalidParameterError(f"{name} must be a non-negative integer, got {value!r}")
-        if self.num_threads is not None and (
-            isinstance(self.num_threads, bool)
-            or not isinstance(self.num_threads, numbers.Integral)
-            or int(self.num_threads) < 1
-        ):
-            raise InvalidParameterError(
-                f"num_threads must be a positive integer or None, got {self.num_threads!r}"
-            )
-        if (
-            isinstance(self.num_trials, bool)
-            or not isinstance(self.num_trials, numbers.Integral)
-            or self.num_trials < 1
-        ):
-            raise InvalidParameterError(
-                f"num_trials must be a positive integer, got {self.num_trials!r}"
-            )
-        if isinstance(self.init, str) and self.init not in INITS:
-            raise InvalidParameterError(
-                f"init must be one of {', '.join(INITS)} or an array, got {self.init!r}"
-            )
+        check_params(
+            {f.name: getattr(self, f.name) for f in fields(self)},
+            TRAIN_CONFIG_PARAMS,
+            where="TrainConfig",
+        )
         if not isinstance(self.init, str):
             object.__setattr__(self, "init", _init_array(self.init))
         if self.device is not None:
-            if not isinstance(self.device, (str, torch.device)):
-                raise InvalidParameterError(
-                    f"device must be a string such as 'cpu' or None, got {self.device!r}"
-                )
             object.__setattr__(self, "model", replace(self.model, device=str(self.device)))
-        if not isinstance(self.optimizer_options, Mapping):
-            raise InvalidParameterError(
-                "optimizer_options must be a dict of option name to value, got "
-                f"{type(self.optimizer_options).__name__}"
-            )
         object.__setattr__(self, "optimizer_options", dict(self.optimizer_options))
         try:
             json.dumps(self.optimizer_options)
         except (TypeError, ValueError):
             raise InvalidParameterError(
-                "optimizer_options must hold JSON values (numbers, strings, lists), since they "
-                f"are saved with the run; got {self.optimizer_options!r}"
+                "TrainConfig: optimizer_options must hold JSON values (numbers, strings, lists), "
+                f"since they are saved with the run, got {self.optimizer_options!r}"
             ) from None
         self.step_rule()  # validates the optimizer's options (InvalidParameterError)
+
+    @property
+    def num_steps(self) -> int:
+        """Deprecated alias of :attr:`steps`."""
+        warnings.warn(_ALIAS_WARNING.format("num_steps", "steps"), DeprecationWarning, 2)
+        return self.steps
+
+    @property
+    def num_trials(self) -> int:
+        """Deprecated alias of :attr:`trials`."""
+        warnings.warn(_ALIAS_WARNING.format("num_trials", "trials"), DeprecationWarning, 2)
+        return self.trials
 
     def step_options(self) -> dict[str, Any]:
         """The keyword arguments the step rule is built with (``adam_*`` merged for Adam)."""
@@ -238,6 +210,9 @@ class TrainConfig:
             content than described.
         """
         data = dict(data)
+        for old, new in _ALIASES.items():  # files written before the rename
+            if old in data:
+                data[new] = data.pop(old)
         model = AttentionConfig(**data.pop("model"))
         data["adam_betas"] = tuple(data.get("adam_betas", (0.9, 0.999)))
         described = data.get("init")
@@ -260,6 +235,58 @@ class TrainConfig:
                 )
             data["init"] = array
         return cls(model=model, **data)
+
+
+_ALIASES = {"num_steps": "steps", "num_trials": "trials"}
+_ALIAS_WARNING = "TrainConfig.{0} is deprecated and will be removed in the next release; use {1}"
+
+
+def _accept_aliases(init: Callable[..., None]) -> Callable[..., None]:
+    """``TrainConfig(num_steps=..., num_trials=...)``: the deprecated names, with a warning
+    (an error message then names the parameter as it was given)."""
+
+    @functools.wraps(init)
+    def __init__(self: TrainConfig, *args: Any, **kwargs: Any) -> None:
+        used = {}
+        for old, new in _ALIASES.items():
+            if old in kwargs:
+                warnings.warn(_ALIAS_WARNING.format(old, new), DeprecationWarning, 2)
+                kwargs[new] = kwargs.pop(old)
+                used[new] = old
+        try:
+            init(self, *args, **kwargs)
+        except InvalidParameterError as exc:
+            text = str(exc)
+            for new, old in used.items():
+                text = text.replace(f": {new} must be", f": {old} must be")
+            if text == str(exc):
+                raise
+            raise InvalidParameterError(text) from None
+
+    return __init__
+
+
+TrainConfig.__init__ = _accept_aliases(TrainConfig.__init__)  # type: ignore[method-assign]
+
+_NON_NEGATIVE_INT = Interval(numbers.Integral, 0, None)
+TRAIN_CONFIG_PARAMS = register(
+    "TrainConfig",
+    {
+        "model": [InstanceOf(AttentionConfig)],
+        "optimizer": [Options(OPTIMIZERS)],
+        "learning_rate": [Interval(numbers.Real, 0, None, closed="neither")],
+        "steps": [_NON_NEGATIVE_INT],
+        "log_every": [_NON_NEGATIVE_INT],
+        "init": [Options(INITS), ArrayLike()],
+        "seed": [_NON_NEGATIVE_INT],
+        "trials": [Interval(numbers.Integral, 1, None)],
+        "checkpoint_every": [_NON_NEGATIVE_INT],
+        "device": [InstanceOf(str, torch.device, name="a string such as 'cpu'"), None],
+        "num_threads": [Interval(numbers.Integral, 1, None), None],
+        "optimizer_options": [InstanceOf(Mapping, name="a dict of option name to value")],
+    },
+)
+"""What each :class:`TrainConfig` field may be (checked by ``__post_init__``)."""
 
 
 def run_finite_trajectory(
@@ -607,6 +634,8 @@ def _fingerprint(
     """
     digest = hashlib.sha256()
     options = {k: v for k, v in config.to_dict().items() if k not in _RESULT_NEUTRAL}
+    for old, new in _ALIASES.items():  # hashed under the names of earlier releases
+        options[old] = options.pop(new)
     if not options.get("optimizer_options"):
         options.pop("optimizer_options", None)
     digest.update(json.dumps(options, sort_keys=True).encode())
@@ -705,7 +734,7 @@ def train(
     Parameters
     ----------
     data : Dataset or list of Dataset
-        One trial per dataset (times ``config.num_trials`` initialisations each). All datasets
+        One trial per dataset (times ``config.trials`` initialisations each). All datasets
         must share vocab_size and embedding_dim; n and T may differ.
     config : TrainConfig, optional
     theory : Theory, list of Theory, True or None
@@ -750,18 +779,18 @@ def train(
     >>> import numpy as np
     >>> from attnmech import Dataset
     >>> ds = Dataset([[0, 1], [0, 1], [0, 1]], [0, 0, 1], np.eye(2))
-    >>> run = train(ds, TrainConfig(optimizer="gd", learning_rate=1.0, num_steps=300, init="zero"))
+    >>> run = train(ds, TrainConfig(optimizer="gd", learning_rate=1.0, steps=300, init="zero"))
     >>> round(float(run.W[0, 1] - run.W[1, 1]), 6)
     0.693147
     """
     config = config if config is not None else TrainConfig()
     datasets = datasets_list(data, "train")
-    work = sum(ds.n_samples * ds.max_length for ds in datasets) * config.num_trials
+    work = sum(ds.n_samples * ds.max_length for ds in datasets) * config.trials
     with torch_threads(config.num_threads, work):
         return _train(
             datasets,
             config,
-            squeeze=isinstance(data, Dataset) and config.num_trials == 1,
+            squeeze=isinstance(data, Dataset) and config.trials == 1,
             theory=theory,
             callback=callback,
             checkpoint_path=checkpoint_path,
@@ -788,10 +817,10 @@ def _train(
     finite_path: bool = True,
 ) -> TrainResult:
     started = time.perf_counter()
-    trial_datasets = [ds for ds in datasets for _ in range(config.num_trials)]
+    trial_datasets = [ds for ds in datasets for _ in range(config.trials)]
     theories = _resolve_theories(theory, datasets, config, svm_norm)
     trial_theories = (
-        None if theories is None else [t for t in theories for _ in range(config.num_trials)]
+        None if theories is None else [t for t in theories for _ in range(config.trials)]
     )
 
     model_config = config.model
@@ -802,7 +831,7 @@ def _train(
     B, d = inputs.num_trials, inputs.embedding_dim
     params0 = _initial_params(config, B, d)
     step_rule = config.step_rule()
-    logged_steps = log_steps(config.num_steps, config.log_every)
+    logged_steps = log_steps(config.steps, config.log_every)
 
     recorder = None
     fin_by_step: dict[int, np.ndarray] = {}
@@ -822,7 +851,7 @@ def _train(
     if resume and path is not None and path.exists():
         _remove_stale_temporaries(path)
         saved = _load_checkpoint(path, fingerprint, params0.shape)
-        _check_resumable(path, saved, step_rule.init(params), config.num_steps)
+        _check_resumable(path, saved, step_rule.init(params), config.steps)
         start_step = saved["step"]
         params = torch.as_tensor(saved["params"], dtype=params.dtype, device=params.device)
         state = {
@@ -866,7 +895,7 @@ def _train(
             recorder.use_pair_entries(W_start)  # metrics from the pair entries too
 
     log_set = set(logged_steps.tolist())
-    bar = _progress_bar(config.num_steps, start_step, progress)
+    bar = _progress_bar(config.steps, start_step, progress)
     last_bar = start_step
     stopped_at: int | None = None
 
@@ -924,19 +953,19 @@ def _train(
             step_objective,
             params,
             step_rule,
-            config.num_steps,
+            config.steps,
             start_step=start_step,
             state=state,
             observer=observer,
         )
         if stopped_at is None:  # log the final parameters
             loss, grad = step_objective(params)
-            record(config.num_steps, params, loss, grad)
+            record(config.steps, params, loss, grad)
     finally:
         if bar is not None:
-            bar.update(max((stopped_at or config.num_steps) - last_bar, 0))
+            bar.update(max((stopped_at or config.steps) - last_bar, 0))
             bar.close()
-    final_step = config.num_steps if stopped_at is None else stopped_at
+    final_step = config.steps if stopped_at is None else stopped_at
 
     W = to_W(params).detach().cpu().numpy().astype(np.float64)
     if step_objective is objective:

@@ -498,7 +498,7 @@ def bias_table(
                 ),
                 optimizer=row.optimizer,
                 learning_rate=row.learning_rate,
-                num_steps=num_steps,
+                steps=num_steps,
                 log_every=max(1, num_steps // max(1, log_points)),
                 optimizer_options=options,
                 num_threads=1,

@@ -94,7 +94,7 @@ def run_setting(
         "model": model,
         "optimizer": setting.optimizer,
         "learning_rate": setting.learning_rate,
-        "num_steps": num_steps,
+        "steps": num_steps,
         "log_every": setting.log_every,
         "init": setting.init,
         "seed": setting.init_seed,

@@ -15,6 +15,7 @@ False
 
 from __future__ import annotations
 
+import abc
 import math
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -82,8 +83,8 @@ class Sample:
         return cls(finite, float(finite.mean()), float(finite.std()))
 
 
-class VerdictRule:
-    """How one paper value is compared with ours (subclass it to add a rule).
+class VerdictRule(abc.ABC):
+    """How one paper value is compared with ours (abstract: subclass it to add a rule).
 
     A rule sees the paper's central value and our :class:`Sample`; it returns the difference
     (``ours - paper`` or a ratio), the verdict, a sentence for the report and its parameters for
@@ -97,11 +98,13 @@ class VerdictRule:
         """``ours - paper`` (override for ratios)."""
         return mean - paper
 
-    def agrees(self, paper: float, ours: Sample) -> bool:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abc.abstractmethod
+    def agrees(self, paper: float, ours: Sample) -> bool:
+        """Whether our sample agrees with the paper's central value under this rule."""
 
-    def describe(self) -> str:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abc.abstractmethod
+    def describe(self) -> str:
+        """The rule in words, for the report (e.g. ``"within 2 std"``)."""
 
     def format_difference(self, paper: float, difference: float) -> str:
         """The difference as the table shows it."""

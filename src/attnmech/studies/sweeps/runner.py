@@ -181,7 +181,7 @@ def _train_rows(
         model=model,
         optimizer=params["optimizer"],
         learning_rate=params["lr"],
-        num_steps=params["steps"],
+        steps=params["steps"],
         log_every=spec.log_every,
         init=init,
         num_threads=1,

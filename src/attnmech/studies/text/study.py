@@ -352,7 +352,7 @@ def _train_layer(
         optimizer=optimizer,
         optimizer_options=options,
         learning_rate=config.learning_rate,
-        num_steps=config.steps,
+        steps=config.steps,
         log_every=log_every,
         seed=config.seed,
         init=config.init,
