@@ -108,7 +108,7 @@ def test_demo_writes_figures_summary_and_report(small_demo):
         assert (out / f"{figure}.pdf").read_bytes()[:5] == b"%PDF-"
 
     summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
-    assert summary["setting"]["trials"] == 3 and summary["config"]["num_steps"] == 120
+    assert summary["setting"]["trials"] == 3 and summary["config"]["steps"] == 120
     assert [row["metric"] for row in summary["table"]] == [row.key for row in small_demo.rows]
     assert summary["table"][0]["mean"] == pytest.approx(small_demo.rows[0].mean)
     assert summary["verification"]["num_trials"] == 3

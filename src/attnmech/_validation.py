@@ -50,6 +50,10 @@ __all__ = [
     "InstanceOf",
     "NoneConstraint",
     "check_params",
+    "POSITIVE_INT",
+    "NON_NEGATIVE_INT",
+    "POSITIVE_REAL",
+    "register",
     "validate_params",
     "make_constraint",
     "TABLES",
@@ -265,6 +269,14 @@ class InstanceOf(Constraint):
 
     def invalid_values(self) -> list[Any]:
         return [object()]
+
+
+POSITIVE_INT = Interval(numbers.Integral, 1, None)
+"""An integer >= 1 (``"a positive integer"``)."""
+NON_NEGATIVE_INT = Interval(numbers.Integral, 0, None)
+"""An integer >= 0 (``"a non-negative integer"``)."""
+POSITIVE_REAL = Interval(numbers.Real, 0, None, closed="neither")
+"""A finite number > 0 (``"a positive number"``)."""
 
 
 def make_constraint(spec: Any) -> Constraint:

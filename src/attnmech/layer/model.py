@@ -53,6 +53,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .._validation import POSITIVE_INT, check_params
 from .._choices import DTYPE_NAMES, HEAD_NAMES, LOSS_NAMES, PARAMETERIZATION_NAMES
 from ..data.dataset import Dataset, OneHotEmbeddings
 from ..errors import InvalidDatasetError, InvalidParameterError
@@ -828,14 +829,7 @@ class AttentionConfig:
             raise InvalidParameterError(
                 f"dtype must be one of {', '.join(_DTYPES)}, got {self.dtype!r}"
             )
-        if self.rank is not None and (
-            isinstance(self.rank, bool)
-            or not isinstance(self.rank, numbers.Integral)
-            or int(self.rank) < 1
-        ):
-            raise InvalidParameterError(
-                f"rank must be a positive integer or None, got {self.rank!r}"
-            )
+        check_params({"rank": self.rank}, {"rank": [POSITIVE_INT, None]}, where="AttentionConfig")
         if not isinstance(self.device, (str, torch.device)):
             raise InvalidParameterError(
                 f"device must be a string such as 'cpu' or 'cuda', got {self.device!r}"

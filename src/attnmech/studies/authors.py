@@ -37,6 +37,7 @@ import numpy as np
 from ._notebook_records import _COMMIT, _GLOBAL_NB, _LOCAL_NB, NOTEBOOK_RECORDS, NotebookRecord
 from .._results import readonly
 from ..data.dataset import Dataset
+from .._validation import POSITIVE_INT, POSITIVE_REAL, check_params, register
 from ..errors import InvalidParameterError
 
 __all__ = [
@@ -259,9 +260,7 @@ def draw_authors_dataset(
     """
     import torch
 
-    for name, value in (("n", n), ("T", T), ("K", K), ("d", d)):
-        if not isinstance(value, (int, np.integer)) or value < 1:
-            raise InvalidParameterError(f"{name} must be a positive integer, got {value!r}")
+    check_params({"n": n, "T": T, "K": K, "d": d}, DRAW_PARAMS, where="draw_authors_dataset")
     if graph not in ("cyclic", "acyclic"):
         raise InvalidParameterError(
             f"graph={graph!r}: the authors' generator redraws until the graphs are 'cyclic' or "
@@ -348,10 +347,14 @@ def _setting(name: str) -> AuthorsSetting:
     return SETTINGS[name]
 
 
-def _check_trials(trials: Any) -> int:
-    if not isinstance(trials, (int, np.integer)) or isinstance(trials, bool) or trials < 1:
-        raise InvalidParameterError(f"trials must be a positive integer, got {trials!r}")
-    return int(trials)
+DRAW_PARAMS = register(
+    "draw_authors_dataset",
+    {"n": [POSITIVE_INT], "T": [POSITIVE_INT], "K": [POSITIVE_INT], "d": [POSITIVE_INT]},
+)
+TRIALS_PARAMS = register("authors_trials", {"trials": [POSITIVE_INT]})
+TRAIN_AUTHORS_PARAMS = register(
+    "train_authors", {"num_steps": [POSITIVE_INT], "learning_rate": [POSITIVE_REAL]}
+)
 
 
 def authors_trials(name: str, trials: int = 10, *, seed: int | None = None) -> AuthorsTrials:
@@ -383,7 +386,8 @@ def authors_trials(name: str, trials: int = 10, *, seed: int | None = None) -> A
     ((2, 8, 8), [1, 2])
     """
     setting = _setting(name)
-    trials = _check_trials(trials)
+    check_params({"trials": trials}, TRIALS_PARAMS, where="authors_trials")
+    trials = int(trials)
     gen = authors_generator(setting.seed if seed is None else seed)
     datasets, inits, attempts = [], [], []
     for _ in range(trials):
@@ -617,12 +621,11 @@ def train_authors(
     """
     import torch
 
-    if not (isinstance(num_steps, (int, np.integer)) and num_steps >= 1):
-        raise InvalidParameterError(f"num_steps must be a positive integer, got {num_steps!r}")
-    if not (math.isfinite(learning_rate) and learning_rate > 0):
-        raise InvalidParameterError(
-            f"learning_rate must be a positive number, got {learning_rate!r}"
-        )
+    check_params(
+        {"num_steps": num_steps, "learning_rate": learning_rate},
+        TRAIN_AUTHORS_PARAMS,
+        where="train_authors",
+    )
     if log_form not in LOG_FORMS:
         raise InvalidParameterError(
             f"log_form must be one of {', '.join(LOG_FORMS)}, got {log_form!r}"
@@ -915,7 +918,9 @@ def compare_with_notebook(
             f"no notebook values for setting {name!r}; available: "
             f"{', '.join(sorted(NOTEBOOK_RECORDS))}"
         )
-    trials = record.num_trials if trials is None else _check_trials(trials)
+    if trials is not None:
+        check_params({"trials": trials}, TRIALS_PARAMS, where="compare_with_notebook")
+    trials = record.num_trials if trials is None else int(trials)
     if trials > record.num_trials:
         raise InvalidParameterError(
             f"the notebook printed {record.num_trials} trials of {name!r}; ask for at most "

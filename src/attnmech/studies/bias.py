@@ -38,6 +38,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import numbers
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -48,6 +49,7 @@ from typing import Any
 import numpy as np
 
 from .._io import atomic_write_text
+from .._validation import POSITIVE_INT, Interval, check_params, register
 from ..data.dataset import Dataset
 from ..errors import InvalidParameterError
 from ..theory.finite import project
@@ -68,6 +70,11 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+BIAS_TABLE_PARAMS = register(
+    "bias_table",
+    {"trials": [POSITIVE_INT], "steps": [Interval(numbers.Integral, 10, None), None]},
+)
 
 BIAS_NORMS: tuple[str, ...] = ("fro", "nuclear", "spectral", "l1", "linf", "lp:3")
 """The Graph-SVM norms every optimiser is compared with (the table's columns)."""
@@ -455,12 +462,7 @@ def bias_table(
 
     started, cpu_started = time.perf_counter(), time.process_time()
     rows = _resolve_optimizers(optimizers)
-    if isinstance(trials, bool) or not isinstance(trials, int) or trials < 1:
-        raise InvalidParameterError(f"trials must be a positive integer, got {trials!r}")
-    if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or steps < 10):
-        raise InvalidParameterError(
-            f"steps must be an integer >= 10 (a decade for the rates), got {steps!r}"
-        )
+    check_params({"trials": trials, "steps": steps}, BIAS_TABLE_PARAMS, where="bias_table")
     if isinstance(settings, str):
         settings = [s for s in settings.split(",") if s]
     if not settings:

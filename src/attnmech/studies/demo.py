@@ -45,6 +45,7 @@ from matplotlib.figure import Figure
 
 from .._summary import environment_info
 from ..data.dataset import Dataset
+from .._validation import POSITIVE_INT, check_params
 from ..errors import InvalidParameterError
 from .reproduction import EXPERIMENTS, BandFigure, GraphFigure, History, Setting, Verification
 from .reproduction._deps import TrainResult, VerificationReport
@@ -253,9 +254,11 @@ def run_demo(
     box per SCC), each in every format; ``run.npz`` (the trained weights and histories, read it
     with ``attnmech.load_run``); ``summary.json``; ``REPORT.md``.
     """
-    for name, value in (("trials", trials), ("steps", steps)):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-            raise InvalidParameterError(f"{name} must be a positive integer, got {value!r}")
+    check_params(
+        {"trials": trials, "steps": steps},
+        {"trials": [POSITIVE_INT], "steps": [POSITIVE_INT]},
+        where="run_demo",
+    )
     started = time.perf_counter()
     out = Path(out_dir)
     if out.exists() and not out.is_dir():

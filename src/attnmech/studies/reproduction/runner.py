@@ -11,7 +11,6 @@ setting's kind or head: what to record is the setting's list of metrics.
 from __future__ import annotations
 
 import logging
-import math
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -21,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from ..._validation import POSITIVE_INT, POSITIVE_REAL, check_params, register
 from ...errors import InvalidParameterError
 from ...layer.model import AttentionConfig
 from ...theory.solve import solve
@@ -46,17 +46,9 @@ logger = logging.getLogger(__name__)
 Progress = Callable[[str], Any]
 
 
-def _check_trials(trials: Any) -> int:
-    if isinstance(trials, bool) or not isinstance(trials, (int, np.integer)) or trials < 1:
-        raise InvalidParameterError(f"trials must be a positive integer, got {trials!r}")
-    return int(trials)
-
-
-def _check_scale(steps_scale: Any) -> float:
-    ok = isinstance(steps_scale, (int, float)) and not isinstance(steps_scale, bool)
-    if not (ok and math.isfinite(steps_scale) and steps_scale > 0):
-        raise InvalidParameterError(f"steps_scale must be a positive number, got {steps_scale!r}")
-    return float(steps_scale)
+RUN_PARAMS = register(
+    "run_reproduction", {"trials": [POSITIVE_INT], "steps_scale": [POSITIVE_REAL]}
+)
 
 
 def run_setting(
@@ -86,8 +78,8 @@ def run_setting(
         ``datasets``, ``theories``, ``run`` (the TrainResult), ``timings`` and whatever the
         setting's metrics add (``local_theories``, ``verification``).
     """
-    trials = _check_trials(trials)
-    num_steps = setting.scaled_steps(_check_scale(steps_scale))
+    check_params({"trials": trials, "steps_scale": steps_scale}, RUN_PARAMS, where="run_setting")
+    trials, num_steps = int(trials), setting.scaled_steps(float(steps_scale))
     started = time.perf_counter()
     model = AttentionConfig(head=setting.head, loss=setting.loss, dtype="float64")
     train_options = {
@@ -256,8 +248,10 @@ def run_reproduction(
     InvalidParameterError
         If ``trials`` or ``steps_scale`` is not positive.
     """
-    trials = _check_trials(trials)
-    steps_scale = _check_scale(steps_scale)
+    check_params(
+        {"trials": trials, "steps_scale": steps_scale}, RUN_PARAMS, where="run_reproduction"
+    )
+    trials, steps_scale = int(trials), float(steps_scale)
     settings, skipped = _with_source(select(only), data, only is not None, authors_eps)
     started = time.perf_counter()
     out = Path(out_dir)

@@ -22,6 +22,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from ..._validation import POSITIVE_INT, check_params
 from ...errors import InvalidParameterError
 
 __all__ = [
@@ -154,11 +155,8 @@ def _finite_number(name: str, value: Any, *, positive: bool = False) -> float:
 
 
 def _paper_trials(name: str, value: Any) -> int | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise InvalidParameterError(f"{name} must be a positive int or None, got {value!r}")
-    return int(value)
+    check_params({name: value}, {name: [POSITIVE_INT, None]}, where="paper value")
+    return None if value is None else int(value)
 
 
 @dataclass(frozen=True, slots=True)

@@ -36,6 +36,7 @@ from typing import Any
 
 import numpy as np
 
+from ..._validation import POSITIVE_INT, check_params
 from ...errors import AttnmechError, InfeasibleProblemError, InvalidParameterError
 from .grid import (
     Cell,
@@ -442,8 +443,7 @@ def run_sweep(
         raise InvalidParameterError("address is for the ray backend; add backend='ray'")
     cpu = os.cpu_count() or 1
     workers = cpu if workers is None else workers
-    if isinstance(workers, bool) or int(workers) < 1:
-        raise InvalidParameterError(f"workers must be a positive integer, got {workers!r}")
+    check_params({"workers": workers}, {"workers": [POSITIVE_INT]}, where="run_sweep")
     started = time.perf_counter()
     cells = expand_cells(spec)
     tasks = plan_tasks(spec, cells)
