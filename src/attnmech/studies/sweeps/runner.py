@@ -288,7 +288,7 @@ def run_task(
             else:
                 # an inaccurate solve (nearly dependent embeddings) settles nothing: NaN
                 row["feasible"] = 1 if getattr(theory.svm, "success", True) else math.nan
-                row["svm_norm"] = float(np.linalg.norm(theory.W_svm))
+                row["w_svm_fro_norm"] = float(np.linalg.norm(theory.W_svm))
                 theories[u] = theory
         if "cyclic" in metrics:
             graphs = theory.graphs if theory is not None else build_priority_graphs(ds)
