@@ -441,7 +441,7 @@ class TrainResult:
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write the run to a ``.npz`` file (atomically); read it back with :func:`load_run`."""
         path = Path(path)
-        arrays = {"W": self.W, "params": self.params}
+        arrays: dict[str, Any] = {"W": self.W, "params": self.params}
         arrays.update({f"history/{k}": v for k, v in self.history.items()})
         arrays["__meta__"] = {
             "config": self.config.to_dict(),

@@ -264,7 +264,11 @@ def theory_problems(theory: Theory) -> list[str]:
     dataset, graphs, svm, fin = theory.dataset, theory.graphs, theory.svm, theory.finite
     problems: list[str] = []
     token_space = not isinstance(svm, GraphSVMResult)
-    values = [svm.scores.value, fin.scores.value] if token_space else [svm.W_svm, fin.W_fin]
+    values = (
+        [svm.scores.value, fin.scores.value]  # type: ignore[union-attr]
+        if token_space
+        else [svm.W_svm, fin.W_fin]
+    )
     d = dataset.embedding_dim
     if not token_space and any(np.shape(v) != (d, d) for v in values):
         return [f"W_svm and W_fin must have shape ({d}, {d}) for this dataset"]
