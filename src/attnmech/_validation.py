@@ -36,8 +36,6 @@ import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
-import numpy as np
-
 from .errors import InvalidParameterError
 
 __all__ = [
@@ -94,16 +92,16 @@ class NoneConstraint(Constraint):
         return "None"
 
 
+# numpy's scalar types register with the numbers ABCs (np.int64 is Integral, np.float32 Real;
+# np.bool_ is neither), so no numpy import is needed here: ``attnmech --help`` stays light
 def _is_integer(value: Any) -> bool:
-    return isinstance(value, (numbers.Integral, np.integer)) and not isinstance(
-        value, (bool, np.bool_)
-    )
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
 def _is_real(value: Any) -> bool:
     return (
-        isinstance(value, (numbers.Real, np.floating, np.integer))
-        and not isinstance(value, (bool, np.bool_))
+        isinstance(value, numbers.Real)
+        and not isinstance(value, bool)
         and math.isfinite(float(value))
     )
 
@@ -225,6 +223,8 @@ class ArrayLike(Constraint):
     def is_satisfied_by(self, value: Any) -> bool:
         if isinstance(value, (str, bytes, Mapping)) or value is None:
             return False
+        import numpy as np
+
         try:
             return np.asarray(value).dtype.kind in "biuf"
         except Exception:  # noqa: BLE001 - anything numpy cannot read is not array-like
