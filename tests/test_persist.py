@@ -306,3 +306,17 @@ def test_cli_refuses_a_tampered_theory_and_another_datasets_run(tmp_path, ds):
     other = make_dataset(6, 4, 6, 8, graph="cyclic", seed=5).save(tmp_path / "other.npz")
     line = _error_line(runner.invoke(app, ["verify", str(other), str(run)]))
     assert "this run was trained on another dataset" in line
+
+
+def test_a_checkpoint_of_the_previous_release_resumes_bit_for_bit(tmp_path):
+    """The run fingerprint is hashed under the option names of earlier releases, so their
+    checkpoints (no meta, no checksum) still resume, to the numbers of an uninterrupted run."""
+    import shutil
+
+    ds = make_dataset(6, 4, 6, 8, graph="cyclic", seed=0)
+    ckpt = tmp_path / "checkpoint.npz"
+    shutil.copy(OLD / "checkpoint.npz", ckpt)
+    assert _persist.read(ckpt, "checkpoint").legacy
+    config = TrainConfig(steps=20, log_every=5, checkpoint_every=10, seed=3)
+    resumed = train(ds, config, checkpoint_path=ckpt, resume=True)
+    np.testing.assert_array_equal(resumed.W, np.load(OLD / "checkpoint_full_W.npy"))
