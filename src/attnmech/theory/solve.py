@@ -259,7 +259,7 @@ def theory_problems(theory: Theory) -> list[str]:
     scale, widened to the stored violation for a solution kept with ``allow_inaccurate``.
     """
     from .graphs import scc_chains
-    from .svm import svm_constraints
+    from .graphsvm.constraints import svm_constraints
 
     dataset, graphs, svm, fin = theory.dataset, theory.graphs, theory.svm, theory.finite
     problems: list[str] = []
