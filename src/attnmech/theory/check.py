@@ -8,7 +8,7 @@ does not hold, :func:`check_theory` refuses it.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
@@ -16,9 +16,6 @@ from ..data.dataset import Dataset
 from ..errors import FileFormatError
 from .finite import FiniteResult
 from .graphsvm import GraphSVMResult
-
-if TYPE_CHECKING:
-    from .solve import Theory
 
 __all__ = ["RECHECK_TOL", "theory_problems", "check_theory"]
 
@@ -36,8 +33,9 @@ def _score_function(svm_or_finite: Any, dataset: Dataset) -> Any:
     return lambda tokens, queries: np.einsum("nd,nd->n", E[tokens] @ W, E[queries])
 
 
-def theory_problems(theory: Theory) -> list[str]:
-    """What does not hold in ``theory`` for its own dataset (empty when it all holds).
+def theory_problems(theory: Any) -> list[str]:
+    """What does not hold in ``theory`` (a :class:`attnmech.Theory`) for its own dataset (empty
+    when it all holds).
 
     Computed from the dataset alone (graphs and reduced dataset rebuilt), never from the
     solver's reports: every score finite; ``W_svm``: margin ``>= 1`` on every strict TPG edge,
@@ -54,7 +52,7 @@ def theory_problems(theory: Theory) -> list[str]:
     problems: list[str] = []
     token_space = not isinstance(svm, GraphSVMResult)
     values = (
-        [svm.scores.value, fin.scores.value]  # type: ignore[union-attr]
+        [svm.scores.value, fin.scores.value]
         if token_space
         else [svm.W_svm, fin.W_fin]
     )
@@ -156,7 +154,7 @@ def theory_problems(theory: Theory) -> list[str]:
     return problems
 
 
-def check_theory(theory: Theory, *, source: str | None = None) -> None:
+def check_theory(theory: Any, *, source: str | None = None) -> None:
     """Raise unless ``theory`` holds for its own dataset (see :func:`theory_problems`).
 
     Raises
