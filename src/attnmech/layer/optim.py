@@ -95,6 +95,12 @@ STEP_RULE_PARAMS = register("StepRule", {"learning_rate": [_POSITIVE]})
 ADAM_PARAMS = register("Adam", {"eps": [_POSITIVE]})
 
 
+def _positive_number(name: str, value: Any, owner: str) -> float:
+    """``value`` as a float, checked against the one declared constraint of a positive option."""
+    check_params({name: value}, {name: [_POSITIVE]}, where=owner)
+    return float(value)
+
+
 def _per_trial(values: Tensor, like: Tensor) -> Tensor:
     """Reshape ``values`` (B,) to broadcast against ``like`` (B, ...)."""
     return values.view(-1, *([1] * (like.ndim - 1)))
