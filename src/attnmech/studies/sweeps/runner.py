@@ -36,6 +36,7 @@ from typing import Any
 
 import numpy as np
 
+from ..._validation import POSITIVE_INT, check_params
 from ...errors import AttnmechError, InfeasibleProblemError, InvalidParameterError
 from .grid import (
     Cell,
@@ -181,7 +182,7 @@ def _train_rows(
         model=model,
         optimizer=params["optimizer"],
         learning_rate=params["lr"],
-        num_steps=params["steps"],
+        steps=params["steps"],
         log_every=spec.log_every,
         init=init,
         num_threads=1,
@@ -241,7 +242,7 @@ def run_task(
     gets its error message in the ``error`` column and no metrics; an infeasible Graph-SVM gives
     ``feasible = 0`` and NaN for the metrics that need it (the loss and norms are still trained).
     """
-    from ...data.dataset import make_dataset
+    from ...data.generators import make_dataset
     from ...theory.graphs import build_priority_graphs
 
     device = device or spec.device
@@ -288,7 +289,7 @@ def run_task(
             else:
                 # an inaccurate solve (nearly dependent embeddings) settles nothing: NaN
                 row["feasible"] = 1 if getattr(theory.svm, "success", True) else math.nan
-                row["svm_norm"] = float(np.linalg.norm(theory.W_svm))
+                row["w_svm_fro_norm"] = float(np.linalg.norm(theory.W_svm))
                 theories[u] = theory
         if "cyclic" in metrics:
             graphs = theory.graphs if theory is not None else build_priority_graphs(ds)
@@ -443,8 +444,7 @@ def run_sweep(
         raise InvalidParameterError("address is for the ray backend; add backend='ray'")
     cpu = os.cpu_count() or 1
     workers = cpu if workers is None else workers
-    if isinstance(workers, bool) or int(workers) < 1:
-        raise InvalidParameterError(f"workers must be a positive integer, got {workers!r}")
+    check_params({"workers": workers}, {"workers": [POSITIVE_INT]}, where="run_sweep")
     started = time.perf_counter()
     cells = expand_cells(spec)
     tasks = plan_tasks(spec, cells)

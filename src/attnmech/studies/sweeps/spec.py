@@ -101,9 +101,12 @@ DATA_METRICS: dict[str, str] = {
     "cyclic": "1 if some token-priority graph has an SCC of size > 1, else 0",
     "feasible": "1 if the Graph-SVM is solved, 0 if infeasible, NaN if the solve is inaccurate",
     "solve_time_s": "wall time of attnmech.solve on the dataset (s)",
-    "svm_norm": "||W_svm||_F",
+    "w_svm_fro_norm": "||W_svm||_F",
 }
 """Metrics of the dataset and its theory (no training needed)."""
+
+RENAMED_METRICS: dict[str, str] = {"svm_norm": "w_svm_fro_norm"}
+"""Old metric and column names -> new ones (specs and result files of earlier releases)."""
 
 DERIVED_METRICS: dict[str, str] = {
     "steps_to_corr": "first logged step at which corr_svm >= corr_threshold (NaN: never)",
@@ -312,6 +315,8 @@ class _Checker:
             raise self.fail(key, "must be a non-empty list of metric names")
         out = []
         for i, name in enumerate(value):
+            if name in RENAMED_METRICS:  # the name before the rename, still accepted
+                name = RENAMED_METRICS[name]
             if name not in known:
                 raise self.fail(
                     f"{key}[{i}]",
