@@ -210,6 +210,15 @@ def test_resume_reuses_saved_runs(reduced_table, tmp_path):
     (tmp_path / "runs" / "acyclic-4-6-8-8__gd.npz").write_bytes(b"not a zip")
     with pytest.raises(CheckpointError, match="delete it"):
         bias_table(tmp_path, optimizers=rows, resume=True, **kwargs)
+    # a run file edited in place (a valid .npz whose numbers changed) is refused by its checksum
+    shutil.copy(out / "runs" / "acyclic-4-6-8-8__gd.npz", tmp_path / "runs")
+    edited = tmp_path / "runs" / "acyclic-4-6-8-8__sign.npz"
+    with np.load(edited, allow_pickle=False) as archive:
+        arrays = {name: archive[name] for name in archive.files}
+    arrays["one_minus_cos"] = arrays["one_minus_cos"] * 0.5
+    np.savez(edited, **arrays)
+    with pytest.raises(CheckpointError, match="checksum"):
+        bias_table(tmp_path, optimizers=rows, resume=True, **kwargs)
 
 
 def test_bias_table_bad_input(tmp_path):

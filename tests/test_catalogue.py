@@ -251,18 +251,18 @@ def _cases() -> list[Case]:
             InvalidParameterError,
             lambda t: Dataset([[0, 1]], [2], E4, on_unrealizable="repair", seed="x"),
         ),
-        Case("n_samples='3'", InvalidDatasetError, lambda t: make_dataset("3", 2, 3, 3)),
-        Case("n_samples=1e11 float", InvalidDatasetError, lambda t: make_dataset(1e11, 2, 3, 3)),
-        Case("seq_len=0", InvalidDatasetError, lambda t: make_dataset(3, 0, 3, 3)),
-        Case("vocab_size=True", InvalidDatasetError, lambda t: make_dataset(3, 2, True, 3)),
-        Case("graph=3", InvalidDatasetError, lambda t: make_dataset(3, 2, 3, 3, graph=3)),
+        Case("n_samples='3'", InvalidParameterError, lambda t: make_dataset("3", 2, 3, 3)),
+        Case("n_samples=1e11 float", InvalidParameterError, lambda t: make_dataset(1e11, 2, 3, 3)),
+        Case("seq_len=0", InvalidParameterError, lambda t: make_dataset(3, 0, 3, 3)),
+        Case("vocab_size=True", InvalidParameterError, lambda t: make_dataset(3, 2, True, 3)),
+        Case("graph=3", InvalidParameterError, lambda t: make_dataset(3, 2, 3, 3, graph=3)),
         Case("embeddings kind 3", InvalidParameterError, lambda t: make_embeddings(3, 3, 3)),
         Case(
             "rho='x'", InvalidParameterError, lambda t: make_embeddings("equicorr", 3, 3, rho="x")
         ),
         Case(
             "on_unrealizable=5",
-            InvalidDatasetError,
+            InvalidParameterError,
             lambda t: Dataset([[0, 1]], [0], E4, on_unrealizable=5),
         ),
         Case("solve('x')", InvalidDatasetError, lambda t: solve("x")),
@@ -307,7 +307,7 @@ def _cases() -> list[Case]:
         ),
         Case(
             "spec random:d=1e11",
-            InvalidDatasetError,
+            InvalidParameterError,
             lambda t: parse_embeddings_spec("random:d=1e11", 4),
         ),
         Case(
@@ -328,7 +328,7 @@ def _cases() -> list[Case]:
         ),
         Case(
             "ortho K > d",
-            InvalidDatasetError,
+            InvalidParameterError,
             lambda t: make_embeddings("ortho", 5, 3),
             lambda t: [
                 "make-dataset",
@@ -727,3 +727,121 @@ def test_stale_temp_file_beside_checkpoint_is_ignored(tmp_path: Path) -> None:
     (tmp_path / ".run.ckpt.npz.abc123.npz").write_bytes(b"PK\x03\x04 half written")
     again = train(good_dataset(), config, checkpoint_path=ckpt, resume=True)
     np.testing.assert_array_equal(np.asarray(first.W), np.asarray(again.W))
+
+
+# ------------------------------------------------------------------ declared parameter tables
+# Every table declared with attnmech._validation.register gets one call per invalid value of each
+# of its constraints (a value that breaks every constraint of its parameter): the call must raise
+# InvalidParameterError, in the one message form, naming the parameter.
+import attnmech.data.generators  # noqa: E402  (modules that declare tables)
+import attnmech.data.text  # noqa: E402,F811
+import attnmech.layer.optim  # noqa: E402
+import attnmech.layer.training  # noqa: E402
+import attnmech.studies.authors  # noqa: E402
+import attnmech.studies.bias  # noqa: E402
+import attnmech.studies.reproduction.runner  # noqa: E402
+from attnmech import _validation  # noqa: E402
+
+_TEXT = "the cat sat on the mat and the dog sat on the log " * 4
+
+
+def _table_callers(tmp: Path) -> dict[str, Callable[..., Any]]:
+    """For each table: a call of the real API with valid values, one of them replaced."""
+    from attnmech.data.dataset import OneHotEmbeddings
+    from attnmech.layer.optim import make_step_rule
+    from attnmech.layer.training import TrainConfig
+    from attnmech.studies.authors import authors_trials, draw_authors_dataset, train_authors
+    from attnmech.studies.bias import bias_table
+    from attnmech.studies.reproduction.runner import run_reproduction
+
+    ds = Dataset([[0, 1], [1, 0]], [0, 1], np.eye(2))
+    return {
+        "make_dataset": lambda **kw: make_dataset(
+            **{"n_samples": 4, "seq_len": 3, "vocab_size": 5, "embedding_dim": 6, **kw}
+        ),
+        "make_embeddings": lambda **kw: make_embeddings(
+            **{"kind": "random", "vocab_size": 3, "embedding_dim": 4, **kw}
+        ),
+        "OneHotEmbeddings": lambda **kw: OneHotEmbeddings(**kw),
+        "Dataset": lambda **kw: Dataset(
+            [[0, 1]], [0], "onehot" if "vocab_size" in kw else np.eye(2), **kw
+        ),
+        "text_dataset": lambda **kw: text_dataset(
+            _TEXT, **{"vocab_size": 4, "seq_len": 2, "embedding_dim": 4, **kw}
+        ),
+        "TrainConfig": lambda **kw: TrainConfig(**kw),
+        "StepRule": lambda **kw: make_step_rule("gd", kw["learning_rate"], {}),
+        "Adam": lambda **kw: make_step_rule("adam", 0.1, kw),
+        "run_reproduction": lambda **kw: run_reproduction(tmp / "repro", **kw),
+        "run_setting": None,  # the same table as run_reproduction
+        "draw_authors_dataset": lambda **kw: draw_authors_dataset(
+            None, **{"n": 2, "T": 2, "K": 2, "d": 2, **kw}
+        ),
+        "authors_trials": lambda **kw: authors_trials("cyclic-6-4-6-8", **kw),
+        "train_authors": lambda **kw: train_authors([ds], np.zeros((1, 2, 2)), **kw),
+        "bias_table": lambda **kw: bias_table(tmp / "bias", **kw),
+    }
+
+
+def _generated_cases() -> list[tuple[str, str, Any]]:
+    cases = []
+    for where, table in sorted(_validation.TABLES.items()):
+        for param, specs in table.items():
+            constraints = [_validation.make_constraint(s) for s in specs]
+            for constraint in constraints:
+                for value in constraint.invalid_values():
+                    if not any(c.is_satisfied_by(value) for c in constraints):
+                        cases.append((where, param, value))
+    return cases
+
+
+GENERATED = _generated_cases()
+
+
+def _shown(value: Any) -> str:
+    """A test id that is the same in every process (no memory addresses, for pytest-xdist)."""
+    text = repr(value)
+    return type(value).__name__ if " at 0x" in text else text
+
+
+def test_every_declared_table_is_exercised(tmp_path: Path) -> None:
+    callers = _table_callers(tmp_path)
+    assert set(_validation.TABLES) <= set(callers), set(_validation.TABLES) - set(callers)
+    tables_hit = {where for where, _, _ in GENERATED}
+    assert tables_hit == set(_validation.TABLES)
+    assert len(GENERATED) >= 100
+
+
+@pytest.mark.parametrize(
+    ("where", "param", "value"),
+    [pytest.param(w, p, v, id=f"{w}.{p}={_shown(v)}"[:80]) for w, p, v in GENERATED],
+)
+def test_declared_constraint_is_enforced(where: str, param: str, value: Any, tmp_path: Path) -> None:
+    call = _table_callers(tmp_path)[where]
+    if call is None:
+        pytest.skip(f"{where} shares its table with another entry")
+    with pytest.raises(InvalidParameterError) as info:
+        call(**{param: value})
+    message = str(info.value)
+    assert f"{param} must be " in message and ", got " in message, message
+    assert isinstance(info.value, AttnmechError) and not isinstance(
+        info.value, InvalidDatasetError
+    )
+
+
+def test_one_class_for_one_mistake(tmp_path: Path) -> None:
+    """A zero count is a parameter mistake wherever it is made."""
+    from attnmech.studies.reproduction.runner import run_reproduction
+
+    errors = []
+    for call in (
+        lambda: make_dataset(0, 3, 5, 6),
+        lambda: run_reproduction(tmp_path, trials=0),
+        lambda: text_dataset(_TEXT, vocab_size=4, seq_len=0, embedding_dim=4),
+        lambda: text_dataset(_TEXT, vocab_size=4, seq_len=2, embedding_dim=4, stride=0),
+        lambda: attnmech.TrainConfig(trials=0),
+    ):
+        with pytest.raises(AttnmechError) as info:
+            call()
+        errors.append(type(info.value))
+    assert set(errors) == {InvalidParameterError}

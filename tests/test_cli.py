@@ -410,7 +410,7 @@ def test_train_writes_run_summary_and_table(data_file, tmp_path):
     assert corr_row[4] == "corr(W, W_svm)"
     assert lines[-2:] == [f"wrote {out}", f"wrote {out.with_suffix('.json')}"]
     summary = json.loads(out.with_suffix(".json").read_text())
-    assert summary["config"]["num_steps"] == 60 and summary["config"]["num_trials"] == 2
+    assert summary["config"]["steps"] == 60 and summary["config"]["trials"] == 2
     assert summary["versions"]["attnmech"] == attnmech.__version__
     assert summary["final"]["corr_svm"]["values"] == pytest.approx(run.history["corr_svm"][-1])
     assert summary["data"] == {
@@ -826,7 +826,7 @@ def test_demo_writes_every_file(tmp_path):
     assert lines[-2] == f"report: {out / 'REPORT.md'}"
     assert re.fullmatch(r"wall time: \d+\.\d\d s", lines[-1])
     summary = json.loads((out / "results.json").read_text())
-    assert summary["setting"]["trials"] == 2 and summary["train_config"]["num_steps"] == 40
+    assert summary["setting"]["trials"] == 2 and summary["train_config"]["steps"] == 40
     assert summary["study"] == "demo" and summary["config"]["steps"] == 40
 
 

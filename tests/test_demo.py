@@ -109,7 +109,7 @@ def test_demo_writes_figures_summary_and_report(small_demo):
 
     summary = json.loads((out / "results.json").read_text(encoding="utf-8"))
     assert summary["study"] == "demo" and summary["config"]["steps"] == 120
-    assert summary["setting"]["trials"] == 3 and summary["train_config"]["num_steps"] == 120
+    assert summary["setting"]["trials"] == 3 and summary["train_config"]["steps"] == 120
     assert [row["metric"] for row in summary["table"]] == [row.key for row in small_demo.rows]
     assert summary["table"][0]["mean"] == pytest.approx(small_demo.rows[0].mean)
     assert summary["verification"]["num_trials"] == 3

@@ -200,4 +200,4 @@ def test_old_module_paths_resolve_to_the_moved_modules_with_a_warning():
     from attnmech.data import make_dataset  # names of the former data module
 
     assert Theory.__module__ == "attnmech.theory.solve"
-    assert make_dataset.__module__ == "attnmech.data.dataset"
+    assert make_dataset.__module__ == "attnmech.data.generators"

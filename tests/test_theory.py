@@ -9,6 +9,8 @@ import zipfile
 import numpy as np
 import pytest
 
+from attnmech import _persist
+
 from attnmech import (
     AttentionTheory,
     Dataset,
@@ -60,7 +62,7 @@ def test_save_and_load_round_trip(tmp_path, seed, graph):
         )
         assert loaded.summary().split("W_svm")[0] == theory.summary().split("W_svm")[0]
     meta = json.loads(str(np.load(path)["meta"]))
-    assert meta["format"] == "attnmech-theory-v2" and meta["fingerprint"] == ds.fingerprint()
+    assert meta["format"] == "attnmech-theory-v3" and meta["dataset_fingerprint"] == ds.fingerprint()
     assert meta["cyclic"] is (graph == "cyclic")
 
 
@@ -145,9 +147,15 @@ def _damaged_files(tmp_path, good):
     np.savez(tmp_path / "other.npz", a=np.zeros(2))
     arrays = dict(np.load(good))
     np.savez(tmp_path / "old.npz", **{**arrays, "meta": np.array(json.dumps({"cyclic": True}))})
-    np.savez(tmp_path / "partial.npz", **{k: v for k, v in arrays.items() if k != "fin_frame"})
-    corrupt = {**arrays, "dataset_labels": arrays["dataset_labels"][::-1].copy()}
-    np.savez(tmp_path / "tampered.npz", **corrupt)
+    # written with a valid checksum (so that the checks behind it are reached) ...
+    stored = _persist.read(good, "theory")
+    meta = {k: v for k, v in stored.meta.items() if k not in ("format", "checksum")}
+    partial = {k: v for k, v in stored.arrays.items() if k != "fin_frame"}
+    _persist.write(tmp_path / "partial.npz", "theory", partial, meta)
+    corrupt = {**stored.arrays, "dataset_labels": arrays["dataset_labels"][::-1].copy()}
+    _persist.write(tmp_path / "tampered.npz", "theory", corrupt, meta)
+    # ... and edited in place, without one
+    np.savez(tmp_path / "edited.npz", **{**arrays, "W_svm": -arrays["W_svm"]})
     flipped = bytearray(data)
     with zipfile.ZipFile(good) as archive:
         info = archive.getinfo("W_svm.npy")
@@ -165,6 +173,7 @@ def _damaged_files(tmp_path, good):
         "old.npz": "not attnmech-theory-v2",
         "partial.npz": "lacks the members ['fin_frame']",
         "tampered.npz": "is damaged (the stored dataset does not match",
+        "edited.npz": "its content does not match its checksum",
         "flipped.npz": "truncated, corrupt",
         "missing.npz": "does not exist",
     }

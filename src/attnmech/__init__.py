@@ -37,10 +37,10 @@ _install_aliases()
 _EXPORTS: dict[str, str] = {
     # core (numpy / scipy / networkx only)
     "Dataset": "data.dataset",
-    "load_dataset": "data.dataset",
-    "make_dataset": "data.dataset",
-    "make_embeddings": "data.dataset",
-    "repair_labels": "data.dataset",
+    "load_dataset": "data.files",
+    "make_dataset": "data.generators",
+    "make_embeddings": "data.generators",
+    "repair_labels": "data.generators",
     "PriorityGraphs": "theory.graphs",
     "build_priority_graphs": "theory.graphs",
     "solve_graph_svm": "theory.svm",
@@ -170,7 +170,9 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:  # for type checkers and IDEs only; nothing is imported at run time
     from ._results import SolverStats, SolveStatus
     from .theory.automaton import Automaton
-    from .data.dataset import Dataset, load_dataset, make_dataset, make_embeddings, repair_labels
+    from .data.dataset import Dataset
+    from .data.files import load_dataset
+    from .data.generators import make_dataset, make_embeddings, repair_labels
     from .errors import (
         AttnmechError,
         CheckpointError,

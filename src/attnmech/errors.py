@@ -3,6 +3,21 @@
 Every error the library raises on purpose derives from :class:`AttnmechError`, so a caller (and the
 command-line interface) can catch them all in one place. Messages say what was wrong, where, and
 what to do about it.
+
+Which class a mistake raises (one rule):
+
+- :class:`InvalidDatasetError` only for the *content* of a dataset: its sequences, labels and
+  embeddings (a token id out of range, NaN embeddings, a ragged table, an embedding table of the
+  wrong shape, an unrealizable label);
+- :class:`InvalidParameterError` for every *parameter*: a count, size, seed, rate, option, name or
+  path given to a function, a config or a command (``make_dataset(0, ...)``,
+  ``run_reproduction(trials=0)``, ``text_dataset(seq_len=0)``, an unknown ``graph=`` or
+  ``on_unrealizable=``). Parameters are checked against declared tables
+  (:mod:`attnmech._validation`), so the message has one form:
+  ``"<where>: <param> must be <constraint>, got <value>"``;
+- :class:`FileFormatError` (and :class:`CheckpointError`) for a file that cannot be read as what it
+  should be, or whose content does not hold (checksum, fingerprint, a theory that does not solve its
+  dataset); :class:`OutputError` for a file that cannot be written.
 """
 
 from __future__ import annotations

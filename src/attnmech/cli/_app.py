@@ -279,7 +279,7 @@ UnrealizableOption = Annotated[
 
 
 def _load(path: Path, embeddings: str | None, on_unrealizable: Any) -> Dataset:
-    from ..data.dataset import load_dataset
+    from ..data.files import load_dataset
 
     dataset = load_dataset(path, embeddings=embeddings, on_unrealizable=on_unrealizable.value)
     if dataset.dropped.size:
@@ -326,12 +326,12 @@ def _show_progress(no_progress: bool, num_steps: int) -> bool:
 
 def _checkpoint_step(path: Path) -> int | None:
     """The step a checkpoint was written at (for the message only), or None if unreadable."""
-    import numpy as np
+    from .. import _persist
+    from ..errors import FileFormatError
 
     try:
-        with np.load(path, allow_pickle=False) as archive:
-            return int(archive["step"])
-    except Exception:  # empty, truncated, corrupt: train(resume=True) reports what is wrong
+        return int(_persist.read(path, "checkpoint", required=("step",)).arrays["step"])
+    except (FileFormatError, ValueError, TypeError):  # train(resume=True) reports what is wrong
         return None
 
 

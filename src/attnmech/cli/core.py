@@ -129,7 +129,7 @@ def make_dataset_command(
 ) -> None:
     """Draw a dataset as in the paper's experiments (docs/theory.md#the-papers-experiments), or cut
     one from text."""
-    from ..data.dataset import make_dataset
+    from ..data.generators import make_dataset
     from ..data.text import corpus_path, text_dataset
     from ..errors import FileFormatError
 
@@ -568,11 +568,11 @@ def train_command(
             optimizer=optimizer.value,
             optimizer_options=_key_values(optimizer_option or [], "--optimizer-option"),
             learning_rate=learning_rate,
-            num_steps=steps,
+            steps=steps,
             log_every=log_every,
             init=init.value,
             seed=seed,
-            num_trials=trials,
+            trials=trials,
             checkpoint_every=checkpoint_every,
             num_threads=threads,
             schedule=schedule,

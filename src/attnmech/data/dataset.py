@@ -1,6 +1,7 @@
 """Next-token datasets: token sequences, labels and token embeddings (docs/theory.md#data).
 
-A :class:`Dataset` stores ``n_samples`` sequences of token ids (lengths may differ, tokens may
+The container and the validation of its content; generators live in
+:mod:`attnmech.data.generators`, files in :mod:`attnmech.data.files`. A :class:`Dataset` stores ``n_samples`` sequences of token ids (lengths may differ, tokens may
 repeat), one label per sequence and the embedding table ``embeddings`` of shape
 ``(vocab_size, embedding_dim)``. Sequences are kept flat (CSR layout: ``tokens`` and ``offsets``)
 so that everything downstream runs as array operations, with no Python loop over samples.
@@ -13,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import numbers
 import os
 from pathlib import Path
 from typing import Any, Literal
@@ -20,22 +22,15 @@ from typing import Any, Literal
 import numpy as np
 
 from .._choices import EMBEDDING_KINDS, GRAPH_KINDS, UNREALIZABLE_POLICIES
-from .._io import atomic_path, atomic_savez
+from .. import _persist
+from .._io import atomic_path
 from .._results import frozen
-from ..errors import (
-    FileFormatError,
-    InvalidDatasetError,
-    InvalidParameterError,
-    UnrealizableLabelError,
-)
+from .._validation import Interval, Options, check_params, register
+from ..errors import InvalidDatasetError, InvalidParameterError, UnrealizableLabelError
 
 __all__ = [
     "Dataset",
     "OneHotEmbeddings",
-    "make_embeddings",
-    "make_dataset",
-    "load_dataset",
-    "repair_labels",
     "priority_edges",
     "has_priority_cycle",
     "sorted_unique",
@@ -46,6 +41,17 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+ONEHOT_PARAMS = register(
+    "OneHotEmbeddings", {"vocab_size": [Interval(numbers.Integral, 1, None)]}
+)
+DATASET_PARAMS = register(
+    "Dataset",
+    {
+        "on_unrealizable": [Options(UNREALIZABLE_POLICIES)],
+        "vocab_size": [Interval(numbers.Integral, 1, None), None],
+    },
+)
 
 DENSE_LIMIT_BYTES = 2 * 1024**3  # largest dense one-hot table materialised on request (2 GiB)
 
@@ -72,7 +78,7 @@ class OneHotEmbeddings:
     __slots__ = ("vocab_size",)
 
     def __init__(self, vocab_size: int) -> None:
-        _check_positive_int("vocab_size", vocab_size)
+        check_params({"vocab_size": vocab_size}, ONEHOT_PARAMS, where="OneHotEmbeddings")
         self.vocab_size = int(vocab_size)
 
     @property
@@ -323,6 +329,20 @@ def _flatten_padded(padded: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return padded[valid], offsets
 
 
+def _repair_labels(
+    tokens: np.ndarray, offsets: np.ndarray, labels: np.ndarray, rng: np.random.Generator
+) -> np.ndarray:
+    """The paper's label rule on valid CSR arrays (in place on ``labels``, which is returned):
+    every label absent from its sequence becomes a uniform token of that sequence. The checked
+    public form is :func:`attnmech.data.generators.repair_labels`."""
+    bad = unrealizable_samples(tokens, offsets, labels)
+    if bad.size:
+        lengths = np.diff(offsets)[bad]
+        pick = offsets[bad] + (rng.random(bad.size) * lengths).astype(np.int64)
+        labels[bad] = tokens[pick]
+    return labels
+
+
 def unrealizable_samples(tokens: np.ndarray, offsets: np.ndarray, labels: np.ndarray) -> np.ndarray:
     """Indices of samples whose label does not occur in their sequence.
 
@@ -355,8 +375,8 @@ def priority_edges(dataset: Dataset) -> tuple[np.ndarray, np.ndarray, np.ndarray
     """All distinct token-priority edges ``(query, i, j)``: ``i -> j`` in ``G^(query)``.
 
     Every sample ``(X, y)`` with last token ``k`` gives ``y -> j`` for each token ``j != y`` of
-    ``X`` (docs/theory.md#token-priority-graphs). Returns three int64 arrays of equal length, sorted
-    by (query, i, j). :mod:`attnmech.theory.graphs` builds the graphs from these edges.
+    ``X`` (docs/theory.md#token-priority-graphs). Returns three int64 arrays of equal length, sorted by (query, i, j).
+    :mod:`attnmech.theory.graphs` builds the graphs from these edges.
     """
     K = dataset.vocab_size
     sample_of = dataset.sample_of_token
@@ -451,11 +471,11 @@ class Dataset:
         seed: int = 0,
         vocab_size: int | None = None,
     ) -> None:
-        if on_unrealizable not in UNREALIZABLE_POLICIES:
-            raise InvalidDatasetError(
-                f"on_unrealizable must be one of {', '.join(UNREALIZABLE_POLICIES)}, got "
-                f"{on_unrealizable!r}"
-            )
+        check_params(
+            {"on_unrealizable": on_unrealizable, "vocab_size": vocab_size},
+            DATASET_PARAMS,
+            where="Dataset",
+        )
         if on_unrealizable == "repair":
             as_rng(seed)  # a bad seed is refused up front, whether or not repair is needed
         tokens, offsets = _flatten_sequences(sequences)
@@ -539,7 +559,9 @@ class Dataset:
                     dropped = bad
                     logger.info("dropped %d unrealizable samples", bad.size)
                 else:  # "repair"
-                    labels_arr = repair_labels(tokens, offsets, labels_arr, seed=seed)
+                    labels_arr = _repair_labels(
+                        tokens, offsets, np.array(labels_arr, dtype=np.int64), as_rng(seed)
+                    )
         self.tokens = frozen(np.asarray(tokens, dtype=np.int64))
         self.offsets = frozen(np.asarray(offsets, dtype=np.int64))
         self.labels = frozen(labels_arr)
@@ -744,31 +766,28 @@ class Dataset:
             digest.update(canonical.tobytes(order="C"))
         return digest.hexdigest()
 
+
     # ------------------------------------------------------------------ files
     def save(self, path: str | os.PathLike[str], *, embeddings_path: str | None = None) -> Path:
-        """Write the dataset to ``path`` atomically.
+        """Write the dataset to ``path`` atomically (:func:`attnmech.data.files.save_dataset`).
 
-        ``.npz``: ``sequences`` int64 (n, T) right-padded with -1, ``labels`` int64 (n,),
-        ``embeddings`` float64 (K, d); one-hot embeddings are stored as ``embeddings_kind``
-        (the string ``"onehot"``) and ``vocab_size`` instead of a table. ``.jsonl``: one
-        ``{"sequence": [...], "label": y}`` per line, embeddings in ``embeddings_path`` (default:
-        ``<stem>.embeddings.npy`` beside it; for one-hot embeddings a 0-d string ``"onehot:K"``).
-        Returns the path written.
+        ``.npz`` (format ``attnmech-dataset-v2`` through :func:`attnmech._persist.write`:
+        ``sequences`` int64 (n, T) right-padded with -1, ``labels`` int64 (n,), ``embeddings``
+        float64 (K, d), or for one-hot embeddings ``embeddings_kind`` = ``"onehot"`` and
+        ``vocab_size``; ``meta`` with the fingerprint and a checksum) or
+        ``.jsonl`` (one ``{"sequence": [...], "label": y}`` per line, embeddings in
+        ``embeddings_path``, default ``<stem>.embeddings.npy``). Returns the path written;
+        :func:`attnmech.load_dataset` reads it back.
         """
         path = Path(path)
         if path.suffix == ".npz":
+            arrays: dict[str, Any] = {"sequences": self.padded(), "labels": self.labels}
             if self.is_onehot:
-                atomic_savez(
-                    path,
-                    sequences=self.padded(),
-                    labels=self.labels,
-                    embeddings_kind=np.array("onehot"),
-                    vocab_size=np.array(self.vocab_size, dtype=np.int64),
-                )
+                arrays["embeddings_kind"] = np.array("onehot")
+                arrays["vocab_size"] = np.array(self.vocab_size, dtype=np.int64)
             else:
-                atomic_savez(
-                    path, sequences=self.padded(), labels=self.labels, embeddings=self.embeddings
-                )
+                arrays["embeddings"] = self.embeddings
+            _persist.write(path, "dataset", arrays, dataset_fingerprint=self.fingerprint())
         elif path.suffix == ".jsonl":
             emb_path = Path(embeddings_path) if embeddings_path else _default_embeddings_path(path)
             with atomic_path(emb_path, suffix=".npy") as tmp:
@@ -783,8 +802,15 @@ class Dataset:
             with atomic_path(path) as tmp:
                 tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
         else:
-            raise InvalidDatasetError(f"cannot save to {path}: use a .npz or .jsonl file name")
+            raise InvalidParameterError(
+                f"Dataset.save: path must end in .npz or .jsonl, got {str(path)!r}; use a .npz or "
+                ".jsonl file name"
+            )
         return path
+
+
+def _default_embeddings_path(path: Path) -> Path:
+    return path.with_name(path.stem + ".embeddings.npy")
 
 
 def _take(
@@ -799,483 +825,22 @@ def _take(
     return tokens[gather], new_offsets
 
 
-def _default_embeddings_path(path: Path) -> Path:
-    return path.with_name(path.stem + ".embeddings.npy")
-
-
-def repair_labels(
-    tokens: Any, offsets: Any, labels: Any, *, seed: int | np.random.Generator = 0
-) -> np.ndarray:
-    """Replace every label absent from its sequence by a uniformly drawn token of that sequence.
-
-    This is the paper's generator rule (docs/theory.md#the-papers-experiments). Accepts the CSR
-    arrays of a dataset (``Dataset.tokens``, ``Dataset.offsets``) and the labels; returns new
-    labels.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> repair_labels(np.array([3, 3, 5]), np.array([0, 2, 3]), np.array([3, 4])).tolist()
-    [3, 5]
-    """
-    try:
-        tokens = np.asarray(tokens, dtype=np.int64)
-        offsets = np.asarray(offsets, dtype=np.int64)
-        labels = np.array(labels, dtype=np.int64)
-    except (TypeError, ValueError, OverflowError) as exc:
-        raise InvalidDatasetError(
-            f"repair_labels needs integer arrays (Dataset.tokens, Dataset.offsets, labels): {exc}"
-        ) from None
-    if (
-        tokens.ndim != 1
-        or offsets.ndim != 1
-        or labels.shape != (max(offsets.size - 1, 0),)
-        or offsets.size == 0
-        or offsets[0] != 0
-        or offsets[-1] != tokens.size
-        or np.any(np.diff(offsets) < 1)
-    ):
-        raise InvalidDatasetError(
-            "repair_labels: offsets must start at 0, end at len(tokens) and grow by at least 1, "
-            "with one label per sequence; pass Dataset.tokens, Dataset.offsets and its labels"
-        )
-    rng = as_rng(seed)
-    bad = unrealizable_samples(tokens, offsets, labels)
-    if bad.size:
-        lengths = np.diff(offsets)[bad]
-        pick = offsets[bad] + (rng.random(bad.size) * lengths).astype(np.int64)
-        labels[bad] = tokens[pick]
-    return labels
-
-
-# ---------------------------------------------------------------------------------- generators
-def make_embeddings(
-    kind: str,
-    vocab_size: int,
-    embedding_dim: int | None = None,
-    *,
-    seed: int | np.random.Generator = 0,
-    rho: float = 0.5,
-) -> Any:
-    """Token embeddings of shape (vocab_size, embedding_dim), float64.
-
-    Parameters
-    ----------
-    kind : {"random", "ortho", "equicorr", "onehot"}
-        ``onehot``: returns a :class:`OneHotEmbeddings` (implicit identity, embedding_dim =
-        vocab_size; ``embedding_dim`` may be omitted).
-        ``random``: i.i.d. Gaussian rows normalised to unit norm (the paper's experiments).
-        ``ortho``: orthonormal rows (needs vocab_size <= embedding_dim).
-        ``equicorr``: unit rows with pairwise inner product ``rho`` (needs vocab_size <=
-        embedding_dim and -1/(vocab_size - 1) < rho < 1), randomly rotated.
-    seed : int or numpy Generator
-    rho : float, default=0.5
-        Pairwise correlation for ``equicorr``.
-
-    Examples
-    --------
-    >>> E = make_embeddings("equicorr", 3, 4, rho=0.25, seed=1)
-    >>> np.round(E @ E.T, 6).tolist()
-    [[1.0, 0.25, 0.25], [0.25, 1.0, 0.25], [0.25, 0.25, 1.0]]
-    """
-    _check_positive_int("vocab_size", vocab_size)
-    if kind == "onehot":
-        if embedding_dim is not None and embedding_dim != vocab_size:
-            raise InvalidDatasetError(
-                f"onehot embeddings have embedding_dim = vocab_size = {vocab_size}, got "
-                f"embedding_dim={embedding_dim}; omit it or pass {vocab_size}"
-            )
-        return OneHotEmbeddings(vocab_size)
-    if embedding_dim is None:
-        raise InvalidDatasetError(f"{kind} embeddings need embedding_dim")
-    _check_positive_int("embedding_dim", embedding_dim)
-    rng = as_rng(seed)
-    K, d = int(vocab_size), int(embedding_dim)
-    if not isinstance(kind, str):
-        raise InvalidParameterError(
-            f"embeddings kind must be one of {', '.join(EMBEDDING_KINDS)}, got {kind!r}"
-        )
-    dense = 3.0 * d * d if kind in ("ortho", "equicorr") else 0.0  # random rotation (d x d)
-    check_memory(
-        8.0 * (2.0 * K * d + dense + (K * K if kind == "equicorr" else 0.0)),
-        f"{kind} embeddings of shape ({K}, {d})",
-        "use a smaller vocab_size or embedding_dim",
-    )
-    if not isinstance(rho, (int, float, np.floating)) or isinstance(rho, bool):
-        raise InvalidParameterError(f"rho must be a float, got {rho!r}")
-    if kind == "random":
-        E = rng.standard_normal((K, d))
-        return E / np.linalg.norm(E, axis=1, keepdims=True)
-    if kind in ("ortho", "equicorr") and K > d:
-        raise InvalidDatasetError(
-            f"{kind} embeddings need vocab_size <= embedding_dim, got {K} > {d}; use "
-            "embeddings='random' or a larger embedding_dim"
-        )
-    rotation, _ = np.linalg.qr(rng.standard_normal((d, d)))
-    if kind == "ortho":
-        return np.ascontiguousarray(rotation[:K])
-    if kind == "equicorr":
-        if not (-1.0 / max(K - 1, 1) < rho < 1.0):
-            raise InvalidDatasetError(
-                f"equicorr needs -1/(vocab_size-1) < rho < 1, got rho={rho} with vocab_size={K}"
-            )
-        gram = (1.0 - rho) * np.eye(K) + rho * np.ones((K, K))
-        root = np.linalg.cholesky(gram)  # (K, K), rows have the wanted inner products
-        return root @ rotation[:K]
-    raise InvalidDatasetError(
-        f"unknown embeddings kind {kind!r}; choose one of {', '.join(EMBEDDING_KINDS)}"
-    )
-
-
-def _check_positive_int(name: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise InvalidDatasetError(f"{name} must be a positive integer, got {value!r}")
-
-
-def _draw_sequences(n: int, T: int, K: int, rng: np.random.Generator) -> np.ndarray:
-    """(n, T) token ids: T distinct tokens when T <= K, else a permutation of all K then draws."""
-    perms = np.argsort(rng.random((n, K)), axis=1)  # (n, K): a random permutation per row
-    if T <= K:
-        return perms[:, :T]
-    extra = rng.integers(0, K, size=(n, T - K))
-    return np.concatenate([perms, extra], axis=1)
-
-
-def make_dataset(
-    n_samples: int,
-    seq_len: int,
-    vocab_size: int,
-    embedding_dim: int,
-    *,
-    embeddings: Any = "random",
-    graph: str = "any",
-    seed: int | np.random.Generator = 0,
-    rho: float = 0.5,
-    max_tries: int = 10_000,
-) -> Dataset:
-    """Draw a dataset as in the paper's experiments (docs/theory.md#the-papers-experiments).
-
-    Each sequence holds ``seq_len`` distinct tokens when ``seq_len <= vocab_size`` (else a
-    permutation of all tokens followed by draws with replacement). The label is uniform on the
-    vocabulary and is replaced by a uniform token of the sequence when absent. With
-    ``graph="cyclic"`` (or ``"acyclic"``) the whole dataset is redrawn until some token-priority
-    graph has an SCC of size > 1 (or none has).
-
-    Parameters
-    ----------
-    n_samples, seq_len, vocab_size, embedding_dim : int
-        n, T, K and d.
-    embeddings : {"random", "ortho", "equicorr"} or ndarray of shape (vocab_size, embedding_dim)
-    graph : {"cyclic", "acyclic", "any"}
-    seed : int or numpy Generator
-        All randomness comes from ``np.random.default_rng(seed)``; no global state is touched.
-    max_tries : int
-        Give up (with an error) after this many redraws.
-
-    Examples
-    --------
-    >>> ds = make_dataset(6, 4, 6, 8, graph="cyclic", seed=0)
-    >>> ds
-    Dataset(n_samples=6, vocab_size=6, embedding_dim=8, length=4)
-    """
-    for name, value in [("n_samples", n_samples), ("seq_len", seq_len), ("max_tries", max_tries)]:
-        _check_positive_int(name, value)
-    if not isinstance(graph, str) or graph not in GRAPH_KINDS:
-        raise InvalidDatasetError(f"graph must be one of {', '.join(GRAPH_KINDS)}, got {graph!r}")
-    rng = as_rng(seed)
-    _check_positive_int("vocab_size", vocab_size)
-    _check_positive_int("embedding_dim", embedding_dim)
-    # _draw_sequences: a (n, K) float and int64 permutation, plus the (n, T) sequences
-    check_memory(
-        8.0 * int(n_samples) * (2.0 * int(vocab_size) + 3.0 * int(seq_len)),
-        f"drawing {n_samples} sequences of length {seq_len} over {vocab_size} tokens",
-        "use fewer samples (n_samples) or a smaller vocab_size",
-    )
-    if isinstance(embeddings, str):
-        E = make_embeddings(embeddings, vocab_size, embedding_dim, seed=rng, rho=rho)
-    else:
-        E = _as_embeddings(embeddings, vocab_size)
-        if E.shape != (vocab_size, embedding_dim):
-            raise InvalidDatasetError(
-                f"embeddings have shape {E.shape}, expected ({vocab_size}, {embedding_dim})"
-            )
-    n, T, K = int(n_samples), int(seq_len), int(vocab_size)
-    offsets = np.arange(0, n * T + 1, T, dtype=np.int64)
-    for _ in range(max_tries):
-        seqs = _draw_sequences(n, T, K, rng)
-        labels = rng.integers(0, K, size=n)
-        labels = repair_labels(seqs.ravel(), offsets, labels, seed=rng)
-        ds = Dataset._from_valid(seqs.ravel(), offsets, labels, E)
-        if graph == "any":
-            return ds
-        cyclic = has_priority_cycle(ds)
-        if cyclic == (graph == "cyclic"):
-            return ds
-    raise InvalidDatasetError(
-        f"no {graph} dataset found in {max_tries} draws with n={n}, T={T}, K={K}; change the "
-        "sizes or raise max_tries"
-    )
-
-
-# ---------------------------------------------------------------------------------- loading
-def parse_embeddings_spec(spec: str, vocab_size: int) -> Any:
-    """Embeddings from a generator spec such as ``"random:d=8,seed=0"`` or ``"ortho:d=16"``.
-
-    ``"onehot"`` (or ``"onehot:K"``) gives :class:`OneHotEmbeddings`.
-
-    Keys: ``d`` (embedding_dim, required), ``seed`` (default 0), ``rho`` (equicorr, default 0.5).
-    """
-    kind, _, rest = spec.partition(":")
-    if kind == "onehot":
-        size = int(rest) if rest.strip().isdigit() else vocab_size
-        return OneHotEmbeddings(size)
-    params: dict[str, str] = {}
-    for item in filter(None, rest.split(",")):
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise InvalidDatasetError(
-                f"bad embeddings spec {spec!r}: expected key=value, got {item!r}"
-            )
-        params[key.strip()] = value.strip()
-    unknown = set(params) - {"d", "seed", "rho"}
-    if unknown or "d" not in params:
-        raise InvalidDatasetError(
-            f"bad embeddings spec {spec!r}: write KIND:d=DIM[,seed=S][,rho=R] with KIND one of "
-            f"{', '.join(EMBEDDING_KINDS)}"
-        )
-    try:
-        d, seed, rho = int(params["d"]), int(params.get("seed", 0)), float(params.get("rho", 0.5))
-    except ValueError as exc:
-        raise InvalidDatasetError(f"bad embeddings spec {spec!r}: {exc}") from None
-    return make_embeddings(kind, vocab_size, d, seed=seed, rho=rho)
-
-
-def load_dataset(
-    path: str | os.PathLike[str],
-    *,
-    embeddings: str | os.PathLike[str] | np.ndarray | None = None,
-    on_unrealizable: Literal["raise", "drop", "repair", "keep"] = "raise",
-) -> Dataset:
-    """Read a dataset written by :meth:`Dataset.save` (or by hand in the same format).
-
-    Parameters
-    ----------
-    path : path to a ``.npz`` or ``.jsonl`` file
-    embeddings : ndarray, path to a ``.npy`` file, or generator spec, optional
-        For ``.jsonl`` files: the embedding table, a ``.npy`` path, or a spec such as
-        ``"random:d=8,seed=0"`` (see :func:`parse_embeddings_spec`). Default: the file
-        ``<stem>.embeddings.npy`` beside ``path``. For ``.npz`` files it overrides the stored table.
-    on_unrealizable : see :class:`Dataset`
-    """
-    path = _existing_file(path, "dataset file")
-    if path.suffix == ".npz":
-        arrays = _read_npz(path, need_embeddings=embeddings is None)
-        sequences, labels = arrays["sequences"], arrays["labels"]
-        stored = arrays.get("embeddings")
-        if "embeddings_kind" in arrays:
-            kind = str(arrays["embeddings_kind"])
-            if kind != "onehot" or "vocab_size" not in arrays:
-                raise FileFormatError(
-                    f"{path}: embeddings_kind {kind!r} is not supported (only 'onehot', with a "
-                    "'vocab_size' key); rewrite the file with Dataset.save",
-                    path=str(path),
-                )
-            stored = OneHotEmbeddings(int(arrays["vocab_size"]))  # type: ignore[assignment]
-        if sequences.ndim != 2:
-            raise FileFormatError(
-                f"{path}: 'sequences' must be 2-D (n, T) padded with -1, got shape "
-                f"{sequences.shape}",
-                path=str(path),
-            )
-        if embeddings is None:
-            E = stored
-        else:
-            E = _resolve_embeddings(embeddings, _vocab_hint(sequences, labels, stored))
-        return _in_file(path, sequences, labels, E, on_unrealizable)
-    if path.suffix == ".jsonl":
-        seqs, label_list = _read_jsonl(path)
-        hint = _vocab_hint_lists(seqs, label_list)
-        if embeddings is None:
-            default = _default_embeddings_path(path)
-            if not default.exists():
-                raise FileFormatError(
-                    f"{path} needs embeddings: pass embeddings= (a .npy path or a spec such as "
-                    f"'random:d=8,seed=0') or put them in {default}",
-                    path=str(path),
-                )
-            embeddings = default
-        E = _resolve_embeddings(embeddings, hint)
-        return _in_file(path, seqs, label_list, E, on_unrealizable)
-    raise FileFormatError(f"cannot read {path}: use a .npz or .jsonl file", path=str(path))
-
-
-_REMAKE = "write it again with Dataset.save or attnmech make-dataset"
-
-
-def _existing_file(path: Any, what: str) -> Path:
-    """``path`` as a Path to an existing, non-empty regular file (else FileFormatError)."""
-    if not isinstance(path, (str, os.PathLike)):
-        raise InvalidParameterError(f"{what} must be a path, got {type(path).__name__}")
-    path = Path(path)
-    if not path.exists():
-        raise FileFormatError(f"{what} {path} does not exist", path=str(path))
-    if not path.is_file():
-        raise FileFormatError(f"{what} {path} is not a regular file", path=str(path))
-    if path.stat().st_size == 0:
-        raise FileFormatError(f"{what} {path} is empty (0 bytes); {_REMAKE}", path=str(path))
-    return path
-
-
-def _in_file(path: Path, sequences: Any, labels: Any, E: Any, on_unrealizable: Any) -> Dataset:
-    """``Dataset(...)`` whose validation errors name the file they come from."""
-    try:
-        return Dataset(sequences, labels, E, on_unrealizable=on_unrealizable)
-    except UnrealizableLabelError as exc:
-        raise UnrealizableLabelError(f"{path}: {exc}", samples=exc.samples) from None
-    except InvalidDatasetError as exc:
-        raise type(exc)(f"{path}: {exc}") from None
-
-
-_NPZ_KINDS = {
-    "sequences": "iuf",
-    "labels": "iuf",
-    "embeddings": "iuf",
-    "embeddings_kind": "U",
-    "vocab_size": "iu",
+# Names that lived here before the module was split by idea: generators and file I/O. They still
+# resolve as ``attnmech.data.dataset.X`` (other modules import them from their new homes).
+_MOVED = {
+    "make_embeddings": "generators",
+    "make_dataset": "generators",
+    "repair_labels": "generators",
+    "parse_embeddings_spec": "generators",
+    "load_dataset": "files",
+    "save_dataset": "files",
 }
 
 
-def _read_npz(path: Path, *, need_embeddings: bool) -> dict[str, np.ndarray]:
-    """The members of a dataset ``.npz``, or a FileFormatError that says what is wrong."""
-    layout = (
-        "a dataset .npz holds 'sequences' (int64 (n, T), right-padded with -1), 'labels' "
-        "(int64 (n,)) and 'embeddings' (float64 (K, d))"
-    )
-    try:
-        archive = np.load(path, allow_pickle=False)
-    except Exception as exc:  # any failure to open is a property of the file
-        raise FileFormatError(
-            f"cannot read {path} as .npz: it is truncated, corrupt or not an .npz archive "
-            f"({type(exc).__name__}: {exc}); {_REMAKE}",
-            path=str(path),
-        ) from None
-    if not isinstance(archive, np.lib.npyio.NpzFile):
-        raise FileFormatError(
-            f"{path} holds a single {type(archive).__name__} (.npy format), not an .npz archive; "
-            f"{layout}",
-            path=str(path),
-        )
-    arrays: dict[str, np.ndarray] = {}
-    with archive:
-        missing = {"sequences", "labels"} - set(archive.files)
-        has_table = "embeddings" in archive.files or "embeddings_kind" in archive.files
-        if missing or (not has_table and need_embeddings):
-            need = sorted(missing | ({"embeddings"} if need_embeddings else set()))
-            raise FileFormatError(f"{path} lacks the keys {need}; {layout}", path=str(path))
-        for key in ("sequences", "labels", "embeddings", "embeddings_kind", "vocab_size"):
-            if key not in archive.files:
-                continue
-            try:
-                value = archive[key]
-            except Exception as exc:  # a damaged member, or one that is not an array
-                raise FileFormatError(
-                    f"cannot read member {key!r} of {path}: it is damaged or not a numeric array "
-                    f"({type(exc).__name__}: {exc}); {_REMAKE}",
-                    path=str(path),
-                ) from None
-            if not isinstance(value, np.ndarray) or value.dtype.kind not in _NPZ_KINDS[key]:
-                raise FileFormatError(
-                    f"member {key!r} of {path} has dtype {getattr(value, 'dtype', '?')}, not "
-                    f"numbers; {layout}",
-                    path=str(path),
-                )
-            arrays[key] = value
-    return arrays
+def __getattr__(name: str) -> Any:
+    module = _MOVED.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
 
-
-def _vocab_hint(sequences: np.ndarray, labels: np.ndarray, stored: Any) -> int:
-    if stored is not None and stored.ndim == 2:
-        return int(stored.shape[0])
-    return int(max(sequences.max(initial=-1), labels.max(initial=-1))) + 1
-
-
-def _vocab_hint_lists(seqs: list[list[int]], labels: list[int]) -> int:
-    top = max((max(s) for s in seqs if s), default=-1)
-    return int(max(top, max(labels, default=-1))) + 1
-
-
-def _resolve_embeddings(embeddings: Any, vocab_size: int) -> Any:
-    if isinstance(embeddings, (np.ndarray, OneHotEmbeddings)):
-        return embeddings
-    if not isinstance(embeddings, (str, os.PathLike)):
-        return _as_embeddings(embeddings)
-    text = str(embeddings)
-    if text.endswith(".npy"):
-        path = _existing_file(text, "embeddings file")
-        try:
-            table = np.load(path, allow_pickle=False)
-        except Exception as exc:  # any failure to open is a property of the file
-            raise FileFormatError(
-                f"cannot read embeddings {path} as .npy: it is truncated, corrupt or not a .npy "
-                f"file ({type(exc).__name__}: {exc})",
-                path=str(path),
-            ) from None
-        if isinstance(table, np.ndarray) and table.ndim == 0 and table.dtype.kind == "U":
-            return parse_embeddings_spec(str(table), vocab_size)  # "onehot:K", see Dataset.save
-        if not isinstance(table, np.ndarray) or table.dtype.kind not in "iuf":
-            raise FileFormatError(
-                f"cannot read embeddings {path}: expected one float array of shape "
-                f"(vocab_size, embedding_dim), got {getattr(table, 'dtype', type(table).__name__)}",
-                path=str(path),
-            )
-        return table
-    return parse_embeddings_spec(text, vocab_size)
-
-
-def _read_jsonl(path: Path) -> tuple[list[list[int]], list[int]]:
-    seqs: list[list[int]] = []
-    labels: list[int] = []
-    expected = '{"sequence": [...], "label": y}'
-    try:
-        with open(path, encoding="utf-8") as handle:
-            lines = list(enumerate(handle, start=1))
-    except UnicodeDecodeError as exc:
-        raise FileFormatError(
-            f"{path} is not UTF-8 text (byte {exc.start}: {exc.reason}); a .jsonl dataset holds "
-            f"one {expected} per line",
-            path=str(path),
-        ) from None
-    for lineno, line in lines:
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-            seq, label = record["sequence"], record["label"]
-        except (json.JSONDecodeError, KeyError, TypeError, IndexError, RecursionError) as exc:
-            raise FileFormatError(
-                f"{path} line {lineno}: expected {expected} ({type(exc).__name__}: {exc})",
-                path=str(path),
-            ) from None
-        if not isinstance(seq, list):
-            raise FileFormatError(
-                f"{path} line {lineno}: 'sequence' must be a list", path=str(path)
-            )
-        if not all(isinstance(t, int) and not isinstance(t, bool) for t in seq) or not (
-            isinstance(label, int) and not isinstance(label, bool)
-        ):
-            raise FileFormatError(
-                f"{path} line {lineno}: token ids and label must be integers", path=str(path)
-            )
-        bad = [t for t in [*seq, label] if not 0 <= t < _INT64_SAFE]
-        if bad:
-            raise InvalidDatasetError(
-                f"{path} line {lineno}: token id {bad[0]} is not in [0, vocab_size); token ids "
-                "and labels are non-negative (a .jsonl sequence has no padding)"
-            )
-        seqs.append(list(seq))
-        labels.append(label)
-    if not seqs:
-        raise FileFormatError(
-            f"{path} holds no samples; write one {expected} per line", path=str(path)
-        )
-    return seqs, labels
+    return getattr(importlib.import_module(f".{module}", __package__), name)

@@ -18,6 +18,7 @@ path, and :func:`corpus_path` lets the command line accept either a path or such
 from __future__ import annotations
 
 import os
+import numbers
 import re
 from collections import Counter
 from dataclasses import dataclass
@@ -26,8 +27,10 @@ from typing import Literal
 
 import numpy as np
 
-from .dataset import Dataset, check_memory, make_embeddings
+from .._validation import Interval, check_params, register
 from ..errors import FileFormatError, InvalidDatasetError, InvalidParameterError
+from .dataset import Dataset, check_memory
+from .generators import make_embeddings
 
 __all__ = [
     "BUNDLED_CORPORA",
@@ -37,6 +40,18 @@ __all__ = [
     "tokenize",
     "text_dataset",
 ]
+
+_POSITIVE_INT = Interval(numbers.Integral, 1, None)
+TEXT_DATASET_PARAMS = register(
+    "text_dataset",
+    {
+        "vocab_size": [Interval(numbers.Integral, 2, None)],
+        "seq_len": [_POSITIVE_INT],
+        "embedding_dim": [_POSITIVE_INT, None],
+        "stride": [_POSITIVE_INT, None],
+        "max_samples": [_POSITIVE_INT, None],
+    },
+)
 
 UNKNOWN = "<unk>"
 _WORD = re.compile(r"[a-z]+(?:'[a-z]+)*")
@@ -249,27 +264,17 @@ def text_dataset(
     text = _read_source(source)
     if embedding_dim is None and embeddings != "onehot":
         raise InvalidParameterError(f"{embeddings} embeddings need embedding_dim")
-    checked = [("vocab_size", vocab_size), ("seq_len", seq_len)]
-    if embedding_dim is not None:
-        checked.append(("embedding_dim", embedding_dim))
-    for name, value in checked:
-        if (
-            isinstance(value, bool)
-            or not isinstance(value, (int, np.integer))
-            or value < (2 if name == "vocab_size" else 1)
-        ):
-            raise InvalidDatasetError(
-                f"{name} must be a positive integer (vocab_size >= 2), got {value!r}"
-            )
-    for name, optional in [("stride", stride), ("max_samples", max_samples)]:
-        if optional is not None and (
-            isinstance(optional, bool)
-            or not isinstance(optional, (int, np.integer))
-            or optional < 1
-        ):
-            raise InvalidParameterError(
-                f"{name} must be a positive integer or None, got {optional!r}"
-            )
+    check_params(
+        {
+            "vocab_size": vocab_size,
+            "seq_len": seq_len,
+            "embedding_dim": embedding_dim,
+            "stride": stride,
+            "max_samples": max_samples,
+        },
+        TEXT_DATASET_PARAMS,
+        where="text_dataset",
+    )
     words = tokenize(_strip_gutenberg(text), level)
     if len(words) <= seq_len:
         raise InvalidDatasetError(

@@ -184,7 +184,7 @@ def _finite_trajectory(
         )
 
     wanted = (
-        log_steps(config.num_steps, config.log_every)
+        log_steps(config.steps, config.log_every)
         if steps is None
         else np.asarray(steps, dtype=np.int64)
     )

@@ -41,6 +41,7 @@ AISTATS 2024, arXiv:2403.08081.
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import math
 import numbers
@@ -52,6 +53,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .._validation import POSITIVE_INT, check_params
 from .._choices import DTYPE_NAMES, HEAD_NAMES, LOSS_NAMES, PARAMETERIZATION_NAMES
 from ..data.dataset import Dataset, OneHotEmbeddings
 from ..errors import InvalidDatasetError, InvalidParameterError
@@ -592,29 +594,32 @@ class HeadState:
     saved: tuple[Tensor, ...]
 
 
-class Head:
-    """Maps the pair scores to the log-probability of the label, and back (base class).
+class Head(abc.ABC):
+    """Maps the pair scores to the log-probability of the label, and back (abstract base class).
 
     ``forward`` takes the pair scores of :func:`pair_scores` ((P + 1,), last slot -inf) and
-    ``backward`` returns the gradient with respect to them ((P,)).
+    ``backward`` returns the gradient with respect to them ((P,)). A subclass implements the four
+    abstract methods; :meth:`hessian_in_scores` is optional.
     """
 
     name = "head"
 
+    @abc.abstractmethod
     def forward(self, pair_scores: Tensor, inputs: AttentionInputs) -> HeadState:
-        raise NotImplementedError
+        """The forward pass: ``log p_y`` per trial and sample (B, n), and what the backward
+        pass needs, from the pair scores ((B, P + 1), the last slot -inf for padding)."""
 
+    @abc.abstractmethod
     def attention(self, state: HeadState, inputs: AttentionInputs) -> Tensor:
         """Tensor of shape (B, n, T): the attention ``s`` (0 on padding)."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def backward(self, state: HeadState, upstream: Tensor, inputs: AttentionInputs) -> Tensor:
         """Gradient of ``sum(upstream * log_prob)`` with respect to the pair scores (P,)."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def probabilities(self, state: HeadState, inputs: AttentionInputs) -> Tensor:
         """Tensor of shape (B, n, K): the next-token distribution."""
-        raise NotImplementedError
 
     def hessian_in_scores(
         self, state: HeadState, slope: Tensor, curvature: Tensor, inputs: AttentionInputs
@@ -841,14 +846,7 @@ class AttentionConfig:
             raise InvalidParameterError(
                 f"dtype must be one of {', '.join(_DTYPES)}, got {self.dtype!r}"
             )
-        if self.rank is not None and (
-            isinstance(self.rank, bool)
-            or not isinstance(self.rank, numbers.Integral)
-            or int(self.rank) < 1
-        ):
-            raise InvalidParameterError(
-                f"rank must be a positive integer or None, got {self.rank!r}"
-            )
+        check_params({"rank": self.rank}, {"rank": [POSITIVE_INT, None]}, where="AttentionConfig")
         if not isinstance(self.device, (str, torch.device)):
             raise InvalidParameterError(
                 f"device must be a string such as 'cpu' or 'cuda', got {self.device!r}"

@@ -282,7 +282,7 @@ def train_onehot(
             f"train_onehot supports the optimizers {sorted(ONEHOT_RULES)} (rules that leave a "
             f"zero-gradient entry in place), got {config.optimizer!r}"
         )
-    if config.model.parameterization != "combined" or config.num_trials != 1:
+    if config.model.parameterization != "combined" or config.trials != 1:
         raise InvalidParameterError("train_onehot needs the combined parameterization, one trial")
     if not isinstance(config.init, str) or config.init not in ("uniform", "zero"):
         raise InvalidParameterError("train_onehot needs init 'uniform' or 'zero'")
@@ -319,7 +319,7 @@ def _train_onehot(
                 f"optimizer {config.optimizer!r} needs the theory's S_fin: pass theory="
             )
         step_rule.bind_projection(pair_projection(theory, flat, K, dtype, device))
-    logged = log_steps(config.num_steps, config.log_every)
+    logged = log_steps(config.steps, config.log_every)
     log_set = set(logged.tolist())
 
     recorder = None
@@ -360,7 +360,7 @@ def _train_onehot(
     if progress:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=config.num_steps, desc="train", unit="step", mininterval=0.5)
+        bar = tqdm(total=config.steps, desc="train", unit="step", mininterval=0.5)
     last_bar = 0
 
     def observer(step: int, theta: Any, loss: Any, grad: Any, state: Any) -> bool:
@@ -376,14 +376,14 @@ def _train_onehot(
     theta = torch.as_tensor(values0[None], dtype=dtype, device=device)
     try:
         theta, _ = gradient_descent(
-            objective_on_pairs, theta, step_rule, config.num_steps, observer=observer
+            objective_on_pairs, theta, step_rule, config.steps, observer=observer
         )
         if stopped_at is None:
             loss, grad = objective_on_pairs(theta)
-            record(config.num_steps, theta, loss, grad)
+            record(config.steps, theta, loss, grad)
     finally:
         if bar is not None:
-            bar.update(max((stopped_at or config.num_steps) - last_bar, 0))
+            bar.update(max((stopped_at or config.steps) - last_bar, 0))
             bar.close()
     values = theta.detach().cpu().numpy().astype(np.float64)[0]
     order = np.argsort(flat)
@@ -400,7 +400,7 @@ def _train_onehot(
     return OneHotRun(
         layer=layer,
         history=hist,
-        num_steps=config.num_steps if stopped_at is None else stopped_at,
+        num_steps=config.steps if stopped_at is None else stopped_at,
         elapsed_s=time.perf_counter() - started,
     )
 

@@ -67,11 +67,13 @@ Sheen et al. 2024, arXiv:2403.08699 (factorised K Q^T: nuclear norm).
 
 from __future__ import annotations
 
+import abc
 import math
 import numbers
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from .._validation import Interval, check_params, register
 from ..errors import InvalidParameterError
 
 if TYPE_CHECKING:
@@ -104,16 +106,15 @@ __all__ = [
 ]
 
 
+_POSITIVE = Interval(numbers.Real, 0, None, closed="neither")
+STEP_RULE_PARAMS = register("StepRule", {"learning_rate": [_POSITIVE]})
+ADAM_PARAMS = register("Adam", {"eps": [Interval(numbers.Real, 0, None, closed="left")]})
+
+
 def _positive_number(name: str, value: Any, owner: str) -> float:
-    """``value`` as a finite float > 0, or InvalidParameterError naming the option."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise InvalidParameterError(
-            f"{owner}: {name} must be a positive number, got {value!r} ({type(value).__name__})"
-        )
-    value = float(value)
-    if not (math.isfinite(value) and value > 0):
-        raise InvalidParameterError(f"{owner}: {name} must be a positive number, got {value!r}")
-    return value
+    """``value`` as a float, checked against the one declared constraint of a positive option."""
+    check_params({name: value}, {name: [_POSITIVE]}, where=owner)
+    return float(value)
 
 
 def _per_trial(values: Tensor, like: Tensor) -> Tensor:
@@ -143,8 +144,8 @@ def scaled_norm(
     return norm if keepdim else norm.squeeze(dims) if dims else norm
 
 
-class StepRule:
-    """One update of a first-order method, per trial (base class).
+class StepRule(abc.ABC):
+    """One update of a first-order method, per trial (abstract base class).
 
     Parameters
     ----------
@@ -169,15 +170,34 @@ class StepRule:
                 f"optimizer {self.name!r} takes no option(s) {', '.join(map(repr, options))}; "
                 f"see {type(self).__name__}'s documentation for its options"
             )
-        self.learning_rate = _positive_number("learning_rate", learning_rate, self.name)
+        check_params({"learning_rate": learning_rate}, STEP_RULE_PARAMS, where=self.name)
+        self.learning_rate = float(learning_rate)
 
     def init(self, params: Tensor) -> dict[str, Tensor]:
+        """The optimiser state for ``params`` (B, ...): a dict of tensors (default: none).
+
+        It is passed to every :meth:`update` and saved in checkpoints, so a resumed run continues
+        bit for bit.
+        """
         return {}
 
+    @abc.abstractmethod
     def update(
         self, params: Tensor, grad: Tensor, loss: Tensor, state: dict[str, Tensor], step: int
     ) -> Tensor:
-        raise NotImplementedError
+        """One step: the new parameters (a new tensor, same shape as ``params``).
+
+        Parameters
+        ----------
+        params, grad : Tensor of shape (B, ...)
+            Parameters and the gradient of the loss, one trial per leading index.
+        loss : Tensor of shape (B,)
+            Each trial's loss at ``params``.
+        state : dict of str to Tensor
+            From :meth:`init`; may be updated in place.
+        step : int
+            Updates done before this one (0 for the first).
+        """
 
 
 class GradientDescent(StepRule):
@@ -261,12 +281,8 @@ class Adam(StepRule):
                 raise InvalidParameterError(f"adam: betas must lie in [0, 1), got {betas!r}")
             checked.append(float(beta))
         self.betas = (checked[0], checked[1])
-        if isinstance(eps, bool) or not isinstance(eps, numbers.Real):
-            raise InvalidParameterError(f"adam: eps must be a finite number >= 0, got {eps!r}")
-        value = float(eps)
-        if not (math.isfinite(value) and value >= 0):
-            raise InvalidParameterError(f"adam: eps must be a finite number >= 0, got {eps!r}")
-        self.eps: float = value
+        check_params({"eps": eps}, ADAM_PARAMS, where=self.name)
+        self.eps = float(eps)
 
     def init(self, params: Tensor) -> dict[str, Tensor]:
         import torch

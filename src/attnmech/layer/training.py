@@ -17,6 +17,7 @@ AISTATS 2024, arXiv:2403.08081.
 from __future__ import annotations
 
 import contextlib
+import functools
 import glob
 import hashlib
 import json
@@ -26,10 +27,9 @@ import numbers
 import os
 import platform
 import time
-import zipfile
-import zlib
+import warnings
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +38,9 @@ import torch
 from torch import Tensor
 
 from .._choices import INIT_NAMES
-from .._io import atomic_path, check_writable
+from .. import _persist
+from .._validation import ArrayLike, InstanceOf, Interval, Options, check_params, register
+from .._io import check_writable
 from .._results import readonly as _copy_readonly
 from ..data.dataset import Dataset
 from ..errors import (
@@ -89,7 +91,8 @@ class TrainConfig:
         A key of :data:`attnmech.layer.optim.OPTIMIZERS`: ``"gd"`` (gradient descent), ``"ngd"``
         (normalised GD, ``W <- W - lr grad / ||grad||_F`` per trial), ``"adam"``, ...
     learning_rate : float, default=0.01
-    num_steps : int, default=4000
+    steps : int, default=4000
+        Number of updates (``--steps``). ``num_steps`` is its deprecated alias.
     log_every : int, default=10
         Record metrics every this many steps (and at the last step); 0 records only the ends.
     init : {"uniform", "zero"} or ndarray, default="uniform"
@@ -97,8 +100,9 @@ class TrainConfig:
         for all trials at once (trial b gets slice b). An array of the parameters' shape
         (optionally with a leading trials dimension) is used as given; it must be finite.
     seed : int, default=0
-    num_trials : int, default=1
-        Initialisations per dataset. Trials are ordered dataset-major.
+    trials : int, default=1
+        Initialisations per dataset (``--trials``); trials are ordered dataset-major.
+        ``num_trials`` is its deprecated alias.
     checkpoint_every : int, default=0
         Write a checkpoint every this many steps (0: never; needs ``checkpoint_path``).
     adam_betas, adam_eps : Adam's constants (shorthands for ``optimizer_options``).
@@ -132,11 +136,11 @@ class TrainConfig:
     model: AttentionConfig = field(default_factory=AttentionConfig)  # what model to train
     optimizer: str = "ngd"  # a key of attnmech.layer.optim.OPTIMIZERS
     learning_rate: float = 0.01  # step size (eta)
-    num_steps: int = 4000  # number of updates
+    steps: int = 4000  # number of updates
     log_every: int = 10  # metric logging period in steps (0: first and last step only)
     init: Any = "uniform"  # "uniform" | "zero" | array of initial parameters
     seed: int = 0  # seed of the initialisation
-    num_trials: int = 1  # initialisations per dataset
+    trials: int = 1  # initialisations per dataset
     checkpoint_every: int = 0  # checkpoint period in steps (0: never)
     adam_betas: tuple[float, float] = (0.9, 0.999)  # Adam's moment decay rates
     adam_eps: float = 1e-8  # Adam's denominator guard
@@ -146,84 +150,51 @@ class TrainConfig:
     schedule: str = "constant"  # learning-rate schedule spec (attnmech.layer.schedules)
 
     def __post_init__(self) -> None:
-        if not isinstance(self.model, AttentionConfig):
-            raise InvalidParameterError(
-                f"model must be an AttentionConfig, got {type(self.model).__name__}"
-            )
-        if not isinstance(self.optimizer, str) or self.optimizer not in OPTIMIZERS:
-            raise InvalidParameterError(
-                f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}"
-            )
-        if isinstance(self.learning_rate, bool) or not isinstance(self.learning_rate, numbers.Real):
-            raise InvalidParameterError(
-                f"learning_rate must be a positive number, got {self.learning_rate!r} "
-                f"({type(self.learning_rate).__name__})"
-            )
-        if not (math.isfinite(self.learning_rate) and self.learning_rate > 0):
-            raise InvalidParameterError(
-                f"learning_rate must be a positive number, got {self.learning_rate!r}"
-            )
-        for name in ("num_steps", "log_every", "checkpoint_every", "seed"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
-                raise InvalidParameterError(f"{name} must be a non-negative integer, got {value!r}")
-        if self.num_threads is not None and (
-            isinstance(self.num_threads, bool)
-            or not isinstance(self.num_threads, numbers.Integral)
-            or int(self.num_threads) < 1
-        ):
-            raise InvalidParameterError(
-                f"num_threads must be a positive integer or None, got {self.num_threads!r}"
-            )
-        if (
-            isinstance(self.num_trials, bool)
-            or not isinstance(self.num_trials, numbers.Integral)
-            or self.num_trials < 1
-        ):
-            raise InvalidParameterError(
-                f"num_trials must be a positive integer, got {self.num_trials!r}"
-            )
-        if isinstance(self.init, str) and self.init not in INITS:
-            raise InvalidParameterError(
-                f"init must be one of {', '.join(INITS)} or an array, got {self.init!r}"
-            )
+        check_params(
+            {f.name: getattr(self, f.name) for f in fields(self)},
+            TRAIN_CONFIG_PARAMS,
+            where="TrainConfig",
+        )
         if not isinstance(self.init, str):
             object.__setattr__(self, "init", _init_array(self.init))
         if self.device is not None:
-            if not isinstance(self.device, (str, torch.device)):
-                raise InvalidParameterError(
-                    f"device must be a string such as 'cpu' or None, got {self.device!r}"
-                )
             object.__setattr__(self, "model", replace(self.model, device=str(self.device)))
-        if not isinstance(self.optimizer_options, Mapping):
-            raise InvalidParameterError(
-                "optimizer_options must be a dict of option name to value, got "
-                f"{type(self.optimizer_options).__name__}"
-            )
         object.__setattr__(self, "optimizer_options", dict(self.optimizer_options))
         try:
             json.dumps(self.optimizer_options)
         except (TypeError, ValueError):
             raise InvalidParameterError(
-                "optimizer_options must hold JSON values (numbers, strings, lists), since they "
-                f"are saved with the run; got {self.optimizer_options!r}"
+                "TrainConfig: optimizer_options must hold JSON values (numbers, strings, lists), "
+                f"since they are saved with the run, got {self.optimizer_options!r}"
             ) from None
         self.step_rule()  # validates the optimizer's options (InvalidParameterError)
         self._check_schedule()
 
     def _check_schedule(self) -> None:
-        """Store the schedule as its canonical spec (``cosine`` gets ``T = num_steps``)."""
+        """Store the schedule as its canonical spec (``cosine`` gets ``T = steps``)."""
         from .schedules import parse_schedule
 
         object.__setattr__(
-            self, "schedule", parse_schedule(self.schedule, int(self.num_steps) or None).spec()
+            self, "schedule", parse_schedule(self.schedule, int(self.steps) or None).spec()
         )
 
     def lr_schedule(self) -> Any:
         """The :class:`~attnmech.layer.schedules.Schedule` of :attr:`schedule`."""
         from .schedules import parse_schedule
 
-        return parse_schedule(self.schedule, int(self.num_steps) or None)
+        return parse_schedule(self.schedule, int(self.steps) or None)
+
+    @property
+    def num_steps(self) -> int:
+        """Deprecated alias of :attr:`steps`."""
+        warnings.warn(_ALIAS_WARNING.format("num_steps", "steps"), DeprecationWarning, 2)
+        return self.steps
+
+    @property
+    def num_trials(self) -> int:
+        """Deprecated alias of :attr:`trials`."""
+        warnings.warn(_ALIAS_WARNING.format("num_trials", "trials"), DeprecationWarning, 2)
+        return self.trials
 
     def step_options(self) -> dict[str, Any]:
         """The keyword arguments the step rule is built with (``adam_*`` merged for Adam)."""
@@ -250,12 +221,93 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], init: np.ndarray | None = None) -> TrainConfig:
+        """The config :meth:`to_dict` describes; ``init`` is the initial array when the dict
+        describes one (by shape and SHA-256, both checked).
+
+        Raises
+        ------
+        InvalidParameterError
+            An init array is described but ``init`` is None, or ``init`` has another shape or
+            content than described.
+        """
         data = dict(data)
+        for old, new in _ALIASES.items():  # files written before the rename
+            if old in data:
+                data[new] = data.pop(old)
         model = AttentionConfig(**data.pop("model"))
         data["adam_betas"] = tuple(data.get("adam_betas", (0.9, 0.999)))
-        if not isinstance(data.get("init"), str):
-            data["init"] = init if init is not None else "zero"
+        described = data.get("init")
+        if not isinstance(described, str):
+            if init is None:
+                raise InvalidParameterError(
+                    "TrainConfig.from_dict: init describes an explicit initial array "
+                    f"({described!r}) but no init array was given; pass init=the array (a run "
+                    "file stores it as its 'init' member)"
+                )
+            array = _init_array(init)
+            if isinstance(described, Mapping) and (
+                list(array.shape) != list(described.get("array_shape", array.shape))
+                or described.get("sha256", hashlib.sha256(array.tobytes()).hexdigest())
+                != hashlib.sha256(array.tobytes()).hexdigest()
+            ):
+                raise InvalidParameterError(
+                    "TrainConfig.from_dict: the init array given is not the one described "
+                    f"(shape {array.shape}, or its SHA-256 differs from {described!r})"
+                )
+            data["init"] = array
         return cls(model=model, **data)
+
+
+_ALIASES = {"num_steps": "steps", "num_trials": "trials"}
+_ALIAS_WARNING = "TrainConfig.{0} is deprecated and will be removed in the next release; use {1}"
+
+
+def _accept_aliases(init: Callable[..., None]) -> Callable[..., None]:
+    """``TrainConfig(num_steps=..., num_trials=...)``: the deprecated names, with a warning
+    (an error message then names the parameter as it was given)."""
+
+    @functools.wraps(init)
+    def __init__(self: TrainConfig, *args: Any, **kwargs: Any) -> None:
+        used = {}
+        for old, new in _ALIASES.items():
+            if old in kwargs:
+                warnings.warn(_ALIAS_WARNING.format(old, new), DeprecationWarning, 2)
+                kwargs[new] = kwargs.pop(old)
+                used[new] = old
+        try:
+            init(self, *args, **kwargs)
+        except InvalidParameterError as exc:
+            text = str(exc)
+            for new, old in used.items():
+                text = text.replace(f": {new} must be", f": {old} must be")
+            if text == str(exc):
+                raise
+            raise InvalidParameterError(text) from None
+
+    return __init__
+
+
+TrainConfig.__init__ = _accept_aliases(TrainConfig.__init__)  # type: ignore[method-assign]
+
+_NON_NEGATIVE_INT = Interval(numbers.Integral, 0, None)
+TRAIN_CONFIG_PARAMS = register(
+    "TrainConfig",
+    {
+        "model": [InstanceOf(AttentionConfig)],
+        "optimizer": [Options(OPTIMIZERS)],
+        "learning_rate": [Interval(numbers.Real, 0, None, closed="neither")],
+        "steps": [_NON_NEGATIVE_INT],
+        "log_every": [_NON_NEGATIVE_INT],
+        "init": [Options(INITS), ArrayLike()],
+        "seed": [_NON_NEGATIVE_INT],
+        "trials": [Interval(numbers.Integral, 1, None)],
+        "checkpoint_every": [_NON_NEGATIVE_INT],
+        "device": [InstanceOf(str, torch.device, name="a string such as 'cpu'"), None],
+        "num_threads": [Interval(numbers.Integral, 1, None), None],
+        "optimizer_options": [InstanceOf(Mapping, name="a dict of option name to value")],
+    },
+)
+"""What each :class:`TrainConfig` field may be (checked by ``__post_init__``)."""
 
 
 def run_finite_trajectory(
@@ -330,6 +382,10 @@ class TrainResult:
         Updates done.
     elapsed_s : float
         Wall time of the call (for a resumed run: of the last call).
+    dataset_fingerprints : tuple of str, or None
+        :meth:`Dataset.fingerprint` of each training dataset, in order (None for a run read
+        from a file written before runs recorded them). :func:`attnmech.verify` refuses to
+        measure the run against other data.
     """
 
     W: np.ndarray
@@ -338,6 +394,39 @@ class TrainResult:
     config: TrainConfig
     num_steps: int
     elapsed_s: float
+    dataset_fingerprints: tuple[str, ...] | None = None
+
+    def __repr__(self) -> str:
+        metrics = [k for k in self.history if k not in ("step", "W")]
+        shown = ", ".join(metrics[:6]) + (f", ... ({len(metrics)})" if len(metrics) > 6 else "")
+        return (
+            f"TrainResult(W={tuple(self.W.shape)}, num_trials={self.num_trials}, "
+            f"num_steps={self.num_steps}, optimizer={self.config.optimizer!r}, "
+            f"learning_rate={self.config.learning_rate:g}, logged={len(self.history.get('step', ()))}"
+            f" steps [{shown}], elapsed_s={self.elapsed_s:.3g})"
+        )
+
+    def check_datasets(self, datasets: Dataset | Sequence[Dataset]) -> None:
+        """Raise unless ``datasets`` are the ones this run was trained on (in order).
+
+        A run read from an old file (no recorded fingerprints) passes unchecked.
+
+        Raises
+        ------
+        InvalidParameterError
+            Naming which dataset differs and what to do.
+        """
+        if self.dataset_fingerprints is None:
+            return
+        given = [datasets] if isinstance(datasets, Dataset) else list(datasets)
+        found = [ds.fingerprint() for ds in given]
+        if found != list(self.dataset_fingerprints):
+            raise InvalidParameterError(
+                f"this run was trained on another dataset (fingerprints "
+                f"{', '.join(f[:12] + '...' for f in self.dataset_fingerprints)} vs "
+                f"{', '.join(f[:12] + '...' for f in found)}); give the data the run was trained "
+                "on, with the same --embeddings and --on-unrealizable, or train again"
+            )
 
     @property
     def num_trials(self) -> int:
@@ -373,20 +462,23 @@ class TrainResult:
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write the run to a ``.npz`` file (atomically); read it back with :func:`load_run`."""
         path = Path(path)
-        arrays = {"W": self.W, "params": self.params}
+        arrays: dict[str, Any] = {"W": self.W, "params": self.params}
         arrays.update({f"history/{k}": v for k, v in self.history.items()})
-        arrays["meta"] = np.array(
-            json.dumps(
-                {
-                    "config": self.config.to_dict(),
-                    "num_steps": self.num_steps,
-                    "elapsed_s": self.elapsed_s,
-                }
-            )
-        )
+        arrays["__meta__"] = {
+            "config": self.config.to_dict(),
+            "num_steps": self.num_steps,
+            "elapsed_s": self.elapsed_s,
+        }
         if not isinstance(self.config.init, str):
             arrays["init"] = self.config.init
-        _write_npz(path, "run file", arrays, compressed=True)
+        _write_npz(
+            path,
+            "run file",
+            "run",
+            arrays,
+            compressed=True,
+            dataset_fingerprint=self.dataset_fingerprints,
+        )
         return path
 
 
@@ -400,9 +492,15 @@ def load_run(path: str | os.PathLike[str]) -> TrainResult:
         members of a run (the message names the file and what is wrong).
     """
     path = Path(path)
-    arrays = _read_npz(path, "run file", FileFormatError, ("W", "params", "meta"))
+    stored = _read_npz(path, "run file", "run", FileFormatError, ("W", "params"))
+    arrays, meta = stored.arrays, stored.meta
+    if not meta:
+        raise FileFormatError(
+            f"run file {path} is not a training run file: it lacks the member(s) 'meta'; write "
+            "runs with TrainResult.save or 'attnmech train'",
+            path=str(path),
+        )
     try:
-        meta = json.loads(str(arrays["meta"]))
         history = {k.split("/", 1)[1]: v for k, v in arrays.items() if k.startswith("history/")}
         config = TrainConfig.from_dict(meta["config"], init=arrays.get("init"))
         num_steps, elapsed = int(meta["num_steps"]), float(meta["elapsed_s"])
@@ -419,6 +517,7 @@ def load_run(path: str | os.PathLike[str]) -> TrainResult:
             f"got {W.dtype} {W.shape}",
             path=str(path),
         )
+    fingerprints = stored.dataset_fingerprint
     return TrainResult(
         _copy_readonly(W),
         _copy_readonly(arrays["params"]),
@@ -426,48 +525,23 @@ def load_run(path: str | os.PathLike[str]) -> TrainResult:
         config,
         num_steps,
         elapsed,
+        None if fingerprints is None else tuple(np.atleast_1d(fingerprints).tolist()),
     )
 
 
 def _read_npz(
-    path: Path, what: str, error: type[FileFormatError], required: Sequence[str]
-) -> dict[str, np.ndarray]:
-    """Every member of the ``.npz`` archive ``path``, read eagerly, or ``error`` naming the file
-    and what is wrong with it (missing, empty, not an archive, truncated, corrupt, members)."""
-    if not path.exists():
-        raise error(f"{what} {path} does not exist", path=str(path))
-    if not path.is_file():
-        raise error(f"{what} {path} is not a file", path=str(path))
-    if path.stat().st_size == 0:
-        raise error(
-            f"{what} {path} is empty (0 bytes; was its writer killed?); delete it", path=str(path)
-        )
-    try:
-        loaded = np.load(path, allow_pickle=False)
-        if not isinstance(loaded, np.lib.npyio.NpzFile):
-            raise error(
-                f"{what} {path} is a single .npy array, not a .npz archive of a run",
-                path=str(path),
-            )
-        with loaded as archive:
-            arrays = {name: archive[name] for name in archive.files}
-    except FileFormatError:
-        raise
-    except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError, zlib.error) as exc:
-        raise error(
-            f"cannot read {what} {path}: it is truncated, corrupt or not a .npz archive "
-            f"({type(exc).__name__}: {exc}); delete it or write it again",
-            path=str(path),
-        ) from None
-    missing = [name for name in required if name not in arrays]
-    if missing:
-        raise error(
-            f"{what} {path} is not a training {what}: it lacks the member(s) "
-            f"{', '.join(map(repr, missing))} (it has {sorted(arrays)[:8]}); write runs with "
-            "TrainResult.save or 'attnmech train'",
-            path=str(path),
-        )
-    return arrays
+    path: Path, what: str, kind: str, error: type[FileFormatError], required: Sequence[str]
+) -> _persist.StoredFile:
+    """A run or checkpoint file through :func:`attnmech._persist.read` (checksum verified), or
+    ``error`` naming the file and what is wrong with it."""
+    return _persist.read(
+        path,
+        kind,
+        what=what,
+        required=required,
+        hint="delete it or write it again (TrainResult.save or 'attnmech train')",
+        error=error,
+    )
 
 
 def _remove_stale_temporaries(path: Path, suffix: str = ".npz") -> None:
@@ -483,14 +557,30 @@ def _remove_stale_temporaries(path: Path, suffix: str = ".npz") -> None:
             logger.info("removed %s, left by an interrupted write of %s", stale, path)
 
 
-def _write_npz(path: Path, what: str, arrays: dict[str, Any], *, compressed: bool = False) -> None:
-    """Write ``arrays`` to ``path`` atomically; OSError becomes OutputError naming the path."""
+def _write_npz(
+    path: Path,
+    what: str,
+    kind: str,
+    arrays: dict[str, Any],
+    *,
+    compressed: bool = False,
+    dataset_fingerprint: Sequence[str] | None = None,
+) -> None:
+    """Write ``arrays`` (and ``arrays["__meta__"]`` as the meta) to ``path`` through
+    :func:`attnmech._persist.write`; OSError becomes OutputError naming the path."""
     check_writable(path, what=what)  # OutputError naming what and why, before any write
+    arrays = dict(arrays)
+    meta = arrays.pop("__meta__", None)
     try:
         _remove_stale_temporaries(path)
-        with atomic_path(path, suffix=".npz") as tmp:
-            with open(tmp, "wb") as handle:
-                (np.savez_compressed if compressed else np.savez)(handle, **arrays)
+        _persist.write(
+            path,
+            kind,
+            arrays,
+            meta,
+            dataset_fingerprint=dataset_fingerprint,
+            compress=compressed,
+        )
     except OutputError:
         raise
     except OSError as exc:
@@ -525,6 +615,10 @@ def _resolve_theories(
         raise InvalidDatasetError(
             f"got {len(items)} theories for {len(datasets)} datasets; give one theory per dataset"
         )
+    for item, ds in zip(items, datasets, strict=True):
+        check = getattr(item, "check_dataset", None)
+        if check is not None:
+            check(ds)  # InvalidParameterError: the theory was solved for another dataset
     return items
 
 
@@ -561,6 +655,8 @@ def _fingerprint(
     """
     digest = hashlib.sha256()
     options = {k: v for k, v in config.to_dict().items() if k not in _RESULT_NEUTRAL}
+    for old, new in _ALIASES.items():  # hashed under the names of earlier releases
+        options[old] = options.pop(new)
     if not options.get("optimizer_options"):
         options.pop("optimizer_options", None)
     if options.get("schedule") == "constant":
@@ -592,12 +688,14 @@ def _save_checkpoint(
     }
     arrays.update({f"state/{k}": v.detach().cpu().numpy() for k, v in state.items()})
     arrays.update({f"history/{k}": np.asarray(v) for k, v in history.items()})
-    _write_npz(path, "checkpoint", arrays)
+    _write_npz(path, "checkpoint", "checkpoint", arrays)
 
 
 def _load_checkpoint(path: Path, fingerprint: str, params_shape: tuple[int, ...]) -> dict[str, Any]:
     """Read a checkpoint of this run, or CheckpointError naming the file and the problem."""
-    arrays = _read_npz(path, "checkpoint", CheckpointError, ("step", "params", "fingerprint"))
+    arrays = _read_npz(
+        path, "checkpoint", "checkpoint", CheckpointError, ("step", "params", "fingerprint")
+    ).arrays
     if arrays["fingerprint"].dtype.kind != "U" or str(arrays["fingerprint"]) != fingerprint:
         raise CheckpointError(
             f"checkpoint {path} belongs to another run (different data, options, init, or "
@@ -659,7 +757,7 @@ def train(
     Parameters
     ----------
     data : Dataset or list of Dataset
-        One trial per dataset (times ``config.num_trials`` initialisations each). All datasets
+        One trial per dataset (times ``config.trials`` initialisations each). All datasets
         must share vocab_size and embedding_dim; n and T may differ.
     config : TrainConfig, optional
     theory : Theory, list of Theory, True or None
@@ -704,18 +802,18 @@ def train(
     >>> import numpy as np
     >>> from attnmech import Dataset
     >>> ds = Dataset([[0, 1], [0, 1], [0, 1]], [0, 0, 1], np.eye(2))
-    >>> run = train(ds, TrainConfig(optimizer="gd", learning_rate=1.0, num_steps=300, init="zero"))
+    >>> run = train(ds, TrainConfig(optimizer="gd", learning_rate=1.0, steps=300, init="zero"))
     >>> round(float(run.W[0, 1] - run.W[1, 1]), 6)
     0.693147
     """
     config = config if config is not None else TrainConfig()
     datasets = datasets_list(data, "train")
-    work = sum(ds.n_samples * ds.max_length for ds in datasets) * config.num_trials
+    work = sum(ds.n_samples * ds.max_length for ds in datasets) * config.trials
     with torch_threads(config.num_threads, work):
         return _train(
             datasets,
             config,
-            squeeze=isinstance(data, Dataset) and config.num_trials == 1,
+            squeeze=isinstance(data, Dataset) and config.trials == 1,
             theory=theory,
             callback=callback,
             checkpoint_path=checkpoint_path,
@@ -742,10 +840,10 @@ def _train(
     finite_path: bool = True,
 ) -> TrainResult:
     started = time.perf_counter()
-    trial_datasets = [ds for ds in datasets for _ in range(config.num_trials)]
+    trial_datasets = [ds for ds in datasets for _ in range(config.trials)]
     theories = _resolve_theories(theory, datasets, config, svm_norm)
     trial_theories = (
-        None if theories is None else [t for t in theories for _ in range(config.num_trials)]
+        None if theories is None else [t for t in theories for _ in range(config.trials)]
     )
 
     model_config = config.model
@@ -756,7 +854,7 @@ def _train(
     B, d = inputs.num_trials, inputs.embedding_dim
     params0 = _initial_params(config, B, d)
     step_rule = config.step_rule()
-    logged_steps = log_steps(config.num_steps, config.log_every)
+    logged_steps = log_steps(config.steps, config.log_every)
 
     recorder = None
     fin_by_step: dict[int, np.ndarray] = {}
@@ -776,7 +874,7 @@ def _train(
     if resume and path is not None and path.exists():
         _remove_stale_temporaries(path)
         saved = _load_checkpoint(path, fingerprint, params0.shape)
-        _check_resumable(path, saved, step_rule.init(params), config.num_steps)
+        _check_resumable(path, saved, step_rule.init(params), config.steps)
         start_step = saved["step"]
         params = torch.as_tensor(saved["params"], dtype=params.dtype, device=params.device)
         state = {
@@ -820,7 +918,7 @@ def _train(
             recorder.use_pair_entries(W_start)  # metrics from the pair entries too
 
     log_set = set(logged_steps.tolist())
-    bar = _progress_bar(config.num_steps, start_step, progress)
+    bar = _progress_bar(config.steps, start_step, progress)
     last_bar = start_step
     stopped_at: int | None = None
 
@@ -878,7 +976,7 @@ def _train(
             step_objective,
             params,
             step_rule,
-            config.num_steps,
+            config.steps,
             start_step=start_step,
             state=state,
             observer=observer,
@@ -886,12 +984,12 @@ def _train(
         )
         if stopped_at is None:  # log the final parameters
             loss, grad = step_objective(params)
-            record(config.num_steps, params, loss, grad)
+            record(config.steps, params, loss, grad)
     finally:
         if bar is not None:
-            bar.update(max((stopped_at or config.num_steps) - last_bar, 0))
+            bar.update(max((stopped_at or config.steps) - last_bar, 0))
             bar.close()
-    final_step = config.num_steps if stopped_at is None else stopped_at
+    final_step = config.steps if stopped_at is None else stopped_at
 
     W = to_W(params).detach().cpu().numpy().astype(np.float64)
     if step_objective is objective:
@@ -909,6 +1007,7 @@ def _train(
         config=config,
         num_steps=int(final_step),
         elapsed_s=time.perf_counter() - started,
+        dataset_fingerprints=tuple(ds.fingerprint() for ds in datasets),
     )
 
 

@@ -14,6 +14,7 @@ AISTATS 2024, arXiv:2403.08081.
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -52,17 +53,29 @@ class VerificationReport:
     num_trials : int
     is_cyclic : ndarray of bool of shape (num_trials,)
         Whether each trial's data has an SCC of size > 1.
-    svm_norm, fin_norm : ndarray of shape (num_trials,)
-        ``||W_svm||_F`` and ``||W_fin||_F``.
+    w_svm_fro_norm, fin_norm : ndarray of shape (num_trials,)
+        ``||W_svm||_F`` and ``||W_fin||_F`` (the Frobenius norm whichever norm's Graph-SVM was
+        solved; ``svm_norm`` is its deprecated name: elsewhere ``svm_norm`` names a norm).
     config : AttentionConfig
     """
 
     metrics: dict[str, np.ndarray]
     num_trials: int
     is_cyclic: np.ndarray
-    svm_norm: np.ndarray
+    w_svm_fro_norm: np.ndarray
     fin_norm: np.ndarray
     config: AttentionConfig = field(default_factory=AttentionConfig)
+
+    @property
+    def svm_norm(self) -> np.ndarray:
+        """Deprecated name of :attr:`w_svm_fro_norm` (``svm_norm`` names a norm elsewhere)."""
+        warnings.warn(
+            "VerificationReport.svm_norm is deprecated and will be removed in the next release; "
+            "use w_svm_fro_norm (the Frobenius norm of W_svm)",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return self.w_svm_fro_norm
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly: per metric its mean, std, min, max (over finite values) and values."""
@@ -71,7 +84,7 @@ class VerificationReport:
             "head": self.config.head,
             "loss": self.config.loss,
             "is_cyclic": [bool(c) for c in self.is_cyclic],
-            "svm_norm": [float(v) for v in self.svm_norm],
+            "w_svm_fro_norm": [float(v) for v in self.w_svm_fro_norm],
             "fin_norm": [float(v) for v in self.fin_norm],
             "metrics": {name: summary_stats(values) for name, values in self.metrics.items()},
         }
@@ -111,13 +124,19 @@ def verify(
         The training data (one dataset for all trials, or one per trial).
     W_or_run : ndarray of shape (d, d) or (B, d, d), TrainResult, or path to a saved run (.npz)
     theory : Theory or list of Theory, optional
-        Default: :func:`attnmech.solve` on each dataset.
+        Default: :func:`attnmech.solve` on each dataset. A theory solved for other data is
+        refused.
     config : AttentionConfig, optional
         Head and loss; default the run's (or the iden head with log-loss for a bare ``W``).
 
     Returns
     -------
     VerificationReport
+
+    Raises
+    ------
+    InvalidParameterError
+        A run (or theory) computed from another dataset than ``dataset``.
     """
     if isinstance(W_or_run, (str, os.PathLike)):
         W_or_run = load_run(W_or_run)
@@ -139,12 +158,18 @@ def verify(
             f"W is {W.shape[-1]} x {W.shape[-1]} but the embeddings have dimension "
             f"{datasets[0].embedding_dim}; pass the dataset the run was trained on"
         )
+    if isinstance(W_or_run, TrainResult):
+        W_or_run.check_datasets(datasets)  # a run is measured only on the data it was trained on
     if theory is None:
         theories = [solve(ds, svm_norm=svm_norm_for(config)) for ds in datasets]
     else:
         theories = list(theory) if isinstance(theory, (list, tuple)) else [theory]
     if len(theories) != len(datasets):
         raise InvalidDatasetError(f"got {len(theories)} theories for {len(datasets)} datasets")
+    for item, ds in zip(theories, datasets, strict=True):
+        check = getattr(item, "check_dataset", None)
+        if check is not None:
+            check(ds)  # InvalidParameterError: the theory was solved for another dataset
     if B % len(datasets):
         raise InvalidDatasetError(f"{B} trials cannot be split over {len(datasets)} datasets")
     repeat = B // len(datasets)  # trials are dataset-major (as in train)
@@ -173,7 +198,7 @@ def verify(
         metrics=readonly,
         num_trials=B,
         is_cyclic=np.array([bool(t.graphs.is_cyclic) for t in trial_theories]),
-        svm_norm=np.linalg.norm(recorder.W_svm, axis=(-2, -1)),
+        w_svm_fro_norm=np.linalg.norm(recorder.W_svm, axis=(-2, -1)),
         fin_norm=np.linalg.norm(recorder.W_fin, axis=(-2, -1)),
         config=config,
     )

@@ -172,10 +172,10 @@ class DemoConfig(StudyConfig):
 
     def __post_init__(self) -> None:
         for name in ("trials", "steps", "log_every"):
-            object.__setattr__(self, name, positive_int(name, getattr(self, name)))
-        object.__setattr__(
-            self, "learning_rate", positive_number("learning_rate", self.learning_rate)
-        )
+            value = positive_int(name, getattr(self, name), where="DemoConfig")
+            object.__setattr__(self, name, value)
+        rate = positive_number("learning_rate", self.learning_rate, where="DemoConfig")
+        object.__setattr__(self, "learning_rate", rate)
         seed = self.seed
         if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
             raise InvalidParameterError(f"seed must be a non-negative integer, got {seed!r}")

@@ -407,7 +407,7 @@ def run_heads_study(
         layer_run = train(
             cg.train,
             TrainConfig(
-                num_steps=config.layer_steps,
+                steps=config.layer_steps,
                 learning_rate=config.layer_learning_rate,
                 log_every=0,
                 seed=0,

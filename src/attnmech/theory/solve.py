@@ -9,10 +9,7 @@ rebuilt on loading.
 
 from __future__ import annotations
 
-import json
 import os
-import zipfile
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -20,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .._choices import SVM_NORMS
-from .._io import atomic_savez
+from .. import _persist
 from .._results import SolverStats, SolveStatus, readonly
 from .automaton import Automaton
 from ..data.dataset import Dataset
@@ -31,6 +28,7 @@ from ..errors import (
     NotFittedError,
     SolverError,
 )
+from .check import check_theory, theory_problems
 from .finite import FiniteResult, reduce_dataset, solve_finite
 from .graphs import PriorityGraphs, build_priority_graphs
 from .norms import parse_norm, solve_norm_svm
@@ -39,9 +37,19 @@ from .graphsvm import GraphSVMResult, SVMConstraints
 if TYPE_CHECKING:
     from .tokenspace import TokenFiniteResult, TokenSVMResult
 
-__all__ = ["Theory", "solve", "load_theory", "AttentionTheory", "SVM_NORMS", "THEORY_FORMAT"]
+__all__ = [
+    "Theory",
+    "solve",
+    "load_theory",
+    "check_theory",
+    "theory_problems",
+    "AttentionTheory",
+    "SVM_NORMS",
+    "THEORY_FORMAT",
+]
 
-THEORY_FORMAT = "attnmech-theory-v2"  # written into every theory file as meta["format"]
+THEORY_FORMAT = "attnmech-theory-v3"  # written into every theory file as meta["format"]
+OLDEST_THEORY_VERSION = 2  # theory files this version still reads (v2: no checksum)
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -151,8 +159,6 @@ class Theory:
             raise InvalidParameterError(f"theory files are .npz; got {path}, use a .npz name")
         s, f, ds = self.svm, self.finite, self.dataset
         meta = {
-            "format": THEORY_FORMAT,
-            "fingerprint": self.fingerprint,
             "svm_norm": self.svm_norm,
             "cyclic": self.graphs.is_cyclic,
             "svm_unique": s.unique,
@@ -195,8 +201,7 @@ class Theory:
         else:
             solution = {"W_svm": s.W_svm, "W_fin": f.W_fin, "fin_frame": f._frame}  # type: ignore[union-attr]
         embeddings = np.zeros((0, 0)) if ds.is_onehot else np.asarray(ds.embedding_table)
-        atomic_savez(
-            path,
+        arrays = dict(
             **solution,
             embeddings=embeddings,
             dataset_tokens=ds.tokens,
@@ -215,9 +220,19 @@ class Theory:
             fin_generator_i=f.generator_i,
             fin_generator_j=f.generator_j,
             fin_coefficients=f.coefficients,
-            meta=np.array(json.dumps(meta)),
         )
+        _persist.write(path, "theory", arrays, meta, dataset_fingerprint=self.fingerprint)
         return path
+
+    def __repr__(self) -> str:
+        s, f = self.svm, self.finite
+        where = f", source={Path(self.source).name!r}" if self.source else ""
+        return (
+            f"Theory({self.dataset!r}, svm_norm={self.svm_norm!r}, "
+            f"svm={s.status.value} ||W_svm||={s.norm:.4g}, "
+            f"finite={f.status.value} ||W_fin||={f.norm:.4g} dim S_fin={f.dimension}, "
+            f"cyclic={self.graphs.is_cyclic}{where})"
+        )
 
 
 def _check_fingerprint(expected: str, dataset: Any, source: str | None) -> None:
@@ -294,50 +309,27 @@ _ARRAYS = {
 
 
 def _read_theory_file(path: Path) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    """The arrays and the meta of a theory file; FileFormatError for anything else."""
+    """The arrays and the meta of a theory file, through :func:`attnmech._persist.read`
+    (checksum verified); FileFormatError for anything else."""
     hint = "solve again with attnmech solve DATA -o " + str(path)
-    if not path.is_file():
-        raise FileFormatError(f"theory file {path} does not exist", path=str(path))
-    if path.stat().st_size == 0:
-        raise FileFormatError(f"theory file {path} is empty; {hint}", path=str(path))
-    with open(path, "rb") as handle:
-        magic = handle.read(4)
-    if magic != b"PK\x03\x04":
-        raise FileFormatError(
-            f"{path} is not an .npz file (it does not start as a zip archive); {hint}",
-            path=str(path),
-        )
-    try:
-        with np.load(path, allow_pickle=False) as archive:
-            if not isinstance(archive, np.lib.npyio.NpzFile):
-                raise FileFormatError(
-                    f"{path} is a single .npy array, not a theory .npz; {hint}", path=str(path)
-                )
-            arrays = {key: archive[key] for key in archive.files}
-    except FileFormatError:
-        raise
-    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as exc:
-        raise FileFormatError(
-            f"cannot read theory file {path} (truncated, corrupt or not an .npz: {exc}); {hint}",
-            path=str(path),
-        ) from None
-    if "meta" not in arrays or not ({"W_svm", "svm_score_value"} & set(arrays)):
+    stored = _persist.read(path, "theory", what="theory file", hint=hint)
+    arrays, meta = stored.arrays, dict(stored.meta)
+    if not stored.meta or not ({"W_svm", "svm_score_value"} & set(arrays)):
         raise FileFormatError(
             f"{path} is not a theory file (it has no 'W_svm' or 'svm_score_value' and no 'meta' "
             f"member); {hint}",
             str(path),
         )
-    try:
-        meta = json.loads(str(arrays.pop("meta")))
-    except ValueError:
-        raise FileFormatError(f"{path}: its 'meta' member is not JSON; {hint}", str(path)) from None
-    if not isinstance(meta, dict) or meta.get("format") != THEORY_FORMAT:
-        found = meta.get("format", "an older format") if isinstance(meta, dict) else "unknown"
+    if stored.version < OLDEST_THEORY_VERSION:
         raise FileFormatError(
-            f"{path} is in {found}, not {THEORY_FORMAT} (written by another attnmech version); "
-            f"{hint}",
+            f"{path} is in an older format, not attnmech-theory-v{OLDEST_THEORY_VERSION} or "
+            f"newer (written by another attnmech version); {hint}",
             str(path),
         )
+    fingerprint = stored.dataset_fingerprint or meta.get("fingerprint")
+    if not isinstance(fingerprint, str):
+        raise FileFormatError(f"{path} records no dataset fingerprint; {hint}", str(path))
+    meta["fingerprint"] = fingerprint
     required = {**_ARRAYS, **(_TOKEN_ARRAYS if meta.get("token_space") else _DENSE_ARRAYS)}
     missing = sorted(set(required) - set(arrays))
     if missing:
@@ -452,7 +444,9 @@ def load_theory(path: str | os.PathLike[str], dataset: Dataset | None = None) ->
         _frame=readonly(arrays["fin_frame"], np.float64),
         _embeddings=dataset.embeddings,
     )
-    return Theory(dataset, graphs, svm, finite, svm_norm, source)
+    theory = Theory(dataset, graphs, svm, finite, svm_norm, source)
+    check_theory(theory)
+    return theory
 
 
 def _finite_report(
@@ -523,7 +517,9 @@ def _load_token_theory(
         **_finite_report(arrays, meta["finite"], fin_status, dataset, graphs),
         subspace=subspace,
     )
-    return Theory(dataset, graphs, svm, finite, str(meta["svm_norm"]), str(path))
+    theory = Theory(dataset, graphs, svm, finite, str(meta["svm_norm"]), str(path))
+    check_theory(theory)
+    return theory
 
 
 def solve(

@@ -7,11 +7,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..._results import readonly
+from ..._validation import check_params
 from ...errors import InvalidParameterError
-from .._checks import positive_int
 from .._notebook_records import NOTEBOOK_RECORDS, NotebookRecord
 from ..scaffold import fmt
-from .data import SETTINGS, AuthorsSetting, authors_trials
+from .data import SETTINGS, TRIALS_PARAMS, AuthorsSetting, authors_trials
 from .training import _finite_part_trajectories, authors_metrics, train_authors
 
 __all__ = ["NotebookComparison", "compare_with_notebook"]
@@ -117,7 +117,9 @@ def compare_with_notebook(
             f"no notebook values for setting {name!r}; available: "
             f"{', '.join(sorted(NOTEBOOK_RECORDS))}"
         )
-    trials = record.num_trials if trials is None else positive_int("trials", trials)
+    if trials is not None:
+        check_params({"trials": trials}, TRIALS_PARAMS, where="compare_with_notebook")
+    trials = record.num_trials if trials is None else int(trials)
     if trials > record.num_trials:
         raise InvalidParameterError(
             f"the notebook printed {record.num_trials} trials of {name!r}; ask for at most "

@@ -15,9 +15,9 @@ from typing import Any
 import numpy as np
 
 from ..._results import readonly
+from ..._validation import POSITIVE_INT, check_params, register
 from ...data.dataset import Dataset
 from ...errors import InvalidParameterError
-from .._checks import positive_int
 from .._notebook_records import _COMMIT, _GLOBAL_NB, _LOCAL_NB
 
 __all__ = [
@@ -198,6 +198,15 @@ def _graphs_cyclic(sequences: np.ndarray, labels: np.ndarray, K: int) -> bool:
     return has_priority_cycle(data)
 
 
+DRAW_PARAMS = register(
+    "draw_authors_dataset",
+    {"n": [POSITIVE_INT], "T": [POSITIVE_INT], "K": [POSITIVE_INT], "d": [POSITIVE_INT]},
+)
+"""The sizes of one draw of the authors' generator."""
+TRIALS_PARAMS = register("authors_trials", {"trials": [POSITIVE_INT]})
+"""The number of notebook trials to regenerate or compare."""
+
+
 def draw_authors_dataset(
     generator: Any,
     n: int,
@@ -233,9 +242,7 @@ def draw_authors_dataset(
     """
     import torch
 
-    for name, value in (("n", n), ("T", T), ("K", K), ("d", d)):
-        if not isinstance(value, (int, np.integer)) or value < 1:
-            raise InvalidParameterError(f"{name} must be a positive integer, got {value!r}")
+    check_params({"n": n, "T": T, "K": K, "d": d}, DRAW_PARAMS, where="draw_authors_dataset")
     if graph not in ("cyclic", "acyclic"):
         raise InvalidParameterError(
             f"graph={graph!r}: the authors' generator redraws until the graphs are 'cyclic' or "
@@ -351,7 +358,8 @@ def authors_trials(name: str, trials: int = 10, *, seed: int | None = None) -> A
     ((2, 8, 8), [1, 2])
     """
     setting = _setting(name)
-    trials = positive_int("trials", trials)
+    check_params({"trials": trials}, TRIALS_PARAMS, where="authors_trials")
+    trials = int(trials)
     gen = authors_generator(setting.seed if seed is None else seed)
     datasets, inits, attempts = [], [], []
     for _ in range(trials):

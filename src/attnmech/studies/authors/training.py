@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from ..._results import readonly
+from ..._validation import POSITIVE_INT, POSITIVE_REAL, check_params, register
 from ...data.dataset import Dataset
 from ...errors import InvalidParameterError
 from .data import FLOAT64_EPS, LOG_FORMS, AuthorsSetting
@@ -177,6 +178,12 @@ def _steps(
             hist.append(W.detach().numpy().copy())
 
 
+TRAIN_AUTHORS_PARAMS = register(
+    "train_authors", {"num_steps": [POSITIVE_INT], "learning_rate": [POSITIVE_REAL]}
+)
+"""The step count and learning rate of the authors' training loop."""
+
+
 def train_authors(
     datasets: list[Dataset] | tuple[Dataset, ...],
     W0: Any,
@@ -227,12 +234,11 @@ def train_authors(
     """
     import torch
 
-    if not (isinstance(num_steps, (int, np.integer)) and num_steps >= 1):
-        raise InvalidParameterError(f"num_steps must be a positive integer, got {num_steps!r}")
-    if not (math.isfinite(learning_rate) and learning_rate > 0):
-        raise InvalidParameterError(
-            f"learning_rate must be a positive number, got {learning_rate!r}"
-        )
+    check_params(
+        {"num_steps": num_steps, "learning_rate": learning_rate},
+        TRAIN_AUTHORS_PARAMS,
+        where="train_authors",
+    )
     if log_form not in LOG_FORMS:
         raise InvalidParameterError(
             f"log_form must be one of {', '.join(LOG_FORMS)}, got {log_form!r}"

@@ -7,12 +7,22 @@ import numbers
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
+from ..._validation import POSITIVE_INT, Interval, check_params, register
 from ...errors import InvalidParameterError
 from ...theory.norms import parse_norm
 from ..scaffold import StudyConfig
 from .rows import BIAS_NORMS, DEFAULT_SETTINGS, BiasOptimizer, resolve_rows
 
 __all__ = ["BiasConfig"]
+
+
+BIAS_TABLE_PARAMS = register(
+    "bias_table",
+    {"trials": [POSITIVE_INT], "steps": [Interval(numbers.Integral, 10, None), None]},
+)
+"""``trials`` >= 1; ``steps`` >= 10 (a decade for the rates) or None (each row's own)."""
+SEARCH_PARAMS: Mapping[str, Any] = {"search_trials": [POSITIVE_INT], "search_steps": [POSITIVE_INT, None]}
+"""The learning-rate search's own counts."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -91,15 +101,9 @@ class BiasConfig(StudyConfig):
                 f"BiasConfig: settings must name at least one setting; got {self.settings!r}"
             )
         object.__setattr__(self, "settings", settings)
-        if not _is_int(self.trials) or self.trials < 1:
-            raise InvalidParameterError(
-                f"BiasConfig: trials must be a positive integer, got {self.trials!r}"
-            )
-        if self.steps is not None and (not _is_int(self.steps) or self.steps < 10):
-            raise InvalidParameterError(
-                f"BiasConfig: steps must be an integer >= 10 (a decade for the rates), got "
-                f"{self.steps!r}"
-            )
+        check_params(
+            {"trials": self.trials, "steps": self.steps}, BIAS_TABLE_PARAMS, where="BiasConfig"
+        )
         if not _is_int(self.log_points) or self.log_points < 10:
             raise InvalidParameterError(
                 f"BiasConfig: log_points must be an integer >= 10, got {self.log_points!r}"
@@ -112,16 +116,11 @@ class BiasConfig(StudyConfig):
             raise InvalidParameterError(
                 f"BiasConfig: search must be true or false, got {self.search!r}"
             )
-        if not _is_int(self.search_trials) or self.search_trials < 1:
-            raise InvalidParameterError(
-                f"BiasConfig: search_trials must be a positive integer, got {self.search_trials!r}"
-            )
-        if self.search_steps is not None and (
-            not _is_int(self.search_steps) or self.search_steps < 1
-        ):
-            raise InvalidParameterError(
-                f"BiasConfig: search_steps must be a positive integer, got {self.search_steps!r}"
-            )
+        check_params(
+            {"search_trials": self.search_trials, "search_steps": self.search_steps},
+            SEARCH_PARAMS,
+            where="BiasConfig",
+        )
         for name, low in (("search_scales", 0.0), ("search_powers", 0.0)):
             values = getattr(self, name)
             if isinstance(values, (int, float)):

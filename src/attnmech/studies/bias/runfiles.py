@@ -54,7 +54,7 @@ def run_key(
 
 def save_run(path: Path, key: str, run: BiasRun) -> None:
     """Save ``run`` (atomically) with the ``key`` it must match to be reused."""
-    from ..._io import atomic_savez
+    from ... import _persist
     from ...errors import OutputError
 
     arrays: dict[str, Any] = {"key": np.array(key), "elapsed_s": np.array(run.elapsed_s)}
@@ -67,7 +67,7 @@ def save_run(path: Path, key: str, run: BiasRun) -> None:
     for attr in _CURVES:
         arrays[attr] = np.asarray(getattr(run, attr))
     try:
-        atomic_savez(path, **arrays)
+        _persist.write(path, "bias-run", arrays, {"key": key})
     except OSError as exc:
         raise OutputError(
             f"cannot write the bias-table run file {path}: {exc.strerror or exc}; check that "
@@ -77,16 +77,20 @@ def save_run(path: Path, key: str, run: BiasRun) -> None:
 
 def load_run(path: Path, key: str) -> BiasRun | None:
     """The run saved at ``path`` if it matches ``key`` (None when absent or another run's)."""
-    import zipfile
-    import zlib
-
+    from ... import _persist
     from ...errors import CheckpointError
 
     if not path.exists():
         return None
+    arrays = _persist.read(  # checksum verified: an edited run file is refused
+        path,
+        "bias-run",
+        what="bias-table run file",
+        required=("key",),
+        hint="delete it, or run without --resume",
+        error=CheckpointError,
+    ).arrays
     try:
-        with np.load(path, allow_pickle=False) as archive:
-            arrays = {name: archive[name] for name in archive.files}
         if str(arrays["key"]) != key:
             logger.info("%s belongs to another configuration; training again", path)
             return None
@@ -120,7 +124,7 @@ def load_run(path: Path, key: str) -> BiasRun | None:
             stalled=extra.get("stalled") or [],
             search=extra.get("search"),
         )
-    except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError, zlib.error) as exc:
+    except (ValueError, KeyError, TypeError) as exc:
         raise CheckpointError(
             f"cannot read the bias-table run file {path} ({type(exc).__name__}: {exc}); delete "
             "it, or run without --resume",

@@ -159,7 +159,7 @@ def train_row(
         ),
         optimizer=row.optimizer,
         learning_rate=row.learning_rate,
-        num_steps=num_steps,
+        steps=num_steps,
         log_every=max(1, num_steps // max(1, log_points)),
         optimizer_options=options,
         num_threads=1,

@@ -105,7 +105,7 @@ def search_row(
             ),
             optimizer=candidate.optimizer,
             learning_rate=candidate.learning_rate,
-            num_steps=num_steps,
+            steps=num_steps,
             log_every=0,
             optimizer_options=dict(candidate.options),
             num_threads=1,

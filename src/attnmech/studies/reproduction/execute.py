@@ -15,10 +15,10 @@ from typing import Any
 
 import numpy as np
 
+from ..._validation import POSITIVE_INT, POSITIVE_REAL, check_params, register
 from ...errors import InvalidParameterError
 from ...layer.model import AttentionConfig
 from ...theory.solve import solve
-from .._checks import positive_int, positive_number
 from ._deps import make_train_config, train
 from .measures import RunRecord, extract, run_metrics, sampling_draws
 from .registry import select
@@ -26,9 +26,14 @@ from .results import MetricResult, SettingResult, json_float, summarise
 from .settings import Measure, Setting
 from .sources import AUTHORS_UNAVAILABLE, DATA_SOURCES, load_source
 
-__all__ = ["FIRST_TRIALS", "measure_row", "run_setting", "with_data"]
+__all__ = ["FIRST_TRIALS", "RUN_PARAMS", "measure_row", "run_setting", "with_data"]
 
 logger = logging.getLogger(__name__)
+
+RUN_PARAMS = register(
+    "run_reproduction", {"trials": [POSITIVE_INT], "steps_scale": [POSITIVE_REAL]}
+)
+"""The number of trials and the factor on each setting's step count."""
 
 
 
@@ -61,15 +66,15 @@ def run_setting(
         ``datasets``, ``theories``, ``run`` (the TrainResult), ``timings`` and whatever the
         setting's metrics add (``local_theories``, ``verification``).
     """
-    trials = positive_int("trials", trials)
-    num_steps = setting.scaled_steps(positive_number("steps_scale", steps_scale))
+    check_params({"trials": trials, "steps_scale": steps_scale}, RUN_PARAMS, where="run_setting")
+    trials, num_steps = int(trials), setting.scaled_steps(float(steps_scale))
     started = time.perf_counter()
     model = AttentionConfig(head=setting.head, loss=setting.loss, dtype="float64")
     train_options = {
         "model": model,
         "optimizer": setting.optimizer,
         "learning_rate": setting.learning_rate,
-        "num_steps": num_steps,
+        "steps": num_steps,
         "log_every": setting.log_every,
         "init": setting.init,
         "seed": setting.init_seed,

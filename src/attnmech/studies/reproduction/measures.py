@@ -11,6 +11,7 @@ is one class; a setting names it in ``Setting.metrics``.
 
 from __future__ import annotations
 
+import abc
 import time
 import warnings
 from collections.abc import Sequence
@@ -100,8 +101,8 @@ class RunRecord:
         return np.asarray(self.run.history["W"])
 
 
-class Metric:
-    """Base of the metrics: ``name``, the ``curves`` it produces, what it needs.
+class Metric(abc.ABC):
+    """Base of the metrics (abstract): ``name``, the ``curves`` it produces, what it needs.
 
     Subclasses set ``curves`` (names) and implement :meth:`compute`; ``needs_W_history`` asks the
     runner to record ``W`` at every logged step; ``requires`` names curves an earlier metric must
@@ -114,8 +115,10 @@ class Metric:
     curves: tuple[str, ...] = ()
     requires: tuple[str, ...] = ()
 
-    def compute(self, record: RunRecord) -> dict[str, np.ndarray]:  # pragma: no cover
-        raise NotImplementedError
+    @abc.abstractmethod
+    def compute(self, record: RunRecord) -> dict[str, np.ndarray]:
+        """The metric's curves for one finished run: curve name -> array (one value per logged
+        step and trial, or per trial), for every name in ``curves``."""
 
     def explain(self, result: Any, metric: Any) -> str:
         """Measured facts behind a disagreement of ``metric`` (a MetricResult), or ``""``."""

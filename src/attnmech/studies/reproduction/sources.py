@@ -20,7 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from ...data.dataset import Dataset, make_dataset
+from ...data.dataset import Dataset
+from ...data.generators import make_dataset
 from ...errors import InvalidParameterError
 from .settings import DataSpec
 

@@ -23,10 +23,10 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from ..._validation import check_params
 from ...errors import FileFormatError, InvalidParameterError
-from .._checks import positive_int, positive_number
 from ..scaffold import RESULTS_FILE, Progress, ProgressLike, Report, StudyConfig, StudyResult
-from .execute import _with_source, run_setting, with_data
+from .execute import RUN_PARAMS, _with_source, run_setting, with_data
 from .figures import draw_figures
 from .registry import EXPERIMENTS, select
 from .results import MetricResult, SettingResult
@@ -82,8 +82,13 @@ class ReproductionConfig(StudyConfig):
             only = (only,) if isinstance(only, str) else tuple(only)
             select(only)  # unknown names: ExperimentNotFoundError naming the valid ones
             object.__setattr__(self, "only", only)
-        object.__setattr__(self, "trials", positive_int("trials", self.trials))
-        object.__setattr__(self, "steps_scale", positive_number("steps_scale", self.steps_scale))
+        check_params(
+            {"trials": self.trials, "steps_scale": self.steps_scale},
+            RUN_PARAMS,
+            where="run_reproduction",
+        )
+        object.__setattr__(self, "trials", int(self.trials))
+        object.__setattr__(self, "steps_scale", float(self.steps_scale))
         if self.data is not None and self.data not in DATA_SOURCES:
             raise InvalidParameterError(
                 f"unknown data source {self.data!r}; choose from {', '.join(DATA_SOURCES)}"

@@ -15,6 +15,7 @@ False
 
 from __future__ import annotations
 
+import abc
 import math
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -22,6 +23,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ..._summary import summary_stats
+from ..._validation import POSITIVE_INT, check_params
 from ...errors import InvalidParameterError
 
 __all__ = [
@@ -126,8 +128,8 @@ class Verdict:
         return {AGREE: True, DISAGREE: False}.get(self.outcome)
 
 
-class VerdictRule:
-    """How one paper value is compared with ours (subclass it to add a rule).
+class VerdictRule(abc.ABC):
+    """How one paper value is compared with ours (abstract: subclass it to add a rule).
 
     A rule sees the paper's central value and our :class:`Sample`; it returns the difference
     (``ours - paper`` or a ratio), the verdict, a sentence for the report and its parameters for
@@ -141,11 +143,13 @@ class VerdictRule:
         """``ours - paper`` (override for ratios)."""
         return mean - paper
 
-    def agrees(self, paper: float, ours: Sample) -> bool:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abc.abstractmethod
+    def agrees(self, paper: float, ours: Sample) -> bool:
+        """Whether our sample agrees with the paper's central value under this rule."""
 
-    def describe(self) -> str:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abc.abstractmethod
+    def describe(self) -> str:
+        """The rule in words, for the report (e.g. ``"within 2 std"``)."""
 
     def trials_drawn(self) -> int | None:
         """The number of trials of the authors' statistic whose sampling distribution the rule
@@ -206,11 +210,8 @@ def _finite_number(name: str, value: Any, *, positive: bool = False) -> float:
 
 
 def _paper_trials(name: str, value: Any) -> int | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise InvalidParameterError(f"{name} must be a positive int or None, got {value!r}")
-    return int(value)
+    check_params({name: value}, {name: [POSITIVE_INT, None]}, where="paper value")
+    return None if value is None else int(value)
 
 
 @dataclass(frozen=True, slots=True)

@@ -38,6 +38,7 @@ from typing import Any
 
 import numpy as np
 
+from ..._validation import POSITIVE_INT, check_params
 from ...errors import AttnmechError, InfeasibleProblemError, InvalidParameterError
 from ..scaffold import Progress
 from .grid import (
@@ -192,7 +193,7 @@ def _train_rows(
         model=model,
         optimizer=params["optimizer"],
         learning_rate=params["lr"],
-        num_steps=params["steps"],
+        steps=params["steps"],
         log_every=spec.log_every,
         init=init,
         num_threads=1,
@@ -291,7 +292,7 @@ def run_task_with_curves(
     gets its error message in the ``error`` column and no metrics; an infeasible Graph-SVM gives
     ``feasible = 0`` and NaN for the metrics that need it (the loss and norms are still trained).
     """
-    from ...data.dataset import make_dataset
+    from ...data.generators import make_dataset
     from ...theory.graphs import build_priority_graphs
 
     device = device or spec.device
@@ -619,6 +620,7 @@ def _run(
         out_dir = tempfile.mkdtemp(prefix=f"attnmech-sweep-{spec.name}-")
     cpu = os.cpu_count() or 1
     workers = cpu if spec.workers is None else spec.workers
+    check_params({"workers": workers}, {"workers": [POSITIVE_INT]}, where="run_sweep")
     started = time.perf_counter()
     cells = expand_cells(spec)
     tasks = plan_tasks(spec, cells)

@@ -114,6 +114,9 @@ DATA_METRICS: dict[str, str] = {
 }
 """Metrics of the dataset and its theory (no training needed)."""
 
+RENAMED_METRICS: dict[str, str] = {"svm_norm": "w_svm_fro_norm"}
+"""Old metric and column names -> new ones (specs and result files of earlier releases)."""
+
 DERIVED_METRICS: dict[str, str] = {
     "steps_to_corr": "first logged step at which corr_svm >= corr_threshold (NaN: never)",
 }
@@ -134,7 +137,7 @@ _TOP_KEYS = {"sweep", "fixed", "axes", "grid"}
 _INT_PARAMS = {"n": 1, "T": 1, "K": 1, "d": 1, "steps": 0, "trials": 1}  # name -> minimum
 
 
-DEPRECATED_METRICS = {"svm_norm": "w_svm_fro_norm"}
+DEPRECATED_METRICS = RENAMED_METRICS
 """Old metric names still accepted in a sweep file (with a DeprecationWarning)."""
 
 METRIC_COLUMNS = {"loss": "loss_value"}

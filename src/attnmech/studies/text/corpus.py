@@ -15,7 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from ...data.dataset import Dataset, make_embeddings
+from ...data.dataset import Dataset
+from ...data.generators import make_embeddings
 from ...data.text import UNKNOWN, _strip_gutenberg, tokenize
 from ...errors import FileFormatError, InvalidDatasetError
 

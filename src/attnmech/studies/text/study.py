@@ -352,7 +352,7 @@ def _train_layer(
         optimizer=optimizer,
         optimizer_options=options,
         learning_rate=config.learning_rate,
-        num_steps=config.steps,
+        steps=config.steps,
         log_every=log_every,
         seed=config.seed,
         init=config.init,
@@ -500,7 +500,7 @@ def _evaluate(
                 "n_sccs": int(graphs.n_sccs),
                 "n_nontrivial_sccs": int((graphs.scc_size > 1).sum()),
                 "dim_S_fin": int(theory.finite.dimension),
-                "svm_norm": float(theory.svm.norm),
+                "w_svm_fro_norm": float(theory.svm.norm),
                 "fin_norm": float(theory.finite.norm),
                 **graph_stats(theory),
             }
