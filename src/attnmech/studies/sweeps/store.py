@@ -272,9 +272,6 @@ def _read_csv(path: Path) -> tuple[list[str], list[list[str]]]:
         raise FileFormatError(f"cannot read sweep results {path}: {exc}", path=str(path)) from None
     if header is None:
         raise FileFormatError(f"sweep results {path} are empty", path=str(path))
-    from .spec import RENAMED_METRICS
-
-    header = [RENAMED_METRICS.get(name, name) for name in header]  # files of earlier releases
     for i, row in enumerate(rows):
         if len(row) != len(header):
             raise FileFormatError(
