@@ -37,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from ._io import atomic_savez, check_npz_budget
+from ._io import atomic_savez, check_nesting, check_npz_budget
 from .errors import FileFormatError
 
 __all__ = ["FORMAT_VERSIONS", "StoredFile", "checksum", "format_name", "read", "write"]
@@ -174,7 +174,7 @@ def write(
 
 
 def _memory_limit() -> int | None:
-    """``ATTNMECH_MEMORY_LIMIT_GB`` in bytes when set, else None (half the available memory:
+    """``ATTNMECH_MEMORY_LIMIT_GB`` in bytes when set, else None (an eighth of the available memory:
     the default of :func:`attnmech._io.check_npz_budget`)."""
     env = os.environ.get("ATTNMECH_MEMORY_LIMIT_GB")
     if env:
@@ -264,6 +264,10 @@ def read(
         raw = arrays.pop(META)
         if raw.shape != () or raw.dtype.kind != "U" or len(str(raw)) > _MAX_META_CHARS:
             raise fail(f"its {META!r} member is not one JSON text")
+        try:
+            check_nesting(str(raw), what=f"its {META!r} member", path=path)
+        except FileFormatError as exc:
+            raise fail(str(exc)) from None
         try:
             parsed = json.loads(str(raw))
         except (ValueError, RecursionError) as exc:

@@ -15,6 +15,7 @@ from typing import Any, Literal
 import numpy as np
 
 from .. import _persist
+from .._io import check_nesting
 from ..errors import (
     FileFormatError,
     InvalidDatasetError,
@@ -209,6 +210,7 @@ def _resolve_embeddings(embeddings: Any, vocab_size: int) -> Any:
     text = str(embeddings)
     if text.endswith(".npy"):
         path = _existing_file(text, "embeddings file")
+        _check_npy_budget(path)
         try:
             table = np.load(path, allow_pickle=False)
         except Exception as exc:  # any failure to open is a property of the file
@@ -245,6 +247,7 @@ def _read_jsonl(path: Path) -> tuple[list[list[int]], list[int]]:
     for lineno, line in lines:
         if not line.strip():
             continue
+        check_nesting(line, what=f"line {lineno} of", path=path)
         try:
             record = json.loads(line)
             seq, label = record["sequence"], record["label"]
@@ -276,3 +279,32 @@ def _read_jsonl(path: Path) -> tuple[list[list[int]], list[int]]:
             f"{path} holds no samples; write one {expected} per line", path=str(path)
         )
     return seqs, labels
+
+
+def _check_npy_budget(path: Path) -> None:
+    """Refuse an ``.npy`` whose header declares more data than the file holds or than memory
+    can spare, before numpy allocates the array it declares."""
+    from .._io import NPZ_MEMORY_SHARE, available_memory
+
+    try:
+        with open(path, "rb") as handle:
+            version = np.lib.format.read_magic(handle)
+            if version == (1, 0):
+                shape, _, dtype = np.lib.format.read_array_header_1_0(handle)
+            else:
+                shape, _, dtype = np.lib.format.read_array_header_2_0(handle)
+            offset = handle.tell()
+    except Exception:  # not a readable .npy header: np.load reports it
+        return
+    need = int(np.prod(shape, dtype=object)) * max(1, dtype.itemsize) if shape else dtype.itemsize
+    if dtype.hasobject:
+        return  # np.load(allow_pickle=False) refuses it
+    held = path.stat().st_size - offset
+    limit = available_memory() // NPZ_MEMORY_SHARE
+    if need > held or need > limit:
+        raise FileFormatError(
+            f"embeddings {path} declares {need:,} bytes of data (shape {tuple(shape)}, "
+            f"{dtype}) but {'holds' if need > held else 'memory can spare'} only "
+            f"{held if need > held else limit:,}; it is truncated or not an embeddings table",
+            path=str(path),
+        )

@@ -159,6 +159,13 @@ def _read_source(source: object) -> str:
                 "file, or pass the text itself as a string with whitespace",
                 path=str(path),
             )
+        from .._io import read_text_bounded  # a quarter of the available memory at most
+
+        try:
+            return read_text_bounded(path, what="text file")
+        except FileFormatError as exc:
+            if "not UTF-8" not in str(exc):
+                raise
         try:
             return path.read_text(encoding="utf-8")
         except UnicodeDecodeError as exc:

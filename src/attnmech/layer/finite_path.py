@@ -46,8 +46,17 @@ __all__ = ["FiniteTrajectory", "finite_trajectory", "reduced_inputs", "log_steps
 def log_steps(num_steps: int, log_every: int) -> np.ndarray:
     """The steps at which a run records metrics: every ``log_every`` steps and the last one
     (``log_every = 0``: the first and the last)."""
-    steps = set(range(0, num_steps, log_every)) if log_every else {0}
-    return np.array(sorted(steps | {num_steps}), dtype=np.int64)
+    steps = np.arange(0, num_steps, log_every, dtype=np.int64) if log_every else np.zeros(1, np.int64)
+    if steps.size == 0 or steps[-1] != num_steps:
+        steps = np.append(steps, np.int64(num_steps))
+    return steps
+
+
+def count_log_steps(num_steps: int, log_every: int) -> int:
+    """``len(log_steps(num_steps, log_every))`` without building it."""
+    if not log_every:
+        return 1 if num_steps == 0 else 2
+    return -(-num_steps // log_every) + 1 if num_steps > 0 else 1
 
 
 @dataclass(frozen=True, slots=True, eq=False)

@@ -50,7 +50,7 @@ from ..errors import (
     InvalidParameterError,
     OutputError,
 )
-from .finite_path import FiniteTrajectory, finite_trajectory, log_steps
+from .finite_path import FiniteTrajectory, count_log_steps, finite_trajectory, log_steps
 from .metrics import TrajectoryMetrics, svm_norm_for
 from .model import (
     AttentionConfig,
@@ -158,7 +158,10 @@ class TrainConfig:
         if not isinstance(self.init, str):
             object.__setattr__(self, "init", _init_array(self.init))
         if self.device is not None:
+            check_device(self.device)
             object.__setattr__(self, "model", replace(self.model, device=str(self.device)))
+        else:
+            check_device(getattr(self.model, "device", "cpu"))
         object.__setattr__(self, "optimizer_options", dict(self.optimizer_options))
         try:
             json.dumps(self.optimizer_options)
@@ -290,20 +293,28 @@ def _accept_aliases(init: Callable[..., None]) -> Callable[..., None]:
 TrainConfig.__init__ = _accept_aliases(TrainConfig.__init__)  # type: ignore[method-assign]
 
 _NON_NEGATIVE_INT = Interval(numbers.Integral, 0, None)
+MAX_STEPS = 10**9
+"""Most steps (and largest log/checkpoint interval) a run accepts: 10^9 steps of the smallest
+problem already take days; a larger count is a typo (``1e99``) that would never return."""
+MAX_TRIALS = 10**6
+"""Most trials per dataset (memory is checked separately, from the data's size)."""
+MAX_THREADS = 4 * (os.cpu_count() or 1)
+"""Most torch threads: four per CPU core of this machine."""
+_STEPS = Interval(numbers.Integral, 0, MAX_STEPS)
 TRAIN_CONFIG_PARAMS = register(
     "TrainConfig",
     {
         "model": [InstanceOf(AttentionConfig)],
         "optimizer": [Options(OPTIMIZERS)],
         "learning_rate": [Interval(numbers.Real, 0, None, closed="neither")],
-        "steps": [_NON_NEGATIVE_INT],
-        "log_every": [_NON_NEGATIVE_INT],
+        "steps": [_STEPS],
+        "log_every": [_STEPS],
         "init": [Options(INITS), ArrayLike()],
         "seed": [_NON_NEGATIVE_INT],
-        "trials": [Interval(numbers.Integral, 1, None)],
-        "checkpoint_every": [_NON_NEGATIVE_INT],
+        "trials": [Interval(numbers.Integral, 1, MAX_TRIALS)],
+        "checkpoint_every": [_STEPS],
         "device": [InstanceOf(str, torch.device, name="a string such as 'cpu'"), None],
-        "num_threads": [Interval(numbers.Integral, 1, None), None],
+        "num_threads": [Interval(numbers.Integral, 1, MAX_THREADS), None],
         "optimizer_options": [InstanceOf(Mapping, name="a dict of option name to value")],
     },
 )
@@ -840,6 +851,7 @@ def _train(
     finite_path: bool = True,
 ) -> TrainResult:
     started = time.perf_counter()
+    check_train_memory(datasets, config, record_W=record_W)
     trial_datasets = [ds for ds in datasets for _ in range(config.trials)]
     theories = _resolve_theories(theory, datasets, config, svm_norm)
     trial_theories = (
@@ -1079,4 +1091,67 @@ def train_final(
         return (
             W.detach().cpu().numpy().astype(np.float64),
             grad_norm.detach().cpu().numpy().astype(np.float64),
+def estimate_train_bytes(
+    datasets: Sequence[Dataset], config: TrainConfig, *, record_W: bool = False
+) -> int:
+    """A lower estimate of the memory :func:`train` needs, from the options alone.
+
+    Per trial: the embedded sequences (n x T x d float64) held about four times (inputs,
+    attention, their gradients); per logged step: the metrics of every trial (and ``W`` of
+    shape (d, d) with ``record_W``), plus the bookkeeping of the step.
+    """
+    trials = int(config.trials)
+    data = 0
+    width = 0
+    for ds in datasets:
+        data += int(ds.n_samples) * int(ds.max_length) * int(ds.embedding_dim) * 8 * 4
+        width = max(width, int(ds.embedding_dim))
+    points = count_log_steps(int(config.steps), int(config.log_every))
+    per_point = len(datasets) * trials * 8 * (16 + (width * width if record_W else 0)) + 100
+    return data * trials + points * per_point
+
+
+def check_train_memory(
+    datasets: Sequence[Dataset], config: TrainConfig, *, record_W: bool = False
+) -> None:
+    """Refuse a run whose :func:`estimate_train_bytes` exceeds the available memory, before
+    anything is allocated (InvalidParameterError naming the estimate and what to lower)."""
+    from .._io import available_memory
+
+    need = estimate_train_bytes(datasets, config, record_W=record_W)
+    have = available_memory()
+    if need > have:
+        points = count_log_steps(int(config.steps), int(config.log_every))
+        raise InvalidParameterError(
+            f"this run needs about {need / 2**30:.1f} GiB ({config.trials} trials x "
+            f"{len(datasets)} dataset(s), {points:,} logged steps) but {have / 2**30:.1f} GiB "
+            "is available; lower trials, steps or raise log_every"
+        )
+
+
+def check_device(device: Any) -> None:
+    """Refuse a torch device that this machine does not have (``"gpu"``, ``"cuda"`` without a
+    GPU, ``"cuda:7"`` with one) with InvalidParameterError, before any work or folder."""
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError, ValueError) as exc:
+        raise InvalidParameterError(
+            f"device must be a torch device such as 'cpu' or 'cuda:0', got {device!r} ({exc})"
+        ) from None
+    if dev.type == "cpu" or dev.type == "meta":
+        if dev.type == "meta":
+            raise InvalidParameterError("device must hold data: 'meta' holds none; use 'cpu'")
+        return
+    module = getattr(torch, dev.type, None)
+    available = getattr(module, "is_available", lambda: False)
+    if not available():
+        raise InvalidParameterError(
+            f"device {device!r} is not available on this machine (no {dev.type} support or "
+            "device); use 'cpu'"
+        )
+    count = getattr(module, "device_count", lambda: 1)()
+    if dev.index is not None and dev.index >= count:
+        raise InvalidParameterError(
+            f"device {device!r}: this machine has {count} {dev.type} device(s) "
+            f"(indices 0 to {count - 1})"
         )

@@ -356,6 +356,9 @@ def _read_results(out_dir: Path) -> dict[str, Any]:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise FileFormatError(f"cannot read {path}: {exc.strerror or exc}", path=str(path)) from exc
+    from .._io import check_nesting
+
+    check_nesting(text, what="results file", path=path)
     try:
         data = json.loads(text)
     except (json.JSONDecodeError, RecursionError) as exc:

@@ -234,10 +234,23 @@ def parse_norm(norm: str | NormSpec) -> NormSpec:
             return NORMS["fro"]
         if math.isinf(p):
             return NORMS["linf"]
+        if not LP_MIN * (1 - 1e-9) <= p <= LP_MAX * (1 + 1e-9):  # closed under p -> p/(p-1)
+            raise InvalidParameterError(
+                f"norm {norm!r}: the exponent after 'lp:' must be 1, 'inf' or a number in "
+                f"[{LP_MIN:g}, {LP_MAX:g}] (its dual exponent p/(p-1) is {p / (p - 1.0):.6g}: "
+                "the conic solver cannot represent exponents that far from 1 and 2); use 'l1' "
+                "or 'linf' for the limits"
+            )
         q = p / (p - 1.0)
         dual = "fro" if q == 2.0 else _lp_name(q)
         return NormSpec(_lp_name(p), p, dual, True, "power cones, cvxpy + Clarabel")
     raise InvalidParameterError(f"unknown norm {norm!r}; use one of {_known()}")
+
+
+LP_MIN = 1.01
+"""Smallest exponent ``p`` of ``"lp:p"`` other than 1 (the dual exponent is at most 101)."""
+LP_MAX = 101.0
+"""Largest finite exponent ``p`` of ``"lp:p"`` (the dual of :data:`LP_MIN`; ``"linf"`` beyond)."""
 
 
 def _known() -> str:

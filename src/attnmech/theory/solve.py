@@ -575,6 +575,7 @@ def solve(
         raise InvalidParameterError(
             f"method must be 'auto', 'dense' or 'tokenspace', got {method!r}"
         )
+    _check_solver_options(svm_options, finite_options)
     graphs = build_priority_graphs(dataset)
     if method != "dense" and norm.name == "fro":
         from .tokenspace import is_token_space, solve_token_finite, solve_token_svm
@@ -656,3 +657,40 @@ class AttentionTheory:
     def predict(self, sequences: Any, queries: Any = None) -> np.ndarray:
         """Most likely next token of each sequence."""
         return self.predict_proba(sequences, queries).argmax(axis=1)
+
+
+def _check_solver_options(svm_options: Any, finite_options: Any) -> None:
+    """Refuse option dicts that are not dicts, or that name an option no solver takes, with
+    InvalidParameterError naming the option (before any work)."""
+    import inspect
+    from collections.abc import Mapping
+
+    from .finite import solve_finite
+    from .graphsvm.solve import solve_graph_svm
+    from .norms import solve_norm_svm
+
+    def names(*functions: Any) -> set[str]:
+        out: set[str] = set()
+        for function in functions:
+            for p in inspect.signature(function).parameters.values():
+                if p.kind is inspect.Parameter.KEYWORD_ONLY:
+                    out.add(p.name)
+        return out
+
+    known = {
+        "svm_options": names(solve_norm_svm, solve_graph_svm) - {"allow_inaccurate"},
+        "finite_options": names(solve_finite),
+    }
+    for label, options in (("svm_options", svm_options), ("finite_options", finite_options)):
+        if options is None:
+            continue
+        if not isinstance(options, Mapping):
+            raise InvalidParameterError(
+                f"{label} must be a dict of option name to value, got {type(options).__name__}"
+            )
+        unknown = sorted(str(k) for k in options if k not in known[label])
+        if unknown:
+            raise InvalidParameterError(
+                f"{label} {unknown} are not options of the solver; it takes "
+                f"{', '.join(sorted(known[label]))}"
+            )

@@ -38,6 +38,7 @@ from typing import Any
 
 import numpy as np
 
+from ..._io import exclusive_lock
 from ..._validation import POSITIVE_INT, check_params
 from ...errors import AttnmechError, InfeasibleProblemError, InvalidParameterError
 from ..scaffold import Progress
@@ -625,89 +626,94 @@ def _run(
     cells = expand_cells(spec)
     tasks = plan_tasks(spec, cells)
     columns = result_columns(spec)
-    store = SweepStore(out_dir)
-    store.prepare(
-        spec,
-        columns,
-        resume=resume,
-        counts={"cells": len(cells), "tasks": len(tasks)},
-    )
-    done = store.done()
-    todo = [t for t in tasks if t.task_id not in done]
-    skipped = len(tasks) - len(todo)
-    if skipped:
-        logger.info("resuming: %d of %d tasks already stored", skipped, len(tasks))
-    by_index = {c.index: c for c in cells}
-    workers = max(1, min(int(workers), len(todo) or 1))
-    store.update_manifest(workers=workers, backend=spec.backend, started=time.time())
-    device = spec.device
+    from ...layer.training import check_device
 
-    def attempts(batch: list[Task]) -> Iterator[tuple[Task, TaskOutcome]]:
-        if spec.backend == "local":
-            return _local_results(batch, spec, by_index, workers, device)
-        return _ray_results(batch, spec, by_index, workers, device, spec.address)
+    check_device(spec.device or "cpu")  # before any folder is made
+    # one writer per folder: a second "sweep --resume" on it is refused, not run twice
+    with exclusive_lock(out_dir, what="sweep folder"):
+        store = SweepStore(out_dir)
+        store.prepare(
+            spec,
+            columns,
+            resume=resume,
+            counts={"cells": len(cells), "tasks": len(tasks)},
+        )
+        done = store.done()
+        todo = [t for t in tasks if t.task_id not in done]
+        skipped = len(tasks) - len(todo)
+        if skipped:
+            logger.info("resuming: %d of %d tasks already stored", skipped, len(tasks))
+        by_index = {c.index: c for c in cells}
+        workers = max(1, min(int(workers), len(todo) or 1))
+        store.update_manifest(workers=workers, backend=spec.backend, started=time.time())
+        device = spec.device
 
-    written = failed = 0
-    with report.stage(len(todo), f"sweep {spec.name}", unit="task") as advance:
-        for task, outcome, tries in _with_retries(attempts, todo, spec.retries):
-            if outcome.rows is None:
-                failed += 1
-                store.write_failure(
-                    task.task_id,
-                    {
-                        "task_id": task.task_id,
-                        "error": outcome.error,
-                        "type": outcome.error_type,
-                        "attempts": tries,
-                        "units": [list(u) for u in task.units],
-                    },
-                )
-                store.record_task(
-                    task.task_id,
-                    columns,
-                    [],
-                    status="failed",
-                    attempts=tries,
-                    seconds=outcome.seconds,
-                    error=outcome.error,
-                )
-                report.message(
-                    f"task {task.task_id} failed after {tries} attempt(s): {outcome.error}"
-                )
-            else:
-                if outcome.curves is not None:
-                    store.write_curves(task.task_id, outcome.curves)
-                store.write_part(task.task_id, columns, outcome.rows)
-                store.clear_failure(task.task_id)
-                store.record_task(
-                    task.task_id,
-                    columns,
-                    outcome.rows,
-                    status="done",
-                    attempts=tries,
-                    seconds=outcome.seconds,
-                    node=outcome.node,
-                )
-                written += len(outcome.rows)
-                if on_task is not None:
-                    on_task(task, len(outcome.rows))
-            advance(1)
-    path = store.consolidate() if store.done() else Path(out_dir) / "results.csv"
-    result = SweepResult(
-        out_dir=Path(out_dir),
-        results_path=path,
-        cells=len(cells),
-        tasks=len(tasks),
-        tasks_skipped=skipped,
-        rows=written,
-        wall_time_s=time.perf_counter() - started,
-        backend=spec.backend,
-        workers=workers,
-        failed=failed,
-        config=spec,
-    )
-    result.write(out_dir, figures=False)
-    return result
+        def attempts(batch: list[Task]) -> Iterator[tuple[Task, TaskOutcome]]:
+            if spec.backend == "local":
+                return _local_results(batch, spec, by_index, workers, device)
+            return _ray_results(batch, spec, by_index, workers, device, spec.address)
+
+        written = failed = 0
+        with report.stage(len(todo), f"sweep {spec.name}", unit="task") as advance:
+            for task, outcome, tries in _with_retries(attempts, todo, spec.retries):
+                if outcome.rows is None:
+                    failed += 1
+                    store.write_failure(
+                        task.task_id,
+                        {
+                            "task_id": task.task_id,
+                            "error": outcome.error,
+                            "type": outcome.error_type,
+                            "attempts": tries,
+                            "units": [list(u) for u in task.units],
+                        },
+                    )
+                    store.record_task(
+                        task.task_id,
+                        columns,
+                        [],
+                        status="failed",
+                        attempts=tries,
+                        seconds=outcome.seconds,
+                        error=outcome.error,
+                    )
+                    report.message(
+                        f"task {task.task_id} failed after {tries} attempt(s): {outcome.error}"
+                    )
+                else:
+                    if outcome.curves is not None:
+                        store.write_curves(task.task_id, outcome.curves)
+                    store.write_part(task.task_id, columns, outcome.rows)
+                    store.clear_failure(task.task_id)
+                    store.record_task(
+                        task.task_id,
+                        columns,
+                        outcome.rows,
+                        status="done",
+                        attempts=tries,
+                        seconds=outcome.seconds,
+                        node=outcome.node,
+                    )
+                    written += len(outcome.rows)
+                    if on_task is not None:
+                        on_task(task, len(outcome.rows))
+                advance(1)
+        path = store.consolidate() if store.done() else Path(out_dir) / "results.csv"
+        result = SweepResult(
+            out_dir=Path(out_dir),
+            results_path=path,
+            cells=len(cells),
+            tasks=len(tasks),
+            tasks_skipped=skipped,
+            rows=written,
+            wall_time_s=time.perf_counter() - started,
+            backend=spec.backend,
+            workers=workers,
+            failed=failed,
+            config=spec,
+        )
+        result.write(out_dir, figures=False)
+        return result
 
 
 def run_sweep(

@@ -454,6 +454,10 @@ def _params(
     return out
 
 
+MAX_SPEC_BYTES = 16 << 20
+"""Largest sweep file read (16 MiB): a plan is a few kilobytes."""
+
+
 def parse_sweep_spec(text: str, path: str = "<string>") -> SweepSpec:
     """Validate the text of a sweep file; see the module docstring for the format.
 
@@ -462,6 +466,15 @@ def parse_sweep_spec(text: str, path: str = "<string>") -> SweepSpec:
     FileFormatError
         On any problem, naming the key (for example ``axes.n[2]``) and what to write instead.
     """
+    from ..._io import check_nesting
+
+    if len(text) > MAX_SPEC_BYTES:
+        raise FileFormatError(
+            f"sweep file {path} holds {len(text):,} characters, above the limit of "
+            f"{MAX_SPEC_BYTES:,}",
+            path=path,
+        )
+    check_nesting(text, what="sweep file", path=path)
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -589,11 +602,11 @@ def spec_from_data(data: dict[str, Any], text: str, path: str = "<string>") -> S
 
 def load_sweep_spec(path: str | os.PathLike[str]) -> SweepSpec:
     """Read and validate a sweep file (TOML); see :func:`parse_sweep_spec`."""
+    from ..._io import read_text_bounded
+
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise FileFormatError(f"sweep file {path} does not exist", path=str(path)) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise FileFormatError(f"cannot read sweep file {path}: {exc}", path=str(path)) from None
+    if not path.exists():
+        raise FileFormatError(f"sweep file {path} does not exist", path=str(path))
+    # a regular file of at most 16 MiB: /dev/zero or a pipe is refused before reading
+    text = read_text_bounded(path, max_bytes=MAX_SPEC_BYTES, what="sweep file")
     return parse_sweep_spec(text, str(path))

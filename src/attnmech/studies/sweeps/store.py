@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from ..._io import atomic_write_text
+from ..._io import atomic_write_text, inside
 from ...errors import FileFormatError, InvalidParameterError, OutputError
 from .grid import INTEGER_COLUMNS, NUMERIC_COLUMNS
 from .spec import SweepSpec, available_metrics, metric_column
@@ -44,6 +44,7 @@ __all__ = ["SweepStore", "SweepTable", "load_results"]
 
 MANIFEST = "manifest.json"
 PARTS = "parts"
+LOCK = ".attnmech.lock"  # held by the running sweep: see attnmech._io.exclusive_lock
 RESULTS = "results.csv"
 SQLITE = "results.sqlite"
 FAILED = "failed"
@@ -86,8 +87,10 @@ class SweepStore:
         manifest_path = self.root / MANIFEST
         if manifest_path.exists():
             try:
-                manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-            except (OSError, ValueError) as exc:
+                manifest = json.loads(
+                    read_text_bounded(manifest_path, max_bytes=1 << 20, what="sweep manifest")
+                )
+            except (OSError, ValueError, RecursionError, FileFormatError) as exc:
                 raise FileFormatError(
                     f"{manifest_path} is unreadable ({exc}); remove the folder or choose another "
                     "--out",
@@ -104,7 +107,7 @@ class SweepStore:
                     f"({self.root / 'sweep.toml'}); resume with that file, or choose another --out"
                 )
             return
-        if self.root.exists() and any(self.root.iterdir()) and not resume:
+        if self.root.exists() and any(p.name != LOCK for p in self.root.iterdir()) and not resume:
             raise OutputError(
                 f"{self.root} exists and is not empty; choose another --out or remove it"
             )
@@ -126,6 +129,7 @@ class SweepStore:
         """Ids of the tasks whose rows are stored."""
         if not self.parts.is_dir():
             return set()
+        inside(self.root, PARTS, what="parts folder")  # a symlinked parts/ leading out: refused
         return {p.stem for p in self.parts.glob("*.csv")}
 
     def write_part(self, task_id: str, columns: list[str], rows: list[dict[str, Any]]) -> None:
@@ -307,6 +311,7 @@ def load_results(
     root = Path(out_dir)
     results = root / RESULTS
     parts = sorted((root / PARTS).glob("*.csv")) if (root / PARTS).is_dir() else []
+    parts = [inside(root, PARTS, p.name, what="sweep part file") for p in parts]
     if results.exists() and not prefer_parts:
         files = [results]
     elif parts:

@@ -50,10 +50,18 @@ def read_corpus(corpus: str | os.PathLike[str], *, glob: str = "*.txt") -> list[
             f"corpus {path} does not exist; give a .txt file or a folder of .txt files",
             path=str(path),
         )
+    from ..._io import read_text_bounded  # a quarter of the available memory at most
+
     out = []
     for file in files:
         try:
-            text = file.read_text(encoding="utf-8")
+            text = read_text_bounded(file, what="corpus file")
+        except FileFormatError as exc:
+            if "not UTF-8" not in str(exc):
+                raise
+            text = ""
+        try:
+            text = text or file.read_text(encoding="utf-8")
         except UnicodeDecodeError as exc:
             raise FileFormatError(
                 f"corpus file {file} is not UTF-8 text ({exc.reason} at byte {exc.start}); "
