@@ -37,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from ._io import atomic_savez, check_nesting, check_npz_budget
+from ._io import MAX_JSON_DEPTH, atomic_savez, check_nesting, check_npz_budget
 from .errors import FileFormatError
 
 __all__ = ["FORMAT_VERSIONS", "StoredFile", "checksum", "format_name", "read", "write"]
@@ -266,8 +266,10 @@ def read(
             raise fail(f"its {META!r} member is not one JSON text")
         try:
             check_nesting(str(raw), what=f"its {META!r} member", path=path)
-        except FileFormatError as exc:
-            raise fail(str(exc)) from None
+        except FileFormatError:
+            raise fail(
+                f"it has an unreadable {META!r} member (nested deeper than {MAX_JSON_DEPTH} levels)"
+            ) from None
         try:
             parsed = json.loads(str(raw))
         except (ValueError, RecursionError) as exc:

@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from ..._io import atomic_write_text, inside
+from ..._io import atomic_write_text, inside, read_text_bounded
 from ...errors import FileFormatError, InvalidParameterError, OutputError
 from .grid import INTEGER_COLUMNS, NUMERIC_COLUMNS
 from .spec import SweepSpec, available_metrics, metric_column
