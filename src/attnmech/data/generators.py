@@ -280,6 +280,10 @@ def parse_embeddings_spec(spec: str, vocab_size: int) -> Any:
             raise InvalidParameterError(
                 f"bad embeddings spec {spec!r}: expected key=value, got {item!r}"
             )
+        if key.strip() in params:
+            raise InvalidParameterError(
+                f"bad embeddings spec {spec!r}: {key.strip()!r} is given twice; give each key once"
+            )
         params[key.strip()] = value.strip()
     unknown = set(params) - {"d", "seed", "rho"}
     if unknown or "d" not in params:

@@ -502,6 +502,9 @@ def load_run(path: str | os.PathLike[str]) -> TrainResult:
         The file is missing, empty, truncated or corrupt, not a ``.npz`` archive, or lacks the
         members of a run (the message names the file and what is wrong).
     """
+    from .._validation import PathLike, check_params
+
+    check_params({"path": path}, {"path": [PathLike()]}, where="load_run")
     path = Path(path)
     stored = _read_npz(path, "run file", "run", FileFormatError, ("W", "params"))
     arrays, meta = stored.arrays, stored.meta
@@ -817,6 +820,19 @@ def train(
     >>> round(float(run.W[0, 1] - run.W[1, 1]), 6)
     0.693147
     """
+    from .._validation import InstanceOf, check_params
+
+    check_params(
+        {"data": data, "config": config},
+        {
+            "data": [InstanceOf(Dataset, list, tuple, name="a Dataset or a list of Dataset")],
+            "config": [InstanceOf(TrainConfig), None],
+        },
+        where="train",
+    )
+    if isinstance(data, (list, tuple)) and not all(isinstance(d, Dataset) for d in data):
+        bad = next(type(d).__name__ for d in data if not isinstance(d, Dataset))
+        raise InvalidParameterError(f"train: data must be a Dataset or a list of Dataset, got a {bad} in the list")
     config = config if config is not None else TrainConfig()
     datasets = datasets_list(data, "train")
     work = sum(ds.n_samples * ds.max_length for ds in datasets) * config.trials
@@ -1091,6 +1107,9 @@ def train_final(
         return (
             W.detach().cpu().numpy().astype(np.float64),
             grad_norm.detach().cpu().numpy().astype(np.float64),
+        )
+
+
 def estimate_train_bytes(
     datasets: Sequence[Dataset], config: TrainConfig, *, record_W: bool = False
 ) -> int:

@@ -138,6 +138,13 @@ def verify(
     InvalidParameterError
         A run (or theory) computed from another dataset than ``dataset``.
     """
+    from .._validation import InstanceOf, check_params
+
+    check_params(
+        {"dataset": dataset},
+        {"dataset": [InstanceOf(Dataset, list, tuple, name="a Dataset or a list of Dataset")]},
+        where="verify",
+    )
     if isinstance(W_or_run, (str, os.PathLike)):
         W_or_run = load_run(W_or_run)
     if isinstance(W_or_run, TrainResult):

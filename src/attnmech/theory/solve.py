@@ -374,6 +374,9 @@ def load_theory(path: str | os.PathLike[str], dataset: Dataset | None = None) ->
     >>> round(float(theory.W_fin[0, 1] - theory.W_fin[1, 1]), 6)
     0.693147
     """
+    from .._validation import PathLike, check_params
+
+    check_params({"path": path}, {"path": [PathLike()]}, where="load_theory")
     path = Path(path)
     arrays, meta = _read_theory_file(path)
     try:

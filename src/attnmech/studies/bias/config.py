@@ -149,6 +149,11 @@ class BiasConfig(StudyConfig):
         norms = self.norms
         if isinstance(norms, str):
             norms = tuple(n.strip() for n in norms.split(",") if n.strip())
+        if not norms:
+            raise InvalidParameterError(
+                "BiasConfig: norms must name at least one norm (a table with no columns says "
+                "nothing), e.g. ['fro', 'l1', 'nuclear']"
+            )
         object.__setattr__(self, "norms", tuple(parse_norm(n).name for n in norms))
 
     @property

@@ -94,6 +94,9 @@ def run_reproduction(
     InvalidParameterError
         If ``trials`` or ``steps_scale`` is not positive.
     """
+    from ..._validation import PathLike, check_params
+
+    check_params({"out_dir": out_dir}, {"out_dir": [PathLike()]}, where="run_reproduction")
     config = ReproductionConfig(
         only=None if only is None else ((only,) if isinstance(only, str) else tuple(only)),
         trials=trials,

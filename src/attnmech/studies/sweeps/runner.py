@@ -613,6 +613,10 @@ def _run(
         raise InvalidParameterError(
             f"a sweep's config is a SweepSpec (load_sweep_spec), got {type(config).__name__}"
         )
+    if out_dir is not None:
+        from ..._validation import PathLike
+
+        check_params({"out_dir": out_dir}, {"out_dir": [PathLike()]}, where="run_sweep")
     spec = config
     report = Progress.coerce(progress)
     if out_dir is None:
