@@ -645,7 +645,221 @@ def _cases() -> list[Case]:
     return cases
 
 
-CASES = _cases()
+def with_memory_limit(gib: float, call: Callable[[], Any]) -> Any:
+    """``call()`` with ``ATTNMECH_MEMORY_LIMIT_GB`` set (a small stand-in for a big machine)."""
+    import os
+
+    before = os.environ.get("ATTNMECH_MEMORY_LIMIT_GB")
+    os.environ["ATTNMECH_MEMORY_LIMIT_GB"] = str(gib)
+    try:
+        return call()
+    finally:
+        if before is None:
+            del os.environ["ATTNMECH_MEMORY_LIMIT_GB"]
+        else:
+            os.environ["ATTNMECH_MEMORY_LIMIT_GB"] = before
+
+
+def zeros_bomb(tmp: Path, megabytes: int = 4) -> Path:
+    """A dataset .npz whose sequences member inflates ~1000x (zeros), written streaming."""
+    import io
+
+    path = tmp / "bomb.npz"
+    rows = megabytes * 2**20 // 64
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        header = io.BytesIO()
+        np.lib.format.write_array_header_2_0(
+            header, {"descr": "<i8", "fortran_order": False, "shape": (rows, 8)}
+        )
+        with archive.open("sequences.npy", "w", force_zip64=True) as handle:
+            handle.write(header.getvalue())
+            handle.write(bytes(rows * 64))
+        for name, array in (("labels", np.zeros(rows, np.int64)), ("embeddings", np.eye(4))):
+            buf = io.BytesIO()
+            np.save(buf, array)
+            archive.writestr(f"{name}.npy", buf.getvalue())
+    return path
+
+
+def huge_npy(tmp: Path) -> Path:
+    """An .npy of 200 bytes whose header declares a (10^12, 8) float table."""
+    import io
+
+    buf = io.BytesIO()
+    np.lib.format.write_array_header_1_0(
+        buf, {"descr": "<f8", "fortran_order": False, "shape": (10**12, 8)}
+    )
+    path = tmp / "huge.npy"
+    path.write_bytes(buf.getvalue() + bytes(64))
+    return path
+
+
+def good_jsonl(tmp: Path) -> Path:
+    return jsonl(tmp, b'{"sequence": [0, 1, 2], "label": 1}\n{"sequence": [2, 3], "label": 3}\n',
+                 "ok.jsonl")  # fmt: skip
+
+
+def deep_meta(tmp: Path) -> Path:
+    path = tmp / "deep.npz"
+    np.savez(path, a=np.zeros(2), meta=np.array("[" * 5000 + "]" * 5000))
+    return path
+
+
+def spec_file(tmp: Path, text: str, name: str = "s.toml") -> Path:
+    path = tmp / name
+    path.write_text(text)
+    return path
+
+
+def locked_sweep(tmp: Path) -> Any:
+    """A second writer of a sweep folder while the first holds it."""
+    from attnmech._io import exclusive_lock
+    from attnmech.studies.sweeps import parse_sweep_spec, run_sweep
+
+    spec = parse_sweep_spec(_TINY_SWEEP)
+    with exclusive_lock(tmp / "sw", what="sweep folder"):
+        return run_sweep(spec, tmp / "sw", workers=1, resume=True)
+
+
+_TINY_SWEEP = "[fixed]\nT = 3\nK = 4\nsteps = 5\n[axes]\nn = [3]\nd = [4]\n"
+
+
+def _budget_cases() -> list[Case]:
+    """Reliability r3: resource budgets, bounded readers, errors at the door (issue 21)."""
+    from attnmech import TrainConfig, train
+    from attnmech._persist import read as persist_read
+    from attnmech._io import read_text_bounded
+    from attnmech.layer.model import AttentionConfig
+    from attnmech.studies.sweeps import load_sweep_spec, parse_sweep_spec, run_sweep
+
+    ds = lambda: Dataset(np.zeros((2000, 6), np.int64), np.zeros(2000, np.int64), E4)  # noqa: E731
+    E4 = np.eye(4)
+    cases: list[Case] = []
+
+    def add(name: str, error: type[Exception], api: Callable[[Path], Any],
+            cli: Callable[[Path], list[str]] | None = None) -> None:
+        cases.append(Case(name, error, api, cli))  # fmt: skip
+
+    # --- integer options with upper bounds (item 4)
+    for steps in (10**9 + 1, 10**20, 99999999999999999999):
+        add(f"steps {steps}", InvalidParameterError, lambda t, s=steps: TrainConfig(steps=s),
+            lambda t, s=steps: ["train", saved(t), "--steps", str(s), "-o", t / "r.npz"])  # fmt: skip
+    for trials in (10**6 + 1, 10**7, 10**9):
+        add(f"trials {trials}", InvalidParameterError, lambda t, n=trials: TrainConfig(trials=n),
+            lambda t, n=trials: ["train", saved(t), "--trials", str(n), "-o", t / "r.npz"])  # fmt: skip
+    for threads in (10**5, 2**31):
+        add(f"threads {threads}", InvalidParameterError,
+            lambda t, n=threads: TrainConfig(num_threads=n),
+            lambda t, n=threads: ["train", saved(t), "--threads", str(n), "-o", t / "r.npz"])  # fmt: skip
+    for every in (10**10, 2**63):
+        add(f"log_every {every}", InvalidParameterError, lambda t, e=every: TrainConfig(log_every=e))
+        add(f"checkpoint_every {every}", InvalidParameterError,
+            lambda t, e=every: TrainConfig(checkpoint_every=e))  # fmt: skip
+    for trials in (100_000, 1_000_000):
+        add(f"trials {trials} on n=2000: memory estimated first", InvalidParameterError,
+            lambda t, n=trials: train(ds(), TrainConfig(trials=n, steps=1)))  # fmt: skip
+    add("10^9 logged steps: memory estimated first", InvalidParameterError,
+        lambda t: train(good_dataset(), TrainConfig(steps=10**9, log_every=1, trials=50)))  # fmt: skip
+    # --- devices (item 5), before any folder or work
+    for device in ("gpu", "cuda:99", "bogus:0", "meta", "xla:7", "cuda:-1"):
+        add(f"device {device!r}", InvalidParameterError, lambda t, dv=device: TrainConfig(device=dv))
+        add(f"model device {device!r}", InvalidParameterError,
+            lambda t, dv=device: TrainConfig(model=AttentionConfig(device=dv)))  # fmt: skip
+    for device in ("gpu", "cuda:99"):
+        add(f"sweep device {device!r}", InvalidParameterError,
+            lambda t, dv=device: run_sweep(parse_sweep_spec(_TINY_SWEEP), t / "sw", device=dv),
+            lambda t, dv=device: ["sweep", spec_file(t, _TINY_SWEEP), "--out", t / "sw",
+                                  "--device", dv])  # fmt: skip
+    # --- norms (item 5): lp exponents the conic solver cannot represent
+    for norm in ("lp:1e308", "lp:1.0000000001", "lp:1.000001", "lp:1e6", "lp:102", "lp:0.5",
+                 "lp:nan", "lp:-inf", "lp:-3", "lp:", "lp:abc", "lp:1e-308"):  # fmt: skip
+        add(f"norm {norm}", InvalidParameterError,
+            lambda t, n=norm: solve(good_dataset(), svm_norm=n),
+            lambda t, n=norm: ["solve", saved(t), "--svm-norm", n])  # fmt: skip
+    # --- solver options (item 5): named, on every path
+    for method in ("dense", "auto"):
+        for options in ({"bogus": 1}, {"tol": 1e-3}, {"max_iters": 5}):
+            add(f"svm_options {options} ({method})", InvalidParameterError,
+                lambda t, o=options, m=method: solve(good_dataset(), method=m, svm_options=o))  # fmt: skip
+        for options in ({"bogus": 1}, {"tie_break": None}, {"maxiter": 3}):
+            add(f"finite_options {options} ({method})", InvalidParameterError,
+                lambda t, o=options, m=method: solve(good_dataset(), method=m, finite_options=o))  # fmt: skip
+    for bad in (3, "max_iter=5", [("max_iter", 5)]):
+        add(f"svm_options={bad!r}", InvalidParameterError,
+            lambda t, b=bad: solve(good_dataset(), svm_options=b))  # fmt: skip
+        add(f"finite_options={bad!r}", InvalidParameterError,
+            lambda t, b=bad: solve(good_dataset(), finite_options=b))  # fmt: skip
+    # --- wrong Python types at the door (item 5)
+    door = {
+        "train(3)": lambda t: train(3),
+        "train('data.npz')": lambda t: train("data.npz"),
+        "train([ds, 3])": lambda t: train([good_dataset(), 3]),
+        "train(ds, config=3)": lambda t: train(good_dataset(), 3),
+        "train(ds, config={})": lambda t: train(good_dataset(), {}),
+        "verify(3, W)": lambda t: attnmech.verify(3, np.zeros((4, 4))),
+        "verify('x', W)": lambda t: attnmech.verify("x", np.zeros((4, 4))),
+        "load_theory(3)": lambda t: attnmech.load_theory(3),
+        "load_theory(None)": lambda t: attnmech.load_theory(None),
+        "load_run(3)": lambda t: attnmech.load_run(3),
+        "load_run(b'r.npz')": lambda t: attnmech.load_run(b"r.npz"),
+        "run_reproduction(3)": lambda t: attnmech.studies.reproduction.runner.run_reproduction(3),
+        "bias_table(3)": lambda t: attnmech.studies.bias.bias_table(3),
+        "bias_table(norms=[])": lambda t: attnmech.studies.bias.bias_table(t / "b", norms=[]),
+        "bias_table(norms=3)": lambda t: attnmech.studies.bias.bias_table(t / "b", norms=3),
+        "run_sweep(3, out)": lambda t: run_sweep(3, t / "s"),
+        "run_sweep(toml text, out)": lambda t: run_sweep(_TINY_SWEEP, t / "s"),
+        "run_sweep(spec, 3)": lambda t: run_sweep(parse_sweep_spec(_TINY_SWEEP), 3),
+        "TrainConfig(model=3)": lambda t: TrainConfig(model=3),
+        "TrainConfig(steps='10')": lambda t: TrainConfig(steps="10"),
+        "TrainConfig(device=3)": lambda t: TrainConfig(device=3),
+        "make_dataset('a', ...)": lambda t: make_dataset("a", 4, 6, 8),
+        "make_dataset(n_samples=2.5)": lambda t: make_dataset(2.5, 4, 6, 8),
+        "spec random:d=8,d=9": lambda t: parse_embeddings_spec("random:d=8,d=9", 4),
+        "spec random:d=8,seed=1,seed=2": lambda t: parse_embeddings_spec("random:d=8,seed=1,seed=2", 4),
+    }
+    for name, call in door.items():
+        add(name, InvalidParameterError, call)
+    add("make-dataset --embeddings random:d=8,d=9", InvalidParameterError,
+        lambda t: parse_embeddings_spec("ortho:d=8,d=9", 4),
+        lambda t: ["solve", good_jsonl(t), "--embeddings", "random:d=8,d=9"])  # fmt: skip
+    # --- bounded readers (item 4)
+    add("zip bomb dataset (sizes from the zip directory)", FileFormatError,
+        lambda t: with_memory_limit(0.001, lambda: load_dataset(zeros_bomb(t))))  # fmt: skip
+    add("zip bomb through solve", FileFormatError,
+        lambda t: with_memory_limit(0.001, lambda: solve(load_dataset(zeros_bomb(t)))))  # fmt: skip
+    add(".npy embeddings declaring 64 TB", FileFormatError,
+        lambda t: load_dataset(good_jsonl(t), embeddings=huge_npy(t)),
+        lambda t: ["solve", good_jsonl(t), "--embeddings", huge_npy(t)])  # fmt: skip
+    add("meta nested 5000 deep", FileFormatError, lambda t: persist_read(deep_meta(t), "run"))
+    for depth in (65, 1000, 100_000):
+        add(f"jsonl line nested {depth} deep", FileFormatError,
+            lambda t, k=depth: load_dataset(jsonl(t, b'{"sequence": ' + b"[" * k + b"]" * k
+                                                  + b', "label": 0}\n')),
+            lambda t, k=depth: ["solve", jsonl(t, b'{"sequence": ' + b"[" * k + b"]" * k
+                                              + b', "label": 0}\n')])  # fmt: skip
+        add(f"TOML array nested {depth} deep", FileFormatError,
+            lambda t, k=depth: load_sweep_spec(spec_file(t, "x = " + "[" * k + "]" * k)),
+            lambda t, k=depth: ["sweep", spec_file(t, "x = " + "[" * k + "]" * k), "--out",
+                                t / "sw"])  # fmt: skip
+    for device in ("/dev/zero", "/dev/urandom", "/dev/null"):
+        if Path(device).exists():
+            add(f"sweep {device}", FileFormatError, lambda t, dv=device: load_sweep_spec(dv),
+                lambda t, dv=device: ["sweep", dv, "--out", t / "sw"])  # fmt: skip
+    add("sweep folder as the spec", FileFormatError, lambda t: load_sweep_spec(t),
+        lambda t: ["sweep", t, "--out", t / "sw"])  # fmt: skip
+    add("sweep file above 16 MiB", FileFormatError,
+        lambda t: load_sweep_spec(spec_file(t, "# " + "x" * (16 << 20))))  # fmt: skip
+    add("text above its limit", FileFormatError,
+        lambda t: read_text_bounded(raw(t, "big.txt", b"word " * 100), max_bytes=64))  # fmt: skip
+    add("text file not UTF-8", FileFormatError,
+        lambda t: text_dataset(raw(t, "latin.txt", b"caf\xe9 " * 50), vocab_size=4, seq_len=2,
+                               embedding_dim=4))  # fmt: skip
+    # --- concurrency (items 6-7)
+    add("second writer of one sweep folder", OutputError, locked_sweep)
+    return cases
+
+
+CASES = _cases() + _budget_cases()
 
 
 def _param(case: Case) -> Any:
@@ -694,8 +908,8 @@ def test_negative_seed_is_an_option_error(command: str, tmp_path: Path) -> None:
 
 def test_catalogue_size() -> None:
     """Keep the catalogue from shrinking silently (counts go in the report)."""
-    assert len(CASES) >= 80
-    assert sum(c.cli is not None for c in CASES) >= 35
+    assert len(CASES) >= 190
+    assert sum(c.cli is not None for c in CASES) >= 70
 
 
 @pytest.mark.parametrize("offset_fraction", [0.0, 0.01, 0.1, 0.25, 0.4, 0.6, 0.75, 0.95, 0.999])

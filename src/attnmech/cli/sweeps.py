@@ -189,6 +189,9 @@ def plot_sweep_command(
     )
     if output is None:
         parts = [grid, plot.column.replace("@", "-at-"), x.replace("/", "-over-"), y]
-        output = sweep_dir / "plots" / "_".join(p for p in parts if p)
+        from .._io import inside
+
+        # --grid NAME is part of the file name: "../../x" must not leave the sweep's folder
+        output = inside(sweep_dir, "plots", "_".join(p for p in parts if p), what="plot")
     for path in save_sweep_plot(plot, output):
         typer.echo(f"wrote {path}")

@@ -183,7 +183,13 @@ def plot_sweep(
         ys, used_y = _axis_values(table, y)
         groups.append(ys)
         used = used + used_y
-    values = np.asarray(table[column], dtype=np.float64)
+    try:  # a metric column holds numbers; "grid" or an edited row does not
+        values = np.asarray(table[column], dtype=np.float64)
+    except (TypeError, ValueError):
+        raise InvalidParameterError(
+            f"column {column!r} does not hold numbers (not a metric, or a row of the results "
+            "was edited); pick a metric column such as corr_svm"
+        ) from None
     for param in _PARAMS:
         if param in used:
             continue

@@ -1,0 +1,97 @@
+"""Sweep folders: one writer at a time, nothing read or written outside the folder, plot inputs
+that are not numbers refused cleanly (reliability r3, items 5-7)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from attnmech._io import exclusive_lock
+from attnmech.cli import app
+from attnmech.errors import InvalidParameterError, OutputError
+from attnmech.studies.sweeps import load_results, parse_sweep_spec, run_sweep
+from attnmech.studies.sweeps.plots import plot_sweep
+
+TINY = "[sweep]\ntrials = 2\n[fixed]\nT = 3\nK = 4\nsteps = 5\n[axes]\nn = [3]\nd = [4, 5]\n"
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def sweep_dir(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("sw") / "out"
+    run_sweep(parse_sweep_spec(TINY), out, workers=1)
+    return out
+
+
+def _one_error(result) -> str:
+    assert result.exit_code == 1, result.output
+    lines = [line for line in result.output.splitlines() if line.startswith("error: ")]
+    assert len(lines) == 1 and "Traceback" not in result.output, result.output
+    return lines[0]
+
+
+def test_a_second_resume_on_a_held_folder_is_refused(sweep_dir: Path) -> None:
+    before = (sweep_dir / "results.csv").read_bytes()
+    with exclusive_lock(sweep_dir, what="sweep folder"):
+        with pytest.raises(OutputError, match="being written by another attnmech process"):
+            run_sweep(parse_sweep_spec(TINY), sweep_dir, workers=1, resume=True)
+    assert (sweep_dir / "results.csv").read_bytes() == before
+    again = run_sweep(parse_sweep_spec(TINY), sweep_dir, workers=1, resume=True)
+    assert again.tasks_skipped == again.tasks  # released: the resume finds everything stored
+
+
+def test_symlinked_parts_leading_out_are_refused(sweep_dir: Path, tmp_path: Path) -> None:
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    for name in ("sweep.toml", "manifest.json"):
+        if (sweep_dir / name).exists():
+            (copy / name).write_bytes((sweep_dir / name).read_bytes())
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    for part in (sweep_dir / "parts").glob("*.csv"):
+        (outside / part.name).write_bytes(part.read_bytes())
+    os.symlink(outside, copy / "parts")
+    with pytest.raises(OutputError, match="leads outside"):
+        load_results(copy, prefer_parts=True)
+    with pytest.raises(OutputError, match="leads outside"):
+        run_sweep(parse_sweep_spec(TINY), copy, workers=1, resume=True)
+
+
+@pytest.mark.parametrize("grid", ["../../..", "../x", "/tmp/abs"])
+def test_plot_grid_name_cannot_leave_the_folder(sweep_dir: Path, grid: str) -> None:
+    before = {p for p in sweep_dir.parent.rglob("*")}
+    result = runner.invoke(
+        app, ["plot-sweep", str(sweep_dir), "--x", "d", "--metric", "loss", "--grid", grid]
+    )
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output
+    assert {p for p in sweep_dir.parent.rglob("*")} == before
+
+
+@pytest.mark.parametrize("metric", ["grid", "optimizer", "init"])
+def test_plot_of_a_column_that_is_not_a_number(sweep_dir: Path, metric: str) -> None:
+    with pytest.raises(InvalidParameterError):
+        plot_sweep(sweep_dir, x="d", metric=metric)
+    _one_error(runner.invoke(app, ["plot-sweep", str(sweep_dir), "--x", "d", "--metric", metric]))
+
+
+def test_plot_of_an_edited_metric_cell(sweep_dir: Path, tmp_path: Path) -> None:
+    copy = tmp_path / "edited"
+    copy.mkdir()
+    text = (sweep_dir / "results.csv").read_text().splitlines()
+    header = text[0].split(",")
+    column = header.index("loss")
+    row = text[1].split(",")
+    row[column] = "oops"
+    (copy / "results.csv").write_text("\n".join([text[0], ",".join(row), *text[2:]]) + "\n")
+    try:
+        plot_sweep(copy, x="d", metric="loss")
+    except InvalidParameterError:
+        pass
+    except Exception as exc:  # any other failure must still be an attnmech error
+        from attnmech.errors import AttnmechError
+
+        assert isinstance(exc, AttnmechError), repr(exc)
