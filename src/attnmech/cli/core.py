@@ -133,6 +133,15 @@ def make_dataset_command(
     from ..data.text import corpus_path, text_dataset
     from ..errors import FileFormatError
 
+    from ..errors import InvalidParameterError
+
+    if output.suffix not in (".npz", ".jsonl"):  # before the vocabulary or anything is written
+        raise InvalidParameterError(f"cannot write {output}: use a .npz or .jsonl file")
+    if embeddings_path is not None and embeddings_path.suffix != ".npy":
+        # what --embeddings reads back is a .npy table: another suffix would be unreadable
+        raise InvalidParameterError(
+            f"--embeddings-out {embeddings_path} must end in .npy (what --embeddings reads back)"
+        )
     _check_writable(output)
     if output.suffix == ".jsonl":
         _check_writable(embeddings_path or output.with_name(output.stem + ".embeddings.npy"))
@@ -234,12 +243,14 @@ def graphs_command(
         typer.Option("--edges", help="In drawings: edges between SCCs only, or every edge."),
     ] = EdgeMode["condensation"],
     max_queries: Annotated[
-        int, typer.Option("--max-queries", help="Without --query: show at most this many.")
+        int,
+        typer.Option("--max-queries", min=0, help="Without --query: show at most this many."),
     ] = 50,
     top_sccs: Annotated[
         int | None,
         typer.Option(
             "--top-sccs",
+            min=0,
             help="Print the SCC size histogram and this many of the largest SCCs [default: 10, "
             "when there are more last tokens than --max-queries].",
             show_default=False,

@@ -64,12 +64,27 @@ def demo_command(
     no_progress: Annotated[
         bool, typer.Option("--no-progress", help="No progress bar while training.")
     ] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="Replace the report of an earlier demo in --out.")
+    ] = False,
 ) -> None:
     """Run the paper's cyclic experiment end to end (n=6, T=4, K=6, d=8, 10 trials, 4000 steps):
     graphs, theory, training, verification, figures, results.json and a Markdown report."""
+    from ..errors import InvalidParameterError
     from ..studies.demo import DemoConfig, run
 
     _check_folder(out)
+    if (out / "REPORT.md").exists() and not force:
+        raise InvalidParameterError(
+            f"{out} already holds a REPORT.md; add --force to replace it, or choose another --out"
+        )
+    from ..layer.training import MAX_STEPS, MAX_TRIALS
+
+    if trials > MAX_TRIALS or steps > MAX_STEPS:  # before any dataset is drawn
+        raise InvalidParameterError(
+            f"demo: --trials must be at most {MAX_TRIALS:,} and --steps at most {MAX_STEPS:,}, "
+            f"got {trials:,} and {steps:,}"
+        )
     config = DemoConfig(trials=trials, steps=steps)
     typer.echo(
         f"the cyclic experiment of Li et al. (2024): n=6, T=4, K=6, d=8, {trials} "

@@ -351,6 +351,10 @@ class _Checker:
     def integer(self, value: Any, key: str, minimum: int) -> int:
         if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
             raise self.fail(key, f"must be an integer >= {minimum}, got {value!r}")
+        name = key.rsplit(".", 1)[-1].split("[")[0]
+        maximum = MAX_TRIALS if name in ("trials", "batch_trials") else MAX_INTEGER
+        if name != "seed" and value > maximum:  # seeds use all 63 bits
+            raise self.fail(key, f"must be at most {maximum:,}, got {value:,}")
         return int(value)
 
     def number(self, value: Any, key: str) -> float:
@@ -454,6 +458,10 @@ def _params(
     return out
 
 
+MAX_TRIALS = 10**6
+"""Most trials per cell (the sweep plans one task per batch of trials before running)."""
+MAX_INTEGER = 10**9
+"""Largest value of any other integer of a sweep file (steps, n, T, K, d) except seeds."""
 MAX_SPEC_BYTES = 16 << 20
 """Largest sweep file read (16 MiB): a plan is a few kilobytes."""
 
