@@ -95,3 +95,92 @@ def test_plot_of_an_edited_metric_cell(sweep_dir: Path, tmp_path: Path) -> None:
         from attnmech.errors import AttnmechError
 
         assert isinstance(exc, AttnmechError), repr(exc)
+
+
+# ------------------------------------------------------- round-2 leftovers and option budgets
+def _files(folder: Path) -> set[Path]:
+    return {p for p in folder.rglob("*") if p.is_file()}
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["graphs", "{data}", "--max-queries", "-3"],
+        ["graphs", "{data}", "--top-sccs", "-1"],
+    ],
+)
+def test_negative_counts_are_usage_errors(argv, tmp_path: Path) -> None:
+    from attnmech import make_dataset
+
+    data = make_dataset(6, 4, 6, 8, seed=0).save(tmp_path / "d.npz")
+    before = _files(tmp_path)
+    result = runner.invoke(app, [a.format(data=data) for a in argv])
+    assert result.exit_code == 2 and "Traceback" not in result.output, result.output
+    assert _files(tmp_path) == before
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["make-dataset", "--text", "{text}", "-o", "{tmp}/x.csv"],
+        ["make-dataset", "-o", "{tmp}/x.jsonl", "--embeddings-out", "{tmp}/emb.bin"],
+        ["demo", "--out", "{tmp}/demo", "--trials", "1000000000", "--no-progress"],
+        ["demo", "--out", "{tmp}/demo", "--steps", "99999999999999999999", "--no-progress"],
+        ["sweep", "{tmp}/big.toml", "--out", "{tmp}/sw"],
+        ["train", "{tmp}/missing.npz", "--steps", "99999999999999999999", "-o", "{tmp}/r.npz"],
+    ],
+)
+def test_refused_before_anything_is_written(argv, tmp_path: Path) -> None:
+    text = tmp_path / "c.txt"
+    text.write_text("the cat sat on the mat " * 20)
+    (tmp_path / "big.toml").write_text(
+        "[sweep]\ntrials = 1000000000\n[fixed]\nT = 3\nK = 4\nsteps = 5\n[axes]\nn = [3]\nd = [4]\n"
+    )
+    before = _files(tmp_path)
+    result = runner.invoke(app, [a.format(text=text, tmp=tmp_path) for a in argv])
+    _one_error(result)
+    assert _files(tmp_path) == before
+
+
+def test_demo_does_not_replace_a_report_without_force(tmp_path: Path) -> None:
+    out = tmp_path / "demo"
+    out.mkdir()
+    (out / "REPORT.md").write_text("my notes\n")
+    line = _one_error(runner.invoke(app, ["demo", "--out", str(out), "--no-progress"]))
+    assert "--force" in line
+    assert (out / "REPORT.md").read_text() == "my notes\n"
+
+
+def test_log_steps_are_counted_without_building_them() -> None:
+    import numpy as np
+
+    from attnmech.layer.finite_path import count_log_steps, log_steps
+
+    for steps in range(0, 40):
+        for every in range(0, 9):
+            expected = sorted(set(range(0, steps, every)) | {steps}) if every else sorted({0, steps})
+            assert log_steps(steps, every).tolist() == expected
+            assert count_log_steps(steps, every) == len(expected)
+    assert count_log_steps(10**9, 1) == 10**9 + 1  # no 8 GB array to count it
+    assert log_steps(10**6, 7).dtype == np.int64
+
+
+def test_train_memory_estimate_names_the_numbers() -> None:
+    import numpy as np
+
+    from attnmech import Dataset, TrainConfig, train
+
+    ds = Dataset(np.zeros((2000, 6), np.int64), np.zeros(2000, np.int64), np.eye(4))
+    with pytest.raises(InvalidParameterError, match=r"needs about [0-9.]+ GiB \(100000 trials"):
+        train(ds, TrainConfig(trials=100_000, steps=1))
+
+
+def test_a_bias_run_path_stays_inside(tmp_path: Path) -> None:
+    from attnmech.studies.bias import BiasOptimizer, _run_path
+
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    (tmp_path / "table").mkdir()
+    os.symlink(outside, tmp_path / "table" / "runs")
+    with pytest.raises(OutputError, match="leads outside"):
+        _run_path(tmp_path / "table", "cyclic", BiasOptimizer("gd", "gd", 0.1, 10))

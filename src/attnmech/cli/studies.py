@@ -252,12 +252,15 @@ def bias_table_command(
         search_steps=search_steps,
         search_on=search_on,
     )
-    table = run(
-        config,
-        out_dir=out,
-        progress=lambda message: typer.echo(message, err=True),
-        resume=resume,
-    )
+    from .._io import exclusive_lock
+
+    with exclusive_lock(out, what="bias-table folder"):  # a second writer is refused
+        table = run(
+            config,
+            out_dir=out,
+            progress=lambda message: typer.echo(message, err=True),
+            resume=resume,
+        )
     verdicts = table.verdicts()
     held = sum(v["holds"] for v in verdicts)
     theorem = [v for v in verdicts if v["label"] == "theorem"]

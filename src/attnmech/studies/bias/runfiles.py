@@ -25,7 +25,9 @@ _CURVES = ("steps", "one_minus_cos", "loss_gap", "norm", "fin_gap")
 def run_path(out: Path, setting: str, row: BiasOptimizer) -> Path:
     """Where the run of ``row`` on ``setting`` is saved."""
     safe = "".join(c if c.isalnum() or c in "-." else "_" for c in row.label)
-    return out / "runs" / f"{setting}__{safe}.npz"
+    from ..._io import inside  # a symlinked runs/ leading out of the folder is refused
+
+    return inside(out, "runs", f"{setting}__{safe}.npz", what="bias-table run file")
 
 
 def run_key(
