@@ -184,3 +184,20 @@ def test_a_bias_run_path_stays_inside(tmp_path: Path) -> None:
     os.symlink(outside, tmp_path / "table" / "runs")
     with pytest.raises(OutputError, match="leads outside"):
         _run_path(tmp_path / "table", "cyclic", BiasOptimizer("gd", "gd", 0.1, 10))
+
+
+def test_solve_summary_of_a_token_space_theory_builds_no_dense_table(tmp_path: Path) -> None:
+    """The CLI summary reads the norm from the sparse scores: W_svm (K x K) is never built."""
+    import numpy as np
+
+    from attnmech import make_dataset, solve
+    from attnmech.cli.core import _solve_table
+
+    ds = make_dataset(12, 5, 40, 40, embeddings="onehot", seed=1)
+    theory = solve(ds)
+    if not hasattr(theory.svm, "scores"):
+        pytest.skip("not solved in token space")
+    table = _solve_table(theory)
+    assert not theory.svm._cache, "the summary densified W_svm"
+    np.testing.assert_allclose(theory.svm.norm, np.linalg.norm(theory.svm.W_svm), rtol=1e-12)
+    assert table is not None

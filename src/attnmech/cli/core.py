@@ -365,11 +365,15 @@ def _solve_table(theory: Any) -> Table:
         margin, margin_note = "n/a", "no strict priority: W_svm = 0"
     from ..theory.norms import norm_of
 
+    if hasattr(s, "scores") and theory.svm_norm == "fro":
+        svm_norm = float(s.norm)  # from the sparse score table: a K x K W_svm is never built
+    else:
+        svm_norm = float(norm_of(np.asarray(s.W_svm), theory.svm_norm))
     rows: list[list[Any]] = [
         ["W_svm status", s.status.value, f"Graph-SVM, {theory.svm_norm} norm"],
         [
             f"{theory.svm_norm} norm of W_svm",
-            f"{float(norm_of(np.asarray(s.W_svm), theory.svm_norm)):.6g}",
+            f"{svm_norm:.6g}",
             "" if s.unique else "minimiser not unique: least-Frobenius point of the optimal face",
         ],
         [
