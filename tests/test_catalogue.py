@@ -856,6 +856,36 @@ def _budget_cases() -> list[Case]:
                                embedding_dim=4))  # fmt: skip
     # --- concurrency (items 6-7)
     add("second writer of one sweep folder", OutputError, locked_sweep)
+    # --- more values past each bound (one call each, all API-level and fast)
+    from attnmech.layer.training import MAX_THREADS
+
+    for field in ("steps", "log_every", "checkpoint_every"):
+        for value in (10**12, 2**62, 2**63, 10**100):
+            add(f"{field} {value}", InvalidParameterError,
+                lambda t, f=field, v=value: TrainConfig(**{f: v}))  # fmt: skip
+    for value in (10**8, 2**40, 10**30):
+        add(f"trials {value} (API)", InvalidParameterError, lambda t, v=value: TrainConfig(trials=v))
+    for value in (MAX_THREADS + 1, 10**4, 10**18):
+        add(f"num_threads {value} (API)", InvalidParameterError,
+            lambda t, v=value: TrainConfig(num_threads=v))  # fmt: skip
+    for norm in ("lp:1.001", "lp:1.005", "lp:200", "lp:1e3", "lp:1e10", "lp:1e100", "lp:0",
+                 "lp:1e-5", "lp:1,5", "lp:3x"):  # fmt: skip
+        add(f"norm {norm}", InvalidParameterError,
+            lambda t, n=norm: solve(good_dataset(), svm_norm=n),
+            lambda t, n=norm: ["solve", saved(t), "--svm-norm", n])  # fmt: skip
+    for kind in ("random", "ortho", "equicorr"):
+        for key, values in (("d", "8,d=9"), ("seed", "8,seed=1,seed=2"), ("rho", "8,rho=0.1,rho=0.2")):
+            add(f"spec {kind}:d={values}", InvalidParameterError,
+                lambda t, k=kind, v=values: parse_embeddings_spec(f"{k}:d={v}", 4))  # fmt: skip
+    for depth in (100, 500, 10_000):
+        add(f"TOML table nested {depth} deep", FileFormatError,
+            lambda t, k=depth: load_sweep_spec(spec_file(t, "x = " + "{a = " * k + "1" + "}" * k)))  # fmt: skip
+        add(f"jsonl object nested {depth} deep", FileFormatError,
+            lambda t, k=depth: load_dataset(jsonl(t, b'{"sequence": [0], "label": 0, "x": '
+                                                  + b'{"a": ' * k + b"1" + b"}" * k + b"}\n")))  # fmt: skip
+    for name in ("eps", "solver", "verbose", "warm_start", "TIE_BREAK"):
+        add(f"svm_options {{{name!r}}}", InvalidParameterError,
+            lambda t, n=name: solve(good_dataset(), svm_options={n: 1}))  # fmt: skip
     return cases
 
 

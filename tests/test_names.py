@@ -30,7 +30,7 @@ def test_train_config_steps_and_trials_with_deprecated_aliases():
     assert replace(config, steps=7).steps == 7
     # an error names the parameter as it was given
     with pytest.warns(DeprecationWarning), pytest.raises(
-        InvalidParameterError, match="TrainConfig: num_steps must be a non-negative integer"
+        InvalidParameterError, match=r"TrainConfig: num_steps must be an integer in \[0, 1000000000\]"
     ):
         TrainConfig(num_steps=-1)
     with pytest.raises(InvalidParameterError, match="TrainConfig: steps must be"):
