@@ -176,7 +176,8 @@ def test_train_memory_estimate_names_the_numbers() -> None:
 
 
 def test_a_bias_run_path_stays_inside(tmp_path: Path) -> None:
-    from attnmech.studies.bias import BiasOptimizer, _run_path
+    from attnmech.studies.bias import BiasOptimizer
+    from attnmech.studies.bias.runfiles import run_path as _run_path
 
     outside = tmp_path / "elsewhere"
     outside.mkdir()

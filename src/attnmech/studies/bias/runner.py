@@ -189,6 +189,16 @@ def bias_table(
     The arguments are the fields of :class:`BiasConfig` (``more``: the search options) and those
     of :func:`run`.
     """
+    from ..._validation import InstanceOf, PathLike, check_params
+
+    check_params(
+        {"out_dir": out_dir, "norms": norms},
+        {
+            "out_dir": [PathLike(), None],
+            "norms": [InstanceOf(list, tuple, str, name="a list of norm names")],
+        },
+        where="bias_table",
+    )
     config = BiasConfig(
         settings=tuple(settings) if not isinstance(settings, str) else settings,  # type: ignore[arg-type]
         trials=trials,

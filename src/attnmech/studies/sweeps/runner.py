@@ -762,6 +762,11 @@ def run_sweep(
     -------
     SweepResult
     """
+    if not isinstance(spec, SweepSpec):
+        raise InvalidParameterError(
+            f"run_sweep: spec must be a SweepSpec (load_sweep_spec or parse_sweep_spec), got "
+            f"{type(spec).__name__}"
+        )
     changes: dict[str, Any] = {"backend": backend, "workers": workers, "address": address}
     if device is not None:
         changes["device"] = device
