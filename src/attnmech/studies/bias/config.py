@@ -63,13 +63,15 @@ class BiasConfig(StudyConfig):
         Search on this setting's held-out data once and use the chosen rates on every setting
         (default: each setting searches on its own held-out data).
 
-    ``num_trials`` and ``num_steps`` are accepted by :meth:`from_dict` as deprecated names.
-
     Raises
     ------
     InvalidParameterError
         Unknown optimiser label or norm, ``trials < 1``, ``steps < 10``, ``log_points < 10``, no
         setting.
+
+    Notes
+    -----
+    ``num_trials`` and ``num_steps`` are accepted by :meth:`from_dict` as deprecated names.
     """
 
     settings: tuple[str, ...] = DEFAULT_SETTINGS
