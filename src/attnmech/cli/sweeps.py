@@ -56,6 +56,7 @@ from ._app import (  # noqa: F401
 
 # --------------------------------------------------------------------------- sweeps
 class SweepBackend(str, enum.Enum):
+    """Where a sweep's tasks run: a local process pool or Ray tasks."""
     local = "local"
     ray = "ray"
 

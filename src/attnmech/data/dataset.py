@@ -83,10 +83,12 @@ class OneHotEmbeddings:
 
     @property
     def shape(self) -> tuple[int, int]:
+        """``(K, K)``, the shape of the dense identity."""
         return (self.vocab_size, self.vocab_size)
 
     @property
     def ndim(self) -> int:
+        """2, as for a dense embedding table."""
         return 2
 
     @property
@@ -616,6 +618,7 @@ class Dataset:
     # ------------------------------------------------------------------ views
     @property
     def n_samples(self) -> int:
+        """Number of sequences."""
         return int(self.offsets.size - 1)
 
     def __len__(self) -> int:
@@ -652,10 +655,12 @@ class Dataset:
 
     @property
     def vocab_size(self) -> int:
+        """Vocabulary size K (rows of the embedding table)."""
         return int(self._embeddings.shape[0])
 
     @property
     def embedding_dim(self) -> int:
+        """Embedding dimension d (columns of the embedding table)."""
         return int(self._embeddings.shape[1])
 
     @property
@@ -665,6 +670,7 @@ class Dataset:
 
     @property
     def max_length(self) -> int:
+        """Length of the longest sequence."""
         return int(self.lengths.max())
 
     @property

@@ -67,10 +67,12 @@ class BertWeights:
 
     @property
     def vocab_size(self) -> int:
+        """Number of tokens in the vocabulary."""
         return len(self.vocab)
 
     @property
     def d_head(self) -> int:
+        """Dimension of one attention head, ``d_model // n_heads``."""
         return self.d_model // self.n_heads
 
 

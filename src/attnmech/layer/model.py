@@ -261,30 +261,37 @@ class AttentionInputs:
 
     @property
     def num_trials(self) -> int:
+        """Number of trials B."""
         return int(self.tokens.shape[0])
 
     @property
     def n_samples(self) -> int:
+        """Number of samples per trial n (filler samples included)."""
         return int(self.tokens.shape[1])
 
     @property
     def seq_len(self) -> int:
+        """Padded sequence length T."""
         return int(self.tokens.shape[2])
 
     @property
     def vocab_size(self) -> int:
+        """Vocabulary size K."""
         return int(self.embeddings.shape[1])
 
     @property
     def embedding_dim(self) -> int:
+        """Embedding dimension d."""
         return int(self.embeddings.shape[2])
 
     @property
     def dtype(self) -> torch.dtype:
+        """Floating dtype of the embeddings."""
         return self.embeddings.dtype
 
     @property
     def device(self) -> torch.device:
+        """Device of the embeddings."""
         return self.embeddings.device
 
     def token_embeddings(self) -> Tensor:
@@ -658,6 +665,8 @@ class IdentityHead(Head):
     name = "iden"
 
     def forward(self, pair_scores: Tensor, inputs: AttentionInputs) -> HeadState:
+        """The identity head's forward pass: ``log p_y = -softplus(gap)`` from the label's score
+        and a shifted sum over the other positions."""
         other_scores = pair_scores[inputs.other_pair]  # (B, n, T), -inf on label and padding
         label_score = pair_scores[inputs.label_pair]  # (B, n)
         other_max = other_scores.amax(-1)  # (B, n), -inf when there is no other position
@@ -676,12 +685,16 @@ class IdentityHead(Head):
         )
 
     def attention(self, state: HeadState, inputs: AttentionInputs) -> Tensor:
+        """The identity head's attention: ``p_y / c_y`` on each label position, the softmax share
+        elsewhere."""
         weights, _, gap = state.saved
         label_share = torch.sigmoid(-gap) / inputs.label_count.clamp(min=1)  # p_y / c_y
         other = self._other_coefficient(state)[..., None] * weights
         return torch.where(inputs.label_mask, label_share[..., None], other)  # (B, n, T)
 
     def backward(self, state: HeadState, upstream: Tensor, inputs: AttentionInputs) -> Tensor:
+        """The identity head's backward pass: ``q = 1 - p_y`` on the label's pair and
+        ``-q exp(score - m) / S`` on each other pair, times ``upstream``."""
         weights, _, gap = state.saved
         P = inputs.pair_token_row.shape[0]
         dother = (-upstream * self._other_coefficient(state))[..., None] * weights  # (B, n, T)
@@ -719,6 +732,7 @@ class IdentityHead(Head):
         )
 
     def probabilities(self, state: HeadState, inputs: AttentionInputs) -> Tensor:
+        """The identity head's distribution: the attention mass on each token, ``p_j = a_j``."""
         return _token_mass(self.attention(state, inputs), inputs)
 
 
@@ -728,6 +742,8 @@ class GenerativeHead(Head):
     name = "gen"
 
     def forward(self, pair_scores: Tensor, inputs: AttentionInputs) -> HeadState:
+        """The generative head's forward pass: softmax attention, output ``X^T s``, logits
+        ``E X^T s`` and their log-softmax at the label."""
         attention = torch.softmax(pair_scores[inputs.position_pair], -1)  # (B, n, T)
         X = inputs.token_embeddings()  # (B, n, T, d)
         output = (attention[..., None] * X).sum(-2)  # (B, n, d)
@@ -737,9 +753,12 @@ class GenerativeHead(Head):
         return HeadState(log_prob, (X, log_probs, attention))
 
     def attention(self, state: HeadState, inputs: AttentionInputs) -> Tensor:
+        """The generative head's attention, the softmax kept by :meth:`forward`."""
         return state.saved[2]
 
     def backward(self, state: HeadState, upstream: Tensor, inputs: AttentionInputs) -> Tensor:
+        """The generative head's backward pass: through the logits, the output and a softmax
+        backward centred at the most attended position."""
         X, log_probs, s = state.saved
         dlogits = -torch.exp(log_probs)  # (B, n, K): d log p_y / dz = onehot(y) - p
         dlogits.scatter_add_(-1, inputs.labels[..., None], torch.ones_like(upstream)[..., None])
@@ -756,6 +775,7 @@ class GenerativeHead(Head):
         return _positions_to_pairs(dscores, inputs)
 
     def probabilities(self, state: HeadState, inputs: AttentionInputs) -> Tensor:
+        """The generative head's distribution, ``softmax(E X^T s)``."""
         return torch.exp(state.saved[1])
 
 
@@ -770,12 +790,15 @@ class Combined:
     name = "combined"
 
     def shape(self, d: int, rank: int) -> tuple[int, ...]:
+        """Shape of one trial's parameters, ``(d, d)`` (``rank`` is ignored)."""
         return (d, d)
 
     def to_W(self, params: Tensor) -> Tensor:
+        """``W`` itself: the parameters unchanged."""
         return params
 
     def pullback(self, params: Tensor, grad_W: Tensor) -> Tensor:
+        """The gradient in the parameters: the gradient in ``W`` unchanged."""
         return grad_W
 
 
@@ -785,12 +808,15 @@ class Factorized:
     name = "factorized"
 
     def shape(self, d: int, rank: int) -> tuple[int, ...]:
+        """Shape of one trial's parameters, ``(2, d, rank)``: ``W_K`` and ``W_Q``."""
         return (2, d, rank)
 
     def to_W(self, params: Tensor) -> Tensor:
+        """Tensor of shape (B, d, d): ``W = W_K W_Q^T``."""
         return params[:, 0] @ params[:, 1].mT  # (B, d, d)
 
     def pullback(self, params: Tensor, grad_W: Tensor) -> Tensor:
+        """The gradient in ``(W_K, W_Q)`` from the gradient in ``W``: ``(G W_Q, G^T W_K)``."""
         return torch.stack([grad_W @ params[:, 1], grad_W.mT @ params[:, 0]], dim=1)
 
 
@@ -855,6 +881,7 @@ class AttentionConfig:
 
     @property
     def torch_dtype(self) -> torch.dtype:
+        """The torch dtype named by :attr:`dtype`."""
         return _DTYPES[self.dtype]
 
     def param_shape(self, embedding_dim: int) -> tuple[int, ...]:
@@ -903,9 +930,11 @@ class AttentionObjective:
 
     @property
     def param_shape(self) -> tuple[int, ...]:
+        """Shape of the parameters of all trials: ``(B, *config.param_shape(d))``."""
         return (self.inputs.num_trials, *self.config.param_shape(self.inputs.embedding_dim))
 
     def to_W(self, params: Tensor) -> Tensor:
+        """Tensor of shape (B, d, d): the key-query matrix of the parameters."""
         return self.parameterization.to_W(params)
 
     def forward(self, params: Tensor) -> tuple[Tensor, HeadState]:
@@ -1012,6 +1041,8 @@ class SingleLayerAttention(torch.nn.Module):
         return AttentionObjective(inputs, self.config).risk(self.params)
 
     def run_with_cache(self, inputs: AttentionInputs) -> tuple[Tensor, dict[str, Tensor]]:
+        """The head's probabilities and activations at this module's ``W`` (see
+        :func:`run_with_cache`)."""
         return run_with_cache(self.W, inputs, self.config)
 
 

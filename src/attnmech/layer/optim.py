@@ -208,6 +208,7 @@ class GradientDescent(StepRule):
     def update(
         self, params: Tensor, grad: Tensor, loss: Tensor, state: dict[str, Tensor], step: int
     ) -> Tensor:
+        """Gradient descent's step: ``params - lr * grad``."""
         return params - self.learning_rate * grad
 
 
@@ -236,6 +237,8 @@ class NormalizedGradientDescent(StepRule):
     def update(
         self, params: Tensor, grad: Tensor, loss: Tensor, state: dict[str, Tensor], step: int
     ) -> Tensor:
+        """Normalised GD's step: ``lr * grad / ||grad||_F`` per trial (``+ eps`` in the
+        denominator when ``eps > 0``; no step where the gradient is 0)."""
         import torch
 
         norm = scaled_norm(grad.flatten(1), dims=(1,))  # (B,), no underflow for tiny grads
@@ -285,6 +288,8 @@ class Adam(StepRule):
         self.eps = float(eps)
 
     def init(self, params: Tensor) -> dict[str, Tensor]:
+        """Adam's state: zero first and second moments (and a zero per-trial scale when
+        ``eps = 0``)."""
         import torch
 
         state = {"exp_avg": torch.zeros_like(params), "exp_avg_sq": torch.zeros_like(params)}
@@ -296,6 +301,8 @@ class Adam(StepRule):
     def update(
         self, params: Tensor, grad: Tensor, loss: Tensor, state: dict[str, Tensor], step: int
     ) -> Tensor:
+        """Adam's step: bias-corrected ``m_hat / (sqrt(v_hat) + eps)`` times ``lr`` (the scaled
+        moments of ``_update_unscaled`` when ``eps = 0``)."""
         if self.eps == 0.0:
             return self._update_unscaled(params, grad, state, step)
         beta1, beta2 = self.betas
@@ -371,6 +378,8 @@ class PolyakStep(StepRule):
     def update(
         self, params: Tensor, grad: Tensor, loss: Tensor, state: dict[str, Tensor], step: int
     ) -> Tensor:
+        """Polyak's step: ``lr (L - L*) / ||g||_F^2 g`` per trial (none where ``L <= L*`` or
+        ``g = 0``)."""
         import torch
 
         norm = scaled_norm(grad.flatten(1), dims=(1,))  # (B,); ||g||^2 is never formed
@@ -466,6 +475,8 @@ class MirrorDescent(OptionRule):
     def update(
         self, params: Tensor, grad: Tensor, loss: Tensor, state: dict[str, Tensor], step: int
     ) -> Tensor:
+        """Mirror descent's step, entrywise through ``grad psi`` and its inverse (plain GD for
+        ``p = 2``), after dividing ``g`` by ``||g||_q`` when ``normalized``."""
         import torch
 
         _check_batched(self, params, grad)
@@ -501,6 +512,7 @@ class SignDescent(OptionRule):
     def update(
         self, params: Tensor, grad: Tensor, loss: Tensor, state: dict[str, Tensor], step: int
     ) -> Tensor:
+        """Sign descent's step: ``lr sign(g)``, times ``||g||_1`` per trial unless normalized."""
         import torch
 
         _check_batched(self, params, grad)
@@ -526,6 +538,8 @@ class L1SteepestDescent(OptionRule):
     def update(
         self, params: Tensor, grad: Tensor, loss: Tensor, state: dict[str, Tensor], step: int
     ) -> Tensor:
+        """The l_1 steepest step: ``lr sign(g_m)`` shared over the largest ``|g_m|`` of each
+        trial, times ``||g||_inf`` unless ``normalized``."""
         _check_batched(self, params, grad)
         dims = _trial_dims(grad)
         magnitude = grad.abs()
@@ -554,6 +568,8 @@ class SpectralDescent(OptionRule):
     def update(
         self, params: Tensor, grad: Tensor, loss: Tensor, state: dict[str, Tensor], step: int
     ) -> Tensor:
+        """The spectral steepest step: ``lr U V^T`` per matrix, times the nuclear norm of ``g``
+        unless ``normalized``."""
         import torch
 
         _check_batched(self, params, grad)
@@ -940,6 +956,8 @@ class CappedPolyakStep(StepRule):
     def update(
         self, params: Tensor, grad: Tensor, loss: Tensor, state: dict[str, Tensor], step: int
     ) -> Tensor:
+        """The capped Polyak step: ``min(lr, c (L - L*) / ||g||_F) g / ||g||_F`` per trial (none
+        where ``g = 0``)."""
         import torch
 
         norm = scaled_norm(grad.flatten(1), dims=(1,))  # (B,)
@@ -1025,6 +1043,8 @@ class SplitNormalizedStep(StepRule):
     def update(
         self, params: Tensor, grad: Tensor, loss: Tensor, state: dict[str, Tensor], step: int
     ) -> Tensor:
+        """The split step: a normalised step of length ``lr`` on ``(I - P) g`` and a Polyak step
+        capped at ``fin_lr`` on ``P g`` (raises without a bound projection)."""
         import torch
 
         if self.projection is None:

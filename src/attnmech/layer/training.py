@@ -441,6 +441,7 @@ class TrainResult:
 
     @property
     def num_trials(self) -> int:
+        """Number of trials: 1 when ``W`` is 2-D, else its leading size."""
         return 1 if self.W.ndim == 2 else int(self.W.shape[0])
 
     def final_metrics(self) -> dict[str, np.ndarray]:

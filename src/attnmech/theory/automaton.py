@@ -79,6 +79,7 @@ class Automaton:
 
     @property
     def vocab_size(self) -> int:
+        """Vocabulary size K (rows of the embedding table)."""
         return int(self.embeddings.shape[0])
 
     # ------------------------------------------------------------------ input handling

@@ -271,10 +271,12 @@ class ReducedData:
 
     @property
     def n_samples(self) -> int:
+        """Number of reduced samples."""
         return int(self.offsets.size - 1)
 
     @property
     def lengths(self) -> np.ndarray:
+        """ndarray of shape (n_samples,): length of each reduced sequence."""
         return np.diff(self.offsets)
 
     def padded(self, fill: int = -1) -> np.ndarray:
@@ -285,6 +287,7 @@ class ReducedData:
         return out
 
     def padded_mask(self) -> np.ndarray:
+        """ndarray of bool of shape (n_samples, max_length): True on real (non-padding) entries."""
         width = int(self.lengths.max(initial=0))
         return np.arange(width)[None, :] < self.lengths[:, None]
 

@@ -88,14 +88,17 @@ class PriorityGraphs:
     # ------------------------------------------------------------------ sizes and flags
     @property
     def n_nodes(self) -> int:
+        """Number of nodes over all queries' graphs."""
         return int(self.node_query.size)
 
     @property
     def n_sccs(self) -> int:
+        """Number of strongly connected components over all queries' graphs."""
         return int(self.scc_query.size)
 
     @property
     def n_edges(self) -> int:
+        """Number of edges over all queries' graphs."""
         return int(self.edge_query.size)
 
     @property

@@ -52,6 +52,7 @@ class LocalSelection:
 
     @property
     def n_selected(self) -> np.ndarray:
+        """ndarray of shape (n_samples,): number of tokens selected in each sample."""
         return self.selected.sum(axis=1)
 
 

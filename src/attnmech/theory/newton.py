@@ -103,6 +103,7 @@ class NewtonResult:
 
     @property
     def converged(self) -> bool:
+        """Whether the solver stopped because it converged (``reason == "converged"``)."""
         return self.reason == "converged"
 
 

@@ -640,6 +640,8 @@ class AttentionTheory:
         self.tie_tol = tie_tol
 
     def fit(self, dataset: Dataset) -> AttentionTheory:
+        """Solve the theory of ``dataset`` (:func:`solve`) and keep it, its graphs, ``W_svm`` and
+        ``W_fin``; returns self."""
         self.theory_ = solve(dataset)
         self.graphs_ = self.theory_.graphs
         self.W_svm_ = self.theory_.W_svm

@@ -128,6 +128,7 @@ class ScoreTable:
 
     @property
     def n_entries(self) -> int:
+        """Number of stored entries."""
         return int(self.value.size)
 
     @property
@@ -252,10 +253,12 @@ class TokenFiniteResult(SolvedMixin):
 
     @property
     def dimension(self) -> int:
+        """Dimension of the finite subspace ``S_fin``."""
         return self.subspace.dimension
 
     @property
     def norm(self) -> float:
+        """Frobenius norm of ``W_fin`` (of the score table)."""
         return self.scores.norm
 
     @property
@@ -273,6 +276,7 @@ class TokenFiniteResult(SolvedMixin):
 
     @property
     def W_fin(self) -> np.ndarray:
+        """``W_fin`` of shape (d, d), dense (see :meth:`to_dense`)."""
         return self.to_dense()
 
 
@@ -294,10 +298,12 @@ class TokenAutomaton(Automaton):
 
     @property
     def vocab_size(self) -> int:
+        """Vocabulary size K, from the score tables."""
         return self._vocab_size
 
     @property
     def W_svm(self) -> np.ndarray:
+        """Unavailable: a TokenAutomaton keeps only score tables; raises InvalidParameterError."""
         raise InvalidParameterError(
             "a TokenAutomaton keeps only score tables; use theory.W_svm for the dense matrix"
         )

@@ -57,9 +57,11 @@ class NotebookComparison:
     num_steps: int
 
     def abs_diff(self, metric: str) -> np.ndarray:
+        """``|ours - notebook|`` per trial for ``metric``."""
         return np.abs(self.ours[metric] - self.notebook[metric])
 
     def max_abs_diff(self) -> dict[str, float]:
+        """The largest ``|ours - notebook|`` over the trials, per metric."""
         return {m: float(self.abs_diff(m).max()) for m in self.ours}
 
     def abs_diff_either_phase(self, metric: str) -> np.ndarray:

@@ -315,6 +315,7 @@ class AuthorsTrials:
 
     @property
     def training_options(self) -> dict[str, Any]:
+        """The setting's training options."""
         return self.setting.training_options
 
     def __len__(self) -> int:

@@ -24,6 +24,8 @@ __all__ = ["SettingData", "check_settings", "measure_run", "solve_setting"]
 
 @dataclass(frozen=True, slots=True)
 class SettingData:
+    """One setting's datasets, Frobenius theories and per-norm Graph-SVMs, with its head,
+    loss and whether its data is cyclic."""
     name: str
     datasets: list[Dataset]
     theories: list[Theory]  # Frobenius theory: graphs, W_fin, L*

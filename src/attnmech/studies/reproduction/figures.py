@@ -188,12 +188,16 @@ class CurveFigure:
 
     @property
     def needs_curves(self) -> tuple[str, ...]:
+        """The names of the curves it draws."""
         return tuple(key for key, _ in self.curves)
 
     def stem(self, setting_name: str) -> str:
+        """File stem ``<setting>-<slug>``."""
         return f"{setting_name}-{self.slug}"
 
     def render(self, result: Any, artefacts: dict[str, Any]) -> Figure:
+        """The figure: per curve, the mean over trials with a percentile band (or per-trial lines),
+        the paper's values, one panel per curve when ``panels``."""
         setting = result.spec
         groups = [[c] for c in self.curves] if self.panels else [list(self.curves)]
         ncols = min(2, len(groups))
@@ -260,6 +264,7 @@ class CurveFigure:
         return fig
 
     def markdown(self, result: Any, png: Path) -> list[str]:
+        """Report lines: the image, its caption and a link to the PDF when there is one."""
         return [f"![{self.caption}]({png.name})", "", f"*{self.caption}*{_pdf_link(png)}", ""]
 
 
@@ -311,9 +316,12 @@ class RegPathFigure:
     needs_artefacts: tuple[str, ...] = ("regpath",)
 
     def stem(self, setting_name: str) -> str:
+        """File stem ``<setting>-<slug>``."""
         return f"{setting_name}-{self.slug}"
 
     def render(self, result: Any, artefacts: dict[str, Any]) -> Figure:
+        """The figure: ``1 - corr(W(R), W_svm)`` and the finite-part gap against R, per trial and
+        their mean, on log axes."""
         path = artefacts["regpath"]
         radii = path["radii"]
         fig = Figure(figsize=(12.8, 4.4), layout="constrained")
@@ -352,6 +360,7 @@ class RegPathFigure:
         return fig
 
     def markdown(self, result: Any, png: Path) -> list[str]:
+        """Report lines: the image, its caption and a link to the PDF when there is one."""
         return [f"![{self.caption}]({png.name})", "", f"*{self.caption}*{_pdf_link(png)}", ""]
 
 
@@ -372,12 +381,16 @@ class BandFigure:
 
     @property
     def needs_curves(self) -> tuple[str, ...]:
+        """The names of the curves it draws."""
         return tuple(key for key, _, _ in self.curves)
 
     def stem(self, setting_name: str) -> str:
+        """File stem ``file_stem``, whatever the setting."""
         return self.file_stem
 
     def render(self, result: Any, artefacts: dict[str, Any]) -> Figure:
+        """The figure from :func:`plot_metric_bands` (``1 - curve`` where asked), with the
+        reference lines."""
         data = {
             label: (1.0 - result.curves[key].T) if one_minus else result.curves[key].T
             for key, label, one_minus in self.curves
@@ -392,6 +405,7 @@ class BandFigure:
         )
 
     def markdown(self, result: Any, png: Path) -> list[str]:
+        """Report lines: the image and the caption."""
         return [f"![{png.stem}]({png.name})", "", self.caption, ""]
 
 
@@ -420,21 +434,26 @@ class GraphFigure:
 
     @property
     def needs_artefacts(self) -> tuple[str, ...]:
+        """The one artefact it draws from, ``artefact``."""
         return (self.artefact,)
 
     def stem(self, setting_name: str) -> str:
+        """File stem: ``file_stem`` with ``{name}`` the setting's name."""
         return self.file_stem.format(name=setting_name)
 
     def shown_trial(self, result: Any) -> int:
+        """The trial shown: ``trial``, or the first trial that went local when None."""
         return first_local_trial(result) if self.trial is None else self.trial
 
     def render(self, result: Any, artefacts: dict[str, Any]) -> Figure:
+        """The figure: the token-priority graphs of the shown trial's theory, with its title."""
         trial = self.shown_trial(result)
         fig = plot_priority_graphs(artefacts[self.artefact][trial].graphs, ncols=2)
         fig.suptitle(self.title.format(name=result.spec.name, trial=trial), fontsize=10)
         return fig
 
     def markdown(self, result: Any, png: Path) -> list[str]:
+        """Report lines: the image, its caption and a link to the PDF when there is one."""
         trial = self.shown_trial(result)
         alt = self.alt.format(name=result.spec.name, trial=trial)
         caption = self.caption.format(name=result.spec.name, trial=trial)

@@ -93,6 +93,7 @@ class RunRecord:
 
     @property
     def trials(self) -> int:
+        """Number of trials (one dataset each)."""
         return len(self.datasets)
 
     @property
@@ -148,6 +149,7 @@ class History(Metric):
     name: ClassVar[str] = "history"
 
     def compute(self, record: RunRecord) -> dict[str, np.ndarray]:
+        """The listed keys of the training history, each as an array of shape (L, trials)."""
         out = {}
         for key in self.curves:
             values = np.asarray(record.run.history[key], dtype=np.float64)
@@ -178,6 +180,7 @@ class OneMinus(_CurveOf):
     name: ClassVar[str] = "one_minus"
 
     def compute(self, record: RunRecord) -> dict[str, np.ndarray]:
+        """``1 - source`` under the name ``target``."""
         return {self.target: 1.0 - record.curves[self.source]}
 
 
@@ -196,9 +199,11 @@ class LabelMiss(Metric):
 
     @property
     def curves(self) -> tuple[str, ...]:  # type: ignore[override]
+        """The one curve it produces, ``target``."""
         return (self.target,)
 
     def compute(self, record: RunRecord) -> dict[str, np.ndarray]:
+        """``-expm1(log p_y)`` at every logged ``W``, averaged over each trial's real samples."""
         cache, L, B = _history_cache(record)
         log_prob = cache["log_prob_label"].cpu().numpy().reshape(L, B, -1)  # (L, B, n)
         return {self.target: _sample_mean(-np.expm1(log_prob), record.datasets)}
@@ -242,6 +247,8 @@ class LocalTPG(Metric):
     artefacts: ClassVar[tuple[str, ...]] = ("local_theories",)
 
     def compute(self, record: RunRecord) -> dict[str, np.ndarray]:
+        """Solves the local theory at the final ``W`` and returns the correlations and exact
+        finite-part gaps of W(t) against it (and the global gap); adds notes and diagnostics."""
         W = np.asarray(record.run.W)
         _, cache = run_with_cache(W, record.datasets, record.model)
         mass = cache["token_mass"].cpu().numpy()  # (B, n, K)
@@ -334,6 +341,8 @@ class LocalTPG(Metric):
         ]
 
     def explain(self, result: Any, metric: Any) -> str:
+        """How many trials went local, the per-trial peaks of the local correlation and any
+        drift, for a disagreement on ``corr_svm`` or the local correlation."""
         extra = result.extra
         went = np.asarray(extra.get("went_local", []), dtype=bool)
         values = np.asarray(metric.values, dtype=np.float64)
@@ -378,6 +387,7 @@ class Verification(Metric):
     artefacts: ClassVar[tuple[str, ...]] = ("verification",)
 
     def compute(self, record: RunRecord) -> dict[str, np.ndarray]:
+        """Adds the :class:`VerificationReport` of the run as ``verification``; no curves."""
         record.artefacts["verification"] = verify(record.datasets, record.run, record.theories)
         return {}
 
@@ -409,13 +419,16 @@ class Difference(Metric):
 
     @property
     def curves(self) -> tuple[str, ...]:  # type: ignore[override]
+        """The one curve it produces, ``target``."""
         return (self.target,)
 
     @property
     def requires(self) -> tuple[str, ...]:  # type: ignore[override]
+        """The two curves it subtracts, ``first`` and ``second``."""
         return (self.first, self.second)
 
     def compute(self, record: RunRecord) -> dict[str, np.ndarray]:
+        """``first - second`` under the name ``target``."""
         return {self.target: record.curves[self.first] - record.curves[self.second]}
 
 
@@ -426,6 +439,7 @@ class Squared(_CurveOf):
     name: ClassVar[str] = "squared"
 
     def compute(self, record: RunRecord) -> dict[str, np.ndarray]:
+        """``source ** 2`` under the name ``target``."""
         return {self.target: record.curves[self.source] ** 2}
 
 
@@ -436,6 +450,7 @@ class Rise(_CurveOf):
     name: ClassVar[str] = "rise"
 
     def compute(self, record: RunRecord) -> dict[str, np.ndarray]:
+        """``source(t) - source(0)`` under the name ``target``."""
         curve = record.curves[self.source]
         return {self.target: curve - curve[:1]}
 
@@ -451,6 +466,8 @@ class MaxAttention(Metric):
     needs_W_history: ClassVar[bool] = True
 
     def compute(self, record: RunRecord) -> dict[str, np.ndarray]:
+        """The largest attention per sample, and the attention on all other positions, averaged
+        over each trial's real samples at every logged ``W``."""
         cache, L, B = _history_cache(record)
         attention = cache["attention"].cpu().numpy().reshape(L, B, *cache["attention"].shape[1:])
         attention = np.where(np.isfinite(attention), attention, 0.0)  # (L, B, n, T)
@@ -478,9 +495,12 @@ class AuthorsCorrFin(Metric):
 
     @property
     def curves(self) -> tuple[str, ...]:  # type: ignore[override]
+        """The one curve it produces, ``target``."""
         return (self.target,)
 
     def compute(self, record: RunRecord) -> dict[str, np.ndarray]:
+        """corr(W(t), W_fin(T) + R W_svm) with ``R`` fitted at the last step (NaN where it is
+        not finite); records ``authors_R`` in the diagnostics."""
         W_history = record.W_history  # (L, B, d, d)
         last = int(record.steps[-1])
         fin = run_finite_trajectory(
@@ -509,6 +529,8 @@ class RegPath(Metric):
     artefacts: ClassVar[tuple[str, ...]] = ("regpath",)
 
     def compute(self, record: RunRecord) -> dict[str, np.ndarray]:
+        """Computes the regularization path of the first ``max_trials`` trials and records it as
+        artefact and diagnostics; no curves."""
         from ...layer.regpath import regularization_path
 
         radii = np.asarray(self.radii, dtype=np.float64)

@@ -60,6 +60,8 @@ class NotebookReplay(Metric):
     name: ClassVar[str] = "notebook_replay"
 
     def compute(self, record: RunRecord) -> dict[str, np.ndarray]:
+        """Replays the authors' training and compares it per trial with their notebook, in
+        ``extra["notebook"]`` (a note instead when no notebook prints this data); no curves."""
         from ..authors import NOTEBOOK_RECORDS, compare_with_notebook
 
         key = record.setting.data.authors_key
@@ -106,6 +108,7 @@ class NotebookReplay(Metric):
 
     @classmethod
     def report_paragraph(cls, settings: Any) -> list[str]:
+        """The report's notebook-comparison section of every setting that has one."""
         lines: list[str] = []
         for result in settings:
             info = result.extra.get("notebook")
@@ -205,6 +208,8 @@ class AuthorsTraining(Metric):
     name: ClassVar[str] = "authors_training"
 
     def compute(self, record: RunRecord) -> dict[str, np.ndarray]:
+        """Trains with ``train_authors`` from the run's initialisation and returns corr(W, W_svm),
+        its complement and the saturated fraction at the pipeline's logged steps."""
         from ..authors import FLOAT64_EPS, train_authors
         from ._deps import correlation
 

@@ -24,6 +24,7 @@ def json_float(value: Any) -> float | None:
 
 
 def relative(path: Path, root: Path | None) -> str:
+    """``path`` relative to ``root`` as a string (as is when ``root`` is None or not above it)."""
     if root is None:
         return str(path)
     try:
@@ -162,6 +163,7 @@ class SettingResult:
 
     @property
     def name(self) -> str:
+        """The setting's name."""
         return self.spec.name
 
     def metric(self, key: str) -> MetricResult:
@@ -173,6 +175,7 @@ class SettingResult:
         raise KeyError(f"{self.name} has no metric {key!r}; it has {keys}")
 
     def to_dict(self, root: Path | None = None) -> dict[str, Any]:
+        """The setting's entry in ``results.json`` (figure paths relative to ``root``)."""
         return {
             "title": self.spec.title,
             "description": self.spec.description,

@@ -75,6 +75,7 @@ class DataSpec:
 
     @property
     def sizes(self) -> str:
+        """The sizes in words: ``n=..., T=..., K=..., d=...``."""
         return f"n={self.n_samples}, T={self.seq_len}, K={self.vocab_size}, d={self.embedding_dim}"
 
 
@@ -217,10 +218,12 @@ class Setting:
 
     @property
     def sizes(self) -> str:
+        """The data's sizes in words (see :attr:`DataSpec.sizes`)."""
         return self.data.sizes
 
     @property
     def optimizer_text(self) -> str:
+        """How the reports name the optimiser (:data:`OPTIMIZER_TEXT`, else its name)."""
         return OPTIMIZER_TEXT.get(self.optimizer, self.optimizer)
 
     def scaled_steps(self, steps_scale: float) -> int:

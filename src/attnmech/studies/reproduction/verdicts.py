@@ -68,6 +68,7 @@ class Sample:
 
     @property
     def n(self) -> int:
+        """Number of finite per-trial values."""
         return int(self.values.size)
 
     @property
@@ -189,6 +190,7 @@ class VerdictRule(abc.ABC):
         return ours.mean
 
     def to_dict(self) -> dict[str, Any]:
+        """The rule for ``results.json``: ``kind``, default fields, then :meth:`parameters`."""
         base: dict[str, Any] = {
             "kind": self.kind,
             "tol": 0.0,
@@ -229,15 +231,18 @@ class MeanStd(VerdictRule):
         _paper_trials("MeanStd.n", self.n)
 
     def bound(self, ours: Sample) -> float:
+        """Two standard errors of the difference of means (paper ``n`` None: our trial count)."""
         n_paper = self.n or ours.n
         return 2.0 * math.sqrt(self.std**2 / n_paper + ours.std**2 / ours.n)
 
     def agrees(self, paper: float, ours: Sample) -> bool:
+        """Whether ``|ours - paper|`` is within :meth:`bound` (False when we have no trials)."""
         if ours.n == 0:
             return False
         return abs(self.difference(paper, ours.mean)) <= self.bound(ours)
 
     def describe(self) -> str:
+        """The two-sample rule in words, with the paper's std and trial count."""
         trials = f"{self.n}" if self.n else "as many as ours"
         return (
             f"two-sample: |difference of means| <= 2 standard errors of the difference (paper "
@@ -245,6 +250,7 @@ class MeanStd(VerdictRule):
         )
 
     def parameters(self) -> dict[str, Any]:
+        """The paper's std and trial count (``n_paper``)."""
         return {"std": self.std, "n_paper": self.n}
 
 
@@ -260,6 +266,7 @@ class Mean(VerdictRule):
         _paper_trials("Mean.n", self.n)
 
     def agrees(self, paper: float, ours: Sample) -> bool:
+        """Whether ``|ours - paper|`` is within 2 standard errors, our std used on both sides."""
         if ours.n == 0:
             return False
         n_paper = self.n or ours.n
@@ -267,9 +274,11 @@ class Mean(VerdictRule):
         return abs(self.difference(paper, ours.mean)) <= bound
 
     def describe(self) -> str:
+        """The two-sample rule in words, noting the paper's std is taken as ours."""
         return "two-sample at 2 standard errors, the paper's std (not printed) taken as ours"
 
     def parameters(self) -> dict[str, Any]:
+        """The paper's trial count (``n_paper``)."""
         return {"n_paper": self.n}
 
 
@@ -284,12 +293,15 @@ class Approx(VerdictRule):
         _finite_number("Approx.tol", self.tol)
 
     def agrees(self, paper: float, ours: Sample) -> bool:
+        """Whether our mean is within ``tol`` of the paper's value."""
         return ours.n > 0 and abs(self.difference(paper, ours.mean)) <= self.tol
 
     def describe(self) -> str:
+        """The tolerance of the figure reading in words."""
         return f"within {self.tol:g} of the value read off the paper's figure"
 
     def parameters(self) -> dict[str, Any]:
+        """The tolerance ``tol``."""
         return {"tol": self.tol}
 
 
@@ -308,18 +320,22 @@ class Range(VerdictRule):
             )
 
     def agrees(self, paper: float, ours: Sample) -> bool:
+        """Whether our mean lies in ``[low, high]`` widened by 2 standard errors of our mean."""
         if ours.n == 0:
             return False
         slack = 2.0 * ours.std / math.sqrt(ours.n)
         return self.low - slack <= ours.mean <= self.high + slack
 
     def describe(self) -> str:
+        """The range rule in words."""
         return "inside the paper's range, up to 2 standard errors of our mean"
 
     def covers(self, paper: float, low: float, high: float) -> bool:
+        """Whether our trials' range ``[low, high]`` overlaps the paper's range."""
         return low <= self.high and self.low <= high
 
     def parameters(self) -> dict[str, Any]:
+        """The range's ``low`` and ``high``."""
         return {"low": self.low, "high": self.high}
 
 
@@ -337,28 +353,34 @@ class LogScale(VerdictRule):
         _finite_number("LogScale.tol", self.tol)
 
     def difference(self, paper: float, mean: float) -> float:
+        """The ratio ``ours / paper`` (of ``1 - x`` if ``complement``; NaN on a zero paper side)."""
         ours, theirs = (1 - mean, 1 - paper) if self.complement else (mean, paper)
         return ours / theirs if theirs != 0 else math.nan
 
     def agrees(self, paper: float, ours: Sample) -> bool:
+        """Whether the ratio is positive and ``|log10(ratio)| <= tol``."""
         if ours.n == 0:
             return False
         ratio = self.difference(paper, ours.mean)
         return ratio > 0 and abs(math.log10(ratio)) <= self.tol
 
     def describe(self) -> str:
+        """The log-axis rule in words, with its factor ``10**tol``."""
         what = "1 - value" if self.complement else "value"
         return f"{what} within a factor {10**self.tol:.2g} of the paper's (log axis)"
 
     def format_difference(self, paper: float, difference: float) -> str:
+        """The ratio as the table shows it (``×r``)."""
         return f"×{difference:.3g}"
 
     def explain_size(self, paper: float, difference: float) -> str:
+        """The ratio of a disagreement in words (of ``1 - x`` when ``complement``)."""
         if self.complement:
             return f"1 - ours is ×{difference:.2g} the paper's 1 - {paper:g}"
         return f"ours is ×{difference:.2g} the paper's value"
 
     def parameters(self) -> dict[str, Any]:
+        """The tolerance ``tol`` and the ``complement`` flag."""
         return {"tol": self.tol, "complement": self.complement}
 
 
@@ -378,13 +400,16 @@ class FigureReading(VerdictRule):
         _paper_trials("FigureReading.trials", self.trials)
 
     def bound(self, ours: Sample) -> float:
+        """``tol`` plus 2 standard errors of the difference (our std for both sides)."""
         theirs = ours.std**2 / self.trials if self.trials else 0.0
         return self.tol + 2.0 * math.sqrt(ours.std**2 / ours.n + theirs)
 
     def agrees(self, paper: float, ours: Sample) -> bool:
+        """Whether ``|ours - reading|`` is within :meth:`bound`."""
         return ours.n > 0 and abs(self.difference(paper, ours.mean)) <= self.bound(ours)
 
     def describe(self) -> str:
+        """The figure-reading rule in words, with its tolerance and the authors' runs."""
         who = f"the mean of {self.trials} runs" if self.trials else "one run"
         return (
             f"figure reading ±{self.tol:g} ({who}): |difference| <= {self.tol:g} + 2 standard "
@@ -392,6 +417,7 @@ class FigureReading(VerdictRule):
         )
 
     def parameters(self) -> dict[str, Any]:
+        """The tolerance ``tol`` and the authors' ``trials``."""
         return {"tol": self.tol, "trials": self.trials}
 
 
@@ -414,9 +440,11 @@ class AtLeast(VerdictRule):
         return sample.n > 0 and sample.mean - 2.0 * (sample.sem if sample.n > 1 else 0.0) > paper
 
     def agrees(self, paper: float, ours: Sample) -> bool:
+        """Whether our mean minus 2 standard errors exceeds the threshold ``paper``."""
         return self._passes(paper, ours)
 
     def verdict(self, paper: float, ours: Sample) -> Verdict:
+        """Not comparable when the test fails on the authors' own values; else the base verdict."""
         if self.authors:
             theirs = Sample.of(self.authors)
             if not self._passes(paper, theirs):
@@ -430,18 +458,22 @@ class AtLeast(VerdictRule):
         return VerdictRule.verdict(self, paper, ours)
 
     def describe(self) -> str:
+        """The qualitative threshold test in words."""
         return (
             "qualitative: our mean minus 2 standard errors above the stated threshold (only where "
             "the authors' own per-trial values pass the same test)"
         )
 
     def summary(self, ours: Sample) -> str | None:
+        """None: the table shows our side as mean ± std."""
         return None
 
     def covers(self, paper: float, low: float, high: float) -> bool:
+        """Whether our largest trial ``high`` exceeds the threshold."""
         return high > paper
 
     def parameters(self) -> dict[str, Any]:
+        """The authors' per-trial values and their source."""
         return {"authors_values": list(self.authors), "authors_source": self.authors_source}
 
 
@@ -486,6 +518,7 @@ class Sampling(VerdictRule):
             raise InvalidParameterError(f"Sampling.level must lie in (0, 1), got {self.level!r}")
 
     def trials_drawn(self) -> int | None:
+        """The authors' trial count ``k``, the size of each bootstrap draw."""
         return self.k
 
     def reading(self, paper: float) -> tuple[float, float]:
@@ -510,6 +543,7 @@ class Sampling(VerdictRule):
         return 100.0 * below
 
     def agrees(self, paper: float, ours: Sample) -> bool:
+        """Whether the authors' reading interval meets the central ``level`` of our draws."""
         low, high = self.interval(ours)
         if not (math.isfinite(low) and math.isfinite(high)):
             return False
@@ -517,27 +551,32 @@ class Sampling(VerdictRule):
         return r_low <= high and low <= r_high
 
     def verdict(self, paper: float, ours: Sample) -> Verdict:
+        """Agree or disagree by :meth:`agrees`, with the authors' percentile in our draws."""
         if _finite_draws(ours).size == 0:
             return Verdict(DISAGREE, "no finite value of ours")
         agree = self.agrees(paper, ours)
         return Verdict(AGREE if agree else DISAGREE, percentile=self.percentile(paper, ours))
 
     def difference(self, paper: float, mean: float) -> float:
+        """``ours / paper`` when read off a log axis (``factor > 1``), else ``ours - paper``."""
         if self.factor > 1:
             return mean / paper if paper else math.nan
         return mean - paper
 
     def format_difference(self, paper: float, difference: float) -> str:
+        """A ratio (``×r``) on a log axis, else the base format."""
         if self.factor > 1:
             return f"×{difference:.3g}"
         return VerdictRule.format_difference(self, paper, difference)
 
     def explain_size(self, paper: float, difference: float) -> str:
+        """A ratio in words on a log axis, else the base explanation."""
         if self.factor > 1:
             return f"ours is ×{difference:.2g} the authors' value"
         return VerdictRule.explain_size(self, paper, difference)
 
     def describe(self) -> str:
+        """The bootstrap rule in words, with ``k``, the reading uncertainty and ``level``."""
         trials = f"{self.k}" if self.k_known else f"{self.k} (not printed; assumed)"
         reading = ""
         if self.tol:
@@ -551,6 +590,7 @@ class Sampling(VerdictRule):
         )
 
     def parameters(self) -> dict[str, Any]:
+        """``k``, ``k_known``, ``tol``, ``factor`` and ``level``."""
         return {
             "k": self.k,
             "k_known": self.k_known,
@@ -576,18 +616,23 @@ class NotComparable(VerdictRule):
     kind: ClassVar[str] = "not_comparable"
 
     def agrees(self, paper: float, ours: Sample) -> bool:
+        """Always False: the numbers measure different quantities."""
         return False
 
     def verdict(self, paper: float, ours: Sample) -> Verdict:
+        """Always *not comparable*, with ``reason``."""
         return Verdict(NOT_COMPARABLE, self.reason)
 
     def describe(self) -> str:
+        """The not-comparable rule in words."""
         return "not comparable: a different definition (stated per row)"
 
     def covers(self, paper: float, low: float, high: float) -> bool:
+        """Always True: range coverage is not checked for such rows."""
         return True
 
     def parameters(self) -> dict[str, Any]:
+        """The ``reason``."""
         return {"reason": self.reason}
 
 
@@ -608,31 +653,39 @@ class MedianIQR(VerdictRule):
             raise InvalidParameterError(f"MedianIQR.factor must be >= 1, got {self.factor!r}")
 
     def difference(self, paper: float, mean: float) -> float:
+        """The ratio ``ours / paper`` (NaN when the paper's value is 0)."""
         return mean / paper if paper else math.nan
 
     def centre(self, ours: Sample) -> float:
+        """Our median."""
         return ours.quantiles()[1]
 
     def agrees(self, paper: float, ours: Sample) -> bool:
+        """Whether the paper's value lies in ``[Q1 / factor, Q3 * factor]`` of our trials."""
         if ours.n == 0:
             return False
         q1, _, q3 = ours.quantiles()
         return q1 / self.factor <= paper <= q3 * self.factor
 
     def describe(self) -> str:
+        """The median + IQR rule in words, with its factor."""
         return f"median + IQR: the paper's value inside our IQR widened by a factor {self.factor:g}"
 
     def summary(self, ours: Sample) -> str | None:
+        """Our side as median and interquartile range."""
         q1, med, q3 = ours.quantiles()
         return f"median {med:.3g} (IQR {q1:.3g} – {q3:.3g})"
 
     def format_difference(self, paper: float, difference: float) -> str:
+        """The ratio of medians as the table shows it (``×r``)."""
         return f"×{difference:.3g}"
 
     def explain_size(self, paper: float, difference: float) -> str:
+        """The ratio of our median to the paper's value in words."""
         return f"our median is ×{difference:.2g} the paper's value"
 
     def parameters(self) -> dict[str, Any]:
+        """The factor, stored under ``tol``."""
         return {"tol": self.factor}
 
 
@@ -652,28 +705,35 @@ class PerTrial(VerdictRule):
             raise InvalidParameterError("PerTrial needs the notebook's per-trial values")
 
     def max_abs_diff(self, ours: Sample) -> float:
+        """Largest ``|ours - notebook|`` over the trials both have (NaN when none)."""
         k = min(ours.n, len(self.values))
         if k == 0:
             return math.nan
         return float(np.max(np.abs(ours.values[:k] - np.asarray(self.values[:k]))))
 
     def agrees(self, paper: float, ours: Sample) -> bool:
+        """Whether :meth:`max_abs_diff` is finite and at most ``tol``."""
         diff = self.max_abs_diff(ours)
         return math.isfinite(diff) and diff <= self.tol
 
     def describe(self) -> str:
+        """The per-trial rule in words, with its tolerance."""
         return f"same data: every trial within {self.tol:g} of the notebook's printed value"
 
     def format_difference(self, paper: float, difference: float) -> str:
+        """The largest per-trial difference as the table shows it."""
         return f"max {difference:.2e}"
 
     def explain_size(self, paper: float, difference: float) -> str:
+        """The largest per-trial difference in words."""
         return f"the largest per-trial |ours - notebook| is {difference:.2e}"
 
     def covers(self, paper: float, low: float, high: float) -> bool:
+        """Always True: the comparison is trial by trial."""
         return True
 
     def parameters(self) -> dict[str, Any]:
+        """The tolerance ``tol`` and the notebook's per-trial values."""
         return {"tol": self.tol, "notebook_values": list(self.values)}
 
 
@@ -730,6 +790,7 @@ class PaperValue:
         return self.rule.verdict(self.value, ours)
 
     def to_dict(self) -> dict[str, Any]:
+        """The value for ``results.json``: text, value, source, the rule's fields and wording."""
         return {
             "text": self.text,
             "value": self.value,

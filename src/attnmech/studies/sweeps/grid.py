@@ -83,6 +83,7 @@ class Cell:
 
     @property
     def trials(self) -> int:
+        """Number of trials, ``params["trials"]``."""
         return int(self.params["trials"])
 
 

@@ -67,6 +67,7 @@ def _cell_text(value: Any) -> str:
 
 
 def rows_to_csv(columns: Sequence[str], rows: Iterable[dict[str, Any]]) -> str:
+    """CSV text: a header of ``columns``, then one line per row (missing keys left empty)."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(columns)
