@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     acyclic = make_dataset(6, 4, 6, 8, graph="acyclic", seed=args.seed)
     theory = solve(acyclic)
     run = train(
-        acyclic, TrainConfig(num_steps=args.steps, learning_rate=0.1, log_every=0), theory=theory
+        acyclic, TrainConfig(steps=args.steps, learning_rate=0.1, log_every=0), theory=theory
     )
     corr = float(run.final_metrics()["corr_svm"])
     scores = head_scores(to_hooked_transformer(run, acyclic), 0, 0)

@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     theory = attnmech.solve(ds)
     print(theory.summary())
     config = attnmech.TrainConfig(
-        num_steps=args.steps, learning_rate=args.lr, log_every=max(args.steps // 8, 1)
+        steps=args.steps, learning_rate=args.lr, log_every=max(args.steps // 8, 1)
     )
     run = attnmech.train(ds, config, theory=theory)
     print(

@@ -1026,8 +1026,8 @@ def run_readme_python(tmp_path, monkeypatch, capsys, shorten: bool) -> str:
     monkeypatch.chdir(tmp_path)
     (code,) = readme_blocks("python")
     if shorten:  # 2 trials of 300 steps instead of 10 of 4000
-        assert "range(10)" in code and "num_steps=4000" in code
-        code = code.replace("range(10)", "range(2)").replace("num_steps=4000", "num_steps=300")
+        assert "range(10)" in code and "steps=4000" in code
+        code = code.replace("range(10)", "range(2)").replace("steps=4000", "steps=300")
     exec(compile(code, str(README), "exec"), {})
     return capsys.readouterr().out
 

@@ -53,8 +53,8 @@ def test_tutorial_executes(path, tmp_path, monkeypatch, capsys):
 def test_getting_started_python_example_runs(tmp_path, monkeypatch, capsys):
     """The long Python example of the getting-started page, with 2 trials of 300 steps."""
     (code,) = python_cells(DOCS / "getting-started.md")
-    assert "range(10)" in code and "num_steps=4000" in code
-    code = code.replace("range(10)", "range(2)").replace("num_steps=4000", "num_steps=300")
+    assert "range(10)" in code and "steps=4000" in code
+    code = code.replace("range(10)", "range(2)").replace("steps=4000", "steps=300")
     monkeypatch.chdir(tmp_path)
     run_cells([code], "getting-started.md")
     printed = capsys.readouterr().out
