@@ -48,7 +48,7 @@ from .._summary import environment_info, summary_stats
 from ..data.dataset import Dataset
 from ..errors import FileFormatError, InvalidParameterError
 from ..theory.solve import Theory
-from ._checks import positive_int, positive_number
+from .._validation import POSITIVE_INT, POSITIVE_REAL, check_params
 from .report import text_table
 from .reproduction import EXPERIMENTS, BandFigure, GraphFigure, History, Setting, Verification
 from .reproduction._deps import TrainResult, VerificationReport
@@ -138,6 +138,15 @@ class DemoRow:
         return f"{text} ({self.note})" if self.note else text
 
 
+DEMO_PARAMS: dict[str, list[Any]] = {
+    "trials": [POSITIVE_INT],
+    "steps": [POSITIVE_INT],
+    "log_every": [POSITIVE_INT],
+    "learning_rate": [POSITIVE_REAL],
+}
+"""The declared constraints of :class:`DemoConfig`'s numeric fields."""
+
+
 @dataclass(frozen=True)
 class DemoConfig(StudyConfig):
     """Every option of the demo.
@@ -171,11 +180,12 @@ class DemoConfig(StudyConfig):
     formats: tuple[str, ...] = ("png", "pdf")
 
     def __post_init__(self) -> None:
+        check_params(
+            {name: getattr(self, name) for name in DEMO_PARAMS}, DEMO_PARAMS, where="DemoConfig"
+        )
         for name in ("trials", "steps", "log_every"):
-            value = positive_int(name, getattr(self, name), where="DemoConfig")
-            object.__setattr__(self, name, value)
-        rate = positive_number("learning_rate", self.learning_rate, where="DemoConfig")
-        object.__setattr__(self, "learning_rate", rate)
+            object.__setattr__(self, name, int(getattr(self, name)))
+        object.__setattr__(self, "learning_rate", float(self.learning_rate))
         seed = self.seed
         if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
             raise InvalidParameterError(f"seed must be a non-negative integer, got {seed!r}")

@@ -137,8 +137,6 @@ _TOP_KEYS = {"sweep", "fixed", "axes", "grid"}
 _INT_PARAMS = {"n": 1, "T": 1, "K": 1, "d": 1, "steps": 0, "trials": 1}  # name -> minimum
 
 
-DEPRECATED_METRICS = RENAMED_METRICS
-"""Old metric names still accepted in a sweep file (with a DeprecationWarning)."""
 
 METRIC_COLUMNS = {"loss": "loss_value"}
 """Metrics stored under another column name (``loss`` is also the training parameter)."""
@@ -399,16 +397,16 @@ class _Checker:
             raise self.fail(key, "must be a non-empty list of metric names")
         out = []
         for i, name in enumerate(value):
-            if isinstance(name, str) and name in DEPRECATED_METRICS:
+            if isinstance(name, str) and name in RENAMED_METRICS:
                 import warnings
 
                 warnings.warn(
                     f"sweep file {self.path}: metric {name!r} is deprecated; write "
-                    f"{DEPRECATED_METRICS[name]!r}",
+                    f"{RENAMED_METRICS[name]!r}",
                     DeprecationWarning,
                     stacklevel=2,
                 )
-                name = DEPRECATED_METRICS[name]
+                name = RENAMED_METRICS[name]
             if name not in known:
                 raise self.fail(
                     f"{key}[{i}]",
