@@ -331,10 +331,16 @@ def _input_error(message: str, path: Path) -> Exception:
 
 
 def read_text_bounded(
-    path: str | os.PathLike[str], *, max_bytes: int | None = None, what: str = "file"
+    path: str | os.PathLike[str],
+    *,
+    max_bytes: int | None = None,
+    what: str = "file",
+    hint: str = "convert it to UTF-8",
 ) -> str:
     """Read a UTF-8 text file of at most ``max_bytes`` (default: a quarter of the available
     memory), refusing devices, pipes and folders (``/dev/zero`` never ends) before reading.
+
+    ``hint`` ends the message of a file that is not UTF-8 (what the caller's user can do).
 
     Raises
     ------
@@ -369,7 +375,7 @@ def read_text_bounded(
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise _input_error(
-            f"{what} {path} is not UTF-8 text (byte {exc.start}); convert it to UTF-8", path
+            f"{what} {path} is not UTF-8 text (byte {exc.start}); {hint}", path
         ) from None
 
 

@@ -161,19 +161,7 @@ def _read_source(source: object) -> str:
             )
         from .._io import read_text_bounded  # a quarter of the available memory at most
 
-        try:
-            return read_text_bounded(path, what="text file")
-        except FileFormatError as exc:
-            if "not UTF-8" not in str(exc):
-                raise
-        try:
-            return path.read_text(encoding="utf-8")
-        except UnicodeDecodeError as exc:
-            raise FileFormatError(
-                f"text file {path} is not UTF-8 text (byte {exc.start}: {exc.reason}); convert it "
-                "to UTF-8 first",
-                path=str(path),
-            ) from None
+        return read_text_bounded(path, what="text file", hint="convert it to UTF-8 first")
     if isinstance(source, str):
         return source
     raise InvalidParameterError(

@@ -54,24 +54,11 @@ def read_corpus(corpus: str | os.PathLike[str], *, glob: str = "*.txt") -> list[
 
     out = []
     for file in files:
-        try:
-            text = read_text_bounded(file, what="corpus file")
-        except FileFormatError as exc:
-            if "not UTF-8" not in str(exc):
-                raise
-            text = ""
-        try:
-            text = text or file.read_text(encoding="utf-8")
-        except UnicodeDecodeError as exc:
-            raise FileFormatError(
-                f"corpus file {file} is not UTF-8 text ({exc.reason} at byte {exc.start}); "
-                "convert it to UTF-8 or leave it out of the folder (--glob)",
-                path=str(file),
-            ) from None
-        except OSError as exc:
-            raise FileFormatError(
-                f"cannot read corpus file {file}: {exc.strerror}", path=str(file)
-            ) from None
+        text = read_text_bounded(
+            file,
+            what="corpus file",
+            hint="convert it to UTF-8 or leave it out of the folder (--glob)",
+        )
         out.append((file.name, _strip_gutenberg(text)))
     return out
 
