@@ -19,6 +19,7 @@ process umask exactly as for an ordinary ``open(path, "w")``. The umask is never
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import errno
 import os
 import re
@@ -37,6 +38,7 @@ __all__ = [
     "check_writable",
     "exclusive_lock",
     "inside",
+    "output_transaction",
     "temporary_pattern",
 ]
 
@@ -179,7 +181,10 @@ def atomic_path(path: str | os.PathLike[str], suffix: str = "") -> Iterator[Path
     """
     path = Path(path)
     started = time.time()
+    transaction = _current_transaction(path)
     try:
+        if transaction is not None:
+            transaction.note_folders(path.parent)
         path.parent.mkdir(parents=True, exist_ok=True)
         _remove_stale_temporaries(path, started)
         while True:
@@ -199,6 +204,8 @@ def atomic_path(path: str | os.PathLike[str], suffix: str = "") -> Iterator[Path
         _fsync_path(tmp_path)
         with contextlib.suppress(FileNotFoundError):
             os.chmod(tmp_path, stat.S_IMODE(os.stat(path).st_mode))
+        if transaction is not None:
+            transaction.keep_old(path)
         os.replace(tmp_path, path)
         _fsync_path(path.parent, folder=True)
     except OSError as exc:
@@ -271,37 +278,69 @@ def inside(folder: str | os.PathLike[str], *parts: str | os.PathLike[str], what:
 def exclusive_lock(folder: str | os.PathLike[str], *, what: str = "output folder") -> Iterator[Path]:
     """Hold an exclusive lock on ``folder`` (a ``.attnmech.lock`` file in it) while writing it.
 
-    A second process that asks for the same lock is refused at once with :class:`OutputError`
-    naming the holder's pid, instead of both writing the same files. The lock is released when
-    the block ends or the process dies (it is an ``flock``, held by the open file).
+    A second holder of the same lock (another process, or another call in this process) is
+    refused at once with :class:`OutputError` naming the holder's pid, instead of both writing
+    the same files. The lock is released when the block ends or the process dies (it is an
+    ``flock``, held by the open file).
+
+    What the lock itself made is removed when the block ends: the lock file when it did not
+    exist before, and ``folder`` when this call created it and it is still empty (so that a
+    refused or failed run leaves nothing behind). A lock taken on a lock file that was removed
+    meanwhile is taken again on the new file (compared by inode), so removal never lets two
+    writers in.
     """
     base = Path(folder)
-    try:
-        base.mkdir(parents=True, exist_ok=True)
-        fd = os.open(base / ".attnmech.lock", os.O_RDWR | os.O_CREAT, 0o666)
-    except OSError as exc:
-        raise _output_error(exc, base) from None
+    lock_path = base / LOCK_NAME
+    folder_existed = base.is_dir()
     try:
         import fcntl
     except ImportError:  # pragma: no cover - not POSIX: no lock, as before
         fcntl = None  # type: ignore[assignment]
+    while True:
+        try:
+            base.mkdir(parents=True, exist_ok=True)
+            file_existed = lock_path.exists()
+            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o666)
+        except OSError as exc:
+            raise _output_error(exc, base) from None
+        if fcntl is None:  # pragma: no cover
+            break
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
+            os.close(fd)
+            raise OutputError(
+                errno.EBUSY,
+                f"{what} {base} is being written by another attnmech process (pid {holder}); "
+                "wait for it to finish or stop it, then run again",
+                str(base),
+            ) from None
+        try:
+            same = os.fstat(fd).st_ino == os.stat(lock_path).st_ino
+        except OSError:
+            same = False
+        if same:
+            break
+        os.close(fd)  # the file was removed by its last holder: lock the new one
     try:
-        if fcntl is not None:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
-                raise OutputError(
-                    errno.EBUSY,
-                    f"{what} {base} is being written by another attnmech process (pid {holder}); "
-                    "wait for it to finish or stop it, then run again",
-                    str(base),
-                ) from None
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, f"{os.getpid()}\n".encode("ascii"), 0)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode("ascii"), 0)
         yield base
     finally:
-        os.close(fd)
+        try:
+            if not file_existed:
+                with contextlib.suppress(OSError):
+                    os.unlink(lock_path)  # still held: a waiting writer re-checks the inode
+                if not folder_existed:
+                    with contextlib.suppress(OSError):
+                        base.rmdir()  # only when empty
+        finally:
+            os.close(fd)
+
+
+LOCK_NAME = ".attnmech.lock"
+"""The lock file :func:`exclusive_lock` keeps in an output folder while a run writes it."""
 
 
 # --------------------------------------------------------------------------- bounded readers
@@ -455,3 +494,135 @@ def check_npz_budget(path: str | os.PathLike[str], *, max_bytes: int | None = No
             f"above the {limit:,} bytes this machine can spare; refusing to load it",
             path,
         )
+
+
+# --------------------------------------------------------------------------- transactions
+_TRANSACTIONS: contextvars.ContextVar[tuple[_Transaction, ...]] = contextvars.ContextVar(
+    "attnmech_output_transactions", default=()
+)
+
+
+class _Transaction:
+    """The files and folders one :func:`output_transaction` block made or replaced."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.replaced: dict[Path, Path | None] = {}  # target -> backup of its old content
+        self.order: list[Path] = []
+        self.folders: list[Path] = []  # folders this block created, outermost first
+
+    def covers(self, path: Path) -> bool:
+        resolved = Path(os.path.abspath(path))
+        return resolved == self.root or self.root in resolved.parents
+
+    def note_folders(self, folder: Path) -> None:
+        """Remember the folders above a target that do not exist yet (created by the write)."""
+        missing = []
+        current = Path(os.path.abspath(folder))
+        while not current.exists() and self.covers(current):
+            missing.append(current)
+            current = current.parent
+        for made in reversed(missing):
+            if made not in self.folders:
+                self.folders.append(made)
+
+    def keep_old(self, path: Path) -> None:
+        """Before ``path`` is replaced: keep its old content (a hard link) to restore it."""
+        key = Path(os.path.abspath(path))
+        if key in self.replaced:
+            return
+        backup: Path | None = None
+        if os.path.lexists(key):
+            backup = key.with_name(f".{key.name}.{os.getpid()}-{os.urandom(6).hex()}{_TMP_MARK}.bak")
+            try:
+                os.link(key, backup)
+            except OSError:  # no hard links here: copy
+                import shutil
+
+                shutil.copy2(key, backup)
+        self.replaced[key] = backup
+        self.order.append(key)
+
+    def roll_back(self) -> list[str]:
+        """Restore every replaced file, remove every new one and new folder; return problems."""
+        problems = []
+        for target in reversed(self.order):
+            backup = self.replaced[target]
+            try:
+                if backup is None:
+                    target.unlink(missing_ok=True)
+                else:
+                    os.replace(backup, target)
+            except OSError as exc:
+                problems.append(f"{target}: {exc.strerror or exc}")
+        for folder in reversed(self.folders):
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+        with contextlib.suppress(OSError):
+            _fsync_path(self.root, folder=True)
+        return problems
+
+    def commit(self) -> None:
+        """Drop the kept old contents."""
+        for backup in self.replaced.values():
+            if backup is not None:
+                with contextlib.suppress(OSError):
+                    backup.unlink()
+
+
+def _current_transaction(path: Path) -> _Transaction | None:
+    for transaction in reversed(_TRANSACTIONS.get()):
+        if transaction.covers(path):
+            return transaction
+    return None
+
+
+@contextlib.contextmanager
+def output_transaction(folder: str | os.PathLike[str], *, what: str = "output folder") -> Iterator[Path]:
+    """All or nothing for the files written below ``folder`` in this block.
+
+    Every file written with :func:`atomic_path` (and so :func:`atomic_write_text`,
+    :func:`atomic_savez`) below ``folder`` during the block is recorded; the old content of a
+    file it replaces is kept as a hard link. If the block raises (a full disk, ``ENOSPC``, at
+    the k-th file; any error), every replaced file gets its old content back, every new file
+    and every folder the block created is removed, and an :class:`OutputError` raised by a
+    write says that the folder was left as it was. On success the kept old contents are
+    dropped. Nested blocks on one folder act as one (the outermost decides).
+
+    Raises
+    ------
+    OutputError
+        A write failed (its message, plus that ``folder`` was restored).
+    """
+    root = Path(os.path.abspath(folder))
+    outer = _current_transaction(root)
+    if outer is not None:  # already inside a transaction covering it
+        yield Path(folder)
+        return
+    transaction = _Transaction(root)
+    missing = root
+    while not missing.exists() and missing != missing.parent:  # folders the block may create
+        transaction.folders.insert(0, missing)
+        missing = missing.parent
+    token = _TRANSACTIONS.set((*_TRANSACTIONS.get(), transaction))
+    try:
+        yield Path(folder)
+    except BaseException as exc:
+        problems = transaction.roll_back()
+        if isinstance(exc, OSError) and not problems:
+            reason = str(exc.strerror or exc)
+            restored = f"{what} {folder} was left as it was before this run"
+            raise OutputError(exc.errno or errno.EIO, f"{reason}; {restored}",
+                              exc.filename or str(folder)) from None  # fmt: skip
+        if isinstance(exc, OSError):
+            raise OutputError(
+                exc.errno or errno.EIO,
+                f"{exc.strerror or exc}; could not restore {what} {folder} fully: "
+                + "; ".join(problems),
+                str(folder),
+            ) from None
+        raise
+    else:
+        transaction.commit()
+    finally:
+        _TRANSACTIONS.reset(token)

@@ -252,15 +252,12 @@ def bias_table_command(
         search_steps=search_steps,
         search_on=search_on,
     )
-    from .._io import exclusive_lock
-
-    with exclusive_lock(out, what="bias-table folder"):  # a second writer is refused
-        table = run(
-            config,
-            out_dir=out,
-            progress=lambda message: typer.echo(message, err=True),
-            resume=resume,
-        )
+    table = run(  # run holds the folder's lock: a second writer is refused
+        config,
+        out_dir=out,
+        progress=lambda message: typer.echo(message, err=True),
+        resume=resume,
+    )
     verdicts = table.verdicts()
     held = sum(v["holds"] for v in verdicts)
     theorem = [v for v in verdicts if v["label"] == "theorem"]

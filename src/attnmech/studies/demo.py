@@ -65,6 +65,7 @@ from .scaffold import (
     fmt,
     prepare_out_dir,
 )
+from .scaffold import locks_out_dir  # one writer per output folder
 
 __all__ = [
     "CONFIG_TYPE",
@@ -383,6 +384,7 @@ def demo_setting(
     )
 
 
+@locks_out_dir("demo output folder")
 def run(
     config: DemoConfig,
     *,

@@ -42,7 +42,7 @@ from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 
-from .._io import atomic_write_text, check_writable
+from .._io import atomic_write_text, check_writable, exclusive_lock, output_transaction
 from .._version import __version__
 from ..errors import FileFormatError, InvalidParameterError
 
@@ -57,6 +57,7 @@ __all__ = [
     "fmt_interval",
     "get_study",
     "load_result",
+    "locks_out_dir",
     "prepare_out_dir",
 ]
 
@@ -64,6 +65,7 @@ RESULTS_FILE = "results.json"
 
 C = TypeVar("C", bound="StudyConfig")
 R = TypeVar("R", bound="StudyResult")
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 # --------------------------------------------------------------------------- numbers
@@ -309,12 +311,14 @@ class StudyResult(ABC):
         Returns the output folder.
         """
         out = prepare_out_dir(out_dir, what=f"{self.study or 'study'} output")
-        written = self.write_extra(out)
-        if figures:
-            written += self.write_figures(out)
-        payload = {"study": self.study, "attnmech_version": __version__, **self.to_dict()}
-        _write_json(out / RESULTS_FILE, payload)
-        self.report().write(out / self.report_name)
+        with output_transaction(out, what=f"{self.study or 'study'} output folder"):
+            # all or nothing: a failed write (a full disk) restores every file written here
+            written = self.write_extra(out)
+            if figures:
+                written += self.write_figures(out)
+            payload = {"study": self.study, "attnmech_version": __version__, **self.to_dict()}
+            _write_json(out / RESULTS_FILE, payload)
+            self.report().write(out / self.report_name)
         return out
 
     @classmethod
@@ -491,3 +495,34 @@ def load_result(out_dir: str | os.PathLike[str]) -> StudyResult:
         )
     result_type: type[StudyResult] = get_study(name).RESULT_TYPE
     return result_type.from_dict(data)
+
+
+# --------------------------------------------------------------------------- one writer per folder
+def locks_out_dir(what: str) -> Callable[[F], F]:
+    """Decorate a study's ``run`` so that a call with ``out_dir`` holds the folder's lock.
+
+    While the run works, a second writer of the same ``out_dir`` (another process, or another
+    call in this one) is refused with :class:`~attnmech.errors.OutputError` naming the
+    holder's pid (:func:`attnmech._io.exclusive_lock`); the CLI and the API take the same lock.
+    A call without ``out_dir`` (or with an ``out_dir`` of a wrong type, which ``run`` refuses
+    itself) is not locked. ``resume`` is unaffected: the lock is released when ``run`` returns.
+    """
+
+    def decorate(run: F) -> F:
+        import functools
+
+        @functools.wraps(run)
+        def locked(*args: Any, **kwargs: Any) -> Any:
+            out_dir = kwargs.get("out_dir")
+            if not isinstance(out_dir, (str, os.PathLike)) or not os.fspath(out_dir):
+                return run(*args, **kwargs)
+            if Path(out_dir).exists() and not Path(out_dir).is_dir():
+                return run(*args, **kwargs)  # run refuses it, in its own words
+            check_writable(Path(out_dir) / RESULTS_FILE, what=what)
+            with exclusive_lock(out_dir, what=what):
+                return run(*args, **kwargs)
+
+        return locked  # type: ignore[return-value]
+
+    return decorate
+

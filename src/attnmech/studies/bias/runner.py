@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from ..scaffold import Progress, ProgressLike, prepare_out_dir
+from ..scaffold import locks_out_dir  # one writer per output folder
 from .config import BiasConfig
 from .curves import nanmean
 from .measure import check_memory, check_settings, measure_run, solve_setting
@@ -21,6 +22,7 @@ from .search import search_row
 __all__ = ["bias_table", "run", "write_bias_table"]
 
 
+@locks_out_dir("bias-table folder")
 def run(
     config: BiasConfig,
     *,

@@ -26,6 +26,7 @@ import numpy as np
 from ..._validation import check_params
 from ...errors import FileFormatError, InvalidParameterError
 from ..scaffold import RESULTS_FILE, Progress, ProgressLike, Report, StudyConfig, StudyResult
+from ..scaffold import locks_out_dir  # one writer per output folder
 from .execute import RUN_PARAMS, _with_source, run_setting, with_data
 from .figures import draw_figures
 from .registry import EXPERIMENTS, select
@@ -347,6 +348,7 @@ def _with_ngd_eps(setting: Setting, eps: float) -> Setting:
     return dataclasses.replace(setting, optimizer_options=options)
 
 
+@locks_out_dir("reproduction output folder")
 def run(
     config: ReproductionConfig,
     *,

@@ -39,6 +39,7 @@ from typing import Any
 import numpy as np
 
 from ..._io import exclusive_lock
+from ..._io import output_transaction
 from ..._validation import POSITIVE_INT, check_params
 from ...errors import AttnmechError, InfeasibleProblemError, InvalidParameterError
 from ..scaffold import Progress
@@ -702,21 +703,24 @@ def _run(
                     if on_task is not None:
                         on_task(task, len(outcome.rows))
                 advance(1)
-        path = store.consolidate() if store.done() else Path(out_dir) / "results.csv"
-        result = SweepResult(
-            out_dir=Path(out_dir),
-            results_path=path,
-            cells=len(cells),
-            tasks=len(tasks),
-            tasks_skipped=skipped,
-            rows=written,
-            wall_time_s=time.perf_counter() - started,
-            backend=spec.backend,
-            workers=workers,
-            failed=failed,
-            config=spec,
-        )
-        result.write(out_dir, figures=False)
+        # results.csv, results.json and the report: all or nothing (a full disk restores them;
+        # the stored parts/ stay, for --resume)
+        with output_transaction(out_dir, what="sweep folder"):
+            path = store.consolidate() if store.done() else Path(out_dir) / "results.csv"
+            result = SweepResult(
+                out_dir=Path(out_dir),
+                results_path=path,
+                cells=len(cells),
+                tasks=len(tasks),
+                tasks_skipped=skipped,
+                rows=written,
+                wall_time_s=time.perf_counter() - started,
+                backend=spec.backend,
+                workers=workers,
+                failed=failed,
+                config=spec,
+            )
+            result.write(out_dir, figures=False)
         return result
 
 

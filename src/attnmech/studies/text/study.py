@@ -18,6 +18,7 @@ from ..._io import atomic_write_text
 from ...data.dataset import check_memory
 from ...errors import AttnmechError, FileFormatError, InvalidParameterError
 from ..scaffold import Progress, ProgressLike, StudyResult, prepare_out_dir
+from ..scaffold import locks_out_dir  # one writer per output folder
 from .config import TextConfig
 from .corpus import TextData, prepare_text
 from .evaluation import PREDICTORS, evaluate_heldout
@@ -194,6 +195,7 @@ def estimate_memory(data: TextData, config: TextConfig) -> float:
 
 
 # ---------------------------------------------------------------------------------- run
+@locks_out_dir("text run folder")
 def run(
     config: TextConfig,
     *,
