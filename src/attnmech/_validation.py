@@ -349,3 +349,21 @@ def validate_params(table: Mapping[str, Sequence[Any]], *, where: str | None = N
         return wrapper  # type: ignore[return-value]
 
     return decorate
+
+
+class Flag(Constraint):
+    """A boolean (``True``/``False``, numpy's too): not a string, number or array that Python
+    would read as true or false."""
+
+    def is_satisfied_by(self, value: Any) -> bool:
+        return isinstance(value, bool) or type(value).__name__ == "bool_"
+
+    def describe(self) -> str:
+        return "True or False"
+
+    def invalid_values(self) -> list[Any]:
+        return ["no", 2, None]
+
+
+FLAG = Flag()
+"""``True`` or ``False``."""

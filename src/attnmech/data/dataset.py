@@ -785,6 +785,11 @@ class Dataset:
         ``embeddings_path``, default ``<stem>.embeddings.npy``). Returns the path written;
         :func:`attnmech.load_dataset` reads it back.
         """
+        if not isinstance(path, (str, os.PathLike)):
+            raise InvalidParameterError(
+                f"Dataset.save: path must be a file name ending in .npz or .jsonl, got "
+                f"{type(path).__name__}"
+            )
         path = Path(path)
         if path.suffix == ".npz":
             arrays: dict[str, Any] = {"sequences": self.padded(), "labels": self.labels}

@@ -27,7 +27,8 @@ from typing import Literal
 
 import numpy as np
 
-from .._validation import Interval, check_params, register
+from .._choices import TEXT_LEVELS
+from .._validation import FLAG, Interval, Options, check_params, register
 from ..errors import FileFormatError, InvalidDatasetError, InvalidParameterError
 from .dataset import Dataset, check_memory
 from .generators import make_embeddings
@@ -48,7 +49,10 @@ TEXT_DATASET_PARAMS = register(
         "vocab_size": [Interval(numbers.Integral, 2, None)],
         "seq_len": [_POSITIVE_INT],
         "embedding_dim": [_POSITIVE_INT, None],
-        "stride": [_POSITIVE_INT, None],
+        "stride": [Interval(numbers.Integral, 1, 2**62), None],
+        "level": [Options(TEXT_LEVELS)],
+        "embeddings": [str],
+        "unknown_labels": [FLAG],
         "max_samples": [_POSITIVE_INT, None],
     },
 )
@@ -89,6 +93,10 @@ def bundled_corpus(name: str = "sonnets") -> Path:
     >>> path.name, path.read_text(encoding="utf-8").splitlines()[0]
     ('sonnets.txt', 'THE SONNETS')
     """
+    if not isinstance(name, str):
+        raise InvalidParameterError(
+            f"bundled_corpus: name must be one of {sorted(BUNDLED_CORPORA)}, got {name!r}"
+        )
     if name not in BUNDLED_CORPORA:
         raise InvalidParameterError(
             f"no bundled corpus named {name!r}; the bundled corpora are: "
@@ -256,6 +264,11 @@ def text_dataset(
     >>> td.vocabulary, td.n_windows, td.dataset.n_samples  # 3 of 5 windows miss their label
     (['a', 'b', 'c', '<unk>'], 5, 2)
     """
+    check_params(
+        {"level": level, "embeddings": embeddings, "unknown_labels": unknown_labels},
+        TEXT_DATASET_PARAMS,
+        where="text_dataset",
+    )
     text = _read_source(source)
     if embedding_dim is None and embeddings != "onehot":
         raise InvalidParameterError(f"{embeddings} embeddings need embedding_dim")

@@ -119,6 +119,13 @@ def finite_trajectory(
     """
     datasets = datasets_list(datasets, "run_finite_trajectory")
     theories = list(theories) if isinstance(theories, (list, tuple)) else [theories]
+    from ..theory.solve import Theory
+
+    if not theories or not all(isinstance(t, Theory) for t in theories):
+        raise InvalidParameterError(
+            "theories must be a Theory (attnmech.solve) or a non-empty list of them, got "
+            + ", ".join(sorted({type(t).__name__ for t in theories}) or ["an empty list"])
+        )
     work = sum(ds.n_samples * ds.max_length for ds in datasets)
     with torch_threads(config.num_threads, work):
         return _finite_trajectory(datasets, theories, config, steps, progress, as_entries)
@@ -192,6 +199,19 @@ def _finite_trajectory(
             "dim S_fin > 0 and the optimizer gd, ngd, adam, polyak, polyak-capped or split-ngd"
         )
 
+    if steps is not None:
+        given = np.asarray(steps)
+        if (
+            given.ndim != 1
+            or given.size == 0
+            or given.dtype.kind not in "iu"
+            or given.min() < 0
+            or given.max() > 10**9
+        ):
+            raise InvalidParameterError(
+                "steps must be a non-empty 1-D list of integer steps in [0, 1000000000], got "
+                f"{np.array2string(given, threshold=6) if given.dtype.kind in 'biuf' else steps!r}"
+            )
     wanted = (
         log_steps(config.steps, config.log_every)
         if steps is None

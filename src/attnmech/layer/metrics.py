@@ -82,7 +82,23 @@ def correlation(A: Any, B: Any) -> np.ndarray | float:
     >>> correlation(np.eye(2), np.zeros((2, 2)))
     nan
     """
-    A, B = np.asarray(A, dtype=np.float64), np.asarray(B, dtype=np.float64)
+    try:
+        A, B = np.asarray(A, dtype=np.float64), np.asarray(B, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise InvalidParameterError(
+            f"correlation: A and B must be arrays of numbers, cannot read them ({exc})"
+        ) from None
+    if A.ndim < 2 or B.ndim < 2 or A.shape[-2:] != B.shape[-2:]:
+        raise InvalidParameterError(
+            "correlation: A and B must be matrices (or stacks of them) of one shape, got "
+            f"shapes {A.shape} and {B.shape}"
+        )
+    try:
+        np.broadcast_shapes(A.shape, B.shape)
+    except ValueError:
+        raise InvalidParameterError(
+            f"correlation: the stacks of shapes {A.shape} and {B.shape} do not broadcast"
+        ) from None
     inner = np.sum(A * B, axis=(-2, -1))
     norms = np.linalg.norm(A, axis=(-2, -1)) * np.linalg.norm(B, axis=(-2, -1))
     with np.errstate(invalid="ignore", divide="ignore"):

@@ -57,6 +57,7 @@ from .._validation import POSITIVE_INT, check_params
 from .._choices import DTYPE_NAMES, HEAD_NAMES, LOSS_NAMES, PARAMETERIZATION_NAMES
 from ..data.dataset import Dataset, OneHotEmbeddings
 from ..errors import InvalidDatasetError, InvalidParameterError
+from .._validation import ArrayLike, Interval, validate_params
 
 __all__ = [
     "AttentionConfig",
@@ -106,10 +107,16 @@ def torch_threads(num_threads: int | None, work: int = 0) -> Iterator[int]:
 
 def datasets_list(data: Dataset | Sequence[Dataset], caller: str = "train") -> list[Dataset]:
     """``data`` as a non-empty list of datasets, or InvalidDatasetError naming ``caller``."""
-    items = [data] if isinstance(data, Dataset) else list(data)
+    if isinstance(data, Dataset):
+        items = [data]
+    elif isinstance(data, (list, tuple)):
+        items = list(data)
+    else:
+        items = []
     if not items or not all(isinstance(ds, Dataset) for ds in items):
         raise InvalidDatasetError(
-            f"{caller} expects an attnmech.Dataset or a non-empty list of them"
+            f"{caller} expects an attnmech.Dataset or a non-empty list of them, got "
+            f"{type(data).__name__}"
         )
     return items
 
@@ -381,9 +388,17 @@ def inputs_from_datasets(
     Queries are the last tokens and every sample has weight ``1 / n_samples`` of its dataset.
     When every dataset has one-hot embeddings the inputs take the one-hot path (``onehot``).
     """
-    items = [datasets] if isinstance(datasets, Dataset) else list(datasets)
+    if isinstance(datasets, Dataset):
+        items = [datasets]
+    elif isinstance(datasets, (list, tuple)):
+        items = list(datasets)
+    else:
+        items = []
     if not items or not all(isinstance(ds, Dataset) for ds in items):
-        raise InvalidDatasetError("expected an attnmech.Dataset or a non-empty list of them")
+        raise InvalidDatasetError(
+            "expected an attnmech.Dataset or a non-empty list of them, got "
+            f"{type(datasets).__name__}"
+        )
     trials = [
         (
             ds.padded(),
@@ -872,12 +887,22 @@ class AttentionConfig:
             raise InvalidParameterError(
                 f"dtype must be one of {', '.join(_DTYPES)}, got {self.dtype!r}"
             )
-        check_params({"rank": self.rank}, {"rank": [POSITIVE_INT, None]}, where="AttentionConfig")
+        check_params(
+            {"rank": self.rank},
+            {"rank": [Interval(numbers.Integral, 1, 10**6), None]},
+            where="AttentionConfig",
+        )
         if not isinstance(self.device, (str, torch.device)):
             raise InvalidParameterError(
                 f"device must be a string such as 'cpu' or 'cuda', got {self.device!r}"
             )
         object.__setattr__(self, "device", str(self.device))
+        try:
+            torch.device(self.device)
+        except (RuntimeError, TypeError, ValueError) as exc:
+            raise InvalidParameterError(
+                f"device {self.device!r} is not a torch device ({exc}); use e.g. 'cpu' or 'cuda'"
+            ) from None
 
     @property
     def torch_dtype(self) -> torch.dtype:
@@ -891,6 +916,11 @@ class AttentionConfig:
 
 
 # ---------------------------------------------------------------------------------- objective
+
+OBJECTIVE_PARAMS: dict[str, list[Any]] = {"config": [AttentionConfig, None]}
+"""What :class:`AttentionObjective` takes besides its data."""
+
+
 class AttentionObjective:
     """The empirical risk of a batch of trials and its analytic gradient.
 
@@ -913,6 +943,7 @@ class AttentionObjective:
     0.693147
     """
 
+    @validate_params(OBJECTIVE_PARAMS, where="AttentionObjective")
     def __init__(
         self,
         inputs: AttentionInputs | Dataset | Sequence[Dataset],
@@ -997,6 +1028,15 @@ class AttentionObjective:
 
 
 # ---------------------------------------------------------------------------------- nn.Module
+
+SINGLE_LAYER_PARAMS: dict[str, list[Any]] = {
+    "embedding_dim": [Interval(numbers.Integral, 1, 10**6)],
+    "config": [AttentionConfig, None],
+    "num_trials": [Interval(numbers.Integral, 1, 10**6)],
+}
+"""What :class:`SingleLayerAttention` takes besides ``init``."""
+
+
 class SingleLayerAttention(torch.nn.Module):
     """Single-layer attention as an :class:`torch.nn.Module` (autograd path; B trials at once).
 
@@ -1014,6 +1054,7 @@ class SingleLayerAttention(torch.nn.Module):
     params : torch.nn.Parameter of shape (num_trials, d, d) or (num_trials, 2, d, r)
     """
 
+    @validate_params(SINGLE_LAYER_PARAMS, where="SingleLayerAttention")
     def __init__(
         self,
         embedding_dim: int,
@@ -1027,7 +1068,25 @@ class SingleLayerAttention(torch.nn.Module):
         shape = (num_trials, *self.config.param_shape(embedding_dim))
         value = torch.zeros(shape, dtype=self.config.torch_dtype, device=self.config.device)
         if init is not None:
-            value = value + torch.as_tensor(init, dtype=value.dtype, device=value.device)
+            try:
+                given = np.asarray(init, dtype=np.float64)
+            except (TypeError, ValueError) as exc:
+                raise InvalidParameterError(
+                    f"SingleLayerAttention: init must be an array of numbers ({exc})"
+                ) from None
+            try:
+                np.broadcast_shapes(given.shape, tuple(value.shape))
+            except ValueError:
+                raise InvalidParameterError(
+                    f"SingleLayerAttention: init has shape {given.shape}; it must be "
+                    f"{tuple(value.shape[1:])} or {tuple(value.shape)}"
+                ) from None
+            if given.ndim < 1 or not np.isfinite(given).all():
+                raise InvalidParameterError(
+                    "SingleLayerAttention: init must be a finite array of shape "
+                    f"{tuple(value.shape[1:])} or {tuple(value.shape)}"
+                )
+            value = value + torch.as_tensor(given, dtype=value.dtype, device=value.device)
         self.params = torch.nn.Parameter(value)
         self._parameterization = PARAMETERIZATIONS[self.config.parameterization]
 
@@ -1046,6 +1105,12 @@ class SingleLayerAttention(torch.nn.Module):
         return run_with_cache(self.W, inputs, self.config)
 
 
+
+RUN_WITH_CACHE_PARAMS: dict[str, list[Any]] = {"W": [ArrayLike()], "config": [AttentionConfig, None]}
+"""What :func:`run_with_cache` takes besides its data."""
+
+
+@validate_params(RUN_WITH_CACHE_PARAMS, where="run_with_cache")
 def run_with_cache(
     W: Any,
     data: AttentionInputs | Dataset | Sequence[Dataset],
@@ -1086,6 +1151,14 @@ def run_with_cache(
     W_t = torch.as_tensor(
         np.array(W) if not isinstance(W, Tensor) else W, dtype=inputs.dtype, device=inputs.device
     )
+    d = inputs.embedding_dim
+    if not bool(torch.isfinite(W_t).all()):
+        raise InvalidParameterError("run_with_cache: W must be finite (no NaN or inf)")
+    if W_t.ndim not in (2, 3) or tuple(W_t.shape[-2:]) != (d, d):
+        raise InvalidParameterError(
+            f"run_with_cache: W must have shape ({d}, {d}) or (B, {d}, {d}) to match the "
+            f"embeddings, got {tuple(W_t.shape)}"
+        )
     squeeze = W_t.ndim == 2
     if squeeze:
         W_t = W_t[None]

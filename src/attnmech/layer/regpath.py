@@ -29,6 +29,9 @@ from ..errors import ConvergenceWarning, InvalidDatasetError, InvalidParameterEr
 from ..theory.graphs import build_priority_graphs
 from .model import AttentionConfig, AttentionObjective, torch_threads
 from ..theory.newton import NewtonOptions, damped_newton, newton_direction
+import numbers
+
+from .._validation import ArrayLike, Interval, validate_params
 
 __all__ = ["RegularizationPath", "regularization_path"]
 
@@ -206,6 +209,17 @@ def _solve_on_ball(
     return w, lam, kkt, total
 
 
+
+REGPATH_PARAMS: dict[str, list[Any]] = {
+    "radii": [ArrayLike()],
+    "config": [AttentionConfig, None],
+    "tol": [Interval(numbers.Real, 0, None, closed="right")],
+    "max_iter": [Interval(numbers.Integral, 1, 10**9)],
+}
+"""What :func:`regularization_path` takes."""
+
+
+@validate_params(REGPATH_PARAMS, where="regularization_path")
 def regularization_path(
     dataset: Dataset,
     radii: Any,

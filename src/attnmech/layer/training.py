@@ -62,6 +62,7 @@ from .model import (
 )
 from .optim import OPTIMIZERS, StepRule, gradient_descent, make_step_rule, scaled_norm
 from ..theory.solve import solve
+from .._validation import FLAG, PathLike, validate_params
 
 __all__ = [
     "TrainConfig",
@@ -321,6 +322,12 @@ TRAIN_CONFIG_PARAMS = register(
 """What each :class:`TrainConfig` field may be (checked by ``__post_init__``)."""
 
 
+
+FINITE_TRAJECTORY_PARAMS: dict[str, list[Any]] = {"config": [TrainConfig, None], "steps": [ArrayLike(), None]}
+"""What :func:`run_finite_trajectory`'s options may be."""
+
+
+@validate_params(FINITE_TRAJECTORY_PARAMS, where="run_finite_trajectory")
 def run_finite_trajectory(
     datasets: Dataset | Sequence[Dataset],
     theories: Any,
@@ -620,6 +627,10 @@ def _versions() -> dict[str, str]:
 def _resolve_theories(
     theory: Any, datasets: list[Dataset], config: TrainConfig, svm_norm: str | None = None
 ) -> list[Any] | None:
+    if svm_norm is not None:
+        from ..theory.norms import parse_norm
+
+        parse_norm(svm_norm)  # a bad norm name is refused before any work
     if theory is None or theory is False:
         return None
     if theory is True:
@@ -754,6 +765,24 @@ def _check_resumable(
 
 
 # ---------------------------------------------------------------------------------- train
+
+TRAIN_PARAMS = register(
+    "train",
+    {
+        "callback": [callable, None],
+        "checkpoint_path": [PathLike(), None],
+        "resume": [FLAG],
+        "progress": [FLAG],
+        "record_W": [FLAG],
+        "svm_norm": [str, None],
+        "finite_path": [FLAG],
+    },
+)
+"""What :func:`train`'s keyword options may be (data, config and theory are checked in their
+own words)."""
+
+
+@validate_params(TRAIN_PARAMS, where="train")
 def train(
     data: Dataset | Sequence[Dataset],
     config: TrainConfig | None = None,

@@ -25,7 +25,7 @@ from torch import Tensor
 
 from .._summary import summary_stats
 from ..data.dataset import Dataset
-from ..errors import InvalidDatasetError
+from ..errors import InvalidDatasetError, InvalidParameterError
 from .metrics import METRICS, TrajectoryMetrics, svm_norm_for
 from .model import (
     HEADS,
@@ -38,6 +38,7 @@ from .model import (
 )
 from ..theory.solve import solve
 from .training import TrainResult, load_run
+from .._validation import validate_params
 
 __all__ = ["VerificationReport", "verify"]
 
@@ -109,6 +110,12 @@ def _fmt(value: float | None) -> str:
     return "nan" if value is None else f"{value:.6g}"
 
 
+
+VERIFY_PARAMS: dict[str, list[Any]] = {"config": [AttentionConfig, None]}
+"""What :func:`verify`'s options may be (data, W and theory are checked in their own words)."""
+
+
+@validate_params(VERIFY_PARAMS, where="verify")
 def verify(
     dataset: Dataset | Sequence[Dataset],
     W_or_run: Any,
@@ -151,10 +158,20 @@ def verify(
         config = config if config is not None else W_or_run.config.model
         W = np.array(W_or_run.W, dtype=np.float64)
     else:
-        W = np.array(W_or_run, dtype=np.float64)
+        try:
+            W = np.array(W_or_run, dtype=np.float64)
+        except (TypeError, ValueError) as exc:
+            raise InvalidParameterError(
+                "verify: W_or_run must be an array of shape (d, d) or (B, d, d), a TrainResult "
+                f"or the path of a saved run; cannot read it as an array ({exc})"
+            ) from None
     config = config if config is not None else AttentionConfig()
     if W.ndim not in (2, 3) or W.shape[-1] != W.shape[-2]:
         raise InvalidDatasetError(f"W must have shape (d, d) or (B, d, d), got {W.shape}")
+    if not np.isfinite(W).all():
+        raise InvalidParameterError(
+            "verify: W holds NaN or inf (a diverged run?); nothing can be compared with it"
+        )
     W = W if W.ndim == 3 else W[None]
     B = W.shape[0]
     datasets = [dataset] if isinstance(dataset, Dataset) else list(dataset)
@@ -171,6 +188,14 @@ def verify(
         theories = [solve(ds, svm_norm=svm_norm_for(config)) for ds in datasets]
     else:
         theories = list(theory) if isinstance(theory, (list, tuple)) else [theory]
+    from ..theory.solve import Theory
+
+    for item in theories:
+        if not isinstance(item, Theory):
+            raise InvalidParameterError(
+                f"verify: theory must be a Theory (attnmech.solve or attnmech.load_theory) or a "
+                f"list of them, got {type(item).__name__}"
+            )
     if len(theories) != len(datasets):
         raise InvalidDatasetError(f"got {len(theories)} theories for {len(datasets)} datasets")
     for item, ds in zip(theories, datasets, strict=True):

@@ -29,8 +29,16 @@ import numpy as np
 
 from ..data.dataset import Dataset
 from ..errors import InvalidDatasetError, InvalidParameterError
+import numbers
+
+from .._validation import Interval, validate_params
 
 __all__ = ["Automaton"]
+
+
+
+AUTOMATON_PARAMS: dict[str, list[Any]] = {"tie_tol": [Interval(numbers.Real, 0, 1, closed="left")]}
+"""``tie_tol`` must lie in [0, 1): strict priorities differ by at least 1."""
 
 
 class Automaton:
@@ -56,8 +64,16 @@ class Automaton:
     [0.75, 0.25]
     """
 
+    @validate_params(AUTOMATON_PARAMS, where="Automaton")
     def __init__(self, W_svm: Any, W_fin: Any, embeddings: Any, *, tie_tol: float = 1e-6) -> None:
-        E = np.asarray(embeddings, dtype=np.float64)
+        try:
+            E = np.asarray(embeddings, dtype=np.float64)
+            W_svm = np.asarray(W_svm, dtype=np.float64)
+            W_fin = np.asarray(W_fin, dtype=np.float64)
+        except (TypeError, ValueError) as exc:
+            raise InvalidParameterError(
+                f"Automaton: W_svm, W_fin and embeddings must be arrays of numbers ({exc})"
+            ) from None
         if E.ndim != 2:
             raise InvalidParameterError(
                 f"embeddings must have shape (vocab_size, embedding_dim), got {E.shape}"
@@ -69,6 +85,10 @@ class Automaton:
             raise InvalidParameterError(
                 f"W_svm and W_fin must have shape ({d}, {d}) to match the embeddings, got "
                 f"{W_svm.shape} and {W_fin.shape}"
+            )
+        if not (np.isfinite(E).all() and np.isfinite(W_svm).all() and np.isfinite(W_fin).all()):
+            raise InvalidParameterError(
+                "Automaton: W_svm, W_fin and embeddings must be finite (no NaN or inf)"
             )
         self.embeddings = E
         self.W_svm = W_svm
@@ -91,9 +111,18 @@ class Automaton:
         else:
             array = np.asarray(sequences) if not isinstance(sequences, list) else None
             if array is not None and array.ndim == 2:
+                if array.dtype.kind not in "iu":
+                    raise InvalidDatasetError(
+                        f"token ids must be integers, got an array of {array.dtype}"
+                    )
                 tokens = array.astype(np.int64)
             else:
-                rows = [np.asarray(s, dtype=np.int64).ravel() for s in sequences]
+                try:
+                    rows = [np.asarray(s, dtype=np.int64).ravel() for s in sequences]
+                except (TypeError, ValueError, OverflowError) as exc:
+                    raise InvalidDatasetError(
+                        f"a sequence must be a list of integer token ids ({exc})"
+                    ) from None
                 lengths = np.fromiter((r.size for r in rows), dtype=np.int64, count=len(rows))
                 width = int(lengths.max(initial=0))
                 flat = np.concatenate(rows) if rows else np.zeros(0, np.int64)

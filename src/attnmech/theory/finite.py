@@ -25,6 +25,9 @@ from ..data.dataset import Dataset
 from ..errors import ConvergenceWarning, InvalidParameterError
 from .graphs import PriorityGraphs, priority_edges, scc_chains
 from .newton import NewtonOptions, damped_newton
+import numbers
+
+from .._validation import FLAG, Interval, validate_params
 
 __all__ = [
     "ReducedData",
@@ -292,6 +295,12 @@ class ReducedData:
         return np.arange(width)[None, :] < self.lengths[:, None]
 
 
+
+REDUCE_PARAMS: dict[str, list[Any]] = {"dataset": [Dataset], "graphs": [PriorityGraphs]}
+"""What :func:`reduce_dataset` takes."""
+
+
+@validate_params(REDUCE_PARAMS, where="reduce_dataset")
 def reduce_dataset(dataset: Dataset, graphs: PriorityGraphs) -> ReducedData:
     """Keep, per sample, the tokens in its label's SCC; drop samples whose label is then alone.
 
@@ -566,6 +575,16 @@ def _check_graphs_of(dataset: Dataset, graphs: PriorityGraphs) -> None:
         )
 
 
+
+SOLVE_FINITE_PARAMS: dict[str, list[Any]] = {
+    "tol": [Interval(numbers.Real, 0, None, closed="right")],
+    "max_iter": [Interval(numbers.Integral, 1, 10**9)],
+    "memory_limit": [Interval(numbers.Integral, 1, None)],
+}
+"""What :func:`solve_finite` takes (checked at the door, before any work)."""
+
+
+@validate_params(SOLVE_FINITE_PARAMS, where="solve_finite")
 def solve_finite(
     dataset: Dataset,
     graphs: PriorityGraphs,

@@ -210,7 +210,7 @@ class PriorityGraphs:
         """Graphviz DOT text with one cluster per SCC (all queries unless ``queries`` is given)."""
         names = (lambda t: str(token_names[t])) if token_names is not None else str
         chosen = (
-            self.queries.tolist() if queries is None else [int(q) for q in np.atleast_1d(queries)]
+            self.queries.tolist() if queries is None else _query_list(queries)
         )
         lines = ["digraph token_priority_graphs {", "  rankdir=TB; node [shape=circle];"]
         for q in chosen:
@@ -280,7 +280,7 @@ class PriorityGraphs:
         """
         names = (lambda t: str(token_names[t])) if token_names is not None else str
         chosen = (
-            self.queries.tolist() if queries is None else [int(q) for q in np.atleast_1d(queries)]
+            self.queries.tolist() if queries is None else _query_list(queries)
         )
         n_cyclic = self.cyclic_queries.size
         head = (
@@ -472,3 +472,13 @@ def has_priority_cycle(data: PriorityGraphs | Dataset) -> bool:
     raise InvalidParameterError(
         f"has_priority_cycle expects a Dataset or PriorityGraphs, got {type(data).__name__}"
     )
+
+
+def _query_list(queries: Any) -> list[int]:
+    """``queries`` (an id or a list of ids) as ints, or InvalidParameterError."""
+    array = np.atleast_1d(np.asarray(queries))
+    if array.ndim != 1 or array.dtype.kind not in "iu":
+        raise InvalidParameterError(
+            f"queries must be a token id or a list of token ids, got {queries!r}"[:200]
+        )
+    return [int(q) for q in array]

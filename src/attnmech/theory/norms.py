@@ -86,6 +86,9 @@ from .graphsvm.certificate import (
 from .graphsvm.constraints import SVMConstraints, svm_constraints
 from .graphsvm.infeasibility import infeasibility_certificate
 from .graphsvm.solve import infeasible_error, solve_graph_svm
+import numbers
+
+from .._validation import FLAG, Interval, Options, validate_params
 
 __all__ = [
     "NormSpec",
@@ -549,6 +552,16 @@ def _face_solve(
 
 
 # --------------------------------------------------------------------------------- main entry
+
+SOLVE_NORM_SVM_PARAMS: dict[str, list[Any]] = {
+    "tie_break": [Options(("fro",)), None],
+    "probe": [FLAG],
+    "seed": [Interval(numbers.Integral, 0, 2**63 - 1)],
+}
+"""What :func:`solve_norm_svm`'s options may be (the norm is checked by :func:`parse_norm`)."""
+
+
+@validate_params(SOLVE_NORM_SVM_PARAMS, where="solve_norm_svm")
 def solve_norm_svm(
     graphs: PriorityGraphs,
     embeddings: Any,
@@ -637,7 +650,10 @@ def solve_norm_svm(
             f"options {sorted(fro_options)} apply to svm_norm='fro' only, not {spec.name!r}"
         )
     start = time.perf_counter()
-    E = np.asarray(embeddings, dtype=np.float64)
+    try:
+        E = np.asarray(embeddings, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise InvalidDatasetError(f"embeddings must be an array of numbers ({exc})") from None
     if E.ndim != 2 or E.shape[0] != graphs.vocab_size or not np.isfinite(E).all():
         raise InvalidDatasetError(
             f"embeddings must be finite with shape ({graphs.vocab_size}, embedding_dim), got "

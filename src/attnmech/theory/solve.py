@@ -33,6 +33,8 @@ from .finite import FiniteResult, reduce_dataset, solve_finite
 from .graphs import PriorityGraphs, build_priority_graphs
 from .norms import parse_norm, solve_norm_svm
 from .graphsvm import GraphSVMResult, SVMConstraints
+from .._validation import FLAG, validate_params
+from .norms import NormSpec as NormSpecType
 
 if TYPE_CHECKING:
     from .tokenspace import TokenFiniteResult, TokenSVMResult
@@ -525,6 +527,12 @@ def _load_token_theory(
     return theory
 
 
+
+SOLVE_PARAMS: dict[str, list[Any]] = {"method": [str], "svm_norm": [str, NormSpecType], "allow_inaccurate": [FLAG]}
+"""What :func:`solve`'s options may be (the dataset is checked in its own words)."""
+
+
+@validate_params(SOLVE_PARAMS, where="solve")
 def solve(
     dataset: Dataset,
     *,

@@ -47,6 +47,9 @@ from .certificate import (
 from .clarabel import clarabel_dual, clarabel_dual_polished, clarabel_primal
 from .constraints import SVMConstraints, svm_constraints
 from .infeasibility import InfeasibilityCertificate, infeasibility_certificate
+import numbers
+
+from ..._validation import FLAG, Interval, validate_params
 
 __all__ = ["solve_graph_svm", "METHODS"]
 
@@ -84,6 +87,20 @@ def _check_inputs(graphs: Any, embeddings: Any, max_iter: Any, coupling_tol: Any
     return E
 
 
+
+SOLVE_GRAPH_SVM_PARAMS: dict[str, list[Any]] = {
+    "method": [str],
+    "reduce": [FLAG],
+    "max_iter": [Interval(numbers.Integral, 1, 10**9)],
+    "coupling_tol": [Interval(numbers.Real, 0, None)],
+    "threads": [Interval(numbers.Integral, 1, 4096), None],
+    "memory_limit": [Interval(numbers.Integral, 1, None)],
+    "allow_inaccurate": [FLAG],
+}
+"""What :func:`solve_graph_svm`'s options may be (checked at the door, before any work)."""
+
+
+@validate_params(SOLVE_GRAPH_SVM_PARAMS, where="solve_graph_svm")
 def solve_graph_svm(
     graphs: PriorityGraphs,
     embeddings: Any,
