@@ -197,7 +197,7 @@ def test_bias_table_disk_full_keeps_runs_restores_the_table(tmp_path: Path) -> N
     out = tmp_path / "bias"
     bias_table(out, **kwargs)
     n = count_writes(lambda: bias_table(out, resume=True, **kwargs))
-    assert n >= 3
+    assert n >= 2  # results.json, TABLE.md
     (out / "TABLE.md").write_text("an edited table\n")
     before = snapshot(out)
     for k in range(1, n + 1):
@@ -280,3 +280,125 @@ def test_cli_bias_table_on_a_held_folder_names_the_pid(tmp_path: Path) -> None:
     assert result.exit_code == 1, result.output
     errors = [line for line in result.output.splitlines() if line.startswith("error: ")]
     assert len(errors) == 1 and f"pid {os.getpid()}" in errors[0], result.output
+
+
+# ------------------------------------------------------------------------------ error lines
+def test_an_error_with_a_bar_still_drawn_starts_on_a_fresh_line(capsys) -> None:
+    """A bar that its owner never closed is closed by the CLI before it prints the error."""
+    import sys
+
+    import typer
+    from tqdm import tqdm
+
+    from attnmech.cli._app import _reports_errors
+
+    @_reports_errors
+    def command() -> None:
+        bar = tqdm(total=100, desc="work", file=sys.stderr, mininterval=0)
+        bar.update(30)
+        command.bar = bar  # type: ignore[attr-defined]  # kept alive, never closed
+        raise OutputError(errno.ENOSPC, "cannot write x: No space left on device", "x")
+
+    with pytest.raises(typer.Exit):
+        command()
+    err = capsys.readouterr().err
+    assert "30/100" in err and "\nerror: cannot write x: No space left on device\n" in err, err
+    assert err.endswith("error: cannot write x: No space left on device\n")
+
+
+def test_train_failing_mid_run_with_a_bar_prints_the_error_on_its_own_line(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """``train`` with its bar forced on and the disk full at the second checkpoint."""
+    import attnmech.cli.core as core
+    from attnmech import make_dataset
+
+    monkeypatch.setattr(core, "_show_progress", lambda no_progress, steps: True)
+    data = make_dataset(6, 4, 6, 8, seed=0).save(tmp_path / "d.npz")
+    args = ["train", str(data), "-o", str(tmp_path / "r.npz"), "--steps", "400",
+            "--checkpoint", str(tmp_path / "r.ckpt.npz"), "--checkpoint-every", "100"]  # fmt: skip
+    with disk_full_at(2):
+        result = runner.invoke(app, args)
+    assert result.exit_code == 1, result.output
+    assert "train:" in result.output, "the bar was drawn"
+    assert "\nerror: " in result.output, result.output
+    lines = result.output.replace("\r", "\n").splitlines()
+    assert sum(line.startswith("error: ") for line in lines) == 1, result.output
+    assert not [line for line in lines if "error:" in line and not line.startswith("error:")]
+    assert not (tmp_path / "r.npz").exists()
+
+
+# ------------------------------------------------------------------------------ batch memory
+def test_batch_estimate_counts_data_history_and_what_is_held() -> None:
+    from attnmech.layer.training import count_log_steps, estimate_batch_bytes
+
+    got = estimate_batch_bytes(trials=10, n_samples=6, seq_len=4, vocab_size=6,
+                               embedding_dim=8, steps=4000, log_every=10, record_W=True)  # fmt: skip
+    points = count_log_steps(4000, 10)
+    assert points == 401
+    train_data = 10 * 6 * 4 * 8 * 8 * 4
+    history = points * (10 * 8 * (16 + 64) + 100)
+    held = 10 * 8 * (6 * 4 + 6 + 6 * 8 + 2 * 36 + 4 * 64)
+    assert got == train_data + history + held
+    # linear in trials once the per-step bookkeeping is set aside
+    more = estimate_batch_bytes(trials=20, n_samples=6, seq_len=4, vocab_size=6,
+                                embedding_dim=8, steps=4000, log_every=10, record_W=True)  # fmt: skip
+    assert more - got == train_data + points * 10 * 8 * 80 + held
+
+
+@pytest.fixture
+def little_memory(monkeypatch):
+    """A machine with 64 MiB available; drawing a dataset is an error (the check comes first)."""
+    import attnmech.studies.reproduction.execute as execute
+
+    monkeypatch.setattr(_io, "available_memory", lambda: 64 << 20)
+
+    def never(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("work started before the memory check")
+
+    monkeypatch.setattr(execute, "load_source", never)
+
+
+@pytest.mark.usefixtures("little_memory")
+def test_demo_batch_above_memory_is_refused_before_any_work(tmp_path: Path) -> None:
+    from attnmech.errors import InvalidParameterError
+    from attnmech.studies.demo import DemoConfig, run
+
+    with pytest.raises(InvalidParameterError, match=r"needs about [\d.]+ GiB in one batch.*0\.1 GiB"):
+        run(DemoConfig(trials=100_000, steps=4000), out_dir=tmp_path / "demo")
+    assert not (tmp_path / "demo").exists()
+    result = runner.invoke(app, ["demo", "--out", str(tmp_path / "d2"), "--trials", "100000"])
+    assert result.exit_code == 1 and result.output.count("error: ") == 1, result.output
+    assert "GiB" in result.output and not (tmp_path / "d2").exists()
+
+
+@pytest.mark.usefixtures("little_memory")
+def test_reproduction_checks_every_setting_before_the_first(tmp_path: Path) -> None:
+    from attnmech.errors import InvalidParameterError
+    from attnmech.studies.reproduction import ReproductionConfig, run
+
+    with pytest.raises(InvalidParameterError, match="in one batch"):
+        run(ReproductionConfig(trials=100_000), out_dir=tmp_path / "r")
+    assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.usefixtures("little_memory")
+def test_bias_table_batch_above_memory_is_refused_before_any_work(tmp_path: Path, monkeypatch):
+    import attnmech.studies.bias.runner as bias_runner
+    from attnmech.errors import InvalidParameterError
+    from attnmech.studies.bias import bias_table
+
+    monkeypatch.setattr(bias_runner, "solve_setting", lambda *a, **k: pytest.fail("solved"))
+    with pytest.raises(InvalidParameterError, match="bias table of 'acyclic-4-6-8-8'.*one batch"):
+        bias_table(tmp_path / "b", settings=["acyclic-4-6-8-8"], trials=100_000,
+                   optimizers=["gd"], steps=1000)  # fmt: skip
+    assert not (tmp_path / "b").exists()
+
+
+def test_a_batch_that_fits_still_runs(tmp_path: Path, monkeypatch) -> None:
+    """The estimate of the demo's own batch is far below a small machine's memory."""
+    from attnmech.layer.training import estimate_batch_bytes
+
+    demo = estimate_batch_bytes(trials=10, n_samples=6, seq_len=4, vocab_size=6,
+                                embedding_dim=8, steps=4000, log_every=10, record_W=True)  # fmt: skip
+    assert demo < 8 << 20  # under 8 MiB

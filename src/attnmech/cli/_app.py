@@ -58,8 +58,27 @@ def _one_line(message: str) -> str:
 
 
 def _fail(message: str) -> None:
+    _close_progress_bars()
     typer.echo(f"error: {_one_line(message)}", err=True)
     raise typer.Exit(code=1)
+
+
+def _close_progress_bars() -> None:
+    """Close every progress bar still drawn when a command fails, so that its ``error:`` line
+    starts on a fresh line rather than glued to the end of the bar.
+
+    A bar left open (its owner did not reach its ``close``) is closed here, which ends its line;
+    tqdm is not imported when no bar was ever made.
+    """
+    std = sys.modules.get("tqdm.std")
+    if std is None:
+        return
+    bars = list(getattr(std.tqdm, "_instances", ()))
+    for bar in sorted(bars, key=lambda b: getattr(b, "pos", 0)):
+        try:
+            bar.close()
+        except Exception:  # noqa: BLE001 - a broken bar must not hide the error itself
+            pass
 
 
 def _option_names() -> dict[str, str]:

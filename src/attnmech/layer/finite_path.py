@@ -119,9 +119,7 @@ def finite_trajectory(
     """
     datasets = datasets_list(datasets, "run_finite_trajectory")
     theories = list(theories) if isinstance(theories, (list, tuple)) else [theories]
-    from ..theory.solve import Theory
-
-    if not theories or not all(isinstance(t, Theory) for t in theories):
+    if not theories or not all(hasattr(t, "finite") for t in theories):  # Theory-like
         raise InvalidParameterError(
             "theories must be a Theory (attnmech.solve) or a non-empty list of them, got "
             + ", ".join(sorted({type(t).__name__ for t in theories}) or ["an empty list"])

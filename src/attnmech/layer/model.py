@@ -887,11 +887,11 @@ class AttentionConfig:
             raise InvalidParameterError(
                 f"dtype must be one of {', '.join(_DTYPES)}, got {self.dtype!r}"
             )
-        check_params(
-            {"rank": self.rank},
-            {"rank": [Interval(numbers.Integral, 1, 10**6), None]},
-            where="AttentionConfig",
-        )
+        check_params({"rank": self.rank}, {"rank": [POSITIVE_INT, None]}, where="AttentionConfig")
+        if self.rank is not None and self.rank > 10**6:
+            raise InvalidParameterError(
+                f"AttentionConfig: rank must be at most 1000000 (a d x r factor), got {self.rank}"
+            )
         if not isinstance(self.device, (str, torch.device)):
             raise InvalidParameterError(
                 f"device must be a string such as 'cpu' or 'cuda', got {self.device!r}"

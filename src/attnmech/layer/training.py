@@ -1204,3 +1204,44 @@ def check_device(device: Any) -> None:
             f"device {device!r}: this machine has {count} {dev.type} device(s) "
             f"(indices 0 to {count - 1})"
         )
+
+
+def estimate_batch_bytes(
+    *,
+    trials: int,
+    n_samples: int,
+    seq_len: int,
+    vocab_size: int,
+    embedding_dim: int,
+    steps: int,
+    log_every: int,
+    record_W: bool = False,
+) -> int:
+    """The memory a study's batch of ``trials`` (one dataset each, trained in one ``train``
+    call) needs, from its options alone, before any dataset is drawn.
+
+    :func:`estimate_train_bytes` for ``trials`` datasets of ``n_samples x seq_len`` tokens in
+    dimension ``embedding_dim``, plus what the study holds per trial before training: the
+    dataset (tokens, labels, ``vocab_size x embedding_dim`` embeddings) and its theory (the
+    ``vocab_size x vocab_size`` score tables and four ``d x d`` matrices).
+    """
+    trials, n, T = int(trials), int(n_samples), int(seq_len)
+    K, d = int(vocab_size), int(embedding_dim)
+    train_data = trials * n * T * d * 8 * 4
+    points = count_log_steps(int(steps), int(log_every))
+    per_point = trials * 8 * (16 + (d * d if record_W else 0)) + 100
+    held = trials * (8 * (n * T + n + K * d + 2 * K * K + 4 * d * d))
+    return train_data + points * per_point + held
+
+
+def check_batch_memory(what: str, need: int, *, lower: str = "trials or steps") -> None:
+    """Refuse a study's batch whose estimate (:func:`estimate_batch_bytes`) exceeds the
+    available memory, before any work: InvalidParameterError naming both numbers."""
+    from .._io import available_memory
+
+    have = available_memory()
+    if need > have:
+        raise InvalidParameterError(
+            f"{what} needs about {need / 2**30:.1f} GiB in one batch but "
+            f"{have / 2**30:.1f} GiB is available; lower {lower}"
+        )

@@ -188,10 +188,8 @@ def verify(
         theories = [solve(ds, svm_norm=svm_norm_for(config)) for ds in datasets]
     else:
         theories = list(theory) if isinstance(theory, (list, tuple)) else [theory]
-    from ..theory.solve import Theory
-
     for item in theories:
-        if not isinstance(item, Theory):
+        if not hasattr(item, "finite"):  # a Theory (or an object with its parts)
             raise InvalidParameterError(
                 f"verify: theory must be a Theory (attnmech.solve or attnmech.load_theory) or a "
                 f"list of them, got {type(item).__name__}"

@@ -76,6 +76,8 @@ def run(
     reused: list[str] = []
     svm_info: dict[str, dict[str, dict[str, Any]]] = {}
     cyclic: dict[str, bool] = {}
+    for name in config.settings:  # every batch fits, before any work
+        check_batch_fits(name, config)
     for name in config.settings:
         check_memory(name, config.trials, config.log_points)
         data = solve_setting(name, config.trials, columns, cache)
@@ -220,3 +222,32 @@ def write_bias_table(
     """Write ``table`` into ``out_dir`` (:meth:`BiasResult.write`); return the files written."""
     table.write(out_dir, figures=figures)
     return dict(table.files)
+
+
+def check_batch_fits(name: str, config: BiasConfig) -> None:
+    """Refuse a setting whose batch of ``config.trials`` runs (one optimiser at a time, with
+    ``W(t)`` recorded at ``log_points`` steps) would not fit in the available memory, from the
+    options alone (:func:`attnmech.layer.training.estimate_batch_bytes`)."""
+    from ...layer.training import check_batch_memory, estimate_batch_bytes
+    from ..reproduction import EXPERIMENTS
+
+    setting = EXPERIMENTS.get(name)
+    if setting is None:
+        return  # an unknown name is reported with the list of settings
+    data = setting.data
+    steps = max(
+        (config.steps if config.steps is not None else row.num_steps for row in config.rows),
+        default=1,
+    )
+    need = estimate_batch_bytes(
+        trials=config.trials,
+        n_samples=data.n_samples,
+        seq_len=data.seq_len,
+        vocab_size=data.vocab_size,
+        embedding_dim=data.embedding_dim,
+        steps=steps,
+        log_every=max(1, steps // max(1, config.log_points)),
+        record_W=True,
+    )
+    check_batch_memory(f"the bias table of {name!r} with {config.trials:,} trials", need,
+                       lower="trials, steps or log_points")  # fmt: skip

@@ -80,6 +80,7 @@ def run_setting(
         "seed": setting.init_seed,
     }
     config = make_train_config(setting.optimizer_options, **train_options)  # checked first
+    check_setting_memory(setting, trials, steps_scale)  # the batch fits, before any drawing
     source = load_source(setting.data, trials)
     datasets = source.datasets
     if source.init is not None:  # the source's own initialisations (the authors' float32 W0)
@@ -203,3 +204,24 @@ def _with_source(
             f"choose among {', '.join(s.name for s in select(None) if s.data.authors_key)}"
         )
     return [with_data(s, data, authors_eps=authors_eps) for s in usable], skipped
+
+
+def check_setting_memory(setting: Any, trials: int, steps_scale: float = 1.0) -> None:
+    """Refuse ``trials`` of ``setting`` (trained in one batch) when their estimated memory
+    (:func:`attnmech.layer.training.estimate_batch_bytes`) exceeds what is available, before
+    any dataset is drawn or solved."""
+    from ...layer.training import check_batch_memory, estimate_batch_bytes
+
+    data = setting.data
+    need = estimate_batch_bytes(
+        trials=int(trials),
+        n_samples=data.n_samples,
+        seq_len=data.seq_len,
+        vocab_size=data.vocab_size,
+        embedding_dim=data.embedding_dim,
+        steps=setting.scaled_steps(float(steps_scale)),
+        log_every=setting.log_every,
+        record_W=any(getattr(m, "needs_W_history", False) for m in setting.metrics),
+    )
+    check_batch_memory(f"setting {setting.name!r} with {int(trials):,} trials", need,
+                       lower="trials (or steps_scale)")  # fmt: skip

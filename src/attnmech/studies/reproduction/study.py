@@ -400,6 +400,10 @@ def run(
     )
     if config.ngd_eps is not None:
         settings = [_with_ngd_eps(s, config.ngd_eps) for s in settings]
+    from .execute import check_setting_memory
+
+    for setting in settings:  # every batch fits, before the first one starts
+        check_setting_memory(setting, config.trials, config.steps_scale)
     started = time.perf_counter()
     results: list[SettingResult] = []
     artefacts_by_name: dict[str, dict[str, Any]] = {}

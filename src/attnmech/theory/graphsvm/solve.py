@@ -92,7 +92,7 @@ SOLVE_GRAPH_SVM_PARAMS: dict[str, list[Any]] = {
     "method": [str],
     "reduce": [FLAG],
     "max_iter": [Interval(numbers.Integral, 1, 10**9)],
-    "coupling_tol": [Interval(numbers.Real, 0, None)],
+    "coupling_tol": [Interval(numbers.Real, None, None)],
     "threads": [Interval(numbers.Integral, 1, 4096), None],
     "memory_limit": [Interval(numbers.Integral, 1, None)],
     "allow_inaccurate": [FLAG],
