@@ -67,6 +67,20 @@ class _Head:
 
             run = load_run(model)
             W = np.asarray(run.W)
+            trials = W.shape[0] if W.ndim == 3 else 1
+            if layer != 0 or head != 0:
+                from ..errors import InvalidParameterError
+
+                raise InvalidParameterError(
+                    f"{model.name} is an attnmech run: one layer with one head (--layer 0 "
+                    f"--head 0), got --layer {layer} --head {head}"
+                )
+            if trial >= trials:
+                from ..errors import InvalidParameterError
+
+                raise InvalidParameterError(
+                    f"--trial {trial}: {model.name} holds {trials} trial(s), numbered from 0"
+                )
             if W.ndim == 3:
                 W = W[trial]
             self.kind = "attnmech"
@@ -207,6 +221,8 @@ def heads_command(
 
     if split not in ("train", "heldout"):
         raise typer.BadParameter("must be train or heldout", param_hint="--split")
+    if not 0.0 < holdout < 1.0:  # NaN fails this too
+        raise typer.BadParameter(f"must lie in (0, 1), got {holdout}", param_hint="--holdout")
     if corpus is not None and data is not None and model.suffix.lower() != ".npz":
         raise typer.BadParameter("give --corpus or --data, not both", param_hint="--data")
     if draw is not None and draw.suffix.lower() not in (".png", ".pdf", ".svg"):

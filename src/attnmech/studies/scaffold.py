@@ -504,8 +504,8 @@ def locks_out_dir(what: str) -> Callable[[F], F]:
     While the run works, a second writer of the same ``out_dir`` (another process, or another
     call in this one) is refused with :class:`~attnmech.errors.OutputError` naming the
     holder's pid (:func:`attnmech._io.exclusive_lock`); the CLI and the API take the same lock.
-    A call without ``out_dir`` (or with an ``out_dir`` of a wrong type, which ``run`` refuses
-    itself) is not locked. ``resume`` is unaffected: the lock is released when ``run`` returns.
+    A call without ``out_dir`` is not locked; an ``out_dir`` that is not a path is refused
+    (InvalidParameterError) before anything is made. ``resume`` is unaffected: the lock is released when ``run`` returns.
     """
 
     def decorate(run: F) -> F:
@@ -514,7 +514,12 @@ def locks_out_dir(what: str) -> Callable[[F], F]:
         @functools.wraps(run)
         def locked(*args: Any, **kwargs: Any) -> Any:
             out_dir = kwargs.get("out_dir")
-            if not isinstance(out_dir, (str, os.PathLike)) or not os.fspath(out_dir):
+            if out_dir is not None and not isinstance(out_dir, (str, os.PathLike)):
+                raise InvalidParameterError(
+                    f"out_dir must be a folder path (str or Path) or None, got "
+                    f"{type(out_dir).__name__}"
+                )
+            if out_dir is None or not os.fspath(out_dir):
                 return run(*args, **kwargs)
             if Path(out_dir).exists() and not Path(out_dir).is_dir():
                 return run(*args, **kwargs)  # run refuses it, in its own words

@@ -102,6 +102,11 @@ class BiasConfig(StudyConfig):
             raise InvalidParameterError(
                 f"BiasConfig: settings must name at least one setting; got {self.settings!r}"
             )
+        repeated = sorted({s for s in settings if settings.count(s) > 1})
+        if repeated:  # one setting twice would train it twice and write its rows twice
+            raise InvalidParameterError(
+                f"BiasConfig: settings must be distinct; {repeated} given more than once"
+            )
         object.__setattr__(self, "settings", settings)
         check_params(
             {"trials": self.trials, "steps": self.steps}, BIAS_TABLE_PARAMS, where="BiasConfig"

@@ -80,7 +80,20 @@ class ReproductionConfig(StudyConfig):
     def __post_init__(self) -> None:
         only = self.only
         if only is not None:
+            if not isinstance(only, (str, list, tuple)) or not all(
+                isinstance(name, str) for name in ((only,) if isinstance(only, str) else only)
+            ):
+                raise InvalidParameterError(
+                    f"ReproductionConfig: only must be a setting name or a list of them, got "
+                    f"{only!r}"
+                )
             only = (only,) if isinstance(only, str) else tuple(only)
+            repeated = sorted({name for name in only if only.count(name) > 1})
+            if repeated:  # a setting twice would run twice and report twice
+                raise InvalidParameterError(
+                    f"ReproductionConfig: only must name distinct settings; {repeated} given "
+                    "more than once"
+                )
             select(only)  # unknown names: ExperimentNotFoundError naming the valid ones
             object.__setattr__(self, "only", only)
         check_params(
