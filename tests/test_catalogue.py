@@ -890,7 +890,176 @@ def _budget_cases() -> list[Case]:
     return cases
 
 
-CASES = _cases() + _budget_cases()
+_TEXT = "the cat sat on the mat and the dog sat on the log " * 4
+
+
+@functools.lru_cache(maxsize=1)
+def _door_data() -> tuple[Dataset, Any]:
+    ds = good_dataset()
+    return ds, build_priority_graphs(ds)
+
+
+def _door_cases() -> list[Case]:
+    """Reliability r4: the API's doors audited with wrong types, shapes, NaN/inf and duplicates.
+
+    Every entry here was a traceback (TypeError, AttributeError, ValueError, IndexError,
+    AxisError, RuntimeError) or a silently accepted wrong value before r4.
+    """
+    import warnings
+
+    from attnmech import (
+        AttentionConfig,
+        AttentionObjective,
+        Automaton,
+        SingleLayerAttention,
+        TrainConfig,
+        bundled_corpus,
+        correlation,
+        run_finite_trajectory,
+        run_with_cache,
+        solve_finite,
+        solve_norm_svm,
+        train,
+        verify,
+    )
+    from attnmech.studies.bias import BiasConfig
+    from attnmech.studies.demo import DemoConfig
+    from attnmech.studies.demo import run as demo_run
+    from attnmech.studies.reproduction import ReproductionConfig
+    from attnmech.studies.reproduction import run as reproduction_run
+
+    ds, graphs = _door_data()
+    W = np.zeros((8, 8))
+    nan_W = np.full((8, 8), np.nan)
+    theory = _door_theory()
+    cases: list[Case] = []
+
+    def add(name: str, error: type[Exception], api: Callable[[Path], Any],
+            cli: Callable[[Path], list[str]] | None = None) -> None:
+        cases.append(Case(name, error, api, cli))  # fmt: skip
+
+    P = InvalidParameterError
+    D = InvalidDatasetError
+    # --- correlation(A, B): arrays of one matrix shape
+    for label, A, B in (("'x'", "x", W), ("{}", {}, W), ("scalar", 3.0, W), ("shapes 8x8/6x6", W, np.eye(6)),
+                        ("empty list", [], W), ("vectors", np.ones(3), np.ones(3)),
+                        ("stacks 2/3", np.zeros((2, 8, 8)), np.zeros((3, 8, 8)))):  # fmt: skip
+        add(f"correlation({label})", P, lambda t, a=A, b=B: correlation(a, b))
+    # --- verify: theory, W
+    for label, th in (("3", 3), ("'x'", "x"), ("[3]", [3]), ("{}", {})):
+        add(f"verify(theory={label})", P, lambda t, x=th: verify(ds, W, x))
+    add("verify(W={})", P, lambda t: verify(ds, {}, theory))
+    add("verify(W NaN)", P, lambda t: verify(ds, nan_W, theory))
+    add("verify(W inf)", P, lambda t: verify(ds, np.full((8, 8), np.inf), theory))
+    # --- run_with_cache: W's shape and values, the data
+    for label, bad in (("3", 3), ("[]", []), ("6x6", np.eye(6)), ("NaN", nan_W), ("(1, 2)", (1, 2))):
+        add(f"run_with_cache(W={label})", P, lambda t, w=bad: run_with_cache(w, ds))
+    for label, bad in (("None", None), ("3", 3), ("object()", object())):
+        add(f"run_with_cache(data={label})", D, lambda t, x=bad: run_with_cache(W, x))
+        add(f"AttentionObjective({label})", D, lambda t, x=bad: AttentionObjective(x))
+    # --- run_finite_trajectory: datasets, theories, steps
+    for label, bad in (("3", 3), ("None", None), ("1.5", 1.5)):
+        add(f"run_finite_trajectory(datasets={label})", D,
+            lambda t, x=bad: run_finite_trajectory(x, theory))  # fmt: skip
+    for label, bad in (("None", None), ("3", 3), ("[]", []), ("'x'", "x")):
+        add(f"run_finite_trajectory(theories={label})", P,
+            lambda t, x=bad: run_finite_trajectory(ds, x))  # fmt: skip
+    for label, bad in (("3", 3), ("'x'", "x"), ("[]", []), ("[-1]", [-1]), ("[0.5]", [0.5]),
+                       ("[[1]]", [[1]]), ("[10**12]", [10**12])):  # fmt: skip
+        add(f"run_finite_trajectory(steps={label})", P,
+            lambda t, x=bad: run_finite_trajectory(ds, theory, steps=x))  # fmt: skip
+    # --- SingleLayerAttention(init=...)
+    for label, bad in (("'x'", "x"), ("{}", {}), ("[]", []), ("(1, 2)", (1, 2)), ("NaN", nan_W),
+                       ("7x7", np.zeros((7, 7)))):  # fmt: skip
+        add(f"SingleLayerAttention(init={label})", P,
+            lambda t, x=bad: SingleLayerAttention(8, init=x))  # fmt: skip
+    # --- Automaton: arrays and their values; its queries
+    E = ds.embeddings
+    for label, args in (("W_svm='x'", ("x", W, E)), ("W_fin={}", (W, {}, E)),
+                        ("embeddings=object()", (W, W, object())), ("W_svm NaN", (nan_W, W, E)),
+                        ("embeddings inf", (W, W, np.full((6, 8), np.inf)))):  # fmt: skip
+        add(f"Automaton({label})", P, lambda t, a=args: Automaton(*a))
+    add("automaton.retrieve('x')", D, lambda t: theory.automaton().retrieve("x"))
+    add("automaton.retrieve(float ids)", D,
+        lambda t: theory.automaton().predict_proba(np.array([[0.5, 1.0]])))  # fmt: skip
+    add("automaton.next_token_probabilities(['a'])", D,
+        lambda t: theory.automaton().next_token_probabilities(["a"]))  # fmt: skip
+    add("graphs.to_dot('x')", P, lambda t: graphs.to_dot("x"))
+    add("graphs.to_dot([[0]])", P, lambda t: graphs.to_dot([[0, 1]]))
+    add("graphs.to_dot([0.5])", P, lambda t: graphs.to_dot([0.5]))
+    # --- files and names
+    add("Dataset.save(3)", P, lambda t: ds.save(3))
+    add("Dataset.save(None)", P, lambda t: ds.save(None))
+    add("bundled_corpus([])", P, lambda t: bundled_corpus([]))
+    add("bundled_corpus(3)", P, lambda t: bundled_corpus(3))
+    # --- solvers
+    add("solve_norm_svm(embeddings='x', nuclear)", D,
+        lambda t: solve_norm_svm(graphs, "x", "nuclear"))  # fmt: skip
+
+    def nuclear_dict(t: Path) -> Any:
+        from attnmech import solve_nuclear_svm
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            return solve_nuclear_svm(graphs, {})
+
+    add("solve_nuclear_svm(embeddings={})", D, nuclear_dict)
+    add("solve(method=np.zeros(0))", P, lambda t: solve(ds, method=np.zeros(0)))
+    add("solve(allow_inaccurate='yes')", P, lambda t: solve(ds, allow_inaccurate="yes"))
+    add("solve_graph_svm(memory_limit=None)", P,
+        lambda t: solve_graph_svm(graphs, E, memory_limit=None))  # fmt: skip
+    add("solve_graph_svm(threads=2**70)", P, lambda t: solve_graph_svm(graphs, E, threads=2**70))
+    add("solve_graph_svm(reduce=np.zeros(0))", P,
+        lambda t: solve_graph_svm(graphs, E, reduce=np.zeros(0)))  # fmt: skip
+    add("solve_finite(tol=None)", P, lambda t: solve_finite(ds, graphs, tol=None))
+    add("solve_finite(memory_limit=nan)", P, lambda t: solve_finite(ds, graphs, memory_limit=np.nan))
+    # --- training options
+    for norm in ("x", "lp:0.5", "lp:nan"):
+        add(f"train(svm_norm={norm!r})", P,
+            lambda t, n=norm: train(ds, TrainConfig(steps=2), svm_norm=n))  # fmt: skip
+    add("train(callback=3)", P, lambda t: train(ds, TrainConfig(steps=2), callback=3))
+    add("train(checkpoint_path=3)", P, lambda t: train(ds, TrainConfig(steps=2), checkpoint_path=3))
+    add("train(record_W='yes')", P, lambda t: train(ds, TrainConfig(steps=2), record_W="yes"))
+    add("train(progress=np.zeros(0))", P,
+        lambda t: train(ds, TrainConfig(steps=2), progress=np.zeros(0)))  # fmt: skip
+    for device in ("x", "cuda:x", "bogus:0"):
+        add(f"AttentionConfig(device={device!r})", P, lambda t, d=device: AttentionConfig(device=d))
+    for rank in (2**70, 10**7):
+        add(f"AttentionConfig(rank={rank})", P,
+            lambda t, r=rank: AttentionConfig(parameterization="factorized", rank=r))  # fmt: skip
+    # --- text_dataset
+    for label, kw in (("stride=2**70", {"stride": 2**70}), ("level=np.zeros(0)", {"level": np.zeros(0)}),
+                      ("embeddings=np.zeros(0)", {"embeddings": np.zeros(0)}),
+                      ("unknown_labels=np.zeros(0)", {"unknown_labels": np.zeros(0)})):  # fmt: skip
+        add(f"text_dataset({label})", P,
+            lambda t, k=kw: text_dataset(_TEXT, vocab_size=4, seq_len=2, embedding_dim=4, **k))  # fmt: skip
+    # --- studies: configs and output folders
+    add("demo run(out_dir=3)", P, lambda t: demo_run(DemoConfig(trials=1, steps=2), out_dir=3))
+    add("reproduction run(out_dir=b'x')", P,
+        lambda t: reproduction_run(ReproductionConfig(only=("cyclic-6-4-6-8",), trials=1),
+                                   out_dir=b"x"))  # fmt: skip
+    add("bias run(out_dir=3)", P,
+        lambda t: attnmech.studies.bias.run(BiasConfig(settings=("acyclic-4-6-8-8",)), out_dir=3))  # fmt: skip
+    add("ReproductionConfig(only=3)", P, lambda t: ReproductionConfig(only=3))
+    add("ReproductionConfig(only=[3])", P, lambda t: ReproductionConfig(only=[3]))
+    add("ReproductionConfig(only=a setting twice)", P,
+        lambda t: ReproductionConfig(only=("cyclic-6-4-6-8", "cyclic-6-4-6-8")),
+        lambda t: ["reproduce", "--out", t / "rep", "--only", "cyclic-6-4-6-8", "--only",
+                   "cyclic-6-4-6-8", "--trials", "1"])  # fmt: skip
+    add("BiasConfig(a setting twice)", P,
+        lambda t: BiasConfig(settings=("acyclic-4-6-8-8", "acyclic-4-6-8-8")),
+        lambda t: ["bias-table", "--out", t / "b", "--settings", "acyclic-4-6-8-8,acyclic-4-6-8-8",
+                   "--trials", "1", "--steps", "10", "--optimizers", "gd"])  # fmt: skip
+    add("BiasConfig(settings 'a, a')", P, lambda t: BiasConfig(settings="local-ce, local-ce"))
+    return cases
+
+
+@functools.lru_cache(maxsize=1)
+def _door_theory() -> Any:
+    return solve(_door_data()[0])
+
+
+CASES = _cases() + _budget_cases() + _door_cases()
 
 
 def _param(case: Case) -> Any:
@@ -995,7 +1164,6 @@ import attnmech.theory.norms  # noqa: E402
 import attnmech.theory.solve  # noqa: E402
 from attnmech import _validation  # noqa: E402
 
-_TEXT = "the cat sat on the mat and the dog sat on the log " * 4
 
 
 def _table_callers(tmp: Path) -> dict[str, Callable[..., Any]]:
@@ -1036,12 +1204,6 @@ def _table_callers(tmp: Path) -> dict[str, Callable[..., Any]]:
         # doors of the public API (reliability r4): each call is refused before any work
         **_door_callers(tmp),
     }
-
-
-@functools.lru_cache(maxsize=1)
-def _door_data() -> tuple[Dataset, Any]:
-    ds = good_dataset()
-    return ds, build_priority_graphs(ds)
 
 
 def _door_callers(tmp: Path) -> dict[str, Callable[..., Any]]:
