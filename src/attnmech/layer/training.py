@@ -627,7 +627,7 @@ def _versions() -> dict[str, str]:
 def _resolve_theories(
     theory: Any, datasets: list[Dataset], config: TrainConfig, svm_norm: str | None = None
 ) -> list[Any] | None:
-    if svm_norm is not None:
+    if isinstance(svm_norm, str) and svm_norm.strip().lower() != "auto":
         from ..theory.norms import parse_norm
 
         parse_norm(svm_norm)  # a bad norm name is refused before any work

@@ -77,6 +77,7 @@ def run(
     svm_info: dict[str, dict[str, dict[str, Any]]] = {}
     cyclic: dict[str, bool] = {}
     for name in config.settings:  # every batch fits, before any work
+        check_memory(name, config.trials, config.log_points)
         check_batch_fits(name, config)
     for name in config.settings:
         check_memory(name, config.trials, config.log_points)
