@@ -390,7 +390,7 @@ def test_bias_table_batch_above_memory_is_refused_before_any_work(tmp_path: Path
 
     monkeypatch.setattr(bias_runner, "solve_setting", lambda *a, **k: pytest.fail("solved"))
     with pytest.raises(InvalidParameterError, match="bias table of 'acyclic-4-6-8-8'.*one batch"):
-        bias_table(tmp_path / "b", settings=["acyclic-4-6-8-8"], trials=100_000,
+        bias_table(tmp_path / "b", settings=["acyclic-4-6-8-8"], trials=5_000,
                    optimizers=["gd"], steps=1000)  # fmt: skip
     assert not (tmp_path / "b").exists()
 
