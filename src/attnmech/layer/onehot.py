@@ -61,6 +61,7 @@ def uniform_entries(
         sq += float(block @ block)
         a, b = np.searchsorted(sorted_keys, [lo, hi])
         out[order[a:b]] = block[sorted_keys[a:b] - lo]
+        del block  # one chunk alive at a time
     return out, sq
 
 
@@ -302,7 +303,7 @@ def _train_onehot(
     started = time.perf_counter()
     model_config = config.model
     dtype, device = model_config.torch_dtype, model_config.device
-    inputs = inputs_from_datasets(dataset, dtype=dtype, device=device)
+    inputs = inputs_from_datasets(dataset, dtype=dtype, device=device, identity=False)
     objective = AttentionObjective(inputs, model_config)
     K = inputs.vocab_size
     assert inputs.pair_flat is not None
