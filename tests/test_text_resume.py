@@ -87,3 +87,108 @@ def test_checkpoint_of_other_options_or_data_is_refused(tmp_path):
     np.savez(ckpt, **arrays)
     with pytest.raises(CheckpointError, match="checksum"):
         train_onehot(ds, config, checkpoint_path=ckpt, checkpoint_every=4, resume=True)
+
+
+# ---------------------------------------------------------------------------------- the study
+WORDS = (
+    "the cat saw the dog and the dog saw the cat the cat ran and the dog ran "
+    "a cat saw a dog and a dog saw the cat the dog ran and a cat ran the end "
+) * 3
+
+
+def _numbers(out):
+    """results.json without the timings (the numbers a resumed run must reproduce)."""
+    import json
+
+    data = json.loads((out / "results.json").read_text())
+    for key in ("timings", "wall_seconds", "peak_rss_mb", "evaluated_seconds"):
+        data.pop(key, None)
+    data["train"].pop("seconds", None)
+    data["theory"].pop("solve_seconds", None)
+    return data
+
+
+def _text_config(tmp_path, **options):
+    from attnmech.studies.text import TextConfig
+
+    corpus = tmp_path / "hand.txt"
+    corpus.write_text(WORDS, encoding="utf-8")
+    base = dict(
+        corpus=str(corpus),
+        vocab_size=8,
+        seq_len=4,
+        holdout=0.3,
+        steps=60,
+        n_prompts=1,
+        generate_length=3,
+        n_examples=1,
+        checkpoint_every=9,
+    )
+    base.update(options)
+    return TextConfig(**base)
+
+
+def test_interrupted_text_run_resumes_to_the_same_result(tmp_path, monkeypatch):
+    import attnmech.layer.onehot as onehot
+    from attnmech.layer.onehot import OneHotLayer
+    from attnmech.studies.text import run
+
+    config = _text_config(tmp_path)
+    whole = tmp_path / "whole"
+    run(config, out_dir=whole)
+    assert not (whole / "checkpoint.npz").exists()  # removed once the run is written
+
+    saves = []
+    original = onehot._save_checkpoint
+
+    def killed_after_third(*args, **kwargs):
+        original(*args, **kwargs)
+        saves.append(args[3])
+        if len(saves) == 3:
+            raise Interrupted("killed")
+
+    monkeypatch.setattr(onehot, "_save_checkpoint", killed_after_third)
+    part = tmp_path / "part"
+    with pytest.raises(Interrupted):
+        run(config, out_dir=part)
+    monkeypatch.setattr(onehot, "_save_checkpoint", original)
+    assert saves == [9, 18, 27] and (part / "checkpoint.npz").is_file()
+    assert not (part / "results.json").exists()
+
+    messages = []
+    run(config, out_dir=part, resume=True, progress=messages.append)
+    assert any("resuming the training from step 27" in m for m in messages)
+    assert _numbers(part) == _numbers(whole)
+    a, b = OneHotLayer.load(whole / "layer.npz"), OneHotLayer.load(part / "layer.npz")
+    np.testing.assert_array_equal(a.keys, b.keys)
+    np.testing.assert_array_equal(a.values, b.values)
+    assert not (part / "checkpoint.npz").exists()
+
+
+def test_resume_onto_another_config_names_the_fields(tmp_path, monkeypatch):
+    import attnmech.layer.onehot as onehot
+    from attnmech.errors import InvalidParameterError
+    from attnmech.studies.text import run
+
+    config = _text_config(tmp_path)
+
+    def killed(*args, **kwargs):
+        raise Interrupted("killed")
+
+    original = onehot._save_checkpoint
+
+    def once(*args, **kwargs):
+        original(*args, **kwargs)
+        killed()
+
+    monkeypatch.setattr(onehot, "_save_checkpoint", once)
+    with pytest.raises(Interrupted):
+        run(config, out_dir=tmp_path / "out")
+    monkeypatch.setattr(onehot, "_save_checkpoint", original)
+    other = config.replace(learning_rate=0.5, seq_len=5)
+    with pytest.raises(InvalidParameterError, match="differs in learning_rate, seq_len"):
+        run(other, out_dir=tmp_path / "out", resume=True)
+    # checkpoint_every does not change the numbers: resuming with another value is fine
+    run(config.replace(checkpoint_every=4), out_dir=tmp_path / "out", resume=True)
+    with pytest.raises(InvalidParameterError, match="finished run of another config.*steps"):
+        run(config.replace(steps=61), out_dir=tmp_path / "out", resume=True)
