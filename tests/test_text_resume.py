@@ -192,3 +192,85 @@ def test_resume_onto_another_config_names_the_fields(tmp_path, monkeypatch):
     run(config.replace(checkpoint_every=4), out_dir=tmp_path / "out", resume=True)
     with pytest.raises(InvalidParameterError, match="finished run of another config.*steps"):
         run(config.replace(steps=61), out_dir=tmp_path / "out", resume=True)
+
+
+@pytest.mark.slow
+def test_cli_run_killed_by_sigkill_resumes_to_the_same_result(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    from attnmech.layer.onehot import OneHotLayer, read_checkpoint
+
+    corpus = tmp_path / "hand.txt"
+    corpus.write_text(WORDS, encoding="utf-8")
+    src = str(Path(__file__).resolve().parents[1] / "src")
+    env = {**os.environ, "PYTHONPATH": src + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    args = [sys.executable, "-m", "attnmech", "text", str(corpus), "--K", "8", "--T", "4"]
+    args += ["--holdout", "0.3", "--steps", "4000", "--checkpoint-every", "25", "-q"]
+    whole, part = tmp_path / "whole", tmp_path / "part"
+    subprocess.run([*args, "--out", str(whole)], env=env, check=True, capture_output=True)
+    proc = subprocess.Popen([*args, "--out", str(part)], env=env, stdout=subprocess.DEVNULL)
+    ckpt = part / "checkpoint.npz"
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and proc.poll() is None:
+        if ckpt.is_file():
+            try:
+                if read_checkpoint(ckpt).meta["step"] >= 500:
+                    break
+            except Exception:  # noqa: BLE001 - being replaced at this moment
+                pass
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (part / "results.json").exists(), "the run finished before it was killed"
+    killed_at = read_checkpoint(ckpt).meta["step"]
+    assert 500 <= killed_at < 4000
+    done = subprocess.run(
+        [*args, "--out", str(part), "--resume"], env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    assert _numbers(part) == _numbers(whole)
+    a, b = OneHotLayer.load(whole / "layer.npz"), OneHotLayer.load(part / "layer.npz")
+    np.testing.assert_array_equal(a.values, b.values)
+    np.testing.assert_array_equal(a.keys, b.keys)
+
+
+def test_saved_files_are_checked_when_evaluated_again(tmp_path):
+    import shutil
+
+    from attnmech.errors import FileFormatError
+    from attnmech.studies.text import evaluate_dir, run
+
+    config = _text_config(tmp_path, steps=20)
+    out = tmp_path / "out"
+    run(config, out_dir=out)
+    evaluate_dir(out, write=False)  # the new format reads back
+    keep = {p.name: p.read_bytes() for p in out.iterdir() if p.suffix == ".npz"}
+
+    # an edited layer is refused by its checksum
+    with np.load(out / "layer.npz") as data:
+        arrays = {k: data[k] for k in data.files}
+    arrays["values"] = arrays["values"] * 2
+    np.savez(out / "layer.npz", **arrays)
+    with pytest.raises(FileFormatError, match="checksum"):
+        evaluate_dir(out, write=False)
+    (out / "layer.npz").write_bytes(keep["layer.npz"])
+
+    # a layer of another run (other seq_len: other training windows) is refused
+    other = tmp_path / "other"
+    run(config.replace(seq_len=5), out_dir=other)
+    shutil.copy(other / "layer.npz", out / "layer.npz")
+    with pytest.raises(FileFormatError, match="other training data"):
+        evaluate_dir(out, write=False)
+    (out / "layer.npz").write_bytes(keep["layer.npz"])
+
+    # a folder of the format before checksums gets a clear error
+    with np.load(out / "windows.npz") as data:
+        arrays = {k: data[k] for k in data.files if k != "meta"}
+    np.savez(out / "windows.npz", **arrays)
+    with pytest.raises(FileFormatError, match="earlier attnmech.*run the study again"):
+        evaluate_dir(out, write=False)
