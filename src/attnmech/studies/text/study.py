@@ -573,6 +573,13 @@ def _evaluate(
         W = W.with_entries((test_windows * K + q).ravel())
     fitted_R = _last(history, "fitted_R")
     E = train_ds.embedding_table
+    offsets = None
+    if theory is not None and hasattr(W, "initial"):  # the automaton keeping initial scores
+        from .evaluation import initial_offsets
+
+        offsets, _ = initial_offsets(
+            train_ds.padded(), train_ds.last_tokens, W.initial, test_windows, K
+        )
     heldout = evaluate_heldout(
         test_windows,
         test_labels,
@@ -586,6 +593,7 @@ def _evaluate(
         exclude_unk=config.unk == "drop-labels",
         train_stream=data.train_stream,
         seen_pairs=_seen_pairs(train_ds, K) if theory is not None else None,
+        initial_offsets=offsets,
     )
     heldout.pop("window_category", None)
     in_window = (test_windows == test_labels[:, None]).any(axis=1)
@@ -625,6 +633,9 @@ def _evaluate(
             "decided_fraction": heldout.get("decided_fraction"),
             "tv_decided": heldout.get("tv_decided"),
             "tv_undecided": heldout.get("tv_undecided"),
+            "tv_layer_automaton_init": (heldout.get("tv_layer_automaton_init") or {}).get("all"),
+            "tv_decided_automaton_init": heldout.get("tv_decided_automaton_init"),
+            "tv_undecided_automaton_init": heldout.get("tv_undecided_automaton_init"),
             "categories": heldout.get("categories"),
             "warnings": heldout.get("warnings", []),
             "subsets": heldout,
