@@ -454,6 +454,13 @@ def _text_summary(r: dict) -> list[str]:
             f"training {fmt(train.get('tv_layer_automaton'), 3)} (R = inf); "
             f"corr(W, W_svm) {fmt(train.get('corr_svm'), 3)}"
         )
+    if held.get("tv_layer_automaton_init") is not None:
+        lines.append(
+            "TV(layer, automaton keeping the initial scores): held-out "
+            f"{fmt(held['tv_layer_automaton_init'], 3)}; decided windows "
+            f"{fmt(held.get('tv_decided_automaton_init'), 3)}, elsewhere "
+            f"{fmt(held.get('tv_undecided_automaton_init'), 3)}"
+        )
     for warning in held.get("warnings", []):
         lines.append(f"warning: {warning}")
     lines.append(
