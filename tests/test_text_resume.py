@@ -49,10 +49,10 @@ def test_resumed_training_equals_uninterrupted(tmp_path, optimizer):
     )
     whole = train_onehot(ds, config, theory=theory)
     ckpt = tmp_path / "train.ckpt.npz"
-    kwargs = dict(theory=theory, checkpoint_path=ckpt, checkpoint_every=7, resume=True)
+    kwargs = {"theory": theory, "checkpoint_path": ckpt, "checkpoint_every": 7, "resume": True}
     with pytest.raises(Interrupted):
         train_onehot(ds, config, callback=_interrupt_at(47), **kwargs)
-    # the callback runs at logged steps (multiples of 5): it raises at 50, after the checkpoint of 49
+    # the callback runs at logged steps (multiples of 5): raised at 50, after the checkpoint 49
     assert read_checkpoint(ckpt).meta["step"] == 49
     with pytest.raises(Interrupted):  # interrupted again, after resuming
         train_onehot(ds, config, callback=_interrupt_at(66), **kwargs)
@@ -113,17 +113,17 @@ def _text_config(tmp_path, **options):
 
     corpus = tmp_path / "hand.txt"
     corpus.write_text(WORDS, encoding="utf-8")
-    base = dict(
-        corpus=str(corpus),
-        vocab_size=8,
-        seq_len=4,
-        holdout=0.3,
-        steps=60,
-        n_prompts=1,
-        generate_length=3,
-        n_examples=1,
-        checkpoint_every=9,
-    )
+    base = {
+        "corpus": str(corpus),
+        "vocab_size": 8,
+        "seq_len": 4,
+        "holdout": 0.3,
+        "steps": 60,
+        "n_prompts": 1,
+        "generate_length": 3,
+        "n_examples": 1,
+        "checkpoint_every": 9,
+    }
     base.update(options)
     return TextConfig(**base)
 

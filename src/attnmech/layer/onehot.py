@@ -504,7 +504,9 @@ def _resume_state(
     return {
         "step": step,
         "theta": theta,
-        "state": {k.split("/", 1)[1]: v for k, v in stored.arrays.items() if k.startswith("state/")},
+        "state": {
+            k.split("/", 1)[1]: v for k, v in stored.arrays.items() if k.startswith("state/")
+        },
         "history": {k: list(v[keep]) for k, v in history.items()},
     }
 
@@ -567,7 +569,9 @@ def _train_onehot(
     if saved is not None:
         start_step = saved["step"]
         history = saved["history"]
-        state = {k: torch.as_tensor(v, dtype=dtype, device=device) for k, v in saved["state"].items()}
+        state = {
+            k: torch.as_tensor(v, dtype=dtype, device=device) for k, v in saved["state"].items()
+        }
 
     def record(step: int, theta: torch.Tensor, loss: torch.Tensor, grad: torch.Tensor) -> bool:
         theta_np = theta.detach().cpu().numpy()
@@ -597,7 +601,8 @@ def _train_onehot(
         if step in log_set and record(step, theta, loss, grad):
             stopped_at = step
             return True
-        if ckpt.path is not None and ckpt.every > 0 and step % ckpt.every == 0 and step > start_step:
+        due = ckpt.every > 0 and step % ckpt.every == 0 and step > start_step
+        if ckpt.path is not None and due:
             _save_checkpoint(ckpt, fingerprint, train_dict, step, theta, state, flat, history)
         if bar is not None and step - last_bar >= 64:
             bar.update(step - last_bar)

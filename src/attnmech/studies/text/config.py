@@ -142,7 +142,9 @@ class TextConfig(StudyConfig):
                     f"{name} must be a positive integer or None, got {value!r}"
                 )
         every = self.checkpoint_every
-        if every is not None and (isinstance(every, bool) or not isinstance(every, int) or every < 0):
+        if every is not None and (
+            isinstance(every, bool) or not isinstance(every, int) or every < 0
+        ):
             raise InvalidParameterError(
                 f"checkpoint_every must be an integer >= 0 or None, got {every!r}"
             )
