@@ -404,8 +404,10 @@ def read_text_bounded(
             path,
         )
     try:
-        with open(path, "rb") as handle:
-            data = handle.read(limit + 1)
+        with open(path, "rb") as handle:  # no buffer of the limit's size: read what is there
+            data = handle.read(min(limit, info.st_size) + 1)
+            if len(data) > info.st_size:  # the file grew since stat
+                data += handle.read(limit + 1 - len(data))
     except OSError as exc:
         raise _input_error(f"cannot read {what} {path}: {exc.strerror or exc}", path) from None
     if len(data) > limit:

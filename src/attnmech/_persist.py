@@ -311,3 +311,25 @@ def read(
             f"(it has {sorted(arrays)[:8]})"
         )
     return StoredFile(path, kind, version, arrays, meta, verified)
+
+
+# the text study's files (one-hot layer, dense layer, windows, history, training checkpoint);
+# version 1 of the first four is the .npz they had before they carried a checksum
+FORMAT_VERSIONS.update(
+    {
+        "onehot-layer": 2,
+        "text-layer": 2,
+        "text-windows": 2,
+        "text-history": 2,
+        "text-checkpoint": 1,
+    }
+)
+_LABELS.update(
+    {
+        "onehot-layer": "one-hot layer",
+        "text-layer": "text-study layer",
+        "text-windows": "text-study windows",
+        "text-history": "text-study history",
+        "text-checkpoint": "text-study training checkpoint",
+    }
+)

@@ -352,9 +352,31 @@ def text_command(
     quiet: Annotated[
         bool, typer.Option("-q", "--quiet", help="No progress messages or bars.")
     ] = False,
+    resume: Annotated[
+        bool,
+        typer.Option(
+            "--resume",
+            help="Continue the interrupted training checkpointed in --out (the same options "
+            "are required; the result equals an uninterrupted run), or re-evaluate the finished "
+            "run there; start from step 0 when --out holds neither.",
+        ),
+    ] = False,
+    checkpoint_every: Annotated[
+        int | None,
+        typer.Option(
+            "--checkpoint-every",
+            min=0,
+            help="Checkpoint the training in --out every this many steps (default: steps/50; "
+            "0: never). Removed once the run is written.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Train on the first part of a text and predict its held-out end: the trained layer, the
-    automaton and baselines (writes results.json and REPORT.md)."""
+    automaton and baselines (writes results.json and REPORT.md).
+
+    The training is checkpointed in --out (every --steps/50 steps by default); if the run is
+    killed, the same command with --resume continues it from the last checkpoint."""
     import sys
 
     from ..errors import InvalidParameterError
@@ -367,8 +389,10 @@ def text_command(
 
     progress: ProgressLike = None if quiet else (True if sys.stderr.isatty() else say)
     if evaluate is not None:
-        if corpus is not None:
-            raise InvalidParameterError("give either a corpus or --evaluate DIR, not both")
+        if corpus is not None or resume:
+            raise InvalidParameterError(
+                "give either a corpus (with --resume to continue a run) or --evaluate DIR"
+            )
         result = evaluate_dir(evaluate, progress=progress)
         out = evaluate
     else:
@@ -394,8 +418,9 @@ def text_command(
             unk=unk,
             seed=seed,
             glob=glob,
+            checkpoint_every=checkpoint_every,
         )
-        result = run(config, out_dir=out, progress=progress)
+        result = run(config, out_dir=out, progress=progress, resume=resume)
     for line in _text_summary(result.results):
         typer.echo(line)
     typer.echo(f"report: {out / 'REPORT.md'}")
@@ -425,6 +450,13 @@ def _text_summary(r: dict) -> list[str]:
             f"{fmt(held.get('tv_decided'), 3)}, elsewhere {fmt(held.get('tv_undecided'), 3)}; "
             f"training {fmt(train.get('tv_layer_automaton'), 3)} (R = inf); "
             f"corr(W, W_svm) {fmt(train.get('corr_svm'), 3)}"
+        )
+    if held.get("tv_layer_automaton_init") is not None:
+        lines.append(
+            "TV(layer, automaton keeping the initial scores): held-out "
+            f"{fmt(held['tv_layer_automaton_init'], 3)}; decided windows "
+            f"{fmt(held.get('tv_decided_automaton_init'), 3)}, elsewhere "
+            f"{fmt(held.get('tv_undecided_automaton_init'), 3)}"
         )
     for warning in held.get("warnings", []):
         lines.append(f"warning: {warning}")

@@ -79,10 +79,12 @@ def reduced_inputs(
     *,
     dtype: Any = torch.float64,
     device: Any = "cpu",
+    identity: bool = True,
 ) -> AttentionInputs:
     """The reduced data of docs/theory.md#the-finite-part of each trial, laid out for the model.
 
-    Queries are the original last tokens and every sample weighs ``1 / n_full``.
+    Queries are the original last tokens and every sample weighs ``1 / n_full``. ``identity``:
+    see :func:`attnmech.layer.model.inputs_from_datasets`.
     """
     trials = []
     for ds, theory in zip(datasets, theories, strict=True):
@@ -98,7 +100,7 @@ def reduced_inputs(
                 np.full(m, 1.0 / float(reduced.n_full)),
             )
         )
-    return _stack_trials(trials, dtype=_resolve_dtype(dtype), device=device)
+    return _stack_trials(trials, dtype=_resolve_dtype(dtype), device=device, identity=identity)
 
 
 def finite_trajectory(
@@ -139,7 +141,9 @@ def _finite_trajectory(
 ) -> FiniteTrajectory:
     model_config = replace(config.model, parameterization="combined")
     dtype, device = model_config.torch_dtype, model_config.device
-    inputs = reduced_inputs(datasets, theories, dtype=dtype, device=device)
+    inputs = reduced_inputs(
+        datasets, theories, dtype=dtype, device=device, identity=not as_entries
+    )
     base = AttentionObjective(inputs, model_config)
     d = inputs.embedding_dim
     projection = FiniteProjection(theories, d)

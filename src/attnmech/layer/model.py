@@ -381,12 +381,18 @@ def inputs_from_arrays(
 
 
 def inputs_from_datasets(
-    datasets: Dataset | Sequence[Dataset], *, dtype: Any = torch.float64, device: Any = "cpu"
+    datasets: Dataset | Sequence[Dataset],
+    *,
+    dtype: Any = torch.float64,
+    device: Any = "cpu",
+    identity: bool = True,
 ) -> AttentionInputs:
     """Lay out one dataset (B = 1) or a list of datasets (one trial each) for the model.
 
     Queries are the last tokens and every sample has weight ``1 / n_samples`` of its dataset.
     When every dataset has one-hot embeddings the inputs take the one-hot path (``onehot``).
+    ``identity=False`` keeps no ``K x K`` identity for one-hot data at any ``K`` (for callers
+    that use the pair entries only: ``pair_scores``, ``pair_gradient``).
     """
     if isinstance(datasets, Dataset):
         items = [datasets]
@@ -409,7 +415,7 @@ def inputs_from_datasets(
         )
         for ds in items
     ]
-    return _stack_trials(trials, dtype=_resolve_dtype(dtype), device=device)
+    return _stack_trials(trials, dtype=_resolve_dtype(dtype), device=device, identity=identity)
 
 
 def _stack_trials(
@@ -417,6 +423,7 @@ def _stack_trials(
     *,
     dtype: torch.dtype,
     device: Any,
+    identity: bool = True,
 ) -> AttentionInputs:
     """Pad trials to a common (n, T), fill missing samples with weight-0 copies, build pairs.
 
@@ -472,7 +479,7 @@ def _stack_trials(
     query_row_t = as_tensor(pair_query_row)
     pair_flat = None
     if onehot:  # one identity, viewed B times; the scores are read from W directly
-        if K <= _ONEHOT_IDENTITY_MAX:
+        if identity and K <= _ONEHOT_IDENTITY_MAX:
             E_t = torch.eye(K, dtype=dtype, device=device).expand(B, K, d)
         else:  # no K x K identity at language-sized K: a zero-stride stand-in of its shape
             E_t = torch.zeros((), dtype=dtype, device=device).expand(B, K, d)
@@ -511,9 +518,10 @@ zero-stride stand-in): scores and gradients go through the pair entries only."""
 
 def _check_identity(inputs: AttentionInputs) -> None:
     """Refuse embedding products on one-hot inputs that hold no identity matrix."""
-    if inputs.onehot and inputs.vocab_size > _ONEHOT_IDENTITY_MAX:
+    stand_in = inputs.embeddings.dim() == 3 and inputs.embeddings.stride()[-2:] == (0, 0)
+    if inputs.onehot and (inputs.vocab_size > _ONEHOT_IDENTITY_MAX or stand_in):
         raise InvalidParameterError(
-            f"one-hot inputs with K = {inputs.vocab_size} > {_ONEHOT_IDENTITY_MAX} hold no "
+            f"these one-hot inputs (K = {inputs.vocab_size}) hold no "
             "K x K identity; use the pair entries (pair_scores, pair_gradient) instead of "
             "per-position embeddings"
         )

@@ -22,15 +22,21 @@ from typing import Any
 import numpy as np
 import torch
 
-from .._io import atomic_path
 from ..data.dataset import Dataset
-from ..errors import FileFormatError, InvalidParameterError
+from ..errors import CheckpointError, FileFormatError, InvalidParameterError
 from .finite_path import finite_trajectory, log_steps
 from .metrics import SubspaceEntries, TrajectoryMetrics
 from .model import AttentionObjective, inputs_from_datasets, torch_threads
 from .optim import gradient_descent
 
-__all__ = ["OneHotLayer", "uniform_entries", "train_onehot", "OneHotRun", "ONEHOT_RULES"]
+__all__ = [
+    "OneHotLayer",
+    "uniform_entries",
+    "train_onehot",
+    "OneHotRun",
+    "ONEHOT_RULES",
+    "read_checkpoint",
+]
 
 ONEHOT_RULES = frozenset({"gd", "ngd", "adam", "polyak", "polyak-capped", "split-ngd"})
 """Step rules that leave an entry with zero gradient where it is (so training on the pair
@@ -61,6 +67,7 @@ def uniform_entries(
         sq += float(block @ block)
         a, b = np.searchsorted(sorted_keys, [lo, hi])
         out[order[a:b]] = block[sorted_keys[a:b] - lo]
+        del block  # one chunk alive at a time
     return out, sq
 
 
@@ -188,49 +195,118 @@ class OneHotLayer:
         W[self.keys] = self.values
         return W.reshape(K, K)
 
-    def save(self, path: str | os.PathLike[str]) -> Path:
-        """Write the layer to ``path`` (``.npz``, atomically)."""
-        path = Path(path)
-        with atomic_path(path) as tmp:
-            with open(tmp, "wb") as fh:
-                np.savez(
-                    fh,
-                    format=np.array("attnmech.onehot_layer/1"),
-                    vocab_size=np.array(self.vocab_size),
-                    keys=self.keys,
-                    values=self.values,
-                    init=np.array(self.init),
-                    seed=np.array(self.seed),
-                    rest_sq=np.array(self.rest_sq),
-                )
-        return path
+    def save(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        dataset_fingerprint: str | None = None,
+        meta: dict[str, Any] | None = None,
+    ) -> Path:
+        """Write the layer to ``path`` (``.npz`` through :func:`attnmech._persist.write`:
+        atomic, checksummed, with the fingerprint of the training data and ``meta``)."""
+        from .. import _persist
+
+        info = dict(meta or {})
+        info.update(
+            vocab_size=int(self.vocab_size),
+            init=str(self.init),
+            seed=int(self.seed),
+            rest_sq=float(self.rest_sq).hex(),  # exact
+        )
+        return _persist.write(
+            path,
+            "onehot-layer",
+            {"keys": self.keys, "values": self.values},
+            info,
+            dataset_fingerprint=dataset_fingerprint,
+            compress=False,
+        )
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str]) -> OneHotLayer:
-        """Read a layer written by :meth:`save`.
+    def load(
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        dataset_fingerprint: str | None = None,
+        hint: str = "write it again",
+    ) -> OneHotLayer:
+        """Read a layer written by :meth:`save` (checksum verified).
+
+        Parameters
+        ----------
+        path : path-like
+        dataset_fingerprint : str, optional
+            The fingerprint of the training data the layer must come from.
+        hint : str
+            What to do, ending every message.
 
         Raises
         ------
         FileFormatError
-            Unreadable file or not a one-hot layer.
+            Unreadable, edited or damaged file, not a one-hot layer, a file of the format before
+            checksums, or a layer trained on other data than ``dataset_fingerprint``.
         """
-        path = Path(path)
+        return cls.from_stored(read_layer_file(path, dataset_fingerprint, hint))
+
+    @classmethod
+    def from_stored(cls, stored: Any) -> OneHotLayer:
+        """The layer of a checked :class:`attnmech._persist.StoredFile` (see :meth:`load`)."""
+        meta, arrays = stored.meta, stored.arrays
         try:
-            with np.load(path, allow_pickle=False) as data:
-                if str(data["format"]) != "attnmech.onehot_layer/1":
-                    raise KeyError("format")
-                return cls(
-                    vocab_size=int(data["vocab_size"]),
-                    keys=np.asarray(data["keys"], dtype=np.int64),
-                    values=np.asarray(data["values"], dtype=np.float64),
-                    init=str(data["init"]),
-                    seed=int(data["seed"]),
-                    rest_sq=float(data["rest_sq"]),
-                )
-        except (OSError, ValueError, KeyError) as exc:
+            layer = cls(
+                vocab_size=int(meta["vocab_size"]),
+                keys=np.asarray(arrays["keys"], dtype=np.int64),
+                values=np.asarray(arrays["values"], dtype=np.float64),
+                init=str(meta["init"]),
+                seed=int(meta["seed"]),
+                rest_sq=float.fromhex(str(meta["rest_sq"])),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
             raise FileFormatError(
-                f"{path} is not a readable one-hot layer file ({exc})", path=str(path)
+                f"{stored.path} is not a readable one-hot layer file (meta {exc})",
+                path=str(stored.path),
             ) from None
+        if layer.keys.shape != layer.values.shape or layer.keys.ndim != 1:
+            raise FileFormatError(
+                f"{stored.path}: keys and values differ in shape", path=str(stored.path)
+            )
+        return layer
+
+
+def read_layer_file(
+    path: str | os.PathLike[str],
+    dataset_fingerprint: str | None = None,
+    hint: str = "write it again",
+    kind: str = "onehot-layer",
+) -> Any:
+    """A layer file through :func:`attnmech._persist.read`, refused (FileFormatError) when it is
+    of the format before checksums or was computed from other data than ``dataset_fingerprint``."""
+    from .. import _persist
+
+    what = {"onehot-layer": "one-hot layer file"}.get(kind, "layer file")
+    stored = _persist.read(path, kind, what=what, hint=hint)
+    if stored.legacy:
+        raise FileFormatError(
+            f"{path} is a {what} of an earlier attnmech (before checksums and fingerprints); "
+            f"it cannot be checked: {hint}",
+            path=str(path),
+        )
+    check_fingerprint(stored, dataset_fingerprint, hint)
+    return stored
+
+
+def check_fingerprint(stored: Any, expected: str | None, hint: str) -> None:
+    """FileFormatError unless ``stored`` was computed from the data of fingerprint ``expected``
+    (None: not checked)."""
+    if expected is None:
+        return
+    got = stored.dataset_fingerprint
+    if got != expected:
+        raise FileFormatError(
+            f"{stored.path} was computed from other training data (fingerprint "
+            f"{str(got)[:12]}..., expected {expected[:12]}...: another corpus or config); {hint}",
+            path=str(stored.path),
+        )
 
 
 @dataclass(frozen=True, eq=False)
@@ -251,6 +327,10 @@ def train_onehot(
     progress: bool = False,
     finite_path: bool = True,
     callback: Any = None,
+    checkpoint_path: str | os.PathLike[str] | None = None,
+    checkpoint_every: int = 0,
+    resume: bool = False,
+    checkpoint_meta: dict[str, Any] | None = None,
 ) -> OneHotRun:
     """Train the one-hot layer of ``dataset`` on its pair entries alone (see the module doc).
 
@@ -269,11 +349,26 @@ def train_onehot(
         With a theory, also train ``W_fin(t)`` on the ``S_fin`` entries (``fin_gap_traj``).
     callback : callable, optional
         ``callback(step, metrics)`` at every logged step; True stops.
+    checkpoint_path : path-like, optional
+        Where the training state is written every ``checkpoint_every`` steps (through
+        :func:`attnmech._persist.write`: atomic, checksummed, with the dataset's fingerprint):
+        the pair entries, the optimiser state, the step and the history so far. Training has no
+        other random state (the initial entries are drawn from ``config.seed``).
+    checkpoint_every : int, default=0
+        0: no checkpoint.
+    resume : bool, default=False
+        Continue from ``checkpoint_path`` when it exists (else start at step 0). The result is
+        the same, bit for bit, as an uninterrupted run.
+    checkpoint_meta : dict, optional
+        JSON values stored in the checkpoint (e.g. the caller's config, which
+        :func:`read_checkpoint` returns for the caller to compare).
 
     Raises
     ------
     InvalidParameterError
         Embeddings not one-hot, or an option this path does not support.
+    CheckpointError
+        On resume, a checkpoint of other data, other training options or other pairs.
     """
     if not dataset.is_onehot:
         raise InvalidParameterError("train_onehot needs a dataset with one-hot embeddings")
@@ -288,7 +383,132 @@ def train_onehot(
         raise InvalidParameterError("train_onehot needs init 'uniform' or 'zero'")
     work = dataset.n_samples * dataset.max_length
     with torch_threads(config.num_threads, work):
-        return _train_onehot(dataset, config, theory, progress, finite_path, callback)
+        return _train_onehot(
+            dataset,
+            config,
+            theory,
+            progress,
+            finite_path,
+            callback,
+            _Checkpointing(
+                None if checkpoint_path is None else Path(checkpoint_path),
+                int(checkpoint_every),
+                bool(resume),
+                dict(checkpoint_meta or {}),
+            ),
+        )
+
+
+_RESUME_NEUTRAL = ("num_threads", "checkpoint_every")
+"""TrainConfig fields a checkpoint may be resumed with other values of."""
+
+
+@dataclass(frozen=True)
+class _Checkpointing:
+    path: Path | None
+    every: int
+    resume: bool
+    meta: dict[str, Any]
+
+
+def _train_dict(config: Any) -> dict[str, Any]:
+    import json
+
+    out = {k: v for k, v in config.to_dict().items() if k not in _RESUME_NEUTRAL}
+    return dict(json.loads(json.dumps(out, default=str)))
+
+
+def read_checkpoint(
+    path: str | os.PathLike[str], dataset_fingerprint: str | None = None
+) -> Any:
+    """The :class:`attnmech._persist.StoredFile` of a checkpoint of :func:`train_onehot`
+    (checksum verified; CheckpointError when unreadable or of other data)."""
+    from .. import _persist
+
+    hint = "delete it, or run again without resuming"
+    stored = _persist.read(
+        path,
+        "text-checkpoint",
+        what="training checkpoint",
+        required=("theta", "keys"),
+        hint=hint,
+        error=CheckpointError,
+    )
+    if dataset_fingerprint is not None and stored.dataset_fingerprint != dataset_fingerprint:
+        raise CheckpointError(
+            f"checkpoint {path} belongs to a training on other data (another corpus, split or "
+            f"vocabulary); {hint}",
+            path=str(path),
+        )
+    return stored
+
+
+def _save_checkpoint(
+    ckpt: _Checkpointing,
+    fingerprint: str,
+    train: dict[str, Any],
+    step: int,
+    theta: torch.Tensor,
+    state: dict[str, torch.Tensor],
+    flat: np.ndarray,
+    history: dict[str, list[np.ndarray]],
+) -> None:
+    from .. import _persist
+
+    assert ckpt.path is not None
+    arrays: dict[str, Any] = {"theta": theta.detach().cpu().numpy()[0], "keys": flat}
+    arrays.update({f"state/{k}": v.detach().cpu().numpy() for k, v in state.items()})
+    arrays.update({f"history/{k}": np.stack(v) for k, v in history.items()})
+    meta = {"step": int(step), "train": train, "caller": ckpt.meta}
+    _persist.write(
+        ckpt.path, "text-checkpoint", arrays, meta, dataset_fingerprint=fingerprint, compress=False
+    )
+
+
+def _resume_state(
+    ckpt: _Checkpointing, fingerprint: str, train: dict[str, Any], flat: np.ndarray, steps: int
+) -> dict[str, Any] | None:
+    """The saved state to continue from, None when there is no checkpoint to resume."""
+    if not ckpt.resume or ckpt.path is None or not ckpt.path.exists():
+        return None
+    stored = read_checkpoint(ckpt.path, fingerprint)
+    hint = "delete it, or run again without resuming"
+    saved_train = stored.meta.get("train")
+    if not isinstance(saved_train, dict):
+        raise CheckpointError(f"checkpoint {ckpt.path} has no training options; {hint}")
+    differ = sorted(k for k in set(train) | set(saved_train) if train.get(k) != saved_train.get(k))
+    if differ:
+        raise CheckpointError(
+            f"checkpoint {ckpt.path} was written by a training with other options: "
+            + ", ".join(f"{k} {saved_train.get(k)!r} (now {train.get(k)!r})" for k in differ)
+            + f"; {hint}",
+            path=str(ckpt.path),
+        )
+    step = stored.meta.get("step")
+    theta = stored.arrays["theta"]
+    if (
+        not isinstance(step, int)
+        or not 0 <= step <= steps
+        or not np.array_equal(stored.arrays["keys"], flat)
+        or theta.shape != flat.shape
+    ):
+        raise CheckpointError(
+            f"checkpoint {ckpt.path} does not fit this training (step {step!r}, "
+            f"{theta.size} entries for {flat.size} pairs); {hint}",
+            path=str(ckpt.path),
+        )
+    history = {
+        k.split("/", 1)[1]: v for k, v in stored.arrays.items() if k.startswith("history/")
+    }
+    keep = history["step"] < step if "step" in history else slice(0)
+    return {
+        "step": step,
+        "theta": theta,
+        "state": {
+            k.split("/", 1)[1]: v for k, v in stored.arrays.items() if k.startswith("state/")
+        },
+        "history": {k: list(v[keep]) for k, v in history.items()},
+    }
 
 
 def _train_onehot(
@@ -298,11 +518,12 @@ def _train_onehot(
     progress: bool,
     finite_path: bool,
     callback: Any,
+    ckpt: _Checkpointing,
 ) -> OneHotRun:
     started = time.perf_counter()
     model_config = config.model
     dtype, device = model_config.torch_dtype, model_config.device
-    inputs = inputs_from_datasets(dataset, dtype=dtype, device=device)
+    inputs = inputs_from_datasets(dataset, dtype=dtype, device=device, identity=False)
     objective = AttentionObjective(inputs, model_config)
     K = inputs.vocab_size
     assert inputs.pair_flat is not None
@@ -341,6 +562,16 @@ def _train_onehot(
 
     history: dict[str, list[np.ndarray]] = {}
     stopped_at: int | None = None
+    fingerprint = dataset.fingerprint() if ckpt.path is not None else ""
+    train_dict = _train_dict(config) if ckpt.path is not None else {}
+    saved = _resume_state(ckpt, fingerprint, train_dict, flat, config.steps)
+    start_step, state = 0, None
+    if saved is not None:
+        start_step = saved["step"]
+        history = saved["history"]
+        state = {
+            k: torch.as_tensor(v, dtype=dtype, device=device) for k, v in saved["state"].items()
+        }
 
     def record(step: int, theta: torch.Tensor, loss: torch.Tensor, grad: torch.Tensor) -> bool:
         theta_np = theta.detach().cpu().numpy()
@@ -360,23 +591,36 @@ def _train_onehot(
     if progress:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=config.steps, desc="train", unit="step", mininterval=0.5)
-    last_bar = 0
+        bar = tqdm(
+            total=config.steps, initial=start_step, desc="train", unit="step", mininterval=0.5
+        )
+    last_bar = start_step
 
     def observer(step: int, theta: Any, loss: Any, grad: Any, state: Any) -> bool:
         nonlocal stopped_at, last_bar
         if step in log_set and record(step, theta, loss, grad):
             stopped_at = step
             return True
+        due = ckpt.every > 0 and step % ckpt.every == 0 and step > start_step
+        if ckpt.path is not None and due:
+            _save_checkpoint(ckpt, fingerprint, train_dict, step, theta, state, flat, history)
         if bar is not None and step - last_bar >= 64:
             bar.update(step - last_bar)
             last_bar = step
         return False
 
-    theta = torch.as_tensor(values0[None], dtype=dtype, device=device)
+    theta = torch.as_tensor(
+        (values0 if saved is None else saved["theta"])[None], dtype=dtype, device=device
+    )
     try:
         theta, _ = gradient_descent(
-            objective_on_pairs, theta, step_rule, config.steps, observer=observer
+            objective_on_pairs,
+            theta,
+            step_rule,
+            config.steps,
+            start_step=start_step,
+            state=state,
+            observer=observer,
         )
         if stopped_at is None:
             loss, grad = objective_on_pairs(theta)

@@ -41,6 +41,8 @@ __all__ = [
     "MIN_WINDOWS",
     "evaluate_heldout",
     "window_categories",
+    "initial_offsets",
+    "initial_score_weights",
     "mean_with_interval",
 ]
 
@@ -51,6 +53,7 @@ PREDICTORS = (
     "layer",
     "automaton",
     "automaton_fitted_R",
+    "automaton_init",
     "copy_recent",
     "most_frequent",
     "uniform",
@@ -62,7 +65,8 @@ PREDICTORS = (
     "kn_trigram",
     "kn_trigram_window",
 )
-"""Every predictor evaluated on the held-out windows."""
+"""Every predictor evaluated on the held-out windows (``automaton_init``: the automaton that
+keeps the layer's initial scores, :func:`initial_score_weights`; one-hot runs only)."""
 
 CATEGORIES = (
     "decided",
@@ -163,6 +167,98 @@ def window_categories(
     return cat, gap
 
 
+def initial_offsets(
+    train_tokens: np.ndarray,
+    train_queries: np.ndarray,
+    initial: Any,
+    tokens: np.ndarray,
+    vocab_size: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """What the initial one-hot entries leave in the layer's scores of held-out positions.
+
+    Under a query ``k``, link two tokens when a training window with query ``k`` holds both; a
+    *group* is a connected set of tokens so linked. Every step of a rule that moves along the
+    gradient (or its projections: ``gd``, ``ngd``, ``polyak``, ``split-ngd``) changes the
+    entries ``W[j, k]`` of a window by amounts that sum to 0 over the window (the softmax
+    gradient), so the sum of ``W[j, k]`` over a group keeps its initial value, while ``W_svm``
+    and ``W_fin`` sum to 0 over it. The part of the initialisation that training never removes
+    is therefore the group's mean initial entry on every seen pair, and the initial entry
+    itself on a pair no training window holds.
+
+    Parameters
+    ----------
+    train_tokens : ndarray of int of shape (n, T)
+        The training windows the layer was trained on (-1 pads).
+    train_queries : ndarray of int of shape (n,)
+    initial : callable
+        ``initial(keys)``: the initial entries ``W0[token, query]`` at flat keys
+        ``token * K + query`` (:meth:`attnmech.layer.onehot.OneHotLayer.initial`).
+    tokens : ndarray of int of shape (m, T)
+        Held-out windows (the last token is the query).
+    vocab_size : int
+
+    Returns
+    -------
+    offsets : ndarray of shape (m, T)
+        The group's mean initial entry (seen pair) or the initial entry (unseen pair).
+    seen : ndarray of bool of shape (m, T)
+    """
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    K = int(vocab_size)
+    train_tokens = np.asarray(train_tokens, dtype=np.int64)
+    mask = train_tokens >= 0
+    pair = np.broadcast_to(np.asarray(train_queries, dtype=np.int64)[:, None], mask.shape) * K
+    pair = pair + np.where(mask, train_tokens, 0)  # query * K + token
+    keys, inverse = np.unique(pair[mask], return_inverse=True)
+    node = np.full(mask.shape, -1, dtype=np.int64)
+    node[mask] = inverse.reshape(-1)
+    # link each valid position to the window's first (all share the window's query)
+    first = np.broadcast_to(node[:, :1], node.shape)
+    a, b = node[mask], first[mask]
+    graph = coo_matrix((np.ones(a.size, dtype=np.int8), (a, b)), shape=(keys.size, keys.size))
+    n_groups, group = connected_components(graph, directed=False)
+    w0 = np.asarray(initial((keys % K) * K + keys // K), dtype=np.float64)  # token * K + query
+    mean = np.bincount(group, weights=w0, minlength=n_groups) / np.bincount(
+        group, minlength=n_groups
+    )
+    tokens = np.asarray(tokens, dtype=np.int64)
+    want = tokens[:, -1:] * K + tokens
+    pos = np.minimum(np.searchsorted(keys, want), max(keys.size - 1, 0))
+    seen = keys[pos] == want if keys.size else np.zeros(tokens.shape, dtype=bool)
+    offsets = np.empty(tokens.shape)
+    offsets[seen] = mean[group[pos[seen]]]
+    unseen = ~seen
+    if unseen.any():
+        q = np.broadcast_to(tokens[:, -1:], tokens.shape)
+        offsets[unseen] = initial(tokens[unseen] * K + q[unseen])
+    return offsets, seen
+
+
+def initial_score_weights(
+    automaton: Any, tokens: np.ndarray, offsets: np.ndarray
+) -> np.ndarray:
+    """Position weights (n, T) of the automaton that keeps the layer's initial scores.
+
+    The limit ``R -> infinity`` of the softmax over positions of
+    ``R * svm + fin + offset`` (``offset`` from :func:`initial_offsets`): hard retrieval of the
+    positions within ``automaton.tie_tol`` of the top ``W_svm`` score (unseen pairs score 0, as
+    in the automaton), then ``p_j`` proportional to ``m_j exp(fin_j + offset_j)`` over them. It
+    differs from the automaton only where the retrieved level holds tokens of different groups
+    or unseen tokens (the offset is constant over a group, so it cancels inside one).
+    """
+    tokens = np.asarray(tokens, dtype=np.int64)
+    query = np.broadcast_to(tokens[:, -1:], tokens.shape)
+    svm = np.asarray(automaton.svm_table[tokens, query], dtype=np.float64)
+    fin = np.asarray(automaton.fin_table[tokens, query], dtype=np.float64)
+    kept = svm >= svm.max(axis=1, keepdims=True) - automaton.tie_tol
+    logits = np.where(kept, fin + offsets, -np.inf)
+    logits -= logits.max(axis=1, keepdims=True)
+    weights = np.exp(logits)
+    return weights / weights.sum(axis=1, keepdims=True)
+
+
 def _ngram_scores(
     model: Any,
     tokens: np.ndarray,
@@ -213,6 +309,7 @@ def evaluate_heldout(
     train_stream: np.ndarray | None = None,
     seen_pairs: np.ndarray | None = None,
     intervals: bool = True,
+    initial_offsets: np.ndarray | None = None,
 ) -> dict[str, Any]:
     """Accuracy, log-loss and TV of every predictor on held-out windows, per subset.
 
@@ -242,6 +339,11 @@ def evaluate_heldout(
         adds the window categories (:data:`CATEGORIES`) and the decided-window numbers.
     intervals : bool, default=True
         Bootstrap and Wilson intervals (``intervals`` key).
+    initial_offsets : ndarray of shape (n, T), optional
+        The offsets of :func:`initial_offsets` (one-hot layers): adds the predictor
+        ``automaton_init`` (the automaton keeping the layer's initial scores,
+        :func:`initial_score_weights`) and ``tv_layer_automaton_init`` beside every TV against
+        the automaton.
 
     Returns
     -------
@@ -275,6 +377,8 @@ def evaluate_heldout(
             weights["automaton_fitted_R"] = np.asarray(
                 automaton.position_weights(tokens, tokens[:, -1], R=float(fitted_R))
             )
+        if initial_offsets is not None:
+            weights["automaton_init"] = initial_score_weights(automaton, tokens, initial_offsets)
     weights.update(window_baselines(tokens, unigram, exclude))
     acc: dict[str, np.ndarray] = {}
     loss: dict[str, np.ndarray] = {}
@@ -304,6 +408,10 @@ def evaluate_heldout(
     if "automaton_fitted_R" in weights:
         tv_R = window_tv(weights["layer"], weights["automaton_fitted_R"], tokens)
         out["tv_layer_automaton_fitted_R"] = {}
+    tv_init = None
+    if "automaton_init" in weights:
+        tv_init = window_tv(weights["layer"], weights["automaton_init"], tokens)
+        out["tv_layer_automaton_init"] = {}
     agree = None
     if automaton is not None and theory is not None:
         top_layer = tokens[np.arange(labels.size), token_masses(weights["layer"], tokens).argmax(1)]
@@ -330,6 +438,8 @@ def evaluate_heldout(
         ivals["tv_layer_automaton"] = {}
     if tv_R is not None:
         ivals["tv_layer_automaton_fitted_R"] = {}
+    if tv_init is not None:
+        ivals["tv_layer_automaton_init"] = {}
     warnings: list[str] = []
     for subset, mask in masks.items():
         out["count"][subset] = int(mask.sum())
@@ -354,6 +464,8 @@ def evaluate_heldout(
             out["tv_layer_automaton"][subset] = _mean(tv, mask)
         if tv_R is not None:
             out["tv_layer_automaton_fitted_R"][subset] = _mean(tv_R, mask)
+        if tv_init is not None:
+            out["tv_layer_automaton_init"][subset] = _mean(tv_init, mask)
         if intervals:
             ivals["accuracy"][subset] = {
                 name: mean_with_interval(acc[name], mask) for name in order
@@ -367,6 +479,8 @@ def evaluate_heldout(
                 ivals["tv_layer_automaton"][subset] = mean_with_interval(tv, mask)
             if tv_R is not None:
                 ivals["tv_layer_automaton_fitted_R"][subset] = mean_with_interval(tv_R, mask)
+            if tv_init is not None:
+                ivals["tv_layer_automaton_init"][subset] = mean_with_interval(tv_init, mask)
     if intervals:
         out["intervals"] = ivals
     out["warnings"] = warnings
@@ -388,6 +502,11 @@ def evaluate_heldout(
             out["tv_undecided"] = _mean(tv, ~decided)
             out["tv_decided_interval"] = mean_with_interval(tv, decided)
             out["tv_undecided_interval"] = mean_with_interval(tv, ~decided)
+        if tv_init is not None:
+            out["tv_decided_automaton_init"] = _mean(tv_init, decided)
+            out["tv_undecided_automaton_init"] = _mean(tv_init, ~decided)
+            out["tv_decided_automaton_init_interval"] = mean_with_interval(tv_init, decided)
+            out["tv_undecided_automaton_init_interval"] = mean_with_interval(tv_init, ~decided)
         categories: dict[str, Any] = {}
         for k, name in enumerate(CATEGORIES):
             group = cat == k
@@ -399,6 +518,9 @@ def evaluate_heldout(
             row["tv_fitted_R"] = mean_with_interval(tv_R, group) if tv_R is not None else None
             row["accuracy_layer"] = _mean(acc["layer"], group)
             row["accuracy_automaton"] = _mean(acc["automaton"], group)
+            if tv_init is not None:
+                row["tv_automaton_init"] = mean_with_interval(tv_init, group)
+                row["accuracy_automaton_init"] = _mean(acc["automaton_init"], group)
             categories[name] = row
         out["categories"] = categories
         out["window_category"] = cat  # per window (ndarray; dropped from results.json)

@@ -97,6 +97,7 @@ def build_report(r: dict[str, Any]) -> Report:
     for key, label in (
         ("tv_layer_automaton", "TV(layer, automaton)"),
         ("tv_layer_automaton_fitted_R", "TV(layer, automaton at fitted R)"),
+        ("tv_layer_automaton_init", "TV(layer, automaton keeping initial scores)"),
     ):
         if key in sub:
             rows.append(
@@ -139,7 +140,19 @@ def build_report(r: dict[str, Any]) -> Report:
             f"windows {fmt(held.get('tv_decided'), 3)}, on the others "
             f"{fmt(held.get('tv_undecided'), 3)}."
         )
+        if held.get("tv_layer_automaton_init") is not None:
+            rep.paragraph(
+                "*TV, initial scores*: TV(layer, the automaton that keeps the layer's initial "
+                "scores), the R = infinity limit of `R W_svm + W_fin + W_0'` where `W_0'` is what "
+                "training leaves of the initialisation (the initial entry on an unseen pair, the "
+                "mean initial entry of its group on a seen one; docs/theory.md, cases the paper "
+                "leaves open). It differs from the automaton only where the retrieved top level "
+                "holds unseen tokens or tokens of different groups. On decided windows "
+                f"{fmt(held.get('tv_decided_automaton_init'), 3)}, on the others "
+                f"{fmt(held.get('tv_undecided_automaton_init'), 3)}."
+            )
         rows = []
+        with_init = any("tv_automaton_init" in (c or {}) for c in cats.values())
         for name in CATEGORIES:
             row_c = cats.get(name)
             if row_c is None:
@@ -157,6 +170,7 @@ def build_report(r: dict[str, Any]) -> Report:
                     row_c["accuracy_layer"],
                     row_c["accuracy_automaton"],
                 ]
+                + ([_cell(row_c.get("tv_automaton_init"))] if with_init else [])
             )
         rep.table(
             [
@@ -168,7 +182,8 @@ def build_report(r: dict[str, Any]) -> Report:
                 "TV at fitted R",
                 "accuracy layer",
                 "accuracy automaton",
-            ],
+            ]
+            + (["TV, initial scores"] if with_init else []),
             rows,
         )
     if "by_query" in sub:

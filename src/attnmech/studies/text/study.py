@@ -32,6 +32,8 @@ LAYER_FILE = "layer.npz"
 THEORY_FILE = "theory.npz"
 WINDOWS_FILE = "windows.npz"
 HISTORY_FILE = "history.npz"
+CHECKPOINT_FILE = "checkpoint.npz"
+_REDO = "run the study again into a new folder"
 
 
 @dataclass(eq=False)
@@ -101,13 +103,28 @@ class TextResult(StudyResult):
     def write_extra(self, out_dir: Path) -> list[Path]:
         """The trained layer (``layer.npz``), the theory (``theory.npz``), the held-out and
         training windows with the vocabulary (``windows.npz``) and the metric history
-        (``history.npz``)."""
+        (``history.npz``), each through :func:`attnmech._persist.write` (atomic, checksummed,
+        with the training data's fingerprint and the config)."""
+        from ... import _persist
+
+        fingerprint = self._fingerprint()
+        meta = {"config": self.config.to_dict()}
         written = []
         if self.W is not None:
             if hasattr(self.W, "save"):
-                written.append(self.W.save(out_dir / LAYER_FILE))
+                written.append(
+                    self.W.save(out_dir / LAYER_FILE, dataset_fingerprint=fingerprint, meta=meta)
+                )
             else:
-                written.append(_save_npz(out_dir / LAYER_FILE, W=np.asarray(self.W)))
+                written.append(
+                    _persist.write(
+                        out_dir / LAYER_FILE,
+                        "text-layer",
+                        {"W": np.asarray(self.W, dtype=np.float64)},
+                        meta,
+                        dataset_fingerprint=fingerprint,
+                    )
+                )
         if self.theory is not None:
             written.append(self.theory.save(out_dir / THEORY_FILE))
         if self.test_tokens is not None:
@@ -119,56 +136,124 @@ class TextResult(StudyResult):
             if self.train_dataset is not None:  # the realizable training windows
                 arrays["train_tokens"] = self.train_dataset.padded()
                 arrays["train_labels"] = np.asarray(self.train_dataset.labels)
-            written.append(_save_npz(out_dir / WINDOWS_FILE, **arrays))
+            written.append(
+                _persist.write(
+                    out_dir / WINDOWS_FILE,
+                    "text-windows",
+                    arrays,
+                    meta,
+                    dataset_fingerprint=fingerprint,
+                )
+            )
         if self.history:
-            written.append(_save_npz(out_dir / HISTORY_FILE, **self.history))
+            written.append(
+                _persist.write(
+                    out_dir / HISTORY_FILE,
+                    "text-history",
+                    self.history,
+                    meta,
+                    dataset_fingerprint=fingerprint,
+                )
+            )
         return written
+
+    def _fingerprint(self) -> str | None:
+        return None if self.train_dataset is None else str(self.train_dataset.fingerprint())
 
     @classmethod
     def load_full(cls, out_dir: str | os.PathLike[str]) -> TextResult:
-        """:meth:`load` plus the saved layer, theory, windows and history."""
-        from ...layer.onehot import OneHotLayer
+        """:meth:`load` plus the saved layer, theory, windows and history.
+
+        Every file is read through :func:`attnmech._persist.read` and checked: its checksum, the
+        fingerprint of the training data it was computed from (the same for all files) and the
+        config it was written with (that of ``results.json``).
+
+        Raises
+        ------
+        FileFormatError
+            A missing, unreadable, edited or damaged file, a file of the format before checksums
+            (a folder written by an earlier attnmech), or files of different runs.
+        """
+        from ...layer.onehot import OneHotLayer, check_fingerprint, read_layer_file
         from ...theory.solve import load_theory
 
         out = Path(out_dir)
         result = cls.load(out)
-        windows = _load_npz(out / WINDOWS_FILE)
-        result.test_tokens = windows["test_tokens"].astype(np.int64)
-        result.test_labels = windows["test_labels"].astype(np.int64)
-        result.vocabulary = [str(w) for w in windows["vocabulary"]]
+        windows = _read_file(out / WINDOWS_FILE, "text-windows", result.config)
+        fingerprint = windows.dataset_fingerprint
+        if not isinstance(fingerprint, str):
+            raise FileFormatError(
+                f"{out / WINDOWS_FILE} records no training-data fingerprint; {_REDO}",
+                path=str(out / WINDOWS_FILE),
+            )
+        arrays = windows.arrays
+        try:
+            result.test_tokens = arrays["test_tokens"].astype(np.int64)
+            result.test_labels = arrays["test_labels"].astype(np.int64)
+            result.vocabulary = [str(w) for w in arrays["vocabulary"]]
+        except KeyError as exc:
+            raise FileFormatError(
+                f"{out / WINDOWS_FILE} lacks {exc}; {_REDO}", path=str(out / WINDOWS_FILE)
+            ) from None
         if (out / THEORY_FILE).is_file():
             result.theory = load_theory(out / THEORY_FILE)
             result.train_dataset = result.theory.dataset
+            if str(result.theory.fingerprint) != fingerprint:
+                raise FileFormatError(
+                    f"{out / THEORY_FILE} was solved on other training data than "
+                    f"{out / WINDOWS_FILE} (files of different runs); {_REDO}",
+                    path=str(out / THEORY_FILE),
+                )
         layer_path = out / LAYER_FILE
         if result.config.embeddings == "onehot":
-            result.W = OneHotLayer.load(layer_path)
+            stored = read_layer_file(layer_path, fingerprint, _REDO)
+            _check_config(stored, result.config)
+            result.W = OneHotLayer.from_stored(stored)
         else:
-            result.W = _load_npz(layer_path)["W"]
+            stored = read_layer_file(layer_path, fingerprint, _REDO, kind="text-layer")
+            _check_config(stored, result.config)
+            if "W" not in stored.arrays:
+                raise FileFormatError(f"{layer_path} holds no W; {_REDO}", path=str(layer_path))
+            result.W = stored.arrays["W"]
         if (out / HISTORY_FILE).is_file():
-            result.history = _load_npz(out / HISTORY_FILE)
+            history = _read_file(out / HISTORY_FILE, "text-history", result.config)
+            check_fingerprint(history, fingerprint, _REDO)
+            result.history = history.arrays
         result.out_dir = out
         return result
 
 
+def _read_file(path: Path, kind: str, config: TextConfig) -> Any:
+    """A file of a saved run through :func:`attnmech._persist.read`; a file of the format before
+    checksums, or one written under another config, is refused (FileFormatError)."""
+    from ... import _persist
+
+    stored = _persist.read(path, kind, hint=_REDO)
+    if stored.legacy:
+        raise FileFormatError(
+            f"{path} was written by an earlier attnmech (before checksums and fingerprints) and "
+            f"cannot be checked; {_REDO}",
+            path=str(path),
+        )
+    _check_config(stored, config)
+    return stored
+
+
+def _check_config(stored: Any, config: TextConfig) -> None:
+    saved = stored.meta.get("config")
+    if not isinstance(saved, dict):
+        raise FileFormatError(f"{stored.path} records no config; {_REDO}", path=str(stored.path))
+    differ = config.differing_fields(saved)
+    if differ:
+        raise FileFormatError(
+            f"{stored.path} was written under another config than results.json (it differs in "
+            f"{', '.join(differ)}): files of different runs; {_REDO}",
+            path=str(stored.path),
+        )
+
+
 TextRunResult = TextResult
 """Deprecated name of :class:`TextResult`."""
-
-
-def _save_npz(path: Path, **arrays: Any) -> Path:
-    from ..._io import atomic_path
-
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as fh:
-            np.savez(fh, **arrays)
-    return path
-
-
-def _load_npz(path: Path) -> dict[str, np.ndarray]:
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            return {k: data[k] for k in data.files}
-    except (OSError, ValueError) as exc:
-        raise FileFormatError(f"cannot read {path}: {exc}", path=str(path)) from None
 
 
 def _peak_rss_mb() -> float:
@@ -216,8 +301,12 @@ def run(
     progress : None, bool, callable or Progress
         See :meth:`attnmech.studies.scaffold.Progress.coerce` (bars on a terminal only).
     resume : bool, default=False
-        When ``out_dir`` holds a finished run of the same config, re-evaluate its saved layer
-        instead of training again (:func:`evaluate_dir`).
+        With ``out_dir``: when it holds a finished run of the same config, re-evaluate its saved
+        layer (:func:`evaluate_dir`); when it holds the checkpoint of an interrupted training
+        (``checkpoint.npz``, see ``TextConfig.checkpoint_every``), continue that training from
+        it (the result is the same, bit for bit, as an uninterrupted run); otherwise start from
+        step 0. A finished run or checkpoint of another config is refused, naming the options
+        that differ.
 
     Returns
     -------
@@ -230,8 +319,10 @@ def run(
     InvalidDatasetError
         Too little text, or no realizable training window.
     InvalidParameterError
-        No corpus, or a run estimated to need more memory than the limit (refused before the
-        theory and the training).
+        No corpus, a run estimated to need more memory than the limit (refused before the
+        theory and the training), or ``resume`` onto a run of another config.
+    CheckpointError
+        ``resume`` with a checkpoint that is unreadable, edited, or of other training data.
     OutputError
         ``out_dir`` cannot be written (checked before any work).
     """
@@ -244,14 +335,44 @@ def run(
     prog = Progress.coerce(progress)
     started = time.perf_counter()
     out_path = prepare_out_dir(out_dir, what="text run output") if out_dir is not None else None
-    if resume and out_path is not None and (out_path / LAYER_FILE).is_file():
-        try:
-            saved = TextResult.load(out_path)
-        except AttnmechError:
-            saved = None
-        if saved is not None and saved.config == config:
+    checkpoint = None
+    if out_path is not None and config.checkpoint_period > 0:
+        checkpoint = out_path / CHECKPOINT_FILE
+    resuming = False
+    if resume and out_path is not None:
+        finished = _finished_config(out_path)
+        if finished is not None and (out_path / LAYER_FILE).is_file():
+            differ = config.differing_fields(finished)
+            if differ:
+                raise InvalidParameterError(
+                    f"cannot resume: {out_path} holds a finished run of another config (it "
+                    f"differs in {', '.join(differ)}); give the same options, or another --out"
+                )
             prog.message("text: re-evaluating the saved layer (resume)")
             return evaluate_dir(out_path, progress=prog)
+        if (out_path / CHECKPOINT_FILE).is_file():
+            from ...layer.onehot import read_checkpoint
+
+            stored = read_checkpoint(out_path / CHECKPOINT_FILE)
+            saved_config = stored.meta.get("caller", {}).get("config")
+            differ = config.differing_fields(saved_config or {})
+            if differ:
+                raise InvalidParameterError(
+                    f"cannot resume: the checkpoint {out_path / CHECKPOINT_FILE} was written by a "
+                    f"run of another config (it differs in {', '.join(differ)}); give the same "
+                    "options, or run without --resume to start over"
+                )
+            if checkpoint is None:  # checkpoint_every=0 now: still read the one there
+                checkpoint = out_path / CHECKPOINT_FILE
+            resuming = True
+            prog.message(
+                f"text: resuming the training from step {stored.meta.get('step')} "
+                f"({out_path / CHECKPOINT_FILE})"
+            )
+        else:
+            prog.message(f"text: no checkpoint in {out_path}; training from step 0")
+    elif checkpoint is not None and checkpoint.is_file():
+        prog.message(f"text: starting over; {checkpoint} will be replaced")
     timings: dict[str, float] = {}
     with prog.stage(5, "text", unit="stage") as advance:
         # ---- data
@@ -288,7 +409,9 @@ def run(
 
         # ---- training
         t0 = time.perf_counter()
-        W, history, steps_run, optimizer = _train_layer(data, config, theory, prog.bar)
+        W, history, steps_run, optimizer = _train_layer(
+            data, config, theory, prog.bar, checkpoint=checkpoint, resume=resuming
+        )
         timings["train"] = time.perf_counter() - t0
         advance(1)
 
@@ -318,8 +441,19 @@ def run(
             result.results["wall_seconds"] = time.perf_counter() - started
             result.results["peak_rss_mb"] = _peak_rss_mb()
             _rewrite_results(result, out_path)
+            if checkpoint is not None:  # the run is written: its checkpoint is not needed
+                checkpoint.unlink(missing_ok=True)
         advance(1)
     return result
+
+
+def _finished_config(out: Path) -> dict[str, Any] | None:
+    """The config of the finished run in ``out`` (its results.json), None if there is none."""
+    try:
+        saved = TextResult.load(out)
+    except AttnmechError:
+        return None
+    return saved.config.to_dict()
 
 
 def _rewrite_results(result: TextResult, out: Path) -> None:
@@ -333,7 +467,13 @@ def _rewrite_results(result: TextResult, out: Path) -> None:
 
 
 def _train_layer(
-    data: TextData, config: TextConfig, theory: Any, bar: bool
+    data: TextData,
+    config: TextConfig,
+    theory: Any,
+    bar: bool,
+    *,
+    checkpoint: Path | None = None,
+    resume: bool = False,
 ) -> tuple[Any, dict[str, np.ndarray], int, str]:
     from ...layer.onehot import ONEHOT_RULES, train_onehot
     from ...layer.training import TrainConfig, train
@@ -367,8 +507,17 @@ def _train_layer(
             theory=token_theory,
             progress=bar,
             finite_path=bool(track_finite),
+            checkpoint_path=checkpoint,
+            checkpoint_every=config.checkpoint_period if checkpoint is not None else 0,
+            resume=resume,
+            checkpoint_meta={"config": config.to_dict()},
         )
         return run_.layer, dict(run_.history), int(run_.num_steps), optimizer
+    if resume:
+        raise InvalidParameterError(
+            "cannot resume: only one-hot runs trained on the pair entries are checkpointed "
+            f"(this run: embeddings {config.embeddings!r}, optimizer {optimizer!r})"
+        )
     trained = train(ds, train_config, theory=theory, progress=bar, finite_path=bool(track_finite))
     return (
         np.asarray(trained.W, dtype=np.float64),
@@ -426,6 +575,13 @@ def _evaluate(
         W = W.with_entries((test_windows * K + q).ravel())
     fitted_R = _last(history, "fitted_R")
     E = train_ds.embedding_table
+    offsets = None
+    if theory is not None and hasattr(W, "initial"):  # the automaton keeping initial scores
+        from .evaluation import initial_offsets
+
+        offsets, _ = initial_offsets(
+            train_ds.padded(), train_ds.last_tokens, W.initial, test_windows, K
+        )
     heldout = evaluate_heldout(
         test_windows,
         test_labels,
@@ -439,6 +595,7 @@ def _evaluate(
         exclude_unk=config.unk == "drop-labels",
         train_stream=data.train_stream,
         seen_pairs=_seen_pairs(train_ds, K) if theory is not None else None,
+        initial_offsets=offsets,
     )
     heldout.pop("window_category", None)
     in_window = (test_windows == test_labels[:, None]).any(axis=1)
@@ -478,6 +635,9 @@ def _evaluate(
             "decided_fraction": heldout.get("decided_fraction"),
             "tv_decided": heldout.get("tv_decided"),
             "tv_undecided": heldout.get("tv_undecided"),
+            "tv_layer_automaton_init": (heldout.get("tv_layer_automaton_init") or {}).get("all"),
+            "tv_decided_automaton_init": heldout.get("tv_decided_automaton_init"),
+            "tv_undecided_automaton_init": heldout.get("tv_undecided_automaton_init"),
             "categories": heldout.get("categories"),
             "warnings": heldout.get("warnings", []),
             "subsets": heldout,
@@ -543,6 +703,14 @@ def evaluate_dir(
     config = saved.config
     started = time.perf_counter()
     data = prepare_text(None, config)
+    if saved.train_dataset is not None and (
+        data.train_dataset.fingerprint() != saved.train_dataset.fingerprint()
+    ):
+        raise FileFormatError(
+            f"the training windows of {config.corpus} under the saved config differ from those "
+            f"the run in {out} was trained on (the corpus changed?); {_REDO}",
+            path=str(out / THEORY_FILE),
+        )
     if not np.array_equal(data.test_tokens, saved.test_tokens):
         raise FileFormatError(
             f"{out / WINDOWS_FILE} does not match the windows of {config.corpus} under the saved "
