@@ -137,3 +137,18 @@ def test_global_reduction_is_attnmechs_reduced_data_and_s_fin():
         assert red.basis.shape[0] == basis.shape[0]
         np.testing.assert_allclose(project(red.basis, basis), red.basis, atol=1e-12)
         checked += 1
+
+
+def test_explain_counts_the_trials_without_reduced_data():
+    from types import SimpleNamespace
+
+    from attnmech.studies.reproduction.authors_finite import AuthorsFiniteGap
+
+    metric = SimpleNamespace(
+        measure=SimpleNamespace(curve="fin_gap_local_authors"), values=np.array([0.0, 0.3, 0.1])
+    )
+    result = SimpleNamespace(extra={"authors_fin_local_empty": [True, False, False]})
+    text = AuthorsFiniteGap().explain(result, metric)
+    assert "In 1 of 3 of our trials" in text and "the 2 other trials average 0.2" in text
+    other = SimpleNamespace(measure=SimpleNamespace(curve="corr_svm"), values=np.zeros(3))
+    assert AuthorsFiniteGap().explain(result, other) == ""

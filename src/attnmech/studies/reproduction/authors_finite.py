@@ -37,6 +37,7 @@ import numpy as np
 
 from ...data.dataset import Dataset
 from ...errors import InvalidParameterError
+from ..scaffold import fmt
 from .measures import Metric, RunRecord
 
 __all__ = [
@@ -273,6 +274,27 @@ class AuthorsFiniteGap(Metric):
     )
     name: ClassVar[str] = "authors_finite_gap"
     needs_W_history: ClassVar[bool] = True
+
+    def explain(self, result: Any, metric: Any) -> str:
+        """For a disagreement on a gap of the authors' definition: in how many of our trials the
+        reduced data were empty (gap 0) and the mean of the others."""
+        curve = metric.measure.curve
+        if curve not in self.curves[:2]:
+            return ""
+        which = "global" if curve == self.curves[0] else "local"
+        empty = [bool(v) for v in result.extra.get(f"authors_fin_{which}_empty", [])]
+        if not empty:
+            return ""
+        values = np.asarray(metric.values, dtype=np.float64)
+        text = (
+            f" In {sum(empty)} of {len(empty)} of our trials no sample's own label shares an SCC "
+            f"of the {which} graphs with another token of its sequence: the reduced data are "
+            "empty and the gap counts as 0"
+        )
+        others = values[values > 0]
+        if others.size:
+            text += f"; the {others.size} other trials average {fmt(float(others.mean()))}"
+        return text + "."
 
     def compute(self, record: RunRecord) -> dict[str, np.ndarray]:
         """Trains the authors' layer and their ``W_fin(t)`` for the global and the local graphs
