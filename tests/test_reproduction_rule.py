@@ -106,11 +106,33 @@ def test_local_ce_authors_values_are_the_0d105ef_notebook_prints():
     assert local_claim("local-squared").verdict(Sample.of([0.5, 0.6, 0.7])).outcome == "agree"
 
 
-def test_local_gap_rows_are_not_comparable_and_the_ls_reference_is_0_022():
+def test_local_gap_rows_compare_the_authors_definition_and_the_ls_reference_is_0_022():
     for name in ("local-ce-4-6-8-8", "local-squared-4-6-8-8"):
-        for key in ("gap_global", "gap_local"):
-            assert isinstance(PAPER[name][key].rule, NotComparable)
+        measures = {m.key: m for m in EXPERIMENTS[name].measures}
+        for key, curve in (("gap_global", "fin_gap_global"), ("gap_local", "fin_gap_local")):
+            rule = PAPER[name][key].rule
+            assert isinstance(rule, Sampling) and rule.k == 10
+            # the authors' number sits on the row of their definition, not on attnmech's exact one
+            assert measures[f"{curve}_authors@final"].paper is PAPER[name][key]
+            assert measures[f"{curve}@final"].paper is None
+            assert "repository figure file" in PAPER[name][key].source
     assert PAPER["local-squared-4-6-8-8"]["gap_local"].value == 0.022
+
+
+def test_start_values_and_projected_correlation_rows_carry_their_origin():
+    cyc = {m.key: m for m in EXPERIMENTS["cyclic-6-4-6-8"].measures}
+    top = cyc["top_scc_mass@0"]
+    assert top.mode == "step" and top.step == 0 and top.paper.value == 0.40
+    assert "sfx_cyc_log_n6T4K6d8_pos.png" in top.paper.source
+    big = {m.key: m for m in EXPERIMENTS["cyclic-10-6-8-8"].measures}
+    start = big["max_attention@0"]
+    assert start.curve == "max_attention" and start.paper.value == 0.21
+    assert "sfx_cyc_log_n10T6K8d8_pos.png" in start.paper.source
+    for step in (100, 500, 1000, 2000):
+        row = cyc[f"corr_perp_svm@{step}"]
+        assert row.curve == "corr_perp_svm" and row.step == step
+        assert row.paper.source.startswith("rerun of the code")
+        assert "proj_corr_cyc_log_n6T4K6d8_pos" in row.paper.source
 
 
 def test_gap_rise_claim_fails_on_the_authors_data():

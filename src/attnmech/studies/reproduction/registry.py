@@ -33,6 +33,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ...errors import ExperimentNotFoundError, InvalidParameterError
+from .authors_finite import AuthorsFiniteGap
 from .figures import CurveFigure, GraphFigure, Reference, RegPathFigure
 from .measures import (
     AuthorsCorrFin,
@@ -135,11 +136,21 @@ _LOCAL_NOTE = (
     "one, depends on the dataset and the initialisation"
 )
 _LOCAL_GAP_NOTE = (
-    "ours is the final value against the exact W_fin of each theory "
-    "(docs/theory.md#the-finite-part, iden head), "
-    "the authors' W_fin is trained with the gen head; the global gap keeps growing with ||W|| "
-    "when GD goes local, and the local one exists only in the trials whose local S_fin is not "
-    "{0} (the n/a trials)"
+    "attnmech's definition, stated beside the authors': the final value against the exact "
+    "iden-head W_fin of each theory (docs/theory.md#the-finite-part); the global gap keeps "
+    "growing with ||W|| when GD goes local, and the local one exists only in the trials whose "
+    "local S_fin is not {0} (the others are n/a, not 0); the authors' numbers are compared in "
+    "the rows of their definition"
+)
+_GAP_AUTHORS = "||Proj W - W_fin(t)||, the authors' definition and trainer (n/a trials: 0)"
+_AUTHORS_GAP_NOTE = (
+    "the authors' definition (their local notebook at 0d105ef), run on our datasets and "
+    "initialisations: W(t) trained by their trainer (their loss, g / (||g|| + eps), lr 0.1), "
+    "the local graphs from the attention of its last forward pass, W_fin(t) trained from zero "
+    "by the same trainer on the reduced data of the samples' own labels (gen head, the "
+    "setting's loss), S spanned by the label SCCs of the kept samples; "
+    "a trial without reduced data counts as 0 (attnmech's exact rows leave it out); whether GD "
+    "goes local, and how far, depends on the dataset and the initialisation"
 )
 _SATURATION = (
     "the authors' late decline comes from float64 rounding once the softmax saturates: their "
@@ -158,6 +169,11 @@ _LR01_DECLINE = (
     "trains ours with their normalised step g / (||g|| + eps)) declines far less than the "
     "figure; the figure's larger decline is unexplained. The decline is visible only on a log "
     "axis: see the `one-minus-corr` figure (1 - corr, log scale)."
+)
+_START_NOTE = (
+    "at the initialisation the attention is nearly uniform over the T positions; the value "
+    "depends on T, on how many tokens of a sequence share an SCC (random draws) and on the "
+    "initialisation's spread"
 )
 _FLOAT_CLIP = "values below 1e-16 (float64 resolution near 1) are clipped"
 _LEGEND_CORR = (
@@ -187,6 +203,13 @@ def _paper_line(paper: dict[str, Any], key: str) -> tuple[Reference, ...]:
     if key not in paper:
         return ()
     return (Reference("hline", f"authors: {paper[key].text}", (paper[key].value,)),)
+
+
+def _start_point(paper: dict[str, Any], key: str) -> tuple[Reference, ...]:
+    """The authors' value at step 0 as a point, or nothing if the paper has none."""
+    if key not in paper:
+        return ()
+    return (Reference("points", f"authors' PNG: {paper[key].text} at step 0", (paper[key].value,), (0,)),)
 
 
 def _pdf_points(paper: dict[str, Any], suffix: str) -> Reference:
@@ -414,6 +437,43 @@ def cyclic_setting(
             note=_DRAWS,
         ),
     ]
+    if "top_start" in paper:
+        measures.append(
+            Measure(
+                "top_scc_mass@0",
+                "top-SCC attention mass at step 0 (the initialisation)",
+                "top_scc_mass",
+                mode="step",
+                step=0,
+                paper=paper["top_start"],
+                note=_START_NOTE,
+            )
+        )
+    if "max_attn_start" in paper:
+        measures.append(
+            Measure(
+                "max_attention@0",
+                "largest single-position attention at step 0 (the initialisation)",
+                "max_attention",
+                mode="step",
+                step=0,
+                paper=paper["max_attn_start"],
+                note=_START_NOTE,
+            )
+        )
+    proj_at: dict[int, PaperValue] = paper.get("proj_at", {})
+    measures += [
+        Measure(
+            f"corr_perp_svm@{step}",
+            f"{_CORR_PERP} at step {step}",
+            "corr_perp_svm",
+            mode="step",
+            step=step,
+            paper=value,
+            note=_DRAWS,
+        )
+        for step, value in proj_at.items()
+    ]
     if corr_at:
         steps = (*corr_at, 4000)
         values = (*(v.value for v in corr_at.values()), paper["corr"].value)
@@ -519,10 +579,56 @@ def cyclic_setting(
             "The authors' metric in the acyclic and 10-6-8-8 figures: per sample the largest "
             "single-position attention, averaged (with cycles it plateaus below 1: the top SCC's "
             "mass is shared between its tokens).",
-            references=_paper_line(paper, "max_attn"),
+            references=_paper_line(paper, "max_attn") + _start_point(paper, "max_attn_start"),
         ),
         _norm_figure(),
     ]
+    if "top_start" in paper:
+        top = paper["one_minus_top"] if "one_minus_top" in paper else None
+        top_refs = _start_point(paper, "top_start")
+        if top is not None:
+            top_refs += (
+                Reference(
+                    "points",
+                    f"authors: 1 - {top.text} at step 4000",
+                    (1.0 - top.value,),
+                    (4000,),
+                ),
+            )
+        figures.append(
+            CurveFigure(
+                "top-scc-linear",
+                (("top_scc_mass", "attention mass on the top SCC"),),
+                "attention mass",
+                "hard retrieval: attention on the top SCC, linear axis (as the authors' PNG)",
+                "Top-SCC attention mass (per sample the largest attention mass on one SCC of "
+                "G^(k), averaged) on a linear axis, as in the authors' PNG, with its first point "
+                "(step 0) and its final value.",
+                references=top_refs,
+            )
+        )
+    if proj_at:
+        corr_proj = paper["corr_proj"]
+        figures.append(
+            CurveFigure(
+                "corr-proj",
+                (("corr_perp_svm", "corr$(\\Pi_{S_{fin}^\\perp} W, W_{svm})$"),),
+                "correlation",
+                "projected correlation (the authors' panel)",
+                "Projected correlation: W(t) with its S_fin part removed against W_svm, the "
+                "authors' projected-correlation panel overlaid: a rerun of their notebook's code "
+                "on its own 10 trials at steps 100-2000, and the notebook's print at 4000.",
+                references=(
+                    Reference(
+                        "points",
+                        "authors (rerun of their notebook's code; print at 4000)",
+                        (*(v.value for v in proj_at.values()), corr_proj.value),
+                        (*proj_at, 4000),
+                    ),
+                ),
+                bold="corr_perp_svm",
+            )
+        )
     if with_regpath:
         figures.append(regpath_figure)
     return Setting(
@@ -745,17 +851,29 @@ def local_setting(
         ),
         Measure(
             "fin_gap_global@final",
-            "global TPG: ||Proj W - W_fin|| (exact W_fin), final",
+            "global TPG: ||Proj W - W_fin|| (exact iden-head W_fin, ours), final",
             "fin_gap_global",
-            paper=paper.get("gap_global"),
             note=_LOCAL_GAP_NOTE,
         ),
         Measure(
             "fin_gap_local@final",
-            "local TPG: ||Proj W - W_fin^loc|| (exact), final",
+            "local TPG: ||Proj W - W_fin^loc|| (exact iden-head W_fin^loc, ours), final",
             "fin_gap_local",
-            paper=paper.get("gap_local"),
             note=_LOCAL_GAP_NOTE,
+        ),
+        Measure(
+            "fin_gap_global_authors@final",
+            f"global TPG: {_GAP_AUTHORS}, final",
+            "fin_gap_global_authors",
+            paper=paper.get("gap_global"),
+            note=_AUTHORS_GAP_NOTE,
+        ),
+        Measure(
+            "fin_gap_local_authors@final",
+            f"local TPG: {_GAP_AUTHORS}, final",
+            "fin_gap_local_authors",
+            paper=paper.get("gap_local"),
+            note=_AUTHORS_GAP_NOTE,
         ),
     ]
     refs_corr: tuple[Reference, ...] = ()
@@ -768,7 +886,11 @@ def local_setting(
             Reference("hline", f"authors: local {paper['local'].text}", (paper["local"].value,)),
         )
     gap_refs: tuple[Reference, ...] = tuple(
-        Reference("hline", f"authors: {key[4:]} {paper[key].text}", (paper[key].value,))
+        Reference(
+            "hline",
+            f"authors: {key[4:]} {paper[key].text} (final)",
+            (paper[key].value,),
+        )
         for key in ("gap_global", "gap_local")
         if key in paper
     )
@@ -820,11 +942,30 @@ def local_setting(
             ),
             "norm of the difference (log scale)",
             "finite part: global vs local prediction",
-            "Finite part: ||Proj_{S_fin} W(t) - W_fin|| for the global and the local prediction "
-            "(exact W_fin of each), one panel each, log axis, every trial thin; trials whose "
-            "S_fin is {0} (no SCC of two tokens, nothing to compare) are left out.",
+            "Finite part, attnmech's definition: ||Proj_{S_fin} W(t) - W_fin|| for the global and "
+            "the local prediction (exact iden-head W_fin of each), one panel each, log axis, "
+            "every trial thin; trials whose S_fin is {0} (no SCC of two tokens, nothing to "
+            "compare) are left out. The authors' numbers belong to their definition "
+            "(`fin-gap-authors`).",
             logy=True,
             per_trial=True,
+            panels=True,
+        ),
+        CurveFigure(
+            "fin-gap-authors",
+            (
+                ("fin_gap_global_authors", "global TPG: $\\|\\Pi W - W_{fin}(t)\\|_F$"),
+                ("fin_gap_local_authors", "local TPG: $\\|\\Pi W - W_{fin}^{loc}(t)\\|_F$"),
+            ),
+            "norm of the difference",
+            "finite part as the authors define it",
+            "Finite part, the authors' definition on our datasets and initialisations: W(t) and "
+            "W_fin(t) trained by the authors' trainer (W_fin(t) from zero with the gen head and "
+            "the setting's loss on the reduced data of the samples' own labels); trials "
+            "without reduced data count as 0. Mean over trials (the "
+            "statistic of the authors' figure and of the table), linear axis as theirs, one "
+            "panel each for the global and the local graphs, with the authors' final values "
+            "dashed.",
             references=gap_refs,
             panels=True,
         ),
@@ -860,6 +1001,7 @@ def local_setting(
             OneMinus("label_attention", "one_minus_label_attention"),
             AuthorsCorrFin(),
             LocalTPG(),
+            AuthorsFiniteGap(),
             Difference("corr_svm_local", "corr_svm", "local_minus_global"),
         ),
         measures=tuple(measures),
