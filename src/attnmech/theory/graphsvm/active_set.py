@@ -99,25 +99,47 @@ class _Cholesky:
         self.rho = 1e-13 * (float(diag.max()) if diag.size else 1.0)
         self.shifted = matrix
         self.shifted[np.diag_indices_from(matrix)] += self.rho
+        potrf, self._potrs = _lapack_cholesky()
         for _ in range(8):
-            try:
-                self.factor = sla.cho_factor(self.shifted, lower=True, check_finite=False)
+            # LAPACK's potrf / potrs directly: what cho_factor / cho_solve call, without their
+            # argument checks (a small block is solved in a few microseconds)
+            factor, info = potrf(self.shifted, lower=True, clean=False)
+            if info == 0:
+                self.factor = factor
                 return
-            except np.linalg.LinAlgError:
-                self.shifted[np.diag_indices_from(matrix)] += 99.0 * self.rho
-                self.rho *= 100.0
+            if info < 0:  # pragma: no cover - an argument error, not a singular matrix
+                raise SolverError(f"Graph-SVM: LAPACK potrf failed (info {info})")
+            self.shifted[np.diag_indices_from(matrix)] += 99.0 * self.rho
+            self.rho *= 100.0
         raise SolverError("Graph-SVM: a reduced dual Hessian could not be factorised")
+
+    def _solve_factor(self, rhs: np.ndarray) -> np.ndarray:
+        x, info = self._potrs(self.factor, rhs, lower=True)
+        if info != 0:  # pragma: no cover - an argument error
+            raise SolverError(f"Graph-SVM: LAPACK potrs failed (info {info})")
+        return np.asarray(x)
 
     def solve(self, rhs: np.ndarray, tol: float = 1e-13, max_refine: int = 10) -> np.ndarray:
         """``M^-1 rhs`` refined against the unshifted ``M``."""
-        x = sla.cho_solve(self.factor, rhs, check_finite=False)
+        x = self._solve_factor(rhs)
         target = tol * (1.0 + float(np.abs(rhs).max(initial=0.0)))
         for _ in range(max_refine):
             residual = rhs - (self.shifted @ x - self.rho * x)
             if float(np.abs(residual).max(initial=0.0)) <= target:
                 break
-            x = x + sla.cho_solve(self.factor, residual, check_finite=False)
+            x = x + self._solve_factor(residual)
         return x
+
+
+_LAPACK: tuple[Any, Any] | None = None
+
+
+def _lapack_cholesky() -> tuple[Any, Any]:
+    """LAPACK's double-precision ``potrf`` and ``potrs`` (looked up once)."""
+    global _LAPACK
+    if _LAPACK is None:
+        _LAPACK = (sla.lapack.dpotrf, sla.lapack.dpotrs)
+    return _LAPACK
 
 
 class DenseCholesky:
