@@ -116,9 +116,15 @@ class ScoreSpaceDescent:
         self.g = torch.empty(B, n, T, dtype=dtype, device=device)
         self._Hg = torch.empty(B, 1, p, dtype=dtype, device=device)
 
-    def score_gradient(self) -> Tensor:
+    def score_gradient(self, *, scaled: bool = False) -> Tensor:
         """The risk's gradient in the scores at the current step, ``g`` of shape (B, n, T)
-        (overwritten by the next call)."""
+        (overwritten by the next call).
+
+        With ``scaled``, ``g`` divided per trial by its largest entry ``max_i w_i q_i`` (the
+        label's entry of each sample has size ``w_i q_i``, the others ``w_i q_i`` times a
+        softmax weight), so that ``g^T H g`` neither underflows nor overflows; the normalised
+        step is the same for any positive multiple of ``g``.
+        """
         s = self.s
         other = torch.add(s, self.other_inf, out=self._other)
         shift = torch.amax(other, -1, out=self._shift).nan_to_num_(neginf=0.0)  # no other: 0
@@ -128,32 +134,31 @@ class ScoreSpaceDescent:
         # gap = shift + log(total) - label - log(count), as in the full objective
         gap = torch.log(total, out=self._gap).add_(shift).sub_(label).sub_(self.log_count)
         q = torch.sigmoid(gap, out=self._q)
-        coef = torch.div(q, total.clamp_min_(1.0), out=self._coef).mul_(self.sample_weight)
+        wq = torch.mul(self.sample_weight, q, out=self._coef)  # w_i q_i: the label's entry
+        if scaled:
+            wq.div_(wq.amax(-1, keepdim=True).clamp_min_(torch.finfo(wq.dtype).tiny))
+        coef = torch.div(wq, total.clamp_min_(1.0), out=self._q)  # q is not needed any more
         g = torch.mul(w, coef[..., None], out=self.g)
-        lq = torch.mul(self.upstream[..., None], q[..., None], out=self._lq)
-        return g.scatter_(2, self.label_pos, lq)
+        return g.scatter_(2, self.label_pos, torch.neg(wq[..., None], out=self._lq))
 
     def step(self, learning_rate: float) -> Tensor:
-        """One update of every trial with rate ``learning_rate``; returns ``g``."""
+        """One update of every trial with rate ``learning_rate``; returns the ``g`` used (scaled
+        per trial for normalised descent, see :meth:`score_gradient`)."""
         B, n, T = self.shape
         p = n * T
-        g = self.score_gradient()
+        g = self.score_gradient(scaled=self.normalized)
         flat = g.view(B, 1, p)
-        s = self.s.view(B, p)
+        Hg = torch.bmm(flat, self.H, out=self._Hg).view(B, p)  # H is symmetric
+        s, flat = self.s.view(B, p), flat.view(B, p)
         if not self.normalized:
-            Hg = torch.bmm(flat, self.H, out=self._Hg)  # (B, 1, p); H is symmetric
-            s.add_(Hg.view(B, p), alpha=-learning_rate)
-            self.a.add_(flat.view(B, p), alpha=learning_rate)
+            s.add_(Hg, alpha=-learning_rate)
+            self.a.add_(flat, alpha=learning_rate)
             return g
-        # the step is invariant to scaling g per trial: scale by its largest entry so that
-        # g^T H g neither underflows nor overflows (as scaled_norm does for ||G||)
-        largest = flat.abs().amax(-1, keepdim=True)  # (B, 1, 1)
-        flat = flat / largest.clamp_min_(torch.finfo(g.dtype).tiny)
-        Hg = torch.bmm(flat, self.H, out=self._Hg)
-        norm = (flat * Hg).sum(-1).clamp_min_(0.0).sqrt_()  # (B, 1): ||G|| of the scaled g
-        scale = learning_rate / torch.where(norm > 0, norm, 1.0)
-        s.addcmul_(Hg.view(B, p), scale, value=-1.0)
-        self.a.addcmul_(flat.view(B, p), scale)
+        norm_sq = torch.linalg.vecdot(flat, Hg)  # (B,): ||G||^2 of the scaled g
+        # lr / ||G||; where ||G||^2 is 0 (or round-off below), lr: no step, as the step rule
+        scale = norm_sq.rsqrt_().mul_(learning_rate).nan_to_num_(learning_rate, learning_rate)
+        s.addcmul_(Hg, scale[:, None], value=-1.0)
+        self.a.addcmul_(flat, scale[:, None])
         return g
 
     def run(self, learning_rate: float, num_steps: int, schedule: Any = None) -> None:
