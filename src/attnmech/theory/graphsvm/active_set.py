@@ -308,15 +308,18 @@ def proximal_active_set(
         else:
             unfinished = np.bincount(block[running], weights=moving, minlength=n_blocks) > 0
         live[running] = unfinished[block[running]]
-        (logger.info if loud else logger.debug)(
-            "%s step %d: %d blocks running, %d of %d constraints free, KKT residual %.1e",
-            what,
-            iteration,
-            int(unfinished.sum()),
-            int((~active).sum()),
-            m,
-            float(step_size.max(initial=0.0)),
-        )
+        level = logging.INFO if loud else logging.DEBUG
+        if logger.isEnabledFor(level):  # the counts are computed only when logged
+            logger.log(
+                level,
+                "%s step %d: %d blocks running, %d of %d constraints free, KKT residual %.1e",
+                what,
+                iteration,
+                int(unfinished.sum()),
+                int((~active).sum()),
+                m,
+                float(step_size.max(initial=0.0)),
+            )
         if not live.any():
             return x, iteration
         if stop_on_cycle:
