@@ -14,7 +14,12 @@ of the subset. Also printed: the sweep's mean final corr(W, W_svm) (the paper's 
 0.986 +- 0.005 over 10 trials), the load average before and after, and the time of one training
 step (risk, gradient and normalised-GD update) of attnmech against a hand-fused torch step of the
 same model, both at batch 1 (the paper's size) and at the sweep's batch, measured in the same run
-(median of ``--repeats`` blocks).
+(median of ``--repeats`` blocks): ``train()``'s step, ``exact`` (the gradient-only step of
+``train_final``, bit for bit ``train()``'s), ``scores`` (the score-space step the sweep runs, see
+``attnmech.layer.scorespace``) and the hand-fused torch step. Where the sweep's time goes is
+printed from its rows (``solve_time_s``, ``train_time_s``). The sweep trains in score space, so
+its rows equal ``train()``'s up to round-off amplified by 4000 normalised steps; the yardstick,
+``train()`` against itself with the initial ``W`` changed by one part in 1e15, is printed beside.
 """
 
 from __future__ import annotations
@@ -99,13 +104,33 @@ def main() -> None:
                     -1 / math.sqrt(8), 1 / math.sqrt(8), size=(8, 8)
                 )
                 config = attnmech.TrainConfig(
-                    num_steps=args.steps, log_every=0, init=init, num_threads=1
+                    steps=args.steps, log_every=0, init=init, num_threads=1
                 )
                 run = attnmech.train(ds, config, theory=True)
             samples.append((time.perf_counter() - started) / len(rows))
     per_trial = float(np.median(samples))
     last = rows[-1]
     check = abs(float(run.history["corr_svm"][-1]) - float(corr[last]))
+    with threadpool_limits(1):  # train() against itself, the initial W moved by 1e-15
+        nudged_config = attnmech.TrainConfig(
+            steps=args.steps, log_every=0, init=init * (1 + 1e-15), num_threads=1
+        )
+        nudged = attnmech.train(ds, nudged_config, theory=True)
+    yardstick = abs(float(run.history["corr_svm"][-1]) - float(nudged.history["corr_svm"][-1]))
+    # the theory solve of a trial (the workers' other big part), timed here on 50 trials' datasets
+    from attnmech.theory.solve import solve
+
+    solve_times = []
+    with threadpool_limits(1):
+        for i in range(min(50, len(table))):
+            ds_i = attnmech.make_dataset(
+                6, 4, 6, 8, graph="cyclic", seed=int(table["dataset_seed"][i])
+            )
+            started = time.perf_counter()
+            solve(ds_i)
+            solve_times.append(time.perf_counter() - started)
+    solve_s = float(np.median(solve_times)) * args.trials / args.workers
+    train_s = float(np.nansum(table["train_time_s"])) / args.workers
 
     print(
         f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; "
@@ -128,21 +153,29 @@ def main() -> None:
         f"mean final corr(W, W_svm) over {args.trials} trials: {corr.mean():.4f} "
         f"(std {corr.std():.4f}, min {corr.min():.4f}); paper's notebook: 0.986 +- 0.005"
     )
-    print(f"reference vs sweep, same trial: |corr difference| = {check:.1e}")
+    print(
+        f"reference vs sweep, same trial: |corr difference| = {check:.1e}; train() vs itself "
+        f"with init * (1 + 1e-15): {yardstick:.1e}"
+    )
+    print(
+        f"where a worker's time goes: theory solves about {solve_s:.1f} s "
+        f"({np.median(solve_times) * 1e3:.1f} ms per trial, median of {len(solve_times)}, "
+        f"timed after the sweep), training + final metrics {train_s:.1f} s (train_time_s), the "
+        f"rest (start-up, datasets, files) {sweep_s - solve_s - train_s:.1f} s of {sweep_s:.1f} s"
+    )
     print(f"batch_trials {batch}; load average after: {_load()}")
     print()
+    names = ("ours", "exact", "scores", "fused")
     print(
-        f"{'per-step time (us), median of ' + str(args.repeats) + ' blocks':<36} "
-        f"{'batch':>6} {'train()':>9} {'fast':>9} {'fused':>9} {'train/fused':>11} "
-        f"{'fast/fused':>10}"
+        f"{'per-step time (us), median of ' + str(args.repeats) + ' blocks':<36} {'batch':>6} "
+        f"{'train()':>9} {'exact':>9} {'scores':>9} {'fused':>9} {'scores/fused':>12}  load"
     )
     for size in (1, batch):
         t, diff = _step_times(size, args.step_repeats, args.repeats, args.device)
-        fast = f"{t['fast']:>9.1f}" if "fast" in t else f"{'n/a':>9}"
-        ratio = f"{t['fast'] / t['fused']:>10.2f}" if "fast" in t else f"{'n/a':>10}"
+        cells = " ".join(f"{t[k]:>9.1f}" if k in t else f"{'n/a':>9}" for k in names)
+        ratio = f"{t['scores'] / t['fused']:>12.2f}" if "scores" in t else f"{'n/a':>12}"
         print(
-            f"{'gradient + ngd update':<36} {size:>6} {t['ours']:>9.1f} {fast} "
-            f"{t['fused']:>9.1f} {t['ours'] / t['fused']:>11.2f} {ratio}  "
+            f"{'gradient + ngd update':<36} {size:>6} {cells} {ratio}  {_load().split()[0]}  "
             f"(max |W diff| after a block: {diff:.1e})"
         )
 
@@ -199,7 +232,18 @@ def _step_times(
         loss, grad = objective(W)
         return rule.update(W, grad, loss, {}, 0)
 
-    candidates = [("ours", ours), ("fused", fused)]
+    def on_weights(fn):  # a step W -> W as (step, final) over a block started at W0
+        def start(W0):
+            state = [W0.clone()]
+
+            def step():
+                state[0] = fn(state[0])
+
+            return step, lambda: state[0]
+
+        return start
+
+    candidates = [("ours", on_weights(ours)), ("fused", on_weights(fused))]
     try:
         from attnmech.layer.model import IdentityLogGradient
     except ImportError:  # a library without the fast path (the "before" of a comparison)
@@ -207,27 +251,38 @@ def _step_times(
     else:
         gradient = IdentityLogGradient(inputs)
 
-        def fast(W):
+        def exact(W):
             grad = gradient(W)
             norm = torch.linalg.vector_norm(grad.flatten(1), dim=1)
             scale = 0.01 / torch.where(norm > 0, norm, torch.ones_like(norm))
             return W - scale.view(-1, 1, 1) * grad
 
-        candidates.append(("fast", fast))
+        candidates.append(("exact", on_weights(exact)))
+    try:
+        from attnmech.layer.scorespace import ScoreSpaceDescent
+    except ImportError:  # a library without the score-space path
+        pass
+    else:
+
+        def scores(W0):  # built once per run (not timed), then one step per call
+            descent = ScoreSpaceDescent(inputs, W0.clone(), normalized=True)
+            return (lambda: descent.step(0.01)), descent.weights
+
+        candidates.append(("scores", scores))
     times: dict[str, list[float]] = {name: [] for name, _ in candidates}
     finals = {}
     with threadpool_limits(1):
         for _ in range(repeats):
-            for name, fn in candidates:
-                W = W0.clone()
+            for name, start in candidates:
+                step, final = start(W0)
                 for _ in range(5):
-                    W = fn(W)
-                W = W0.clone()
+                    step()
+                step, final = start(W0)
                 started = time.perf_counter()
                 for _ in range(steps):
-                    W = fn(W)
+                    step()
                 times[name].append((time.perf_counter() - started) / steps * 1e6)
-                finals[name] = W
+                finals[name] = final()
     diff = max(float((finals["ours"] - W).abs().max()) for W in finals.values())
     return {name: float(np.median(v)) for name, v in times.items()}, diff
 

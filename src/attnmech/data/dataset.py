@@ -395,13 +395,15 @@ def has_priority_cycle(dataset: Dataset) -> bool:
     The same answer as ``build_priority_graphs(dataset).is_cyclic``, without the SCC order and
     levels, so that :func:`make_dataset` can redraw without importing :mod:`attnmech.theory.graphs`.
     """
-    import scipy.sparse as sp
-    from scipy.sparse.csgraph import connected_components
-
     query, src, dst = priority_edges(dataset)
     if query.size == 0:
         return False
     K = dataset.vocab_size
+    if K <= _DENSE_CYCLE_VOCAB:  # small graphs: dense closure, no sparse matrix to build
+        return _has_cycle_dense(query, src, dst, K)
+    import scipy.sparse as sp
+    from scipy.sparse.csgraph import connected_components
+
     src_key, dst_key = query * K + src, query * K + dst
     nodes = sorted_unique(np.concatenate([src_key, dst_key]))
     adjacency = sp.csr_matrix(
@@ -413,6 +415,24 @@ def has_priority_cycle(dataset: Dataset) -> bool:
     )
     n_components, _ = connected_components(adjacency, directed=True, connection="strong")
     return bool(n_components < nodes.size)
+
+
+_DENSE_CYCLE_VOCAB = 64  # up to this vocabulary, has_priority_cycle uses dense K x K matrices
+
+
+def _has_cycle_dense(query: np.ndarray, src: np.ndarray, dst: np.ndarray, K: int) -> bool:
+    """Whether a graph ``G^(query)`` (edges ``src -> dst``, no self-loops) has a cycle: some
+    token reaching itself in the transitive closure, built by repeated squaring of the stacked
+    ``K x K`` adjacency matrices (an SCC of more than one token exactly when there is a cycle)."""
+    _, graph = np.unique(query, return_inverse=True)
+    reach = np.zeros((int(graph.max()) + 1, K, K))
+    reach[graph, src, dst] = 1.0
+    while True:
+        grown = ((reach + reach @ reach) > 0).astype(np.float64)
+        if np.array_equal(grown, reach):
+            break
+        reach = grown
+    return bool(np.trace(reach, axis1=1, axis2=2).any())
 
 
 class Dataset:

@@ -1101,22 +1101,40 @@ def fast_final_supported(data: Dataset | Sequence[Dataset], config: TrainConfig)
 
 
 def train_final(
-    data: Dataset | Sequence[Dataset], config: TrainConfig
+    data: Dataset | Sequence[Dataset], config: TrainConfig, *, method: str = "exact"
 ) -> tuple[np.ndarray, np.ndarray]:
     """Train like :func:`train` and return only the end: ``W`` (B, d, d) and ``||grad||_F``
-    (B,) at the last step, the same numbers as ``train(data, config)``, faster (the risk is not
-    evaluated along the way; see :class:`attnmech.layer.model.IdentityLogGradient`).
+    (B,) at the last step, faster (the risk is not evaluated along the way).
 
     Only where :func:`fast_final_supported` holds (else :class:`InvalidParameterError`).
+
+    Parameters
+    ----------
+    data, config
+        As for :func:`train`.
+    method : {"exact", "scores"}, default="exact"
+        ``"exact"``: the operations of ``train(data, config)`` in the same order, so the same
+        numbers bit for bit (:class:`attnmech.layer.model.IdentityLogGradient`). ``"scores"``:
+        the steps taken on the attention scores (:mod:`attnmech.layer.scorespace`), several
+        times faster for small trials; each step equals ``train``'s to round-off, but over
+        thousands of normalised steps the dynamics amplify round-off (``train`` itself moves as
+        much when its initial ``W`` changes by one part in 1e15), so the final ``W`` agrees to
+        round-off only over short runs. Trials it does not cover (more than
+        :data:`~attnmech.layer.scorespace.MAX_POSITIONS` positions, a label absent from its
+        sequence) are trained with ``"exact"``.
     """
     from .model import IdentityLogGradient
 
+    if method not in ("exact", "scores"):
+        raise InvalidParameterError(
+            f"train_final: method must be 'exact' or 'scores', got {method!r}"
+        )
     if not fast_final_supported(data, config):
         raise InvalidParameterError(
             "train_final covers the iden head, log loss, combined model and gd/ngd with dense "
             "embeddings; use train() for other settings"
         )
-    datasets = [ds for ds in datasets_list(data, "train") for _ in range(config.num_trials)]
+    datasets = [ds for ds in datasets_list(data, "train") for _ in range(config.trials)]
     work = sum(ds.n_samples * ds.max_length for ds in datasets)
     model = config.model
     with torch_threads(config.num_threads, work):
@@ -1124,6 +1142,18 @@ def train_final(
         gradient = IdentityLogGradient(inputs)
         params0 = _initial_params(config, inputs.num_trials, inputs.embedding_dim)
         W = torch.as_tensor(params0, dtype=model.torch_dtype, device=model.device).clone()
+        if method == "scores":
+            from .scorespace import ScoreSpaceDescent, score_space_supported
+
+            if score_space_supported(inputs):
+                descent = ScoreSpaceDescent(inputs, W, normalized=config.optimizer == "ngd")
+                descent.run(config.learning_rate, config.steps, config.lr_schedule())
+                W = descent.weights()
+                grad_norm = scaled_norm(gradient(W).flatten(1), dims=(1,))
+                return (
+                    W.detach().cpu().numpy().astype(np.float64),
+                    grad_norm.detach().cpu().numpy().astype(np.float64),
+                )
         zero_loss = torch.zeros(inputs.num_trials, dtype=W.dtype, device=W.device)
 
         def objective(params: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -1131,7 +1161,7 @@ def train_final(
 
         # the step rule's own update and the run's schedule, as in train(): one formula each
         W, _ = gradient_descent(
-            objective, W, config.step_rule(), config.num_steps, schedule=config.lr_schedule()
+            objective, W, config.step_rule(), config.steps, schedule=config.lr_schedule()
         )
         grad_norm = scaled_norm(gradient(W).flatten(1), dims=(1,))
         return (

@@ -19,12 +19,12 @@ import os
 import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
-from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
+
+if TYPE_CHECKING:  # matplotlib is imported where a figure is drawn (not for to_jsonable)
+    from matplotlib.figure import Figure
 
 from .._choices import EDGE_MODES
 from .._io import atomic_path, atomic_write_text
@@ -53,6 +53,9 @@ _LINE_STYLES = ("-", "--", "-.", ":")  # one per curve of a metric plot, in turn
 
 
 def _new_figure(width: float, height: float) -> Figure:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
     fig = Figure(figsize=(width, height), layout="constrained")
     FigureCanvasAgg(fig)
     return fig
@@ -118,6 +121,8 @@ def _draw_panel(
     if not positions:
         ax.text(0.5, 0.5, "(never a last token)", ha="center", va="center", transform=ax.transAxes)
         return
+    from matplotlib.patches import FancyBboxPatch
+
     for x0, x1, y, size in boxes.values():
         ax.add_patch(
             FancyBboxPatch(
@@ -164,6 +169,8 @@ def _draw_panel(
 
 
 def _arrow(ax: Any, start: tuple[float, float], end: tuple[float, float], bend: bool, shrink=2):
+    from matplotlib.patches import FancyArrowPatch
+
     ax.add_patch(
         FancyArrowPatch(
             start,
@@ -378,6 +385,8 @@ def save_figure(
     """
     if isinstance(formats, str):
         formats = (formats,)
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
     supported = FigureCanvasAgg.get_supported_filetypes()
     bad = [f for f in formats if f.lower().lstrip(".") not in supported]
     if bad or not formats:

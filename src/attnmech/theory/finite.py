@@ -467,6 +467,9 @@ def _orthonormal_frame(gram: np.ndarray) -> np.ndarray:
     return vectors[:, keep] / np.sqrt(values[keep])
 
 
+_DENSE_HESSIAN_ENTRIES = 65536  # samples x pairs up to which the Hessian is built densely
+
+
 class _ReducedLoss:
     """The reduced log-loss as a function of generator coordinates ``theta``.
 
@@ -515,6 +518,12 @@ class _ReducedLoss:
         if not hessian:
             return loss, grad, None
         # Hessian in u: sum over samples of (diag(p) - p p^T) / n, mapped to pairs
+        if self.n_pairs * self.n_samples <= _DENSE_HESSIAN_ENTRIES:  # small: no sparse setup
+            spread_dense = np.zeros((self.n_samples, self.n_pairs))
+            spread_dense[self.entry_sample, self.entry_pair] = prob  # one entry per (sample, pair)
+            diagonal = np.bincount(self.entry_pair, prob / self.n_full, self.n_pairs)
+            h_dense = np.diag(diagonal) - (spread_dense.T @ spread_dense) / self.n_full
+            return loss, grad, self.jacobian.T @ (h_dense @ self.jacobian)
         n_entries = prob.size
         diag = sp.csr_matrix(
             (prob / self.n_full, (self.entry_pair, self.entry_pair)), shape=(self.n_pairs,) * 2

@@ -675,6 +675,8 @@ class AttentionTheory:
 def _check_solver_options(svm_options: Any, finite_options: Any) -> None:
     """Refuse option dicts that are not dicts, or that name an option no solver takes, with
     InvalidParameterError naming the option (before any work)."""
+    if svm_options is None and finite_options is None:
+        return  # the default call: nothing to check (and no signatures to read)
     import inspect
     from collections.abc import Mapping
 

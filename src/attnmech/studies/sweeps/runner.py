@@ -217,8 +217,8 @@ def _train_rows(
         from ...layer.verification import verify
 
         final = replace(config, log_every=0)
-        if fast_final_supported(datasets, final):  # the same numbers, fewer operations per step
-            W_end, grad_end = train_final(datasets, final)
+        if fast_final_supported(datasets, final):  # fewer operations per step, on the scores
+            W_end, grad_end = train_final(datasets, final, method="scores")
         else:
             run = train(datasets, final)
             W_end = np.asarray(run.W).reshape(len(units), *run.W.shape[-2:])
@@ -226,7 +226,7 @@ def _train_rows(
         report = verify(datasets, W_end, theories, config=model)
         history = {k: np.asarray(v)[None] for k, v in report.metrics.items()}
         history["grad_norm"] = np.asarray(grad_end).reshape(1, -1)
-        history["step"] = np.array([config.num_steps])
+        history["step"] = np.array([config.steps])
     else:
         run = train(
             datasets,

@@ -51,6 +51,22 @@ DUAL_MEMORY_LIMIT = 4 * 1024**3  # bytes: largest dense dual Hessian (and copies
 SINGLE_THREAD_BELOW = 4000  # constraints per block: below, BLAS runs on one thread (threads=None)
 DENSE_LIMIT_BYTES = 2 * 2**30  # largest dense matrix a solve may allocate (refused above)
 SLACK = 1e-12  # hysteresis of the active set: a set changes only on a clear sign
+SMALL_VOCAB = 64  # up to this many tokens (or queries), small dense arrays replace sparse ones
+
+_BLAS_CONTROLLER: Any = None  # threadpoolctl's scan of the loaded BLAS libraries, done once
+
+
+def blas_threads(threads: int | None) -> Any:
+    """A context limiting the BLAS libraries of numpy / scipy to ``threads`` (None: unchanged),
+    as ``threadpool_limits(limits=threads, user_api="blas")`` but with the scan of the loaded
+    libraries done once per process (the scan costs about a millisecond, more than a small
+    Graph-SVM)."""
+    global _BLAS_CONTROLLER
+    from threadpoolctl import ThreadpoolController
+
+    if _BLAS_CONTROLLER is None:
+        _BLAS_CONTROLLER = ThreadpoolController()
+    return _BLAS_CONTROLLER.limit(limits=threads, user_api="blas")
 
 
 class LinearSolve(Protocol):
@@ -83,25 +99,47 @@ class _Cholesky:
         self.rho = 1e-13 * (float(diag.max()) if diag.size else 1.0)
         self.shifted = matrix
         self.shifted[np.diag_indices_from(matrix)] += self.rho
+        potrf, self._potrs = _lapack_cholesky()
         for _ in range(8):
-            try:
-                self.factor = sla.cho_factor(self.shifted, lower=True, check_finite=False)
+            # LAPACK's potrf / potrs directly: what cho_factor / cho_solve call, without their
+            # argument checks (a small block is solved in a few microseconds)
+            factor, info = potrf(self.shifted, lower=True, clean=False)
+            if info == 0:
+                self.factor = factor
                 return
-            except np.linalg.LinAlgError:
-                self.shifted[np.diag_indices_from(matrix)] += 99.0 * self.rho
-                self.rho *= 100.0
+            if info < 0:  # pragma: no cover - an argument error, not a singular matrix
+                raise SolverError(f"Graph-SVM: LAPACK potrf failed (info {info})")
+            self.shifted[np.diag_indices_from(matrix)] += 99.0 * self.rho
+            self.rho *= 100.0
         raise SolverError("Graph-SVM: a reduced dual Hessian could not be factorised")
+
+    def _solve_factor(self, rhs: np.ndarray) -> np.ndarray:
+        x, info = self._potrs(self.factor, rhs, lower=True)
+        if info != 0:  # pragma: no cover - an argument error
+            raise SolverError(f"Graph-SVM: LAPACK potrs failed (info {info})")
+        return np.asarray(x)
 
     def solve(self, rhs: np.ndarray, tol: float = 1e-13, max_refine: int = 10) -> np.ndarray:
         """``M^-1 rhs`` refined against the unshifted ``M``."""
-        x = sla.cho_solve(self.factor, rhs, check_finite=False)
+        x = self._solve_factor(rhs)
         target = tol * (1.0 + float(np.abs(rhs).max(initial=0.0)))
         for _ in range(max_refine):
             residual = rhs - (self.shifted @ x - self.rho * x)
             if float(np.abs(residual).max(initial=0.0)) <= target:
                 break
-            x = x + sla.cho_solve(self.factor, residual, check_finite=False)
+            x = x + self._solve_factor(residual)
         return x
+
+
+_LAPACK: tuple[Any, Any] | None = None
+
+
+def _lapack_cholesky() -> tuple[Any, Any]:
+    """LAPACK's double-precision ``potrf`` and ``potrs`` (looked up once)."""
+    global _LAPACK
+    if _LAPACK is None:
+        _LAPACK = (sla.lapack.dpotrf, sla.lapack.dpotrs)
+    return _LAPACK
 
 
 class DenseCholesky:
@@ -270,15 +308,18 @@ def proximal_active_set(
         else:
             unfinished = np.bincount(block[running], weights=moving, minlength=n_blocks) > 0
         live[running] = unfinished[block[running]]
-        (logger.info if loud else logger.debug)(
-            "%s step %d: %d blocks running, %d of %d constraints free, KKT residual %.1e",
-            what,
-            iteration,
-            int(unfinished.sum()),
-            int((~active).sum()),
-            m,
-            float(step_size.max(initial=0.0)),
-        )
+        level = logging.INFO if loud else logging.DEBUG
+        if logger.isEnabledFor(level):  # the counts are computed only when logged
+            logger.log(
+                level,
+                "%s step %d: %d blocks running, %d of %d constraints free, KKT residual %.1e",
+                what,
+                iteration,
+                int(unfinished.sum()),
+                int((~active).sum()),
+                m,
+                float(step_size.max(initial=0.0)),
+            )
         if not live.any():
             return x, iteration
         if stop_on_cycle:
@@ -314,11 +355,17 @@ def dual_hessian(
 def dual_to_weights(E: np.ndarray, cons: SVMConstraints, lam: np.ndarray) -> np.ndarray:
     """``W = E^T Lambda E`` with ``Lambda[:, k] = sum_c lambda_c (e_i - e_j)`` (the dual map).
 
-    ``Lambda`` is sparse (two entries per constraint), so no ``K x K`` array is formed.
+    ``Lambda`` is sparse (two entries per constraint), so no ``K x K`` array is formed, except
+    for a small vocabulary (``K <= SMALL_VOCAB``), where a dense ``Lambda`` costs less than
+    building a sparse matrix.
     """
     K = E.shape[0]
     rows = np.concatenate([cons.i, cons.j])
     cols = np.concatenate([cons.query, cons.query])
+    if K <= SMALL_VOCAB:
+        dense = np.zeros((K, K))
+        np.add.at(dense, (rows, cols), np.concatenate([lam, -lam]))
+        return np.asarray(E.T @ (dense @ E))
     coeff = sp.csr_matrix((np.concatenate([lam, -lam]), (rows, cols)), shape=(K, K))
     return np.asarray(E.T @ (coeff @ E))
 
@@ -338,10 +385,23 @@ def check_memory(n_bytes: float, what: str, advice: str) -> None:
 
 def _query_blocks(gram: np.ndarray, tol: float) -> np.ndarray:
     """Block id of each query (``gram``: Gram matrix of the query embeddings): queries whose
-    embeddings are (numerically) orthogonal decouple."""
+    embeddings are (numerically) orthogonal decouple. Blocks are numbered in the order of their
+    first query."""
     scale = np.sqrt(np.outer(np.diag(gram), np.diag(gram)))
-    coupled = sp.csr_matrix(np.abs(gram) > tol * scale)
-    _, labels = connected_components(coupled, directed=False)
+    coupled = np.abs(gram) > tol * scale
+    n = coupled.shape[0]
+    if coupled.all():  # every pair of queries coupled (generic dense embeddings): one block
+        return np.zeros(n, dtype=np.int64)
+    if n <= SMALL_VOCAB:  # label propagation on the dense matrix: no sparse matrix to build
+        coupled |= np.eye(n, dtype=bool)
+        labels = np.arange(n)
+        while True:
+            smallest = np.where(coupled, labels[None, :], n).min(axis=1)
+            if np.array_equal(smallest, labels):
+                break
+            labels = smallest
+        return np.unique(labels, return_inverse=True)[1].astype(np.int64)
+    _, labels = connected_components(sp.csr_matrix(coupled), directed=False)
     return labels
 
 
@@ -406,12 +466,10 @@ def dense_dual(
     if threads is None and largest < SINGLE_THREAD_BELOW:
         threads = 1  # small factorisations lose more to thread contention than they gain
     extra.update(blas_threads=threads)
-    from threadpoolctl import threadpool_limits
-
     rhs = cons.rhs
     lam = np.zeros(cons.n_constraints)
     steps = total_steps = factorizations = 0
-    with threadpool_limits(limits=threads, user_api="blas"):
+    with blas_threads(threads):
         for part in np.split(order, cuts):
             if not cons.strict[part].any():
                 continue  # only equalities: lambda = 0 is optimal for this block

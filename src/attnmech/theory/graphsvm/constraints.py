@@ -53,6 +53,8 @@ def _transitive_reduction(n: int, src: np.ndarray, dst: np.ndarray, max_nnz: int
     """Mask of DAG edges not implied by a longer path (all kept if the closure gets too big)."""
     if src.size == 0:
         return np.ones(0, dtype=bool)
+    if n <= _DENSE_NODES:
+        return _transitive_reduction_dense(n, src, dst)
     adjacency = sp.csr_matrix((np.ones(src.size, dtype=np.int32), (src, dst)), shape=(n, n))
     reach = adjacency.copy()
     while True:  # closure by repeated squaring: O(log depth) sparse products
@@ -72,6 +74,23 @@ def _transitive_reduction(n: int, src: np.ndarray, dst: np.ndarray, max_nnz: int
     want = src.astype(np.int64) * n + dst
     pos = np.minimum(np.searchsorted(keys, want), keys.size - 1)
     return keys[pos] != want
+
+
+_DENSE_NODES = 128  # up to this many SCCs, the closure uses dense 0/1 matrices (no sparse setup)
+
+
+def _transitive_reduction_dense(n: int, src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """:func:`_transitive_reduction` on a small DAG with dense matrices (the same mask)."""
+    adjacency = np.zeros((n, n))
+    adjacency[src, dst] = 1.0
+    reach = adjacency
+    while True:  # closure by repeated squaring, entries kept 0 / 1
+        grown = ((reach + reach @ reach) > 0).astype(np.float64)
+        if np.array_equal(grown, reach):
+            break
+        reach = grown
+    implied = (adjacency @ reach)[src, dst] > 0  # a path src -> u ~> dst through a successor u
+    return ~implied
 
 
 def _representatives(graphs: PriorityGraphs) -> np.ndarray:
