@@ -310,28 +310,86 @@ def _dot_escape(text: str) -> str:
     return text.replace("\\", "\\\\").replace('"', '\\"')
 
 
+def _unique_inverse(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted distinct values of a non-negative int64 array and the index of each value in them.
+
+    ``np.unique(values, return_inverse=True)`` without an argsort: each value is packed with its
+    position into one int64 (``value << bits | position``) and the packed array is sorted (a plain
+    sort is several times faster than an argsort). Falls back to an argsort when the packed value
+    does not fit in 63 bits.
+    """
+    n = values.size
+    if n == 0:
+        return values.copy(), np.zeros(0, dtype=np.int64)
+    bits = max(int(n - 1).bit_length(), 1)
+    top = int(values.max())
+    if top.bit_length() + bits <= 62:
+        packed = np.sort((values << bits) | np.arange(n, dtype=np.int64))
+        perm = packed & ((1 << bits) - 1)
+        ordered = packed >> bits
+    else:
+        perm = np.argsort(values, kind="stable")
+        ordered = values[perm]
+    new = np.empty(n, dtype=bool)
+    new[0] = True
+    np.not_equal(ordered[1:], ordered[:-1], out=new[1:])
+    ids = np.cumsum(new) - 1
+    inverse = np.empty(n, dtype=np.int64)
+    inverse[perm] = ids
+    return ordered[new], inverse
+
+
+def _sort_order(key: np.ndarray) -> np.ndarray:
+    """``np.argsort(key)`` for distinct non-negative int64 keys, through a packed sort when the
+    keys and their positions fit in 62 bits together."""
+    n = key.size
+    bits = max(int(n - 1).bit_length(), 1) if n else 1
+    if n and int(key.max()).bit_length() + bits <= 62:
+        return np.sort((key << bits) | np.arange(n, dtype=np.int64)) & ((1 << bits) - 1)
+    return np.argsort(key, kind="stable")
+
+
 def _longest_path_levels(n: int, src: np.ndarray, dst: np.ndarray) -> np.ndarray:
-    """Level of each node of a DAG: longest path length from a source, level-synchronous sweep."""
+    """Level of each node of a DAG: longest path length from a source (Kahn's algorithm, one
+    frontier at a time: every node of the ``t``-th frontier has level ``t``).
+
+    ``src`` must be sorted (edges grouped by source). The out-edges of a large frontier are found
+    with a mask over all edges, those of a small one through the CSR offsets; a node that becomes
+    ready several times in one round is kept once by a stamp (no sort).
+    """
     level = np.zeros(n, dtype=np.int64)
     indeg = np.bincount(dst, minlength=n)
-    order = np.argsort(src, kind="stable")
-    src_sorted, dst_sorted = src[order], dst[order]
-    starts = np.searchsorted(src_sorted, np.arange(n + 1))
+    starts = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(np.bincount(src, minlength=n), out=starts[1:])
+    stamp = np.full(n, -1, dtype=np.int64)
+    in_frontier = np.zeros(n, dtype=bool)
     frontier = np.flatnonzero(indeg == 0)
     seen = frontier.size
+    depth = 0
     while frontier.size:
-        counts = starts[frontier + 1] - starts[frontier]
-        if not counts.sum():
+        level[frontier] = depth
+        lo, hi = starts[frontier], starts[frontier + 1]
+        counts = hi - lo
+        total = int(counts.sum())
+        if not total:
             break
-        picks = np.repeat(starts[frontier] - np.concatenate(([0], np.cumsum(counts)[:-1])), counts)
-        picks = picks + np.arange(counts.sum())
-        targets = dst_sorted[picks]
-        from_level = np.repeat(level[frontier], counts)
-        np.maximum.at(level, targets, from_level + 1)
-        np.subtract.at(indeg, targets, 1)
-        cand = sorted_unique(targets)
-        frontier = cand[indeg[cand] == 0]
+        if 4 * total > dst.size:
+            in_frontier[frontier] = True
+            targets = dst[in_frontier[src]]
+            in_frontier[frontier] = False
+        else:
+            ends = np.cumsum(counts)
+            targets = dst[np.repeat(lo - (ends - counts), counts) + np.arange(total)]
+        if 8 * total > n:
+            indeg -= np.bincount(targets, minlength=n)
+        else:
+            np.subtract.at(indeg, targets, 1)
+        ready = targets[indeg[targets] == 0]
+        slot = np.arange(ready.size)
+        stamp[ready] = slot
+        frontier = ready[stamp[ready] == slot]  # one entry per distinct ready node
         seen += frontier.size
+        depth += 1
     if seen != n:  # pragma: no cover - the condensation of a graph is always acyclic
         raise RuntimeError("condensation graph has a cycle")
     return level
@@ -349,11 +407,22 @@ def build_priority_graphs(dataset: Dataset) -> PriorityGraphs:
     -------
     PriorityGraphs
 
+    Raises
+    ------
+    InvalidDatasetError
+        If ``dataset`` is not a Dataset or its vocabulary is too large for the int64 keys.
+    UnrealizableLabelError
+        If some label does not occur in its sequence (a dataset built with
+        ``on_unrealizable="keep"``): its edges would start at a token that is not in ``G^(k)``.
+
     Notes
     -----
-    Runs in O(total_tokens log total_tokens) with array operations only. SCCs are found by
-    :func:`scipy.sparse.csgraph.connected_components` (``connection="strong"``) on the disjoint
-    union of all graphs; levels by a longest-path sweep over the union of the condensation DAGs.
+    Runs in O(total_tokens log total_tokens) with array operations only, and sorts plain int64
+    keys (no argsort, no lexsort): one sort numbers the (query, token) nodes, one sort makes the
+    distinct edges (already in node order, so the adjacency is built in CSR form directly), SCCs
+    come from :func:`scipy.sparse.csgraph.connected_components` (``connection="strong"``) on the
+    disjoint union of all graphs, and levels from a longest-path sweep over the union of the
+    condensation DAGs.
 
     Examples
     --------
@@ -372,37 +441,68 @@ def build_priority_graphs(dataset: Dataset) -> PriorityGraphs:
             f"vocab_size {K} is above the supported {_MAX_VOCAB_FOR_KEYS}; remap tokens to a "
             "smaller vocabulary"
         )
+    tokens, labels = dataset.tokens, dataset.labels
     sample_of = dataset.sample_of_token
-    query_of = dataset.last_tokens[sample_of]
-    node_keys = sorted_unique(query_of * K + dataset.tokens)
+    # nodes: the distinct (query, token) pairs, and the node of every position of the dataset
+    node_keys, node_of = _unique_inverse(dataset.last_tokens[sample_of] * K + tokens)
     node_query, node_token = node_keys // K, node_keys % K
-    e_query, e_src, e_dst = priority_edges(dataset)
-    src_node = np.searchsorted(node_keys, e_query * K + e_src)
-    dst_node = np.searchsorted(node_keys, e_query * K + e_dst)
     n_nodes = node_keys.size
+    # edges y -> j (j != y) of each sample, as (node of y, node of j); node order is (query, token)
+    is_label = tokens == labels[sample_of]
+    label_node = np.full(labels.size, -1, dtype=np.int64)
+    label_node[sample_of[is_label]] = node_of[is_label]
+    if labels.size and label_node.min() < 0:
+        from ..data.dataset import _list_preview
+        from ..errors import UnrealizableLabelError
+
+        bad = np.flatnonzero(label_node < 0)
+        raise UnrealizableLabelError(
+            f"labels of samples {_list_preview(bad)} do not occur in their sequences, so the "
+            "token-priority graphs are undefined for them; build the dataset with "
+            "on_unrealizable='drop' or 'repair' (or call attnmech.repair_labels())",
+            samples=bad.tolist(),
+        )
+    other = ~is_label
+    edge_keys = sorted_unique(label_node[sample_of[other]] * n_nodes + node_of[other])
+    src_node = edge_keys // n_nodes
+    dst_node = edge_keys - src_node * n_nodes
+    indptr = np.zeros(n_nodes + 1, dtype=np.int64)
+    np.cumsum(np.bincount(src_node, minlength=n_nodes), out=indptr[1:])
+    index_type = np.int32 if max(n_nodes, edge_keys.size) < 2**31 - 1 else np.int64
     adjacency = sp.csr_matrix(
-        (np.ones(src_node.size, dtype=np.int8), (src_node, dst_node)), shape=(n_nodes, n_nodes)
+        (
+            np.ones(edge_keys.size),
+            dst_node.astype(index_type),
+            indptr.astype(index_type),
+        ),
+        shape=(n_nodes, n_nodes),
     )
     n_raw, raw_label = connected_components(adjacency, directed=True, connection="strong")
     raw_label = raw_label.astype(np.int64)
-    # condensation edges between raw SCC labels
+    # condensation edges between raw SCC labels, distinct and grouped by source
     cs, cd = raw_label[src_node], raw_label[dst_node]
     cross = cs != cd
     dag_keys = sorted_unique(cs[cross] * n_raw + cd[cross])
-    raw_src, raw_dst = dag_keys // n_raw, dag_keys % n_raw
+    raw_src = dag_keys // n_raw
+    raw_dst = dag_keys - raw_src * n_raw
     raw_level = _longest_path_levels(n_raw, raw_src, raw_dst)
-    # renumber SCCs by (query, level, smallest token)
+    # renumber SCCs by (query, level, smallest token); the key is distinct per SCC
     raw_query = np.zeros(n_raw, dtype=np.int64)
     raw_query[raw_label] = node_query
     raw_min = np.full(n_raw, np.iinfo(np.int64).max)
     np.minimum.at(raw_min, raw_label, node_token)
-    order = np.lexsort((raw_min, raw_level, raw_query))
+    n_levels = int(raw_level.max()) + 1 if n_raw else 1
+    if K * K * n_levels < 2**62:
+        order = _sort_order((raw_query * n_levels + raw_level) * K + raw_min)
+    else:
+        order = np.lexsort((raw_min, raw_level, raw_query))
     new_id = np.empty(n_raw, dtype=np.int64)
     new_id[order] = np.arange(n_raw)
     node_scc = new_id[raw_label]
     scc_size = np.bincount(node_scc, minlength=n_raw)
-    dag_src, dag_dst = new_id[raw_src], new_id[raw_dst]
-    dag_order = np.lexsort((dag_dst, dag_src))
+    dag_new = np.sort(new_id[raw_src] * n_raw + new_id[raw_dst])
+    dag_src = dag_new // max(n_raw, 1)
+    dag_dst = dag_new - dag_src * n_raw
     return PriorityGraphs(
         vocab_size=K,
         queries=frozen(sorted_unique(dataset.last_tokens)),
@@ -412,11 +512,11 @@ def build_priority_graphs(dataset: Dataset) -> PriorityGraphs:
         scc_query=frozen(raw_query[order]),
         scc_level=frozen(raw_level[order]),
         scc_size=frozen(scc_size),
-        edge_query=frozen(e_query),
-        edge_src=frozen(e_src),
-        edge_dst=frozen(e_dst),
-        dag_src=frozen(dag_src[dag_order]),
-        dag_dst=frozen(dag_dst[dag_order]),
+        edge_query=frozen(node_query[src_node]),
+        edge_src=frozen(node_token[src_node]),
+        edge_dst=frozen(node_token[dst_node]),
+        dag_src=frozen(dag_src),
+        dag_dst=frozen(dag_dst),
     )
 
 

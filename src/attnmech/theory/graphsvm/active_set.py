@@ -212,6 +212,8 @@ def proximal_active_set(
     tol: float = 1e-12,
     stop_on_cycle: bool = True,
     what: str = "Graph-SVM",
+    x0: np.ndarray | None = None,
+    live_out: np.ndarray | None = None,
 ) -> tuple[np.ndarray, int]:
     """The proximal primal-dual active-set method (module docstring) with ``solver``'s algebra.
 
@@ -232,6 +234,12 @@ def proximal_active_set(
         Stop (and let the caller certify or fall back) when the active set keeps changing and
         comes back to a set it had (singular ``H``, e.g. ``K > d``), or the iterates exceed 1e14
         (an infeasible problem).
+    x0 : ndarray, optional
+        Starting multipliers (default 0), e.g. an approximate solution to polish; negative
+        entries of strict constraints are clipped to 0.
+    live_out : ndarray of bool, optional
+        Filled with the constraints of the blocks still running when the method returned
+        (all False when every block converged).
 
     Returns
     -------
@@ -242,7 +250,7 @@ def proximal_active_set(
     """
     m = strict.size
     eps = solver.eps
-    x = np.zeros(m)
+    x = np.zeros(m) if x0 is None else np.where(strict, np.maximum(x0, 0.0), x0)
     active = np.zeros(m, dtype=bool) if active is None else active & strict
     if block is None:
         block = np.zeros(m, dtype=np.int64)
@@ -279,6 +287,8 @@ def proximal_active_set(
             m,
             float(step_size.max(initial=0.0)),
         )
+        if live_out is not None:
+            live_out[:] = live
         if not live.any():
             return x, iteration
         if stop_on_cycle:
