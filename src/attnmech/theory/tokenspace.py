@@ -672,6 +672,7 @@ def solve_token_finite(
     *,
     tol: float = GRADIENT_TOL,
     max_iter: int = 200,
+    constraints: SVMConstraints | None = None,
 ) -> TokenFiniteResult:
     """Compute ``W_fin`` (docs/theory.md#the-finite-part) in token space: batched Newton over the
     SCCs.
@@ -684,6 +685,9 @@ def solve_token_finite(
     tol : float, default=1e-10
         Stop when the norm of the gradient on ``S_fin`` is below ``tol``.
     max_iter : int, default=200
+    constraints : SVMConstraints, optional
+        ``svm_constraints(graphs)`` when the caller has it already (e.g. from
+        :func:`solve_token_svm`'s result), so it is not built twice; it must belong to ``graphs``.
 
     Returns
     -------
@@ -701,7 +705,7 @@ def solve_token_finite(
     start = time.perf_counter()
     E = _check_embeddings(graphs, dataset.embedding_table)
     K = graphs.vocab_size
-    cons = svm_constraints(graphs)
+    cons = svm_constraints(graphs) if constraints is None else constraints
     eq = ~cons.strict
     gq, gi, gj = cons.query[eq], cons.i[eq], cons.j[eq]
     nodes, var_group, subspace = finite_subspace_of(graphs, E)

@@ -168,7 +168,10 @@ class SparseKKT:
         from scipy.sparse.linalg import splu
 
         above, below, eps = self.above, self.below, self.eps
-        cols = np.unique(np.r_[above[running], below[running]])
+        touched = np.zeros(self.size.size, dtype=bool)  # the variables of the running constraints
+        touched[above[running]] = True
+        touched[below[running]] = True
+        cols = np.flatnonzero(touched)
         key = free.tobytes() + cols.tobytes()
         if key != self._key:
             var_pos = self._var_pos
@@ -196,7 +199,9 @@ class SparseKKT:
         s = self.scores
         s[cols] = sol[: cols.size]
         new = np.zeros(running.size)
-        is_free = np.isin(running, free, assume_unique=True)
+        free_mask = np.zeros(above.size, dtype=bool)
+        free_mask[free] = True
+        is_free = free_mask[running]
         new[is_free] = sol[cols.size :]
         gradient = s[above[running]] - s[below[running]] - 1.0 - eps * x[running]
         return new, gradient
