@@ -17,7 +17,7 @@ from attnmech.data.dataset import Dataset
 from attnmech.errors import UnrealizableLabelError
 from attnmech.theory import tokenspace
 from attnmech.theory.graphs import (
-    _longest_path_levels,
+    _scc_levels,
     _sort_order,
     _unique_inverse,
     build_priority_graphs,
@@ -105,9 +105,20 @@ def test_deep_graph_levels_use_both_frontier_paths():
     for name, want in ref.items():
         np.testing.assert_array_equal(np.asarray(getattr(graphs, name)), want, err_msg=name)
     assert int(graphs.scc_level.max()) == 59
+    # a chain of 2-cycles {2t, 2t + 1} > {2t + 2, 2t + 3} > ... under query 99: small frontiers
+    # of SCCs with several members
+    seqs, labels = [], []
+    for t in range(0, 60, 2):
+        seqs += [[t, t + 1, 99], [t + 1, t, 99], [t + 1, t + 2, 99]]
+        labels += [t, t + 1, t + 1]
+    ds = Dataset(seqs + fan, labels + list(range(60, 98)), "onehot")
+    graphs = build_priority_graphs(ds)
+    for name, want in _reference_graphs(ds).items():
+        np.testing.assert_array_equal(np.asarray(getattr(graphs, name)), want, err_msg=name)
+    assert int((graphs.scc_size == 2).sum()) == 30
 
 
-def test_longest_path_levels_against_networkx():
+def test_scc_levels_of_a_dag_against_networkx():
     rng = np.random.default_rng(3)
     for n, m in [(1, 0), (30, 0), (50, 200), (400, 300), (200, 3000)]:
         src = rng.integers(0, n, size=m)
@@ -122,7 +133,9 @@ def test_longest_path_levels_against_networkx():
         for v in nx.topological_sort(dag):
             preds = list(dag.predecessors(v))
             want[v] = 1 + max(want[p] for p in preds) if preds else 0
-        np.testing.assert_array_equal(_longest_path_levels(n, s, d), want)
+        indptr = np.zeros(n + 1, dtype=np.int64)
+        np.cumsum(np.bincount(s, minlength=n), out=indptr[1:])
+        np.testing.assert_array_equal(_scc_levels(np.arange(n), indptr, s, d), want)
 
 
 def test_packed_sort_helpers_match_numpy():

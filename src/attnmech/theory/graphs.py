@@ -349,50 +349,84 @@ def _sort_order(key: np.ndarray) -> np.ndarray:
     return np.argsort(key, kind="stable")
 
 
-def _longest_path_levels(n: int, src: np.ndarray, dst: np.ndarray) -> np.ndarray:
-    """Level of each node of a DAG: longest path length from a source (Kahn's algorithm, one
-    frontier at a time: every node of the ``t``-th frontier has level ``t``).
+def _scc_levels(
+    label: np.ndarray, indptr: np.ndarray, edge_src: np.ndarray, edge_dst: np.ndarray
+) -> np.ndarray:
+    """Level of each SCC: the longest path to it in the condensation from an SCC without
+    incoming edges (Kahn's algorithm, one frontier at a time: the ``t``-th frontier is level
+    ``t``).
 
-    ``src`` must be sorted (edges grouped by source). The out-edges of a large frontier are found
-    with a mask over all edges, those of a small one through the CSR offsets; a node that becomes
-    ready several times in one round is kept once by a stamp (no sort).
+    Works on the node graph, whose edges are grouped by source node (CSR offsets ``indptr``),
+    so the condensation need not be built (nor sorted) first. ``label``: SCC of each node
+    (``0 .. n_sccs - 1``); ``edge_src``, ``edge_dst``: the SCCs of each edge's ends. A large
+    frontier is a mask over the SCCs and its out-edges a mask over all edges; a small one is a
+    list, read through its member nodes and ``indptr``, and an SCC that becomes ready several
+    times in a round is kept once by a stamp (no sort).
     """
+    n = int(label.max()) + 1 if label.size else 0
+    cross = edge_src != edge_dst
+    targets_all = edge_dst[cross]
     level = np.zeros(n, dtype=np.int64)
-    indeg = np.bincount(dst, minlength=n)
-    starts = np.zeros(n + 1, dtype=np.int64)
-    np.cumsum(np.bincount(src, minlength=n), out=starts[1:])
-    stamp = np.full(n, -1, dtype=np.int64)
-    in_frontier = np.zeros(n, dtype=bool)
-    frontier = np.flatnonzero(indeg == 0)
+    indeg = np.bincount(targets_all, minlength=n)
+    mask: np.ndarray | None = indeg == 0  # the frontier as a mask, when it is large
+    frontier = np.flatnonzero(mask)
+    members: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None
+    stamp: np.ndarray | None = None
     seen = frontier.size
     depth = 0
     while frontier.size:
-        level[frontier] = depth
-        lo, hi = starts[frontier], starts[frontier + 1]
-        counts = hi - lo
-        total = int(counts.sum())
-        if not total:
-            break
-        if 4 * total > dst.size:
-            in_frontier[frontier] = True
-            targets = dst[in_frontier[src]]
-            in_frontier[frontier] = False
+        if depth:
+            level[frontier] = depth
+        if mask is not None:
+            targets = edge_dst[cross & mask[edge_src]]
         else:
-            ends = np.cumsum(counts)
-            targets = dst[np.repeat(lo - (ends - counts), counts) + np.arange(total)]
-        if 8 * total > n:
+            if members is None:  # node of each singleton SCC; sorted nodes of the others
+                size = np.bincount(label, minlength=n)
+                rep = np.empty(n, dtype=np.int64)
+                rep[label] = np.arange(label.size)
+                grouped = np.flatnonzero(size[label] > 1)
+                grouped = grouped[np.argsort(label[grouped], kind="stable")]
+                members = (size, rep, grouped, label[grouped])
+            size, rep, grouped, grouped_label = members
+            single = size[frontier] == 1
+            nodes = rep[frontier[single]]
+            if not single.all():
+                big = frontier[~single]
+                lo = np.searchsorted(grouped_label, big)
+                nodes = np.concatenate([nodes, grouped[_ranges(lo, size[big])]])
+            lo = indptr[nodes]
+            picks = _ranges(lo, indptr[nodes + 1] - lo)
+            targets = edge_dst[picks[cross[picks]]]
+        if not targets.size:
+            break
+        if 8 * targets.size > n:
             indeg -= np.bincount(targets, minlength=n)
         else:
             np.subtract.at(indeg, targets, 1)
         ready = targets[indeg[targets] == 0]
-        slot = np.arange(ready.size)
-        stamp[ready] = slot
-        frontier = ready[stamp[ready] == slot]  # one entry per distinct ready node
+        if 8 * ready.size > n:
+            mask = np.zeros(n, dtype=bool)
+            mask[ready] = True
+            frontier = np.flatnonzero(mask)
+        else:
+            mask = None
+            if stamp is None:
+                stamp = np.full(n, -1, dtype=np.int64)
+            slot = np.arange(ready.size)
+            stamp[ready] = slot
+            frontier = ready[stamp[ready] == slot]  # one entry per distinct ready SCC
         seen += frontier.size
         depth += 1
     if seen != n:  # pragma: no cover - the condensation of a graph is always acyclic
         raise RuntimeError("condensation graph has a cycle")
     return level
+
+
+def _ranges(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """``concatenate([arange(s, s + c) for s, c in zip(starts, counts)])`` without a loop."""
+    ends = np.cumsum(counts)
+    total = int(ends[-1]) if ends.size else 0
+    return np.repeat(starts - (ends - counts), counts) + np.arange(total)
 
 
 def build_priority_graphs(dataset: Dataset) -> PriorityGraphs:
@@ -421,8 +455,8 @@ def build_priority_graphs(dataset: Dataset) -> PriorityGraphs:
     keys (no argsort, no lexsort): one sort numbers the (query, token) nodes, one sort makes the
     distinct edges (already in node order, so the adjacency is built in CSR form directly), SCCs
     come from :func:`scipy.sparse.csgraph.connected_components` (``connection="strong"``) on the
-    disjoint union of all graphs, and levels from a longest-path sweep over the union of the
-    condensation DAGs.
+    disjoint union of all graphs, levels from a longest-path sweep (Kahn's algorithm) over the
+    SCCs that reads the node graph, and one more sort gives the distinct condensation edges.
 
     Examples
     --------
@@ -479,13 +513,9 @@ def build_priority_graphs(dataset: Dataset) -> PriorityGraphs:
     )
     n_raw, raw_label = connected_components(adjacency, directed=True, connection="strong")
     raw_label = raw_label.astype(np.int64)
-    # condensation edges between raw SCC labels, distinct and grouped by source
+    # SCC of each edge's ends; levels straight from the node graph (no condensation built yet)
     cs, cd = raw_label[src_node], raw_label[dst_node]
-    cross = cs != cd
-    dag_keys = sorted_unique(cs[cross] * n_raw + cd[cross])
-    raw_src = dag_keys // n_raw
-    raw_dst = dag_keys - raw_src * n_raw
-    raw_level = _longest_path_levels(n_raw, raw_src, raw_dst)
+    raw_level = _scc_levels(raw_label, indptr, cs, cd)
     # renumber SCCs by (query, level, smallest token); the key is distinct per SCC
     raw_query = np.zeros(n_raw, dtype=np.int64)
     raw_query[raw_label] = node_query
@@ -500,7 +530,8 @@ def build_priority_graphs(dataset: Dataset) -> PriorityGraphs:
     new_id[order] = np.arange(n_raw)
     node_scc = new_id[raw_label]
     scc_size = np.bincount(node_scc, minlength=n_raw)
-    dag_new = np.sort(new_id[raw_src] * n_raw + new_id[raw_dst])
+    cross = cs != cd
+    dag_new = sorted_unique(new_id[cs[cross]] * n_raw + new_id[cd[cross]])  # distinct, sorted
     dag_src = dag_new // max(n_raw, 1)
     dag_dst = dag_new - dag_src * n_raw
     return PriorityGraphs(
