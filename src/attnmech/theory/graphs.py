@@ -368,8 +368,9 @@ def _scc_levels(
     targets_all = edge_dst[cross]
     level = np.zeros(n, dtype=np.int64)
     indeg = np.bincount(targets_all, minlength=n)
-    mask: np.ndarray | None = indeg == 0  # the frontier as a mask, when it is large
-    frontier = np.flatnonzero(mask)
+    first = indeg == 0
+    frontier = np.flatnonzero(first)
+    mask: np.ndarray | None = first  # the frontier as a mask, when it is large
     members: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None
     stamp: np.ndarray | None = None
     seen = frontier.size
