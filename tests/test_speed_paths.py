@@ -147,13 +147,13 @@ def test_packed_sort_helpers_match_numpy():
         np.array([7], dtype=np.int64),
         np.zeros(0, dtype=np.int64),
     ):
-        unique, inverse = _unique_inverse(values)
+        unique, inverse = _unique_inverse(values.copy())  # it sorts its argument in place
         want_unique, want_inverse = np.unique(values, return_inverse=True)
         np.testing.assert_array_equal(unique, want_unique)
         np.testing.assert_array_equal(inverse, want_inverse.reshape(-1))
         distinct = np.unique(values)
         shuffled = rng.permutation(distinct)
-        np.testing.assert_array_equal(_sort_order(shuffled), np.argsort(shuffled))
+        np.testing.assert_array_equal(_sort_order(shuffled.copy()), np.argsort(shuffled))
 
 
 def test_unrealizable_labels_are_refused_by_name():

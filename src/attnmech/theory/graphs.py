@@ -314,39 +314,61 @@ def _unique_inverse(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Sorted distinct values of a non-negative int64 array and the index of each value in them.
 
     ``np.unique(values, return_inverse=True)`` without an argsort: each value is packed with its
-    position into one int64 (``value << bits | position``) and the packed array is sorted (a plain
-    sort is several times faster than an argsort). Falls back to an argsort when the packed value
-    does not fit in 63 bits.
+    position into one int64 (``value << bits | position``) and the packed array is sorted in
+    place (a plain sort is several times faster than an argsort). Falls back to an argsort when
+    the packed value does not fit in 62 bits. ``values`` is overwritten (a scratch array).
+    The index is int32 when it fits.
     """
     n = values.size
+    index_type = np.int32 if n < 2**31 - 1 else np.int64
     if n == 0:
-        return values.copy(), np.zeros(0, dtype=np.int64)
+        return values.copy(), np.zeros(0, dtype=index_type)
     bits = max(int(n - 1).bit_length(), 1)
     top = int(values.max())
     if top.bit_length() + bits <= 62:
-        packed = np.sort((values << bits) | np.arange(n, dtype=np.int64))
+        packed = values
+        packed <<= bits
+        packed |= np.arange(n, dtype=np.int64)
+        packed.sort()
         perm = packed & ((1 << bits) - 1)
-        ordered = packed >> bits
+        packed >>= bits
+        ordered = packed
     else:
         perm = np.argsort(values, kind="stable")
         ordered = values[perm]
     new = np.empty(n, dtype=bool)
     new[0] = True
     np.not_equal(ordered[1:], ordered[:-1], out=new[1:])
-    ids = np.cumsum(new) - 1
-    inverse = np.empty(n, dtype=np.int64)
+    ids = np.cumsum(new, dtype=index_type)
+    np.subtract(ids, 1, out=ids)
+    inverse = np.empty(n, dtype=index_type)
     inverse[perm] = ids
     return ordered[new], inverse
 
 
 def _sort_order(key: np.ndarray) -> np.ndarray:
-    """``np.argsort(key)`` for distinct non-negative int64 keys, through a packed sort when the
-    keys and their positions fit in 62 bits together."""
+    """``np.argsort(key)`` for distinct non-negative int64 keys, through a packed sort in place
+    when the keys and their positions fit in 62 bits together (``key`` is then overwritten)."""
     n = key.size
     bits = max(int(n - 1).bit_length(), 1) if n else 1
     if n and int(key.max()).bit_length() + bits <= 62:
-        return np.sort((key << bits) | np.arange(n, dtype=np.int64)) & ((1 << bits) - 1)
+        key <<= bits
+        key |= np.arange(n, dtype=np.int64)
+        key.sort()
+        key &= (1 << bits) - 1
+        return key
     return np.argsort(key, kind="stable")
+
+
+def _distinct_sorted(keys: np.ndarray) -> np.ndarray:
+    """Sorted distinct values of ``keys``, sorting ``keys`` in place (a scratch array)."""
+    keys.sort()
+    if keys.size == 0:
+        return keys
+    keep = np.empty(keys.size, dtype=bool)
+    keep[0] = True
+    np.not_equal(keys[1:], keys[:-1], out=keep[1:])
+    return keys[keep]
 
 
 def _scc_levels(
@@ -477,15 +499,22 @@ def build_priority_graphs(dataset: Dataset) -> PriorityGraphs:
             "smaller vocabulary"
         )
     tokens, labels = dataset.tokens, dataset.labels
-    sample_of = dataset.sample_of_token
+    index_type = np.int32 if tokens.size < 2**31 - 1 else np.int64  # internal ids
+    sample_of = np.repeat(np.arange(labels.size, dtype=index_type), dataset.lengths)
     # nodes: the distinct (query, token) pairs, and the node of every position of the dataset
-    node_keys, node_of = _unique_inverse(dataset.last_tokens[sample_of] * K + tokens)
-    node_query, node_token = node_keys // K, node_keys % K
+    keys = dataset.last_tokens[sample_of]
+    keys *= K
+    keys += tokens
+    node_keys, node_of = _unique_inverse(keys)
+    del keys
+    node_query, node_token = np.divmod(node_keys, K)
     n_nodes = node_keys.size
     # edges y -> j (j != y) of each sample, as (node of y, node of j); node order is (query, token)
-    is_label = tokens == labels[sample_of]
+    other = tokens != labels[sample_of]
     label_node = np.full(labels.size, -1, dtype=np.int64)
+    is_label = ~other
     label_node[sample_of[is_label]] = node_of[is_label]
+    del is_label
     if labels.size and label_node.min() < 0:
         from ..data.dataset import _list_preview
         from ..errors import UnrealizableLabelError
@@ -497,26 +526,27 @@ def build_priority_graphs(dataset: Dataset) -> PriorityGraphs:
             "on_unrealizable='drop' or 'repair' (or call attnmech.repair_labels())",
             samples=bad.tolist(),
         )
-    other = ~is_label
-    edge_keys = sorted_unique(label_node[sample_of[other]] * n_nodes + node_of[other])
-    src_node = edge_keys // n_nodes
-    dst_node = edge_keys - src_node * n_nodes
+    edge_keys = label_node[sample_of[other]]
+    del sample_of
+    edge_keys *= n_nodes
+    edge_keys += node_of[other]
+    del node_of, other
+    edge_keys = _distinct_sorted(edge_keys)
+    src_node, dst_node = np.divmod(edge_keys, n_nodes)
+    del edge_keys
     indptr = np.zeros(n_nodes + 1, dtype=np.int64)
     np.cumsum(np.bincount(src_node, minlength=n_nodes), out=indptr[1:])
-    index_type = np.int32 if max(n_nodes, edge_keys.size) < 2**31 - 1 else np.int64
+    csr_type = np.int32 if max(n_nodes, src_node.size) < 2**31 - 1 else np.int64
     adjacency = sp.csr_matrix(
-        (
-            np.ones(edge_keys.size),
-            dst_node.astype(index_type),
-            indptr.astype(index_type),
-        ),
+        (np.ones(src_node.size), dst_node.astype(csr_type), indptr.astype(csr_type)),
         shape=(n_nodes, n_nodes),
     )
     n_raw, raw_label = connected_components(adjacency, directed=True, connection="strong")
-    raw_label = raw_label.astype(np.int64)
+    del adjacency
     # SCC of each edge's ends; levels straight from the node graph (no condensation built yet)
     cs, cd = raw_label[src_node], raw_label[dst_node]
     raw_level = _scc_levels(raw_label, indptr, cs, cd)
+    del indptr
     # renumber SCCs by (query, level, smallest token); the key is distinct per SCC
     raw_query = np.zeros(n_raw, dtype=np.int64)
     raw_query[raw_label] = node_query
@@ -524,17 +554,24 @@ def build_priority_graphs(dataset: Dataset) -> PriorityGraphs:
     np.minimum.at(raw_min, raw_label, node_token)
     n_levels = int(raw_level.max()) + 1 if n_raw else 1
     if K * K * n_levels < 2**62:
-        order = _sort_order((raw_query * n_levels + raw_level) * K + raw_min)
+        key = raw_query * n_levels
+        key += raw_level
+        key *= K
+        key += raw_min
+        order = _sort_order(key)
     else:
         order = np.lexsort((raw_min, raw_level, raw_query))
+    del raw_min
     new_id = np.empty(n_raw, dtype=np.int64)
     new_id[order] = np.arange(n_raw)
     node_scc = new_id[raw_label]
     scc_size = np.bincount(node_scc, minlength=n_raw)
     cross = cs != cd
-    dag_new = sorted_unique(new_id[cs[cross]] * n_raw + new_id[cd[cross]])  # distinct, sorted
-    dag_src = dag_new // max(n_raw, 1)
-    dag_dst = dag_new - dag_src * n_raw
+    dag_keys = new_id[cs[cross]]
+    dag_keys *= n_raw
+    dag_keys += new_id[cd[cross]]
+    del cs, cd, cross
+    dag_src, dag_dst = np.divmod(_distinct_sorted(dag_keys), max(n_raw, 1))
     return PriorityGraphs(
         vocab_size=K,
         queries=frozen(sorted_unique(dataset.last_tokens)),
