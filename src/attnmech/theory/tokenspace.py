@@ -55,6 +55,7 @@ from .graphsvm.certificate import (
     relative_gap_of,
     verdict,
 )
+from .graphsvm.clarabel import token_dual_guess as _interior_guess
 from .graphsvm.constraints import SVMConstraints, svm_constraints
 
 __all__ = [
@@ -330,7 +331,7 @@ def _token_dual(
     settle in a few steps; a query whose dual is degenerate (dependent constraints) can make the
     active set wander for hundreds of steps. Queries still running after ``WARM_START_AFTER``
     steps are therefore restarted from an interior-point solution of their own problem
-    (:func:`_interior_guess`: its multipliers and the constraints it leaves slack), which the
+    (:func:`attnmech.theory.graphsvm.clarabel.token_dual_guess`: its multipliers and the constraints it leaves slack), which the
     same active-set method polishes to the exact solution in a few steps. Should that fail, the
     plain method runs again from the start, so the answer never depends on the guess. Returns
     the scores ``x``, the multipliers, the number of steps and of factorisations.
@@ -385,38 +386,6 @@ def _token_dual(
         what="token Graph-SVM",
     )
     return cold.scores, lam, steps, cold.factorizations
-
-
-def _interior_guess(size: np.ndarray, above: np.ndarray, below: np.ndarray) -> np.ndarray | None:
-    """Multipliers of ``min 1/2 x^T S x`` s.t. ``x[above] - x[below] >= 1`` from Clarabel at its
-    default accuracy (a starting point, not an answer), with those below ``1e-8`` of the largest
-    set to 0; None when Clarabel does not report a solution."""
-    import clarabel
-
-    variables, index = np.unique(np.r_[above, below], return_inverse=True)
-    m, n = above.size, variables.size
-    rows = np.r_[np.arange(m), np.arange(m)]
-    A = sp.csc_matrix((np.r_[-np.ones(m), np.ones(m)], (rows, index)), shape=(m, n))
-    settings = clarabel.DefaultSettings()
-    settings.verbose = False
-    try:
-        solution = clarabel.DefaultSolver(
-            sp.diags(size[variables]).tocsc(),
-            np.zeros(n),
-            A,
-            -np.ones(m),
-            [clarabel.NonnegativeConeT(m)],
-            settings,
-        ).solve()
-    except Exception as exc:  # noqa: BLE001 - only a guess: the caller solves without it
-        logger.info("token Graph-SVM: no interior-point guess (%s)", exc)
-        return None
-    if str(solution.status) not in ("Solved", "AlmostSolved"):
-        return None
-    z = np.asarray(solution.z, dtype=np.float64)
-    if not np.all(np.isfinite(z)):
-        return None
-    return np.where(z > 1e-8 * float(z.max(initial=0.0)), z, 0.0)
 
 
 def _check_embeddings(graphs: PriorityGraphs, embeddings: Any) -> Any:
