@@ -349,10 +349,10 @@ def _token_dual(
         what="token Graph-SVM",
         live_out=live,
     )
-    if not live.any():
+    if not live.any() or steps >= max_iter:  # converged, or out of steps (as without a guess)
         return solver.scores, lam, steps, solver.factorizations
     guess = _interior_guess(size, above[live], below[live])
-    if guess is not None and steps < max_iter:
+    if guess is not None:
         polish = SparseKKT(size, above[live], below[live])
         polish.eps = solver.eps  # the same proximal term as the other queries
         still = np.zeros(int(live.sum()), dtype=bool)
