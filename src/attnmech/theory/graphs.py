@@ -310,31 +310,146 @@ def _dot_escape(text: str) -> str:
     return text.replace("\\", "\\\\").replace('"', '\\"')
 
 
-def _longest_path_levels(n: int, src: np.ndarray, dst: np.ndarray) -> np.ndarray:
-    """Level of each node of a DAG: longest path length from a source, level-synchronous sweep."""
+def _unique_inverse(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted distinct values of a non-negative int64 array and the index of each value in them.
+
+    ``np.unique(values, return_inverse=True)`` without an argsort: each value is packed with its
+    position into one int64 (``value << bits | position``) and the packed array is sorted in
+    place (a plain sort is several times faster than an argsort). Falls back to an argsort when
+    the packed value does not fit in 62 bits. ``values`` is overwritten (a scratch array).
+    The index is int32 when it fits.
+    """
+    n = values.size
+    index_type = np.int32 if n < 2**31 - 1 else np.int64
+    if n == 0:
+        return values.copy(), np.zeros(0, dtype=index_type)
+    bits = max(int(n - 1).bit_length(), 1)
+    top = int(values.max())
+    if top.bit_length() + bits <= 62:
+        packed = values
+        packed <<= bits
+        packed |= np.arange(n, dtype=np.int64)
+        packed.sort()
+        perm = packed & ((1 << bits) - 1)
+        packed >>= bits
+        ordered = packed
+    else:
+        perm = np.argsort(values, kind="stable")
+        ordered = values[perm]
+    new = np.empty(n, dtype=bool)
+    new[0] = True
+    np.not_equal(ordered[1:], ordered[:-1], out=new[1:])
+    ids = np.cumsum(new, dtype=index_type)
+    np.subtract(ids, 1, out=ids)
+    inverse = np.empty(n, dtype=index_type)
+    inverse[perm] = ids
+    return ordered[new], inverse
+
+
+def _sort_order(key: np.ndarray) -> np.ndarray:
+    """``np.argsort(key)`` for distinct non-negative int64 keys, through a packed sort in place
+    when the keys and their positions fit in 62 bits together (``key`` is then overwritten)."""
+    n = key.size
+    bits = max(int(n - 1).bit_length(), 1) if n else 1
+    if n and int(key.max()).bit_length() + bits <= 62:
+        key <<= bits
+        key |= np.arange(n, dtype=np.int64)
+        key.sort()
+        key &= (1 << bits) - 1
+        return key
+    return np.argsort(key, kind="stable")
+
+
+def _distinct_sorted(keys: np.ndarray) -> np.ndarray:
+    """Sorted distinct values of ``keys``, sorting ``keys`` in place (a scratch array)."""
+    keys.sort()
+    if keys.size == 0:
+        return keys
+    keep = np.empty(keys.size, dtype=bool)
+    keep[0] = True
+    np.not_equal(keys[1:], keys[:-1], out=keep[1:])
+    return keys[keep]
+
+
+def _scc_levels(
+    label: np.ndarray, indptr: np.ndarray, edge_src: np.ndarray, edge_dst: np.ndarray
+) -> np.ndarray:
+    """Level of each SCC: the longest path to it in the condensation from an SCC without
+    incoming edges (Kahn's algorithm, one frontier at a time: the ``t``-th frontier is level
+    ``t``).
+
+    Works on the node graph, whose edges are grouped by source node (CSR offsets ``indptr``),
+    so the condensation need not be built (nor sorted) first. ``label``: SCC of each node
+    (``0 .. n_sccs - 1``); ``edge_src``, ``edge_dst``: the SCCs of each edge's ends. A large
+    frontier is a mask over the SCCs and its out-edges a mask over all edges; a small one is a
+    list, read through its member nodes and ``indptr``, and an SCC that becomes ready several
+    times in a round is kept once by a stamp (no sort).
+    """
+    n = int(label.max()) + 1 if label.size else 0
+    cross = edge_src != edge_dst
+    targets_all = edge_dst[cross]
     level = np.zeros(n, dtype=np.int64)
-    indeg = np.bincount(dst, minlength=n)
-    order = np.argsort(src, kind="stable")
-    src_sorted, dst_sorted = src[order], dst[order]
-    starts = np.searchsorted(src_sorted, np.arange(n + 1))
-    frontier = np.flatnonzero(indeg == 0)
+    indeg = np.bincount(targets_all, minlength=n)
+    first = indeg == 0
+    frontier = np.flatnonzero(first)
+    mask: np.ndarray | None = first  # the frontier as a mask, when it is large
+    members: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None
+    stamp: np.ndarray | None = None
     seen = frontier.size
+    depth = 0
     while frontier.size:
-        counts = starts[frontier + 1] - starts[frontier]
-        if not counts.sum():
+        if depth:
+            level[frontier] = depth
+        if mask is not None:
+            targets = edge_dst[cross & mask[edge_src]]
+        else:
+            if members is None:  # node of each singleton SCC; sorted nodes of the others
+                size = np.bincount(label, minlength=n)
+                rep = np.empty(n, dtype=np.int64)
+                rep[label] = np.arange(label.size)
+                grouped = np.flatnonzero(size[label] > 1)
+                grouped = grouped[np.argsort(label[grouped], kind="stable")]
+                members = (size, rep, grouped, label[grouped])
+            size, rep, grouped, grouped_label = members
+            single = size[frontier] == 1
+            nodes = rep[frontier[single]]
+            if not single.all():
+                big = frontier[~single]
+                lo = np.searchsorted(grouped_label, big)
+                nodes = np.concatenate([nodes, grouped[_ranges(lo, size[big])]])
+            lo = indptr[nodes]
+            picks = _ranges(lo, indptr[nodes + 1] - lo)
+            targets = edge_dst[picks[cross[picks]]]
+        if not targets.size:
             break
-        picks = np.repeat(starts[frontier] - np.concatenate(([0], np.cumsum(counts)[:-1])), counts)
-        picks = picks + np.arange(counts.sum())
-        targets = dst_sorted[picks]
-        from_level = np.repeat(level[frontier], counts)
-        np.maximum.at(level, targets, from_level + 1)
-        np.subtract.at(indeg, targets, 1)
-        cand = sorted_unique(targets)
-        frontier = cand[indeg[cand] == 0]
+        if 8 * targets.size > n:
+            indeg -= np.bincount(targets, minlength=n)
+        else:
+            np.subtract.at(indeg, targets, 1)
+        ready = targets[indeg[targets] == 0]
+        if 8 * ready.size > n:
+            mask = np.zeros(n, dtype=bool)
+            mask[ready] = True
+            frontier = np.flatnonzero(mask)
+        else:
+            mask = None
+            if stamp is None:
+                stamp = np.full(n, -1, dtype=np.int64)
+            slot = np.arange(ready.size)
+            stamp[ready] = slot
+            frontier = ready[stamp[ready] == slot]  # one entry per distinct ready SCC
         seen += frontier.size
+        depth += 1
     if seen != n:  # pragma: no cover - the condensation of a graph is always acyclic
         raise RuntimeError("condensation graph has a cycle")
     return level
+
+
+def _ranges(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """``concatenate([arange(s, s + c) for s, c in zip(starts, counts)])`` without a loop."""
+    ends = np.cumsum(counts)
+    total = int(ends[-1]) if ends.size else 0
+    return np.repeat(starts - (ends - counts), counts) + np.arange(total)
 
 
 def build_priority_graphs(dataset: Dataset) -> PriorityGraphs:
@@ -349,11 +464,22 @@ def build_priority_graphs(dataset: Dataset) -> PriorityGraphs:
     -------
     PriorityGraphs
 
+    Raises
+    ------
+    InvalidDatasetError
+        If ``dataset`` is not a Dataset or its vocabulary is too large for the int64 keys.
+    UnrealizableLabelError
+        If some label does not occur in its sequence (a dataset built with
+        ``on_unrealizable="keep"``): its edges would start at a token that is not in ``G^(k)``.
+
     Notes
     -----
-    Runs in O(total_tokens log total_tokens) with array operations only. SCCs are found by
-    :func:`scipy.sparse.csgraph.connected_components` (``connection="strong"``) on the disjoint
-    union of all graphs; levels by a longest-path sweep over the union of the condensation DAGs.
+    Runs in O(total_tokens log total_tokens) with array operations only, and sorts plain int64
+    keys (no argsort, no lexsort): one sort numbers the (query, token) nodes, one sort makes the
+    distinct edges (already in node order, so the adjacency is built in CSR form directly), SCCs
+    come from :func:`scipy.sparse.csgraph.connected_components` (``connection="strong"``) on the
+    disjoint union of all graphs, levels from a longest-path sweep (Kahn's algorithm) over the
+    SCCs that reads the node graph, and one more sort gives the distinct condensation edges.
 
     Examples
     --------
@@ -372,37 +498,80 @@ def build_priority_graphs(dataset: Dataset) -> PriorityGraphs:
             f"vocab_size {K} is above the supported {_MAX_VOCAB_FOR_KEYS}; remap tokens to a "
             "smaller vocabulary"
         )
-    sample_of = dataset.sample_of_token
-    query_of = dataset.last_tokens[sample_of]
-    node_keys = sorted_unique(query_of * K + dataset.tokens)
-    node_query, node_token = node_keys // K, node_keys % K
-    e_query, e_src, e_dst = priority_edges(dataset)
-    src_node = np.searchsorted(node_keys, e_query * K + e_src)
-    dst_node = np.searchsorted(node_keys, e_query * K + e_dst)
+    tokens, labels = dataset.tokens, dataset.labels
+    index_type = np.int32 if tokens.size < 2**31 - 1 else np.int64  # internal ids
+    sample_of = np.repeat(np.arange(labels.size, dtype=index_type), dataset.lengths)
+    # nodes: the distinct (query, token) pairs, and the node of every position of the dataset
+    keys = dataset.last_tokens[sample_of]
+    keys *= K
+    keys += tokens
+    node_keys, node_of = _unique_inverse(keys)
+    del keys
+    node_query, node_token = np.divmod(node_keys, K)
     n_nodes = node_keys.size
+    # edges y -> j (j != y) of each sample, as (node of y, node of j); node order is (query, token)
+    other = tokens != labels[sample_of]
+    label_node = np.full(labels.size, -1, dtype=np.int64)
+    is_label = ~other
+    label_node[sample_of[is_label]] = node_of[is_label]
+    del is_label
+    if labels.size and label_node.min() < 0:
+        from ..data.dataset import _list_preview
+        from ..errors import UnrealizableLabelError
+
+        bad = np.flatnonzero(label_node < 0)
+        raise UnrealizableLabelError(
+            f"labels of samples {_list_preview(bad)} do not occur in their sequences, so the "
+            "token-priority graphs are undefined for them; build the dataset with "
+            "on_unrealizable='drop' or 'repair' (or call attnmech.repair_labels())",
+            samples=bad.tolist(),
+        )
+    edge_keys = label_node[sample_of[other]]
+    del sample_of
+    edge_keys *= n_nodes
+    edge_keys += node_of[other]
+    del node_of, other
+    edge_keys = _distinct_sorted(edge_keys)
+    src_node, dst_node = np.divmod(edge_keys, n_nodes)
+    del edge_keys
+    indptr = np.zeros(n_nodes + 1, dtype=np.int64)
+    np.cumsum(np.bincount(src_node, minlength=n_nodes), out=indptr[1:])
+    csr_type = np.int32 if max(n_nodes, src_node.size) < 2**31 - 1 else np.int64
     adjacency = sp.csr_matrix(
-        (np.ones(src_node.size, dtype=np.int8), (src_node, dst_node)), shape=(n_nodes, n_nodes)
+        (np.ones(src_node.size), dst_node.astype(csr_type), indptr.astype(csr_type)),
+        shape=(n_nodes, n_nodes),
     )
     n_raw, raw_label = connected_components(adjacency, directed=True, connection="strong")
-    raw_label = raw_label.astype(np.int64)
-    # condensation edges between raw SCC labels
+    del adjacency
+    # SCC of each edge's ends; levels straight from the node graph (no condensation built yet)
     cs, cd = raw_label[src_node], raw_label[dst_node]
-    cross = cs != cd
-    dag_keys = sorted_unique(cs[cross] * n_raw + cd[cross])
-    raw_src, raw_dst = dag_keys // n_raw, dag_keys % n_raw
-    raw_level = _longest_path_levels(n_raw, raw_src, raw_dst)
-    # renumber SCCs by (query, level, smallest token)
+    raw_level = _scc_levels(raw_label, indptr, cs, cd)
+    del indptr
+    # renumber SCCs by (query, level, smallest token); the key is distinct per SCC
     raw_query = np.zeros(n_raw, dtype=np.int64)
     raw_query[raw_label] = node_query
     raw_min = np.full(n_raw, np.iinfo(np.int64).max)
     np.minimum.at(raw_min, raw_label, node_token)
-    order = np.lexsort((raw_min, raw_level, raw_query))
+    n_levels = int(raw_level.max()) + 1 if n_raw else 1
+    if K * K * n_levels < 2**62:
+        key = raw_query * n_levels
+        key += raw_level
+        key *= K
+        key += raw_min
+        order = _sort_order(key)
+    else:
+        order = np.lexsort((raw_min, raw_level, raw_query))
+    del raw_min
     new_id = np.empty(n_raw, dtype=np.int64)
     new_id[order] = np.arange(n_raw)
     node_scc = new_id[raw_label]
     scc_size = np.bincount(node_scc, minlength=n_raw)
-    dag_src, dag_dst = new_id[raw_src], new_id[raw_dst]
-    dag_order = np.lexsort((dag_dst, dag_src))
+    cross = cs != cd
+    dag_keys = new_id[cs[cross]]
+    dag_keys *= n_raw
+    dag_keys += new_id[cd[cross]]
+    del cs, cd, cross
+    dag_src, dag_dst = np.divmod(_distinct_sorted(dag_keys), max(n_raw, 1))
     return PriorityGraphs(
         vocab_size=K,
         queries=frozen(sorted_unique(dataset.last_tokens)),
@@ -412,11 +581,11 @@ def build_priority_graphs(dataset: Dataset) -> PriorityGraphs:
         scc_query=frozen(raw_query[order]),
         scc_level=frozen(raw_level[order]),
         scc_size=frozen(scc_size),
-        edge_query=frozen(e_query),
-        edge_src=frozen(e_src),
-        edge_dst=frozen(e_dst),
-        dag_src=frozen(dag_src[dag_order]),
-        dag_dst=frozen(dag_dst[dag_order]),
+        edge_query=frozen(node_query[src_node]),
+        edge_src=frozen(node_token[src_node]),
+        edge_dst=frozen(node_token[dst_node]),
+        dag_src=frozen(dag_src),
+        dag_dst=frozen(dag_dst),
     )
 
 

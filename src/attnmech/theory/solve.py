@@ -603,7 +603,9 @@ def solve(
             svm_kw = {k: v for k, v in options.items() if k == "max_iter"}
             token_svm = solve_token_svm(graphs, dataset.embedding_table, **svm_kw)
             _require_certified(token_svm, allow_inaccurate)
-            token_fin = solve_token_finite(dataset, graphs, **(finite_options or {}))
+            token_fin = solve_token_finite(
+                dataset, graphs, constraints=token_svm.constraints, **(finite_options or {})
+            )
             return Theory(dataset=dataset, graphs=graphs, svm=token_svm, finite=token_fin)
     options = dict(svm_options or {})
     if norm.name == "fro":

@@ -55,6 +55,7 @@ from .graphsvm.certificate import (
     relative_gap_of,
     verdict,
 )
+from .graphsvm.clarabel import token_dual_guess as _interior_guess
 from .graphsvm.constraints import SVMConstraints, svm_constraints
 
 __all__ = [
@@ -310,6 +311,9 @@ class TokenAutomaton(Automaton):
 
 
 # --------------------------------------------------------------------------------- Graph-SVM
+WARM_START_AFTER = 25  # active-set steps after which unsettled queries get an interior-point guess
+
+
 def _token_dual(
     size: np.ndarray,
     above: np.ndarray,
@@ -323,20 +327,65 @@ def _token_dual(
 
     The proximal active-set core of :mod:`attnmech.theory.graphsvm.active_set` with its sparse
     KKT solve (:class:`~attnmech.theory.graphsvm.active_set.SparseKKT`); ``block`` (one id per
-    query) lets a finished block leave the system, so later steps factorise less. Returns the
-    scores ``x``, the multipliers, the number of steps and of factorisations.
+    query) lets a finished block leave the system, so later steps factorise less. Most queries
+    settle in a few steps; a query whose dual is degenerate (dependent constraints) can make the
+    active set wander for hundreds of steps. Queries still running after ``WARM_START_AFTER``
+    steps are therefore restarted from an interior-point solution of their own problem
+    (:func:`attnmech.theory.graphsvm.clarabel.token_dual_guess`: its multipliers and the constraints it leaves slack), which the
+    same active-set method polishes to the exact solution in a few steps. Should that fail, the
+    plain method runs again from the start, so the answer never depends on the guess. Returns
+    the scores ``x``, the multipliers, the number of steps and of factorisations.
     """
+    strict = np.ones(above.size, dtype=bool)
     solver = SparseKKT(size, above, below)
+    live = np.zeros(above.size, dtype=bool)
     lam, steps = proximal_active_set(
         solver,
-        np.ones(above.size, dtype=bool),
+        strict,
+        block=block,
+        max_iter=min(max_iter, WARM_START_AFTER),
+        tol=tol,
+        stop_on_cycle=False,
+        what="token Graph-SVM",
+        live_out=live,
+    )
+    if not live.any() or steps >= max_iter:  # converged, or out of steps (as without a guess)
+        return solver.scores, lam, steps, solver.factorizations
+    guess = _interior_guess(size, above[live], below[live])
+    if guess is not None:
+        polish = SparseKKT(size, above[live], below[live])
+        polish.eps = solver.eps  # the same proximal term as the other queries
+        still = np.zeros(int(live.sum()), dtype=bool)
+        lam_live, more = proximal_active_set(
+            polish,
+            strict[live],
+            block=block[live],
+            active=guess <= 0.0,
+            x0=guess,
+            max_iter=max_iter - steps,
+            tol=tol,
+            stop_on_cycle=False,
+            what="token Graph-SVM (warm start)",
+            live_out=still,
+        )
+        if not still.any():
+            touched = np.zeros(size.size, dtype=bool)
+            touched[above[live]] = touched[below[live]] = True
+            scores = np.where(touched, polish.scores, solver.scores)
+            lam[live] = lam_live
+            return scores, lam, steps + more, solver.factorizations + polish.factorizations
+        logger.info("token Graph-SVM: the warm start did not settle; solving without it")
+    cold = SparseKKT(size, above, below)
+    lam, steps = proximal_active_set(
+        cold,
+        strict,
         block=block,
         max_iter=max_iter,
         tol=tol,
         stop_on_cycle=False,
         what="token Graph-SVM",
     )
-    return solver.scores, lam, steps, solver.factorizations
+    return cold.scores, lam, steps, cold.factorizations
 
 
 def _check_embeddings(graphs: PriorityGraphs, embeddings: Any) -> Any:
@@ -592,6 +641,7 @@ def solve_token_finite(
     *,
     tol: float = GRADIENT_TOL,
     max_iter: int = 200,
+    constraints: SVMConstraints | None = None,
 ) -> TokenFiniteResult:
     """Compute ``W_fin`` (docs/theory.md#the-finite-part) in token space: batched Newton over the
     SCCs.
@@ -604,6 +654,9 @@ def solve_token_finite(
     tol : float, default=1e-10
         Stop when the norm of the gradient on ``S_fin`` is below ``tol``.
     max_iter : int, default=200
+    constraints : SVMConstraints, optional
+        ``svm_constraints(graphs)`` when the caller has it already (e.g. from
+        :func:`solve_token_svm`'s result), so it is not built twice; it must belong to ``graphs``.
 
     Returns
     -------
@@ -621,7 +674,7 @@ def solve_token_finite(
     start = time.perf_counter()
     E = _check_embeddings(graphs, dataset.embedding_table)
     K = graphs.vocab_size
-    cons = svm_constraints(graphs)
+    cons = svm_constraints(graphs) if constraints is None else constraints
     eq = ~cons.strict
     gq, gi, gj = cons.query[eq], cons.i[eq], cons.j[eq]
     nodes, var_group, subspace = finite_subspace_of(graphs, E)

@@ -206,7 +206,10 @@ class SparseKKT:
         from scipy.sparse.linalg import splu
 
         above, below, eps = self.above, self.below, self.eps
-        cols = np.unique(np.r_[above[running], below[running]])
+        touched = np.zeros(self.size.size, dtype=bool)  # the variables of the running constraints
+        touched[above[running]] = True
+        touched[below[running]] = True
+        cols = np.flatnonzero(touched)
         key = free.tobytes() + cols.tobytes()
         if key != self._key:
             var_pos = self._var_pos
@@ -234,7 +237,9 @@ class SparseKKT:
         s = self.scores
         s[cols] = sol[: cols.size]
         new = np.zeros(running.size)
-        is_free = np.isin(running, free, assume_unique=True)
+        free_mask = np.zeros(above.size, dtype=bool)
+        free_mask[free] = True
+        is_free = free_mask[running]
         new[is_free] = sol[cols.size :]
         gradient = s[above[running]] - s[below[running]] - 1.0 - eps * x[running]
         return new, gradient
@@ -250,6 +255,8 @@ def proximal_active_set(
     tol: float = 1e-12,
     stop_on_cycle: bool = True,
     what: str = "Graph-SVM",
+    x0: np.ndarray | None = None,
+    live_out: np.ndarray | None = None,
 ) -> tuple[np.ndarray, int]:
     """The proximal primal-dual active-set method (module docstring) with ``solver``'s algebra.
 
@@ -270,6 +277,12 @@ def proximal_active_set(
         Stop (and let the caller certify or fall back) when the active set keeps changing and
         comes back to a set it had (singular ``H``, e.g. ``K > d``), or the iterates exceed 1e14
         (an infeasible problem).
+    x0 : ndarray, optional
+        Starting multipliers (default 0), e.g. an approximate solution to polish; negative
+        entries of strict constraints are clipped to 0.
+    live_out : ndarray of bool, optional
+        Filled with the constraints of the blocks still running when the method returned
+        (all False when every block converged).
 
     Returns
     -------
@@ -280,7 +293,7 @@ def proximal_active_set(
     """
     m = strict.size
     eps = solver.eps
-    x = np.zeros(m)
+    x = np.zeros(m) if x0 is None else np.where(strict, np.maximum(x0, 0.0), x0)
     active = np.zeros(m, dtype=bool) if active is None else active & strict
     if block is None:
         block = np.zeros(m, dtype=np.int64)
@@ -320,6 +333,8 @@ def proximal_active_set(
                 m,
                 float(step_size.max(initial=0.0)),
             )
+        if live_out is not None:
+            live_out[:] = live
         if not live.any():
             return x, iteration
         if stop_on_cycle:

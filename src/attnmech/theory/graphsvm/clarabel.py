@@ -1,4 +1,5 @@
-"""Clarabel fallbacks of the Frobenius Graph-SVM (interior-point, on the primal or the dual).
+"""Clarabel fallbacks of the Frobenius Graph-SVM (interior-point, on the primal or the dual), and
+the interior-point starting guess of the token-space active-set method.
 
 Used by :func:`~attnmech.theory.graphsvm.solve_graph_svm` when the active-set method does not
 certify its answer: the primal in the row space of the embeddings with unit-normalised constraint
@@ -8,6 +9,7 @@ reduced dual QP.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import numpy as np
@@ -17,7 +19,15 @@ from ...errors import InfeasibleProblemError, SolverError
 from .active_set import check_memory, dual_hessian, dual_to_weights
 from .constraints import SVMConstraints
 
-__all__ = ["constraint_rows", "clarabel_primal", "clarabel_dual", "clarabel_dual_polished"]
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "constraint_rows",
+    "clarabel_primal",
+    "clarabel_dual",
+    "clarabel_dual_polished",
+    "token_dual_guess",
+]
 
 
 def constraint_rows(
@@ -152,3 +162,36 @@ def clarabel_dual_polished(
     row space of ``E`` with unit rows (an exact rescaling that evens out badly scaled rows)."""
     rows, norms, V = constraint_rows(E, cons)
     return _polish(rows, norms, V, cons, lam * norms)
+
+
+def token_dual_guess(size: np.ndarray, above: np.ndarray, below: np.ndarray) -> np.ndarray | None:
+    """Multipliers of ``min 1/2 x^T S x`` s.t. ``x[above] - x[below] >= 1`` (``S = diag(size)``,
+    the token-space Graph-SVM of :mod:`attnmech.theory.tokenspace`) from Clarabel at its default
+    accuracy: a starting point for the active-set method, not an answer. Multipliers below
+    ``1e-8`` of the largest are set to 0; None when Clarabel does not report a solution."""
+    import clarabel
+
+    variables, index = np.unique(np.r_[above, below], return_inverse=True)
+    m, n = above.size, variables.size
+    rows = np.r_[np.arange(m), np.arange(m)]
+    A = sp.csc_matrix((np.r_[-np.ones(m), np.ones(m)], (rows, index)), shape=(m, n))
+    settings = clarabel.DefaultSettings()
+    settings.verbose = False
+    try:
+        solution = clarabel.DefaultSolver(
+            sp.diags(size[variables]).tocsc(),
+            np.zeros(n),
+            A,
+            -np.ones(m),
+            [clarabel.NonnegativeConeT(m)],
+            settings,
+        ).solve()
+    except Exception as exc:  # noqa: BLE001 - only a guess: the caller solves without it
+        logger.info("token Graph-SVM: no interior-point guess (%s)", exc)
+        return None
+    if str(solution.status) not in ("Solved", "AlmostSolved"):
+        return None
+    z = np.asarray(solution.z, dtype=np.float64)
+    if not np.all(np.isfinite(z)):
+        return None
+    return np.where(z > 1e-8 * float(z.max(initial=0.0)), z, 0.0)
