@@ -390,7 +390,11 @@ def _stack_curves(
     return out
 
 
-def _worker_init() -> None:
+def _worker_init(driver: int | None = None) -> None:
+    """A pool worker: one thread, and it ends when the driver ``driver`` (its parent) dies."""
+    from .backends import bind_to_driver
+
+    bind_to_driver(driver)
     _limit_threads()
 
 
@@ -462,7 +466,9 @@ def _local_results(
     while queue:
         pending: dict[Any, Task] = {}
         broken = False
-        with ProcessPoolExecutor(workers, mp_context=context, initializer=_worker_init) as pool:
+        with ProcessPoolExecutor(
+            workers, mp_context=context, initializer=_worker_init, initargs=(os.getpid(),)
+        ) as pool:
             try:
                 while (queue or pending) and not broken:
                     while queue and len(pending) < 2 * workers:  # bounded: results stream out
@@ -502,19 +508,11 @@ def _ray_results(
 ) -> Iterator[tuple[Task, TaskOutcome]]:
     """Each task's outcome as a Ray task; Ray reruns a task whose worker process died (up to
     ``max(3, spec.retries)`` times)."""
-    try:
-        import ray
-    except ImportError:
-        raise InvalidParameterError(
-            "the ray backend needs Ray: pip install 'attnmech[ray]' (or use --backend local)"
-        ) from None
-    started_here = False
-    if not ray.is_initialized():
-        if address:
-            ray.init(address=address, include_dashboard=False, log_to_driver=False)
-        else:
-            ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False)
-        started_here = True
+    from .backends import connect_ray
+
+    started_here = connect_ray(address, workers, spec.connect_timeout)
+    import ray
+
     try:
         remote = ray.remote(num_cpus=1, max_retries=max(3, spec.retries))(_attempt_in_worker)
         spec_ref = ray.put(spec)
@@ -633,6 +631,10 @@ def _run(
     from ...layer.training import check_device
 
     check_device(spec.device or "cpu")  # before any folder is made
+    if spec.backend == "ray" and spec.address:  # a dead address: one error, before any folder
+        from .backends import probe_address
+
+        probe_address(spec.address, spec.connect_timeout)
     # one writer per folder: a second "sweep --resume" on it is refused, not run twice
     with exclusive_lock(out_dir, what="sweep folder"):
         store = SweepStore(out_dir)
@@ -733,6 +735,7 @@ def run_sweep(
     on_task: Callable[[Task, int], Any] | None = None,
     retries: int | None = None,
     curves: bool | None = None,
+    connect_timeout: float | None = None,
 ) -> SweepResult:
     """Run a sweep (a thin wrapper of :func:`run` with the run options as keywords).
 
@@ -757,6 +760,8 @@ def run_sweep(
         Extra attempts of a failed task (default: the spec's, 0).
     curves : bool, optional
         Keep every trial's logged metrics (default: the spec's, False).
+    connect_timeout : float, optional
+        Seconds to wait for the Ray cluster at ``address`` (default: the spec's, 30).
 
     Returns
     -------
@@ -774,6 +779,8 @@ def run_sweep(
         changes["retries"] = retries
     if curves is not None:
         changes["curves"] = curves
+    if connect_timeout is not None:
+        changes["connect_timeout"] = connect_timeout
     config = spec.replace(**changes)
     return _run(config, out_dir=out_dir, progress=progress, resume=resume, on_task=on_task)
 

@@ -241,12 +241,18 @@ def _storage(optuna: Any, path: Path) -> Any:
     return optuna.storages.JournalStorage(backend)
 
 
-def _sampler(optuna: Any, spec: SearchSpec) -> Any:
+def _sampler(optuna: Any, spec: SearchSpec, *, ask_tell: bool = False) -> Any:
     seed = spec.sweep.seed
     if spec.sampler == "grid":
-        return optuna.samplers.GridSampler(
-            {k: list(v) for k, (_, v) in spec.space.items()}, seed=seed
-        )
+        space = {k: list(v) for k, (_, v) in spec.space.items()}
+        if ask_tell:  # the driver's loop stops at an exhausted grid: no study.stop() from tell
+
+            class _AskTellGrid(optuna.samplers.GridSampler):
+                def after_trial(self, *args: Any, **kwargs: Any) -> None:
+                    return None
+
+            return _AskTellGrid(space, seed=seed)
+        return optuna.samplers.GridSampler(space, seed=seed)
     if spec.sampler == "cmaes":
         return optuna.samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False)
     if spec.sampler == "random":
@@ -343,6 +349,136 @@ def _objective_fn(spec: SearchSpec, store: SweepStore, columns: list[str]) -> An
     return objective
 
 
+def _objective_column(spec: SearchSpec) -> str:
+    """The row column the objective reads (``corr_svm`` or ``corr_svm@500``)."""
+    metric = spec.objective.split("@", 1)[0]
+    return metric_column(metric) + (
+        "@" + spec.objective.split("@")[1] if "@" in spec.objective else ""
+    )
+
+
+def _point_task(number: int, grid_name: str, params: dict[str, Any], metrics: tuple[str, ...]):
+    """The cell and task of Optuna trial ``number`` at ``params`` (the ids the local backend
+    uses too)."""
+    cell = Cell(number, grid_name, params, metrics)
+    task = Task(f"t{number:06d}", tuple((number, t) for t in range(cell.trials)))
+    return cell, task
+
+
+def evaluate_point(number: int, params: dict[str, Any], sweep: SweepSpec) -> Any:
+    """Train one search point (a Ray task of ``attnmech search --backend ray``): its rows and
+    curves as a :class:`~attnmech.studies.sweeps.runner.TaskOutcome` (an error becomes a failed
+    outcome). Runs with one torch / BLAS thread."""
+    from .runner import _attempt_in_worker
+
+    grid = sweep.grids[0]
+    full = dict(grid.fixed)
+    full.update(params)
+    cell, task = _point_task(number, grid.name, full, grid.metrics)
+    return _attempt_in_worker(task, sweep, {cell.index: cell}, None)
+
+
+def _search_on_ray(
+    spec: SearchSpec,
+    root: Path,
+    budget: int,
+    workers: int,
+    address: str | None,
+    connect_timeout: float,
+    report: Any,
+) -> None:
+    """The driver of a search on Ray: it alone owns the study (ask / tell on the journal) and the
+    folder; each point is a Ray task. Trials left running by a killed driver are evaluated again
+    with their stored parameters (their rows replace any part they left)."""
+    from .backends import connect_ray
+
+    optuna = _optuna()
+    if spec.pruner != "none":
+        raise InvalidParameterError(
+            f"pruner {spec.pruner!r} is not yet supported on the ray backend (a pruner needs "
+            "each trial's intermediate values while it trains); use --backend local, or "
+            "pruner = \"none\""
+        )
+    TS = optuna.trial.TrialState
+    study = optuna.load_study(
+        study_name=spec.sweep.name,
+        storage=_storage(optuna, root / JOURNAL),
+        sampler=_sampler(optuna, spec, ask_tell=True),
+        pruner=_pruner(optuna, spec),
+    )
+    store = SweepStore(root)
+    columns = store.manifest()["columns"]
+    started_here = connect_ray(address, workers, connect_timeout)
+    import ray
+
+    try:
+        remote = ray.remote(num_cpus=1, max_retries=max(3, spec.sweep.retries))(evaluate_point)
+        sweep_ref = ray.put(spec.sweep)
+        pending: dict[Any, tuple[int, dict[str, Any]]] = {}
+        limit = max(1, workers, int(ray.cluster_resources().get("CPU", 1)))
+
+        def submit(number: int, params: dict[str, Any]) -> None:
+            pending[remote.remote(number, params, sweep_ref)] = (number, params)
+
+        for stale in study.get_trials(deepcopy=False, states=(TS.RUNNING,)):
+            report.message(f"search: trial {stale.number} was left running; evaluating it again")
+            submit(stale.number, dict(stale.params))
+        exhausted = False
+        while True:
+            while not exhausted and len(pending) < limit and len(study.trials) < budget:
+                if spec.sampler == "grid" and study.sampler.is_exhausted(study):
+                    exhausted = True
+                    break
+                trial = study.ask()
+                submit(trial.number, _suggest(trial, spec))
+            if not pending:
+                break
+            ready, _ = ray.wait(list(pending), num_returns=1)
+            for ref in ready:
+                number, params = pending.pop(ref)
+                try:
+                    outcome = ray.get(ref)
+                except Exception as exc:  # the worker died more often than Ray retried it
+                    outcome = None
+                    error = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+                else:
+                    error = outcome.error
+                task_id = f"t{number:06d}"
+                if outcome is None or outcome.rows is None:
+                    store.record_task(
+                        task_id, columns, [], status="failed", attempts=1, seconds=0.0, error=error
+                    )
+                    study.tell(number, state=TS.FAIL)
+                    report.message(f"search: trial {number} failed: {error}")
+                    continue
+                rows = outcome.rows
+                value = _aggregate(
+                    np.array([r.get(_objective_column(spec), math.nan) for r in rows], float),
+                    spec.stat,
+                )
+                for row in rows:
+                    row.update(search_trial=number, search_state="complete", search_value=value)
+                if outcome.curves is not None:
+                    store.write_curves(task_id, outcome.curves)
+                store.write_part(task_id, columns, rows)
+                store.record_task(
+                    task_id,
+                    columns,
+                    rows,
+                    status="complete",
+                    attempts=1,
+                    seconds=outcome.seconds,
+                    node=outcome.node,
+                )
+                if math.isfinite(value):
+                    study.tell(number, value)
+                else:  # as Optuna's optimize() does with a NaN objective
+                    study.tell(number, state=TS.FAIL)
+    finally:
+        if started_here:
+            ray.shutdown()
+
+
 def _worker(spec: SearchSpec, out_dir: str, budget: int) -> None:
     """One process of a parallel search: trials until the study holds ``budget`` of them."""
     from .runner import _limit_threads
@@ -381,6 +517,9 @@ def run_search(
     resume: bool = False,
     workers: int = 1,
     progress: Any = None,
+    backend: str = "local",
+    address: str | None = None,
+    connect_timeout: float = 30.0,
 ) -> SearchResult:
     """Run (or with ``resume`` continue) an Optuna search until the study holds ``spec.budget``
     trials; every trial's rows go into ``out_dir`` like a sweep's.
@@ -393,9 +532,23 @@ def run_search(
     resume : bool
         Continue the study of ``out_dir/journal.log``.
     workers : int
-        Processes sharing the journal (spawned; one torch thread each); 1 runs in this process.
+        Local backend: processes sharing the journal (spawned; one torch thread each); 1 runs
+        in this process. Ray backend: trials in flight at once (at least the cluster's CPUs).
     progress : None, bool, callable or Progress
         One message at the start and the end.
+    backend : {"local", "ray"}
+        ``ray``: each trial is a Ray task; this process alone asks the study for points and
+        tells it the values (the journal in ``out_dir`` stays the one record). Pruners are not
+        yet supported there.
+    address : str, optional
+        An existing Ray cluster (``ray`` backend); default: a local one with ``workers`` CPUs.
+    connect_timeout : float
+        Seconds to wait for ``address`` before an error.
+
+    Raises
+    ------
+    OutputError
+        Another process is writing ``out_dir``.
     """
     from ..scaffold import Progress
 
@@ -403,9 +556,46 @@ def run_search(
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise InvalidParameterError(f"workers must be a positive integer, got {workers!r}")
+    from .spec import BACKENDS, check_connect_timeout
+
+    if backend not in BACKENDS:
+        raise InvalidParameterError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    if address and backend != "ray":
+        raise InvalidParameterError("address is for the ray backend; add backend='ray'")
+    check_connect_timeout(connect_timeout)
+    if backend == "ray" and spec.pruner != "none":
+        raise InvalidParameterError(
+            f"pruner {spec.pruner!r} is not yet supported on the ray backend (a pruner needs "
+            "each trial's intermediate values while it trains); use --backend local, or "
+            'pruner = "none"'
+        )
+    if backend == "ray" and address:  # a dead address: one error, before any folder
+        from .backends import probe_address
+
+        probe_address(address, connect_timeout)
+    from ..._io import exclusive_lock
+
+    with exclusive_lock(out_dir, what="search folder"):
+        return _run_search(
+            spec, Path(out_dir), resume, workers, progress, backend, address, connect_timeout
+        )
+
+
+def _run_search(
+    spec: SearchSpec,
+    root: Path,
+    resume: bool,
+    workers: int,
+    progress: Any,
+    backend: str,
+    address: str | None,
+    connect_timeout: float,
+) -> SearchResult:
+    from ..scaffold import Progress
+
+    optuna = _optuna()
     report = Progress.coerce(progress)
     started = time.perf_counter()
-    root = Path(out_dir)
     columns = [*result_columns(spec.sweep), *SEARCH_COLUMNS]
     store = SweepStore(root)
     store.prepare(
@@ -426,7 +616,12 @@ def run_search(
             "on --resume (choose another --out)"
         )
     store.update_manifest(
-        kind="search", workers=workers, tasks=spec.budget, cells=spec.budget, **options
+        kind="search",
+        workers=workers,
+        backend=backend,
+        tasks=spec.budget,
+        cells=spec.budget,
+        **options,
     )
     study = optuna.create_study(
         study_name=spec.sweep.name,
@@ -438,7 +633,9 @@ def run_search(
     )
     before = len(study.trials)
     report.message(f"search {spec.sweep.name}: {before} trials stored, budget {spec.budget}")
-    if workers == 1:
+    if backend == "ray":
+        _search_on_ray(spec, root, spec.budget, workers, address, connect_timeout, report)
+    elif workers == 1:
         from ...layer.model import torch_threads
 
         with torch_threads(1):
@@ -448,7 +645,11 @@ def run_search(
         from concurrent.futures import ProcessPoolExecutor
 
         context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(workers, mp_context=context) as pool:
+        from .runner import _worker_init
+
+        with ProcessPoolExecutor(
+            workers, mp_context=context, initializer=_worker_init, initargs=(os.getpid(),)
+        ) as pool:
             futures = [pool.submit(_worker, spec, str(root), spec.budget) for _ in range(workers)]
             for future in futures:
                 future.result()
