@@ -631,6 +631,11 @@ def _run(
     from ...layer.training import check_device
 
     check_device(spec.device or "cpu")  # before any folder is made
+    from .budget import check_plan_memory, estimate_plan_bytes
+
+    # on a cluster at an address, each node holds its own tasks: this machine, the driver
+    planned = 1 if spec.address else max(1, min(int(workers), len(tasks) or 1))
+    check_plan_memory(estimate_plan_bytes(spec, cells, tasks, planned))  # before any folder
     if spec.backend == "ray" and spec.address:  # a dead address: one error, before any folder
         from .backends import probe_address
 

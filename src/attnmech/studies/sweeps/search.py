@@ -569,6 +569,15 @@ def run_search(
             "each trial's intermediate values while it trains); use --backend local, or "
             'pruner = "none"'
         )
+    from .budget import check_plan_memory, estimate_plan_bytes, largest_point
+
+    cells, tasks = largest_point(spec)
+    trajectory = spec.pruner != "none" or bool(spec.sweep.at_steps) or spec.sweep.curves
+    in_flight = 1 if address else workers
+    check_plan_memory(  # before any folder
+        estimate_plan_bytes(spec.sweep, cells, tasks, in_flight, trajectory=trajectory),
+        what="this search",
+    )
     if backend == "ray" and address:  # a dead address: one error, before any folder
         from .backends import probe_address
 
