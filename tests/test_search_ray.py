@@ -1,0 +1,252 @@
+"""``attnmech search --backend ray``: trials as Ray tasks on a local Ray instance, the driver alone
+asking and telling the study in DIR/journal.log; the same table as the local backend for a grid
+sampler, ``--resume`` continues it, and a trial left running by a killed driver is evaluated
+again. The tests on a real Ray instance are slow (starting Ray takes about 20 s here); the
+default suite runs the same driver on an in-process stand-in for Ray's task API. Skipped without
+Optuna."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from attnmech.errors import InvalidParameterError
+from attnmech.studies.sweeps import load_results
+
+pytest.importorskip("optuna")
+
+SEARCH = """
+[sweep]
+name = "lr"
+seed = 1
+trials = 2
+metrics = ["loss", "norm"]
+log_every = 5
+
+[fixed]
+n = 3
+T = 3
+K = 4
+d = 4
+steps = 20
+
+[axes]
+lr = [0.01, 0.1, 1.0, 0.03]
+optimizer = ["gd"]
+
+[search]
+objective = "loss"
+direction = "minimize"
+sampler = "grid"
+budget = {budget}
+pruner = "{pruner}"
+"""
+
+VARYING = {"cell", "search_trial", "train_time_s", "solve_time_s"}
+
+
+def _spec(budget: int = 4, pruner: str = "none"):
+    from attnmech.studies.sweeps.search import parse_search_spec
+
+    return parse_search_spec(SEARCH.format(budget=budget, pruner=pruner))
+
+
+def _by_point(table):
+    """Rows in a fixed order (lr, trial), without the columns that name the Optuna trial."""
+    order = np.lexsort((table["trial"], table["lr"]))
+    return {
+        name: table[name][order] for name in table.names if name not in VARYING
+    }
+
+
+@pytest.fixture(scope="module")
+def ray_local():
+    ray = pytest.importorskip("ray")
+    if not ray.is_initialized():
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield ray
+    ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def local_table(tmp_path_factory):
+    from attnmech.studies.sweeps.search import run_search
+
+    out = tmp_path_factory.mktemp("local") / "s"
+    result = run_search(_spec(), out)
+    assert (result.trials, result.complete) == (4, 4)
+    return result, load_results(out)
+
+
+@pytest.mark.slow
+def test_ray_search_equals_the_local_one_and_resumes(ray_local, local_table, tmp_path):
+    from attnmech.studies.sweeps.search import JOURNAL, run_search
+
+    local, table = local_table
+    first = run_search(_spec(budget=2), tmp_path / "r", backend="ray", workers=2)
+    assert (first.trials, first.ran, first.complete) == (2, 2, 2)
+    again = run_search(_spec(budget=4), tmp_path / "r", backend="ray", workers=2, resume=True)
+    assert (again.trials, again.ran, again.complete, again.failed) == (4, 2, 4, 0)
+    assert again.best_params == local.best_params
+    assert again.best_value == local.best_value
+    ray_table = load_results(tmp_path / "r")
+    a, b = _by_point(ray_table), _by_point(table)
+    assert a.keys() == b.keys()
+    for name in a:
+        if a[name].dtype == object:
+            assert list(a[name]) == list(b[name]), name
+        else:
+            np.testing.assert_array_equal(a[name], b[name], err_msg=name)
+    assert (tmp_path / "r" / JOURNAL).is_file()
+    # the journal is the one record: it holds each grid point once
+    import optuna
+
+    from attnmech.studies.sweeps.search import _storage
+
+    study = optuna.load_study(study_name="lr", storage=_storage(optuna, tmp_path / "r" / JOURNAL))
+    assert sorted(t.params["lr"] for t in study.trials) == [0.01, 0.03, 0.1, 1.0]
+
+
+@pytest.mark.slow
+def test_a_trial_left_running_is_evaluated_again(ray_local, local_table, tmp_path):
+    """A driver killed between ask and tell leaves a RUNNING trial in the journal: the next
+    --resume evaluates it with its stored parameters; nothing is lost or run twice."""
+    import optuna
+
+    from attnmech.studies.sweeps.search import JOURNAL, _sampler, _storage, run_search
+
+    spec = _spec(budget=1)
+    run_search(spec, tmp_path / "k", backend="ray")
+    study = optuna.load_study(
+        study_name="lr",
+        storage=_storage(optuna, tmp_path / "k" / JOURNAL),
+        sampler=_sampler(optuna, _spec(), ask_tell=True),
+    )
+    left = study.ask()  # as a killed driver leaves it
+    left.suggest_categorical("lr", [0.01, 0.1, 1.0, 0.03])
+    left.suggest_categorical("optimizer", ["gd"])
+    result = run_search(_spec(budget=4), tmp_path / "k", backend="ray", resume=True)
+    assert (result.trials, result.complete, result.failed) == (4, 4, 0)
+    table = load_results(tmp_path / "k")
+    units = sorted(zip(table["lr"].tolist(), table["trial"].tolist()))
+    assert units == sorted((lr, t) for lr in (0.01, 0.03, 0.1, 1.0) for t in range(2))
+    a, b = _by_point(table), _by_point(local_table[1])
+    np.testing.assert_array_equal(a["loss_value"], b["loss_value"])
+
+
+def test_pruner_on_ray_is_not_yet_supported(tmp_path):
+    from attnmech.studies.sweeps.search import run_search
+
+    with pytest.raises(InvalidParameterError, match="not yet supported on the ray backend"):
+        run_search(_spec(pruner="median"), tmp_path / "p", backend="ray")
+    assert not (tmp_path / "p").exists()
+
+
+def test_search_backend_and_address_are_checked(tmp_path):
+    from attnmech.studies.sweeps.search import run_search
+
+    with pytest.raises(InvalidParameterError, match="backend must be one of"):
+        run_search(_spec(), tmp_path / "x", backend="dask")
+    with pytest.raises(InvalidParameterError, match="address is for the ray backend"):
+        run_search(_spec(), tmp_path / "x", address="127.0.0.1:6379")
+    with pytest.raises(InvalidParameterError, match="connect_timeout"):
+        run_search(_spec(), tmp_path / "x", backend="ray", connect_timeout=0)
+    assert not (tmp_path / "x").exists()
+
+
+def test_second_writer_of_a_search_folder_is_refused(tmp_path):
+    from attnmech._io import exclusive_lock
+    from attnmech.errors import OutputError
+    from attnmech.studies.sweeps.search import run_search
+
+    with exclusive_lock(tmp_path / "s", what="search folder"):
+        with pytest.raises(OutputError, match="another attnmech process"):
+            run_search(_spec(budget=1), tmp_path / "s", resume=True)
+
+
+class _Ref:
+    """An object reference (hashable by identity) holding the task's result."""
+
+    def __init__(self, value) -> None:
+        self.value = value
+
+
+class _InlineRay:
+    """Ray's task API as the driver uses it, run inline in this process (results in order of
+    submission), for the default suite."""
+
+    def __init__(self) -> None:
+        self.submitted = 0
+
+    def is_initialized(self) -> bool:
+        return True
+
+    def remote(self, **options):
+        fake = self
+
+        def wrap(fn):
+            class Remote:
+                def remote(self, *args):
+                    fake.submitted += 1
+                    values = [a[1] if isinstance(a, tuple) and a[:1] == ("obj",) else a for a in args]
+                    return _Ref(fn(*values))
+
+            return Remote()
+
+        return wrap
+
+    def put(self, value):
+        return ("obj", value)
+
+    def cluster_resources(self):
+        return {"CPU": 2}
+
+    def wait(self, refs, num_returns=1):
+        return refs[:num_returns], refs[num_returns:]
+
+    def get(self, ref):
+        return ref.value
+
+    def shutdown(self) -> None:
+        pass
+
+    def get_runtime_context(self):
+        class Context:
+            def get_node_id(self) -> str:
+                return "inline"
+
+        return Context()
+
+
+def test_ray_driver_on_an_inline_stand_in(local_table, tmp_path, monkeypatch):
+    """The driver's ask/tell loop, its resume and a trial left running, without starting Ray: the
+    same table as the local backend."""
+    import sys
+
+    import optuna
+
+    from attnmech.studies.sweeps.search import JOURNAL, _sampler, _storage, run_search
+
+    fake = _InlineRay()
+    monkeypatch.setitem(sys.modules, "ray", fake)
+    first = run_search(_spec(budget=2), tmp_path / "r", backend="ray", workers=2)
+    assert (first.trials, first.complete) == (2, 2) and fake.submitted == 2
+    study = optuna.load_study(
+        study_name="lr",
+        storage=_storage(optuna, tmp_path / "r" / JOURNAL),
+        sampler=_sampler(optuna, _spec(), ask_tell=True),
+    )
+    left = study.ask()  # a driver killed between ask and tell
+    left.suggest_categorical("lr", [0.01, 0.1, 1.0, 0.03])
+    left.suggest_categorical("optimizer", ["gd"])
+    again = run_search(_spec(budget=4), tmp_path / "r", backend="ray", workers=2, resume=True)
+    assert (again.trials, again.complete, again.failed) == (4, 4, 0) and fake.submitted == 4
+    local, table = local_table
+    assert (again.best_params, again.best_value) == (local.best_params, local.best_value)
+    a, b = _by_point(load_results(tmp_path / "r")), _by_point(table)
+    assert a.keys() == b.keys()
+    for name in a:
+        if a[name].dtype == object:
+            assert list(a[name]) == list(b[name]), name
+        else:
+            np.testing.assert_array_equal(a[name], b[name], err_msg=name)
