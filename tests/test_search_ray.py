@@ -250,3 +250,52 @@ def test_ray_driver_on_an_inline_stand_in(local_table, tmp_path, monkeypatch):
             assert list(a[name]) == list(b[name]), name
         else:
             np.testing.assert_array_equal(a[name], b[name], err_msg=name)
+
+
+def test_cli_search_backend_ray(tmp_path, monkeypatch):
+    """``attnmech search FILE --out DIR --backend ray`` (on the inline stand-in)."""
+    import sys
+
+    from typer.testing import CliRunner
+
+    from attnmech.cli import app
+
+    monkeypatch.setitem(sys.modules, "ray", _InlineRay())
+    spec_file = tmp_path / "s.toml"
+    spec_file.write_text(SEARCH.format(budget=2, pruner="none"))
+    out = tmp_path / "o"
+    result = CliRunner().invoke(
+        app, ["search", str(spec_file), "--out", str(out), "--backend", "ray", "--workers", "2"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "2 trials (2 run now): 2 complete, 0 pruned, 0 failed" in result.output
+    assert len(load_results(out)) == 4
+
+
+@pytest.mark.slow
+def test_search_continued_on_a_local_pool(tmp_path, monkeypatch):
+    """A search begun on Ray (the inline stand-in) and continued by a local pool of 2 processes
+    sharing the journal (their initializer binds them to this driver)."""
+    import sys
+
+    from typer.testing import CliRunner
+
+    from attnmech.cli import app
+
+    monkeypatch.setitem(sys.modules, "ray", _InlineRay())
+    spec_file = tmp_path / "s.toml"
+    spec_file.write_text(SEARCH.format(budget=2, pruner="none"))
+    out = tmp_path / "o"
+    result = CliRunner().invoke(
+        app, ["search", str(spec_file), "--out", str(out), "--backend", "ray", "--workers", "2"]
+    )
+    assert result.exit_code == 0, result.output
+    monkeypatch.delitem(sys.modules, "ray")
+    spec_file.write_text(SEARCH.format(budget=4, pruner="none"))
+    result = CliRunner().invoke(
+        app, ["search", str(spec_file), "--out", str(out), "--resume", "--workers", "2"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "4 trials (2 run now): 4 complete" in result.output
+    table = load_results(out)
+    assert sorted(set(table["lr"].tolist())) == [0.01, 0.03, 0.1, 1.0] and len(table) == 8
