@@ -193,6 +193,9 @@ def bind_to_driver(parent: int | None = None, period: float = _WATCH_PERIOD_S) -
     platform a daemon thread that exits the process within ``period`` seconds of its parent
     changing (the orphan is re-parented to init or a subreaper).
 
+    The kernel's signal follows the parent *thread* that started this process: the pool must be
+    fed from a thread that lives as long as the pool (the sweep runner's is the caller's).
+
     Parameters
     ----------
     parent : int, optional

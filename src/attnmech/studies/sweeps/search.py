@@ -671,8 +671,8 @@ def _run_search(
     if complete:
         best = study.best_trial
         best_value, best_params = float(best.value), dict(best.params)
-    if store.done():
-        store.consolidate()
+    if store.done(verify=False):
+        store.consolidate()  # checks every part
     result = SearchResult(
         out_dir=root,
         trials=len(states),
