@@ -117,6 +117,7 @@ def check_part(
         or other units (fingerprint).
     """
     first, sep, body = text.partition("\n")
+    first = first.rstrip("\r")
     if not first.startswith("# attnmech-sweep-part"):
         if legacy_ok:
             return "", text
@@ -135,7 +136,11 @@ def check_part(
             path,
             f"it holds the rows of task {fields['task']} (a stray copy or a renamed file)",
         )
-    if hashlib.sha256(body.encode("utf-8")).hexdigest() != fields["sha256"]:
+    # the text as written; on Windows the writer's text mode turned "\n" into "\r\n"
+    if fields["sha256"] not in (
+        hashlib.sha256(body.encode("utf-8")).hexdigest(),
+        hashlib.sha256(body.replace("\r\n", "\n").encode("utf-8")).hexdigest(),
+    ):
         raise _part_error(
             path,
             "its rows do not match its checksum (the file was edited or damaged after it was "
