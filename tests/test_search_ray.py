@@ -299,3 +299,25 @@ def test_search_continued_on_a_local_pool(tmp_path, monkeypatch):
     assert "4 trials (2 run now): 4 complete" in result.output
     table = load_results(out)
     assert sorted(set(table["lr"].tolist())) == [0.01, 0.03, 0.1, 1.0] and len(table) == 8
+
+
+def test_a_trial_left_without_parameters_fails(tmp_path, monkeypatch):
+    """A driver killed between ask() and its suggestions leaves a RUNNING trial with no point:
+    --resume records it as failed (it counts toward the budget, as Optuna counts failures)."""
+    import sys
+
+    import optuna
+
+    from attnmech.studies.sweeps.search import JOURNAL, _sampler, _storage, run_search
+
+    monkeypatch.setitem(sys.modules, "ray", _InlineRay())
+    run_search(_spec(budget=1), tmp_path / "r", backend="ray")
+    study = optuna.load_study(
+        study_name="lr",
+        storage=_storage(optuna, tmp_path / "r" / JOURNAL),
+        sampler=_sampler(optuna, _spec(), ask_tell=True),
+    )
+    study.ask()
+    again = run_search(_spec(budget=3), tmp_path / "r", backend="ray", resume=True)
+    assert (again.trials, again.complete, again.failed) == (3, 2, 1)
+    assert len(load_results(tmp_path / "r")) == 4

@@ -421,6 +421,10 @@ def _search_on_ray(
             pending[remote.remote(number, params, sweep_ref)] = (number, params)
 
         for stale in study.get_trials(deepcopy=False, states=(TS.RUNNING,)):
+            if set(stale.params) != set(spec.space):  # killed between ask and its suggestions
+                report.message(f"search: trial {stale.number} was left without its parameters")
+                study.tell(stale.number, state=TS.FAIL)
+                continue
             report.message(f"search: trial {stale.number} was left running; evaluating it again")
             submit(stale.number, dict(stale.params))
         exhausted = False
