@@ -1086,13 +1086,7 @@ def _sweepops_cases() -> list[Case]:
     for bad in ("30", True, None):
         add(f"run_sweep(connect_timeout={bad!r})", InvalidParameterError,
             lambda t, b=bad: parse_sweep_spec(_OPS_SWEEP).replace(connect_timeout=b))  # fmt: skip
-    # --- search on Ray: what it does not do yet, and its options
-    for pruner in ("median", "halving"):
-        text = _OPS_SEARCH.format(pruner=pruner)
-        add(f"search --backend ray with pruner {pruner}", InvalidParameterError,
-            lambda t, x=text: run_search_text(t, x, backend="ray"),
-            lambda t, x=text: ["search", spec_file(t, x, "sp.toml"), "--out", t / "o",
-                               "--backend", "ray"])  # fmt: skip
+    # --- search on Ray: its options
     add("search backend 'dask'", InvalidParameterError,
         lambda t: run_search_text(t, search_ok, backend="dask"))  # fmt: skip
     add("search --address without --backend ray", InvalidParameterError,

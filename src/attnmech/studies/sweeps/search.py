@@ -365,17 +365,97 @@ def _point_task(number: int, grid_name: str, params: dict[str, Any], metrics: tu
     return cell, task
 
 
-def evaluate_point(number: int, params: dict[str, Any], sweep: SweepSpec) -> Any:
-    """Train one search point (a Ray task of ``attnmech search --backend ray``): its rows and
-    curves as a :class:`~attnmech.studies.sweeps.runner.TaskOutcome` (an error becomes a failed
-    outcome). Runs with one torch / BLAS thread."""
-    from .runner import _attempt_in_worker
+def evaluate_point(
+    number: int, params: dict[str, Any], spec: SearchSpec, others: list[Any] | None = None
+) -> tuple[Any, list[tuple[int, float]], int | None, dict[str, Any]]:
+    """Train one search point (a Ray task of ``attnmech search --backend ray``).
 
+    With a pruner, ``others`` are the study's finished trials when the point was submitted
+    (their intermediate values and halving rungs): a private in-memory study holding them decides
+    at every logged step whether to stop, as the study itself would (the rows then hold the
+    values of that step, as on the local backend).
+
+    Returns
+    -------
+    (TaskOutcome, reported, pruned_step, rungs)
+        The rows and curves (an error becomes a failed outcome); the (step, value) pairs
+        reported; the step the pruner stopped at (None: it ran to the end); the pruner's
+        ``completed_rung_*`` attributes of the trial. Runs with one torch / BLAS thread.
+    """
+    from .runner import TaskOutcome, _limit_threads, run_task_with_curves
+
+    _limit_threads()
+    sweep = spec.sweep
     grid = sweep.grids[0]
     full = dict(grid.fixed)
     full.update(params)
     cell, task = _point_task(number, grid.name, full, grid.metrics)
-    return _attempt_in_worker(task, sweep, {cell.index: cell}, None)
+    reported: list[tuple[int, float]] = []
+    pruned: list[int] = []
+    callback = None
+    trial: Any = None
+    local: Any = None
+    if others is not None and spec.pruner != "none":
+        optuna = _optuna()
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        local = optuna.create_study(direction=spec.direction, pruner=_pruner(optuna, spec))
+        for frozen in others:
+            local.add_trial(frozen)
+        trial = local.ask()
+        metric = spec.objective.split("@", 1)[0]
+        history_name = next((m for m in grid.metrics if metric_column(m) == metric), metric)
+
+        def callback(step: int, metrics: dict[str, np.ndarray]) -> bool:
+            if history_name not in metrics:
+                return False
+            value = _aggregate(np.asarray(metrics[history_name]), spec.stat)
+            if not math.isfinite(value):
+                return False
+            trial.report(value, step)
+            reported.append((int(step), value))
+            if trial.should_prune():
+                pruned.append(int(step))
+                return True
+            return False
+
+    started = time.perf_counter()
+    try:
+        rows, curves = run_task_with_curves(task, sweep, {cell.index: cell}, None, callback)
+    except Exception as exc:  # one point's failure must not end the search
+        message = str(exc).replace("\n", " ") or type(exc).__name__
+        outcome = TaskOutcome(None, None, time.perf_counter() - started, message, type(exc).__name__)
+        return outcome, reported, None, {}
+    outcome = TaskOutcome(rows, curves, time.perf_counter() - started)
+    ray = sys.modules.get("ray")
+    if ray is not None and ray.is_initialized():
+        from dataclasses import replace
+
+        outcome = replace(outcome, node=str(ray.get_runtime_context().get_node_id()))
+    rungs: dict[str, Any] = {}
+    if trial is not None:
+        attrs = local._storage.get_trial(trial._trial_id).system_attrs
+        rungs = {k: v for k, v in attrs.items() if k.startswith("completed_rung_")}
+    return outcome, reported, pruned[0] if pruned else None, rungs
+
+
+def _snapshot(optuna: Any, study: Any) -> list[Any]:
+    """The study's finished trials as parameter-free copies: what a pruner compares against."""
+    TS = optuna.trial.TrialState
+    out = []
+    for t in study.get_trials(deepcopy=False, states=(TS.COMPLETE, TS.PRUNED)):
+        out.append(
+            optuna.trial.create_trial(
+                state=t.state,
+                value=t.value if t.state == TS.COMPLETE else None,
+                intermediate_values=dict(t.intermediate_values),
+                system_attrs={
+                    k: v for k, v in t.system_attrs.items() if k.startswith("completed_rung_")
+                },
+                params={},
+                distributions={},
+            )
+        )
+    return out
 
 
 def _search_on_ray(
@@ -393,12 +473,6 @@ def _search_on_ray(
     from .backends import connect_ray
 
     optuna = _optuna()
-    if spec.pruner != "none":
-        raise InvalidParameterError(
-            f"pruner {spec.pruner!r} is not yet supported on the ray backend (a pruner needs "
-            "each trial's intermediate values while it trains); use --backend local, or "
-            "pruner = \"none\""
-        )
     TS = optuna.trial.TrialState
     study = optuna.load_study(
         study_name=spec.sweep.name,
@@ -413,12 +487,14 @@ def _search_on_ray(
 
     try:
         remote = ray.remote(num_cpus=1, max_retries=max(3, spec.sweep.retries))(evaluate_point)
-        sweep_ref = ray.put(spec.sweep)
-        pending: dict[Any, tuple[int, dict[str, Any]]] = {}
+        spec_ref = ray.put(spec)
+        pending: dict[Any, tuple[int, Any]] = {}
         limit = max(1, workers, int(ray.cluster_resources().get("CPU", 1)))
+        pruning = spec.pruner != "none"
 
-        def submit(number: int, params: dict[str, Any]) -> None:
-            pending[remote.remote(number, params, sweep_ref)] = (number, params)
+        def submit(number: int, params: dict[str, Any], trial: Any) -> None:
+            others = _snapshot(optuna, study) if pruning else None
+            pending[remote.remote(number, params, spec_ref, others)] = (number, trial)
 
         for stale in study.get_trials(deepcopy=False, states=(TS.RUNNING,)):
             if set(stale.params) != set(spec.space):  # killed between ask and its suggestions
@@ -426,7 +502,7 @@ def _search_on_ray(
                 study.tell(stale.number, state=TS.FAIL)
                 continue
             report.message(f"search: trial {stale.number} was left running; evaluating it again")
-            submit(stale.number, dict(stale.params))
+            submit(stale.number, dict(stale.params), optuna.trial.Trial(study, stale._trial_id))
         exhausted = False
         while True:
             while not exhausted and len(pending) < limit and len(study.trials) < budget:
@@ -434,19 +510,26 @@ def _search_on_ray(
                     exhausted = True
                     break
                 trial = study.ask()
-                submit(trial.number, _suggest(trial, spec))
+                submit(trial.number, _suggest(trial, spec), trial)
             if not pending:
                 break
             ready, _ = ray.wait(list(pending), num_returns=1)
             for ref in ready:
-                number, params = pending.pop(ref)
+                number, trial = pending.pop(ref)
+                reported: list[tuple[int, float]] = []
+                pruned_at: int | None = None
+                rungs: dict[str, Any] = {}
                 try:
-                    outcome = ray.get(ref)
+                    outcome, reported, pruned_at, rungs = ray.get(ref)
                 except Exception as exc:  # the worker died more often than Ray retried it
                     outcome = None
                     error = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
                 else:
                     error = outcome.error
+                for step, reported_value in reported:  # what the pruner saw, into the journal
+                    trial.report(reported_value, step)
+                for key, rung_value in rungs.items():
+                    study._storage.set_trial_system_attr(trial._trial_id, key, rung_value)
                 task_id = f"t{number:06d}"
                 if outcome is None or outcome.rows is None:
                     store.record_task(
@@ -460,8 +543,9 @@ def _search_on_ray(
                     np.array([r.get(_objective_column(spec), math.nan) for r in rows], float),
                     spec.stat,
                 )
+                state = "pruned" if pruned_at is not None else "complete"
                 for row in rows:
-                    row.update(search_trial=number, search_state="complete", search_value=value)
+                    row.update(search_trial=number, search_state=state, search_value=value)
                 if outcome.curves is not None:
                     store.write_curves(task_id, outcome.curves)
                 store.write_part(task_id, columns, rows)
@@ -469,12 +553,14 @@ def _search_on_ray(
                     task_id,
                     columns,
                     rows,
-                    status="complete",
+                    status=state,
                     attempts=1,
                     seconds=outcome.seconds,
                     node=outcome.node,
                 )
-                if math.isfinite(value):
+                if pruned_at is not None:
+                    study.tell(number, state=TS.PRUNED)
+                elif math.isfinite(value):
                     study.tell(number, value)
                 else:  # as Optuna's optimize() does with a NaN objective
                     study.tell(number, state=TS.FAIL)
@@ -542,8 +628,8 @@ def run_search(
         One message at the start and the end.
     backend : {"local", "ray"}
         ``ray``: each trial is a Ray task; this process alone asks the study for points and
-        tells it the values (the journal in ``out_dir`` stays the one record). Pruners are not
-        yet supported there.
+        tells it the values (the journal in ``out_dir`` stays the one record). A pruner decides
+        inside the task against the study's trials finished when it was submitted.
     address : str, optional
         An existing Ray cluster (``ray`` backend); default: a local one with ``workers`` CPUs.
     connect_timeout : float
@@ -567,12 +653,6 @@ def run_search(
     if address and backend != "ray":
         raise InvalidParameterError("address is for the ray backend; add backend='ray'")
     check_connect_timeout(connect_timeout)
-    if backend == "ray" and spec.pruner != "none":
-        raise InvalidParameterError(
-            f"pruner {spec.pruner!r} is not yet supported on the ray backend (a pruner needs "
-            "each trial's intermediate values while it trains); use --backend local, or "
-            'pruner = "none"'
-        )
     from .budget import check_plan_memory, estimate_plan_bytes, largest_point
 
     cells, tasks = largest_point(spec)
