@@ -128,7 +128,7 @@ def test_a_trial_left_running_is_evaluated_again(ray_local, local_table, tmp_pat
     result = run_search(_spec(budget=4), tmp_path / "k", backend="ray", resume=True)
     assert (result.trials, result.complete, result.failed) == (4, 4, 0)
     table = load_results(tmp_path / "k")
-    units = sorted(zip(table["lr"].tolist(), table["trial"].tolist()))
+    units = sorted(zip(table["lr"].tolist(), table["trial"].tolist(), strict=True))
     assert units == sorted((lr, t) for lr in (0.01, 0.03, 0.1, 1.0) for t in range(2))
     a, b = _by_point(table), _by_point(local_table[1])
     np.testing.assert_array_equal(a["loss_value"], b["loss_value"])
@@ -181,7 +181,9 @@ class _InlineRay:
             class Remote:
                 def remote(self, *args):
                     fake.submitted += 1
-                    values = [a[1] if isinstance(a, tuple) and a[:1] == ("obj",) else a for a in args]
+                    values = [
+                        a[1] if isinstance(a, tuple) and a[:1] == ("obj",) else a for a in args
+                    ]
                     return _Ref(fn(*values))
 
             return Remote()
@@ -359,9 +361,10 @@ def test_pruning_on_a_real_ray_instance(ray_local, tmp_path):
     complete or pruned, the journal and the rows agree."""
     from attnmech.studies.sweeps.search import parse_search_spec, run_search
 
-    text = PRUNED.format(budget=8, pruner="median").replace('sampler = "grid"', 'sampler = "random"')
+    text = PRUNED.format(budget=8, pruner="median")
+    text = text.replace('sampler = "grid"', 'sampler = "random"')
     result = run_search(parse_search_spec(text), tmp_path / "p", backend="ray", workers=2)
     assert result.trials == 8 and result.complete + result.pruned == 8 and result.failed == 0
     table = load_results(tmp_path / "p")
-    states = {int(t): s for t, s in zip(table["search_trial"], table["search_state"])}
+    states = {int(t): s for t, s in zip(table["search_trial"], table["search_state"], strict=True)}
     assert sum(s == "pruned" for s in states.values()) == result.pruned

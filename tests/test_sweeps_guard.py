@@ -75,7 +75,7 @@ def test_parts_carry_task_fingerprint_and_checksum(done_sweep):
         assert first.startswith(f"# attnmech-sweep-part-v1 task={part.stem} fingerprint=")
         assert " sha256=" in first
     table = load_results(done_sweep, prefer_parts=True)
-    assert len(table) == 8 and sorted(zip(table["cell"], table["trial"])) == [
+    assert len(table) == 8 and sorted(zip(table["cell"], table["trial"], strict=True)) == [
         (c, t) for c in range(4) for t in range(2)
     ]
 
@@ -123,8 +123,6 @@ def test_a_duplicated_part_with_a_valid_header_is_refused(done_sweep, tmp_path):
     part = sorted((copy / "parts").glob("*.csv"))[0]
     body = part.read_text().partition("\n")[2]
     digest = SweepStore(copy).manifest()["digest"]
-    table = load_results(copy, prefer_parts=True)
-    units = [(int(c), int(t)) for c, t in zip(table["cell"], table["trial"])][:0]
     from attnmech.studies.sweeps.store import _units_of
 
     units = _units_of(part, body)
@@ -226,7 +224,8 @@ def test_a_plan_that_does_not_fit_is_refused_before_any_folder(tmp_path):
     from attnmech.studies.sweeps.spec import train_metric_names
 
     history = 8 * 8 * 100_000_001 * (len(train_metric_names()) + 1)
-    assert big.task - small.task == history * 100_000_000 // 100_000_001 and big.driver == 2 * 2 * history
+    assert big.task - small.task == history * 100_000_000 // 100_000_001
+    assert big.driver == 2 * 2 * history
 
 
 def test_memory_limit_names_workers_and_batch(tmp_path, monkeypatch):
@@ -410,7 +409,9 @@ def test_watcher_thread_ends_an_orphan(tmp_path):
         "time.sleep(60)\n"
     )
     env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
-    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, env=env)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, env=env
+    )
     try:
         child = int(proc.stdout.readline())
         assert _alive(child)
@@ -481,5 +482,5 @@ def test_killed_sweep_driver_leaves_no_worker_and_resumes(tmp_path):
     result = run_sweep(parse_sweep_spec(spec_file.read_text()), out, workers=2, resume=True)
     assert result.tasks_skipped == stored
     table = load_results(out)
-    units = sorted(zip(table["cell"].tolist(), table["trial"].tolist()))
+    units = sorted(zip(table["cell"].tolist(), table["trial"].tolist(), strict=True))
     assert units == [(c, t) for c in range(8) for t in range(2)]  # none lost, none twice

@@ -143,7 +143,8 @@ def connect_ray(address: str | None, workers: int, connect_timeout: float) -> bo
     Raises
     ------
     InvalidParameterError
-        Ray is not installed, or the address is malformed or does not answer within ``connect_timeout`` seconds.
+        Ray is not installed, or the address is malformed or does not answer within
+        ``connect_timeout`` seconds.
     """
     try:
         import ray

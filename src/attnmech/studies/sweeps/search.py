@@ -423,7 +423,8 @@ def evaluate_point(
         rows, curves = run_task_with_curves(task, sweep, {cell.index: cell}, None, callback)
     except Exception as exc:  # one point's failure must not end the search
         message = str(exc).replace("\n", " ") or type(exc).__name__
-        outcome = TaskOutcome(None, None, time.perf_counter() - started, message, type(exc).__name__)
+        seconds = time.perf_counter() - started
+        outcome = TaskOutcome(None, None, seconds, message, type(exc).__name__)
         return outcome, reported, None, {}
     outcome = TaskOutcome(rows, curves, time.perf_counter() - started)
     ray = sys.modules.get("ray")
@@ -640,8 +641,6 @@ def run_search(
     OutputError
         Another process is writing ``out_dir``.
     """
-    from ..scaffold import Progress
-
     optuna = _optuna()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
@@ -649,7 +648,9 @@ def run_search(
     from .spec import BACKENDS, check_connect_timeout
 
     if backend not in BACKENDS:
-        raise InvalidParameterError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+        raise InvalidParameterError(
+            f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}"
+        )
     if address and backend != "ray":
         raise InvalidParameterError("address is for the ray backend; add backend='ray'")
     check_connect_timeout(connect_timeout)
