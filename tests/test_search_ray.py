@@ -368,3 +368,26 @@ def test_pruning_on_a_real_ray_instance(ray_local, tmp_path):
     table = load_results(tmp_path / "p")
     states = {int(t): s for t, s in zip(table["search_trial"], table["search_state"], strict=True)}
     assert sum(s == "pruned" for s in states.values()) == result.pruned
+
+
+def test_local_resume_evaluates_a_trial_left_running(local_table, tmp_path):
+    """The local backend too: a trial a killed run left RUNNING is evaluated again on --resume
+    (before, it counted toward the budget and its point never ran)."""
+    import optuna
+
+    from attnmech.studies.sweeps.search import JOURNAL, _sampler, _storage, run_search
+
+    run_search(_spec(budget=1), tmp_path / "l")
+    study = optuna.load_study(
+        study_name="lr",
+        storage=_storage(optuna, tmp_path / "l" / JOURNAL),
+        sampler=_sampler(optuna, _spec(), ask_tell=True),
+    )
+    left = study.ask()
+    left.suggest_categorical("lr", [0.01, 0.1, 1.0, 0.03])
+    left.suggest_categorical("optimizer", ["gd"])
+    again = run_search(_spec(budget=4), tmp_path / "l", resume=True)
+    assert (again.trials, again.complete, again.failed) == (4, 4, 0)
+    a, b = _by_point(load_results(tmp_path / "l")), _by_point(local_table[1])
+    for name in ("lr", "trial", "loss_value", "norm", "search_value"):
+        np.testing.assert_array_equal(a[name], b[name], err_msg=name)

@@ -366,7 +366,12 @@ def _point_task(number: int, grid_name: str, params: dict[str, Any], metrics: tu
 
 
 def evaluate_point(
-    number: int, params: dict[str, Any], spec: SearchSpec, others: list[Any] | None = None
+    number: int,
+    params: dict[str, Any],
+    spec: SearchSpec,
+    others: list[Any] | None = None,
+    *,
+    limit_threads: bool = True,
 ) -> tuple[Any, list[tuple[int, float]], int | None, dict[str, Any]]:
     """Train one search point (a Ray task of ``attnmech search --backend ray``).
 
@@ -380,11 +385,13 @@ def evaluate_point(
     (TaskOutcome, reported, pruned_step, rungs)
         The rows and curves (an error becomes a failed outcome); the (step, value) pairs
         reported; the step the pruner stopped at (None: it ran to the end); the pruner's
-        ``completed_rung_*`` attributes of the trial. Runs with one torch / BLAS thread.
+        ``completed_rung_*`` attributes of the trial. With ``limit_threads`` (a worker
+        process) torch and BLAS are set to one thread first.
     """
     from .runner import TaskOutcome, _limit_threads, run_task_with_curves
 
-    _limit_threads()
+    if limit_threads:
+        _limit_threads()
     sweep = spec.sweep
     grid = sweep.grids[0]
     full = dict(grid.fixed)
@@ -517,57 +524,120 @@ def _search_on_ray(
             ready, _ = ray.wait(list(pending), num_returns=1)
             for ref in ready:
                 number, trial = pending.pop(ref)
-                reported: list[tuple[int, float]] = []
-                pruned_at: int | None = None
-                rungs: dict[str, Any] = {}
                 try:
-                    outcome, reported, pruned_at, rungs = ray.get(ref)
+                    result: Any = ray.get(ref)
                 except Exception as exc:  # the worker died more often than Ray retried it
-                    outcome = None
-                    error = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-                else:
-                    error = outcome.error
-                for step, reported_value in reported:  # what the pruner saw, into the journal
-                    trial.report(reported_value, step)
-                for key, rung_value in rungs.items():
-                    study._storage.set_trial_system_attr(trial._trial_id, key, rung_value)
-                task_id = f"t{number:06d}"
-                if outcome is None or outcome.rows is None:
-                    store.record_task(
-                        task_id, columns, [], status="failed", attempts=1, seconds=0.0, error=error
-                    )
-                    study.tell(number, state=TS.FAIL)
-                    report.message(f"search: trial {number} failed: {error}")
-                    continue
-                rows = outcome.rows
-                value = _aggregate(
-                    np.array([r.get(_objective_column(spec), math.nan) for r in rows], float),
-                    spec.stat,
-                )
-                state = "pruned" if pruned_at is not None else "complete"
-                for row in rows:
-                    row.update(search_trial=number, search_state=state, search_value=value)
-                if outcome.curves is not None:
-                    store.write_curves(task_id, outcome.curves)
-                store.write_part(task_id, columns, rows)
-                store.record_task(
-                    task_id,
-                    columns,
-                    rows,
-                    status=state,
-                    attempts=1,
-                    seconds=outcome.seconds,
-                    node=outcome.node,
-                )
-                if pruned_at is not None:
-                    study.tell(number, state=TS.PRUNED)
-                elif math.isfinite(value):
-                    study.tell(number, value)
-                else:  # as Optuna's optimize() does with a NaN objective
-                    study.tell(number, state=TS.FAIL)
+                    result = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+                _record_point(optuna, study, store, columns, spec, number, trial, result, report)
     finally:
         if started_here:
             ray.shutdown()
+
+
+def _record_point(
+    optuna: Any,
+    study: Any,
+    store: SweepStore,
+    columns: list[str],
+    spec: SearchSpec,
+    number: int,
+    trial: Any,
+    result: Any,
+    report: Any,
+) -> None:
+    """Store one evaluated point (the result of :func:`evaluate_point`, or the error text of a
+    task that could not run): its rows, curves and SQLite record, and in the study its reported
+    values, halving rungs and final state (complete, pruned or failed)."""
+    TS = optuna.trial.TrialState
+    task_id = f"t{number:06d}"
+    if isinstance(result, str):
+        outcome, reported, pruned_at, rungs, error = None, [], None, {}, result
+    else:
+        outcome, reported, pruned_at, rungs = result
+        error = outcome.error
+    for step, reported_value in reported:  # what the pruner saw, into the journal
+        trial.report(reported_value, step)
+    for key, rung_value in rungs.items():
+        study._storage.set_trial_system_attr(trial._trial_id, key, rung_value)
+    if outcome is None or outcome.rows is None:
+        store.record_task(
+            task_id, columns, [], status="failed", attempts=1, seconds=0.0, error=error
+        )
+        study.tell(number, state=TS.FAIL)
+        report.message(f"search: trial {number} failed: {error}")
+        return
+    rows = outcome.rows
+    value = _aggregate(
+        np.array([r.get(_objective_column(spec), math.nan) for r in rows], float), spec.stat
+    )
+    state = "pruned" if pruned_at is not None else "complete"
+    for row in rows:
+        row.update(search_trial=number, search_state=state, search_value=value)
+    if outcome.curves is not None:
+        store.write_curves(task_id, outcome.curves)
+    store.write_part(task_id, columns, rows)
+    store.record_task(
+        task_id, columns, rows, status=state, attempts=1, seconds=outcome.seconds, node=outcome.node
+    )
+    if pruned_at is not None:
+        study.tell(number, state=TS.PRUNED)
+    elif math.isfinite(value):
+        study.tell(number, value)
+    else:  # as Optuna's optimize() does with a NaN objective
+        study.tell(number, state=TS.FAIL)
+
+
+def _rerun_stale(spec: SearchSpec, root: Path, report: Any) -> None:
+    """Local backend: evaluate again, in this process, the trials a killed run left RUNNING (the
+    caller holds the folder's lock, so nobody else is running them)."""
+    from ...layer.model import torch_threads
+
+    optuna = _optuna()
+    TS = optuna.trial.TrialState
+    study = optuna.load_study(
+        study_name=spec.sweep.name,
+        storage=_storage(optuna, root / JOURNAL),
+        sampler=_sampler(optuna, spec, ask_tell=True),
+        pruner=_pruner(optuna, spec),
+    )
+    store = SweepStore(root)
+    columns = store.manifest()["columns"]
+    for stale in study.get_trials(deepcopy=False, states=(TS.RUNNING,)):
+        if set(stale.params) != set(spec.space):
+            report.message(f"search: trial {stale.number} was left without its parameters")
+            study.tell(stale.number, state=TS.FAIL)
+            continue
+        report.message(f"search: trial {stale.number} was left running; evaluating it again")
+        others = _snapshot(optuna, study) if spec.pruner != "none" else None
+        with torch_threads(1):
+            result = evaluate_point(
+                stale.number, dict(stale.params), spec, others, limit_threads=False
+            )
+        trial = optuna.trial.Trial(study, stale._trial_id)
+        _record_point(optuna, study, store, columns, spec, stale.number, trial, result, report)
+
+
+def _search_locally(spec: SearchSpec, root: Path, workers: int) -> None:
+    """Optuna's own loop until the study holds the budget: in this process (one torch thread),
+    or in ``workers`` spawned processes sharing the journal (bound to this driver)."""
+    if workers == 1:
+        from ...layer.model import torch_threads
+
+        with torch_threads(1):
+            _optimize(spec, root, spec.budget)
+        return
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    from .runner import _worker_init
+
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(
+        workers, mp_context=context, initializer=_worker_init, initargs=(os.getpid(),)
+    ) as pool:
+        futures = [pool.submit(_worker, spec, str(root), spec.budget) for _ in range(workers)]
+        for future in futures:
+            future.result()
 
 
 def _worker(spec: SearchSpec, out_dir: str, budget: int) -> None:
@@ -729,24 +799,9 @@ def _run_search(
     report.message(f"search {spec.sweep.name}: {before} trials stored, budget {spec.budget}")
     if backend == "ray":
         _search_on_ray(spec, root, spec.budget, workers, address, connect_timeout, report)
-    elif workers == 1:
-        from ...layer.model import torch_threads
-
-        with torch_threads(1):
-            _optimize(spec, root, spec.budget)
     else:
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
-
-        context = multiprocessing.get_context("spawn")
-        from .runner import _worker_init
-
-        with ProcessPoolExecutor(
-            workers, mp_context=context, initializer=_worker_init, initargs=(os.getpid(),)
-        ) as pool:
-            futures = [pool.submit(_worker, spec, str(root), spec.budget) for _ in range(workers)]
-            for future in futures:
-                future.result()
+        _rerun_stale(spec, root, report)
+        _search_locally(spec, root, workers)
     study = optuna.load_study(study_name=spec.sweep.name, storage=_storage(optuna, root / JOURNAL))
     states = [t.state for t in study.trials]
     TS = optuna.trial.TrialState
