@@ -1059,7 +1059,215 @@ def _door_theory() -> Any:
     return solve(_door_data()[0])
 
 
+# ------------------------------------------------------------------ sweep operations (r4-sweepops)
+_OPS_SWEEP = (
+    '[sweep]\nname = "ops"\nseed = 5\ntrials = 2\nbatch_trials = 2\nmetrics = ["loss"]\n'
+    "[fixed]\nT = 3\nK = 4\nd = 4\nsteps = 4\nlr = 0.1\n[axes]\nn = [3, 4]\n"
+    'optimizer = ["gd", "ngd"]\n'
+)
+_OPS_BUILT: dict[str, Path] = {}
+
+
+def _ops_sweep(tmp: Path, text: str = _OPS_SWEEP) -> Path:
+    """A finished copy of the small sweep in ``tmp/sw`` (built once per process, then copied)."""
+    import shutil
+    import tempfile
+
+    from attnmech.studies.sweeps import parse_sweep_spec, run_sweep
+
+    if text not in _OPS_BUILT:
+        folder = Path(tempfile.mkdtemp(prefix="attnmech-catalogue-")) / "sw"
+        run_sweep(parse_sweep_spec(text), folder, workers=1)
+        _OPS_BUILT[text] = folder
+    out = tmp / "sw"
+    shutil.copytree(_OPS_BUILT[text], out)
+    spec_file(tmp, _OPS_SWEEP)
+    return out
+
+
+def _ops_parts(folder: Path) -> list[Path]:
+    return sorted((folder / "parts").glob("*.csv"))
+
+
+def _tamper(kind: str) -> Callable[[Path], Path]:
+    """A finished sweep folder in ``tmp/sw`` with one part file damaged as ``kind`` says."""
+
+    def make(tmp: Path) -> Path:
+        folder = _ops_sweep(tmp)
+        parts = _ops_parts(folder)
+        part = parts[1]
+        text = part.read_text()
+        head, _, body = text.partition("\n")
+        lines = body.splitlines(keepends=True)
+        if kind == "edited number":
+            cells = lines[1].split(",")
+            cells[-4] = cells[-4] + "1" if cells[-4] else "1"
+            lines[1] = ",".join(cells)
+            part.write_text(head + "\n" + "".join(lines))
+        elif kind == "edited seed":
+            part.write_text(text.replace(lines[1].split(",")[-8], "7", 1))
+        elif kind == "row removed":
+            part.write_text(head + "\n" + "".join(lines[:-1]))
+        elif kind == "row appended":
+            part.write_text(text + lines[-1])
+        elif kind == "truncated":
+            part.write_text(text[: len(text) * 2 // 3])
+        elif kind == "header stripped":
+            part.write_text(body)
+        elif kind == "bogus header":
+            part.write_text("# attnmech-sweep-part-v9 hello\n" + body)
+        elif kind == "header of another task":
+            part.write_text(head.replace(part.stem, parts[0].stem) + "\n" + body)
+        elif kind == "stray copy":
+            (folder / "parts" / "0123456789abcdef.csv").write_bytes(part.read_bytes())
+        elif kind == "two names swapped":
+            a, b = parts[0].read_bytes(), part.read_bytes()
+            parts[0].write_bytes(b)
+            part.write_bytes(a)
+        elif kind == "duplicated with a valid header":
+            from attnmech.studies.sweeps.store import SweepStore, _units_of, part_header
+
+            digest = SweepStore(folder).manifest()["digest"]
+            name = "fedcba9876543210"
+            forged = part_header(digest, name, _units_of(part, body), body) + body
+            (folder / "parts" / f"{name}.csv").write_text(forged)
+        elif kind == "part of another sweep":
+            other = _ops_sweep(tmp / "other", _OPS_SWEEP.replace("seed = 5", "seed = 6"))
+            foreign = _ops_parts(other)[0]
+            target = folder / "parts" / foreign.name
+            target.unlink(missing_ok=True)
+            target.write_bytes(foreign.read_bytes())
+            import shutil
+
+            shutil.rmtree(tmp / "other")
+        elif kind == "empty part":
+            part.write_text("")
+        elif kind == "binary part":
+            part.write_bytes(b"\xff\xfe\x00garbage")
+        else:  # pragma: no cover
+            raise KeyError(kind)
+        (folder / "results.csv").unlink()
+        return folder
+
+    return make
+
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+_OPS_BIG = (
+    '[sweep]\nname = "big"\ntrials = 4\nlog_every = 1\nmetrics = ["loss"]\n'
+    "[fixed]\nT = 3\nK = 4\nd = 4\nsteps = 100000000\nlr = 0.1\n[axes]\nn = [3, 4]\n"
+)
+_OPS_SEARCH = (
+    '[sweep]\nname = "lr"\ntrials = 2\nmetrics = ["loss"]\nlog_every = 5\n'
+    "[fixed]\nn = 3\nT = 3\nK = 4\nd = 4\nsteps = 20\n[axes]\nlr = [0.01, 0.1]\n"
+    '[search]\nobjective = "loss"\ndirection = "minimize"\nsampler = "grid"\nbudget = 2\n'
+    'pruner = "{pruner}"\n'
+)
+
+
+def _sweepops_cases() -> list[Case]:
+    """Sweep operations: part files that cannot lie, plan memory, Ray addresses (issues 20, 21)."""
+    from attnmech.studies.sweeps import load_results, parse_sweep_spec, run_sweep
+    from attnmech.studies.sweeps.store import SweepStore
+
+    cases: list[Case] = []
+
+    def add(name: str, error: type[Exception], api: Callable[[Path], Any],
+            cli: Callable[[Path], list[str]] | None = None) -> None:
+        cases.append(Case(name, error, api, cli))  # fmt: skip
+
+    kinds = ("edited number", "edited seed", "row removed", "row appended", "truncated",
+             "header stripped", "bogus header", "header of another task", "stray copy",
+             "two names swapped", "duplicated with a valid header", "part of another sweep",
+             "empty part", "binary part")  # fmt: skip
+    for kind in kinds:
+        make = _tamper(kind)
+        add(f"sweep --resume with a part file: {kind}", FileFormatError,
+            lambda t, m=make: run_sweep(parse_sweep_spec(_OPS_SWEEP), m(t), workers=1,
+                                        resume=True),
+            lambda t, m=make: ["sweep", t / "s.toml", "--out", m(t), "--resume"])  # fmt: skip
+        add(f"load_results of parts with a part file: {kind}", FileFormatError,
+            lambda t, m=make: load_results(m(t), prefer_parts=True))  # fmt: skip
+        add(f"results.csv assembled with a part file: {kind}", FileFormatError,
+            lambda t, m=make: SweepStore(m(t)).consolidate())  # fmt: skip
+    # --- the memory of a plan, estimated before any folder
+    add("sweep plan: 10^8 logged steps with curves", InvalidParameterError,
+        lambda t: run_sweep(parse_sweep_spec(_OPS_BIG), t / "o", curves=True, workers=2),
+        lambda t: ["sweep", spec_file(t, _OPS_BIG, "big.toml"), "--out", t / "o", "--curves"])  # fmt: skip
+    steps_to_corr = _OPS_BIG.replace('metrics = ["loss"]', 'metrics = ["steps_to_corr"]')
+    steps_to_corr = steps_to_corr.replace("log_every = 1\n", "").replace("100000000", "999999990")
+    add("sweep plan: steps_to_corr logged every 10 of 10^9 steps", InvalidParameterError,
+        lambda t: run_sweep(parse_sweep_spec(steps_to_corr), t / "o", workers=1),
+        lambda t: ["sweep", spec_file(t, steps_to_corr, "stc.toml"), "--out", t / "o"])  # fmt: skip
+    at_steps = _OPS_BIG.replace("log_every = 1\n", "at_steps = [1, 2, 99999999]\n")
+    add("sweep plan: at_steps logged every step of 10^8", InvalidParameterError,
+        lambda t: run_sweep(parse_sweep_spec(at_steps), t / "o", workers=1))  # fmt: skip
+    for workers in (2, 16):
+        add(f"sweep plan: {workers} workers over a 0.3 GiB limit", InvalidParameterError,
+            lambda t, w=workers: with_memory_limit(
+                0.3, lambda: run_sweep(parse_sweep_spec(_OPS_SWEEP), t / "o", workers=w)))  # fmt: skip
+    search_big = _OPS_BIG.replace("lr = 0.1\n", "n = 3\n").replace("n = [3, 4]", "lr = [0.1, 0.2]")
+    search_big += _OPS_SEARCH.split("[axes]\nlr = [0.01, 0.1]\n")[1].format(pruner="median")
+
+    def run_search_text(t: Path, text: str, **kw: Any) -> Any:
+        from attnmech.studies.sweeps.search import parse_search_spec, run_search
+
+        return run_search(parse_search_spec(text), t / "o", **kw)
+
+    add("search plan: 10^8 logged steps for the pruner", InvalidParameterError,
+        lambda t: run_search_text(t, search_big),
+        lambda t: ["search", spec_file(t, search_big, "sb.toml"), "--out", t / "o"])  # fmt: skip
+    # --- Ray addresses: a dead one fails within --connect-timeout, before any folder
+    add("sweep --address to a closed port", InvalidParameterError,
+        lambda t: run_sweep(parse_sweep_spec(_OPS_SWEEP), t / "o", backend="ray",
+                            address=f"127.0.0.1:{_closed_port()}", connect_timeout=0.3),
+        lambda t: ["sweep", spec_file(t, _OPS_SWEEP), "--out", t / "o", "--backend", "ray",
+                   "--address", f"127.0.0.1:{_closed_port()}", "--connect-timeout", "0.3"])  # fmt: skip
+    search_ok = _OPS_SEARCH.format(pruner="none")
+    add("search --address to a closed port", InvalidParameterError,
+        lambda t: run_search_text(t, search_ok, backend="ray",
+                                  address=f"127.0.0.1:{_closed_port()}", connect_timeout=0.3),
+        lambda t: ["search", spec_file(t, search_ok, "se.toml"), "--out", t / "o", "--backend",
+                   "ray", "--address", f"127.0.0.1:{_closed_port()}", "--connect-timeout",
+                   "0.3"])  # fmt: skip
+    for address in ("localhost", "127.0.0.1:", "127.0.0.1:99999", "127.0.0.1:0",
+                    "tcp://127.0.0.1:1", ":6379", "127.0.0.1:abc"):  # fmt: skip
+        add(f"sweep --address {address!r}", InvalidParameterError,
+            lambda t, a=address: run_sweep(parse_sweep_spec(_OPS_SWEEP), t / "o", backend="ray",
+                                           address=a, connect_timeout=0.3),
+            lambda t, a=address: ["sweep", spec_file(t, _OPS_SWEEP), "--out", t / "o",
+                                  "--backend", "ray", "--address", a])  # fmt: skip
+    for value in ("0", "-1", "nan", "inf", "1e9"):
+        add(f"sweep --connect-timeout {value}", InvalidParameterError,
+            lambda t, v=value: parse_sweep_spec(_OPS_SWEEP).replace(connect_timeout=float(v)),
+            lambda t, v=value: ["sweep", spec_file(t, _OPS_SWEEP), "--out", t / "o",
+                                "--connect-timeout", v])  # fmt: skip
+        add(f"search --connect-timeout {value}", InvalidParameterError,
+            lambda t, v=value: run_search_text(t, search_ok, connect_timeout=float(v)),
+            lambda t, v=value: ["search", spec_file(t, search_ok, "se.toml"), "--out", t / "o",
+                                "--connect-timeout", v])  # fmt: skip
+    for bad in ("30", True, None):
+        add(f"run_sweep(connect_timeout={bad!r})", InvalidParameterError,
+            lambda t, b=bad: parse_sweep_spec(_OPS_SWEEP).replace(connect_timeout=b))  # fmt: skip
+    # --- search on Ray: its options
+    add("search backend 'dask'", InvalidParameterError,
+        lambda t: run_search_text(t, search_ok, backend="dask"))  # fmt: skip
+    add("search --address without --backend ray", InvalidParameterError,
+        lambda t: run_search_text(t, search_ok, address="127.0.0.1:6379"),
+        lambda t: ["search", spec_file(t, search_ok, "se.toml"), "--out", t / "o", "--address",
+                   "127.0.0.1:6379"])  # fmt: skip
+    return cases
+
+
 CASES = _cases() + _budget_cases() + _door_cases()
+CASES += _sweepops_cases()
 
 
 def _param(case: Case) -> Any:

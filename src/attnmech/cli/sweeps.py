@@ -88,13 +88,24 @@ def sweep_command(
         bool, typer.Option("--curves", help="Keep every trial's logged metrics (curves/*.npz).")
     ] = False,
     no_progress: Annotated[bool, typer.Option("--no-progress", help="No progress bar.")] = False,
+    connect_timeout: Annotated[
+        float,
+        typer.Option(
+            "--connect-timeout", help="Seconds to wait for the Ray cluster at --address."
+        ),
+    ] = 30.0,
 ) -> None:
     """Run a grid of datasets x training options (one row per cell x trial in --out)."""
     from ..studies.scaffold import fmt
     from ..studies.sweeps import load_sweep_spec, run
 
     spec = load_sweep_spec(spec_file).replace(
-        backend=backend.value, workers=workers, address=address, retries=retries, curves=curves
+        backend=backend.value,
+        workers=workers,
+        address=address,
+        retries=retries,
+        curves=curves,
+        connect_timeout=connect_timeout,
     )
     if device is not None:
         spec = spec.replace(device=device)
@@ -138,14 +149,38 @@ def search_command(
         bool, typer.Option("--resume", help="Continue the study in --out (its journal.log).")
     ] = False,
     workers: Annotated[
-        int, typer.Option("--workers", min=1, help="Processes sharing the journal.")
+        int,
+        typer.Option(
+            "--workers", min=1, help="Processes sharing the journal / Ray trials in flight."
+        ),
     ] = 1,
+    backend: Annotated[
+        SweepBackend,
+        typer.Option("--backend", help="local processes, or Ray tasks (this process asks/tells)."),
+    ] = SweepBackend.local,
+    address: Annotated[
+        str | None, typer.Option("--address", help="Address of an existing Ray cluster.")
+    ] = None,
+    connect_timeout: Annotated[
+        float,
+        typer.Option(
+            "--connect-timeout", help="Seconds to wait for the Ray cluster at --address."
+        ),
+    ] = 30.0,
 ) -> None:
     """Adaptive search (Optuna) over a sweep's parameters; rows stored like a sweep's."""
     from ..studies.scaffold import fmt
     from ..studies.sweeps.search import load_search_spec, run_search
 
-    result = run_search(load_search_spec(spec_file), out, resume=resume, workers=workers)
+    result = run_search(
+        load_search_spec(spec_file),
+        out,
+        resume=resume,
+        workers=workers,
+        backend=backend.value,
+        address=address,
+        connect_timeout=connect_timeout,
+    )
     typer.echo(
         f"{result.trials} trials ({result.ran} run now): {result.complete} complete, "
         f"{result.pruned} pruned, {result.failed} failed; {fmt(result.wall_time_s, 3)} s"

@@ -391,7 +391,11 @@ def _stack_curves(
     return out
 
 
-def _worker_init() -> None:
+def _worker_init(driver: int | None = None) -> None:
+    """A pool worker: one thread, and it ends when the driver ``driver`` (its parent) dies."""
+    from .backends import bind_to_driver
+
+    bind_to_driver(driver)
     _limit_threads()
 
 
@@ -463,7 +467,9 @@ def _local_results(
     while queue:
         pending: dict[Any, Task] = {}
         broken = False
-        with ProcessPoolExecutor(workers, mp_context=context, initializer=_worker_init) as pool:
+        with ProcessPoolExecutor(
+            workers, mp_context=context, initializer=_worker_init, initargs=(os.getpid(),)
+        ) as pool:
             try:
                 while (queue or pending) and not broken:
                     while queue and len(pending) < 2 * workers:  # bounded: results stream out
@@ -503,19 +509,11 @@ def _ray_results(
 ) -> Iterator[tuple[Task, TaskOutcome]]:
     """Each task's outcome as a Ray task; Ray reruns a task whose worker process died (up to
     ``max(3, spec.retries)`` times)."""
-    try:
-        import ray
-    except ImportError:
-        raise InvalidParameterError(
-            "the ray backend needs Ray: pip install 'attnmech[ray]' (or use --backend local)"
-        ) from None
-    started_here = False
-    if not ray.is_initialized():
-        if address:
-            ray.init(address=address, include_dashboard=False, log_to_driver=False)
-        else:
-            ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False)
-        started_here = True
+    from .backends import connect_ray
+
+    started_here = connect_ray(address, workers, spec.connect_timeout)
+    import ray
+
     try:
         remote = ray.remote(num_cpus=1, max_retries=max(3, spec.retries))(_attempt_in_worker)
         spec_ref = ray.put(spec)
@@ -634,6 +632,15 @@ def _run(
     from ...layer.training import check_device
 
     check_device(spec.device or "cpu")  # before any folder is made
+    from .budget import check_plan_memory, estimate_plan_bytes
+
+    # on a cluster at an address, each node holds its own tasks: this machine, the driver
+    planned = 1 if spec.address else max(1, min(int(workers), len(tasks) or 1))
+    check_plan_memory(estimate_plan_bytes(spec, cells, tasks, planned))  # before any folder
+    if spec.backend == "ray" and spec.address:  # a dead address: one error, before any folder
+        from .backends import probe_address
+
+        probe_address(spec.address, spec.connect_timeout)
     # one writer per folder: a second "sweep --resume" on it is refused, not run twice
     with exclusive_lock(out_dir, what="sweep folder"):
         store = SweepStore(out_dir)
@@ -706,7 +713,9 @@ def _run(
         # results.csv, results.json and the report: all or nothing (a full disk restores them;
         # the stored parts/ stay, for --resume)
         with output_transaction(out_dir, what="sweep folder"):
-            path = store.consolidate() if store.done() else Path(out_dir) / "results.csv"
+            # consolidate() checks every part (their checksums, fingerprints, no unit twice)
+            done = store.done(verify=False)
+            path = store.consolidate() if done else Path(out_dir) / "results.csv"
             result = SweepResult(
                 out_dir=Path(out_dir),
                 results_path=path,
@@ -737,6 +746,7 @@ def run_sweep(
     on_task: Callable[[Task, int], Any] | None = None,
     retries: int | None = None,
     curves: bool | None = None,
+    connect_timeout: float | None = None,
 ) -> SweepResult:
     """Run a sweep (a thin wrapper of :func:`run` with the run options as keywords).
 
@@ -761,6 +771,8 @@ def run_sweep(
         Extra attempts of a failed task (default: the spec's, 0).
     curves : bool, optional
         Keep every trial's logged metrics (default: the spec's, False).
+    connect_timeout : float, optional
+        Seconds to wait for the Ray cluster at ``address`` (default: the spec's, 30).
 
     Returns
     -------
@@ -778,6 +790,8 @@ def run_sweep(
         changes["retries"] = retries
     if curves is not None:
         changes["curves"] = curves
+    if connect_timeout is not None:
+        changes["connect_timeout"] = connect_timeout
     config = spec.replace(**changes)
     return _run(config, out_dir=out_dir, progress=progress, resume=resume, on_task=on_task)
 

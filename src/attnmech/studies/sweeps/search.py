@@ -41,7 +41,23 @@ import numpy as np
 
 from ...errors import FileFormatError, InvalidParameterError
 from .grid import Cell, Task, result_columns
-from .spec import SweepSpec, metric_column, spec_from_data
+from .search_study import (
+    DIRECTIONS,
+    DISTRIBUTIONS,
+    JOURNAL,
+    PRUNERS,
+    SAMPLERS,
+    SEARCH_COLUMNS,
+    STATS,
+    SearchSpec,
+    _aggregate,
+    _optuna,
+    _pruner,
+    _sampler,
+    _storage,
+    _suggest,
+)
+from .spec import metric_column, spec_from_data
 from .store import SweepStore
 
 if sys.version_info >= (3, 11):
@@ -51,39 +67,7 @@ else:  # pragma: no cover
 
 __all__ = ["SearchSpec", "SearchResult", "load_search_spec", "parse_search_spec", "run_search"]
 
-SAMPLERS = ("tpe", "grid", "cmaes", "random")
-PRUNERS = ("none", "median", "halving")
-DIRECTIONS = ("maximize", "minimize")
-STATS = ("mean", "median", "min", "max")
-DISTRIBUTIONS = ("log-uniform", "int", "choice")
-JOURNAL = "journal.log"
-SEARCH_COLUMNS = ("search_trial", "search_state", "search_value")
 _SEARCH_KEYS = {"objective", "direction", "sampler", "budget", "pruner", "stat"}
-
-
-@dataclass(frozen=True)
-class SearchSpec:
-    """A validated search file: the sweep part and the search options.
-
-    Attributes
-    ----------
-    sweep : SweepSpec
-        The file as a sweep with every distribution replaced by its bounds (validated values).
-    space : dict
-        Axis name -> ``("choice", values)``, ``("log-uniform", (low, high))`` or
-        ``("int", (low, high))``.
-    objective, direction, sampler, pruner, stat : str
-    budget : int
-    """
-
-    sweep: SweepSpec
-    space: dict[str, tuple[str, Any]]
-    objective: str
-    direction: str
-    sampler: str
-    budget: int
-    pruner: str
-    stat: str
 
 
 def _fail(path: str, key: str, message: str) -> FileFormatError:
@@ -222,72 +206,6 @@ class SearchResult:
     wall_time_s: float
 
 
-def _optuna() -> Any:
-    try:
-        import optuna
-    except ImportError:
-        raise InvalidParameterError(
-            "attnmech search needs Optuna: pip install 'attnmech[search]'"
-        ) from None
-    return optuna
-
-
-def _storage(optuna: Any, path: Path) -> Any:
-    journal = getattr(optuna.storages, "journal", None)
-    if journal is not None and hasattr(journal, "JournalFileBackend"):
-        backend = journal.JournalFileBackend(str(path))
-    else:  # Optuna 3.x
-        backend = optuna.storages.JournalFileStorage(str(path))
-    return optuna.storages.JournalStorage(backend)
-
-
-def _sampler(optuna: Any, spec: SearchSpec) -> Any:
-    seed = spec.sweep.seed
-    if spec.sampler == "grid":
-        return optuna.samplers.GridSampler(
-            {k: list(v) for k, (_, v) in spec.space.items()}, seed=seed
-        )
-    if spec.sampler == "cmaes":
-        return optuna.samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False)
-    if spec.sampler == "random":
-        return optuna.samplers.RandomSampler(seed=seed)
-    return optuna.samplers.TPESampler(seed=seed)
-
-
-def _pruner(optuna: Any, spec: SearchSpec) -> Any:
-    if spec.pruner == "median":
-        return optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=0)
-    if spec.pruner == "halving":
-        return optuna.pruners.SuccessiveHalvingPruner()
-    return optuna.pruners.NopPruner()
-
-
-def _suggest(trial: Any, spec: SearchSpec) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for name, (kind, args) in spec.space.items():
-        if kind == "choice":
-            out[name] = trial.suggest_categorical(name, list(args))
-        elif kind == "int":
-            out[name] = trial.suggest_int(name, int(args[0]), int(args[1]))
-        else:
-            out[name] = trial.suggest_float(name, float(args[0]), float(args[1]), log=True)
-    return out
-
-
-def _aggregate(values: np.ndarray, stat: str) -> float:
-    finite = np.asarray(values, dtype=np.float64)
-    finite = finite[np.isfinite(finite)]
-    if finite.size == 0:
-        return math.nan
-    if stat == "median":
-        return float(np.median(finite))
-    if stat == "min":
-        return float(finite.min())
-    if stat == "max":
-        return float(finite.max())
-    return float(finite.mean())
-
-
 def _objective_fn(spec: SearchSpec, store: SweepStore, columns: list[str]) -> Any:
     from .runner import run_task_with_curves
 
@@ -343,6 +261,29 @@ def _objective_fn(spec: SearchSpec, store: SweepStore, columns: list[str]) -> An
     return objective
 
 
+def _search_locally(spec: SearchSpec, root: Path, workers: int) -> None:
+    """Optuna's own loop until the study holds the budget: in this process (one torch thread),
+    or in ``workers`` spawned processes sharing the journal (bound to this driver)."""
+    if workers == 1:
+        from ...layer.model import torch_threads
+
+        with torch_threads(1):
+            _optimize(spec, root, spec.budget)
+        return
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    from .runner import _worker_init
+
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(
+        workers, mp_context=context, initializer=_worker_init, initargs=(os.getpid(),)
+    ) as pool:
+        futures = [pool.submit(_worker, spec, str(root), spec.budget) for _ in range(workers)]
+        for future in futures:
+            future.result()
+
+
 def _worker(spec: SearchSpec, out_dir: str, budget: int) -> None:
     """One process of a parallel search: trials until the study holds ``budget`` of them."""
     from .runner import _limit_threads
@@ -381,6 +322,9 @@ def run_search(
     resume: bool = False,
     workers: int = 1,
     progress: Any = None,
+    backend: str = "local",
+    address: str | None = None,
+    connect_timeout: float = 30.0,
 ) -> SearchResult:
     """Run (or with ``resume`` continue) an Optuna search until the study holds ``spec.budget``
     trials; every trial's rows go into ``out_dir`` like a sweep's.
@@ -393,19 +337,73 @@ def run_search(
     resume : bool
         Continue the study of ``out_dir/journal.log``.
     workers : int
-        Processes sharing the journal (spawned; one torch thread each); 1 runs in this process.
+        Local backend: processes sharing the journal (spawned; one torch thread each); 1 runs
+        in this process. Ray backend: trials in flight at once (at least the cluster's CPUs).
     progress : None, bool, callable or Progress
         One message at the start and the end.
-    """
-    from ..scaffold import Progress
+    backend : {"local", "ray"}
+        ``ray``: each trial is a Ray task; this process alone asks the study for points and
+        tells it the values (the journal in ``out_dir`` stays the one record). A pruner decides
+        inside the task against the study's trials finished when it was submitted.
+    address : str, optional
+        An existing Ray cluster (``ray`` backend); default: a local one with ``workers`` CPUs.
+    connect_timeout : float
+        Seconds to wait for ``address`` before an error.
 
+    Raises
+    ------
+    OutputError
+        Another process is writing ``out_dir``.
+    """
     optuna = _optuna()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise InvalidParameterError(f"workers must be a positive integer, got {workers!r}")
+    from .spec import BACKENDS, check_connect_timeout
+
+    if backend not in BACKENDS:
+        raise InvalidParameterError(
+            f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}"
+        )
+    if address and backend != "ray":
+        raise InvalidParameterError("address is for the ray backend; add backend='ray'")
+    check_connect_timeout(connect_timeout)
+    from .budget import check_plan_memory, estimate_plan_bytes, largest_point
+
+    cells, tasks = largest_point(spec)
+    trajectory = spec.pruner != "none" or bool(spec.sweep.at_steps) or spec.sweep.curves
+    in_flight = 1 if address else workers
+    check_plan_memory(  # before any folder
+        estimate_plan_bytes(spec.sweep, cells, tasks, in_flight, trajectory=trajectory),
+        what="this search",
+    )
+    if backend == "ray" and address:  # a dead address: one error, before any folder
+        from .backends import probe_address
+
+        probe_address(address, connect_timeout)
+    from ..._io import exclusive_lock
+
+    with exclusive_lock(out_dir, what="search folder"):
+        return _run_search(
+            spec, Path(out_dir), resume, workers, progress, backend, address, connect_timeout
+        )
+
+
+def _run_search(
+    spec: SearchSpec,
+    root: Path,
+    resume: bool,
+    workers: int,
+    progress: Any,
+    backend: str,
+    address: str | None,
+    connect_timeout: float,
+) -> SearchResult:
+    from ..scaffold import Progress
+
+    optuna = _optuna()
     report = Progress.coerce(progress)
     started = time.perf_counter()
-    root = Path(out_dir)
     columns = [*result_columns(spec.sweep), *SEARCH_COLUMNS]
     store = SweepStore(root)
     store.prepare(
@@ -426,7 +424,12 @@ def run_search(
             "on --resume (choose another --out)"
         )
     store.update_manifest(
-        kind="search", workers=workers, tasks=spec.budget, cells=spec.budget, **options
+        kind="search",
+        workers=workers,
+        backend=backend,
+        tasks=spec.budget,
+        cells=spec.budget,
+        **options,
     )
     study = optuna.create_study(
         study_name=spec.sweep.name,
@@ -438,20 +441,13 @@ def run_search(
     )
     before = len(study.trials)
     report.message(f"search {spec.sweep.name}: {before} trials stored, budget {spec.budget}")
-    if workers == 1:
-        from ...layer.model import torch_threads
+    from .search_driver import _rerun_stale, _search_on_ray
 
-        with torch_threads(1):
-            _optimize(spec, root, spec.budget)
+    if backend == "ray":
+        _search_on_ray(spec, root, spec.budget, workers, address, connect_timeout, report)
     else:
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
-
-        context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(workers, mp_context=context) as pool:
-            futures = [pool.submit(_worker, spec, str(root), spec.budget) for _ in range(workers)]
-            for future in futures:
-                future.result()
+        _rerun_stale(spec, root, report)
+        _search_locally(spec, root, workers)
     study = optuna.load_study(study_name=spec.sweep.name, storage=_storage(optuna, root / JOURNAL))
     states = [t.state for t in study.trials]
     TS = optuna.trial.TrialState
@@ -461,8 +457,8 @@ def run_search(
     if complete:
         best = study.best_trial
         best_value, best_params = float(best.value), dict(best.params)
-    if store.done():
-        store.consolidate()
+    if store.done(verify=False):
+        store.consolidate()  # checks every part
     result = SearchResult(
         out_dir=root,
         trials=len(states),

@@ -239,6 +239,9 @@ class SweepSpec(StudyConfig):
         How many times a failed task is run again before its error is stored.
     curves : bool
         Also store every trial's logged metrics (one ``curves/<task>.npz`` per task).
+    connect_timeout : float
+        Seconds to wait for the Ray cluster at ``address`` before giving up with an error
+        (default 30).
     """
 
     name: str
@@ -256,6 +259,7 @@ class SweepSpec(StudyConfig):
     address: str | None = None
     retries: int = 0
     curves: bool = False
+    connect_timeout: float = 30.0
 
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS:
@@ -274,6 +278,7 @@ class SweepSpec(StudyConfig):
             raise InvalidParameterError(f"retries must be an integer >= 0, got {self.retries!r}")
         if not isinstance(self.curves, bool):
             raise InvalidParameterError(f"curves must be True or False, got {self.curves!r}")
+        check_connect_timeout(self.connect_timeout)
 
     def to_dict(self) -> dict[str, Any]:
         """The file's text and path and the run options (the grids are parsed from the text)."""
@@ -319,8 +324,26 @@ class SweepSpec(StudyConfig):
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
 
-RUN_OPTIONS = ("backend", "workers", "address", "retries", "curves")
+RUN_OPTIONS = ("backend", "workers", "address", "retries", "curves", "connect_timeout")
 """The fields of :class:`SweepSpec` that say how to run, not what."""
+
+
+MAX_CONNECT_TIMEOUT = 86400.0
+"""The longest connect timeout accepted (a day)."""
+
+
+def check_connect_timeout(value: Any) -> None:
+    """Refuse a connect timeout that is not a number of seconds in (0, one day]."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not math.isfinite(value)
+        or not 0 < value <= MAX_CONNECT_TIMEOUT
+    ):
+        raise InvalidParameterError(
+            f"connect_timeout must be a number of seconds in (0, {MAX_CONNECT_TIMEOUT:.0f}], "
+            f"got {value!r}"
+        )
 
 
 class _Checker:

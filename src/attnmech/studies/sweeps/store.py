@@ -24,6 +24,7 @@ in flight. Nothing is held in memory beyond the tasks in flight.
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import math
@@ -51,7 +52,10 @@ FAILED = "failed"
 CURVES = "curves"
 OLD_COLUMNS = {"svm_norm": "w_svm_fro_norm"}
 """Columns renamed since: a numeric ``svm_norm`` column of an older sweep is ||W_svm||_F."""
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+"""2: every part file starts with a line carrying its task, fingerprint and checksum (see
+:func:`part_header`); folders of version 1 (parts without it) are still read."""
+PART_TAG = "# attnmech-sweep-part-v1"
 
 
 def _cell_text(value: Any) -> str:
@@ -74,6 +78,95 @@ def rows_to_csv(columns: Sequence[str], rows: Iterable[dict[str, Any]]) -> str:
     for row in rows:
         writer.writerow([_cell_text(row.get(c)) for c in columns])
     return buffer.getvalue()
+
+
+def part_fingerprint(digest: str, task_id: str, units: Iterable[tuple[int, int]]) -> str:
+    """What a part file was computed from: SHA-256 of the sweep's digest (its numbers' spec),
+    the task id and the task's sorted (cell, trial) units."""
+    payload = json.dumps([str(digest), str(task_id), sorted([int(c), int(t)] for c, t in units)])
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def part_header(digest: str, task_id: str, units: Iterable[tuple[int, int]], body: str) -> str:
+    """The first line of a part file: ``# attnmech-sweep-part-v1 task=<id> fingerprint=<hex>
+    sha256=<hex>`` (the checksum is SHA-256 of the CSV text after this line, in UTF-8)."""
+    checksum = hashlib.sha256(body.encode("utf-8")).hexdigest()
+    fingerprint = part_fingerprint(digest, task_id, units)
+    return f"{PART_TAG} task={task_id} fingerprint={fingerprint} sha256={checksum}\n"
+
+
+def _part_error(path: Path, reason: str) -> FileFormatError:
+    return FileFormatError(
+        f"sweep part file {path}: {reason}; delete it (the task runs again with --resume)",
+        path=str(path),
+    )
+
+
+def check_part(
+    path: Path, text: str, digest: str | None, *, legacy_ok: bool
+) -> tuple[str, str]:
+    """Split a part file's text into (header line, CSV body) and check the header: the tag, the
+    task named by the file, the checksum of the body and (given the sweep's ``digest``) the
+    fingerprint of the units found in the body.
+
+    Raises
+    ------
+    FileFormatError
+        Naming the file and what is wrong: no header (when ``legacy_ok`` is false), a copy or
+        renamed file (another task's id), an edited body (checksum), or rows of another sweep
+        or other units (fingerprint).
+    """
+    first, sep, body = text.partition("\n")
+    first = first.rstrip("\r")
+    if not first.startswith("# attnmech-sweep-part"):
+        if legacy_ok:
+            return "", text
+        raise _part_error(
+            path,
+            "it carries no attnmech header line (task, fingerprint, checksum): it was not "
+            "written by this sweep",
+        )
+    fields = dict(item.split("=", 1) for item in first.split()[2:] if "=" in item)
+    if first.split()[1] != PART_TAG.split()[1] or not {"task", "fingerprint", "sha256"} <= set(
+        fields
+    ):
+        raise _part_error(path, f"its header line is not one attnmech writes ({first[:80]!r})")
+    if fields["task"] != path.stem:
+        raise _part_error(
+            path,
+            f"it holds the rows of task {fields['task']} (a stray copy or a renamed file)",
+        )
+    # the text as written; on Windows the writer's text mode turned "\n" into "\r\n"
+    if fields["sha256"] not in (
+        hashlib.sha256(body.encode("utf-8")).hexdigest(),
+        hashlib.sha256(body.replace("\r\n", "\n").encode("utf-8")).hexdigest(),
+    ):
+        raise _part_error(
+            path,
+            "its rows do not match its checksum (the file was edited or damaged after it was "
+            "written)",
+        )
+    if digest is not None:
+        units = _units_of(path, body)
+        if part_fingerprint(digest, path.stem, units) != fields["fingerprint"]:
+            raise _part_error(
+                path,
+                "its fingerprint does not match this sweep (a part of another sweep or of "
+                "other trials)",
+            )
+    return first, body
+
+
+def _units_of(path: Path, body: str) -> list[tuple[int, int]]:
+    reader = csv.reader(io.StringIO(body))
+    header = next(reader, None) or []
+    if "cell" not in header or "trial" not in header:
+        raise _part_error(path, "it has no cell and trial columns")
+    c, t = header.index("cell"), header.index("trial")
+    try:
+        return [(int(row[c]), int(row[t])) for row in reader if row]
+    except (ValueError, IndexError):
+        raise _part_error(path, "a cell or trial entry is not an integer") from None
 
 
 class SweepStore:
@@ -126,17 +219,63 @@ class SweepStore:
         except OSError as exc:
             raise OutputError(f"cannot write the sweep folder {self.root}: {exc}") from None
 
-    def done(self) -> set[str]:
-        """Ids of the tasks whose rows are stored."""
+    def done(self, *, verify: bool = True) -> set[str]:
+        """Ids of the tasks whose rows are stored.
+
+        With ``verify`` every part file is checked first (:func:`check_part`: its task, checksum
+        and fingerprint, and no (cell, trial) in two files).
+
+        Raises
+        ------
+        FileFormatError
+            A stray, edited or duplicated part file (the message names it).
+        """
         if not self.parts.is_dir():
             return set()
         inside(self.root, PARTS, what="parts folder")  # a symlinked parts/ leading out: refused
-        return {p.stem for p in self.parts.glob("*.csv")}
+        paths = sorted(self.parts.glob("*.csv"))
+        if verify:
+            self.verify_parts(paths)
+        return {p.stem for p in paths}
+
+    def _digest_and_format(self) -> tuple[str | None, int]:
+        try:
+            manifest = self.manifest()
+        except FileFormatError:
+            return None, 1
+        digest = manifest.get("digest")
+        version = manifest.get("format", 1)
+        return (
+            digest if isinstance(digest, str) else None,
+            version if isinstance(version, int) else 1,
+        )
+
+    def verify_parts(self, paths: Sequence[Path]) -> None:
+        """Check every part file in ``paths`` (see :meth:`done`)."""
+        digest, version = self._digest_and_format()
+        seen: dict[tuple[int, int], Path] = {}
+        for path in paths:
+            inside(self.root, PARTS, path.name, what="sweep part file")
+            text = _read_part_text(path)
+            _, body = check_part(path, text, digest, legacy_ok=version < 2)
+            for unit in _units_of(path, body):
+                if unit in seen:
+                    raise _part_error(
+                        path,
+                        f"it holds cell {unit[0]}, trial {unit[1]} like {seen[unit].name} "
+                        "(a duplicated part)",
+                    )
+                seen[unit] = path
 
     def write_part(self, task_id: str, columns: list[str], rows: list[dict[str, Any]]) -> None:
-        """Store one task's rows (atomically: a reader sees all of them or none)."""
+        """Store one task's rows (atomically: a reader sees all of them or none), after a
+        header line with the task, its fingerprint and the rows' checksum (:func:`part_header`)."""
+        body = rows_to_csv(columns, rows)
+        digest, _ = self._digest_and_format()
+        units = [(int(r["cell"]), int(r["trial"])) for r in rows]
+        text = part_header(digest or "", task_id, units, body) + body
         try:
-            atomic_write_text(self.parts / f"{task_id}.csv", rows_to_csv(columns, rows))
+            atomic_write_text(self.parts / f"{task_id}.csv", text)
         except OSError as exc:
             raise OutputError(f"cannot write results into {self.parts}: {exc}") from None
 
@@ -267,13 +406,24 @@ def _numeric_names(names: list[str]) -> set[str]:
     return {n for n in names if n in NUMERIC_COLUMNS or n.split("@", 1)[0] in metrics}
 
 
-def _read_csv(path: Path) -> tuple[list[str], list[list[str]]]:
+def _read_part_text(path: Path) -> str:
     try:
         with open(path, newline="", encoding="utf-8") as handle:
-            reader = csv.reader(handle)
-            header = next(reader, None)
-            rows = list(reader)
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+            return handle.read()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise FileFormatError(f"cannot read sweep results {path}: {exc}", path=str(path)) from None
+
+
+def _read_csv(path: Path, text: str | None = None) -> tuple[list[str], list[list[str]]]:
+    if text is None:
+        text = _read_part_text(path)
+    if text.startswith("# attnmech-sweep-part"):
+        text = text.partition("\n")[2]
+    try:
+        reader = csv.reader(io.StringIO(text, newline=""))
+        header = next(reader, None)
+        rows = list(reader)
+    except csv.Error as exc:
         raise FileFormatError(f"cannot read sweep results {path}: {exc}", path=str(path)) from None
     if header is None:
         raise FileFormatError(f"sweep results {path} are empty", path=str(path))
@@ -325,6 +475,8 @@ def load_results(
             "'attnmech sweep FILE --out DIR' first",
             path=str(root),
         )
+    if files is parts:  # each part checked: task, checksum, fingerprint, no unit twice
+        SweepStore(root).verify_parts(parts)
     names: list[str] | None = None
     raw: list[list[str]] = []
     for path in files:
