@@ -54,6 +54,7 @@ def main() -> None:
     import test_catalogue_cli as cli
 
     old, budget, doors = cat._cases(), cat._budget_cases(), cat._door_cases()
+    sweepops = cat._sweepops_cases()
     by_table = Counter(where for where, _, _ in cat.GENERATED)
     generated_r4 = sum(n for t, n in by_table.items() if t in R4_TABLES)
     with redirect_stdout(io.StringIO()):
@@ -64,6 +65,7 @@ def main() -> None:
         ("test_catalogue.py entries, round 2", len(old), len(old)),
         ("test_catalogue.py entries, r3 budgets", len(budget), len(budget)),
         ("test_catalogue.py entries, r4 API doors", len(doors), len(doors)),
+        ("test_catalogue.py entries, r4 sweep operations", len(sweepops), len(sweepops)),
         ("test_catalogue_cli.py command lines (r4)", len(cli.CASES), cli_default),
         ("generated from declared tables, r3 tables", len(cat.GENERATED) - generated_r4,
          len(cat.GENERATED) - generated_r4),
@@ -77,7 +79,7 @@ def main() -> None:
         print(f"{name:<{width}}  {n:>6}  {default:>7}")
     total = sum(r[1] for r in rows)
     print(f"{'total bad inputs':<{width}}  {total:>6}  {sum(r[2] for r in rows):>7}")
-    cli_lines = sum(c.cli is not None for c in old + budget + doors)
+    cli_lines = sum(c.cli is not None for c in old + budget + doors + sweepops)
     print(f"(of the entries, {cli_lines} also run through the CLI)")
 
 

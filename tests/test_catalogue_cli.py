@@ -202,6 +202,10 @@ case(1, "sweep", "s.toml", "--out", "s.toml")
 case(1, "sweep", "d.npz", "--out", "sw2")
 case(1, "sweep", "text.txt", "--out", "sw2")
 case(2, "sweep", "s.toml", "--out", "sw2", "--backend", "bogus")
+for option, value in (("--workers", BIG), ("--workers", "100000"), ("--retries", BIG),
+                      ("--retries", "101")):  # fmt: skip
+    case(1, "sweep", "s.toml", "--out", "sw2", option, value)
+case(1, "sweep", "s.toml", "--out", "sw2", "--backend", "ray", "--workers", BIG)
 SPECS = {
     "empty axis": "[axes]\nn = []\n",
     "axis value 0": "[axes]\nn = [0]\n",

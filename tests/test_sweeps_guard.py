@@ -3,6 +3,7 @@ the plan, a bounded connect to a Ray address, and pool workers that end with the
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import socket
@@ -484,3 +485,24 @@ def test_killed_sweep_driver_leaves_no_worker_and_resumes(tmp_path):
     table = load_results(out)
     units = sorted(zip(table["cell"].tolist(), table["trial"].tolist(), strict=True))
     assert units == [(c, t) for c in range(8) for t in range(2)]  # none lost, none twice
+
+
+def test_worker_and_retry_bounds() -> None:
+    """A worker count no machine serves, or a retry count past the bound, is refused at the
+    door (before any process starts); the bounds themselves are accepted."""
+    import os
+
+    from attnmech.errors import InvalidParameterError
+    from attnmech.studies.sweeps.spec import MAX_RAY_WORKERS, MAX_RETRIES, check_workers
+
+    local_bound = 4 * (os.cpu_count() or 1)
+    check_workers(local_bound, "local")
+    check_workers(MAX_RAY_WORKERS, "ray")
+    for workers, backend in ((local_bound + 1, "local"), (MAX_RAY_WORKERS + 1, "ray"),
+                             (10**20, "local"), (0, "local"), (True, "local"), (2.0, "ray")):  # fmt: skip
+        with pytest.raises(InvalidParameterError, match="workers"):
+            check_workers(workers, backend)
+    spec = parse_sweep_spec(SMALL)
+    with pytest.raises(InvalidParameterError, match=f"at most {MAX_RETRIES}"):
+        dataclasses.replace(spec, retries=MAX_RETRIES + 1)
+    assert dataclasses.replace(spec, retries=MAX_RETRIES).retries == MAX_RETRIES

@@ -251,6 +251,18 @@ def test_saved_files_are_checked_when_evaluated_again(tmp_path):
     evaluate_dir(out, write=False)  # the new format reads back
     keep = {p.name: p.read_bytes() for p in out.iterdir() if p.suffix == ".npz"}
 
+    # rewriting the folder takes its lock: refused while another writer holds it
+    from attnmech._io import exclusive_lock
+    from attnmech.errors import OutputError
+
+    results = (out / "results.json").read_bytes()
+    with exclusive_lock(out, what="text run folder"):
+        with pytest.raises(OutputError, match="another attnmech process"):
+            evaluate_dir(out)
+        evaluate_dir(out, write=False)  # reading needs no lock
+    assert (out / "results.json").read_bytes() == results
+    evaluate_dir(out)  # and once the holder is gone, it writes
+
     # an edited layer is refused by its checksum
     with np.load(out / "layer.npz") as data:
         arrays = {k: data[k] for k in data.files}

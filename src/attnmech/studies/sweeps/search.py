@@ -357,9 +357,9 @@ def run_search(
     """
     optuna = _optuna()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-        raise InvalidParameterError(f"workers must be a positive integer, got {workers!r}")
-    from .spec import BACKENDS, check_connect_timeout
+    from .spec import BACKENDS, check_connect_timeout, check_workers
+
+    check_workers(workers, backend)
 
     if backend not in BACKENDS:
         raise InvalidParameterError(

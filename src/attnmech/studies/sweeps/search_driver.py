@@ -168,16 +168,8 @@ def _search_on_ray(
     with their stored parameters (their rows replace any part they left)."""
     from .backends import connect_ray
 
-    optuna = _optuna()
+    optuna, study, store, columns = _open_study(spec, root)
     TS = optuna.trial.TrialState
-    study = optuna.load_study(
-        study_name=spec.sweep.name,
-        storage=_storage(optuna, root / JOURNAL),
-        sampler=_sampler(optuna, spec, ask_tell=True),
-        pruner=_pruner(optuna, spec),
-    )
-    store = SweepStore(root)
-    columns = store.manifest()["columns"]
     started_here = connect_ray(address, workers, connect_timeout)
     import ray
 
@@ -280,16 +272,8 @@ def _rerun_stale(spec: SearchSpec, root: Path, report: Any) -> None:
     caller holds the folder's lock, so nobody else is running them)."""
     from ...layer.model import torch_threads
 
-    optuna = _optuna()
+    optuna, study, store, columns = _open_study(spec, root)
     TS = optuna.trial.TrialState
-    study = optuna.load_study(
-        study_name=spec.sweep.name,
-        storage=_storage(optuna, root / JOURNAL),
-        sampler=_sampler(optuna, spec, ask_tell=True),
-        pruner=_pruner(optuna, spec),
-    )
-    store = SweepStore(root)
-    columns = store.manifest()["columns"]
     for stale in study.get_trials(deepcopy=False, states=(TS.RUNNING,)):
         if set(stale.params) != set(spec.space):
             report.message(f"search: trial {stale.number} was left without its parameters")
@@ -303,3 +287,17 @@ def _rerun_stale(spec: SearchSpec, root: Path, report: Any) -> None:
             )
         trial = optuna.trial.Trial(study, stale._trial_id)
         _record_point(optuna, study, store, columns, spec, stale.number, trial, result, report)
+
+
+def _open_study(spec: SearchSpec, root: Path) -> tuple[Any, Any, SweepStore, list[str]]:
+    """Optuna, the search's study loaded from its journal (ask/tell sampler), its store and the
+    store's columns: what the Ray driver and the local re-run of stale trials both start from."""
+    optuna = _optuna()
+    study = optuna.load_study(
+        study_name=spec.sweep.name,
+        storage=_storage(optuna, root / JOURNAL),
+        sampler=_sampler(optuna, spec, ask_tell=True),
+        pruner=_pruner(optuna, spec),
+    )
+    store = SweepStore(root)
+    return optuna, study, store, store.manifest()["columns"]

@@ -268,14 +268,15 @@ class SweepSpec(StudyConfig):
             )
         if self.address and self.backend != "ray":
             raise InvalidParameterError("address is for the ray backend; add backend='ray'")
-        if self.workers is not None and (
-            isinstance(self.workers, bool) or not isinstance(self.workers, int) or self.workers < 1
-        ):
-            raise InvalidParameterError(
-                f"workers must be a positive integer or None, got {self.workers!r}"
-            )
+        if self.workers is not None:
+            check_workers(self.workers, self.backend)
         if isinstance(self.retries, bool) or not isinstance(self.retries, int) or self.retries < 0:
             raise InvalidParameterError(f"retries must be an integer >= 0, got {self.retries!r}")
+        if self.retries > MAX_RETRIES:
+            raise InvalidParameterError(
+                f"retries must be at most {MAX_RETRIES}, got {self.retries}; a task that fails "
+                "that often has a cause to fix (see attnmech sweep-status DIR)"
+            )
         if not isinstance(self.curves, bool):
             raise InvalidParameterError(f"curves must be True or False, got {self.curves!r}")
         check_connect_timeout(self.connect_timeout)
@@ -639,3 +640,32 @@ def load_sweep_spec(path: str | os.PathLike[str]) -> SweepSpec:
     # a regular file of at most 16 MiB: /dev/zero or a pipe is refused before reading
     text = read_text_bounded(path, max_bytes=MAX_SPEC_BYTES, what="sweep file")
     return parse_sweep_spec(text, str(path))
+
+
+#: At most this many retries of one failed task.
+MAX_RETRIES = 100
+#: At most this many Ray CPUs (trials or tasks in flight) for one sweep or search.
+MAX_RAY_WORKERS = 4096
+
+
+def check_workers(workers: object, backend: str) -> None:
+    """Refuse a worker count that is not a positive integer or that no machine could serve.
+
+    The local pool starts one process per worker, so it takes at most four per core (the
+    same bound as ``--threads``); a Ray cluster at most :data:`MAX_RAY_WORKERS`.
+
+    Raises
+    ------
+    InvalidParameterError
+        ``workers`` is not an integer >= 1, or above the bound of its backend.
+    """
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise InvalidParameterError(f"workers must be a positive integer, got {workers!r}")
+    if backend == "ray":
+        bound, what = MAX_RAY_WORKERS, "on the ray backend"
+    else:
+        bound, what = 4 * (os.cpu_count() or 1), f"on the local backend ({os.cpu_count()} cores)"
+    if workers > bound:
+        raise InvalidParameterError(
+            f"workers must be at most {bound} {what}, got {workers}; lower --workers"
+        )

@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from ..._io import atomic_write_text
+from ..._io import atomic_write_text, exclusive_lock
 from ...data.dataset import check_memory
 from ...errors import AttnmechError, FileFormatError, InvalidParameterError
 from ..scaffold import Progress, ProgressLike, StudyResult, prepare_out_dir
@@ -696,7 +696,18 @@ def evaluate_dir(
     ------
     FileFormatError
         A missing or unreadable file of the run.
+    OutputError
+        With ``write``, another attnmech process is writing ``out_dir``.
     """
+    if not write:
+        return _evaluate_dir(out_dir, progress=progress, write=False)
+    with exclusive_lock(out_dir, what="text run folder"):
+        return _evaluate_dir(out_dir, progress=progress, write=True)
+
+
+def _evaluate_dir(
+    out_dir: str | os.PathLike[str], *, progress: ProgressLike, write: bool
+) -> TextResult:
     prog = Progress.coerce(progress)
     out = Path(out_dir)
     saved = TextResult.load_full(out)
