@@ -595,7 +595,7 @@ def train_command(
     except ValueError as exc:
         _fail(str(exc))
     dataset = _load(data, embeddings, on_unrealizable)
-    from ..layer.training import check_train_memory
+    from ..layer.resources import check_train_memory
 
     check_train_memory([dataset], config)  # before the theory is solved, not after
     norm = svm_norm_for(config.model, config.step_rule(), svm_norm)

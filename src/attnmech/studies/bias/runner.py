@@ -228,8 +228,8 @@ def write_bias_table(
 def check_batch_fits(name: str, config: BiasConfig) -> None:
     """Refuse a setting whose batch of ``config.trials`` runs (one optimiser at a time, with
     ``W(t)`` recorded at ``log_points`` steps) would not fit in the available memory, from the
-    options alone (:func:`attnmech.layer.training.estimate_batch_bytes`)."""
-    from ...layer.training import check_batch_memory, estimate_batch_bytes
+    options alone (:func:`attnmech.layer.resources.estimate_batch_bytes`)."""
+    from ...layer.resources import check_batch_memory, estimate_batch_bytes
     from ..reproduction import EXPERIMENTS
 
     setting = EXPERIMENTS.get(name)

@@ -208,9 +208,9 @@ def _with_source(
 
 def check_setting_memory(setting: Any, trials: int, steps_scale: float = 1.0) -> None:
     """Refuse ``trials`` of ``setting`` (trained in one batch) when their estimated memory
-    (:func:`attnmech.layer.training.estimate_batch_bytes`) exceeds what is available, before
+    (:func:`attnmech.layer.resources.estimate_batch_bytes`) exceeds what is available, before
     any dataset is drawn or solved."""
-    from ...layer.training import check_batch_memory, estimate_batch_bytes
+    from ...layer.resources import check_batch_memory, estimate_batch_bytes
 
     data = setting.data
     need = estimate_batch_bytes(

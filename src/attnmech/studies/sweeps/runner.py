@@ -629,7 +629,7 @@ def _run(
     cells = expand_cells(spec)
     tasks = plan_tasks(spec, cells)
     columns = result_columns(spec)
-    from ...layer.training import check_device
+    from ...layer.resources import check_device
 
     check_device(spec.device or "cpu")  # before any folder is made
     from .budget import check_plan_memory, estimate_plan_bytes
