@@ -61,6 +61,15 @@ class SweepBackend(str, enum.Enum):
     ray = "ray"
 
 
+AddressOption = Annotated[
+    str | None, typer.Option("--address", help="Address of an existing Ray cluster.")
+]
+ConnectTimeoutOption = Annotated[
+    float,
+    typer.Option("--connect-timeout", help="Seconds to wait for the Ray cluster at --address."),
+]
+
+
 @app.command("sweep")
 @_reports_errors
 def sweep_command(
@@ -69,9 +78,7 @@ def sweep_command(
     backend: Annotated[
         SweepBackend, typer.Option("--backend", help="local process pool or Ray tasks.")
     ] = SweepBackend.local,
-    address: Annotated[
-        str | None, typer.Option("--address", help="Address of an existing Ray cluster.")
-    ] = None,
+    address: AddressOption = None,
     workers: Annotated[
         int | None, typer.Option("--workers", min=1, help="Processes / Ray CPUs (default: cores).")
     ] = None,
@@ -88,12 +95,7 @@ def sweep_command(
         bool, typer.Option("--curves", help="Keep every trial's logged metrics (curves/*.npz).")
     ] = False,
     no_progress: Annotated[bool, typer.Option("--no-progress", help="No progress bar.")] = False,
-    connect_timeout: Annotated[
-        float,
-        typer.Option(
-            "--connect-timeout", help="Seconds to wait for the Ray cluster at --address."
-        ),
-    ] = 30.0,
+    connect_timeout: ConnectTimeoutOption = 30.0,
 ) -> None:
     """Run a grid of datasets x training options (one row per cell x trial in --out)."""
     from ..studies.scaffold import fmt
@@ -158,15 +160,8 @@ def search_command(
         SweepBackend,
         typer.Option("--backend", help="local processes, or Ray tasks (this process asks/tells)."),
     ] = SweepBackend.local,
-    address: Annotated[
-        str | None, typer.Option("--address", help="Address of an existing Ray cluster.")
-    ] = None,
-    connect_timeout: Annotated[
-        float,
-        typer.Option(
-            "--connect-timeout", help="Seconds to wait for the Ray cluster at --address."
-        ),
-    ] = 30.0,
+    address: AddressOption = None,
+    connect_timeout: ConnectTimeoutOption = 30.0,
 ) -> None:
     """Adaptive search (Optuna) over a sweep's parameters; rows stored like a sweep's."""
     from ..studies.scaffold import fmt

@@ -752,7 +752,24 @@ def _beta(rule: StepRule, value: Any, name: str = "beta") -> float:
     return float(value)
 
 
-class MomentumDescent(OptionRule):
+class _AveragingRule(OptionRule):
+    """A rule with option ``beta`` in [0, 1) and one running average of the gradients, kept in
+    ``state[STATE_KEY]`` and started at zero."""
+
+    STATE_KEY: ClassVar[str] = "momentum"
+
+    def __init__(self, learning_rate: float, **options: Any) -> None:
+        super().__init__(learning_rate, **options)
+        self.beta = _beta(self, self.options["beta"])
+
+    def init(self, params: Tensor) -> dict[str, Tensor]:
+        """The running average (``state[STATE_KEY]``), zero."""
+        import torch
+
+        return {self.STATE_KEY: torch.zeros_like(params)}
+
+
+class MomentumDescent(_AveragingRule):
     """Gradient descent with heavy-ball momentum: ``v <- beta v + g``, ``W <- W - lr v``.
 
     Option ``beta`` in [0, 1) (default 0.9; 0 is gradient descent). Expected implicit bias: the
@@ -762,16 +779,7 @@ class MomentumDescent(OptionRule):
 
     name = "momentum"
     OPTIONS: ClassVar[dict[str, Any]] = {"beta": 0.9}
-
-    def __init__(self, learning_rate: float, **options: Any) -> None:
-        super().__init__(learning_rate, **options)
-        self.beta = _beta(self, self.options["beta"])
-
-    def init(self, params: Tensor) -> dict[str, Tensor]:
-        """The velocity, zero."""
-        import torch
-
-        return {"velocity": torch.zeros_like(params)}
+    STATE_KEY: ClassVar[str] = "velocity"
 
     def update(
         self, params: Tensor, grad: Tensor, loss: Tensor, state: dict[str, Tensor], step: int
@@ -781,7 +789,7 @@ class MomentumDescent(OptionRule):
         return params - self.learning_rate * state["velocity"]
 
 
-class Signum(OptionRule):
+class Signum(_AveragingRule):
     """Sign descent on a momentum average (signSGD with momentum):
     ``m <- beta m + (1 - beta) g``, ``W <- W - lr sign(m)``.
 
@@ -791,16 +799,6 @@ class Signum(OptionRule):
 
     name = "signum"
     OPTIONS: ClassVar[dict[str, Any]] = {"beta": 0.9}
-
-    def __init__(self, learning_rate: float, **options: Any) -> None:
-        super().__init__(learning_rate, **options)
-        self.beta = _beta(self, self.options["beta"])
-
-    def init(self, params: Tensor) -> dict[str, Tensor]:
-        """The momentum average, zero."""
-        import torch
-
-        return {"momentum": torch.zeros_like(params)}
 
     def update(
         self, params: Tensor, grad: Tensor, loss: Tensor, state: dict[str, Tensor], step: int
@@ -854,7 +852,7 @@ def newton_schulz(G: Tensor, steps: int = 5, iteration: str = "quintic") -> Tens
     return X.transpose(-2, -1) if wide else X
 
 
-class Muon(OptionRule):
+class Muon(_AveragingRule):
     """Muon: momentum, then the update orthogonalised by Newton-Schulz iterations.
 
     ``buf <- beta buf + g``; with ``nesterov`` the direction is ``g + beta buf``, otherwise
@@ -876,7 +874,6 @@ class Muon(OptionRule):
 
     def __init__(self, learning_rate: float, **options: Any) -> None:
         super().__init__(learning_rate, **options)
-        self.beta = _beta(self, self.options["beta"])
         steps = self.options["ns_steps"]
         if isinstance(steps, bool) or not isinstance(steps, numbers.Integral) or steps < 1:
             raise InvalidParameterError(
@@ -892,12 +889,6 @@ class Muon(OptionRule):
                 f"optimizer 'muon': option iteration must be one of "
                 f"{', '.join(NEWTON_SCHULZ_ITERATIONS)}, got {self.options['iteration']!r}"
             )
-
-    def init(self, params: Tensor) -> dict[str, Tensor]:
-        """The momentum buffer, zero."""
-        import torch
-
-        return {"momentum": torch.zeros_like(params)}
 
     def update(
         self, params: Tensor, grad: Tensor, loss: Tensor, state: dict[str, Tensor], step: int

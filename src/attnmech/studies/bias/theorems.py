@@ -57,6 +57,19 @@ class Theorem:
         return "; ".join(parts)
 
 
+def _linear_multiclass(key: str, norm: str, citation: str, rules: tuple[str, ...]) -> Theorem:
+    """A theorem for linear multiclass models under a decaying lr and the log, ce or exp loss."""
+    return Theorem(
+        key,
+        norm,
+        citation,
+        "linear multiclass",
+        rules,
+        losses=("log", "ce", "exp"),
+        schedule="decaying",
+    )
+
+
 THEOREMS: dict[str, Theorem] = {
     t.key: t
     for t in (
@@ -75,15 +88,7 @@ THEOREMS: dict[str, Theorem] = {
             "one attention layer, token selection",
             ("ngd", "polyak"),
         ),
-        Theorem(
-            "momentum-l2",
-            "fro",
-            "arXiv:2602.16340",
-            "linear multiclass",
-            ("momentum",),
-            losses=("log", "ce", "exp"),
-            schedule="decaying",
-        ),
+        _linear_multiclass("momentum-l2", "fro", "arXiv:2602.16340", ("momentum",)),
         Theorem(
             "julistiono2024-mirror",
             "lp:p",
@@ -91,32 +96,18 @@ THEOREMS: dict[str, Theorem] = {
             "one attention layer, token selection",
             ("mirror",),
         ),
-        Theorem(
+        _linear_multiclass(
             "fan2025-nsd",
             "own",
             "Fan, Schmidt, Thrampoulidis 2025, arXiv:2502.04664",
-            "linear multiclass",
             ("sign", "l1-steepest", "spectral"),
-            losses=("log", "ce", "exp"),
-            schedule="decaying",
         ),
-        Theorem(
-            "signum-linf",
-            "linf",
-            "arXiv:2602.16340",
-            "linear multiclass",
-            ("signum",),
-            losses=("log", "ce", "exp"),
-            schedule="decaying",
-        ),
-        Theorem(
+        _linear_multiclass("signum-linf", "linf", "arXiv:2602.16340", ("signum",)),
+        _linear_multiclass(
             "muon-spectral",
             "spectral",
             "arXiv:2602.16340; Fan et al. 2025, arXiv:2502.04664",
-            "linear multiclass",
             ("muon",),
-            losses=("log", "ce", "exp"),
-            schedule="decaying",
         ),
         Theorem(
             "zhang2024-adam",
