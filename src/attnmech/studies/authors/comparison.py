@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -158,28 +159,22 @@ def compare_with_notebook(
 
     theories = [solve(ds) for ds in tr.datasets]
     W_fin_T, W_fin_prev = _finite_part_trajectories(tr.datasets, theories, setting, steps, eps_used)
-    prev_rows = [
-        authors_metrics(
-            ds,
-            np.asarray(run.W_before_last[t]),
-            setting,
-            W_attention=np.asarray(run.W_before_last[t]),
-            W_fin_T=W_fin_prev[t],
-            theory=theories[t],
-        )
-        for t, ds in enumerate(tr.datasets)
-    ]
-    rows = [
-        authors_metrics(
-            ds,
-            np.asarray(run.W[t]),
-            setting,
-            W_attention=np.asarray(run.W_before_last[t]),
-            W_fin_T=W_fin_T[t],
-            theory=theories[t],
-        )
-        for t, ds in enumerate(tr.datasets)
-    ]
+    def metric_rows(W: Any, W_fin: Any) -> list[dict[str, float]]:
+        """One metrics row per trial of the weights ``W`` (attention at ``W_before_last``)."""
+        return [
+            authors_metrics(
+                ds,
+                np.asarray(W[t]),
+                setting,
+                W_attention=np.asarray(run.W_before_last[t]),
+                W_fin_T=W_fin[t],
+                theory=theories[t],
+            )
+            for t, ds in enumerate(tr.datasets)
+        ]
+
+    prev_rows = metric_rows(run.W_before_last, W_fin_prev)
+    rows = metric_rows(run.W, W_fin_T)
     metrics = [m for m in record.metrics if m in rows[0]]
     ours = {m: readonly([r[m] for r in rows], np.float64) for m in metrics}
     ours_prev = {m: readonly([r[m] for r in prev_rows], np.float64) for m in metrics}
