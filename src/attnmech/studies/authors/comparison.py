@@ -77,18 +77,19 @@ class NotebookComparison:
             f"{m} notebook | {m} ours | abs diff" for m in metrics
         )
         lines = [head + " |", "|" + "---|" * (2 + 3 * len(metrics))]
+        diffs = {m: self.abs_diff(m) for m in metrics}  # once per metric, not once per cell
         for t in range(self.data_equal.size):
             cells = [str(t), "yes" if self.data_equal[t] else "NO"]
             for m in metrics:
                 cells += [
                     fmt(self.notebook[m][t], 10),
                     fmt(self.ours[m][t], 10),
-                    fmt(self.abs_diff(m)[t], 3),
+                    fmt(diffs[m][t], 3),
                 ]
             lines.append("| " + " | ".join(cells) + " |")
         cells = ["max", "all" if self.data_equal.all() else "NO"]
         for m in metrics:
-            cells += ["", "", fmt(self.abs_diff(m).max(), 3)]
+            cells += ["", "", fmt(diffs[m].max(), 3)]
         lines.append("| " + " | ".join(cells) + " |")
         return "\n".join(lines)
 
