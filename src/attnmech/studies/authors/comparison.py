@@ -18,7 +18,6 @@ from .training import _finite_part_trajectories, authors_metrics, train_authors
 __all__ = ["NotebookComparison", "compare_with_notebook"]
 
 
-
 @dataclass(frozen=True)
 class NotebookComparison:
     """Our replay next to a notebook's printed values, per trial.
@@ -160,6 +159,7 @@ def compare_with_notebook(
 
     theories = [solve(ds) for ds in tr.datasets]
     W_fin_T, W_fin_prev = _finite_part_trajectories(tr.datasets, theories, setting, steps, eps_used)
+
     def metric_rows(W: Any, W_fin: Any) -> list[dict[str, float]]:
         """One metrics row per trial of the weights ``W`` (attention at ``W_before_last``)."""
         return [
