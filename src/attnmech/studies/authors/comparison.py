@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -15,7 +16,6 @@ from .data import SETTINGS, TRIALS_PARAMS, AuthorsSetting, authors_trials
 from .training import _finite_part_trajectories, authors_metrics, train_authors
 
 __all__ = ["NotebookComparison", "compare_with_notebook"]
-
 
 
 @dataclass(frozen=True)
@@ -76,18 +76,19 @@ class NotebookComparison:
             f"{m} notebook | {m} ours | abs diff" for m in metrics
         )
         lines = [head + " |", "|" + "---|" * (2 + 3 * len(metrics))]
+        diffs = {m: self.abs_diff(m) for m in metrics}  # once per metric, not once per cell
         for t in range(self.data_equal.size):
             cells = [str(t), "yes" if self.data_equal[t] else "NO"]
             for m in metrics:
                 cells += [
                     fmt(self.notebook[m][t], 10),
                     fmt(self.ours[m][t], 10),
-                    fmt(self.abs_diff(m)[t], 3),
+                    fmt(diffs[m][t], 3),
                 ]
             lines.append("| " + " | ".join(cells) + " |")
         cells = ["max", "all" if self.data_equal.all() else "NO"]
         for m in metrics:
-            cells += ["", "", fmt(self.abs_diff(m).max(), 3)]
+            cells += ["", "", fmt(diffs[m].max(), 3)]
         lines.append("| " + " | ".join(cells) + " |")
         return "\n".join(lines)
 
@@ -158,28 +159,23 @@ def compare_with_notebook(
 
     theories = [solve(ds) for ds in tr.datasets]
     W_fin_T, W_fin_prev = _finite_part_trajectories(tr.datasets, theories, setting, steps, eps_used)
-    prev_rows = [
-        authors_metrics(
-            ds,
-            np.asarray(run.W_before_last[t]),
-            setting,
-            W_attention=np.asarray(run.W_before_last[t]),
-            W_fin_T=W_fin_prev[t],
-            theory=theories[t],
-        )
-        for t, ds in enumerate(tr.datasets)
-    ]
-    rows = [
-        authors_metrics(
-            ds,
-            np.asarray(run.W[t]),
-            setting,
-            W_attention=np.asarray(run.W_before_last[t]),
-            W_fin_T=W_fin_T[t],
-            theory=theories[t],
-        )
-        for t, ds in enumerate(tr.datasets)
-    ]
+
+    def metric_rows(W: Any, W_fin: Any) -> list[dict[str, float]]:
+        """One metrics row per trial of the weights ``W`` (attention at ``W_before_last``)."""
+        return [
+            authors_metrics(
+                ds,
+                np.asarray(W[t]),
+                setting,
+                W_attention=np.asarray(run.W_before_last[t]),
+                W_fin_T=W_fin[t],
+                theory=theories[t],
+            )
+            for t, ds in enumerate(tr.datasets)
+        ]
+
+    prev_rows = metric_rows(run.W_before_last, W_fin_prev)
+    rows = metric_rows(run.W, W_fin_T)
     metrics = [m for m in record.metrics if m in rows[0]]
     ours = {m: readonly([r[m] for r in rows], np.float64) for m in metrics}
     ours_prev = {m: readonly([r[m] for r in prev_rows], np.float64) for m in metrics}

@@ -268,13 +268,13 @@ def draw_authors_dataset(
             seq = torch.hstack([head, tail])
         if labels == "map":
             lab = label_map[torch.arange(n), seq[:, -1]]
-            if not all(bool((seq[i] == lab[i]).any()) for i in range(n)):
+            if not bool((seq == lab[:, None]).any(dim=1).all()):
                 continue
         else:
             lab = torch.multinomial(ones, n, replacement=True, generator=generator)
-            for i in range(n):
-                if not bool((seq[i] == lab[i]).any()):
-                    lab[i] = seq[i, torch.randint(T, (1,), generator=generator)]
+            # repair, in sample order, each label missing from its sequence (one draw each)
+            for i in (~(seq == lab[:, None]).any(dim=1)).nonzero().flatten().tolist():
+                lab[i] = seq[i, torch.randint(T, (1,), generator=generator)]
         seq_np, lab_np = seq.numpy().astype(np.int64), lab.numpy().astype(np.int64)
         if _graphs_cyclic(seq_np, lab_np, K) == (graph == "cyclic"):
             return Dataset(seq_np, lab_np, emb.numpy()), attempt

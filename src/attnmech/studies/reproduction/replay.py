@@ -75,11 +75,11 @@ class NotebookReplay(Metric):
         cmp = compare_with_notebook(key, trials, num_steps=int(record.steps[-1]), eps=self.eps)
         rows: dict[str, Any] = {}
         for metric, values in cmp.notebook.items():
-            curve = NOTEBOOK_CURVES.get(metric, (None, metric))[0]
+            curve, label = NOTEBOOK_CURVES.get(metric, (None, metric))
             pipeline = record.curves.get(curve) if curve else None
             ours = None if pipeline is None else np.asarray(pipeline[-1][:trials])
             rows[metric] = {
-                "label": NOTEBOOK_CURVES.get(metric, (None, metric))[1],
+                "label": label,
                 "notebook": [json_float(v) for v in values],
                 "replay": [json_float(v) for v in cmp.ours[metric]],
                 "replay_abs_diff": [json_float(v) for v in cmp.abs_diff(metric)],
