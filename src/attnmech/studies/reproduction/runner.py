@@ -9,7 +9,7 @@ import os
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from .execute import FIRST_TRIALS, RUN_PARAMS, measure_row, run_setting, with_data
+from .execute import FIRST_TRIALS, measure_row, run_setting, with_data
 from .results import SettingResult
 from .settings import Setting
 from .study import ReproductionConfig, run
