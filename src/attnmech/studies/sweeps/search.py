@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 
 from ...errors import FileFormatError, InvalidParameterError
-from .grid import Cell, Task, result_columns
+from .grid import result_columns
 from .search_study import (
     DIRECTIONS,
     DISTRIBUTIONS,
@@ -208,18 +208,18 @@ class SearchResult:
 
 def _objective_fn(spec: SearchSpec, store: SweepStore, columns: list[str]) -> Any:
     from .runner import run_task_with_curves
+    from .search_driver import _history_name, _objective_column, _point_task
 
     optuna = _optuna()
     sweep = spec.sweep
     grid = sweep.grids[0]
-    metric = spec.objective.split("@", 1)[0]
-    history_name = next((m for m in grid.metrics if metric_column(m) == metric), metric)
+    history_name = _history_name(spec)
+    column = _objective_column(spec)
 
     def objective(trial: Any) -> float:
         params = dict(grid.fixed)
         params.update(_suggest(trial, spec))
-        cell = Cell(trial.number, grid.name, params, grid.metrics)
-        task = Task(f"t{trial.number:06d}", tuple((trial.number, t) for t in range(cell.trials)))
+        cell, task = _point_task(trial.number, grid.name, params, grid.metrics)
         pruned: list[int] = []
 
         def report(step: int, metrics: dict[str, np.ndarray]) -> bool:
@@ -236,9 +236,6 @@ def _objective_fn(spec: SearchSpec, store: SweepStore, columns: list[str]) -> An
 
         started = time.perf_counter()
         rows, curves = run_task_with_curves(task, sweep, {cell.index: cell}, None, report)
-        column = metric_column(metric) + (
-            "@" + spec.objective.split("@")[1] if "@" in spec.objective else ""
-        )
         value = _aggregate(np.array([r.get(column, math.nan) for r in rows], float), spec.stat)
         state = "pruned" if pruned else "complete"
         for row in rows:

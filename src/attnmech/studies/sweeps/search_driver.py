@@ -45,6 +45,12 @@ def _objective_column(spec: SearchSpec) -> str:
     )
 
 
+def _history_name(spec: SearchSpec) -> str:
+    """The training-history key of the objective's metric (what the pruner is reported)."""
+    metric = spec.objective.split("@", 1)[0]
+    return next((m for m in spec.sweep.grids[0].metrics if metric_column(m) == metric), metric)
+
+
 def _point_task(number: int, grid_name: str, params: dict[str, Any], metrics: tuple[str, ...]):
     """The cell and task of Optuna trial ``number`` at ``params`` (the ids the local backend
     uses too)."""
@@ -97,8 +103,7 @@ def evaluate_point(
         for frozen in others:
             local.add_trial(frozen)
         trial = local.ask()
-        metric = spec.objective.split("@", 1)[0]
-        history_name = next((m for m in grid.metrics if metric_column(m) == metric), metric)
+        history_name = _history_name(spec)
 
         def callback(step: int, metrics: dict[str, np.ndarray]) -> bool:
             if history_name not in metrics:
