@@ -38,8 +38,7 @@ from typing import Any
 
 import numpy as np
 
-from ..._io import exclusive_lock
-from ..._io import output_transaction
+from ..._io import exclusive_lock, output_transaction
 from ..._validation import POSITIVE_INT, check_params
 from ...errors import AttnmechError, InfeasibleProblemError, InvalidParameterError
 from ..scaffold import Progress
