@@ -411,12 +411,16 @@ class TaskOutcome:
 
 
 def _attempt(
-    task: Task, spec: SweepSpec, cells: dict[int, Cell], device: str | None
+    task: Task,
+    spec: SweepSpec,
+    cells: dict[int, Cell],
+    device: str | None,
+    callback: Callable[[int, dict[str, np.ndarray]], Any] | None = None,
 ) -> TaskOutcome:
     """Run a task once, turning an exception into a failed outcome (so it can be retried)."""
     started = time.perf_counter()
     try:
-        rows, curves = run_task_with_curves(task, spec, cells, device)
+        rows, curves = run_task_with_curves(task, spec, cells, device, callback)
     except Exception as exc:  # any failure of one task must not end the sweep
         message = str(exc).replace("\n", " ") or type(exc).__name__
         return TaskOutcome(None, None, time.perf_counter() - started, message, type(exc).__name__)
@@ -427,7 +431,11 @@ def _attempt_in_worker(
     task: Task, spec: SweepSpec, cells: dict[int, Cell], device: str | None
 ) -> TaskOutcome:
     _limit_threads()
-    outcome = _attempt(task, spec, cells, device)
+    return _on_node(_attempt(task, spec, cells, device))
+
+
+def _on_node(outcome: TaskOutcome) -> TaskOutcome:
+    """``outcome`` with the node of the Ray cluster that ran it (unchanged outside Ray)."""
     ray = sys.modules.get("ray")
     if ray is not None and ray.is_initialized():  # which node of a cluster ran it
         outcome = replace(outcome, node=str(ray.get_runtime_context().get_node_id()))

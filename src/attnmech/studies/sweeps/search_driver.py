@@ -13,8 +13,6 @@ parameters, on either backend (:func:`_rerun_stale`).
 from __future__ import annotations
 
 import math
-import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -82,7 +80,7 @@ def evaluate_point(
         ``completed_rung_*`` attributes of the trial. With ``limit_threads`` (a worker
         process) torch and BLAS are set to one thread first.
     """
-    from .runner import TaskOutcome, _limit_threads, run_task_with_curves
+    from .runner import _attempt, _limit_threads, _on_node
 
     if limit_threads:
         _limit_threads()
@@ -118,20 +116,11 @@ def evaluate_point(
                 return True
             return False
 
-    started = time.perf_counter()
-    try:
-        rows, curves = run_task_with_curves(task, sweep, {cell.index: cell}, None, callback)
-    except Exception as exc:  # one point's failure must not end the search
-        message = str(exc).replace("\n", " ") or type(exc).__name__
-        seconds = time.perf_counter() - started
-        outcome = TaskOutcome(None, None, seconds, message, type(exc).__name__)
+    # one point's failure must not end the search: an exception becomes a failed outcome
+    outcome = _attempt(task, sweep, {cell.index: cell}, None, callback)
+    if outcome.rows is None:
         return outcome, reported, None, {}
-    outcome = TaskOutcome(rows, curves, time.perf_counter() - started)
-    ray = sys.modules.get("ray")
-    if ray is not None and ray.is_initialized():
-        from dataclasses import replace
-
-        outcome = replace(outcome, node=str(ray.get_runtime_context().get_node_id()))
+    outcome = _on_node(outcome)
     rungs: dict[str, Any] = {}
     if trial is not None:
         attrs = local._storage.get_trial(trial._trial_id).system_attrs
