@@ -206,14 +206,18 @@ class SearchResult:
     wall_time_s: float
 
 
+def _no_pruning(step: int, metrics: dict[str, np.ndarray]) -> bool:
+    """The training callback of a search without a pruner: never stops."""
+    return False
+
+
 def _objective_fn(spec: SearchSpec, store: SweepStore, columns: list[str]) -> Any:
     from .runner import run_task_with_curves
-    from .search_driver import _history_name, _objective_column, _point_task
+    from .search_driver import _objective_column, _point_task, _pruning_report
 
     optuna = _optuna()
     sweep = spec.sweep
     grid = sweep.grids[0]
-    history_name = _history_name(spec)
     column = _objective_column(spec)
 
     def objective(trial: Any) -> float:
@@ -222,17 +226,7 @@ def _objective_fn(spec: SearchSpec, store: SweepStore, columns: list[str]) -> An
         cell, task = _point_task(trial.number, grid.name, params, grid.metrics)
         pruned: list[int] = []
 
-        def report(step: int, metrics: dict[str, np.ndarray]) -> bool:
-            if spec.pruner == "none" or history_name not in metrics:
-                return False
-            value = _aggregate(np.asarray(metrics[history_name]), spec.stat)
-            if not math.isfinite(value):
-                return False
-            trial.report(value, step)
-            if trial.should_prune():
-                pruned.append(step)
-                return True
-            return False
+        report = _pruning_report(spec, trial, pruned) if spec.pruner != "none" else _no_pruning
 
         started = time.perf_counter()
         rows, curves = run_task_with_curves(task, sweep, {cell.index: cell}, None, report)

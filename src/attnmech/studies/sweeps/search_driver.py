@@ -13,6 +13,7 @@ parameters, on either backend (:func:`_rerun_stale`).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +48,31 @@ def _history_name(spec: SearchSpec) -> str:
     """The training-history key of the objective's metric (what the pruner is reported)."""
     metric = spec.objective.split("@", 1)[0]
     return next((m for m in spec.sweep.grids[0].metrics if metric_column(m) == metric), metric)
+
+
+def _pruning_report(
+    spec: SearchSpec, trial: Any, pruned: list[int], reported: list[tuple[int, float]] | None = None
+) -> Callable[[int, dict[str, np.ndarray]], bool]:
+    """The training callback that reports the objective's metric to the Optuna ``trial`` at
+    each logged step (and to ``reported``), appends the step to ``pruned`` and stops the
+    training when the pruner says so."""
+    history_name = _history_name(spec)
+
+    def report(step: int, metrics: dict[str, np.ndarray]) -> bool:
+        if history_name not in metrics:
+            return False
+        value = _aggregate(np.asarray(metrics[history_name]), spec.stat)
+        if not math.isfinite(value):
+            return False
+        trial.report(value, step)
+        if reported is not None:
+            reported.append((int(step), value))
+        if trial.should_prune():
+            pruned.append(int(step))
+            return True
+        return False
+
+    return report
 
 
 def _point_task(number: int, grid_name: str, params: dict[str, Any], metrics: tuple[str, ...]):
@@ -101,20 +127,7 @@ def evaluate_point(
         for frozen in others:
             local.add_trial(frozen)
         trial = local.ask()
-        history_name = _history_name(spec)
-
-        def callback(step: int, metrics: dict[str, np.ndarray]) -> bool:
-            if history_name not in metrics:
-                return False
-            value = _aggregate(np.asarray(metrics[history_name]), spec.stat)
-            if not math.isfinite(value):
-                return False
-            trial.report(value, step)
-            reported.append((int(step), value))
-            if trial.should_prune():
-                pruned.append(int(step))
-                return True
-            return False
+        callback = _pruning_report(spec, trial, pruned, reported)
 
     # one point's failure must not end the search: an exception becomes a failed outcome
     outcome = _attempt(task, sweep, {cell.index: cell}, None, callback)
