@@ -27,7 +27,6 @@ import hashlib
 import logging
 import math
 import os
-import sys
 import time
 import warnings
 from collections import OrderedDict
@@ -431,15 +430,9 @@ def _attempt_in_worker(
     task: Task, spec: SweepSpec, cells: dict[int, Cell], device: str | None
 ) -> TaskOutcome:
     _limit_threads()
-    return _on_node(_attempt(task, spec, cells, device))
+    from .backends import on_node
 
-
-def _on_node(outcome: TaskOutcome) -> TaskOutcome:
-    """``outcome`` with the node of the Ray cluster that ran it (unchanged outside Ray)."""
-    ray = sys.modules.get("ray")
-    if ray is not None and ray.is_initialized():  # which node of a cluster ran it
-        outcome = replace(outcome, node=str(ray.get_runtime_context().get_node_id()))
-    return outcome
+    return on_node(_attempt(task, spec, cells, device))
 
 
 # kept for pickled references of older callers

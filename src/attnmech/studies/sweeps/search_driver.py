@@ -106,7 +106,8 @@ def evaluate_point(
         ``completed_rung_*`` attributes of the trial. With ``limit_threads`` (a worker
         process) torch and BLAS are set to one thread first.
     """
-    from .runner import _attempt, _limit_threads, _on_node
+    from .backends import on_node
+    from .runner import _attempt, _limit_threads
 
     if limit_threads:
         _limit_threads()
@@ -133,7 +134,7 @@ def evaluate_point(
     outcome = _attempt(task, sweep, {cell.index: cell}, None, callback)
     if outcome.rows is None:
         return outcome, reported, None, {}
-    outcome = _on_node(outcome)
+    outcome = on_node(outcome)
     rungs: dict[str, Any] = {}
     if trial is not None:
         attrs = local._storage.get_trial(trial._trial_id).system_attrs
