@@ -465,6 +465,11 @@ def _save_checkpoint(
     )
 
 
+def _prefixed(arrays: dict[str, np.ndarray], prefix: str) -> dict[str, np.ndarray]:
+    """The arrays saved under ``prefix`` (by :func:`_save_checkpoint`), keyed without it."""
+    return {k[len(prefix) :]: v for k, v in arrays.items() if k.startswith(prefix)}
+
+
 def _resume_state(
     ckpt: _Checkpointing, fingerprint: str, train: dict[str, Any], flat: np.ndarray, steps: int
 ) -> dict[str, Any] | None:
@@ -497,16 +502,12 @@ def _resume_state(
             f"{theta.size} entries for {flat.size} pairs); {hint}",
             path=str(ckpt.path),
         )
-    history = {
-        k.split("/", 1)[1]: v for k, v in stored.arrays.items() if k.startswith("history/")
-    }
+    history = _prefixed(stored.arrays, "history/")
     keep = history["step"] < step if "step" in history else slice(0)
     return {
         "step": step,
         "theta": theta,
-        "state": {
-            k.split("/", 1)[1]: v for k, v in stored.arrays.items() if k.startswith("state/")
-        },
+        "state": _prefixed(stored.arrays, "state/"),
         "history": {k: list(v[keep]) for k, v in history.items()},
     }
 

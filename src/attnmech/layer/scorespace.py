@@ -101,7 +101,6 @@ class ScoreSpaceDescent:
         self.label_pos = first.clamp_max(T - 1)[:, :, None].contiguous()  # (B, n, 1)
         self.log_count = torch.log(inputs.label_count)
         self.sample_weight = inputs.weights  # w_i (the full objective's -upstream)
-        self.upstream = inputs.weights * torch.full_like(inputs.weights, -1.0)
         self.a = torch.zeros(B, p, dtype=dtype, device=device)  # sum of the steps c g
         # buffers reused every step
         self._other = torch.empty(B, n, T, dtype=dtype, device=device)

@@ -23,11 +23,12 @@ import socket
 import sys
 import threading
 import time
-from typing import Any
+from dataclasses import replace
+from typing import Any, TypeVar
 
 from ...errors import InvalidParameterError
 
-__all__ = ["DEFAULT_CONNECT_TIMEOUT", "bind_to_driver", "connect_ray", "probe_address"]
+__all__ = ["DEFAULT_CONNECT_TIMEOUT", "bind_to_driver", "connect_ray", "on_node", "probe_address"]
 
 DEFAULT_CONNECT_TIMEOUT = 30.0
 """Seconds ``--connect-timeout`` waits for a Ray cluster by default."""
@@ -218,3 +219,15 @@ def bind_to_driver(parent: int | None = None, period: float = _WATCH_PERIOD_S) -
     )
     watcher.start()
     return watcher
+
+
+_Outcome = TypeVar("_Outcome")
+
+
+def on_node(outcome: _Outcome) -> _Outcome:
+    """A task's outcome (a dataclass with a ``node`` field) with the node of the Ray cluster
+    that ran it; unchanged outside Ray."""
+    ray = sys.modules.get("ray")
+    if ray is not None and ray.is_initialized():  # which node of a cluster ran it
+        outcome = replace(outcome, node=str(ray.get_runtime_context().get_node_id()))  # type: ignore[type-var]
+    return outcome

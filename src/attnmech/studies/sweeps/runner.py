@@ -27,7 +27,6 @@ import hashlib
 import logging
 import math
 import os
-import sys
 import time
 import warnings
 from collections import OrderedDict
@@ -38,8 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from ..._io import exclusive_lock
-from ..._io import output_transaction
+from ..._io import exclusive_lock, output_transaction
 from ..._validation import POSITIVE_INT, check_params
 from ...errors import AttnmechError, InfeasibleProblemError, InvalidParameterError
 from ..scaffold import Progress
@@ -412,12 +410,16 @@ class TaskOutcome:
 
 
 def _attempt(
-    task: Task, spec: SweepSpec, cells: dict[int, Cell], device: str | None
+    task: Task,
+    spec: SweepSpec,
+    cells: dict[int, Cell],
+    device: str | None,
+    callback: Callable[[int, dict[str, np.ndarray]], Any] | None = None,
 ) -> TaskOutcome:
     """Run a task once, turning an exception into a failed outcome (so it can be retried)."""
     started = time.perf_counter()
     try:
-        rows, curves = run_task_with_curves(task, spec, cells, device)
+        rows, curves = run_task_with_curves(task, spec, cells, device, callback)
     except Exception as exc:  # any failure of one task must not end the sweep
         message = str(exc).replace("\n", " ") or type(exc).__name__
         return TaskOutcome(None, None, time.perf_counter() - started, message, type(exc).__name__)
@@ -428,11 +430,9 @@ def _attempt_in_worker(
     task: Task, spec: SweepSpec, cells: dict[int, Cell], device: str | None
 ) -> TaskOutcome:
     _limit_threads()
-    outcome = _attempt(task, spec, cells, device)
-    ray = sys.modules.get("ray")
-    if ray is not None and ray.is_initialized():  # which node of a cluster ran it
-        outcome = replace(outcome, node=str(ray.get_runtime_context().get_node_id()))
-    return outcome
+    from .backends import on_node
+
+    return on_node(_attempt(task, spec, cells, device))
 
 
 # kept for pickled references of older callers

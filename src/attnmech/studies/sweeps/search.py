@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 
 from ...errors import FileFormatError, InvalidParameterError
-from .grid import Cell, Task, result_columns
+from .grid import result_columns
 from .search_study import (
     DIRECTIONS,
     DISTRIBUTIONS,
@@ -206,39 +206,30 @@ class SearchResult:
     wall_time_s: float
 
 
+def _no_pruning(step: int, metrics: dict[str, np.ndarray]) -> bool:
+    """The training callback of a search without a pruner: never stops."""
+    return False
+
+
 def _objective_fn(spec: SearchSpec, store: SweepStore, columns: list[str]) -> Any:
     from .runner import run_task_with_curves
+    from .search_driver import _objective_column, _point_task, _pruning_report
 
     optuna = _optuna()
     sweep = spec.sweep
     grid = sweep.grids[0]
-    metric = spec.objective.split("@", 1)[0]
-    history_name = next((m for m in grid.metrics if metric_column(m) == metric), metric)
+    column = _objective_column(spec)
 
     def objective(trial: Any) -> float:
         params = dict(grid.fixed)
         params.update(_suggest(trial, spec))
-        cell = Cell(trial.number, grid.name, params, grid.metrics)
-        task = Task(f"t{trial.number:06d}", tuple((trial.number, t) for t in range(cell.trials)))
+        cell, task = _point_task(trial.number, grid.name, params, grid.metrics)
         pruned: list[int] = []
 
-        def report(step: int, metrics: dict[str, np.ndarray]) -> bool:
-            if spec.pruner == "none" or history_name not in metrics:
-                return False
-            value = _aggregate(np.asarray(metrics[history_name]), spec.stat)
-            if not math.isfinite(value):
-                return False
-            trial.report(value, step)
-            if trial.should_prune():
-                pruned.append(step)
-                return True
-            return False
+        report = _pruning_report(spec, trial, pruned) if spec.pruner != "none" else _no_pruning
 
         started = time.perf_counter()
         rows, curves = run_task_with_curves(task, sweep, {cell.index: cell}, None, report)
-        column = metric_column(metric) + (
-            "@" + spec.objective.split("@")[1] if "@" in spec.objective else ""
-        )
         value = _aggregate(np.array([r.get(column, math.nan) for r in rows], float), spec.stat)
         state = "pruned" if pruned else "complete"
         for row in rows:

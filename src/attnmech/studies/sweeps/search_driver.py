@@ -13,8 +13,7 @@ parameters, on either backend (:func:`_rerun_stale`).
 from __future__ import annotations
 
 import math
-import sys
-import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +42,37 @@ def _objective_column(spec: SearchSpec) -> str:
     return metric_column(metric) + (
         "@" + spec.objective.split("@")[1] if "@" in spec.objective else ""
     )
+
+
+def _history_name(spec: SearchSpec) -> str:
+    """The training-history key of the objective's metric (what the pruner is reported)."""
+    metric = spec.objective.split("@", 1)[0]
+    return next((m for m in spec.sweep.grids[0].metrics if metric_column(m) == metric), metric)
+
+
+def _pruning_report(
+    spec: SearchSpec, trial: Any, pruned: list[int], reported: list[tuple[int, float]] | None = None
+) -> Callable[[int, dict[str, np.ndarray]], bool]:
+    """The training callback that reports the objective's metric to the Optuna ``trial`` at
+    each logged step (and to ``reported``), appends the step to ``pruned`` and stops the
+    training when the pruner says so."""
+    history_name = _history_name(spec)
+
+    def report(step: int, metrics: dict[str, np.ndarray]) -> bool:
+        if history_name not in metrics:
+            return False
+        value = _aggregate(np.asarray(metrics[history_name]), spec.stat)
+        if not math.isfinite(value):
+            return False
+        trial.report(value, step)
+        if reported is not None:
+            reported.append((int(step), value))
+        if trial.should_prune():
+            pruned.append(int(step))
+            return True
+        return False
+
+    return report
 
 
 def _point_task(number: int, grid_name: str, params: dict[str, Any], metrics: tuple[str, ...]):
@@ -76,7 +106,8 @@ def evaluate_point(
         ``completed_rung_*`` attributes of the trial. With ``limit_threads`` (a worker
         process) torch and BLAS are set to one thread first.
     """
-    from .runner import TaskOutcome, _limit_threads, run_task_with_curves
+    from .backends import on_node
+    from .runner import _attempt, _limit_threads
 
     if limit_threads:
         _limit_threads()
@@ -97,36 +128,13 @@ def evaluate_point(
         for frozen in others:
             local.add_trial(frozen)
         trial = local.ask()
-        metric = spec.objective.split("@", 1)[0]
-        history_name = next((m for m in grid.metrics if metric_column(m) == metric), metric)
+        callback = _pruning_report(spec, trial, pruned, reported)
 
-        def callback(step: int, metrics: dict[str, np.ndarray]) -> bool:
-            if history_name not in metrics:
-                return False
-            value = _aggregate(np.asarray(metrics[history_name]), spec.stat)
-            if not math.isfinite(value):
-                return False
-            trial.report(value, step)
-            reported.append((int(step), value))
-            if trial.should_prune():
-                pruned.append(int(step))
-                return True
-            return False
-
-    started = time.perf_counter()
-    try:
-        rows, curves = run_task_with_curves(task, sweep, {cell.index: cell}, None, callback)
-    except Exception as exc:  # one point's failure must not end the search
-        message = str(exc).replace("\n", " ") or type(exc).__name__
-        seconds = time.perf_counter() - started
-        outcome = TaskOutcome(None, None, seconds, message, type(exc).__name__)
+    # one point's failure must not end the search: an exception becomes a failed outcome
+    outcome = _attempt(task, sweep, {cell.index: cell}, None, callback)
+    if outcome.rows is None:
         return outcome, reported, None, {}
-    outcome = TaskOutcome(rows, curves, time.perf_counter() - started)
-    ray = sys.modules.get("ray")
-    if ray is not None and ray.is_initialized():
-        from dataclasses import replace
-
-        outcome = replace(outcome, node=str(ray.get_runtime_context().get_node_id()))
+    outcome = on_node(outcome)
     rungs: dict[str, Any] = {}
     if trial is not None:
         attrs = local._storage.get_trial(trial._trial_id).system_attrs

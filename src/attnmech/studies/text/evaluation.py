@@ -167,6 +167,14 @@ def window_categories(
     return cat, gap
 
 
+def _lookup_pairs(keys: np.ndarray, want: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Positions of ``want`` in the sorted ``keys`` (clipped to a valid index) and whether
+    each is there."""
+    pos = np.minimum(np.searchsorted(keys, want), max(keys.size - 1, 0))
+    seen = keys[pos] == want if keys.size else np.zeros(want.shape, dtype=bool)
+    return pos, seen
+
+
 def initial_offsets(
     train_tokens: np.ndarray,
     train_queries: np.ndarray,
@@ -224,9 +232,7 @@ def initial_offsets(
         group, minlength=n_groups
     )
     tokens = np.asarray(tokens, dtype=np.int64)
-    want = tokens[:, -1:] * K + tokens
-    pos = np.minimum(np.searchsorted(keys, want), max(keys.size - 1, 0))
-    seen = keys[pos] == want if keys.size else np.zeros(tokens.shape, dtype=bool)
+    pos, seen = _lookup_pairs(keys, tokens[:, -1:] * K + tokens)
     offsets = np.empty(tokens.shape)
     offsets[seen] = mean[group[pos[seen]]]
     unseen = ~seen
@@ -401,17 +407,16 @@ def evaluate_heldout(
     order = [p for p in PREDICTORS if p in acc] + [p for p in acc if p not in PREDICTORS]
 
     out: dict[str, Any] = {"accuracy": {}, "log_loss": {}, "zero_probability": {}, "count": {}}
-    tv = tv_R = None
-    if "automaton" in weights:
-        tv = window_tv(weights["layer"], weights["automaton"], tokens)
-        out["tv_layer_automaton"] = {}
-    if "automaton_fitted_R" in weights:
-        tv_R = window_tv(weights["layer"], weights["automaton_fitted_R"], tokens)
-        out["tv_layer_automaton_fitted_R"] = {}
-    tv_init = None
-    if "automaton_init" in weights:
-        tv_init = window_tv(weights["layer"], weights["automaton_init"], tokens)
-        out["tv_layer_automaton_init"] = {}
+    # TV of the layer against each automaton predictor, keyed by its output name
+    tvs = {
+        f"tv_layer_{name}": window_tv(weights["layer"], weights[name], tokens)
+        for name in ("automaton", "automaton_fitted_R", "automaton_init")
+        if name in weights
+    }
+    out.update({key: {} for key in tvs})
+    tv = tvs.get("tv_layer_automaton")
+    tv_R = tvs.get("tv_layer_automaton_fitted_R")
+    tv_init = tvs.get("tv_layer_automaton_init")
     agree = None
     if automaton is not None and theory is not None:
         top_layer = tokens[np.arange(labels.size), token_masses(weights["layer"], tokens).argmax(1)]
@@ -434,12 +439,7 @@ def evaluate_heldout(
             }
         out["top_token_agreement"] = {}
     ivals: dict[str, Any] = {"accuracy": {}, "log_loss": {}}
-    if tv is not None:
-        ivals["tv_layer_automaton"] = {}
-    if tv_R is not None:
-        ivals["tv_layer_automaton_fitted_R"] = {}
-    if tv_init is not None:
-        ivals["tv_layer_automaton_init"] = {}
+    ivals.update({key: {} for key in tvs})
     warnings: list[str] = []
     for subset, mask in masks.items():
         out["count"][subset] = int(mask.sum())
@@ -460,12 +460,8 @@ def evaluate_heldout(
             for name in order
             if name in loss and name not in _FULL_VOCAB
         }
-        if tv is not None:
-            out["tv_layer_automaton"][subset] = _mean(tv, mask)
-        if tv_R is not None:
-            out["tv_layer_automaton_fitted_R"][subset] = _mean(tv_R, mask)
-        if tv_init is not None:
-            out["tv_layer_automaton_init"][subset] = _mean(tv_init, mask)
+        for key, values in tvs.items():
+            out[key][subset] = _mean(values, mask)
         if intervals:
             ivals["accuracy"][subset] = {
                 name: mean_with_interval(acc[name], mask) for name in order
@@ -475,12 +471,8 @@ def evaluate_heldout(
                 for name in order
                 if name in loss
             }
-            if tv is not None:
-                ivals["tv_layer_automaton"][subset] = mean_with_interval(tv, mask)
-            if tv_R is not None:
-                ivals["tv_layer_automaton_fitted_R"][subset] = mean_with_interval(tv_R, mask)
-            if tv_init is not None:
-                ivals["tv_layer_automaton_init"][subset] = mean_with_interval(tv_init, mask)
+            for key, values in tvs.items():
+                ivals[key][subset] = mean_with_interval(values, mask)
     if intervals:
         out["intervals"] = ivals
     out["warnings"] = warnings
@@ -489,24 +481,18 @@ def evaluate_heldout(
         query = np.broadcast_to(tokens[:, -1:], tokens.shape)
         svm = np.asarray(automaton.svm_table[tokens, query], dtype=np.float64)
         keys = np.asarray(seen_pairs, dtype=np.int64)
-        want = query * K + tokens
-        pos = np.minimum(np.searchsorted(keys, want), max(keys.size - 1, 0))
-        seen = (keys[pos] == want) if keys.size else np.zeros(tokens.shape, dtype=bool)
+        _, seen = _lookup_pairs(keys, query * K + tokens)
         cat, gap = window_categories(tokens, svm, seen)
         n = labels.size
         decided = cat == CATEGORIES.index("decided")
         out["decided_fraction"] = float(decided.mean()) if n else None
         out["decided_fraction_interval"] = _share(int(decided.sum()), n)
-        if tv is not None:
-            out["tv_decided"] = _mean(tv, decided)
-            out["tv_undecided"] = _mean(tv, ~decided)
-            out["tv_decided_interval"] = mean_with_interval(tv, decided)
-            out["tv_undecided_interval"] = mean_with_interval(tv, ~decided)
-        if tv_init is not None:
-            out["tv_decided_automaton_init"] = _mean(tv_init, decided)
-            out["tv_undecided_automaton_init"] = _mean(tv_init, ~decided)
-            out["tv_decided_automaton_init_interval"] = mean_with_interval(tv_init, decided)
-            out["tv_undecided_automaton_init_interval"] = mean_with_interval(tv_init, ~decided)
+        for by_window, suffix in ((tv, ""), (tv_init, "_automaton_init")):
+            if by_window is not None:
+                out[f"tv_decided{suffix}"] = _mean(by_window, decided)
+                out[f"tv_undecided{suffix}"] = _mean(by_window, ~decided)
+                out[f"tv_decided{suffix}_interval"] = mean_with_interval(by_window, decided)
+                out[f"tv_undecided{suffix}_interval"] = mean_with_interval(by_window, ~decided)
         categories: dict[str, Any] = {}
         for k, name in enumerate(CATEGORIES):
             group = cat == k

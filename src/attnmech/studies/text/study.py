@@ -17,8 +17,13 @@ import numpy as np
 from ..._io import atomic_write_text, exclusive_lock
 from ...data.dataset import check_memory
 from ...errors import AttnmechError, FileFormatError, InvalidParameterError
-from ..scaffold import Progress, ProgressLike, StudyResult, prepare_out_dir
-from ..scaffold import locks_out_dir  # one writer per output folder
+from ..scaffold import (
+    Progress,
+    ProgressLike,
+    StudyResult,
+    locks_out_dir,  # one writer per output folder
+    prepare_out_dir,
+)
 from .config import TextConfig
 from .corpus import TextData, prepare_text
 from .evaluation import PREDICTORS, evaluate_heldout
